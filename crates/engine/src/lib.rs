@@ -1,1 +1,38 @@
-//! tandem-engine
+//! # tandem-engine
+//!
+//! The pure-Rust heart of Tandem (DESIGN §3 and §4): everything that decides what happens
+//! to a packet, with no DPDK, no clock and no I/O, so that it is tested and benchmarked
+//! anywhere.
+//!
+//! - [`seq`]: sequence numbers with wrapping arithmetic and RFC 1982 comparison.
+//! - [`replica`]: the shared replica-state table (atomics, one writer).
+//! - [`table`]: the per-worker flow table (fixed capacity, burst lookups with prefetch).
+//! - [`flow`]: per-flow mirror-mode state.
+//! - [`hold`]: the hold queue for standby output.
+//! - [`engine`]: the mirror-mode rules, packet by packet.
+//! - [`buffer`], [`output`], [`config`], [`parse`]: the interface to the I/O layer.
+//!
+//! The caller (a worker lcore, or a test) hands the engine a buffer, the port it came
+//! in on and `now`; the engine rewrites it in place and queues it for transmission, keeps
+//! it (held standby output), or drops it with a counted reason; it copies or synthesises
+//! packets through the caller's [`buffer::BufferPool`], and raises [`output::Signal`]s for
+//! the control core.
+
+pub mod buffer;
+pub mod config;
+pub mod engine;
+pub mod flow;
+pub mod hold;
+pub mod output;
+pub mod parse;
+pub mod replica;
+pub mod seq;
+pub mod table;
+
+pub use buffer::{BufferPool, PacketBuf, VecPool};
+pub use config::{EngineConfig, Service, ServicePort};
+pub use engine::{Engine, BURST};
+pub use flow::{Flow, FlowKey, FlowPhase, Leg, MAX_COPIES};
+pub use output::{Counters, DropReason, Output, Side, Signal, SignalKind, Tx};
+pub use replica::{Health, ReplicaId, ReplicaTable};
+pub use seq::Seq;

@@ -1,0 +1,106 @@
+//! The engine's view of a profile: addresses, services and their replica pools, limits
+//! and timers. All times are nanoseconds on the caller's clock.
+
+use std::net::Ipv4Addr;
+
+use tandem_wire::MacAddr;
+
+use crate::replica::ReplicaId;
+
+/// Which TCP ports of a VIP a service covers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ServicePort {
+    /// Every port.
+    Any,
+    /// One port.
+    Port(u16),
+}
+
+impl ServicePort {
+    /// Whether `port` is covered.
+    #[inline]
+    pub fn covers(self, port: u16) -> bool {
+        match self {
+            ServicePort::Any => true,
+            ServicePort::Port(p) => p == port,
+        }
+    }
+}
+
+/// A service: a virtual address and port mirrored to a pool of replicas.
+#[derive(Clone, Debug)]
+pub struct Service {
+    /// Virtual address the clients connect to.
+    pub vip: Ipv4Addr,
+    /// Port(s) served.
+    pub port: ServicePort,
+    /// The pool, in preference order.
+    pub replicas: Vec<ReplicaId>,
+    /// Replicas per flow (1 to [`crate::MAX_COPIES`]).
+    pub copies: usize,
+}
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// MAC of the outside port (source of frames to clients).
+    pub outside_mac: MacAddr,
+    /// MAC of the inside port (source of frames to replicas).
+    pub inside_mac: MacAddr,
+    /// The appliance's own addresses: traffic to them goes to the control core.
+    pub own_addrs: Vec<Ipv4Addr>,
+    /// Services.
+    pub services: Vec<Service>,
+    /// Flow table capacity (fixed at start).
+    pub max_flows: usize,
+    /// Held bytes per flow leg before the oldest are released.
+    pub hold_bytes_per_flow: u32,
+    /// Held bytes per worker before the oldest of a leg are released.
+    pub hold_bytes_total: u64,
+    /// Held segments per worker (the hold pool's slots).
+    pub hold_segments: usize,
+    /// How long the primary's SYN-ACK waits for the other replicas' before it is forwarded.
+    pub synack_wait_ns: u64,
+    /// Idle timeout of a flow whose handshake has not completed.
+    pub syn_timeout_ns: u64,
+    /// Idle timeout of an established flow.
+    pub idle_timeout_ns: u64,
+    /// How long a closed flow lingers (to absorb retransmitted FINs and ACKs).
+    pub linger_ns: u64,
+    /// A replica whose acks lag the others' this long with data outstanding is signalled
+    /// (0: off).
+    pub ack_lag_ns: u64,
+    /// A replica whose output lags the others' this long is signalled (0: off).
+    pub output_lag_ns: u64,
+    /// How long an unmatched FIN may wait for the other replicas' before it is signalled.
+    pub fin_grace_ns: u64,
+    /// Flows examined per `poll` by the background sweep (timeouts).
+    pub sweep_batch: usize,
+    /// Flows examined per `poll` while a requested failover sweep is running.
+    pub failover_sweep_batch: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        const MS: u64 = 1_000_000;
+        EngineConfig {
+            outside_mac: MacAddr([0x02, 0, 0, 0, 0, 0x01]),
+            inside_mac: MacAddr([0x02, 0, 0, 0, 0, 0x02]),
+            own_addrs: Vec::new(),
+            services: Vec::new(),
+            max_flows: 65536,
+            hold_bytes_per_flow: 256 * 1024,
+            hold_bytes_total: 64 * 1024 * 1024,
+            hold_segments: 65536,
+            synack_wait_ns: 2 * MS,
+            syn_timeout_ns: 5_000 * MS,
+            idle_timeout_ns: 300_000 * MS,
+            linger_ns: 2_000 * MS,
+            ack_lag_ns: 50 * MS,
+            output_lag_ns: 0,
+            fin_grace_ns: 20 * MS,
+            sweep_batch: 64,
+            failover_sweep_batch: 4096,
+        }
+    }
+}

@@ -1,0 +1,1561 @@
+//! The per-worker engine: rx burst → parse → flow lookup → mirror-mode translation →
+//! tx batch. It owns its flow table and hold pool; it reads the shared replica table.
+//!
+//! Every rule of DESIGN §3 lives in [`Ctx`], one method per step, in the order a packet
+//! meets them. The engine never reads a clock or allocates on the packet path: the caller
+//! passes `now` (nanoseconds) and the buffers; new buffers come from the caller's pool.
+//!
+//! Decisions the design leaves open, taken here:
+//! - The primary's SYN-ACK waits up to `synack_wait` for the other replicas' (so that the
+//!   options can be normalised over all of them). Replicas that have not answered by then
+//!   are dropped from the flow (sent a RST) and the flow runs with fewer copies.
+//! - A replica RST kills that replica's leg of the flow at once (its connection is gone);
+//!   a FIN is held until every live replica has sent one at the same sequence. A replica
+//!   whose FIN another replica's data overtakes has diverged: its leg is killed. Both raise
+//!   a signal for the control core.
+//! - A replica's pure ACK is forwarded only when it tells the client something: a higher
+//!   synchronised ack or window, SACK blocks, or a duplicate ack from the replica that
+//!   holds the synchronised ack back. A standby's output is never forwarded; when it moves
+//!   the synchronised ack, Tandem sends the client a pure ACK of its own.
+//! - When hold budgets overflow, the oldest held segments of the leg are released; a
+//!   failover onto such a leg sends it three duplicate ACKs so it retransmits.
+//! - 802.1Q: frames with one tag are accepted and keep their tag; synthesised frames are
+//!   untagged.
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use tandem_wire::build::{self, OptionWriter, TcpBuild};
+use tandem_wire::checksum::ChecksumDelta;
+use tandem_wire::tcp::option_kind;
+use tandem_wire::{EthernetFrame, Ipv4Packet, TcpFlags};
+
+use crate::buffer::{BufferPool, PacketBuf};
+use crate::config::EngineConfig;
+use crate::flow::{Flow, FlowKey, FlowPhase, Leg, MAX_COPIES};
+use crate::hold::HoldPool;
+use crate::output::{Counters, DropReason, Output, Side, Signal, SignalKind};
+use crate::parse::{classify, set_hash, Class, Meta};
+use crate::replica::{Health, ReplicaTable};
+use crate::seq::Seq;
+use crate::table::{FlowIdx, FlowTable};
+
+/// Frames handled together for prefetching.
+pub const BURST: usize = 32;
+
+/// Size of the buffers the engine asks for when it synthesises a segment.
+const SYNTH_LEN: usize = 14 + 20 + 60;
+
+/// What to do with a flow after a handler ran.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fate {
+    Keep,
+    Remove,
+}
+
+/// The mirror-mode engine of one worker.
+pub struct Engine<B: PacketBuf> {
+    cfg: EngineConfig,
+    own: Vec<u32>,
+    replicas: Arc<ReplicaTable>,
+    flows: FlowTable,
+    hold: HoldPool<B>,
+    counters: Counters,
+    /// Per-service rotation of the designated primary.
+    rotation: Vec<usize>,
+    /// Flows waiting for the rest of their SYN-ACKs: (slot, key, deadline).
+    synack_queue: VecDeque<(FlowIdx, FlowKey, u64)>,
+    sweep_cursor: FlowIdx,
+    failover_sweep_left: usize,
+    scratch: Vec<(B, Class, Option<FlowIdx>)>,
+}
+
+impl<B: PacketBuf> Engine<B> {
+    /// An engine with its tables allocated for `cfg`'s limits.
+    pub fn new(cfg: EngineConfig, replicas: Arc<ReplicaTable>) -> Engine<B> {
+        let own = cfg.own_addrs.iter().map(|a| u32::from(*a)).collect();
+        Engine {
+            own,
+            flows: FlowTable::new(cfg.max_flows),
+            hold: HoldPool::new(cfg.hold_segments),
+            counters: Counters::default(),
+            rotation: vec![0; cfg.services.len()],
+            synack_queue: VecDeque::with_capacity(cfg.max_flows.min(1 << 16)),
+            sweep_cursor: 0,
+            failover_sweep_left: 0,
+            scratch: Vec::with_capacity(BURST),
+            cfg,
+            replicas,
+        }
+    }
+
+    /// Counters, with the gauges brought up to date.
+    pub fn counters(&mut self) -> &Counters {
+        self.counters.flows = self.flows.len() as u64;
+        self.counters.held_bytes = self.hold.bytes();
+        self.counters.held_segments = self.hold.segments() as u64;
+        &self.counters
+    }
+
+    /// The flow table (listing, tests, memory figures).
+    pub fn flows(&self) -> &FlowTable {
+        &self.flows
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// The shared replica table.
+    pub fn replicas(&self) -> &Arc<ReplicaTable> {
+        &self.replicas
+    }
+
+    /// Asks for a sweep of every flow over the next polls: flows of replicas that went
+    /// down switch and send their held data even if no packet of theirs arrives.
+    pub fn request_failover_sweep(&mut self) {
+        self.failover_sweep_left = self.flows.capacity();
+    }
+
+    /// Whether a requested failover sweep is still running.
+    pub fn failover_sweep_pending(&self) -> bool {
+        self.failover_sweep_left > 0
+    }
+
+    /// Handles one frame received on `side`.
+    pub fn process<P: BufferPool<B>>(
+        &mut self,
+        side: Side,
+        now: u64,
+        buf: B,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) {
+        self.counters.rx += 1;
+        let mut class = classify(buf.bytes(), &self.own);
+        if let Class::Tcp(m) = &mut class {
+            set_hash(m, side == Side::Outside);
+        }
+        let found = match &class {
+            Class::Tcp(m) => self.lookup(side, m),
+            _ => None,
+        };
+        self.dispatch(side, now, buf, class, found, pool, out);
+    }
+
+    /// Handles a burst received on `side`, draining `bufs`. Lookups of the whole burst
+    /// are issued with prefetches before any packet is handled.
+    pub fn process_burst<P: BufferPool<B>>(
+        &mut self,
+        side: Side,
+        now: u64,
+        bufs: &mut Vec<B>,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) {
+        let outside = side == Side::Outside;
+        while !bufs.is_empty() {
+            let n = bufs.len().min(BURST);
+            // Parse, and prefetch the buckets.
+            for buf in bufs.drain(..n) {
+                let mut class = classify(buf.bytes(), &self.own);
+                if let Class::Tcp(m) = &mut class {
+                    set_hash(m, outside);
+                    self.flows.prefetch_bucket(m.hash);
+                }
+                self.scratch.push((buf, class, None));
+            }
+            // Look up, and prefetch the flows.
+            for i in 0..self.scratch.len() {
+                if let Class::Tcp(m) = &self.scratch[i].1 {
+                    let found = self.lookup(side, m);
+                    if let Some(idx) = found {
+                        self.flows.prefetch_flow(idx);
+                    }
+                    self.scratch[i].2 = found;
+                }
+            }
+            // Translate.
+            let mut scratch = core::mem::take(&mut self.scratch);
+            for (buf, class, found) in scratch.drain(..) {
+                self.counters.rx += 1;
+                self.dispatch(side, now, buf, class, found, pool, out);
+            }
+            self.scratch = scratch;
+        }
+    }
+
+    #[inline]
+    fn lookup(&self, side: Side, m: &Meta) -> Option<FlowIdx> {
+        match side {
+            Side::Outside => self.flows.find(m.hash, |f| {
+                f.key.client_ip == m.src
+                    && f.key.client_port == m.sport
+                    && f.key.vip == m.dst
+                    && f.key.vip_port == m.dport
+            }),
+            Side::Inside => self.flows.find(m.hash, |f| {
+                f.key.client_ip == m.dst
+                    && f.key.client_port == m.dport
+                    && f.key.vip_port == m.sport
+                    && f.leg_of(m.src).is_some()
+            }),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn dispatch<P: BufferPool<B>>(
+        &mut self,
+        side: Side,
+        now: u64,
+        buf: B,
+        class: Class,
+        found: Option<FlowIdx>,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) {
+        let m = match class {
+            Class::Tcp(m) => m,
+            Class::Control => {
+                match out.push_control(buf) {
+                    Ok(()) => self.counters.to_control += 1,
+                    Err(_) => self.counters.drop(DropReason::ControlFull),
+                }
+                return;
+            }
+            Class::Drop(reason) => {
+                self.counters.drop(reason);
+                return;
+            }
+        };
+        let Some(idx) = found else {
+            match side {
+                Side::Outside => self.new_flow(now, buf, &m, pool, out),
+                Side::Inside => self.counters.drop(DropReason::NoFlow),
+            }
+            return;
+        };
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            replicas: &self.replicas,
+            hold: &mut self.hold,
+            c: &mut self.counters,
+            pool,
+            out,
+            now,
+        };
+        let flow = self.flows.get_mut(idx);
+        let fate = match side {
+            Side::Outside => {
+                if flow.phase == FlowPhase::Closed
+                    && m.flags.contains(TcpFlags::SYN)
+                    && !m.flags.contains(TcpFlags::ACK)
+                    && m.seq != flow.client_isn
+                {
+                    // A new connection on the ports of a closed one (TIME-WAIT reuse).
+                    ctx.release_flow(flow);
+                    self.flows.remove(idx);
+                    self.counters.flows_removed += 1;
+                    self.new_flow(now, buf, &m, pool, out);
+                    return;
+                }
+                ctx.on_client(flow, buf, &m)
+            }
+            Side::Inside => match flow.leg_of(m.src) {
+                Some(i) => ctx.on_replica(flow, i, buf, &m),
+                None => {
+                    ctx.c.drop(DropReason::NoFlow);
+                    Fate::Keep
+                }
+            },
+        };
+        if fate == Fate::Remove {
+            ctx.release_flow(flow);
+            self.flows.remove(idx);
+            self.counters.flows_removed += 1;
+            return;
+        }
+        if flow.phase == FlowPhase::SynSent && flow.first_synack_at != 0 && !flow.handshake_queued
+        {
+            flow.handshake_queued = true;
+            let (key, deadline) = (flow.key, now + self.cfg.synack_wait_ns);
+            if !self.queue_handshake(idx, key, deadline) {
+                // No room to wait: forward what we have now.
+                self.synack_queue_full_handshake(idx, now, pool, out);
+            }
+        }
+    }
+
+    fn synack_queue_full_handshake<P: BufferPool<B>>(
+        &mut self,
+        idx: FlowIdx,
+        now: u64,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) {
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            replicas: &self.replicas,
+            hold: &mut self.hold,
+            c: &mut self.counters,
+            pool,
+            out,
+            now,
+        };
+        let f = self.flows.get_mut(idx);
+        if ctx.complete_handshake(f) == Fate::Remove {
+            ctx.release_flow(f);
+            self.flows.remove(idx);
+            self.counters.flows_removed += 1;
+        }
+    }
+
+    /// A segment to a VIP that matches no flow: only a SYN may create one.
+    fn new_flow<P: BufferPool<B>>(
+        &mut self,
+        now: u64,
+        buf: B,
+        m: &Meta,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) {
+        let Some(si) = self
+            .cfg
+            .services
+            .iter()
+            .position(|s| u32::from(s.vip) == m.dst && s.port.covers(m.dport))
+        else {
+            self.counters.drop(DropReason::NotServed);
+            return;
+        };
+        if m.flags.0 & (TcpFlags::SYN.0 | TcpFlags::ACK.0 | TcpFlags::RST.0 | TcpFlags::FIN.0)
+            != TcpFlags::SYN.0
+        {
+            self.counters.drop(DropReason::NoFlow);
+            return;
+        }
+        // Pick the replica set: live (not draining) replicas of the pool, starting at a
+        // rotating offset so that the designated primary, and the load, spread evenly.
+        let svc = &self.cfg.services[si];
+        let pool_len = svc.replicas.len();
+        let mut chosen = [crate::replica::ReplicaId(0); MAX_COPIES];
+        let mut n = 0;
+        let start = self.rotation[si];
+        for off in 0..pool_len {
+            let r = svc.replicas[(start + off) % pool_len];
+            if self.replicas.health(r) == Health::Up {
+                chosen[n] = r;
+                n += 1;
+                if n == svc.copies.min(MAX_COPIES) {
+                    break;
+                }
+            }
+        }
+        if n == 0 {
+            self.counters.drop(DropReason::NoReplica);
+            return;
+        }
+        self.rotation[si] = (start + 1) % pool_len.max(1);
+        let key = FlowKey {
+            client_ip: m.src,
+            client_port: m.sport,
+            vip: m.dst,
+            vip_port: m.dport,
+        };
+        let Some(idx) = self.flows.insert(key) else {
+            self.counters.drop(DropReason::TableFull);
+            return;
+        };
+        self.counters.flows_created += 1;
+        let frame = buf.bytes();
+        let client_mac = EthernetFrame::new_unchecked(frame).src();
+        let tcp = m.tcp(frame);
+        let f = self.flows.get_mut(idx);
+        f.client_mac = client_mac;
+        f.client_isn = m.seq;
+        f.client_snd_nxt = m.seq.wrapping_add(1);
+        f.client_mss = tcp.mss().unwrap_or(536);
+        f.client_wscale = tcp.window_scale().map(|s| s.min(14));
+        f.client_sack_ok = tcp.sack_permitted();
+        if let Some((tsval, _)) = tcp.timestamps() {
+            f.client_ts_ok = true;
+            f.client_tsval = tsval;
+        }
+        f.client_window = tcp.window();
+        f.created_at = now;
+        f.last_seen = now;
+        f.n_legs = n as u8;
+        for (leg, &r) in f.legs.iter_mut().zip(&chosen[..n]) {
+            *leg = Leg {
+                replica: r,
+                epoch: self.replicas.epoch(r),
+                addr: u32::from(self.replicas.addr(r)),
+                alive: true,
+                ..Leg::default()
+            };
+        }
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            replicas: &self.replicas,
+            hold: &mut self.hold,
+            c: &mut self.counters,
+            pool,
+            out,
+            now,
+        };
+        ctx.copy_to_legs(f, buf, m);
+    }
+
+    /// Timers and the background sweep; call it every loop iteration (it is cheap when
+    /// there is nothing to do).
+    pub fn poll<P: BufferPool<B>>(&mut self, now: u64, pool: &mut P, out: &mut Output<B>) {
+        // Handshakes whose SYN-ACK wait is over.
+        while let Some(&(idx, key, deadline)) = self.synack_queue.front() {
+            if deadline > now || out.tx_room() < MAX_COPIES + 1 {
+                break;
+            }
+            self.synack_queue.pop_front();
+            if !self.flows.is_used(idx) {
+                continue;
+            }
+            let mut ctx = Ctx {
+                cfg: &self.cfg,
+                replicas: &self.replicas,
+                hold: &mut self.hold,
+                c: &mut self.counters,
+                pool,
+                out,
+                now,
+            };
+            let f = self.flows.get_mut(idx);
+            if f.key != key || f.phase != FlowPhase::SynSent {
+                continue;
+            }
+            if ctx.complete_handshake(f) == Fate::Remove {
+                ctx.release_flow(f);
+                self.flows.remove(idx);
+                self.counters.flows_removed += 1;
+            }
+        }
+        self.sweep(now, pool, out);
+    }
+
+    fn sweep<P: BufferPool<B>>(&mut self, now: u64, pool: &mut P, out: &mut Output<B>) {
+        let mut budget = if self.failover_sweep_left > 0 {
+            self.cfg.failover_sweep_batch
+        } else {
+            self.cfg.sweep_batch
+        };
+        let cap = self.flows.capacity() as FlowIdx;
+        while budget > 0 && out.tx_room() >= 2 * MAX_COPIES + 4 {
+            let Some(idx) = self.flows.next_used(self.sweep_cursor) else {
+                self.failover_sweep_left = 0;
+                return;
+            };
+            // Progress over the slots, counting the empty ones skipped.
+            let skipped = (idx + cap - self.sweep_cursor) % cap;
+            self.failover_sweep_left = self
+                .failover_sweep_left
+                .saturating_sub(skipped as usize + 1);
+            self.sweep_cursor = (idx + 1) % cap;
+            budget -= 1;
+            let mut ctx = Ctx {
+                cfg: &self.cfg,
+                replicas: &self.replicas,
+                hold: &mut self.hold,
+                c: &mut self.counters,
+                pool,
+                out,
+                now,
+            };
+            let f = self.flows.get_mut(idx);
+            if ctx.sweep_flow(f) == Fate::Remove {
+                ctx.release_flow(f);
+                self.flows.remove(idx);
+                self.counters.flows_removed += 1;
+            }
+        }
+    }
+
+    /// Queues `idx` for the end of its SYN-ACK wait.
+    fn queue_handshake(&mut self, idx: FlowIdx, key: FlowKey, deadline: u64) -> bool {
+        if self.synack_queue.len() == self.synack_queue.capacity() {
+            return false;
+        }
+        self.synack_queue.push_back((idx, key, deadline));
+        true
+    }
+}
+
+/// Everything a rule needs besides the flow, borrowed apart from the flow table.
+struct Ctx<'a, B: PacketBuf, P: BufferPool<B>> {
+    cfg: &'a EngineConfig,
+    replicas: &'a ReplicaTable,
+    hold: &'a mut HoldPool<B>,
+    c: &'a mut Counters,
+    pool: &'a mut P,
+    out: &'a mut Output<B>,
+    now: u64,
+}
+
+/// Window field for `bytes` of window at `shift`, clamped to the 16-bit field
+/// (RFC 7323 §2.3).
+#[inline]
+fn scaled_window(bytes: u32, shift: u8) -> u16 {
+    (bytes >> shift).min(u32::from(u16::MAX)) as u16
+}
+
+/// Rewrites a window field from one scale to another.
+#[inline]
+fn rescale(field: u16, from: u8, to: u8) -> u16 {
+    if from == to {
+        field
+    } else {
+        scaled_window(u32::from(field) << from, to)
+    }
+}
+
+impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
+    // ---- output -----------------------------------------------------------------------
+
+    #[inline]
+    fn tx(&mut self, side: Side, buf: B) {
+        match self.out.push_tx(side, buf) {
+            Ok(()) => self.c.tx += 1,
+            Err(_) => self.c.drop(DropReason::TxFull),
+        }
+    }
+
+    fn signal(&mut self, leg: &mut Leg, kind: SignalKind) {
+        if leg.signalled {
+            return;
+        }
+        leg.signalled = true;
+        self.raise(Signal {
+            replica: leg.replica,
+            kind,
+            at: self.now,
+        });
+    }
+
+    fn raise(&mut self, s: Signal) {
+        if self.out.push_signal(s) {
+            self.c.signals += 1;
+        } else {
+            self.c.signals_lost += 1;
+        }
+    }
+
+    // ---- client → replicas ------------------------------------------------------------
+
+    /// A segment from the client of an existing flow.
+    fn on_client(&mut self, f: &mut Flow, buf: B, m: &Meta) -> Fate {
+        f.last_seen = self.now;
+        let flags = m.flags;
+        let ordinary = !flags.contains(TcpFlags::RST) && !flags.contains(TcpFlags::SYN);
+        if ordinary && f.phase != FlowPhase::SynSent {
+            // First what the client says, so that a failover below replays only what
+            // the client still lacks.
+            self.record_client(f, &buf, m);
+        }
+        if self.refresh_legs(f) == Fate::Remove {
+            return Fate::Remove;
+        }
+        if flags.contains(TcpFlags::RST) {
+            // §3.8: a client RST goes to every replica; the flow ends with it.
+            self.copy_to_legs(f, buf, m);
+            return Fate::Remove;
+        }
+        if flags.contains(TcpFlags::SYN) {
+            // A retransmitted SYN: the replicas answer it themselves.
+            if m.seq == f.client_isn {
+                self.copy_to_legs(f, buf, m);
+            } else {
+                self.c.drop(DropReason::BadState);
+            }
+            return Fate::Keep;
+        }
+        if f.phase == FlowPhase::SynSent {
+            // Nothing but a SYN can come before the client has seen a SYN-ACK.
+            self.c.drop(DropReason::BadState);
+            return Fate::Keep;
+        }
+        self.release_acked(f);
+        self.copy_to_legs(f, buf, m);
+        self.check_closed(f);
+        Fate::Keep
+    }
+
+    /// The client's ack, window, TS.Recent, sequence and FIN.
+    fn record_client(&mut self, f: &mut Flow, buf: &B, m: &Meta) {
+        let tcp = m.tcp(buf.bytes());
+        if m.flags.contains(TcpFlags::ACK) && (!f.client_acked || m.ack > f.client_ack) {
+            f.client_ack = m.ack;
+            f.client_acked = true;
+        }
+        f.client_window = tcp.window();
+        if let Some((tsval, _)) = tcp.timestamps() {
+            if Seq(tsval) > Seq(f.client_tsval) {
+                f.client_tsval = tsval;
+            }
+        }
+        let end = m.seq.wrapping_add(m.seq_len());
+        if end > f.client_snd_nxt {
+            f.client_snd_nxt = end;
+        }
+        if m.flags.contains(TcpFlags::FIN) {
+            f.client_fin = Some(m.seq.wrapping_add(m.payload_len));
+        }
+        f.bytes_from_client += u64::from(m.payload_len);
+    }
+
+    /// §3.6: held standby output that the client's ack covers is no longer needed.
+    fn release_acked(&mut self, f: &mut Flow) {
+        if !f.client_acked {
+            return;
+        }
+        let active = f.active as usize;
+        for (i, leg) in f.legs[..f.n_legs as usize].iter_mut().enumerate() {
+            if i == active {
+                continue;
+            }
+            while let Some((seq, len)) = self.hold.front(&leg.hold) {
+                let visible_end = seq.wrapping_sub(leg.delta).wrapping_add(len);
+                if visible_end > f.client_ack {
+                    break;
+                }
+                self.hold.pop_front(&mut leg.hold);
+            }
+        }
+    }
+
+    /// Sends a client segment to every live leg, a copy each (the original to the last).
+    fn copy_to_legs(&mut self, f: &mut Flow, buf: B, m: &Meta) {
+        let is_syn = m.flags.contains(TcpFlags::SYN);
+        let n = f.n_legs as usize;
+        let targets = |l: &Leg| l.alive && (l.answered || is_syn || m.flags.contains(TcpFlags::RST));
+        let Some(last) = f.legs[..n].iter().rposition(targets) else {
+            self.c.drop(DropReason::NoReplica);
+            return;
+        };
+        let mut original = Some(buf);
+        for i in 0..=last {
+            if !targets(&f.legs[i]) {
+                continue;
+            }
+            let copy = if i == last {
+                original.take()
+            } else {
+                match original.as_ref() {
+                    Some(b) => self.pool.copy(b),
+                    None => None,
+                }
+            };
+            let Some(mut copy) = copy else {
+                self.c.drop(DropReason::NoBuffer);
+                continue;
+            };
+            if self.rewrite_to_leg(f, i, &mut copy, m) {
+                self.tx(Side::Inside, copy);
+            }
+        }
+    }
+
+    /// Rewrites a client segment for leg `i` (§1 DNAT, §3.2 ack, §3.3 TSecr, §3.4 window,
+    /// §3.7 ack clamp, SACK edges). False when it cannot be sent (no neighbour).
+    fn rewrite_to_leg(&mut self, f: &mut Flow, i: usize, buf: &mut B, m: &Meta) -> bool {
+        let ts_on = f.ts_on;
+        let client_shift = f.client_shift;
+        let leg = &mut f.legs[i];
+        let Some(mac) = self.replicas.mac(leg.replica) else {
+            self.c.drop(DropReason::NoNeighbour);
+            self.signal(leg, SignalKind::NeighbourMissing);
+            return false;
+        };
+        let frame = buf.bytes_mut();
+        {
+            let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+            eth.set_dst(mac);
+            eth.set_src(self.cfg.inside_mac);
+        }
+        let mut sum = ChecksumDelta::new();
+        sum.u32(m.dst, leg.addr);
+        Ipv4Packet::new_unchecked(&mut frame[m.l3..m.end]).set_dst(Ipv4Addr::from(leg.addr));
+        let mut tcp = m.tcp_mut(frame);
+        if leg.answered && !m.flags.contains(TcpFlags::SYN) {
+            if m.flags.contains(TcpFlags::ACK) {
+                // Never ack what the replica has not sent (Linux ignores such acks).
+                let ack = m.ack.wrapping_add(leg.delta).earlier(leg.snd_nxt);
+                sum.u32(m.ack.0, ack.0);
+                tcp.set_ack_raw(ack.0);
+                leg.acked_to = leg.acked_to.later(ack);
+            }
+            let w = tcp.window();
+            let w2 = rescale(w, client_shift, leg.peer_wscale);
+            if w2 != w {
+                sum.u16(w, w2);
+                tcp.set_window_raw(w2);
+            }
+        }
+        tcp.adjust_checksum(sum);
+        if leg.answered {
+            if let Some((tsval, tsecr)) = tcp.timestamps() {
+                if ts_on && tsecr != 0 {
+                    tcp.set_timestamps(tsval, tsecr.wrapping_add(leg.ts_offset));
+                }
+            }
+            if leg.delta != 0 {
+                let delta = leg.delta;
+                tcp.map_sack_blocks(|edge| edge.wrapping_add(delta));
+            }
+        }
+        true
+    }
+
+    // ---- replica → client -------------------------------------------------------------
+
+    /// A segment from leg `i` of an existing flow.
+    fn on_replica(&mut self, f: &mut Flow, i: usize, buf: B, m: &Meta) -> Fate {
+        f.last_seen = self.now;
+        if self.refresh_legs(f) == Fate::Remove {
+            return Fate::Remove;
+        }
+        if !f.legs[i].alive {
+            self.c.drop(DropReason::DeadLeg);
+            return Fate::Keep;
+        }
+        let flags = m.flags;
+        if flags.contains(TcpFlags::RST) {
+            return self.on_replica_rst(f, i, buf, m);
+        }
+        if flags.contains(TcpFlags::SYN) {
+            if flags.contains(TcpFlags::ACK) {
+                return self.on_synack(f, i, buf, m);
+            }
+            self.c.drop(DropReason::BadState);
+            return Fate::Keep;
+        }
+        if !f.legs[i].answered || f.phase == FlowPhase::SynSent {
+            self.c.drop(DropReason::BadState);
+            return Fate::Keep;
+        }
+        self.update_leg(f, i, &buf, m);
+        if self.check_divergence(f) == Fate::Remove {
+            return Fate::Remove;
+        }
+        if !f.legs[i].alive {
+            // Its own FIN was overtaken: it diverged, and the segment goes nowhere.
+            self.c.drop(DropReason::DeadLeg);
+            return Fate::Keep;
+        }
+        let carries = m.payload_len > 0 || flags.contains(TcpFlags::FIN);
+        if i == f.active as usize {
+            if carries {
+                self.forward_from_active(f, buf, m);
+            } else {
+                self.forward_pure_ack(f, buf, m);
+            }
+        } else if carries {
+            self.hold_standby(f, i, buf, m);
+        } else {
+            self.c.drop(DropReason::Suppressed);
+        }
+        // §3.5: a standby's ack, or a dead leg, may have raised the synchronised ack.
+        self.ack_client_if_moved(f);
+        // §3.7: bytes the client already acked are acked to the replica by Tandem.
+        self.ack_leg_if_behind(f, i);
+        // A FIN the active never sends (it died) may now be matched by the others.
+        self.fin_if_agreed(f);
+        self.check_lag(f);
+        self.check_closed(f);
+        Fate::Keep
+    }
+
+    /// Records what leg `i` has sent and acknowledged.
+    fn update_leg(&mut self, f: &mut Flow, i: usize, buf: &B, m: &Meta) {
+        let tcp = m.tcp(buf.bytes());
+        let window = u32::from(tcp.window());
+        let ts = tcp.timestamps();
+        let leg = &mut f.legs[i];
+        if m.flags.contains(TcpFlags::ACK) && m.ack >= leg.ack {
+            leg.ack = m.ack;
+            leg.wnd_edge = m.ack.wrapping_add(window << leg.wscale);
+        }
+        let end = m.seq.wrapping_add(m.seq_len());
+        if end > leg.snd_nxt {
+            leg.snd_nxt = end;
+        }
+        if let Some((tsval, _)) = ts {
+            leg.last_tsval = tsval;
+        }
+        if m.flags.contains(TcpFlags::FIN) && leg.fin.is_none() {
+            leg.fin = Some(m.seq.wrapping_add(m.payload_len));
+            leg.fin_since = self.now;
+        }
+    }
+
+    /// §3.8 divergence: a leg whose FIN another leg's data has overtaken is killed.
+    fn check_divergence(&mut self, f: &mut Flow) -> Fate {
+        let n = f.n_legs as usize;
+        for i in 0..n {
+            let leg = f.legs[i];
+            let Some(fin) = leg.fin else { continue };
+            if !leg.alive {
+                continue;
+            }
+            let vfin = fin.wrapping_sub(leg.delta);
+            let overtaken = f.legs[..n].iter().enumerate().any(|(j, o)| {
+                j != i && o.alive && o.answered && o.visible_snd_nxt() > vfin.wrapping_add(1)
+            });
+            if overtaken {
+                self.signal(&mut f.legs[i], SignalKind::UnmatchedFin);
+                if self.kill_leg(f, i) == Fate::Remove {
+                    return Fate::Remove;
+                }
+            } else if f.phase != FlowPhase::Closed
+                && self.fin_agreed(f).is_none()
+                && self.cfg.fin_grace_ns > 0
+                && self.now.saturating_sub(leg.fin_since) > self.cfg.fin_grace_ns
+            {
+                self.signal(&mut f.legs[i], SignalKind::UnmatchedFin);
+            }
+        }
+        Fate::Keep
+    }
+
+    /// Visible sequence of the FIN when every live leg has sent one there (§3.8).
+    fn fin_agreed(&self, f: &Flow) -> Option<Seq> {
+        let mut at = None;
+        for l in f.legs().iter().filter(|l| l.alive && l.answered) {
+            let v = l.fin?.wrapping_sub(l.delta);
+            match at {
+                None => at = Some(v),
+                Some(a) if a != v => return None,
+                _ => {}
+            }
+        }
+        at
+    }
+
+    /// Forwards a data or FIN segment of the active leg to the client (live or replayed).
+    fn forward_from_active(&mut self, f: &mut Flow, mut buf: B, m: &Meta) {
+        let leg = f.legs[f.active as usize];
+        let vstart = m.seq.wrapping_sub(leg.delta);
+        let mut vend = vstart.wrapping_add(m.seq_len());
+        let mut strip_fin = false;
+        if m.flags.contains(TcpFlags::FIN) {
+            match self.fin_agreed(f) {
+                Some(v) => f.fin_sent = Some(v),
+                None => {
+                    strip_fin = true;
+                    vend = vend.wrapping_sub(1);
+                }
+            }
+        }
+        if vend == vstart || (f.client_acked && vend <= f.client_ack && !m.flags.contains(TcpFlags::FIN))
+        {
+            // Nothing the client lacks: a stripped bare FIN, or bytes it already acked.
+            self.c.drop(DropReason::Suppressed);
+            return;
+        }
+        if strip_fin {
+            let mut tcp = m.tcp_mut(buf.bytes_mut());
+            let flags = tcp.flags();
+            tcp.set_flags(TcpFlags(flags.0 & !TcpFlags::FIN.0));
+        }
+        let active = f.active as usize;
+        self.rewrite_to_client(f, active, &mut buf, m);
+        if vend > f.to_client_nxt {
+            f.to_client_nxt = vend;
+        }
+        f.bytes_to_client += u64::from(m.payload_len);
+        self.tx(Side::Outside, buf);
+    }
+
+    /// A pure ACK from the active leg: forwarded only when it tells the client something.
+    fn forward_pure_ack(&mut self, f: &mut Flow, mut buf: B, m: &Meta) {
+        let Some((ack, edge)) = sync_ack(f) else {
+            self.c.drop(DropReason::RedundantAck);
+            return;
+        };
+        let leg = f.active_leg();
+        let informative = ack > f.ack_sent
+            || edge > f.edge_sent
+            || m.tcp(buf.bytes()).sack_blocks().is_some_and(|b| b.len() > 0)
+            // A duplicate ack from the leg holding the synchronised ack back: the client
+            // needs it for fast retransmit.
+            || (leg.ack == ack && m.ack == ack && f.client_snd_nxt > ack);
+        if !informative {
+            self.c.drop(DropReason::RedundantAck);
+            return;
+        }
+        let active = f.active as usize;
+        self.rewrite_to_client(f, active, &mut buf, m);
+        self.tx(Side::Outside, buf);
+    }
+
+    /// Rewrites a segment of leg `i` for the client: source VIP, seq −delta, ack and
+    /// window synchronised over the live legs, TSval into the visible clock.
+    fn rewrite_to_client(&mut self, f: &mut Flow, i: usize, buf: &mut B, m: &Meta) {
+        let (ack, edge) = sync_ack(f).unwrap_or((f.ack_sent, f.edge_sent));
+        let leg = f.legs[i];
+        let frame = buf.bytes_mut();
+        {
+            let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+            eth.set_dst(f.client_mac);
+            eth.set_src(self.cfg.outside_mac);
+        }
+        let mut sum = ChecksumDelta::new();
+        sum.u32(m.src, f.key.vip);
+        Ipv4Packet::new_unchecked(&mut frame[m.l3..m.end]).set_src(Ipv4Addr::from(f.key.vip));
+        let mut tcp = m.tcp_mut(frame);
+        let seq = m.seq.wrapping_sub(leg.delta);
+        sum.u32(m.seq.0, seq.0);
+        tcp.set_seq_raw(seq.0);
+        if m.flags.contains(TcpFlags::ACK) {
+            sum.u32(m.ack.0, ack.0);
+            tcp.set_ack_raw(ack.0);
+            let w = if m.flags.contains(TcpFlags::SYN) {
+                // Windows in SYN segments are never scaled (RFC 7323 §2.2).
+                scaled_window(edge.bytes_after(ack), 0)
+            } else {
+                scaled_window(edge.bytes_after(ack), f.visible_wscale)
+            };
+            sum.u16(tcp.window(), w);
+            tcp.set_window_raw(w);
+            f.ack_sent = ack;
+            f.edge_sent = edge;
+        }
+        tcp.adjust_checksum(sum);
+        if let Some((tsval, tsecr)) = tcp.timestamps() {
+            if f.ts_on {
+                let v = tsval.wrapping_sub(leg.ts_offset);
+                if Seq(v) > Seq(f.max_tsval_sent) {
+                    f.max_tsval_sent = v;
+                }
+                tcp.set_timestamps(v, tsecr);
+            } else {
+                tcp.nop_out(option_kind::TIMESTAMPS);
+            }
+        }
+        if !f.sack_on {
+            tcp.nop_out(option_kind::SACK);
+        }
+    }
+
+    /// §3.6: keeps a standby's data until the client's ack covers it.
+    fn hold_standby(&mut self, f: &mut Flow, i: usize, buf: B, m: &Meta) {
+        let leg = &mut f.legs[i];
+        let len = m.seq_len();
+        let vend = m.seq.wrapping_sub(leg.delta).wrapping_add(len);
+        if f.client_acked && vend <= f.client_ack {
+            self.c.drop(DropReason::Suppressed);
+            return;
+        }
+        let per_flow = self.cfg.hold_bytes_per_flow;
+        let total = self.cfg.hold_bytes_total;
+        while leg.hold.bytes + len > per_flow
+            || self.hold.bytes() + u64::from(len) > total
+            || !self.hold.has_room()
+        {
+            if self.hold.pop_front(&mut leg.hold).is_none() {
+                break;
+            }
+            leg.hold_gap = true;
+            self.c.drop(DropReason::HoldBudget);
+        }
+        match self.hold.push(&mut leg.hold, buf, m.seq, len) {
+            Ok(()) => self.c.drop(DropReason::Suppressed),
+            Err(_) => {
+                leg.hold_gap = true;
+                self.c.drop(DropReason::HoldBudget);
+            }
+        }
+    }
+
+    /// §3.5: a pure ACK of Tandem's own when the synchronised ack or window moved.
+    fn ack_client_if_moved(&mut self, f: &mut Flow) {
+        if f.phase == FlowPhase::SynSent {
+            return;
+        }
+        let Some((ack, edge)) = sync_ack(f) else {
+            return;
+        };
+        if ack > f.ack_sent || edge > f.edge_sent {
+            let seq = f.to_client_nxt;
+            if self.synth_to_client(f, TcpFlags::ACK, seq) {
+                self.c.acks_to_client += 1;
+            }
+        }
+    }
+
+    /// §3.8: when the last live leg's FIN completes the agreement, Tandem sends the FIN.
+    fn fin_if_agreed(&mut self, f: &mut Flow) {
+        if f.fin_sent.is_some() || f.phase == FlowPhase::SynSent {
+            return;
+        }
+        let Some(vfin) = self.fin_agreed(f) else {
+            return;
+        };
+        // Only once the client has every byte before it.
+        if f.to_client_nxt != vfin && !(f.client_acked && f.client_ack == vfin) {
+            return;
+        }
+        f.fin_sent = Some(vfin);
+        if self.synth_to_client(f, TcpFlags::FIN | TcpFlags::ACK, vfin) {
+            f.to_client_nxt = vfin.wrapping_add(1);
+        }
+    }
+
+    /// §3.7: acks bytes to leg `i` that the client has acknowledged but the leg was not
+    /// told (it sent them after the client's ack went by, or is catching up after a
+    /// failover).
+    fn ack_leg_if_behind(&mut self, f: &mut Flow, i: usize) {
+        if !f.client_acked {
+            return;
+        }
+        let leg = &f.legs[i];
+        let want = f.client_ack.wrapping_add(leg.delta).earlier(leg.snd_nxt);
+        if want > leg.acked_to {
+            if self.synth_to_leg(f, i, TcpFlags::ACK, want) {
+                self.c.acks_to_replica += 1;
+            }
+        }
+    }
+
+    /// Ack and output lag (§5 passive signals).
+    fn check_lag(&mut self, f: &mut Flow) {
+        let (ack_lag, out_lag) = (self.cfg.ack_lag_ns, self.cfg.output_lag_ns);
+        if ack_lag == 0 && out_lag == 0 {
+            return;
+        }
+        let n = f.n_legs as usize;
+        let live = |l: &&Leg| l.alive && l.answered;
+        let Some(max_ack) = f.legs[..n].iter().filter(live).map(|l| l.ack).reduce(Seq::later)
+        else {
+            return;
+        };
+        let max_out = f.legs[..n]
+            .iter()
+            .filter(live)
+            .map(|l| l.visible_snd_nxt())
+            .reduce(Seq::later)
+            .unwrap_or_default();
+        let now = self.now;
+        for i in 0..n {
+            let leg = &mut f.legs[i];
+            if !leg.alive || !leg.answered {
+                continue;
+            }
+            let mut kind = None;
+            if ack_lag > 0 {
+                if leg.ack < max_ack {
+                    if leg.ack_lag_since == 0 {
+                        leg.ack_lag_since = now;
+                    } else if now - leg.ack_lag_since > ack_lag {
+                        kind = Some(SignalKind::AckLag);
+                    }
+                } else {
+                    leg.ack_lag_since = 0;
+                }
+            }
+            if out_lag > 0 {
+                if leg.visible_snd_nxt() < max_out {
+                    if leg.out_lag_since == 0 {
+                        leg.out_lag_since = now;
+                    } else if now - leg.out_lag_since > out_lag {
+                        kind = Some(SignalKind::OutputLag);
+                    }
+                } else {
+                    leg.out_lag_since = 0;
+                }
+            }
+            if let Some(kind) = kind {
+                self.signal(&mut f.legs[i], kind);
+            }
+        }
+    }
+
+    /// §3.10: both directions closed once the client acked our FIN and every live leg
+    /// acked the client's.
+    fn check_closed(&mut self, f: &mut Flow) {
+        if f.phase != FlowPhase::Established {
+            return;
+        }
+        let (Some(vfin), Some(cfin)) = (f.fin_sent, f.client_fin) else {
+            return;
+        };
+        let Some((ack, _)) = sync_ack(f) else {
+            return;
+        };
+        if f.client_acked && f.client_ack > vfin && ack > cfin {
+            f.phase = FlowPhase::Closed;
+            f.closed_at = self.now;
+        }
+    }
+
+    // ---- handshake --------------------------------------------------------------------
+
+    /// §3.1: records a replica's SYN-ACK; the flow's is forwarded once all answered or
+    /// the wait is over.
+    fn on_synack(&mut self, f: &mut Flow, i: usize, buf: B, m: &Meta) -> Fate {
+        if f.phase != FlowPhase::SynSent {
+            // A retransmitted SYN-ACK: the client's SYN-ACK may have been lost.
+            if i == f.active as usize && f.legs[i].answered && m.seq == f.legs[i].isn {
+                let mut buf = buf;
+                self.normalise_synack(f, &mut buf, m);
+                self.rewrite_to_client(f, i, &mut buf, m);
+                self.tx(Side::Outside, buf);
+            } else {
+                self.c.drop(DropReason::Suppressed);
+            }
+            return Fate::Keep;
+        }
+        let expected = f.client_isn.wrapping_add(1);
+        if m.ack != expected || f.legs[i].answered {
+            self.c.drop(DropReason::BadState);
+            return Fate::Keep;
+        }
+        let tcp = m.tcp(buf.bytes());
+        let rank = f.legs().iter().filter(|l| l.answered).count() as u8 + 1;
+        let client_ws = f.client_wscale;
+        let leg = &mut f.legs[i];
+        leg.answered = true;
+        leg.answer_rank = rank;
+        leg.isn = m.seq;
+        leg.snd_nxt = m.seq.wrapping_add(1);
+        leg.acked_to = leg.snd_nxt;
+        leg.mss = tcp.mss().unwrap_or(536);
+        match (client_ws, tcp.window_scale()) {
+            (Some(cws), Some(ws)) => {
+                leg.wscale = ws.min(14);
+                leg.peer_wscale = cws;
+            }
+            _ => {
+                leg.wscale = 0;
+                leg.peer_wscale = 0;
+            }
+        }
+        leg.sack_ok = tcp.sack_permitted();
+        match tcp.timestamps() {
+            Some((tsval, _)) => {
+                leg.ts_ok = true;
+                leg.last_tsval = tsval;
+            }
+            None => leg.ts_ok = false,
+        }
+        leg.ack = m.ack;
+        leg.wnd_edge = m.ack.wrapping_add(u32::from(tcp.window()));
+        if self.hold.push(&mut leg.hold, buf, m.seq, 1).is_err() {
+            // No slot to keep it: the replica will retransmit its SYN-ACK.
+            leg.answered = false;
+            self.c.drop(DropReason::HoldBudget);
+            return Fate::Keep;
+        }
+        let all = f.legs().iter().all(|l| !l.alive || l.answered);
+        if all || self.cfg.synack_wait_ns == 0 {
+            return self.complete_handshake(f);
+        }
+        if f.first_synack_at == 0 {
+            // `Engine::dispatch` queues the deadline when it sees this.
+            f.first_synack_at = self.now.max(1);
+        }
+        Fate::Keep
+    }
+
+    /// Picks the active leg, normalises options and forwards its SYN-ACK.
+    fn complete_handshake(&mut self, f: &mut Flow) -> Fate {
+        let n = f.n_legs as usize;
+        // Replicas that have not answered leave the flow.
+        for i in 0..n {
+            if f.legs[i].alive && !f.legs[i].answered {
+                let seq = f.client_isn.wrapping_add(1);
+                f.legs[i].alive = false;
+                self.c.legs_lost += 1;
+                self.synth_rst_to_leg(f, i, seq);
+            }
+        }
+        let Some(active) = (0..n)
+            .filter(|&i| f.legs[i].alive && f.legs[i].answered)
+            .min_by_key(|&i| if i == 0 { 0 } else { f.legs[i].answer_rank })
+        else {
+            return Fate::Remove;
+        };
+        f.active = active as u8;
+        let a = f.legs[active];
+        f.visible_isn = a.isn;
+        let mut mss = u16::MAX;
+        let (mut sack, mut ts) = (f.client_sack_ok, f.client_ts_ok);
+        for l in f.legs[..n].iter().filter(|l| l.alive) {
+            mss = mss.min(l.mss);
+            sack &= l.sack_ok;
+            ts &= l.ts_ok;
+        }
+        f.visible_mss = mss;
+        f.sack_on = sack;
+        f.ts_on = ts;
+        let a_tsval = a.last_tsval;
+        for l in f.legs[..n].iter_mut() {
+            l.delta = l.isn.0.wrapping_sub(a.isn.0);
+            l.ts_offset = l.last_tsval.wrapping_sub(a_tsval);
+        }
+        // Take the active's SYN-ACK; free the others'.
+        let mut synack = None;
+        for (i, l) in f.legs[..n].iter_mut().enumerate() {
+            while let Some(h) = self.hold.pop_front(&mut l.hold) {
+                if i == active && synack.is_none() {
+                    synack = Some(h.buf);
+                }
+            }
+        }
+        let Some(mut buf) = synack else {
+            return Fate::Remove;
+        };
+        let Class::Tcp(m) = classify(buf.bytes(), &[]) else {
+            return Fate::Remove;
+        };
+        let active_has_ws = m.tcp(buf.bytes()).window_scale().is_some();
+        if f.client_wscale.is_some() && active_has_ws {
+            f.client_shift = f.client_wscale.unwrap_or(0);
+            f.visible_wscale = a.wscale;
+        } else {
+            f.client_shift = 0;
+            f.visible_wscale = 0;
+        }
+        f.phase = FlowPhase::Established;
+        f.to_client_nxt = f.visible_isn.wrapping_add(1);
+        f.max_tsval_sent = a_tsval;
+        f.ack_sent = f.client_isn.wrapping_add(1);
+        self.normalise_synack(f, &mut buf, &m);
+        self.rewrite_to_client(f, active, &mut buf, &m);
+        self.tx(Side::Outside, buf);
+        Fate::Keep
+    }
+
+    /// §3.1 option normalisation of the forwarded SYN-ACK: MSS the minimum, SACK and
+    /// timestamps only if every replica agreed (NOPs otherwise, length unchanged).
+    fn normalise_synack(&mut self, f: &Flow, buf: &mut B, m: &Meta) {
+        let mut tcp = m.tcp_mut(buf.bytes_mut());
+        if tcp.mss().is_some_and(|v| v != f.visible_mss) {
+            tcp.set_mss(f.visible_mss);
+        }
+        if !f.sack_on {
+            tcp.nop_out(option_kind::SACK_PERMITTED);
+        }
+        if !f.ts_on {
+            tcp.nop_out(option_kind::TIMESTAMPS);
+        }
+    }
+
+    /// A replica RST kills its leg; forwarded only when it was the last live leg (§3.8).
+    fn on_replica_rst(&mut self, f: &mut Flow, i: usize, mut buf: B, m: &Meta) -> Fate {
+        let last = f.live_legs() == 1;
+        if !last {
+            self.signal(&mut f.legs[i], SignalKind::UnmatchedRst);
+            self.c.drop(DropReason::DeadLeg);
+            return self.kill_leg(f, i);
+        }
+        if f.phase == FlowPhase::SynSent || !f.legs[i].answered {
+            // Connection refused by every replica: the client learns it as from a server.
+            let frame = buf.bytes_mut();
+            {
+                let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+                eth.set_dst(f.client_mac);
+                eth.set_src(self.cfg.outside_mac);
+            }
+            let mut sum = ChecksumDelta::new();
+            sum.u32(m.src, f.key.vip);
+            Ipv4Packet::new_unchecked(&mut frame[m.l3..m.end]).set_src(Ipv4Addr::from(f.key.vip));
+            m.tcp_mut(frame).adjust_checksum(sum);
+        } else {
+            self.rewrite_to_client(f, i, &mut buf, m);
+        }
+        self.tx(Side::Outside, buf);
+        f.legs[i].alive = false;
+        Fate::Remove
+    }
+
+    // ---- failover ---------------------------------------------------------------------
+
+    /// §3.9: legs whose replica went down (or came back: new epoch) leave the flow.
+    #[inline]
+    fn refresh_legs(&mut self, f: &mut Flow) -> Fate {
+        for i in 0..f.n_legs as usize {
+            let l = &f.legs[i];
+            if l.alive && !self.replicas.leg_alive(l.replica, l.epoch) {
+                if self.kill_leg(f, i) == Fate::Remove {
+                    return Fate::Remove;
+                }
+            }
+        }
+        // An active leg never holds: anything held there is a replay still to send.
+        if f.phase != FlowPhase::SynSent && !f.legs[f.active as usize].hold.is_empty() {
+            self.replay_held(f);
+        }
+        Fate::Keep
+    }
+
+    /// Takes leg `i` out of the flow; switches the active leg if it was it; resets the
+    /// client when no leg is left.
+    fn kill_leg(&mut self, f: &mut Flow, i: usize) -> Fate {
+        let leg = &mut f.legs[i];
+        leg.alive = false;
+        self.hold.clear(&mut leg.hold);
+        self.c.legs_lost += 1;
+        if f.live_legs() == 0 {
+            self.reset_client(f);
+            self.c.flows_lost += 1;
+            return Fate::Remove;
+        }
+        if f.phase == FlowPhase::SynSent {
+            if f.legs().iter().all(|l| !l.alive || l.answered) {
+                return self.complete_handshake(f);
+            }
+            return Fate::Keep;
+        }
+        if i == f.active as usize {
+            self.switch_active(f);
+        }
+        self.ack_client_if_moved(f);
+        self.fin_if_agreed(f);
+        Fate::Keep
+    }
+
+    /// Makes the next live leg active: re-bases its timestamps so the client's TSval
+    /// never goes backwards (§3.3), sends its held data at once (§3.6).
+    fn switch_active(&mut self, f: &mut Flow) {
+        let n = f.n_legs as usize;
+        let from = f.active as usize;
+        let Some(next) = (1..=n)
+            .map(|k| (from + k) % n)
+            .find(|&j| f.legs[j].alive && f.legs[j].answered)
+        else {
+            return;
+        };
+        f.active = next as u8;
+        self.c.flow_failovers += 1;
+        let max_ts = f.max_tsval_sent;
+        let leg = &mut f.legs[next];
+        if f.ts_on {
+            let visible = leg.last_tsval.wrapping_sub(leg.ts_offset);
+            if Seq(visible) < Seq(max_ts) {
+                leg.ts_offset = leg.last_tsval.wrapping_sub(max_ts);
+            }
+        }
+        // Held data released over budget must come from the replica itself: three
+        // duplicate acks make it retransmit without waiting for its timer.
+        if leg.hold_gap && f.client_acked {
+            leg.hold_gap = false;
+            let ack = f.client_ack.wrapping_add(leg.delta).earlier(leg.snd_nxt);
+            for _ in 0..3 {
+                self.synth_to_leg(f, next, TcpFlags::ACK, ack);
+            }
+        }
+        self.replay_held(f);
+    }
+
+    /// Sends the active leg's held segments that the client has not acked.
+    fn replay_held(&mut self, f: &mut Flow) {
+        let active = f.active as usize;
+        while self.out.tx_room() > 1 {
+            let leg = &mut f.legs[active];
+            let Some(h) = self.hold.pop_front(&mut leg.hold) else {
+                break;
+            };
+            let Class::Tcp(m) = classify(h.buf.bytes(), &[]) else {
+                continue;
+            };
+            let before = self.c.tx;
+            self.forward_from_active(f, h.buf, &m);
+            if self.c.tx > before {
+                self.c.replayed_segments += 1;
+            }
+        }
+    }
+
+    /// Sweep step for one flow: failover of idle flows, timeouts, FIN grace.
+    fn sweep_flow(&mut self, f: &mut Flow) -> Fate {
+        if self.refresh_legs(f) == Fate::Remove {
+            return Fate::Remove;
+        }
+        let idle = self.now.saturating_sub(f.last_seen);
+        let expired = match f.phase {
+            FlowPhase::SynSent => idle > self.cfg.syn_timeout_ns,
+            FlowPhase::Established => idle > self.cfg.idle_timeout_ns,
+            FlowPhase::Closed => self.now.saturating_sub(f.closed_at) > self.cfg.linger_ns,
+            FlowPhase::Free => true,
+        };
+        if expired {
+            return Fate::Remove;
+        }
+        if f.phase == FlowPhase::Established {
+            self.ack_client_if_moved(f);
+            return self.check_divergence(f);
+        }
+        Fate::Keep
+    }
+
+    /// Frees what the flow holds (on removal).
+    fn release_flow(&mut self, f: &mut Flow) {
+        for l in f.legs.iter_mut() {
+            self.hold.clear(&mut l.hold);
+        }
+        f.phase = FlowPhase::Free;
+    }
+
+    // ---- synthesised segments ---------------------------------------------------------
+
+    /// Builds a segment from the VIP to the client: `seq`, the synchronised ack, window.
+    fn synth_to_client(&mut self, f: &mut Flow, flags: TcpFlags, seq: Seq) -> bool {
+        let (ack, edge) = sync_ack(f).unwrap_or((f.ack_sent, f.edge_sent));
+        let mut opts = OptionWriter::new();
+        if f.ts_on {
+            opts.timestamps(f.max_tsval_sent, f.client_tsval);
+        }
+        let spec = TcpBuild {
+            src_mac: self.cfg.outside_mac,
+            dst_mac: f.client_mac,
+            vlan_tci: None,
+            src_ip: Ipv4Addr::from(f.key.vip),
+            dst_ip: Ipv4Addr::from(f.key.client_ip),
+            src_port: f.key.vip_port,
+            dst_port: f.key.client_port,
+            seq: seq.0,
+            ack: ack.0,
+            flags,
+            window: scaled_window(edge.bytes_after(ack), f.visible_wscale),
+            ttl: 64,
+            options: opts.as_bytes(),
+            payload: &[],
+        };
+        if self.emit(Side::Outside, &spec) {
+            f.ack_sent = ack;
+            f.edge_sent = edge;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Builds a segment from the client to leg `i`.
+    fn synth_to_leg(&mut self, f: &mut Flow, i: usize, flags: TcpFlags, ack: Seq) -> bool {
+        let leg = f.legs[i];
+        let Some(mac) = self.replicas.mac(leg.replica) else {
+            self.c.drop(DropReason::NoNeighbour);
+            return false;
+        };
+        let mut opts = OptionWriter::new();
+        if f.ts_on && leg.ts_ok {
+            opts.timestamps(f.client_tsval, leg.last_tsval);
+        }
+        let spec = TcpBuild {
+            src_mac: self.cfg.inside_mac,
+            dst_mac: mac,
+            vlan_tci: None,
+            src_ip: Ipv4Addr::from(f.key.client_ip),
+            dst_ip: Ipv4Addr::from(leg.addr),
+            src_port: f.key.client_port,
+            dst_port: f.key.vip_port,
+            seq: f.client_snd_nxt.0,
+            ack: ack.0,
+            flags,
+            window: rescale(f.client_window, f.client_shift, leg.peer_wscale),
+            ttl: 64,
+            options: opts.as_bytes(),
+            payload: &[],
+        };
+        let sent = self.emit(Side::Inside, &spec);
+        if sent && flags.contains(TcpFlags::ACK) {
+            f.legs[i].acked_to = f.legs[i].acked_to.later(ack);
+        }
+        sent
+    }
+
+    /// A RST from the client to leg `i` (cleans up a replica dropped from the flow).
+    fn synth_rst_to_leg(&mut self, f: &mut Flow, i: usize, seq: Seq) {
+        let leg = f.legs[i];
+        let Some(mac) = self.replicas.mac(leg.replica) else {
+            return;
+        };
+        let spec = TcpBuild {
+            src_mac: self.cfg.inside_mac,
+            dst_mac: mac,
+            vlan_tci: None,
+            src_ip: Ipv4Addr::from(f.key.client_ip),
+            dst_ip: Ipv4Addr::from(leg.addr),
+            src_port: f.key.client_port,
+            dst_port: f.key.vip_port,
+            seq: seq.0,
+            ack: 0,
+            flags: TcpFlags::RST,
+            window: 0,
+            ttl: 64,
+            options: &[],
+            payload: &[],
+        };
+        self.emit(Side::Inside, &spec);
+    }
+
+    /// §3.9: the flow lost its last replica: the client gets a RST.
+    fn reset_client(&mut self, f: &mut Flow) {
+        let (seq, flags) = if f.phase == FlowPhase::SynSent {
+            (Seq(0), TcpFlags::RST | TcpFlags::ACK)
+        } else {
+            (f.to_client_nxt, TcpFlags::RST | TcpFlags::ACK)
+        };
+        let ack = f.client_snd_nxt;
+        let spec = TcpBuild {
+            src_mac: self.cfg.outside_mac,
+            dst_mac: f.client_mac,
+            vlan_tci: None,
+            src_ip: Ipv4Addr::from(f.key.vip),
+            dst_ip: Ipv4Addr::from(f.key.client_ip),
+            src_port: f.key.vip_port,
+            dst_port: f.key.client_port,
+            seq: seq.0,
+            ack: ack.0,
+            flags,
+            window: 0,
+            ttl: 64,
+            options: &[],
+            payload: &[],
+        };
+        self.emit(Side::Outside, &spec);
+    }
+
+    fn emit(&mut self, side: Side, spec: &TcpBuild<'_>) -> bool {
+        let Some(mut buf) = self.pool.alloc(SYNTH_LEN) else {
+            self.c.drop(DropReason::NoBuffer);
+            return false;
+        };
+        match build::tcp(buf.bytes_mut(), spec) {
+            Ok(len) => {
+                buf.truncate(len);
+                let before = self.c.tx;
+                self.tx(side, buf);
+                self.c.tx > before
+            }
+            Err(_) => {
+                self.c.drop(DropReason::NoBuffer);
+                false
+            }
+        }
+    }
+}
+
+/// §3.5: the ack and right window edge the client may be told: the minimum over the live
+/// legs that have answered. `None` when no such leg is left.
+#[inline]
+fn sync_ack(f: &Flow) -> Option<(Seq, Seq)> {
+    let mut it = f.legs().iter().filter(|l| l.alive && l.answered);
+    let first = it.next()?;
+    let (mut ack, mut edge) = (first.ack, first.wnd_edge);
+    for l in it {
+        ack = ack.earlier(l.ack);
+        edge = edge.earlier(l.wnd_edge);
+    }
+    Some((ack, edge))
+}

@@ -1,0 +1,227 @@
+//! Per-flow state of mirror mode (DESIGN §3): the client's side of the connection, and for
+//! each replica leg its ISN, deltas, window scale, acks, sent sequence, hold queue and
+//! liveness.
+//!
+//! Sequence spaces: the client's sequence numbers are the same for every replica (all saw
+//! the same SYN), so replica acks need no translation. Each replica numbers its own bytes
+//! from its own ISN; the client sees them in the *visible* space, the one of the SYN-ACK
+//! Tandem forwarded: `visible = replica_seq - delta`.
+
+use crate::hold::HoldList;
+use crate::replica::ReplicaId;
+use crate::seq::Seq;
+use crate::table::client_hash;
+use tandem_wire::MacAddr;
+
+/// Most replicas one flow is mirrored to.
+pub const MAX_COPIES: usize = 3;
+
+/// A flow's identity: (client ip, client port, VIP, VIP port).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct FlowKey {
+    /// Client address.
+    pub client_ip: u32,
+    /// Client port.
+    pub client_port: u16,
+    /// Virtual address.
+    pub vip: u32,
+    /// Virtual port (replicas are reached on the same port).
+    pub vip_port: u16,
+}
+
+impl FlowKey {
+    /// Table hash: client endpoint only (see [`crate::table`]).
+    #[inline]
+    pub fn hash(&self) -> u64 {
+        client_hash(self.client_ip, self.client_port)
+    }
+}
+
+/// Where a flow is in its life.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum FlowPhase {
+    /// Unused slot.
+    #[default]
+    Free,
+    /// Client SYN sent to the replicas; waiting for their SYN-ACKs.
+    SynSent,
+    /// A SYN-ACK was forwarded to the client.
+    Established,
+    /// Both directions closed (or reset); removed after the linger time.
+    Closed,
+}
+
+/// One replica's copy of the connection.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Leg {
+    /// Replica slot.
+    pub replica: ReplicaId,
+    /// Replica epoch when the flow was created (see [`crate::replica`]).
+    pub epoch: u32,
+    /// Replica address (cached from the table).
+    pub addr: u32,
+    /// Still part of the flow.
+    pub alive: bool,
+    /// Its SYN-ACK was seen.
+    pub answered: bool,
+    /// Order in which it answered (1 = first).
+    pub answer_rank: u8,
+    /// Its ISN.
+    pub isn: Seq,
+    /// `isn - visible isn` (wrapping): replica seq = visible seq + delta.
+    pub delta: u32,
+    /// `replica TSval - visible TSval` (wrapping).
+    pub ts_offset: u32,
+    /// Shift of the window fields it sends (RFC 7323 §2).
+    pub wscale: u8,
+    /// Shift it applies to the window fields it receives.
+    pub peer_wscale: u8,
+    /// MSS it announced.
+    pub mss: u16,
+    /// It agreed to SACK.
+    pub sack_ok: bool,
+    /// It agreed to timestamps.
+    pub ts_ok: bool,
+    /// Highest ack it sent (client space); valid once `answered`.
+    pub ack: Seq,
+    /// Right edge of its receive window (client space).
+    pub wnd_edge: Seq,
+    /// Highest sequence it sent, plus length (its own space).
+    pub snd_nxt: Seq,
+    /// Its latest TSval.
+    pub last_tsval: u32,
+    /// It sent a FIN at this sequence (its own space).
+    pub fin: Option<Seq>,
+    /// When its unmatched FIN was first seen.
+    pub fin_since: u64,
+    /// Highest ack passed or sent to it (its own space).
+    pub acked_to: Seq,
+    /// Its held output.
+    pub hold: HoldList,
+    /// Held data was released over budget: a failover must make it retransmit.
+    pub hold_gap: bool,
+    /// Since when its acks lag (0: not lagging).
+    pub ack_lag_since: u64,
+    /// Since when its output lags (0: not lagging).
+    pub out_lag_since: u64,
+    /// A signal was already raised for this leg (one per leg and flow).
+    pub signalled: bool,
+}
+
+impl Leg {
+    /// Visible sequence of its next byte.
+    #[inline]
+    pub fn visible_snd_nxt(&self) -> Seq {
+        self.snd_nxt.wrapping_sub(self.delta)
+    }
+}
+
+/// A mirrored flow.
+#[derive(Clone, Debug, Default)]
+pub struct Flow {
+    /// Identity.
+    pub key: FlowKey,
+    /// Life phase.
+    pub phase: FlowPhase,
+    /// MAC to send to the client with (the source MAC of its SYN: the client or its router).
+    pub client_mac: MacAddr,
+    /// Number of legs in `legs`.
+    pub n_legs: u8,
+    /// Index into `legs` of the active replica.
+    pub active: u8,
+    /// The legs; `legs[..n_legs]` are meaningful.
+    pub legs: [Leg; MAX_COPIES],
+    /// Client's ISN.
+    pub client_isn: Seq,
+    /// Window scale the client offered (None: no option).
+    pub client_wscale: Option<u8>,
+    /// Client offered SACK.
+    pub client_sack_ok: bool,
+    /// Client offered timestamps.
+    pub client_ts_ok: bool,
+    /// Client's MSS.
+    pub client_mss: u16,
+    /// Shift of the window fields the client sends (0 unless scaling was negotiated).
+    pub client_shift: u8,
+    /// Shift of the window fields the client receives (the active replica's at handshake).
+    pub visible_wscale: u8,
+    /// Timestamps negotiated with the client.
+    pub ts_on: bool,
+    /// SACK negotiated with the client.
+    pub sack_on: bool,
+    /// MSS announced to the client (the minimum of the replicas').
+    pub visible_mss: u16,
+    /// ISN the client saw.
+    pub visible_isn: Seq,
+    /// When the first SYN-ACK arrived (0: none yet).
+    pub first_synack_at: u64,
+    /// The end of the SYN-ACK wait is queued.
+    pub handshake_queued: bool,
+    /// Client's highest ack (visible space); valid once `client_acked`.
+    pub client_ack: Seq,
+    /// The client has acked something.
+    pub client_acked: bool,
+    /// Client's latest window field (unscaled, as sent).
+    pub client_window: u16,
+    /// Client's latest TSval (TS.Recent).
+    pub client_tsval: u32,
+    /// Highest client sequence seen, plus length.
+    pub client_snd_nxt: Seq,
+    /// The client sent a FIN at this sequence.
+    pub client_fin: Option<Seq>,
+    /// Highest visible sequence forwarded to the client, plus length.
+    pub to_client_nxt: Seq,
+    /// Last ack sent to the client.
+    pub ack_sent: Seq,
+    /// Last right window edge sent to the client.
+    pub edge_sent: Seq,
+    /// Highest TSval the client has seen (visible clock).
+    pub max_tsval_sent: u32,
+    /// A FIN was forwarded to the client, at this visible sequence.
+    pub fin_sent: Option<Seq>,
+    /// Creation time.
+    pub created_at: u64,
+    /// Last packet time.
+    pub last_seen: u64,
+    /// When the flow closed (phase `Closed`).
+    pub closed_at: u64,
+    /// Payload bytes forwarded to the client.
+    pub bytes_to_client: u64,
+    /// Payload bytes from the client.
+    pub bytes_from_client: u64,
+}
+
+impl Flow {
+    /// A new flow in `SynSent`.
+    pub fn new(key: FlowKey) -> Flow {
+        Flow {
+            key,
+            phase: FlowPhase::SynSent,
+            ..Flow::default()
+        }
+    }
+
+    /// The legs in use.
+    #[inline]
+    pub fn legs(&self) -> &[Leg] {
+        &self.legs[..self.n_legs as usize]
+    }
+
+    /// The active leg.
+    #[inline]
+    pub fn active_leg(&self) -> &Leg {
+        &self.legs[self.active as usize]
+    }
+
+    /// Index of the leg for replica address `addr`.
+    #[inline]
+    pub fn leg_of(&self, addr: u32) -> Option<usize> {
+        self.legs().iter().position(|l| l.addr == addr)
+    }
+
+    /// Live legs.
+    #[inline]
+    pub fn live_legs(&self) -> usize {
+        self.legs().iter().filter(|l| l.alive).count()
+    }
+}

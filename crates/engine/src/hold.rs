@@ -1,0 +1,184 @@
+//! The hold queue: a standby replica's output, kept (the buffers themselves, not copies)
+//! until the client's ack covers it, so that a failover can send it at once (DESIGN §3.6).
+//!
+//! One pool of slots per worker, allocated at start; each flow leg threads its held
+//! segments through the pool as a FIFO list. No allocation on the packet path.
+
+use crate::seq::Seq;
+
+const NIL: u32 = u32::MAX;
+
+struct Slot<B> {
+    buf: Option<B>,
+    seq: Seq,
+    len: u32,
+    next: u32,
+}
+
+/// A leg's FIFO of held segments (indices into the [`HoldPool`]).
+#[derive(Clone, Copy, Debug)]
+pub struct HoldList {
+    head: u32,
+    tail: u32,
+    /// Payload bytes held.
+    pub bytes: u32,
+    /// Segments held.
+    pub segments: u32,
+}
+
+impl Default for HoldList {
+    fn default() -> HoldList {
+        HoldList {
+            head: NIL,
+            tail: NIL,
+            bytes: 0,
+            segments: 0,
+        }
+    }
+}
+
+impl HoldList {
+    /// Whether nothing is held.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.head == NIL
+    }
+}
+
+/// A segment taken out of the hold queue.
+pub struct Held<B> {
+    /// The frame as the replica sent it.
+    pub buf: B,
+    /// Its sequence number, in the replica's space.
+    pub seq: Seq,
+    /// Its payload length (plus one for a FIN).
+    pub len: u32,
+}
+
+/// Fixed pool of hold slots shared by one worker's flows.
+pub struct HoldPool<B> {
+    slots: Vec<Slot<B>>,
+    free: Vec<u32>,
+    bytes: u64,
+}
+
+impl<B> HoldPool<B> {
+    /// A pool of `capacity` slots.
+    pub fn new(capacity: usize) -> HoldPool<B> {
+        let capacity = capacity.min(NIL as usize - 1);
+        HoldPool {
+            slots: (0..capacity)
+                .map(|_| Slot {
+                    buf: None,
+                    seq: Seq(0),
+                    len: 0,
+                    next: NIL,
+                })
+                .collect(),
+            free: (0..capacity as u32).rev().collect(),
+            bytes: 0,
+        }
+    }
+
+    /// Bytes held over all lists.
+    #[inline]
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Segments held over all lists.
+    #[inline]
+    pub fn segments(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// Whether a slot is free.
+    #[inline]
+    pub fn has_room(&self) -> bool {
+        !self.free.is_empty()
+    }
+
+    /// Appends a segment to `list`; gives the buffer back when no slot is free.
+    pub fn push(&mut self, list: &mut HoldList, buf: B, seq: Seq, len: u32) -> Result<(), B> {
+        let Some(i) = self.free.pop() else {
+            return Err(buf);
+        };
+        let s = &mut self.slots[i as usize];
+        s.buf = Some(buf);
+        s.seq = seq;
+        s.len = len;
+        s.next = NIL;
+        if list.tail == NIL {
+            list.head = i;
+        } else {
+            self.slots[list.tail as usize].next = i;
+        }
+        list.tail = i;
+        list.bytes += len;
+        list.segments += 1;
+        self.bytes += u64::from(len);
+        Ok(())
+    }
+
+    /// Sequence number and length of the oldest segment of `list`.
+    #[inline]
+    pub fn front(&self, list: &HoldList) -> Option<(Seq, u32)> {
+        (list.head != NIL).then(|| {
+            let s = &self.slots[list.head as usize];
+            (s.seq, s.len)
+        })
+    }
+
+    /// Takes the oldest segment of `list`.
+    pub fn pop_front(&mut self, list: &mut HoldList) -> Option<Held<B>> {
+        if list.head == NIL {
+            return None;
+        }
+        let i = list.head;
+        let s = &mut self.slots[i as usize];
+        let held = Held {
+            buf: s.buf.take()?,
+            seq: s.seq,
+            len: s.len,
+        };
+        list.head = s.next;
+        if list.head == NIL {
+            list.tail = NIL;
+        }
+        list.bytes -= held.len;
+        list.segments -= 1;
+        self.bytes -= u64::from(held.len);
+        self.free.push(i);
+        Some(held)
+    }
+
+    /// Drops (frees) everything in `list`.
+    pub fn clear(&mut self, list: &mut HoldList) {
+        while self.pop_front(list).is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_per_list_and_slot_reuse() {
+        let mut pool = HoldPool::<u32>::new(3);
+        let (mut a, mut b) = (HoldList::default(), HoldList::default());
+        pool.push(&mut a, 1, Seq(100), 10).expect("slot");
+        pool.push(&mut b, 2, Seq(500), 5).expect("slot");
+        pool.push(&mut a, 3, Seq(110), 10).expect("slot");
+        assert_eq!(pool.push(&mut b, 4, Seq(505), 5), Err(4), "pool full");
+        assert_eq!((a.bytes, a.segments, pool.bytes()), (20, 2, 25));
+        assert_eq!(pool.front(&a), Some((Seq(100), 10)));
+        let h = pool.pop_front(&mut a).expect("held");
+        assert_eq!((h.buf, h.seq), (1, Seq(100)));
+        pool.push(&mut b, 4, Seq(505), 5).expect("slot freed");
+        pool.clear(&mut b);
+        assert!(b.is_empty());
+        assert_eq!(pool.segments(), 1);
+        assert_eq!(pool.pop_front(&mut a).map(|h| h.buf), Some(3));
+        assert!(a.is_empty() && pool.bytes() == 0);
+    }
+}

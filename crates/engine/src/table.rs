@@ -1,0 +1,308 @@
+//! The per-worker flow table: fixed capacity, open addressing with linear probing,
+//! no allocation after construction.
+//!
+//! Buckets are hashed on the client's address and port only, the same fields the NICs
+//! steer on (DESIGN §4), so one hash finds a flow from either direction: client→VIP
+//! packets carry them as source, replica→client packets as destination. A bucket holds a
+//! hash tag and a slot index; the flow itself lives in a slab. Deletion shifts later
+//! entries back (no tombstones), so lookups never degrade with churn.
+
+use crate::flow::{Flow, FlowKey};
+
+#[derive(Clone, Copy, Default)]
+struct Bucket {
+    /// Upper hash bits | 1; 0 marks an empty bucket.
+    tag: u32,
+    slot: u32,
+}
+
+/// Hash of a client endpoint (address, port).
+#[inline]
+pub fn client_hash(client_ip: u32, client_port: u16) -> u64 {
+    let x = (u64::from(client_ip) << 16) | u64::from(client_port);
+    // A multiply-xorshift mix (splitmix64 finaliser): cheap, and every input bit reaches
+    // the upper bits used for the bucket index.
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[inline]
+fn tag_of(hash: u64) -> u32 {
+    ((hash >> 32) as u32) | 1
+}
+
+/// Slot index of a flow in the table.
+pub type FlowIdx = u32;
+
+/// Fixed-capacity flow table.
+pub struct FlowTable {
+    buckets: Box<[Bucket]>,
+    mask: usize,
+    flows: Box<[Flow]>,
+    in_use: Box<[u64]>,
+    free: Vec<FlowIdx>,
+}
+
+impl FlowTable {
+    /// A table for `capacity` flows (buckets: the next power of two ≥ 2 × capacity).
+    pub fn new(capacity: usize) -> FlowTable {
+        let capacity = capacity.clamp(1, u32::MAX as usize / 2);
+        let nbuckets = (capacity * 2).next_power_of_two();
+        FlowTable {
+            buckets: vec![Bucket::default(); nbuckets].into_boxed_slice(),
+            mask: nbuckets - 1,
+            flows: (0..capacity).map(|_| Flow::default()).collect(),
+            in_use: vec![0; capacity.div_ceil(64)].into_boxed_slice(),
+            free: (0..capacity as FlowIdx).rev().collect(),
+        }
+    }
+
+    /// Maximum number of flows.
+    pub fn capacity(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Flows in the table.
+    pub fn len(&self) -> usize {
+        self.flows.len() - self.free.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of memory the table holds (for the memory-per-flow figure).
+    pub fn memory_bytes(&self) -> usize {
+        self.buckets.len() * core::mem::size_of::<Bucket>()
+            + self.flows.len() * core::mem::size_of::<Flow>()
+            + self.in_use.len() * 8
+            + self.free.capacity() * core::mem::size_of::<FlowIdx>()
+    }
+
+    /// Hints the CPU to fetch the first bucket for `hash` (burst lookups).
+    #[inline]
+    pub fn prefetch_bucket(&self, hash: u64) {
+        prefetch(&self.buckets[(hash as usize) & self.mask]);
+    }
+
+    /// Hints the CPU to fetch a flow (burst lookups).
+    #[inline]
+    pub fn prefetch_flow(&self, idx: FlowIdx) {
+        if let Some(f) = self.flows.get(idx as usize) {
+            prefetch(f);
+        }
+    }
+
+    /// Finds the first flow in `hash`'s probe sequence that satisfies `matches`.
+    #[inline]
+    pub fn find(&self, hash: u64, mut matches: impl FnMut(&Flow) -> bool) -> Option<FlowIdx> {
+        let tag = tag_of(hash);
+        let mut i = (hash as usize) & self.mask;
+        loop {
+            let b = self.buckets[i];
+            if b.tag == 0 {
+                return None;
+            }
+            if b.tag == tag && matches(&self.flows[b.slot as usize]) {
+                return Some(b.slot);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Finds a flow by its key, from the client's direction.
+    #[inline]
+    pub fn find_key(&self, key: &FlowKey) -> Option<FlowIdx> {
+        self.find(key.hash(), |f| f.key == *key)
+    }
+
+    /// Inserts a fresh flow for `key`; `None` when the table is full. The caller must have
+    /// checked that the key is not present.
+    pub fn insert(&mut self, key: FlowKey) -> Option<FlowIdx> {
+        let slot = self.free.pop()?;
+        let hash = key.hash();
+        let mut i = (hash as usize) & self.mask;
+        while self.buckets[i].tag != 0 {
+            i = (i + 1) & self.mask;
+        }
+        self.buckets[i] = Bucket {
+            tag: tag_of(hash),
+            slot,
+        };
+        self.flows[slot as usize] = Flow::new(key);
+        self.in_use[slot as usize / 64] |= 1 << (slot % 64);
+        Some(slot)
+    }
+
+    /// Removes the flow in `slot`, shifting later buckets of its probe run back.
+    pub fn remove(&mut self, slot: FlowIdx) {
+        if !self.is_used(slot) {
+            return;
+        }
+        let hash = self.flows[slot as usize].key.hash();
+        let mut i = (hash as usize) & self.mask;
+        loop {
+            let b = self.buckets[i];
+            if b.tag == 0 {
+                return; // not indexed: cannot happen for a used slot
+            }
+            if b.slot == slot {
+                break;
+            }
+            i = (i + 1) & self.mask;
+        }
+        // Backward-shift deletion (Knuth 6.4 algorithm R).
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.mask;
+            let b = self.buckets[j];
+            if b.tag == 0 {
+                break;
+            }
+            let home = (self.flows[b.slot as usize].key.hash() as usize) & self.mask;
+            // Move b into the hole unless its home lies cyclically in (hole, j].
+            let stays = if hole <= j {
+                hole < home && home <= j
+            } else {
+                hole < home || home <= j
+            };
+            if !stays {
+                self.buckets[hole] = b;
+                hole = j;
+            }
+        }
+        self.buckets[hole] = Bucket::default();
+        self.in_use[slot as usize / 64] &= !(1 << (slot % 64));
+        self.free.push(slot);
+    }
+
+    /// Whether `slot` holds a flow.
+    #[inline]
+    pub fn is_used(&self, slot: FlowIdx) -> bool {
+        self.in_use
+            .get(slot as usize / 64)
+            .is_some_and(|w| w & (1 << (slot % 64)) != 0)
+    }
+
+    /// The next used slot at or after `from`, wrapping around once; `None` when empty.
+    pub fn next_used(&self, from: FlowIdx) -> Option<FlowIdx> {
+        let n = self.flows.len();
+        if self.free.len() == n {
+            return None;
+        }
+        let start = (from as usize) % n;
+        let mut word = start / 64;
+        let mut bits = self.in_use[word] & (!0u64 << (start % 64));
+        for _ in 0..=self.in_use.len() {
+            if bits != 0 {
+                let slot = word * 64 + bits.trailing_zeros() as usize;
+                if slot < n {
+                    return Some(slot as FlowIdx);
+                }
+            }
+            word = (word + 1) % self.in_use.len();
+            bits = self.in_use[word];
+        }
+        None
+    }
+
+    /// The flow in `slot`.
+    #[inline]
+    pub fn get(&self, slot: FlowIdx) -> &Flow {
+        &self.flows[slot as usize]
+    }
+
+    /// The flow in `slot`, writable.
+    #[inline]
+    pub fn get_mut(&mut self, slot: FlowIdx) -> &mut Flow {
+        &mut self.flows[slot as usize]
+    }
+}
+
+#[inline(always)]
+fn prefetch<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+            (p as *const T).cast::<i8>(),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> FlowKey {
+        FlowKey {
+            client_ip: 0xc612_0000 | (i >> 16),
+            client_port: i as u16,
+            vip: 0xc612_0064,
+            vip_port: 80,
+        }
+    }
+
+    #[test]
+    fn insert_find_remove_with_churn() {
+        let mut t = FlowTable::new(1000);
+        let mut live = std::collections::HashMap::new();
+        for i in 0..1000u32 {
+            live.insert(i, t.insert(key(i)).expect("room"));
+        }
+        assert!(t.insert(key(5000)).is_none(), "full table refuses");
+        for i in (0..1000u32).step_by(3) {
+            t.remove(live.remove(&i).expect("present"));
+        }
+        for i in 0..1000u32 {
+            assert_eq!(t.find_key(&key(i)), live.get(&i).copied(), "key {i}");
+        }
+        for i in 2000..2333u32 {
+            live.insert(i, t.insert(key(i)).expect("room after removals"));
+        }
+        for (i, slot) in &live {
+            assert_eq!(t.find_key(&key(*i)), Some(*slot));
+        }
+        assert_eq!(t.len(), live.len());
+    }
+
+    #[test]
+    fn same_client_endpoint_different_vips() {
+        let mut t = FlowTable::new(8);
+        let a = key(1);
+        let b = FlowKey { vip: 0xc612_0065, ..a };
+        let sa = t.insert(a).expect("room");
+        let sb = t.insert(b).expect("room");
+        assert_eq!(t.find_key(&a), Some(sa));
+        assert_eq!(t.find_key(&b), Some(sb));
+        t.remove(sa);
+        assert_eq!(t.find_key(&a), None);
+        assert_eq!(t.find_key(&b), Some(sb));
+    }
+
+    #[test]
+    fn next_used_walks_and_wraps() {
+        let mut t = FlowTable::new(200);
+        assert_eq!(t.next_used(0), None);
+        let slots: Vec<_> = (0..5).map(|i| t.insert(key(i)).expect("room")).collect();
+        let mut seen = Vec::new();
+        let mut at = 0;
+        while let Some(s) = t.next_used(at) {
+            if seen.contains(&s) {
+                break;
+            }
+            seen.push(s);
+            at = s + 1;
+        }
+        seen.sort_unstable();
+        let mut want = slots.clone();
+        want.sort_unstable();
+        assert_eq!(seen, want);
+    }
+}

@@ -1,0 +1,555 @@
+//! One test (or more) per rule of DESIGN §3, each failing if the rule is broken.
+//! Segments are built by hand, fed to the engine, and what leaves it is parsed back.
+
+mod common;
+
+use common::*;
+use tandem_engine::{DropReason, EngineConfig, SignalKind};
+use tandem_wire::TcpFlags;
+
+const F: TcpFlags = TcpFlags::FIN;
+const RST: TcpFlags = TcpFlags::RST;
+
+fn data(n: usize, tag: u8) -> Vec<u8> {
+    (0..n).map(|i| tag.wrapping_add(i as u8)).collect()
+}
+
+// ---- §3.1 handshake ---------------------------------------------------------------------
+
+#[test]
+fn synack_waits_for_all_and_options_are_normalised() {
+    let mut lab = Lab::new();
+    let hs = Hs {
+        popts: Opts::syn(1460, 7, 5000),
+        bopts: Opts {
+            mss: Some(1400),
+            wscale: Some(7),
+            sack_ok: false,
+            ts: Some((80_000, 0)),
+        },
+        ..Hs::default()
+    };
+    let synack = lab.handshake(&hs);
+    assert_eq!(synack.src, VIP);
+    assert_eq!(synack.sport, PORT);
+    assert_eq!(synack.dst_mac, CLIENT_MAC);
+    assert_eq!(synack.seq, hs.pisn, "the primary's ISN is the visible one");
+    assert_eq!(synack.ack, hs.cisn + 1);
+    assert_eq!(synack.mss, Some(1400), "MSS is the minimum");
+    assert!(!synack.sack_ok, "SACK only if every replica agreed");
+    assert_eq!(synack.ts.map(|t| t.0), Some(5000), "timestamps kept: all agreed");
+    assert_eq!(synack.wscale, Some(7));
+}
+
+#[test]
+fn timestamps_are_removed_when_one_replica_lacks_them() {
+    let mut lab = Lab::new();
+    let hs = Hs {
+        bopts: Opts {
+            mss: Some(1460),
+            wscale: Some(7),
+            sack_ok: true,
+            ts: None,
+        },
+        ..Hs::default()
+    };
+    let synack = lab.handshake(&hs);
+    assert_eq!(synack.ts, None);
+    assert!(synack.sack_ok);
+    // ...and the primary's later segments reach the client without them.
+    let out = lab.replica(R::P, hs.pisn + 1, hs.cisn + 1, A, 500, Opts::ts(5001, 101), b"hello");
+    let seg = one(&out, CLIENT);
+    assert_eq!(seg.ts, None);
+    assert_eq!(seg.payload, b"hello");
+}
+
+#[test]
+fn primary_that_never_answers_gives_way_to_the_backup() {
+    let mut lab = Lab::new();
+    let out = lab.client(7, 0, S, 64240, Opts::syn(1460, 7, 1), b"");
+    assert_eq!(out.len(), 2);
+    let out = lab.replica(R::B, 4000, 8, S | A, 65535, Opts::syn(1460, 7, 9), b"");
+    assert!(out.is_empty(), "waits for the primary");
+    lab.advance(1 * MS);
+    assert!(lab.poll().is_empty(), "still within the wait");
+    lab.advance(2 * MS);
+    let out = lab.poll();
+    let synack = one(&out, CLIENT);
+    assert_eq!(synack.seq, 4000, "the backup became active");
+    let rst = one(&out, PRIMARY);
+    assert!(rst.flags.contains(RST), "the silent primary is reset and dropped");
+    // Data now flows from the backup, and the client's ack goes only to it.
+    let out = lab.replica(R::B, 4001, 8, A, 500, Opts::ts(10, 2), b"abc");
+    assert_eq!(one(&out, CLIENT).payload, b"abc");
+    let out = lab.client(8, 4004, A, 500, Opts::ts(3, 10), b"");
+    assert_eq!(one(&out, BACKUP).ack, 4004);
+    assert!(to(&out, PRIMARY).is_empty());
+}
+
+#[test]
+fn primary_answering_late_still_wins_within_the_wait() {
+    let mut lab = Lab::new();
+    lab.client(7, 0, S, 64240, Opts::syn(1460, 7, 1), b"");
+    lab.replica(R::B, 4000, 8, S | A, 65535, Opts::syn(1460, 7, 9), b"");
+    lab.advance(MS);
+    let out = lab.replica(R::P, 300, 8, S | A, 65535, Opts::syn(1460, 7, 9), b"");
+    assert_eq!(one(&out, CLIENT).seq, 300, "the designated primary is active");
+}
+
+// ---- §3.2 sequence and ack --------------------------------------------------------------
+
+#[test]
+fn seq_and_ack_translate_across_the_2_32_wrap() {
+    let mut lab = Lab::new();
+    let hs = Hs {
+        cisn: u32::MAX - 5,
+        pisn: u32::MAX - 10,
+        bisn: 3,
+        ..Hs::default()
+    };
+    lab.handshake(&hs);
+    let c1 = hs.cisn.wrapping_add(1);
+    let p1 = hs.pisn.wrapping_add(1);
+    let b1 = hs.bisn.wrapping_add(1);
+    // Client data crosses the wrap; each replica gets its own ack.
+    let out = lab.client(c1, p1, A, 502, Opts::ts(102, 5000), &data(100, 1));
+    assert_eq!(one(&out, PRIMARY).ack, p1);
+    assert_eq!(one(&out, BACKUP).ack, b1);
+    assert_eq!(one(&out, BACKUP).seq, c1, "client sequence is never translated");
+    // Both replicas answer 100 bytes each, starting from their own ISNs.
+    let out = lab.replica(R::B, b1, c1.wrapping_add(100), A, 500, Opts::ts(80_001, 102), &data(100, 9));
+    assert!(to(&out, CLIENT).iter().all(|s| s.payload.is_empty()), "standby output is held");
+    let out = lab.replica(R::P, p1, c1.wrapping_add(100), A, 500, Opts::ts(5001, 102), &data(100, 9));
+    let seg = one(&out, CLIENT);
+    assert_eq!(seg.seq, p1, "visible sequence, wrapping");
+    assert_eq!(seg.ack, c1.wrapping_add(100));
+    // The client's ack of those bytes reaches the backup translated into its space.
+    let out = lab.client(c1.wrapping_add(100), p1.wrapping_add(100), A, 502, Opts::ts(103, 5001), b"");
+    assert_eq!(one(&out, BACKUP).ack, b1.wrapping_add(100));
+    assert_eq!(one(&out, PRIMARY).ack, p1.wrapping_add(100));
+}
+
+#[test]
+fn backup_ahead_of_primary_is_held_then_released_by_the_client_ack() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(300, 3));
+    assert_eq!(lab.engine.counters().held_bytes, 300);
+    let out = lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 101), &data(300, 3));
+    assert_eq!(one(&out, CLIENT).payload, data(300, 3));
+    lab.client(c1, p1 + 300, A, 502, Opts::ts(102, 5001), b"");
+    assert_eq!(lab.engine.counters().held_bytes, 0, "released once the client acked");
+}
+
+#[test]
+fn primary_ahead_of_backup_the_backup_is_acked_only_up_to_what_it_sent() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 101), &data(200, 3));
+    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(100, 3));
+    let out = lab.client(c1, p1 + 200, A, 502, Opts::ts(102, 5001), b"");
+    assert_eq!(one(&out, PRIMARY).ack, p1 + 200);
+    assert_eq!(one(&out, BACKUP).ack, b1 + 100, "§3.7: never ack unsent data");
+    // The backup catches up: the client already has those bytes, so Tandem acks them.
+    let out = lab.replica(R::B, b1 + 100, c1, A, 500, Opts::ts(80_002, 101), &data(100, 103));
+    assert!(to(&out, CLIENT).is_empty(), "not sent to the client twice");
+    let ack = one(&out, BACKUP);
+    assert_eq!(ack.ack, b1 + 200);
+    assert_eq!(ack.src, CLIENT);
+    assert!(ack.payload.is_empty());
+    assert_eq!(lab.engine.counters().held_bytes, 0);
+}
+
+// ---- §3.3 timestamps --------------------------------------------------------------------
+
+#[test]
+fn timestamps_translate_per_replica_clock() {
+    let mut lab = Lab::new();
+    let hs = Hs::default(); // primary clock 5000, backup 80000 at the SYN-ACK
+    lab.handshake(&hs);
+    let (c1, p1) = (hs.cisn + 1, hs.pisn + 1);
+    let out = lab.client(c1, p1, A, 502, Opts::ts(110, 5000), b"x");
+    assert_eq!(one(&out, PRIMARY).ts, Some((110, 5000)));
+    assert_eq!(one(&out, BACKUP).ts, Some((110, 80_000)), "TSecr into the backup's clock");
+    let out = lab.replica(R::P, p1, c1 + 1, A, 500, Opts::ts(5007, 110), b"y");
+    assert_eq!(one(&out, CLIENT).ts, Some((5007, 110)));
+}
+
+#[test]
+fn failover_rebases_timestamps_so_the_client_never_sees_them_go_back() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    // The primary's clock runs far ahead; the backup's barely moves.
+    let out = lab.replica(R::P, p1, c1, A, 500, Opts::ts(9000, 101), &data(10, 0));
+    assert_eq!(one(&out, CLIENT).ts.map(|t| t.0), Some(9000));
+    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_010, 101), &data(10, 0));
+    lab.replica(R::B, b1 + 10, c1, A, 500, Opts::ts(80_020, 101), &data(10, 10));
+    lab.kill(R::P);
+    let out = lab.client(c1, p1 + 10, A, 502, Opts::ts(120, 9000), b"");
+    let seg = one(&out, CLIENT);
+    assert_eq!(seg.payload, data(10, 10), "held data replayed at once");
+    let tsval = seg.ts.expect("ts").0;
+    assert!(tsval >= 9000, "TSval {tsval} went backwards: PAWS would drop it");
+    // The backup's later segments keep increasing from there.
+    let out = lab.replica(R::B, b1 + 20, c1, A, 500, Opts::ts(80_021, 120), &data(5, 20));
+    assert!(one(&out, CLIENT).ts.expect("ts").0 > tsval);
+    // The client's TSecr is mapped back into the backup's clock consistently.
+    let out = lab.client(c1, p1 + 25, A, 502, Opts::ts(121, tsval), b"");
+    assert_eq!(one(&out, BACKUP).ts, Some((121, 80_020)));
+}
+
+// ---- §3.4 window scale ------------------------------------------------------------------
+
+#[test]
+fn windows_of_replicas_with_different_scales_are_rescaled() {
+    let mut lab = Lab::new();
+    let hs = Hs {
+        popts: Opts::syn(1460, 7, 5000),
+        bopts: Opts::syn(1460, 2, 80_000),
+        ..Hs::default()
+    };
+    let synack = lab.handshake(&hs);
+    assert_eq!(synack.wscale, Some(7), "the client sees the active's scale");
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    lab.replica(R::B, b1, c1, A, 1000, Opts::ts(80_001, 101), b""); // 4000 bytes
+    let out = lab.replica(R::P, p1, c1, A, 100, Opts::ts(5001, 101), b"z"); // 12800 bytes
+    let seg = one(&out, CLIENT);
+    assert_eq!(seg.window, 4000 >> 7, "the smaller right edge, in the client's scale");
+}
+
+// ---- SACK -------------------------------------------------------------------------------
+
+#[test]
+fn client_sack_blocks_are_translated_per_replica() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 101), &data(300, 0));
+    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(300, 0));
+    let mut w = tandem_wire::build::OptionWriter::new();
+    w.timestamps(105, 5001);
+    w.sack(&[(p1 + 200, p1 + 300)]);
+    let frame = Lab::frame_raw_opts(c1, p1 + 100, w.as_bytes());
+    let out = lab.feed(tandem_engine::Side::Outside, frame);
+    assert_eq!(one(&out, PRIMARY).sack, vec![(p1 + 200, p1 + 300)]);
+    assert_eq!(one(&out, BACKUP).sack, vec![(b1 + 200, b1 + 300)]);
+}
+
+// ---- §3.5 ack and window synchronisation ------------------------------------------------
+
+#[test]
+fn client_is_told_the_minimum_ack_and_a_standby_ack_raising_it_makes_a_pure_ack() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    lab.client(c1, p1, A, 502, Opts::ts(110, 5000), &data(100, 0));
+    // The primary acks and answers; the backup has not acked yet.
+    let out = lab.replica(R::P, p1, c1 + 100, A, 500, Opts::ts(5001, 110), b"resp");
+    let seg = one(&out, CLIENT);
+    assert_eq!(seg.ack, c1, "not acked until every live replica has it");
+    // The backup's ack raises the minimum: Tandem sends the client a pure ACK itself.
+    let out = lab.replica(R::B, b1, c1 + 100, A, 500, Opts::ts(80_001, 110), b"");
+    let ack = one(&out, CLIENT);
+    assert_eq!(ack.ack, c1 + 100);
+    assert_eq!(ack.seq, p1 + 4, "at the client's next expected sequence");
+    assert!(ack.payload.is_empty());
+    assert!(ack.ts.is_some());
+    // A redundant pure ACK from the primary tells the client nothing and is dropped.
+    let out = lab.replica(R::P, p1 + 4, c1 + 100, A, 500, Opts::ts(5002, 110), b"");
+    assert!(out.is_empty());
+}
+
+// ---- §3.6 hold queue and failover replay ------------------------------------------------
+
+#[test]
+fn held_standby_output_is_replayed_translated_on_failover() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 101), &data(100, 0));
+    for k in 0..3u32 {
+        lab.replica(R::B, b1 + 100 * k, c1, A, 500, Opts::ts(80_001, 101), &data(100, (100 * k) as u8));
+    }
+    lab.client(c1, p1 + 100, A, 502, Opts::ts(102, 5001), b"");
+    lab.kill(R::P);
+    // Idle flow: the control core asks for a sweep; the held bytes go out at once.
+    lab.engine.request_failover_sweep();
+    let out = lab.poll();
+    let segs = to(&out, CLIENT);
+    let payload: Vec<u8> = segs.iter().flat_map(|s| s.payload.clone()).collect();
+    assert_eq!(payload, [data(100, 100), data(100, 200)].concat());
+    assert_eq!(segs[0].seq, p1 + 100, "continues the visible stream");
+    assert_eq!(segs[1].seq, p1 + 200);
+    assert!(segs.iter().all(|s| s.src == VIP && s.dst_mac == CLIENT_MAC));
+    assert_eq!(lab.engine.counters().flow_failovers, 1);
+    assert_eq!(lab.engine.counters().replayed_segments, 2);
+}
+
+#[test]
+fn failover_on_the_flows_next_packet_without_a_sweep() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(50, 0));
+    lab.kill(R::P);
+    let out = lab.client(c1, p1, A, 502, Opts::ts(102, 5000), b"more");
+    assert_eq!(one(&out, CLIENT).payload, data(50, 0));
+    assert!(to(&out, PRIMARY).is_empty(), "nothing to the dead primary");
+    assert_eq!(one(&out, BACKUP).payload, b"more");
+}
+
+#[test]
+fn over_budget_hold_releases_oldest_and_failover_asks_for_retransmission() {
+    let cfg = EngineConfig {
+        hold_bytes_per_flow: 1000,
+        ..config()
+    };
+    let mut lab = Lab::with(cfg);
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    for k in 0..3u32 {
+        lab.replica(R::B, b1 + 600 * k, c1, A, 500, Opts::ts(80_001, 101), &data(600, 0));
+    }
+    assert!(lab.engine.counters().dropped(DropReason::HoldBudget) >= 2);
+    assert!(lab.engine.counters().held_bytes <= 1000);
+    lab.client(c1, p1, A, 502, Opts::ts(102, 5000), b"");
+    lab.kill(R::P);
+    let out = lab.client(c1, p1, A, 502, Opts::ts(103, 5000), b"");
+    let dupacks: Vec<_> = to(&out, BACKUP)
+        .into_iter()
+        .filter(|s| s.payload.is_empty() && s.ack == b1)
+        .collect();
+    assert!(dupacks.len() >= 3, "three duplicate acks, got {dupacks:#?}");
+}
+
+// ---- §3.8 FIN and RST -------------------------------------------------------------------
+
+#[test]
+fn fin_is_forwarded_only_when_every_replica_sent_it_at_the_same_place() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    let out = lab.replica(R::P, p1, c1, A | F, 500, Opts::ts(5001, 101), b"bye");
+    let seg = one(&out, CLIENT);
+    assert_eq!(seg.payload, b"bye");
+    assert!(!seg.flags.contains(F), "the data goes, the lone FIN does not");
+    let out = lab.replica(R::B, b1, c1, A | F, 500, Opts::ts(80_001, 101), b"bye");
+    let fin = one(&out, CLIENT);
+    assert!(fin.flags.contains(F));
+    assert_eq!(fin.seq, p1 + 3);
+    // Client acks the FIN and closes its side; both replicas ack: the flow closes, and
+    // goes away after the linger time.
+    lab.client(c1, p1 + 4, A | F, 502, Opts::ts(102, 5001), b"");
+    lab.replica(R::P, p1 + 4, c1 + 1, A, 500, Opts::ts(5002, 102), b"");
+    lab.replica(R::B, b1 + 4, c1 + 1, A, 500, Opts::ts(80_002, 102), b"");
+    assert_eq!(lab.engine.flows().len(), 1, "lingers");
+    lab.advance(3_000 * MS);
+    for _ in 0..10 {
+        lab.poll();
+    }
+    assert_eq!(lab.engine.flows().len(), 0);
+}
+
+#[test]
+fn a_fin_overtaken_by_the_other_replicas_data_is_divergence() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    // The primary's process dies: its kernel sends a FIN after 10 bytes.
+    lab.replica(R::P, p1, c1, A | F, 500, Opts::ts(5001, 101), &data(10, 0));
+    // The backup goes on past that point: the primary diverged.
+    let out = lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(50, 0));
+    assert!(lab
+        .signals
+        .iter()
+        .any(|s| s.replica == lab.p && s.kind == SignalKind::UnmatchedFin));
+    let segs = to(&out, CLIENT);
+    let payload: Vec<u8> = segs.iter().flat_map(|s| s.payload.clone()).collect();
+    assert_eq!(payload, data(50, 0)[..].to_vec(), "the backup's bytes, from the visible start");
+    assert!(segs.iter().all(|s| !s.flags.contains(F)));
+}
+
+#[test]
+fn unmatched_replica_rst_kills_that_leg_only() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    let out = lab.replica(R::B, b1, c1, RST | A, 0, Opts::default(), b"");
+    assert!(to(&out, CLIENT).is_empty(), "not forwarded");
+    assert!(lab
+        .signals
+        .iter()
+        .any(|s| s.replica == lab.b && s.kind == SignalKind::UnmatchedRst));
+    let out = lab.client(c1, p1, A, 502, Opts::ts(102, 5000), b"q");
+    assert_eq!(to(&out, BACKUP).len(), 0);
+    assert_eq!(to(&out, PRIMARY).len(), 1);
+    // With one leg left, its ack alone is the synchronised ack.
+    let out = lab.replica(R::P, p1, c1 + 1, A, 500, Opts::ts(5001, 102), b"a");
+    assert_eq!(one(&out, CLIENT).ack, c1 + 1);
+    // The last live replica's RST is forwarded and ends the flow.
+    let out = lab.replica(R::P, p1 + 1, c1 + 1, RST | A, 0, Opts::default(), b"");
+    assert!(one(&out, CLIENT).flags.contains(RST));
+    assert_eq!(lab.engine.flows().len(), 0);
+}
+
+#[test]
+fn client_rst_goes_to_every_replica_and_ends_the_flow() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let out = lab.client(hs.cisn + 1, hs.pisn + 1, RST | A, 0, Opts::default(), b"");
+    assert!(one(&out, PRIMARY).flags.contains(RST));
+    assert!(one(&out, BACKUP).flags.contains(RST));
+    assert_eq!(lab.engine.flows().len(), 0);
+}
+
+// ---- §3.9 failover ----------------------------------------------------------------------
+
+#[test]
+fn a_dead_standby_changes_nothing_for_the_client() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1) = (hs.cisn + 1, hs.pisn + 1);
+    lab.kill(R::B);
+    let out = lab.client(c1, p1, A, 502, Opts::ts(102, 5000), b"req");
+    assert_eq!(to(&out, PRIMARY).len(), 1);
+    assert!(to(&out, BACKUP).is_empty());
+    let out = lab.replica(R::P, p1, c1 + 3, A, 500, Opts::ts(5001, 102), b"resp");
+    let seg = one(&out, CLIENT);
+    assert_eq!((seg.seq, seg.ack), (p1, c1 + 3), "the primary alone sets the ack now");
+    assert_eq!(lab.engine.counters().legs_lost, 1);
+    assert_eq!(lab.engine.counters().flow_failovers, 0);
+}
+
+#[test]
+fn losing_every_replica_resets_the_client() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    lab.kill(R::P);
+    lab.kill(R::B);
+    let out = lab.client(hs.cisn + 1, hs.pisn + 1, A, 502, Opts::ts(102, 5000), b"x");
+    let rst = one(&out, CLIENT);
+    assert!(rst.flags.contains(RST));
+    assert_eq!(rst.seq, hs.pisn + 1);
+    assert_eq!(lab.engine.flows().len(), 0);
+    assert_eq!(lab.engine.counters().flows_lost, 1);
+}
+
+#[test]
+fn a_replica_that_comes_back_serves_new_flows_only() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    lab.kill(R::B);
+    lab.replicas.set_health(lab.b, tandem_engine::Health::Up);
+    let out = lab.client(hs.cisn + 1, hs.pisn + 1, A, 502, Opts::ts(102, 5000), b"x");
+    assert!(to(&out, BACKUP).is_empty(), "the old flow has no state on it");
+}
+
+// ---- §3.10 teardown, and bad input ------------------------------------------------------
+
+#[test]
+fn idle_and_half_open_flows_time_out() {
+    let mut lab = Lab::new();
+    lab.client(1, 0, S, 64240, Opts::syn(1460, 7, 1), b"");
+    assert_eq!(lab.engine.flows().len(), 1);
+    lab.advance(6_000 * MS);
+    lab.poll();
+    assert_eq!(lab.engine.flows().len(), 0, "half-open flow timed out");
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    lab.advance(301_000 * MS);
+    lab.poll();
+    assert_eq!(lab.engine.flows().len(), 0, "idle flow timed out");
+}
+
+#[test]
+fn bad_input_is_counted_never_forwarded() {
+    let cfg = EngineConfig {
+        max_flows: 1,
+        ..config()
+    };
+    let mut lab = Lab::with(cfg);
+    assert!(lab.feed(tandem_engine::Side::Outside, vec![0u8; 10]).is_empty());
+    assert_eq!(lab.engine.counters().dropped(DropReason::Malformed), 1);
+    // Not a SYN, no flow.
+    assert!(lab.client(5, 5, A, 500, Opts::default(), b"x").is_empty());
+    assert_eq!(lab.engine.counters().dropped(DropReason::NoFlow), 1);
+    // A port that is not served.
+    let f = Lab::frame(CLIENT_MAC, CLIENT_MAC, (CLIENT, 1), (VIP, 22), 1, 0, S, 1, Opts::default(), b"");
+    assert!(lab.feed(tandem_engine::Side::Outside, f).is_empty());
+    assert_eq!(lab.engine.counters().dropped(DropReason::NotServed), 1);
+    // The table is full.
+    lab.client(1, 0, S, 64240, Opts::syn(1460, 7, 1), b"");
+    let f = Lab::frame(CLIENT_MAC, CLIENT_MAC, (CLIENT, 2), (VIP, PORT), 1, 0, S, 1, Opts::default(), b"");
+    assert!(lab.feed(tandem_engine::Side::Outside, f).is_empty());
+    assert_eq!(lab.engine.counters().dropped(DropReason::TableFull), 1);
+    // A replica segment for no flow.
+    let f = Lab::frame(PRIMARY_MAC, CLIENT_MAC, (PRIMARY, PORT), (CLIENT, 9), 1, 1, A, 1, Opts::default(), b"x");
+    assert!(lab.feed(tandem_engine::Side::Inside, f).is_empty());
+    assert_eq!(lab.engine.counters().dropped(DropReason::NoFlow), 2);
+    // Data from a replica before its SYN-ACK.
+    assert!(lab.replica(R::P, 1, 1, A, 1, Opts::default(), b"x").is_empty());
+    assert_eq!(lab.engine.counters().dropped(DropReason::BadState), 1);
+    // Traffic for the appliance itself goes to the control core.
+    let f = Lab::frame(CLIENT_MAC, CLIENT_MAC, (CLIENT, 1), (OUTSIDE, 80), 1, 0, S, 1, Opts::default(), b"");
+    lab.feed(tandem_engine::Side::Outside, f);
+    assert_eq!(lab.engine.counters().to_control, 1);
+}
+
+// ---- §5 passive signals -----------------------------------------------------------------
+
+#[test]
+fn a_replica_whose_acks_lag_is_signalled() {
+    let cfg = EngineConfig {
+        ack_lag_ns: 10 * MS,
+        ..config()
+    };
+    let mut lab = Lab::with(cfg);
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1) = (hs.cisn + 1, hs.pisn + 1);
+    lab.client(c1, p1, A, 502, Opts::ts(102, 5000), &data(100, 0));
+    lab.replica(R::P, p1, c1 + 100, A, 500, Opts::ts(5001, 102), b"");
+    lab.advance(11 * MS);
+    lab.replica(R::P, p1, c1 + 100, A, 500, Opts::ts(5002, 102), b"");
+    assert!(lab
+        .signals
+        .iter()
+        .any(|s| s.replica == lab.b && s.kind == SignalKind::AckLag));
+}
+
+#[test]
+fn a_frozen_active_whose_output_lags_is_signalled() {
+    let cfg = EngineConfig {
+        output_lag_ns: 10 * MS,
+        ..config()
+    };
+    let mut lab = Lab::with(cfg);
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, b1) = (hs.cisn + 1, hs.bisn + 1);
+    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(100, 0));
+    lab.advance(11 * MS);
+    lab.replica(R::B, b1 + 100, c1, A, 500, Opts::ts(80_002, 101), &data(100, 0));
+    assert!(lab
+        .signals
+        .iter()
+        .any(|s| s.replica == lab.p && s.kind == SignalKind::OutputLag));
+}
