@@ -1,0 +1,416 @@
+//! The validated profile: what the runtime reads after [`crate::load`] or [`crate::parse`]
+//! accepted a file. Every value here has been checked (the rules are in the crate
+//! documentation); defaults are filled in.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::net::{Device, Ipv4Cidr, ServicePort};
+
+/// A whole appliance profile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    /// EAL arguments.
+    pub eal: Eal,
+    /// Which lcore runs the control plane and which run workers.
+    pub lcores: Lcores,
+    /// The two DPDK ports.
+    pub ports: Ports,
+    /// Which worker lcore polls which receive queue of which port: the explicit `workers`
+    /// list of the profile, or the mapping derived from `lcores.workers` (see
+    /// [`Profile::worker_plan`]). Every receive queue of both ports appears exactly once.
+    pub workers: Vec<WorkerAssignment>,
+    /// The services, in profile order.
+    pub services: Vec<Service>,
+    /// Flow and neighbour timers.
+    pub timeouts: Timeouts,
+    /// Table sizes and memory budgets.
+    pub limits: Limits,
+    /// The management interface.
+    pub management: Management,
+    /// Log output.
+    pub logging: Logging,
+}
+
+/// Arguments for `rte_eal_init`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Eal {
+    /// Passed verbatim after `argv[0]`.
+    pub args: Vec<String>,
+}
+
+/// The lcore plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lcores {
+    /// The lcore of the control plane (ARP, health probes, failover, management). It is the
+    /// EAL main lcore: the thread that called `rte_eal_init`.
+    pub control: u32,
+    /// Worker lcores, in profile order; the index in this list is the worker's id.
+    pub workers: Vec<u32>,
+}
+
+/// Which side of the appliance a port is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortRole {
+    /// Towards the clients (or the router in front of them); VIPs are answered here.
+    Outside,
+    /// Towards the replicas.
+    Inside,
+}
+
+impl PortRole {
+    /// Both roles, outside first.
+    pub const ALL: [PortRole; 2] = [PortRole::Outside, PortRole::Inside];
+
+    /// The role's name as written in a profile.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PortRole::Outside => "outside",
+            PortRole::Inside => "inside",
+        }
+    }
+}
+
+impl std::fmt::Display for PortRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The two ports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ports {
+    /// The clients' side.
+    pub outside: Port,
+    /// The replicas' side.
+    pub inside: Port,
+}
+
+impl Ports {
+    /// The port of a role.
+    pub fn get(&self, role: PortRole) -> &Port {
+        match role {
+            PortRole::Outside => &self.outside,
+            PortRole::Inside => &self.inside,
+        }
+    }
+}
+
+/// One DPDK port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Port {
+    /// The DPDK device.
+    pub device: Device,
+    /// The appliance's own address and subnet on this port; it answers ARP and ICMP echo
+    /// for it, and sources health probes (inside) from it.
+    pub address: Ipv4Cidr,
+    /// Next hop for destinations off the subnet: on `outside`, clients behind a router;
+    /// on `inside`, replicas on other subnets. `None`: only the subnet is reachable.
+    pub gateway: Option<Ipv4Addr>,
+    /// Receive queues (RSS spreads flows over them). Transmit queues are not configured
+    /// here: every worker gets its own on each port ([`Profile::tx_queues_per_port`]).
+    pub queues: u16,
+    /// Receive ring size per queue.
+    pub rx_descriptors: u16,
+    /// Transmit ring size per queue.
+    pub tx_descriptors: u16,
+    /// IP MTU of the port.
+    pub mtu: u16,
+}
+
+impl Port {
+    /// The next hop for `destination`: itself on the subnet, else the gateway (if any).
+    pub fn next_hop(&self, destination: Ipv4Addr) -> Option<Ipv4Addr> {
+        if self.address.contains(destination) {
+            Some(destination)
+        } else {
+            self.gateway
+        }
+    }
+}
+
+/// One receive queue polled by one worker lcore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WorkerAssignment {
+    /// The worker lcore that polls the queue.
+    pub lcore: u32,
+    /// The port of the queue.
+    pub port: PortRole,
+    /// The receive queue index, below the port's `queues`.
+    pub queue: u16,
+}
+
+/// One worker as the runtime starts it: its lcore, the receive queues it polls and the
+/// transmit queue it owns on every port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerPlan {
+    /// Worker id: the index of its lcore in `lcores.workers`.
+    pub id: usize,
+    /// The lcore it runs on.
+    pub lcore: u32,
+    /// The (port, receive queue) pairs it polls, in profile order.
+    pub rx: Vec<(PortRole, u16)>,
+    /// Its transmit queue index, the same on both ports (equal to `id`).
+    pub tx_queue: u16,
+}
+
+/// How a service protects its connections (DESIGN.md section 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Hot standby: every client segment goes to all the flow's replicas; one replica's
+    /// output reaches the client; failover loses nothing. Replicas must be deterministic.
+    #[default]
+    Mirror,
+    /// Cold standby: only the primary carries the flow; on failure Tandem opens a
+    /// connection to a backup and replays the request in flight. Request/response
+    /// protocols with re-executable requests only.
+    Reconnect,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Mirror => "mirror",
+            Mode::Reconnect => "reconnect",
+        })
+    }
+}
+
+/// How a new flow picks its replicas from the live replicas of the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Selection {
+    /// By a hash of the client address and port over the live pool: load spreads over
+    /// every replica.
+    #[default]
+    Spread,
+    /// The first live replicas in pool order: the first listed is the primary of every
+    /// flow, the next its backup; later ones stand in when an earlier one is down.
+    Ordered,
+}
+
+/// A virtual service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    /// Unique name, used in logs, metrics and management commands.
+    pub name: String,
+    /// The virtual address clients connect to.
+    pub vip: Ipv4Addr,
+    /// Which TCP ports of the VIP it takes.
+    pub port: ServicePort,
+    /// Mirror or reconnect.
+    pub mode: Mode,
+    /// Replicas per flow: in mirror mode the active one plus its standbys (1..=3); in
+    /// reconnect mode 1.
+    pub copies: u8,
+    /// How a new flow picks its replicas from the pool.
+    pub selection: Selection,
+    /// The pool, in profile order.
+    pub replicas: Vec<Replica>,
+    /// Health checking and failover triggers.
+    pub health: Health,
+}
+
+impl Service {
+    /// Whether this service takes TCP connections to `vip:port`.
+    pub fn matches(&self, vip: Ipv4Addr, port: u16) -> bool {
+        self.vip == vip && self.port.contains(port)
+    }
+}
+
+/// One replica server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replica {
+    /// Unique name within the service.
+    pub name: String,
+    /// Its address, reached through the inside port.
+    pub address: Ipv4Addr,
+}
+
+/// Health checking of a service's replicas (DESIGN.md section 5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// TCP ports probed with a SYN on every replica; a replica is up when each answers
+    /// with a SYN-ACK.
+    pub probe_ports: Vec<u16>,
+    /// Time between probes of one replica.
+    pub interval: Duration,
+    /// How long a probe waits for its SYN-ACK; at most `interval`.
+    pub timeout: Duration,
+    /// Consecutive failed probes before a replica is declared down.
+    pub fall: u32,
+    /// Consecutive good probes before a down replica takes new flows again.
+    pub rise: u32,
+    /// Probes sent back to back when a worker reports a replica suspect.
+    pub suspect_burst: u32,
+    /// Gap between the probes of a suspect burst.
+    pub suspect_interval: Duration,
+    /// A replica whose acks trail the others' by more than this, while data is
+    /// outstanding, is suspect. `None`: off.
+    pub ack_lag: Option<Duration>,
+    /// A standby replica whose output trails the active one's by more than this is
+    /// suspect. `None`: off.
+    pub output_lag: Option<Duration>,
+}
+
+impl Health {
+    /// Worst-case time to declare a silent replica down by probing alone:
+    /// `interval × (fall − 1) + timeout`.
+    pub fn detection_time(&self) -> Duration {
+        self.interval
+            .saturating_mul(self.fall.saturating_sub(1))
+            .saturating_add(self.timeout)
+    }
+}
+
+/// Flow and neighbour timers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Idle time after which a half-open flow (handshake not complete) is removed.
+    pub syn: Duration,
+    /// Idle time after which an established flow is removed.
+    pub established: Duration,
+    /// How long a flow stays after both directions closed, to absorb retransmitted FINs
+    /// and the last ACK.
+    pub linger: Duration,
+    /// After a standby's SYN-ACK arrived, how long to wait for the primary's before the
+    /// standby is made active.
+    pub synack_wait: Duration,
+    /// How often a neighbour (replica, gateway) entry is re-resolved with ARP.
+    pub arp_refresh: Duration,
+}
+
+/// Table sizes and memory budgets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Flow table capacity of each worker.
+    pub flows_per_worker: u32,
+    /// Bytes of suppressed standby output held for one flow.
+    pub hold_bytes_per_flow: u32,
+    /// Bytes held for all flows together.
+    pub hold_bytes_total: u64,
+    /// Segments (mbufs) held for all flows together.
+    pub hold_segments_total: u32,
+    /// Size of the packet buffer pool (mbufs); best a power of two minus one.
+    pub mbufs: u32,
+    /// Per-lcore mbuf cache of the pool.
+    pub mbuf_cache: u32,
+}
+
+/// The management interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Management {
+    /// Unix socket of the command line (`tandem stats`, `drain`, ...).
+    pub socket: PathBuf,
+    /// Address of the Prometheus metrics listener; `None`: off.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Human,
+    /// One JSON object per event.
+    Json,
+}
+
+/// Least severe level logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Warnings and errors.
+    Warn,
+    /// Normal operation (failovers, replica state changes).
+    #[default]
+    Info,
+    /// Detail for debugging.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// The level's name, as `tracing` filters spell it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// Log output.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Logging {
+    /// Human or JSON lines.
+    pub format: LogFormat,
+    /// Least severe level logged.
+    pub level: LogLevel,
+}
+
+impl Profile {
+    /// The port of a role.
+    pub fn port(&self, role: PortRole) -> &Port {
+        self.ports.get(role)
+    }
+
+    /// The workers as the runtime starts them, in `lcores.workers` order: each with its
+    /// receive queues and its own transmit queue.
+    pub fn worker_plan(&self) -> Vec<WorkerPlan> {
+        self.lcores
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(id, &lcore)| WorkerPlan {
+                id,
+                lcore,
+                rx: self
+                    .workers
+                    .iter()
+                    .filter(|a| a.lcore == lcore)
+                    .map(|a| (a.port, a.queue))
+                    .collect(),
+                // Validation bounds the number of workers by the number of queues, so
+                // this always fits.
+                tx_queue: u16::try_from(id).unwrap_or(u16::MAX),
+            })
+            .collect()
+    }
+
+    /// Transmit queues to configure on each port: one per worker, since any worker may
+    /// send on either port.
+    pub fn tx_queues_per_port(&self) -> u16 {
+        u16::try_from(self.lcores.workers.len()).unwrap_or(u16::MAX)
+    }
+
+    /// The service that takes TCP connections to `vip:port`, if any (services never
+    /// overlap).
+    pub fn service_for(&self, vip: Ipv4Addr, port: u16) -> Option<&Service> {
+        self.services.iter().find(|s| s.matches(vip, port))
+    }
+
+    /// Every VIP, once each, in profile order: the addresses the outside port answers ARP
+    /// for besides its own.
+    pub fn vips(&self) -> Vec<Ipv4Addr> {
+        let mut out: Vec<Ipv4Addr> = Vec::new();
+        for s in &self.services {
+            if !out.contains(&s.vip) {
+                out.push(s.vip);
+            }
+        }
+        out
+    }
+}

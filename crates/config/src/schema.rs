@@ -1,0 +1,211 @@
+//! The schema's words: default values and, for every field, what it allows. Both the
+//! deserialiser's errors (wrong type) and validation's errors quote the "allowed" text
+//! from here, so a field is described the same way whatever went wrong with it.
+
+use std::time::Duration;
+
+/// Default control lcore.
+pub(crate) const CONTROL_LCORE: u32 = 0;
+/// Highest lcore id accepted (DPDK's `RTE_MAX_LCORE` can be configured up to this).
+pub(crate) const MAX_LCORE: u32 = 1023;
+/// Default receive queues per port.
+pub(crate) const QUEUES: u16 = 1;
+/// Most queues per port (DPDK's `RTE_MAX_QUEUES_PER_PORT`).
+pub(crate) const MAX_QUEUES: u16 = 1024;
+/// Default ring sizes.
+pub(crate) const DESCRIPTORS: u16 = 1024;
+/// Ring size bounds.
+pub(crate) const MIN_DESCRIPTORS: u16 = 64;
+/// Ring size bounds.
+pub(crate) const MAX_DESCRIPTORS: u16 = 32768;
+/// Default MTU.
+pub(crate) const MTU: u16 = 1500;
+/// MTU bounds: the IPv4 minimum (RFC 791) and a common jumbo maximum.
+pub(crate) const MIN_MTU: u16 = 68;
+/// MTU bounds.
+pub(crate) const MAX_MTU: u16 = 9216;
+/// Default and most replicas per flow.
+pub(crate) const COPIES: u8 = 2;
+/// Most replicas per flow.
+pub(crate) const MAX_COPIES: u8 = 3;
+/// Longest service or replica name.
+pub(crate) const MAX_NAME: usize = 32;
+
+/// Default probe interval.
+pub(crate) const INTERVAL: Duration = Duration::from_millis(10);
+/// Default `fall`.
+pub(crate) const FALL: u32 = 3;
+/// Default `rise`.
+pub(crate) const RISE: u32 = 2;
+/// Default `suspect_burst`.
+pub(crate) const SUSPECT_BURST: u32 = 3;
+/// Bound of `fall`, `rise`, `suspect_burst`.
+pub(crate) const MAX_COUNT: u32 = 1000;
+/// Default `suspect_interval`.
+pub(crate) const SUSPECT_INTERVAL: Duration = Duration::from_millis(1);
+/// Default `ack_lag`.
+pub(crate) const ACK_LAG: Duration = Duration::from_millis(50);
+
+/// Default `timeouts.syn`.
+pub(crate) const SYN: Duration = Duration::from_secs(5);
+/// Default `timeouts.established`.
+pub(crate) const ESTABLISHED: Duration = Duration::from_secs(300);
+/// Default `timeouts.linger`.
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
+/// Default `timeouts.synack_wait`.
+pub(crate) const SYNACK_WAIT: Duration = Duration::from_millis(2);
+/// Default `timeouts.arp_refresh`.
+pub(crate) const ARP_REFRESH: Duration = Duration::from_secs(30);
+
+/// Default `limits.flows_per_worker`.
+pub(crate) const FLOWS_PER_WORKER: u32 = 1 << 20;
+/// Most `limits.flows_per_worker`.
+pub(crate) const MAX_FLOWS_PER_WORKER: u32 = 1 << 28;
+/// Default `limits.hold_bytes_per_flow`.
+pub(crate) const HOLD_BYTES_PER_FLOW: u32 = 256 * 1024;
+/// Default `limits.hold_bytes_total`.
+pub(crate) const HOLD_BYTES_TOTAL: u64 = 256 * 1024 * 1024;
+/// Default `limits.hold_segments_total`.
+pub(crate) const HOLD_SEGMENTS_TOTAL: u32 = 128 * 1024;
+/// Default `limits.mbufs` (a power of two minus one suits the mempool's ring best).
+pub(crate) const MBUFS: u32 = (1 << 18) - 1;
+/// Default `limits.mbuf_cache`.
+pub(crate) const MBUF_CACHE: u32 = 256;
+/// Most `limits.mbuf_cache` (DPDK's `RTE_MEMPOOL_CACHE_MAX_SIZE`).
+pub(crate) const MAX_MBUF_CACHE: u32 = 512;
+
+/// Default `management.socket`.
+pub(crate) const SOCKET: &str = "/run/tandem/tandem.sock";
+/// Default `management.metrics`.
+pub(crate) const METRICS: &str = "127.0.0.1:9450";
+
+/// A positive duration.
+pub(crate) const POSITIVE_DURATION: &str =
+    "a duration greater than zero, like 100us, 10ms, 1.5s, 2m";
+/// A duration where 0 means off.
+pub(crate) const DURATION_OR_OFF: &str = "a duration like 50ms, or 0 for off";
+/// A name.
+pub(crate) const NAME: &str = "1 to 32 letters, digits, `-` or `_`, unique";
+/// An lcore id.
+pub(crate) const LCORE: &str = "an lcore id 0..=1023 that the EAL starts";
+/// A unicast IPv4 address.
+pub(crate) const UNICAST: &str = "a unicast IPv4 address like 198.18.0.100";
+/// A TCP port.
+pub(crate) const TCP_PORT: &str = "a port number 1..=65535";
+
+/// What the field at `path` allows: its own description, or else its nearest described
+/// parent's (a value written inside a scalar field's place is judged by that field).
+pub(crate) fn allowed_at(path: &crate::locate::FieldPath) -> String {
+    let mut p = path.clone();
+    loop {
+        if let Some(text) = allowed(&p.pattern()) {
+            return text.to_owned();
+        }
+        if p.0.pop().is_none() {
+            return "see the profile reference".to_owned();
+        }
+    }
+}
+
+/// What the field at `pattern` (a path with blank indices, `services[].port`) allows.
+pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
+    let leaf = pattern.rsplit('.').next().unwrap_or(pattern);
+    let in_port = pattern.starts_with("ports.outside.") || pattern.starts_with("ports.inside.");
+    let in_health = pattern.starts_with("services[].health.");
+    Some(match pattern {
+        "" => "a mapping with eal, lcores, ports, workers, services, timeouts, limits, management, logging",
+        "eal" => "a mapping with `args`",
+        "eal.args" => "a list of strings, passed to rte_eal_init after argv[0]",
+        "eal.args[]" => "a string",
+        "lcores" => "a mapping with `control` and `workers`",
+        "lcores.control" => "the EAL main lcore, an lcore id 0..=1023 (default 0)",
+        "lcores.workers" => "a non-empty list of distinct lcore ids, none of them the control lcore",
+        "lcores.workers[]" => LCORE,
+        "ports" => "a mapping with `outside` and `inside`",
+        "ports.outside" | "ports.inside" => {
+            "a mapping with device, address, gateway, queues, rx_descriptors, tx_descriptors, mtu"
+        }
+        "workers" => "a list of { lcore, port, queue }: every receive queue of both ports once",
+        "workers[]" => "a mapping { lcore, port, queue }",
+        "workers[].lcore" => "one of lcores.workers",
+        "workers[].port" => "outside, inside",
+        "workers[].queue" => "a queue index below ports.<port>.queues",
+        "services" => "a non-empty list of services",
+        "services[]" => "a mapping with name, vip, port, mode, copies, selection, replicas, health",
+        "services[].name" | "services[].replicas[].name" => NAME,
+        "services[].vip" => UNICAST,
+        "services[].port" => "`any`, a port number 1..=65535, or a range like 8000-8100",
+        "services[].mode" => "mirror, reconnect",
+        "services[].copies" => {
+            "1..=3 and at most the number of replicas in mirror mode; 1 in reconnect mode"
+        }
+        "services[].selection" => "spread, ordered",
+        "services[].replicas" => "a non-empty list of { name, address }",
+        "services[].replicas[]" => "a mapping { name, address }",
+        "services[].replicas[].address" => {
+            "a unicast IPv4 address on the inside subnet (or any, with ports.inside.gateway)"
+        }
+        "services[].health" => {
+            "a mapping with probe_ports, interval, timeout, fall, rise, suspect_burst, suspect_interval, ack_lag, output_lag"
+        }
+        "services[].health.probe_ports" => "a non-empty list of distinct port numbers 1..=65535",
+        "services[].health.probe_ports[]" => TCP_PORT,
+        "timeouts" => "a mapping with syn, established, linger, synack_wait, arp_refresh",
+        "timeouts.linger" => "a duration like 2s, or 0",
+        "limits" => {
+            "a mapping with flows_per_worker, hold_bytes_per_flow, hold_bytes_total, hold_segments_total, mbufs, mbuf_cache"
+        }
+        "limits.flows_per_worker" => "1..=268435456",
+        "limits.hold_bytes_per_flow" => "1..=4294967295 bytes, at most limits.hold_bytes_total",
+        "limits.hold_bytes_total" => "a number of bytes greater than zero",
+        "limits.hold_segments_total" => "1..=4294967295, below limits.mbufs",
+        "limits.mbufs" => "enough mbufs for every ring, cache and the hold queue (see the message)",
+        "limits.mbuf_cache" => "0..=512, at most limits.mbufs / 1.5",
+        "management" => "a mapping with `socket` and `metrics`",
+        "management.socket" => "an absolute path",
+        "management.metrics" => "an address and port like 127.0.0.1:9450 or [::1]:9450, or off",
+        "logging" => "a mapping with `format` and `level`",
+        "logging.format" => "human, json",
+        "logging.level" => "error, warn, info, debug, trace",
+        _ if in_port => match leaf {
+            "device" => {
+                "a PCI address like 0000:3b:00.0, or a virtual device name given to --vdev like net_af_packet0"
+            }
+            "address" => "a unicast IPv4 address with its prefix length, like 198.18.0.1/24",
+            "gateway" => "a unicast IPv4 address on the port's subnet",
+            "queues" => "1..=1024",
+            "rx_descriptors" | "tx_descriptors" => "a power of two 64..=32768",
+            "mtu" => "68..=9216",
+            _ => return None,
+        },
+        _ if in_health => match leaf {
+            "interval" | "suspect_interval" => POSITIVE_DURATION,
+            "timeout" => "a duration greater than zero and at most `interval`",
+            "fall" | "rise" | "suspect_burst" => "1..=1000",
+            "ack_lag" | "output_lag" => DURATION_OR_OFF,
+            _ => return None,
+        },
+        _ if pattern.starts_with("timeouts.") => POSITIVE_DURATION,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed;
+
+    #[test]
+    fn every_leaf_is_described() {
+        for p in [
+            "ports.inside.mtu",
+            "ports.outside.device",
+            "services[].health.timeout",
+            "timeouts.syn",
+            "services[].replicas[].name",
+            "workers[].queue",
+        ] {
+            assert!(allowed(p).is_some(), "{p}");
+        }
+        assert!(allowed("nonsense.field").is_none());
+    }
+}

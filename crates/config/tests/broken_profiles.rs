@@ -1,0 +1,638 @@
+//! `tandem check` on broken profiles: each must be rejected with the right
+//! `file:line:column: field` and a message that says what is wrong.
+//!
+//! Most cases take [`BASE`], a small valid lab profile, and change one line of it, so the
+//! expected line numbers can be read off `BASE` below.
+
+use tandem_config::{parse, ConfigError};
+
+/// A valid profile; the numbers on the right are line numbers.
+const BASE: &str = "\
+eal:
+  args: [-l, \"0-2\", --no-huge, -m, \"512\", --no-pci, --file-prefix, t,
+         --vdev, \"net_af_packet0,iface=out0\", --vdev, \"net_af_packet1,iface=in0\"]
+lcores:
+  control: 0
+  workers: [1, 2]
+ports:
+  outside:
+    device: net_af_packet0
+    address: 198.18.0.1/24
+  inside:
+    device: net_af_packet1
+    address: 198.19.0.1/24
+services:
+  - name: lab
+    vip: 198.18.0.100
+    port: any
+    mode: mirror
+    copies: 2
+    replicas:
+      - name: primary
+        address: 198.19.0.11
+      - name: backup
+        address: 198.19.0.12
+    health:
+      probe_ports: [7000, 80]
+      interval: 10ms
+      fall: 3
+timeouts:
+  syn: 5s
+limits:
+  mbufs: 32767
+  hold_segments_total: 16384
+";
+//  1 eal:
+//  6   workers: [1, 2]
+// 10     address: 198.18.0.1/24
+// 13     address: 198.19.0.1/24
+// 15   - name: lab
+// 16     vip: 198.18.0.100
+// 17     port: any
+// 18     mode: mirror
+// 19     copies: 2
+// 23       - name: backup
+// 24         address: 198.19.0.12
+// 26       probe_ports: [7000, 80]
+// 27       interval: 10ms
+// 28       fall: 3
+// 30   syn: 5s
+// 32   mbufs: 32767
+// 33   hold_segments_total: 16384
+
+/// `BASE` with the one occurrence of `from` replaced by `to`.
+fn edit(from: &str, to: &str) -> String {
+    assert_eq!(
+        BASE.matches(from).count(),
+        1,
+        "`{from}` must occur once in BASE"
+    );
+    BASE.replace(from, to)
+}
+
+/// Parses `text` as `configs/bad.yaml`, expects it rejected, and checks that the first
+/// diagnostic starts with `prefix` (`file:line:column: field:`) and contains `phrase`.
+/// Returns the error for further checks.
+#[track_caller]
+fn rejects(text: &str, prefix: &str, phrase: &str) -> ConfigError {
+    let err = match parse("configs/bad.yaml", text) {
+        Ok(_) => panic!("accepted a broken profile; expected `{prefix} … {phrase}`"),
+        Err(e) => e,
+    };
+    let first = err
+        .diagnostics()
+        .first()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| panic!("no diagnostic: {err}"));
+    assert!(
+        first.starts_with(prefix),
+        "expected prefix `{prefix}`, got:\n{err}"
+    );
+    assert!(first.contains(phrase), "expected `{phrase}` in:\n{err}");
+    assert!(first.contains("(allowed: "), "no allowed part in:\n{first}");
+    // The Display of the whole error starts with the first diagnostic.
+    assert!(err.to_string().starts_with(&first));
+    err
+}
+
+#[test]
+fn base_is_valid() {
+    if let Err(e) = parse("base.yaml", BASE) {
+        panic!("{e}");
+    }
+}
+
+// ---- values that parse but are not allowed -------------------------------------------
+
+#[test]
+fn zero_interval() {
+    let err = rejects(
+        &edit("interval: 10ms", "interval: 0ms"),
+        "configs/bad.yaml:27:17: services[0].health.interval: ",
+        "must be greater than zero (allowed: a duration greater than zero",
+    );
+    assert!(
+        matches!(err, ConfigError::Invalid(ref d) if d.len() == 1),
+        "{err}"
+    );
+}
+
+#[test]
+fn duration_without_unit() {
+    rejects(
+        &edit("interval: 10ms", "interval: 10"),
+        "configs/bad.yaml:27:17: services[0].health.interval: ",
+        "`10` has no unit",
+    );
+}
+
+#[test]
+fn fall_zero() {
+    rejects(
+        &edit("fall: 3", "fall: 0"),
+        "configs/bad.yaml:28:13: services[0].health.fall: ",
+        "must be greater than zero (allowed: 1..=1000)",
+    );
+}
+
+#[test]
+fn copies_more_than_replicas() {
+    rejects(
+        &edit("copies: 2", "copies: 3"),
+        "configs/bad.yaml:19:13: services[0].copies: ",
+        "3 copies but the pool has 2 replicas (allowed: 1..=2",
+    );
+}
+
+#[test]
+fn copies_above_three() {
+    let text = edit("copies: 2", "copies: 4");
+    rejects(
+        &text,
+        "configs/bad.yaml:19:13: services[0].copies: ",
+        "4 copies",
+    );
+}
+
+#[test]
+fn duplicate_replica_name() {
+    rejects(
+        &edit("- name: backup", "- name: primary"),
+        "configs/bad.yaml:23:15: services[0].replicas[1].name: ",
+        "`primary` is also the name of replicas[0]",
+    );
+}
+
+#[test]
+fn duplicate_replica_address() {
+    rejects(
+        &edit("address: 198.19.0.12", "address: 198.19.0.11"),
+        "configs/bad.yaml:24:18: services[0].replicas[1].address: ",
+        "198.19.0.11 is also the address of replicas[0] (primary)",
+    );
+}
+
+#[test]
+fn replica_off_the_inside_subnet() {
+    rejects(
+        &edit("address: 198.19.0.12", "address: 10.1.2.3"),
+        "configs/bad.yaml:24:18: services[0].replicas[1].address: ",
+        "10.1.2.3 is not on the inside subnet 198.19.0.0/24 and ports.inside has no gateway",
+    );
+}
+
+#[test]
+fn replica_off_the_inside_subnet_is_fine_with_a_gateway() {
+    let text = edit("address: 198.19.0.12", "address: 10.1.2.3").replace(
+        "    address: 198.19.0.1/24\n",
+        "    address: 198.19.0.1/24\n    gateway: 198.19.0.254\n",
+    );
+    if let Err(e) = parse("ok.yaml", &text) {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn replica_on_the_outside_subnet() {
+    rejects(
+        &edit("address: 198.19.0.12", "address: 198.18.0.12"),
+        "configs/bad.yaml:24:18: services[0].replicas[1].address: ",
+        "is on the outside subnet",
+    );
+}
+
+#[test]
+fn vip_is_a_port_address() {
+    rejects(
+        &edit("vip: 198.18.0.100", "vip: 198.18.0.1"),
+        "configs/bad.yaml:16:10: services[0].vip: ",
+        "198.18.0.1 is the address of ports.outside",
+    );
+}
+
+#[test]
+fn vip_on_the_inside_subnet() {
+    rejects(
+        &edit("vip: 198.18.0.100", "vip: 198.19.0.100"),
+        "configs/bad.yaml:16:10: services[0].vip: ",
+        "is on the inside subnet 198.19.0.0/24",
+    );
+}
+
+#[test]
+fn worker_is_the_control_lcore() {
+    rejects(
+        &edit("workers: [1, 2]", "workers: [0, 2]"),
+        "configs/bad.yaml:6:13: lcores.workers[0]: ",
+        "lcore 0 is the control lcore",
+    );
+}
+
+#[test]
+fn worker_listed_twice() {
+    rejects(
+        &edit("workers: [1, 2]", "workers: [1, 1]"),
+        "configs/bad.yaml:6:16: lcores.workers[1]: ",
+        "lcore 1 is listed twice",
+    );
+}
+
+#[test]
+fn worker_not_started_by_the_eal() {
+    rejects(
+        &edit("workers: [1, 2]", "workers: [1, 5]"),
+        "configs/bad.yaml:6:16: lcores.workers[1]: ",
+        "lcore 5 is not started by the EAL arguments (-l 0-2)",
+    );
+}
+
+#[test]
+fn more_workers_than_queues() {
+    let text = edit("workers: [1, 2]", "workers: [1, 2, 3]").replace("\"0-2\"", "\"0-3\"");
+    rejects(
+        &text,
+        "configs/bad.yaml:6:3: lcores.workers: ",
+        "3 worker lcores but only 2 receive queues",
+    );
+}
+
+#[test]
+fn service_port_zero() {
+    rejects(
+        &edit("port: any", "port: 0"),
+        "configs/bad.yaml:17:11: services[0].port: ",
+        "port 0 is not a TCP port (allowed: `any`, a port number 1..=65535",
+    );
+}
+
+#[test]
+fn service_port_too_large() {
+    rejects(
+        &edit("port: any", "port: 65536"),
+        "configs/bad.yaml:17:11: services[0].port: ",
+        "65536 is above 65535",
+    );
+}
+
+#[test]
+fn probe_port_zero() {
+    rejects(
+        &edit("probe_ports: [7000, 80]", "probe_ports: [7000, 0]"),
+        "configs/bad.yaml:26:27: services[0].health.probe_ports[1]: ",
+        "0 is not a TCP port",
+    );
+}
+
+#[test]
+fn probing_any_needs_ports() {
+    rejects(
+        &edit("      probe_ports: [7000, 80]\n", ""),
+        "configs/bad.yaml:25:5: services[0].health.probe_ports: ",
+        "the service port is `any`, and probing needs concrete ports",
+    );
+}
+
+#[test]
+fn address_without_prefix() {
+    rejects(
+        &edit("address: 198.19.0.1/24", "address: 198.19.0.1"),
+        "configs/bad.yaml:13:14: ports.inside.address: ",
+        "`198.19.0.1` has no prefix length",
+    );
+}
+
+#[test]
+fn overlapping_subnets() {
+    rejects(
+        &edit("address: 198.19.0.1/24", "address: 198.18.200.1/16"),
+        "configs/bad.yaml:13:14: ports.inside.address: ",
+        "overlaps the outside subnet 198.18.0.0/24",
+    );
+}
+
+#[test]
+fn device_without_its_vdev() {
+    rejects(
+        &edit("device: net_af_packet1", "device: net_af_packet2"),
+        "configs/bad.yaml:12:13: ports.inside.device: ",
+        "net_af_packet2 is not created by any --vdev",
+    );
+}
+
+#[test]
+fn pci_device_with_no_pci() {
+    rejects(
+        &edit("device: net_af_packet1", "device: \"0000:3b:00.1\""),
+        "configs/bad.yaml:12:13: ports.inside.device: ",
+        "eal.args has --no-pci",
+    );
+}
+
+#[test]
+fn timeout_zero() {
+    rejects(
+        &edit("syn: 5s", "syn: 0s"),
+        "configs/bad.yaml:30:8: timeouts.syn: ",
+        "must be greater than zero",
+    );
+}
+
+#[test]
+fn mbuf_pool_too_small() {
+    rejects(
+        &edit("mbufs: 32767", "mbufs: 4095"),
+        "configs/bad.yaml:32:10: limits.mbufs: ",
+        "4095 mbufs cannot fill the rings",
+    );
+}
+
+// ---- explicit worker mapping --------------------------------------------------------
+
+/// `BASE` with an explicit `workers` list appended (`workers:` is line 34, its items 35 and on).
+fn with_workers(items: &[&str]) -> String {
+    let mut text = format!("{BASE}workers:\n");
+    for item in items {
+        text.push_str("  - ");
+        text.push_str(item);
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn explicit_workers_are_accepted() {
+    let text = with_workers(&[
+        "{ lcore: 2, port: outside, queue: 0 }",
+        "{ lcore: 1, port: inside, queue: 0 }",
+    ]);
+    let p = parse("ok.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        p.worker_plan()[0].rx,
+        [(tandem_config::PortRole::Inside, 0)]
+    );
+}
+
+#[test]
+fn queue_index_out_of_range() {
+    rejects(
+        &with_workers(&[
+            "{ lcore: 1, port: outside, queue: 0 }",
+            "{ lcore: 1, port: inside, queue: 0 }",
+            "{ lcore: 2, port: inside, queue: 1 }",
+        ]),
+        "configs/bad.yaml:37:38: workers[2].queue: ",
+        "queue 1 does not exist: ports.inside.queues is 1 (allowed: a queue index 0..=0)",
+    );
+}
+
+#[test]
+fn queue_polled_twice() {
+    let err = rejects(
+        &with_workers(&[
+            "{ lcore: 1, port: outside, queue: 0 }",
+            "{ lcore: 2, port: outside, queue: 0 }",
+        ]),
+        "configs/bad.yaml:34:1: workers: ",
+        "inside queue 0 is polled by no worker",
+    );
+    // Every problem is reported, in file order.
+    let all = err.to_string();
+    assert!(
+        all.contains(
+            "configs/bad.yaml:36:5: workers[1]: outside queue 0 is already polled by workers[0]"
+        ),
+        "{all}"
+    );
+}
+
+#[test]
+fn worker_mapping_names_a_non_worker_lcore() {
+    rejects(
+        &with_workers(&[
+            "{ lcore: 1, port: outside, queue: 0 }",
+            "{ lcore: 7, port: inside, queue: 0 }",
+        ]),
+        "configs/bad.yaml:6:16: lcores.workers[1]: ",
+        "worker lcore 2 polls no queue",
+    );
+}
+
+// ---- services against each other ----------------------------------------------------
+
+#[test]
+fn duplicate_vip_and_port() {
+    let text = edit(
+        "timeouts:\n",
+        "  - name: web\n    vip: 198.18.0.100\n    port: 80\n    replicas:\n      - { name: w, address: 198.19.0.21 }\ntimeouts:\n",
+    );
+    rejects(
+        &text,
+        "configs/bad.yaml:31:11: services[1].port: ",
+        "198.18.0.100 port 80 is already taken by services[0] (lab, port any)",
+    );
+}
+
+#[test]
+fn duplicate_service_name() {
+    let text = edit(
+        "timeouts:\n",
+        "  - name: lab\n    vip: 198.18.0.101\n    port: 80\n    replicas:\n      - { name: w, address: 198.19.0.21 }\ntimeouts:\n",
+    );
+    rejects(
+        &text,
+        "configs/bad.yaml:29:11: services[1].name: ",
+        "`lab` is also the name of services[0]",
+    );
+}
+
+#[test]
+fn reconnect_with_two_copies() {
+    rejects(
+        &edit("mode: mirror", "mode: reconnect"),
+        "configs/bad.yaml:19:13: services[0].copies: ",
+        "in reconnect mode only the primary carries a flow",
+    );
+}
+
+// ---- schema errors (from the deserialiser) ------------------------------------------
+
+#[test]
+fn unknown_key() {
+    let err = rejects(
+        &edit("fall: 3", "fal: 3"),
+        "configs/bad.yaml:28:7: services[0].health.fal: ",
+        "unknown key `fal` (allowed: probe_ports, interval, timeout, fall, rise",
+    );
+    assert!(matches!(err, ConfigError::Schema(_)));
+}
+
+#[test]
+fn unknown_top_level_key() {
+    rejects(
+        &format!("{BASE}telemetry: on\n"),
+        "configs/bad.yaml:34:1: telemetry: ",
+        "unknown key `telemetry` (allowed: eal, lcores, ports, workers, services",
+    );
+}
+
+#[test]
+fn unknown_mode() {
+    rejects(
+        &edit("mode: mirror", "mode: hot"),
+        "configs/bad.yaml:18:11: services[0].mode: ",
+        "unknown value `hot` (allowed: mirror, reconnect)",
+    );
+}
+
+#[test]
+fn wrong_type_list_for_scalar() {
+    rejects(
+        &edit("port: any", "port: [80]"),
+        "configs/bad.yaml:17:11: services[0].port: ",
+        "wrong type",
+    );
+}
+
+#[test]
+fn wrong_type_scalar_for_list() {
+    rejects(
+        &edit("workers: [1, 2]", "workers: 1"),
+        "configs/bad.yaml:6:12: lcores.workers: ",
+        "wrong type: expected a list",
+    );
+}
+
+#[test]
+fn negative_count() {
+    rejects(
+        &edit("fall: 3", "fall: -1"),
+        "configs/bad.yaml:28:13: services[0].health.fall: ",
+        "`-1` is not a whole number",
+    );
+}
+
+#[test]
+fn mtu_out_of_type_range() {
+    rejects(
+        &edit(
+            "    address: 198.19.0.1/24\n",
+            "    address: 198.19.0.1/24\n    mtu: 70000\n",
+        ),
+        "configs/bad.yaml:14:10: ports.inside.mtu: ",
+        "`70000` is not a whole number that fits u16 (allowed: 68..=9216)",
+    );
+}
+
+#[test]
+fn missing_required_key() {
+    rejects(
+        &edit("    vip: 198.18.0.100\n", ""),
+        "configs/bad.yaml:15:5: services[0].vip: ",
+        "missing required key `vip`",
+    );
+}
+
+#[test]
+fn missing_section() {
+    let text = BASE.replace("lcores:\n  control: 0\n  workers: [1, 2]\n", "");
+    rejects(
+        &text,
+        "configs/bad.yaml:1:1: lcores: ",
+        "missing required key `lcores`",
+    );
+}
+
+#[test]
+fn duplicate_key() {
+    rejects(
+        &edit("      fall: 3\n", "      fall: 3\n      fall: 4\n"),
+        "configs/bad.yaml:29:7: services[0].health.fall: ",
+        "duplicate key `fall`",
+    );
+}
+
+#[test]
+fn yaml_syntax_error() {
+    // The unclosed list swallows the next line, where the parser gives up.
+    let err = rejects(
+        &edit("probe_ports: [7000, 80]", "probe_ports: [7000, 80"),
+        "configs/bad.yaml:27:15: services[0].health.probe_ports: ",
+        "(allowed: well-formed YAML)",
+    );
+    assert!(matches!(err, ConfigError::Syntax(_)), "{err}");
+}
+
+#[test]
+fn tab_indentation() {
+    let err = rejects(
+        &edit("      fall: 3\n", "\tfall: 3\n"),
+        "configs/bad.yaml:27:17: services[0].health.interval: ",
+        "found a tab (allowed: well-formed YAML)",
+    );
+    assert!(matches!(err, ConfigError::Syntax(_)), "{err}");
+}
+
+#[test]
+fn empty_profile() {
+    rejects(
+        "",
+        "configs/bad.yaml:1:1: (top level): ",
+        "the profile is empty",
+    );
+}
+
+// ---- several problems at once -------------------------------------------------------
+
+#[test]
+fn reports_every_problem_in_file_order() {
+    let text = edit("interval: 10ms", "interval: 0")
+        .replace("copies: 2", "copies: 3")
+        .replace("workers: [1, 2]", "workers: [1, 1]");
+    let err = match parse("configs/bad.yaml", &text) {
+        Err(e) => e,
+        Ok(_) => panic!("accepted"),
+    };
+    let fields: Vec<(u32, &str)> = err
+        .diagnostics()
+        .iter()
+        .map(|d| (d.line, d.field.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            (6, "lcores.workers[1]"),
+            (19, "services[0].copies"),
+            (27, "services[0].health.interval"),
+        ]
+    );
+}
+
+// ---- files ----------------------------------------------------------------------------
+
+#[test]
+fn errors_name_the_file_loaded() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/profiles/zero-interval.yaml");
+    let err = match tandem_config::load(&path) {
+        Err(e) => e,
+        Ok(_) => panic!("accepted"),
+    };
+    let text = err.to_string();
+    let expected = format!(
+        "{}:27:17: services[0].health.interval: must be greater than zero",
+        path.display()
+    );
+    assert!(text.starts_with(&expected), "{text}");
+}
+
+#[test]
+fn missing_file() {
+    let err = match tandem_config::load(std::path::Path::new("/nonexistent/tandem.yaml")) {
+        Err(e) => e,
+        Ok(_) => panic!("accepted"),
+    };
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(err
+        .to_string()
+        .starts_with("/nonexistent/tandem.yaml: cannot read the profile"));
+}
