@@ -74,8 +74,11 @@ pub struct EngineConfig {
     pub output_lag_ns: u64,
     /// How long an unmatched FIN may wait for the other replicas' before it is signalled.
     pub fin_grace_ns: u64,
-    /// Flows examined per `poll` by the background sweep (timeouts).
+    /// Flows examined per background sweep step (timeouts).
     pub sweep_batch: usize,
+    /// Time between background sweep steps: `sweep_batch` per interval must cover the
+    /// table well within the shortest timeout.
+    pub sweep_interval_ns: u64,
     /// Flows examined per `poll` while a requested failover sweep is running.
     pub failover_sweep_batch: usize,
 }
@@ -100,6 +103,7 @@ impl Default for EngineConfig {
             output_lag_ns: 0,
             fin_grace_ns: 20 * MS,
             sweep_batch: 64,
+            sweep_interval_ns: 20_000,
             failover_sweep_batch: 4096,
         }
     }

@@ -67,6 +67,7 @@ pub struct Engine<B: PacketBuf> {
     /// Flows waiting for the rest of their SYN-ACKs: (slot, key, deadline).
     synack_queue: VecDeque<(FlowIdx, FlowKey, u64)>,
     sweep_cursor: FlowIdx,
+    next_sweep_at: u64,
     failover_sweep_left: usize,
     scratch: Vec<(B, Class, Option<FlowIdx>)>,
 }
@@ -83,6 +84,7 @@ impl<B: PacketBuf> Engine<B> {
             rotation: vec![0; cfg.services.len()],
             synack_queue: VecDeque::with_capacity(cfg.max_flows.min(1 << 16)),
             sweep_cursor: 0,
+            next_sweep_at: 0,
             failover_sweep_left: 0,
             scratch: Vec::with_capacity(BURST),
             cfg,
@@ -446,8 +448,13 @@ impl<B: PacketBuf> Engine<B> {
     fn sweep<P: BufferPool<B>>(&mut self, now: u64, pool: &mut P, out: &mut Output<B>) {
         let mut budget = if self.failover_sweep_left > 0 {
             self.cfg.failover_sweep_batch
-        } else {
+        } else if now >= self.next_sweep_at {
+            // The background sweep only serves timeouts: a batch per interval is enough,
+            // and keeps it off the per-burst cost.
+            self.next_sweep_at = now + self.cfg.sweep_interval_ns;
             self.cfg.sweep_batch
+        } else {
+            return;
         };
         let cap = self.flows.capacity() as FlowIdx;
         while budget > 0 && out.tx_room() >= 2 * MAX_COPIES + 4 {
@@ -582,6 +589,16 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             // Nothing but a SYN can come before the client has seen a SYN-ACK.
             self.c.drop(DropReason::BadState);
             return Fate::Keep;
+        }
+        // A segment wholly below the ack the client was sent (a retransmission, or a
+        // keepalive probe) means that ack did not arrive. The replicas' answers tell
+        // nothing new and are not forwarded, so Tandem answers, as the client's peer would.
+        let end = m.seq.wrapping_add(m.seq_len());
+        if m.seq < f.ack_sent && end <= f.ack_sent {
+            let seq = f.to_client_nxt;
+            if self.synth_to_client(f, TcpFlags::ACK, seq) {
+                self.c.acks_to_client += 1;
+            }
         }
         self.release_acked(f);
         self.copy_to_legs(f, buf, m);
@@ -766,7 +783,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         // §3.5: a standby's ack, or a dead leg, may have raised the synchronised ack.
         self.ack_client_if_moved(f);
         // §3.7: bytes the client already acked are acked to the replica by Tandem.
-        self.ack_leg_if_behind(f, i);
+        self.ack_leg_if_behind(f, i, m);
         // A FIN the active never sends (it died) may now be matched by the others.
         self.fin_if_agreed(f);
         self.check_lag(f);
@@ -800,6 +817,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     /// §3.8 divergence: a leg whose FIN another leg's data has overtaken is killed.
     fn check_divergence(&mut self, f: &mut Flow) -> Fate {
         let n = f.n_legs as usize;
+        if f.legs[..n].iter().all(|l| l.fin.is_none()) {
+            return Fate::Keep;
+        }
         for i in 0..n {
             let leg = f.legs[i];
             let Some(fin) = leg.fin else { continue };
@@ -932,10 +952,13 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         tcp.adjust_checksum(sum);
         if let Some((tsval, tsecr)) = tcp.timestamps() {
             if f.ts_on {
-                let v = tsval.wrapping_sub(leg.ts_offset);
-                if Seq(v) > Seq(f.max_tsval_sent) {
-                    f.max_tsval_sent = v;
-                }
+                // Never backwards for the client (§3.3): held segments replayed after a
+                // failover (and reordered ones) carry older TSvals, which the client's
+                // PAWS test would drop.
+                let v = Seq(tsval.wrapping_sub(leg.ts_offset))
+                    .later(Seq(f.max_tsval_sent))
+                    .0;
+                f.max_tsval_sent = v;
                 tcp.set_timestamps(v, tsecr);
             } else {
                 tcp.nop_out(option_kind::TIMESTAMPS);
@@ -1012,14 +1035,18 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
 
     /// §3.7: acks bytes to leg `i` that the client has acknowledged but the leg was not
     /// told (it sent them after the client's ack went by, or is catching up after a
-    /// failover).
-    fn ack_leg_if_behind(&mut self, f: &mut Flow, i: usize) {
+    /// failover), or was told by an ack that got lost (`m` is a retransmission).
+    fn ack_leg_if_behind(&mut self, f: &mut Flow, i: usize, m: &Meta) {
         if !f.client_acked {
             return;
         }
         let leg = &f.legs[i];
         let want = f.client_ack.wrapping_add(leg.delta).earlier(leg.snd_nxt);
-        if want > leg.acked_to {
+        // A segment wholly below the ack the leg was given is a retransmission: that ack
+        // was lost on the way. The client never sees this copy (it acked it already), so
+        // Tandem answers it, or the replica retransmits it forever.
+        let resent = m.seq_len() > 0 && m.seq.wrapping_add(m.seq_len()) <= leg.acked_to;
+        if want > leg.acked_to || resent {
             if self.synth_to_leg(f, i, TcpFlags::ACK, want) {
                 self.c.acks_to_replica += 1;
             }
@@ -1252,6 +1279,13 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
 
     /// A replica RST kills its leg; forwarded only when it was the last live leg (§3.8).
     fn on_replica_rst(&mut self, f: &mut Flow, i: usize, mut buf: B, m: &Meta) -> Fate {
+        if f.phase == FlowPhase::Closed {
+            // Both directions are closed: the replica answers a late or duplicate segment
+            // (say the client's last ACK, twice) of a connection it has already closed.
+            // Nothing failed, and the client in TIME-WAIT needs nothing.
+            self.c.drop(DropReason::Suppressed);
+            return Fate::Keep;
+        }
         let last = f.live_legs() == 1;
         if !last {
             self.signal(&mut f.legs[i], SignalKind::UnmatchedRst);

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command (README): installs what it needs, builds, and runs every test.
+#
+#   appliance/test.sh            everything
+#   TANDEM_FUZZ_SECONDS=60 appliance/test.sh    longer fuzz smoke runs (default 20 s each; 0 skips)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+here=$(pwd)
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "dependencies"
+appliance/install-deps.sh
+if [ -d "$HOME/.cargo/bin" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "unit, property, simulation and DPDK tests"
+cargo test --workspace --locked
+
+fuzz_seconds=${TANDEM_FUZZ_SECONDS:-20}
+if [ "$fuzz_seconds" != 0 ]; then
+    step "fuzz smoke runs (${fuzz_seconds} s per target)"
+    appliance/fuzz.sh "$fuzz_seconds"
+fi
+
+step "done"
+echo "all tests passed ($here)"
