@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-#[path = "../examples/fastpath_common.rs"]
+#[path = "../examples/support/fastpath.rs"]
 mod fastpath_common;
 use fastpath_common::Bench;
 

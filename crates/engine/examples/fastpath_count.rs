@@ -8,6 +8,7 @@
 //! Run it with two burst counts; the difference in instructions divided by the difference
 //! in packets is the per-packet cost, setup excluded (perf/callgrind.sh does this).
 
+#[path = "support/fastpath.rs"]
 mod fastpath_common;
 
 fn main() {

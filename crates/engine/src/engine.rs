@@ -280,8 +280,7 @@ impl<B: PacketBuf> Engine<B> {
             self.counters.flows_removed += 1;
             return;
         }
-        if flow.phase == FlowPhase::SynSent && flow.first_synack_at != 0 && !flow.handshake_queued
-        {
+        if flow.phase == FlowPhase::SynSent && flow.first_synack_at != 0 && !flow.handshake_queued {
             flow.handshake_queued = true;
             let (key, deadline) = (flow.key, now + self.cfg.synack_wait_ns);
             if !self.queue_handshake(idx, key, deadline) {
@@ -390,6 +389,7 @@ impl<B: PacketBuf> Engine<B> {
         f.created_at = now;
         f.last_seen = now;
         f.n_legs = n as u8;
+        f.checked_downs = self.replicas.down_generation();
         for (leg, &r) in f.legs.iter_mut().zip(&chosen[..n]) {
             *leg = Leg {
                 replica: r,
@@ -608,13 +608,13 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
 
     /// The client's ack, window, TS.Recent, sequence and FIN.
     fn record_client(&mut self, f: &mut Flow, buf: &B, m: &Meta) {
-        let tcp = m.tcp(buf.bytes());
+        let frame = buf.bytes();
         if m.flags.contains(TcpFlags::ACK) && (!f.client_acked || m.ack > f.client_ack) {
             f.client_ack = m.ack;
             f.client_acked = true;
         }
-        f.client_window = tcp.window();
-        if let Some((tsval, _)) = tcp.timestamps() {
+        f.client_window = m.tcp(frame).window();
+        if let Some((tsval, _)) = m.timestamps(frame) {
             if Seq(tsval) > Seq(f.client_tsval) {
                 f.client_tsval = tsval;
             }
@@ -653,7 +653,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     fn copy_to_legs(&mut self, f: &mut Flow, buf: B, m: &Meta) {
         let is_syn = m.flags.contains(TcpFlags::SYN);
         let n = f.n_legs as usize;
-        let targets = |l: &Leg| l.alive && (l.answered || is_syn || m.flags.contains(TcpFlags::RST));
+        let targets =
+            |l: &Leg| l.alive && (l.answered || is_syn || m.flags.contains(TcpFlags::RST));
         let Some(last) = f.legs[..n].iter().rposition(targets) else {
             self.c.drop(DropReason::NoReplica);
             return;
@@ -717,17 +718,19 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 tcp.set_window_raw(w2);
             }
         }
+        if leg.answered && ts_on && m.ts_at != 0 {
+            let at = usize::from(m.ts_at) + 4;
+            let tsecr = get_u32(tcp.as_bytes(), at);
+            if tsecr != 0 {
+                let new = tsecr.wrapping_add(leg.ts_offset);
+                sum.u32_at(at, tsecr, new);
+                put_u32(tcp.as_bytes_mut(), at, new);
+            }
+        }
         tcp.adjust_checksum(sum);
-        if leg.answered {
-            if let Some((tsval, tsecr)) = tcp.timestamps() {
-                if ts_on && tsecr != 0 {
-                    tcp.set_timestamps(tsval, tsecr.wrapping_add(leg.ts_offset));
-                }
-            }
-            if leg.delta != 0 {
-                let delta = leg.delta;
-                tcp.map_sack_blocks(|edge| edge.wrapping_add(delta));
-            }
+        if leg.answered && m.sack && leg.delta != 0 {
+            let delta = leg.delta;
+            tcp.map_sack_blocks(|edge| edge.wrapping_add(delta));
         }
         true
     }
@@ -793,9 +796,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
 
     /// Records what leg `i` has sent and acknowledged.
     fn update_leg(&mut self, f: &mut Flow, i: usize, buf: &B, m: &Meta) {
-        let tcp = m.tcp(buf.bytes());
-        let window = u32::from(tcp.window());
-        let ts = tcp.timestamps();
+        let frame = buf.bytes();
+        let window = u32::from(m.tcp(frame).window());
+        let ts = m.timestamps(frame);
         let leg = &mut f.legs[i];
         if m.flags.contains(TcpFlags::ACK) && m.ack >= leg.ack {
             leg.ack = m.ack;
@@ -875,7 +878,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 }
             }
         }
-        if vend == vstart || (f.client_acked && vend <= f.client_ack && !m.flags.contains(TcpFlags::FIN))
+        if vend == vstart
+            || (f.client_acked && vend <= f.client_ack && !m.flags.contains(TcpFlags::FIN))
         {
             // Nothing the client lacks: a stripped bare FIN, or bytes it already acked.
             self.c.drop(DropReason::Suppressed);
@@ -949,22 +953,24 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             f.ack_sent = ack;
             f.edge_sent = edge;
         }
-        tcp.adjust_checksum(sum);
-        if let Some((tsval, tsecr)) = tcp.timestamps() {
-            if f.ts_on {
-                // Never backwards for the client (§3.3): held segments replayed after a
-                // failover (and reordered ones) carry older TSvals, which the client's
-                // PAWS test would drop.
-                let v = Seq(tsval.wrapping_sub(leg.ts_offset))
-                    .later(Seq(f.max_tsval_sent))
-                    .0;
-                f.max_tsval_sent = v;
-                tcp.set_timestamps(v, tsecr);
-            } else {
-                tcp.nop_out(option_kind::TIMESTAMPS);
-            }
+        if f.ts_on && m.ts_at != 0 {
+            // Never backwards for the client (§3.3): held segments replayed after a
+            // failover (and reordered ones) carry older TSvals, which the client's PAWS
+            // test would drop.
+            let at = usize::from(m.ts_at);
+            let tsval = get_u32(tcp.as_bytes(), at);
+            let v = Seq(tsval.wrapping_sub(leg.ts_offset))
+                .later(Seq(f.max_tsval_sent))
+                .0;
+            f.max_tsval_sent = v;
+            sum.u32_at(at, tsval, v);
+            put_u32(tcp.as_bytes_mut(), at, v);
         }
-        if !f.sack_on {
+        tcp.adjust_checksum(sum);
+        if !f.ts_on && m.ts_at != 0 {
+            tcp.nop_out(option_kind::TIMESTAMPS);
+        }
+        if !f.sack_on && m.sack {
             tcp.nop_out(option_kind::SACK);
         }
     }
@@ -1046,10 +1052,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         // was lost on the way. The client never sees this copy (it acked it already), so
         // Tandem answers it, or the replica retransmits it forever.
         let resent = m.seq_len() > 0 && m.seq.wrapping_add(m.seq_len()) <= leg.acked_to;
-        if want > leg.acked_to || resent {
-            if self.synth_to_leg(f, i, TcpFlags::ACK, want) {
-                self.c.acks_to_replica += 1;
-            }
+        if (want > leg.acked_to || resent) && self.synth_to_leg(f, i, TcpFlags::ACK, want) {
+            self.c.acks_to_replica += 1;
         }
     }
 
@@ -1061,7 +1065,11 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         }
         let n = f.n_legs as usize;
         let live = |l: &&Leg| l.alive && l.answered;
-        let Some(max_ack) = f.legs[..n].iter().filter(live).map(|l| l.ack).reduce(Seq::later)
+        let Some(max_ack) = f.legs[..n]
+            .iter()
+            .filter(live)
+            .map(|l| l.ack)
+            .reduce(Seq::later)
         else {
             return;
         };
@@ -1317,17 +1325,30 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     /// §3.9: legs whose replica went down (or came back: new epoch) leave the flow.
     #[inline]
     fn refresh_legs(&mut self, f: &mut Flow) -> Fate {
-        for i in 0..f.n_legs as usize {
-            let l = &f.legs[i];
-            if l.alive && !self.replicas.leg_alive(l.replica, l.epoch) {
-                if self.kill_leg(f, i) == Fate::Remove {
-                    return Fate::Remove;
-                }
+        let downs = self.replicas.down_generation();
+        if downs != f.checked_downs {
+            f.checked_downs = downs;
+            if self.check_legs(f) == Fate::Remove {
+                return Fate::Remove;
             }
         }
         // An active leg never holds: anything held there is a replay still to send.
         if f.phase != FlowPhase::SynSent && !f.legs[f.active as usize].hold.is_empty() {
             self.replay_held(f);
+        }
+        Fate::Keep
+    }
+
+    /// Kills the legs whose replica went down since the flow last looked.
+    fn check_legs(&mut self, f: &mut Flow) -> Fate {
+        for i in 0..f.n_legs as usize {
+            let l = &f.legs[i];
+            if l.alive
+                && !self.replicas.leg_alive(l.replica, l.epoch)
+                && self.kill_leg(f, i) == Fate::Remove
+            {
+                return Fate::Remove;
+            }
         }
         Fate::Keep
     }
@@ -1578,6 +1599,16 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             }
         }
     }
+}
+
+#[inline]
+fn get_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+#[inline]
+fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_be_bytes());
 }
 
 /// §3.5: the ack and right window edge the client may be told: the minimum over the live

@@ -127,6 +127,8 @@ pub struct Flow {
     pub client_mac: MacAddr,
     /// Number of legs in `legs`.
     pub n_legs: u8,
+    /// The replica table's down generation when the legs were last checked.
+    pub checked_downs: u32,
     /// Index into `legs` of the active replica.
     pub active: u8,
     /// The legs; `legs[..n_legs]` are meaningful.

@@ -38,6 +38,10 @@ pub struct Meta {
     pub flags: TcpFlags,
     /// Payload length.
     pub payload_len: u32,
+    /// Offset of the timestamps option's TSval within the TCP segment (0: no option).
+    pub ts_at: u16,
+    /// The segment carries SACK blocks.
+    pub sack: bool,
     /// Client-endpoint hash (set by the caller, depends on direction).
     pub hash: u64,
 }
@@ -49,6 +53,20 @@ impl Meta {
         self.payload_len
             + u32::from(self.flags.contains(TcpFlags::SYN))
             + u32::from(self.flags.contains(TcpFlags::FIN))
+    }
+
+    /// TSval and TSecr, read at the offset the parse found (RFC 7323).
+    #[inline]
+    pub fn timestamps(&self, frame: &[u8]) -> Option<(u32, u32)> {
+        if self.ts_at == 0 {
+            return None;
+        }
+        let at = self.l4 + usize::from(self.ts_at);
+        let b = frame.get(at..at + 8)?;
+        Some((
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        ))
     }
 
     /// The TCP segment bytes of `frame`.
@@ -105,7 +123,10 @@ pub fn classify(frame: &[u8], own: &[u32]) -> Class {
     let Ok(tcp) = TcpSegment::new_checked(&frame[l4..end]) else {
         return Class::Drop(DropReason::Malformed);
     };
+    let (ts_at, sack) = scan_options(tcp.options_bytes());
     Class::Tcp(Meta {
+        ts_at,
+        sack,
         l3,
         l4,
         end,
@@ -119,6 +140,35 @@ pub fn classify(frame: &[u8], own: &[u32]) -> Class {
         payload_len: (end - l4 - tcp.header_len()) as u32,
         hash: 0,
     })
+}
+
+/// One pass over the options for what the fast path rewrites: where the timestamps are
+/// (offset within the segment), and whether SACK blocks are present. Malformed options
+/// end the scan (RFC 9293 §3.1 lengths).
+#[inline]
+fn scan_options(opts: &[u8]) -> (u16, bool) {
+    let (mut ts_at, mut sack) = (0u16, false);
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => break,
+            1 => i += 1,
+            kind => {
+                let Some(&len) = opts.get(i + 1) else { break };
+                let len = usize::from(len);
+                if len < 2 || i + len > opts.len() {
+                    break;
+                }
+                if kind == 8 && len == 10 && ts_at == 0 {
+                    ts_at = (20 + i + 2) as u16;
+                } else if kind == 5 {
+                    sack = true;
+                }
+                i += len;
+            }
+        }
+    }
+    (ts_at, sack)
 }
 
 /// Sets `meta.hash` to the client-endpoint hash for a frame that arrived on `outside`

@@ -54,6 +54,9 @@ struct Slot {
 #[derive(Debug)]
 pub struct ReplicaTable {
     slots: Box<[Slot]>,
+    /// Bumped whenever any replica goes down: a flow that saw the same value on its
+    /// previous packet need not check its legs one by one.
+    downs: AtomicU32,
 }
 
 impl ReplicaTable {
@@ -68,7 +71,10 @@ impl ReplicaTable {
                 epoch: AtomicU32::new(0),
             })
             .collect();
-        ReplicaTable { slots }
+        ReplicaTable {
+            slots,
+            downs: AtomicU32::new(0),
+        }
     }
 
     /// Number of slots.
@@ -101,6 +107,9 @@ impl ReplicaTable {
             slot.epoch.fetch_add(1, Ordering::Release);
         }
         slot.health.store(health as u8, Ordering::Release);
+        if matches!(health, Health::Down | Health::Unused) {
+            self.downs.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// Control core: records the replica's resolved MAC address.
@@ -113,9 +122,15 @@ impl ReplicaTable {
     /// Current health (`Unused` for an id out of range).
     #[inline]
     pub fn health(&self, id: ReplicaId) -> Health {
-        self.slots
-            .get(id.0 as usize)
-            .map_or(Health::Unused, |s| Health::from_u8(s.health.load(Ordering::Acquire)))
+        self.slots.get(id.0 as usize).map_or(Health::Unused, |s| {
+            Health::from_u8(s.health.load(Ordering::Acquire))
+        })
+    }
+
+    /// Changes whenever any replica goes down (read it before the epochs it guards).
+    #[inline]
+    pub fn down_generation(&self) -> u32 {
+        self.downs.load(Ordering::Acquire)
     }
 
     /// Current epoch: changes whenever the replica goes down.
@@ -142,7 +157,9 @@ impl ReplicaTable {
     pub fn addr(&self, id: ReplicaId) -> Ipv4Addr {
         self.slots
             .get(id.0 as usize)
-            .map_or(Ipv4Addr::UNSPECIFIED, |s| Ipv4Addr::from(s.addr.load(Ordering::Relaxed)))
+            .map_or(Ipv4Addr::UNSPECIFIED, |s| {
+                Ipv4Addr::from(s.addr.load(Ordering::Relaxed))
+            })
     }
 
     /// The replica's MAC, `None` while unresolved.
@@ -180,7 +197,10 @@ mod tests {
         t.set_health(id, Health::Down);
         assert!(!t.leg_alive(id, e));
         t.set_health(id, Health::Up);
-        assert!(!t.leg_alive(id, e), "a replica that comes back has no old flows");
+        assert!(
+            !t.leg_alive(id, e),
+            "a replica that comes back has no old flows"
+        );
         assert!(t.leg_alive(id, t.epoch(id)));
     }
 

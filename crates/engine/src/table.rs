@@ -276,7 +276,10 @@ mod tests {
     fn same_client_endpoint_different_vips() {
         let mut t = FlowTable::new(8);
         let a = key(1);
-        let b = FlowKey { vip: 0xc612_0065, ..a };
+        let b = FlowKey {
+            vip: 0xc612_0065,
+            ..a
+        };
         let sa = t.insert(a).expect("room");
         let sb = t.insert(b).expect("room");
         assert_eq!(t.find_key(&a), Some(sa));

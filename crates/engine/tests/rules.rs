@@ -37,7 +37,11 @@ fn synack_waits_for_all_and_options_are_normalised() {
     assert_eq!(synack.ack, hs.cisn + 1);
     assert_eq!(synack.mss, Some(1400), "MSS is the minimum");
     assert!(!synack.sack_ok, "SACK only if every replica agreed");
-    assert_eq!(synack.ts.map(|t| t.0), Some(5000), "timestamps kept: all agreed");
+    assert_eq!(
+        synack.ts.map(|t| t.0),
+        Some(5000),
+        "timestamps kept: all agreed"
+    );
     assert_eq!(synack.wscale, Some(7));
 }
 
@@ -57,7 +61,15 @@ fn timestamps_are_removed_when_one_replica_lacks_them() {
     assert_eq!(synack.ts, None);
     assert!(synack.sack_ok);
     // ...and the primary's later segments reach the client without them.
-    let out = lab.replica(R::P, hs.pisn + 1, hs.cisn + 1, A, 500, Opts::ts(5001, 101), b"hello");
+    let out = lab.replica(
+        R::P,
+        hs.pisn + 1,
+        hs.cisn + 1,
+        A,
+        500,
+        Opts::ts(5001, 101),
+        b"hello",
+    );
     let seg = one(&out, CLIENT);
     assert_eq!(seg.ts, None);
     assert_eq!(seg.payload, b"hello");
@@ -70,14 +82,17 @@ fn primary_that_never_answers_gives_way_to_the_backup() {
     assert_eq!(out.len(), 2);
     let out = lab.replica(R::B, 4000, 8, S | A, 65535, Opts::syn(1460, 7, 9), b"");
     assert!(out.is_empty(), "waits for the primary");
-    lab.advance(1 * MS);
+    lab.advance(MS);
     assert!(lab.poll().is_empty(), "still within the wait");
     lab.advance(2 * MS);
     let out = lab.poll();
     let synack = one(&out, CLIENT);
     assert_eq!(synack.seq, 4000, "the backup became active");
     let rst = one(&out, PRIMARY);
-    assert!(rst.flags.contains(RST), "the silent primary is reset and dropped");
+    assert!(
+        rst.flags.contains(RST),
+        "the silent primary is reset and dropped"
+    );
     // Data now flows from the backup, and the client's ack goes only to it.
     let out = lab.replica(R::B, 4001, 8, A, 500, Opts::ts(10, 2), b"abc");
     assert_eq!(one(&out, CLIENT).payload, b"abc");
@@ -93,7 +108,11 @@ fn primary_answering_late_still_wins_within_the_wait() {
     lab.replica(R::B, 4000, 8, S | A, 65535, Opts::syn(1460, 7, 9), b"");
     lab.advance(MS);
     let out = lab.replica(R::P, 300, 8, S | A, 65535, Opts::syn(1460, 7, 9), b"");
-    assert_eq!(one(&out, CLIENT).seq, 300, "the designated primary is active");
+    assert_eq!(
+        one(&out, CLIENT).seq,
+        300,
+        "the designated primary is active"
+    );
 }
 
 // ---- §3.2 sequence and ack --------------------------------------------------------------
@@ -115,16 +134,46 @@ fn seq_and_ack_translate_across_the_2_32_wrap() {
     let out = lab.client(c1, p1, A, 502, Opts::ts(102, 5000), &data(100, 1));
     assert_eq!(one(&out, PRIMARY).ack, p1);
     assert_eq!(one(&out, BACKUP).ack, b1);
-    assert_eq!(one(&out, BACKUP).seq, c1, "client sequence is never translated");
+    assert_eq!(
+        one(&out, BACKUP).seq,
+        c1,
+        "client sequence is never translated"
+    );
     // Both replicas answer 100 bytes each, starting from their own ISNs.
-    let out = lab.replica(R::B, b1, c1.wrapping_add(100), A, 500, Opts::ts(80_001, 102), &data(100, 9));
-    assert!(to(&out, CLIENT).iter().all(|s| s.payload.is_empty()), "standby output is held");
-    let out = lab.replica(R::P, p1, c1.wrapping_add(100), A, 500, Opts::ts(5001, 102), &data(100, 9));
+    let out = lab.replica(
+        R::B,
+        b1,
+        c1.wrapping_add(100),
+        A,
+        500,
+        Opts::ts(80_001, 102),
+        &data(100, 9),
+    );
+    assert!(
+        to(&out, CLIENT).iter().all(|s| s.payload.is_empty()),
+        "standby output is held"
+    );
+    let out = lab.replica(
+        R::P,
+        p1,
+        c1.wrapping_add(100),
+        A,
+        500,
+        Opts::ts(5001, 102),
+        &data(100, 9),
+    );
     let seg = one(&out, CLIENT);
     assert_eq!(seg.seq, p1, "visible sequence, wrapping");
     assert_eq!(seg.ack, c1.wrapping_add(100));
     // The client's ack of those bytes reaches the backup translated into its space.
-    let out = lab.client(c1.wrapping_add(100), p1.wrapping_add(100), A, 502, Opts::ts(103, 5001), b"");
+    let out = lab.client(
+        c1.wrapping_add(100),
+        p1.wrapping_add(100),
+        A,
+        502,
+        Opts::ts(103, 5001),
+        b"",
+    );
     assert_eq!(one(&out, BACKUP).ack, b1.wrapping_add(100));
     assert_eq!(one(&out, PRIMARY).ack, p1.wrapping_add(100));
 }
@@ -140,7 +189,11 @@ fn backup_ahead_of_primary_is_held_then_released_by_the_client_ack() {
     let out = lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 101), &data(300, 3));
     assert_eq!(one(&out, CLIENT).payload, data(300, 3));
     lab.client(c1, p1 + 300, A, 502, Opts::ts(102, 5001), b"");
-    assert_eq!(lab.engine.counters().held_bytes, 0, "released once the client acked");
+    assert_eq!(
+        lab.engine.counters().held_bytes,
+        0,
+        "released once the client acked"
+    );
 }
 
 #[test]
@@ -153,9 +206,21 @@ fn primary_ahead_of_backup_the_backup_is_acked_only_up_to_what_it_sent() {
     lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(100, 3));
     let out = lab.client(c1, p1 + 200, A, 502, Opts::ts(102, 5001), b"");
     assert_eq!(one(&out, PRIMARY).ack, p1 + 200);
-    assert_eq!(one(&out, BACKUP).ack, b1 + 100, "§3.7: never ack unsent data");
+    assert_eq!(
+        one(&out, BACKUP).ack,
+        b1 + 100,
+        "§3.7: never ack unsent data"
+    );
     // The backup catches up: the client already has those bytes, so Tandem acks them.
-    let out = lab.replica(R::B, b1 + 100, c1, A, 500, Opts::ts(80_002, 101), &data(100, 103));
+    let out = lab.replica(
+        R::B,
+        b1 + 100,
+        c1,
+        A,
+        500,
+        Opts::ts(80_002, 101),
+        &data(100, 103),
+    );
     assert!(to(&out, CLIENT).is_empty(), "not sent to the client twice");
     let ack = one(&out, BACKUP);
     assert_eq!(ack.ack, b1 + 200);
@@ -174,7 +239,11 @@ fn timestamps_translate_per_replica_clock() {
     let (c1, p1) = (hs.cisn + 1, hs.pisn + 1);
     let out = lab.client(c1, p1, A, 502, Opts::ts(110, 5000), b"x");
     assert_eq!(one(&out, PRIMARY).ts, Some((110, 5000)));
-    assert_eq!(one(&out, BACKUP).ts, Some((110, 80_000)), "TSecr into the backup's clock");
+    assert_eq!(
+        one(&out, BACKUP).ts,
+        Some((110, 80_000)),
+        "TSecr into the backup's clock"
+    );
     let out = lab.replica(R::P, p1, c1 + 1, A, 500, Opts::ts(5007, 110), b"y");
     assert_eq!(one(&out, CLIENT).ts, Some((5007, 110)));
 }
@@ -189,15 +258,34 @@ fn failover_rebases_timestamps_so_the_client_never_sees_them_go_back() {
     let out = lab.replica(R::P, p1, c1, A, 500, Opts::ts(9000, 101), &data(10, 0));
     assert_eq!(one(&out, CLIENT).ts.map(|t| t.0), Some(9000));
     lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_010, 101), &data(10, 0));
-    lab.replica(R::B, b1 + 10, c1, A, 500, Opts::ts(80_020, 101), &data(10, 10));
+    lab.replica(
+        R::B,
+        b1 + 10,
+        c1,
+        A,
+        500,
+        Opts::ts(80_020, 101),
+        &data(10, 10),
+    );
     lab.kill(R::P);
     let out = lab.client(c1, p1 + 10, A, 502, Opts::ts(120, 9000), b"");
     let seg = one(&out, CLIENT);
     assert_eq!(seg.payload, data(10, 10), "held data replayed at once");
     let tsval = seg.ts.expect("ts").0;
-    assert!(tsval >= 9000, "TSval {tsval} went backwards: PAWS would drop it");
+    assert!(
+        tsval >= 9000,
+        "TSval {tsval} went backwards: PAWS would drop it"
+    );
     // The backup's later segments keep increasing from there.
-    let out = lab.replica(R::B, b1 + 20, c1, A, 500, Opts::ts(80_021, 120), &data(5, 20));
+    let out = lab.replica(
+        R::B,
+        b1 + 20,
+        c1,
+        A,
+        500,
+        Opts::ts(80_021, 120),
+        &data(5, 20),
+    );
     assert!(one(&out, CLIENT).ts.expect("ts").0 > tsval);
     // The client's TSecr is mapped back into the backup's clock consistently.
     let out = lab.client(c1, p1 + 25, A, 502, Opts::ts(121, tsval), b"");
@@ -220,7 +308,11 @@ fn windows_of_replicas_with_different_scales_are_rescaled() {
     lab.replica(R::B, b1, c1, A, 1000, Opts::ts(80_001, 101), b""); // 4000 bytes
     let out = lab.replica(R::P, p1, c1, A, 100, Opts::ts(5001, 101), b"z"); // 12800 bytes
     let seg = one(&out, CLIENT);
-    assert_eq!(seg.window, 4000 >> 7, "the smaller right edge, in the client's scale");
+    assert_eq!(
+        seg.window,
+        4000 >> 7,
+        "the smaller right edge, in the client's scale"
+    );
 }
 
 // ---- SACK -------------------------------------------------------------------------------
@@ -277,7 +369,15 @@ fn held_standby_output_is_replayed_translated_on_failover() {
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
     lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 101), &data(100, 0));
     for k in 0..3u32 {
-        lab.replica(R::B, b1 + 100 * k, c1, A, 500, Opts::ts(80_001, 101), &data(100, (100 * k) as u8));
+        lab.replica(
+            R::B,
+            b1 + 100 * k,
+            c1,
+            A,
+            500,
+            Opts::ts(80_001, 101),
+            &data(100, (100 * k) as u8),
+        );
     }
     lab.client(c1, p1 + 100, A, 502, Opts::ts(102, 5001), b"");
     lab.kill(R::P);
@@ -319,7 +419,15 @@ fn over_budget_hold_releases_oldest_and_failover_asks_for_retransmission() {
     lab.handshake(&hs);
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
     for k in 0..3u32 {
-        lab.replica(R::B, b1 + 600 * k, c1, A, 500, Opts::ts(80_001, 101), &data(600, 0));
+        lab.replica(
+            R::B,
+            b1 + 600 * k,
+            c1,
+            A,
+            500,
+            Opts::ts(80_001, 101),
+            &data(600, 0),
+        );
     }
     assert!(lab.engine.counters().dropped(DropReason::HoldBudget) >= 2);
     assert!(lab.engine.counters().held_bytes <= 1000);
@@ -344,7 +452,10 @@ fn fin_is_forwarded_only_when_every_replica_sent_it_at_the_same_place() {
     let out = lab.replica(R::P, p1, c1, A | F, 500, Opts::ts(5001, 101), b"bye");
     let seg = one(&out, CLIENT);
     assert_eq!(seg.payload, b"bye");
-    assert!(!seg.flags.contains(F), "the data goes, the lone FIN does not");
+    assert!(
+        !seg.flags.contains(F),
+        "the data goes, the lone FIN does not"
+    );
     let out = lab.replica(R::B, b1, c1, A | F, 500, Opts::ts(80_001, 101), b"bye");
     let fin = one(&out, CLIENT);
     assert!(fin.flags.contains(F));
@@ -378,7 +489,11 @@ fn a_fin_overtaken_by_the_other_replicas_data_is_divergence() {
         .any(|s| s.replica == lab.p && s.kind == SignalKind::UnmatchedFin));
     let segs = to(&out, CLIENT);
     let payload: Vec<u8> = segs.iter().flat_map(|s| s.payload.clone()).collect();
-    assert_eq!(payload, data(50, 0)[..].to_vec(), "the backup's bytes, from the visible start");
+    assert_eq!(
+        payload,
+        data(50, 0)[..].to_vec(),
+        "the backup's bytes, from the visible start"
+    );
     assert!(segs.iter().all(|s| !s.flags.contains(F)));
 }
 
@@ -431,7 +546,11 @@ fn a_dead_standby_changes_nothing_for_the_client() {
     assert!(to(&out, BACKUP).is_empty());
     let out = lab.replica(R::P, p1, c1 + 3, A, 500, Opts::ts(5001, 102), b"resp");
     let seg = one(&out, CLIENT);
-    assert_eq!((seg.seq, seg.ack), (p1, c1 + 3), "the primary alone sets the ack now");
+    assert_eq!(
+        (seg.seq, seg.ack),
+        (p1, c1 + 3),
+        "the primary alone sets the ack now"
+    );
     assert_eq!(lab.engine.counters().legs_lost, 1);
     assert_eq!(lab.engine.counters().flow_failovers, 0);
 }
@@ -459,7 +578,10 @@ fn a_replica_that_comes_back_serves_new_flows_only() {
     lab.kill(R::B);
     lab.replicas.set_health(lab.b, tandem_engine::Health::Up);
     let out = lab.client(hs.cisn + 1, hs.pisn + 1, A, 502, Opts::ts(102, 5000), b"x");
-    assert!(to(&out, BACKUP).is_empty(), "the old flow has no state on it");
+    assert!(
+        to(&out, BACKUP).is_empty(),
+        "the old flow has no state on it"
+    );
 }
 
 // ---- §3.10 teardown, and bad input ------------------------------------------------------
@@ -486,29 +608,77 @@ fn bad_input_is_counted_never_forwarded() {
         ..config()
     };
     let mut lab = Lab::with(cfg);
-    assert!(lab.feed(tandem_engine::Side::Outside, vec![0u8; 10]).is_empty());
+    assert!(lab
+        .feed(tandem_engine::Side::Outside, vec![0u8; 10])
+        .is_empty());
     assert_eq!(lab.engine.counters().dropped(DropReason::Malformed), 1);
     // Not a SYN, no flow.
     assert!(lab.client(5, 5, A, 500, Opts::default(), b"x").is_empty());
     assert_eq!(lab.engine.counters().dropped(DropReason::NoFlow), 1);
     // A port that is not served.
-    let f = Lab::frame(CLIENT_MAC, CLIENT_MAC, (CLIENT, 1), (VIP, 22), 1, 0, S, 1, Opts::default(), b"");
+    let f = Lab::frame(
+        CLIENT_MAC,
+        CLIENT_MAC,
+        (CLIENT, 1),
+        (VIP, 22),
+        1,
+        0,
+        S,
+        1,
+        Opts::default(),
+        b"",
+    );
     assert!(lab.feed(tandem_engine::Side::Outside, f).is_empty());
     assert_eq!(lab.engine.counters().dropped(DropReason::NotServed), 1);
     // The table is full.
     lab.client(1, 0, S, 64240, Opts::syn(1460, 7, 1), b"");
-    let f = Lab::frame(CLIENT_MAC, CLIENT_MAC, (CLIENT, 2), (VIP, PORT), 1, 0, S, 1, Opts::default(), b"");
+    let f = Lab::frame(
+        CLIENT_MAC,
+        CLIENT_MAC,
+        (CLIENT, 2),
+        (VIP, PORT),
+        1,
+        0,
+        S,
+        1,
+        Opts::default(),
+        b"",
+    );
     assert!(lab.feed(tandem_engine::Side::Outside, f).is_empty());
     assert_eq!(lab.engine.counters().dropped(DropReason::TableFull), 1);
     // A replica segment for no flow.
-    let f = Lab::frame(PRIMARY_MAC, CLIENT_MAC, (PRIMARY, PORT), (CLIENT, 9), 1, 1, A, 1, Opts::default(), b"x");
+    let f = Lab::frame(
+        PRIMARY_MAC,
+        CLIENT_MAC,
+        (PRIMARY, PORT),
+        (CLIENT, 9),
+        1,
+        1,
+        A,
+        1,
+        Opts::default(),
+        b"x",
+    );
     assert!(lab.feed(tandem_engine::Side::Inside, f).is_empty());
     assert_eq!(lab.engine.counters().dropped(DropReason::NoFlow), 2);
     // Data from a replica before its SYN-ACK.
-    assert!(lab.replica(R::P, 1, 1, A, 1, Opts::default(), b"x").is_empty());
+    assert!(lab
+        .replica(R::P, 1, 1, A, 1, Opts::default(), b"x")
+        .is_empty());
     assert_eq!(lab.engine.counters().dropped(DropReason::BadState), 1);
     // Traffic for the appliance itself goes to the control core.
-    let f = Lab::frame(CLIENT_MAC, CLIENT_MAC, (CLIENT, 1), (OUTSIDE, 80), 1, 0, S, 1, Opts::default(), b"");
+    let f = Lab::frame(
+        CLIENT_MAC,
+        CLIENT_MAC,
+        (CLIENT, 1),
+        (OUTSIDE, 80),
+        1,
+        0,
+        S,
+        1,
+        Opts::default(),
+        b"",
+    );
     lab.feed(tandem_engine::Side::Outside, f);
     assert_eq!(lab.engine.counters().to_control, 1);
 }
@@ -547,7 +717,15 @@ fn a_frozen_active_whose_output_lags_is_signalled() {
     let (c1, b1) = (hs.cisn + 1, hs.bisn + 1);
     lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(100, 0));
     lab.advance(11 * MS);
-    lab.replica(R::B, b1 + 100, c1, A, 500, Opts::ts(80_002, 101), &data(100, 0));
+    lab.replica(
+        R::B,
+        b1 + 100,
+        c1,
+        A,
+        500,
+        Opts::ts(80_002, 101),
+        &data(100, 0),
+    );
     assert!(lab
         .signals
         .iter()

@@ -770,6 +770,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
             .unwrap_or(&mut [])
     }
 
+    /// The whole segment, writable (the checksum is not maintained: account for the
+    /// change with [`TcpSegment::adjust_checksum`]).
+    #[inline]
+    pub fn as_bytes_mut(&mut self) -> &mut [u8] {
+        self.buffer.as_mut()
+    }
+
     /// The payload, writable (the checksum is not maintained).
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {

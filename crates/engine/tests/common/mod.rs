@@ -1,7 +1,7 @@
 //! A bench for the engine's rules: one client, a primary and a backup, hand-built
 //! segments in, parsed segments out.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::too_many_arguments)]
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -220,7 +220,7 @@ impl Lab {
     }
 
     fn drain(&mut self) -> Vec<Seen> {
-        self.signals.extend(self.out.signals.drain(..));
+        self.signals.append(&mut self.out.signals);
         self.out.to_control.clear();
         self.out
             .tx
@@ -237,7 +237,15 @@ impl Lab {
     }
 
     /// A segment from the client.
-    pub fn client(&mut self, seq: u32, ack: u32, flags: TcpFlags, window: u16, o: Opts, payload: &[u8]) -> Vec<Seen> {
+    pub fn client(
+        &mut self,
+        seq: u32,
+        ack: u32,
+        flags: TcpFlags,
+        window: u16,
+        o: Opts,
+        payload: &[u8],
+    ) -> Vec<Seen> {
         let f = Lab::frame(
             CLIENT_MAC,
             MacAddr([2, 0, 0, 0, 0, 1]),
@@ -254,7 +262,16 @@ impl Lab {
     }
 
     /// A segment from a replica.
-    pub fn replica(&mut self, r: R, seq: u32, ack: u32, flags: TcpFlags, window: u16, o: Opts, payload: &[u8]) -> Vec<Seen> {
+    pub fn replica(
+        &mut self,
+        r: R,
+        seq: u32,
+        ack: u32,
+        flags: TcpFlags,
+        window: u16,
+        o: Opts,
+        payload: &[u8],
+    ) -> Vec<Seen> {
         let (mac, ip) = match r {
             R::P => (PRIMARY_MAC, PRIMARY),
             R::B => (BACKUP_MAC, BACKUP),
@@ -339,18 +356,43 @@ impl Lab {
         let out = self.client(hs.cisn, 0, S, 64240, hs.copts, b"");
         assert_eq!(to(&out, PRIMARY).len(), 1, "SYN to the primary");
         assert_eq!(to(&out, BACKUP).len(), 1, "SYN to the backup");
-        let out = self.replica(R::P, hs.pisn, hs.cisn.wrapping_add(1), S | A, hs.pwin, hs.popts, b"");
-        assert!(to(&out, CLIENT).is_empty(), "primary SYN-ACK waits for the backup's");
-        let out = self.replica(R::B, hs.bisn, hs.cisn.wrapping_add(1), S | A, hs.bwin, hs.bopts, b"");
+        let out = self.replica(
+            R::P,
+            hs.pisn,
+            hs.cisn.wrapping_add(1),
+            S | A,
+            hs.pwin,
+            hs.popts,
+            b"",
+        );
+        assert!(
+            to(&out, CLIENT).is_empty(),
+            "primary SYN-ACK waits for the backup's"
+        );
+        let out = self.replica(
+            R::B,
+            hs.bisn,
+            hs.cisn.wrapping_add(1),
+            S | A,
+            hs.bwin,
+            hs.bopts,
+            b"",
+        );
         let synack = one(&out, CLIENT);
         assert!(synack.is_syn());
-        let cts = hs.copts.ts.map(|(v, _)| (v + 1, synack.ts.map_or(0, |t| t.0)));
+        let cts = hs
+            .copts
+            .ts
+            .map(|(v, _)| (v + 1, synack.ts.map_or(0, |t| t.0)));
         let out = self.client(
             hs.cisn.wrapping_add(1),
             synack.seq.wrapping_add(1),
             A,
             502,
-            Opts { ts: cts, ..Opts::default() },
+            Opts {
+                ts: cts,
+                ..Opts::default()
+            },
             b"",
         );
         assert_eq!(to(&out, PRIMARY).len(), 1);

@@ -131,7 +131,9 @@ pub fn run(ops: &[Op]) {
                 );
                 if let Some(f) = f {
                     let len = u32::from(seg.payload_len.min(1400));
-                    t.r_nxt[r] = t.r_nxt[r].wrapping_add(seg.seq_off as u32).wrapping_add(len);
+                    t.r_nxt[r] = t.r_nxt[r]
+                        .wrapping_add(seg.seq_off as u32)
+                        .wrapping_add(len);
                     engine.process(Side::Inside, now, f, &mut pool, &mut out);
                 }
             }
@@ -188,7 +190,13 @@ fn learn(frame: &[u8], side: Side, track: &mut [Track; 4]) {
     }
 }
 
-fn frame(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), seq: u32, ack: u32, s: &Seg) -> Option<Vec<u8>> {
+fn frame(
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    seq: u32,
+    ack: u32,
+    s: &Seg,
+) -> Option<Vec<u8>> {
     let mut w = OptionWriter::new();
     if let Some(m) = s.mss {
         w.mss(m);

@@ -1,7 +1,7 @@
 //! Shared by the fast-path benchmark and the callgrind driver: N established flows and a
 //! generator of 64-byte frames that keeps every flow's sequence numbers consistent.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::too_many_arguments)]
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -64,7 +64,9 @@ struct FlowGen {
     step: u8,
 }
 
+/// N established flows and the frames that drive them.
 pub struct Bench {
+    /// The engine under test.
     pub engine: Engine<Vec<u8>>,
     pool: Recycler,
     out: Output<Vec<u8>>,
@@ -72,6 +74,7 @@ pub struct Bench {
     rng: u64,
     outside: Vec<Vec<u8>>,
     inside: Vec<Vec<u8>>,
+    /// Frames run through the engine so far.
     pub packets: u64,
     now: u64,
 }
@@ -110,8 +113,9 @@ impl Bench {
         };
         for i in 0..n {
             // Clients spread over 198.18.0.0/15's first /16, ports 1024.. .
-            let client = Ipv4Addr::from(0xc612_0000u32 | (i as u32 / 60_000 + 2) << 8 | 0);
-            let client = Ipv4Addr::from(u32::from(client) | (i as u32 % 250 + 2));
+            let client = Ipv4Addr::from(
+                0xc612_0000u32 | ((i as u32 / 60_000 + 2) << 8) | (i as u32 % 250 + 2),
+            );
             let port = 1024 + (i % 60_000) as u16;
             let g = FlowGen {
                 client,
@@ -133,12 +137,24 @@ impl Bench {
         bench
     }
 
-    fn frame(&mut self, src: (MacAddr, Ipv4Addr, u16), dst: (Ipv4Addr, u16), seq: u32, ack: u32, flags: TcpFlags, payload: &[u8], ts: Option<u32>) -> Vec<u8> {
+    fn frame(
+        &mut self,
+        src: (MacAddr, Ipv4Addr, u16),
+        dst: (Ipv4Addr, u16),
+        seq: u32,
+        ack: u32,
+        flags: TcpFlags,
+        payload: &[u8],
+        ts: Option<u32>,
+    ) -> Vec<u8> {
         let mut v = self.pool.get();
         v.resize(128, 0);
         let mut w = OptionWriter::new();
         if let Some(t) = ts {
-            w.mss(1460).window_scale(7).sack_permitted().timestamps(t, 0);
+            w.mss(1460)
+                .window_scale(7)
+                .sack_permitted()
+                .timestamps(t, 0);
         }
         let n = build::tcp(
             &mut v,
@@ -165,20 +181,53 @@ impl Bench {
     }
 
     fn one(&mut self, side: Side, f: Vec<u8>) {
-        self.engine.process(side, self.now, f, &mut self.pool, &mut self.out);
+        self.engine
+            .process(side, self.now, f, &mut self.pool, &mut self.out);
         self.recycle();
     }
 
     fn handshake(&mut self, g: FlowGen) {
         let a = TcpFlags::ACK;
         let s = TcpFlags::SYN;
-        let f = self.frame((MAC_C, g.client, g.port), (VIP, PORT), g.c_nxt, 0, s, b"", Some(1));
+        let f = self.frame(
+            (MAC_C, g.client, g.port),
+            (VIP, PORT),
+            g.c_nxt,
+            0,
+            s,
+            b"",
+            Some(1),
+        );
         self.one(Side::Outside, f);
-        let f = self.frame((MAC_P, PRIMARY, PORT), (g.client, g.port), g.p_nxt, g.c_nxt + 1, s | a, b"", Some(1));
+        let f = self.frame(
+            (MAC_P, PRIMARY, PORT),
+            (g.client, g.port),
+            g.p_nxt,
+            g.c_nxt + 1,
+            s | a,
+            b"",
+            Some(1),
+        );
         self.one(Side::Inside, f);
-        let f = self.frame((MAC_B, BACKUP, PORT), (g.client, g.port), g.b_nxt, g.c_nxt + 1, s | a, b"", Some(1));
+        let f = self.frame(
+            (MAC_B, BACKUP, PORT),
+            (g.client, g.port),
+            g.b_nxt,
+            g.c_nxt + 1,
+            s | a,
+            b"",
+            Some(1),
+        );
         self.one(Side::Inside, f);
-        let f = self.frame((MAC_C, g.client, g.port), (VIP, PORT), g.c_nxt + 1, g.p_nxt + 1, a, b"", None);
+        let f = self.frame(
+            (MAC_C, g.client, g.port),
+            (VIP, PORT),
+            g.c_nxt + 1,
+            g.p_nxt + 1,
+            a,
+            b"",
+            None,
+        );
         self.one(Side::Outside, f);
     }
 
@@ -199,10 +248,54 @@ impl Bench {
             let i = (self.next_rand() % self.flows.len() as u64) as usize;
             let g = self.flows[i];
             let (side, f) = match g.step {
-                0 => (Side::Outside, self.frame((MAC_C, g.client, g.port), (VIP, PORT), g.c_nxt, g.p_nxt, a, &payload, None)),
-                1 => (Side::Inside, self.frame((MAC_P, PRIMARY, PORT), (g.client, g.port), g.p_nxt, g.c_nxt + PAYLOAD as u32, a, &payload, None)),
-                2 => (Side::Inside, self.frame((MAC_B, BACKUP, PORT), (g.client, g.port), g.b_nxt, g.c_nxt + PAYLOAD as u32, a, &payload, None)),
-                _ => (Side::Outside, self.frame((MAC_C, g.client, g.port), (VIP, PORT), g.c_nxt + PAYLOAD as u32, g.p_nxt + PAYLOAD as u32, a, b"", None)),
+                0 => (
+                    Side::Outside,
+                    self.frame(
+                        (MAC_C, g.client, g.port),
+                        (VIP, PORT),
+                        g.c_nxt,
+                        g.p_nxt,
+                        a,
+                        &payload,
+                        None,
+                    ),
+                ),
+                1 => (
+                    Side::Inside,
+                    self.frame(
+                        (MAC_P, PRIMARY, PORT),
+                        (g.client, g.port),
+                        g.p_nxt,
+                        g.c_nxt + PAYLOAD as u32,
+                        a,
+                        &payload,
+                        None,
+                    ),
+                ),
+                2 => (
+                    Side::Inside,
+                    self.frame(
+                        (MAC_B, BACKUP, PORT),
+                        (g.client, g.port),
+                        g.b_nxt,
+                        g.c_nxt + PAYLOAD as u32,
+                        a,
+                        &payload,
+                        None,
+                    ),
+                ),
+                _ => (
+                    Side::Outside,
+                    self.frame(
+                        (MAC_C, g.client, g.port),
+                        (VIP, PORT),
+                        g.c_nxt + PAYLOAD as u32,
+                        g.p_nxt + PAYLOAD as u32,
+                        a,
+                        b"",
+                        None,
+                    ),
+                ),
             };
             let g = &mut self.flows[i];
             g.step = (g.step + 1) % 4;
@@ -224,17 +317,26 @@ impl Bench {
     pub fn run_burst(&mut self) {
         self.packets += (self.outside.len() + self.inside.len()) as u64;
         self.now += 1_000;
-        self.engine
-            .process_burst(Side::Outside, self.now, &mut self.outside, &mut self.pool, &mut self.out);
-        self.engine
-            .process_burst(Side::Inside, self.now, &mut self.inside, &mut self.pool, &mut self.out);
+        self.engine.process_burst(
+            Side::Outside,
+            self.now,
+            &mut self.outside,
+            &mut self.pool,
+            &mut self.out,
+        );
+        self.engine.process_burst(
+            Side::Inside,
+            self.now,
+            &mut self.inside,
+            &mut self.pool,
+            &mut self.out,
+        );
         self.engine.poll(self.now, &mut self.pool, &mut self.out);
     }
 
     /// Returns transmitted buffers to the pool.
     pub fn recycle(&mut self) {
-        let out = std::mem::replace(&mut self.out.tx, Vec::new());
-        let mut out = out;
+        let mut out = std::mem::take(&mut self.out.tx);
         for t in out.drain(..) {
             self.pool.put(t.buf);
         }
@@ -248,6 +350,3 @@ impl Bench {
         self.engine.flows().memory_bytes()
     }
 }
-
-#[allow(dead_code)]
-fn main() {}
