@@ -6,9 +6,11 @@
 //! passes `now` (nanoseconds) and the buffers; new buffers come from the caller's pool.
 //!
 //! Decisions the design leaves open, taken here:
-//! - The primary's SYN-ACK waits up to `synack_wait` for the other replicas' (so that the
-//!   options can be normalised over all of them). Replicas that have not answered by then
-//!   are dropped from the flow (sent a RST) and the flow runs with fewer copies.
+//! - The primary's SYN-ACK waits for the other replicas' (so that the options can be
+//!   normalised over all of them). A replica that has not answered within `synack_wait`
+//!   is sent the client's SYN again (rebuilt from the flow's record of it), up to
+//!   [`SYN_RETRIES`] times, each with a new `synack_wait`; one still silent then is
+//!   dropped from the flow (sent a RST) and the flow runs with fewer copies.
 //! - A replica RST kills that replica's leg of the flow at once (its connection is gone);
 //!   a FIN is held until every live replica has sent one at the same sequence. A replica
 //!   whose FIN another replica's data overtakes has diverged: its leg is killed. Both raise
@@ -44,6 +46,10 @@ use crate::table::{FlowIdx, FlowTable};
 /// Frames handled together for prefetching.
 pub const BURST: usize = 32;
 
+/// Times the client's SYN is repeated to a replica that has not answered, each after
+/// `synack_wait`, before the flow goes on without it.
+pub const SYN_RETRIES: u8 = 3;
+
 /// Size of the buffers the engine asks for when it synthesises a segment.
 const SYNTH_LEN: usize = 14 + 20 + 60;
 
@@ -69,7 +75,7 @@ pub struct Engine<B: PacketBuf> {
     sweep_cursor: FlowIdx,
     next_sweep_at: u64,
     failover_sweep_left: usize,
-    scratch: Vec<(B, Class, Option<FlowIdx>)>,
+    scratch: Vec<(B, Class)>,
 }
 
 impl<B: PacketBuf> Engine<B> {
@@ -167,22 +173,24 @@ impl<B: PacketBuf> Engine<B> {
                     set_hash(m, outside);
                     self.flows.prefetch_bucket(m.hash);
                 }
-                self.scratch.push((buf, class, None));
+                self.scratch.push((buf, class));
             }
-            // Look up, and prefetch the flows.
-            for i in 0..self.scratch.len() {
-                if let Class::Tcp(m) = &self.scratch[i].1 {
-                    let found = self.lookup(side, m);
-                    if let Some(idx) = found {
+            // Prefetch the flows the buckets point at, before any flow is read.
+            for (_, class) in &self.scratch {
+                if let Class::Tcp(m) = class {
+                    if let Some(idx) = self.flows.first_candidate(m.hash) {
                         self.flows.prefetch_flow(idx);
                     }
-                    self.scratch[i].2 = found;
                 }
             }
-            // Translate.
+            // Look up and translate.
             let mut scratch = core::mem::take(&mut self.scratch);
-            for (buf, class, found) in scratch.drain(..) {
+            for (buf, class) in scratch.drain(..) {
                 self.counters.rx += 1;
+                let found = match &class {
+                    Class::Tcp(m) => self.lookup(side, m),
+                    _ => None,
+                };
                 self.dispatch(side, now, buf, class, found, pool, out);
             }
             self.scratch = scratch;
@@ -436,6 +444,19 @@ impl<B: PacketBuf> Engine<B> {
             if f.key != key || f.phase != FlowPhase::SynSent {
                 continue;
             }
+            // A replica that has not answered may have lost the SYN or its SYN-ACK: ask
+            // again (Linux answers a repeated SYN with its SYN-ACK) before giving up on it.
+            let pending = f.legs().iter().any(|l| l.alive && !l.answered);
+            if pending && f.syn_retries < SYN_RETRIES {
+                f.syn_retries += 1;
+                ctx.resend_syn(f);
+                let deadline = now + self.cfg.synack_wait_ns;
+                if self.synack_queue.len() < self.synack_queue.capacity() {
+                    self.synack_queue.push_back((idx, key, deadline));
+                    continue;
+                }
+            }
+            let f = self.flows.get_mut(idx);
             if ctx.complete_handshake(f) == Fate::Remove {
                 ctx.release_flow(f);
                 self.flows.remove(idx);
@@ -1527,6 +1548,49 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             f.legs[i].acked_to = f.legs[i].acked_to.later(ack);
         }
         sent
+    }
+
+    /// The client's SYN again, to every live leg that has not answered, rebuilt from what
+    /// the flow recorded of it (sequence, MSS, window scale, SACK, TSval).
+    fn resend_syn(&mut self, f: &mut Flow) {
+        let mut opts = OptionWriter::new();
+        opts.mss(f.client_mss);
+        if f.client_sack_ok {
+            opts.sack_permitted();
+        }
+        if f.client_ts_ok {
+            opts.timestamps(f.client_tsval, 0);
+        }
+        if let Some(ws) = f.client_wscale {
+            opts.window_scale(ws);
+        }
+        for i in 0..f.n_legs as usize {
+            let leg = f.legs[i];
+            if !leg.alive || leg.answered {
+                continue;
+            }
+            let Some(mac) = self.replicas.mac(leg.replica) else {
+                self.c.drop(DropReason::NoNeighbour);
+                continue;
+            };
+            let spec = TcpBuild {
+                src_mac: self.cfg.inside_mac,
+                dst_mac: mac,
+                vlan_tci: None,
+                src_ip: Ipv4Addr::from(f.key.client_ip),
+                dst_ip: Ipv4Addr::from(leg.addr),
+                src_port: f.key.client_port,
+                dst_port: f.key.vip_port,
+                seq: f.client_isn.0,
+                ack: 0,
+                flags: TcpFlags::SYN,
+                window: f.client_window,
+                ttl: 64,
+                options: opts.as_bytes(),
+                payload: &[],
+            };
+            self.emit(Side::Inside, &spec);
+        }
     }
 
     /// A RST from the client to leg `i` (cleans up a replica dropped from the flow).

@@ -159,6 +159,8 @@ pub struct Flow {
     pub first_synack_at: u64,
     /// The end of the SYN-ACK wait is queued.
     pub handshake_queued: bool,
+    /// Times the SYN was repeated to replicas that had not answered.
+    pub syn_retries: u8,
     /// Client's highest ack (visible space); valid once `client_acked`.
     pub client_ack: Seq,
     /// The client has acked something.

@@ -88,11 +88,35 @@ impl FlowTable {
         prefetch(&self.buckets[(hash as usize) & self.mask]);
     }
 
-    /// Hints the CPU to fetch a flow (burst lookups).
+    /// Hints the CPU to fetch every cache line of a flow (burst lookups).
     #[inline]
     pub fn prefetch_flow(&self, idx: FlowIdx) {
         if let Some(f) = self.flows.get(idx as usize) {
-            prefetch(f);
+            let base = (f as *const Flow).cast::<u8>();
+            let mut off = 0;
+            while off < core::mem::size_of::<Flow>() {
+                // Only an address for the hint, never dereferenced.
+                prefetch_addr(base.wrapping_add(off));
+                off += 64;
+            }
+        }
+    }
+
+    /// The slot of the first bucket in `hash`'s probe run whose tag matches, without
+    /// touching any flow: what a burst prefetches before the real lookup.
+    #[inline]
+    pub fn first_candidate(&self, hash: u64) -> Option<FlowIdx> {
+        let tag = tag_of(hash);
+        let mut i = (hash as usize) & self.mask;
+        loop {
+            let b = self.buckets[i];
+            if b.tag == 0 {
+                return None;
+            }
+            if b.tag == tag {
+                return Some(b.slot);
+            }
+            i = (i + 1) & self.mask;
         }
     }
 
@@ -225,12 +249,15 @@ impl FlowTable {
 
 #[inline(always)]
 fn prefetch<T>(p: &T) {
+    prefetch_addr((p as *const T).cast::<u8>());
+}
+
+#[inline(always)]
+fn prefetch_addr(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetch is a hint; it never faults, whatever the address.
     unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-            (p as *const T).cast::<i8>(),
-        );
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;

@@ -84,6 +84,19 @@ fn primary_that_never_answers_gives_way_to_the_backup() {
     assert!(out.is_empty(), "waits for the primary");
     lab.advance(MS);
     assert!(lab.poll().is_empty(), "still within the wait");
+    // The primary is asked again, SYN_RETRIES times, one wait apart.
+    for _ in 0..tandem_engine::engine::SYN_RETRIES {
+        lab.advance(2 * MS);
+        let out = lab.poll();
+        let syn = one(&out, PRIMARY);
+        assert_eq!((syn.seq, syn.flags), (7, S), "the client's SYN, rebuilt");
+        assert_eq!(
+            (syn.mss, syn.wscale, syn.sack_ok),
+            (Some(1460), Some(7), true)
+        );
+        assert_eq!(syn.ts, Some((1, 0)));
+        assert!(to(&out, CLIENT).is_empty());
+    }
     lab.advance(2 * MS);
     let out = lab.poll();
     let synack = one(&out, CLIENT);
@@ -99,6 +112,23 @@ fn primary_that_never_answers_gives_way_to_the_backup() {
     let out = lab.client(8, 4004, A, 500, Opts::ts(3, 10), b"");
     assert_eq!(one(&out, BACKUP).ack, 4004);
     assert!(to(&out, PRIMARY).is_empty());
+}
+
+#[test]
+fn a_lost_syn_to_the_backup_is_repeated_and_the_flow_stays_protected() {
+    let mut lab = Lab::new();
+    lab.client(7, 0, S, 64240, Opts::syn(1460, 7, 1), b"");
+    lab.replica(R::P, 300, 8, S | A, 65535, Opts::syn(1460, 7, 9), b"");
+    lab.advance(3 * MS);
+    let out = lab.poll();
+    assert_eq!(
+        one(&out, BACKUP).flags,
+        S,
+        "the SYN the backup never got, again"
+    );
+    let out = lab.replica(R::B, 9000, 8, S | A, 65535, Opts::syn(1460, 7, 50), b"");
+    assert_eq!(one(&out, CLIENT).seq, 300);
+    assert_eq!(lab.engine.counters().legs_lost, 0);
 }
 
 #[test]
