@@ -31,7 +31,7 @@ use std::sync::Arc;
 use tandem_wire::build::{self, OptionWriter, TcpBuild};
 use tandem_wire::checksum::ChecksumDelta;
 use tandem_wire::tcp::option_kind;
-use tandem_wire::{EthernetFrame, Ipv4Packet, TcpFlags};
+use tandem_wire::{EthernetFrame, Ipv4Packet, MacAddr, TcpFlags};
 
 use crate::buffer::{BufferPool, PacketBuf};
 use crate::config::EngineConfig;
@@ -52,6 +52,21 @@ pub const SYN_RETRIES: u8 = 3;
 
 /// Size of the buffers the engine asks for when it synthesises a segment.
 const SYNTH_LEN: usize = 14 + 20 + 60;
+
+/// The rules' context, borrowed from the engine's fields apart from the flow table.
+macro_rules! ctx {
+    ($engine:ident, $pool:expr, $out:expr, $now:expr) => {
+        Ctx {
+            cfg: &$engine.cfg,
+            replicas: &$engine.replicas,
+            hold: &mut $engine.hold,
+            c: &mut $engine.counters,
+            pool: $pool,
+            out: $out,
+            now: $now,
+        }
+    };
+}
 
 /// What to do with a flow after a handler ran.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -248,15 +263,7 @@ impl<B: PacketBuf> Engine<B> {
             }
             return;
         };
-        let mut ctx = Ctx {
-            cfg: &self.cfg,
-            replicas: &self.replicas,
-            hold: &mut self.hold,
-            c: &mut self.counters,
-            pool,
-            out,
-            now,
-        };
+        let mut ctx = ctx!(self, pool, out, now);
         let flow = self.flows.get_mut(idx);
         let fate = match side {
             Side::Outside => {
@@ -266,9 +273,7 @@ impl<B: PacketBuf> Engine<B> {
                     && m.seq != flow.client_isn
                 {
                     // A new connection on the ports of a closed one (TIME-WAIT reuse).
-                    ctx.release_flow(flow);
-                    self.flows.remove(idx);
-                    self.counters.flows_removed += 1;
+                    self.remove_flow(idx);
                     self.new_flow(now, buf, &m, pool, out);
                     return;
                 }
@@ -283,11 +288,10 @@ impl<B: PacketBuf> Engine<B> {
             },
         };
         if fate == Fate::Remove {
-            ctx.release_flow(flow);
-            self.flows.remove(idx);
-            self.counters.flows_removed += 1;
+            self.remove_flow(idx);
             return;
         }
+        let flow = self.flows.get_mut(idx);
         if flow.phase == FlowPhase::SynSent && flow.first_synack_at != 0 && !flow.handshake_queued {
             flow.handshake_queued = true;
             let (key, deadline) = (flow.key, now + self.cfg.synack_wait_ns);
@@ -305,20 +309,10 @@ impl<B: PacketBuf> Engine<B> {
         pool: &mut P,
         out: &mut Output<B>,
     ) {
-        let mut ctx = Ctx {
-            cfg: &self.cfg,
-            replicas: &self.replicas,
-            hold: &mut self.hold,
-            c: &mut self.counters,
-            pool,
-            out,
-            now,
-        };
+        let mut ctx = ctx!(self, pool, out, now);
         let f = self.flows.get_mut(idx);
         if ctx.complete_handshake(f) == Fate::Remove {
-            ctx.release_flow(f);
-            self.flows.remove(idx);
-            self.counters.flows_removed += 1;
+            self.remove_flow(idx);
         }
     }
 
@@ -407,15 +401,7 @@ impl<B: PacketBuf> Engine<B> {
                 ..Leg::default()
             };
         }
-        let mut ctx = Ctx {
-            cfg: &self.cfg,
-            replicas: &self.replicas,
-            hold: &mut self.hold,
-            c: &mut self.counters,
-            pool,
-            out,
-            now,
-        };
+        let mut ctx = ctx!(self, pool, out, now);
         ctx.copy_to_legs(f, buf, m);
     }
 
@@ -431,15 +417,7 @@ impl<B: PacketBuf> Engine<B> {
             if !self.flows.is_used(idx) {
                 continue;
             }
-            let mut ctx = Ctx {
-                cfg: &self.cfg,
-                replicas: &self.replicas,
-                hold: &mut self.hold,
-                c: &mut self.counters,
-                pool,
-                out,
-                now,
-            };
+            let mut ctx = ctx!(self, pool, out, now);
             let f = self.flows.get_mut(idx);
             if f.key != key || f.phase != FlowPhase::SynSent {
                 continue;
@@ -458,9 +436,7 @@ impl<B: PacketBuf> Engine<B> {
             }
             let f = self.flows.get_mut(idx);
             if ctx.complete_handshake(f) == Fate::Remove {
-                ctx.release_flow(f);
-                self.flows.remove(idx);
-                self.counters.flows_removed += 1;
+                self.remove_flow(idx);
             }
         }
         self.sweep(now, pool, out);
@@ -490,22 +466,23 @@ impl<B: PacketBuf> Engine<B> {
                 .saturating_sub(skipped as usize + 1);
             self.sweep_cursor = (idx + 1) % cap;
             budget -= 1;
-            let mut ctx = Ctx {
-                cfg: &self.cfg,
-                replicas: &self.replicas,
-                hold: &mut self.hold,
-                c: &mut self.counters,
-                pool,
-                out,
-                now,
-            };
+            let mut ctx = ctx!(self, pool, out, now);
             let f = self.flows.get_mut(idx);
             if ctx.sweep_flow(f) == Fate::Remove {
-                ctx.release_flow(f);
-                self.flows.remove(idx);
-                self.counters.flows_removed += 1;
+                self.remove_flow(idx);
             }
         }
+    }
+
+    /// Frees what flow `idx` holds and takes it out of the table.
+    fn remove_flow(&mut self, idx: FlowIdx) {
+        let f = self.flows.get_mut(idx);
+        for l in f.legs.iter_mut() {
+            self.hold.clear(&mut l.hold);
+        }
+        f.phase = FlowPhase::Free;
+        self.flows.remove(idx);
+        self.counters.flows_removed += 1;
     }
 
     /// Queues `idx` for the end of its SYN-ACK wait.
@@ -1474,14 +1451,6 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         Fate::Keep
     }
 
-    /// Frees what the flow holds (on removal).
-    fn release_flow(&mut self, f: &mut Flow) {
-        for l in f.legs.iter_mut() {
-            self.hold.clear(&mut l.hold);
-        }
-        f.phase = FlowPhase::Free;
-    }
-
     // ---- synthesised segments ---------------------------------------------------------
 
     /// Builds a segment from the VIP to the client: `seq`, the synchronised ack, window.
@@ -1491,22 +1460,14 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         if f.ts_on {
             opts.timestamps(f.max_tsval_sent, f.client_tsval);
         }
-        let spec = TcpBuild {
-            src_mac: self.cfg.outside_mac,
-            dst_mac: f.client_mac,
-            vlan_tci: None,
-            src_ip: Ipv4Addr::from(f.key.vip),
-            dst_ip: Ipv4Addr::from(f.key.client_ip),
-            src_port: f.key.vip_port,
-            dst_port: f.key.client_port,
-            seq: seq.0,
-            ack: ack.0,
+        let spec = to_client(
+            f,
             flags,
-            window: scaled_window(edge.bytes_after(ack), f.visible_wscale),
-            ttl: 64,
-            options: opts.as_bytes(),
-            payload: &[],
-        };
+            seq.0,
+            ack.0,
+            scaled_window(edge.bytes_after(ack), f.visible_wscale),
+            opts.as_bytes(),
+        );
         if self.emit(Side::Outside, &spec) {
             f.ack_sent = ack;
             f.edge_sent = edge;
@@ -1527,22 +1488,16 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         if f.ts_on && leg.ts_ok {
             opts.timestamps(f.client_tsval, leg.last_tsval);
         }
-        let spec = TcpBuild {
-            src_mac: self.cfg.inside_mac,
-            dst_mac: mac,
-            vlan_tci: None,
-            src_ip: Ipv4Addr::from(f.key.client_ip),
-            dst_ip: Ipv4Addr::from(leg.addr),
-            src_port: f.key.client_port,
-            dst_port: f.key.vip_port,
-            seq: f.client_snd_nxt.0,
-            ack: ack.0,
+        let spec = to_leg(
+            f,
+            &leg,
+            mac,
             flags,
-            window: rescale(f.client_window, f.client_shift, leg.peer_wscale),
-            ttl: 64,
-            options: opts.as_bytes(),
-            payload: &[],
-        };
+            f.client_snd_nxt.0,
+            ack.0,
+            rescale(f.client_window, f.client_shift, leg.peer_wscale),
+            opts.as_bytes(),
+        );
         let sent = self.emit(Side::Inside, &spec);
         if sent && flags.contains(TcpFlags::ACK) {
             f.legs[i].acked_to = f.legs[i].acked_to.later(ack);
@@ -1573,22 +1528,16 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 self.c.drop(DropReason::NoNeighbour);
                 continue;
             };
-            let spec = TcpBuild {
-                src_mac: self.cfg.inside_mac,
-                dst_mac: mac,
-                vlan_tci: None,
-                src_ip: Ipv4Addr::from(f.key.client_ip),
-                dst_ip: Ipv4Addr::from(leg.addr),
-                src_port: f.key.client_port,
-                dst_port: f.key.vip_port,
-                seq: f.client_isn.0,
-                ack: 0,
-                flags: TcpFlags::SYN,
-                window: f.client_window,
-                ttl: 64,
-                options: opts.as_bytes(),
-                payload: &[],
-            };
+            let spec = to_leg(
+                f,
+                &leg,
+                mac,
+                TcpFlags::SYN,
+                f.client_isn.0,
+                0,
+                f.client_window,
+                opts.as_bytes(),
+            );
             self.emit(Side::Inside, &spec);
         }
     }
@@ -1599,22 +1548,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         let Some(mac) = self.replicas.mac(leg.replica) else {
             return;
         };
-        let spec = TcpBuild {
-            src_mac: self.cfg.inside_mac,
-            dst_mac: mac,
-            vlan_tci: None,
-            src_ip: Ipv4Addr::from(f.key.client_ip),
-            dst_ip: Ipv4Addr::from(leg.addr),
-            src_port: f.key.client_port,
-            dst_port: f.key.vip_port,
-            seq: seq.0,
-            ack: 0,
-            flags: TcpFlags::RST,
-            window: 0,
-            ttl: 64,
-            options: &[],
-            payload: &[],
-        };
+        let spec = to_leg(f, &leg, mac, TcpFlags::RST, seq.0, 0, 0, &[]);
         self.emit(Side::Inside, &spec);
     }
 
@@ -1626,26 +1560,19 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             (f.to_client_nxt, TcpFlags::RST | TcpFlags::ACK)
         };
         let ack = f.client_snd_nxt;
-        let spec = TcpBuild {
-            src_mac: self.cfg.outside_mac,
-            dst_mac: f.client_mac,
-            vlan_tci: None,
-            src_ip: Ipv4Addr::from(f.key.vip),
-            dst_ip: Ipv4Addr::from(f.key.client_ip),
-            src_port: f.key.vip_port,
-            dst_port: f.key.client_port,
-            seq: seq.0,
-            ack: ack.0,
-            flags,
-            window: 0,
-            ttl: 64,
-            options: &[],
-            payload: &[],
-        };
+        let spec = to_client(f, flags, seq.0, ack.0, 0, &[]);
         self.emit(Side::Outside, &spec);
     }
 
     fn emit(&mut self, side: Side, spec: &TcpBuild<'_>) -> bool {
+        let spec = TcpBuild {
+            src_mac: match side {
+                Side::Outside => self.cfg.outside_mac,
+                Side::Inside => self.cfg.inside_mac,
+            },
+            ..*spec
+        };
+        let spec = &spec;
         let Some(mut buf) = self.pool.alloc(SYNTH_LEN) else {
             self.c.drop(DropReason::NoBuffer);
             return false;
@@ -1662,6 +1589,63 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 false
             }
         }
+    }
+}
+
+/// A segment from the VIP to the client of `f`.
+fn to_client<'o>(
+    f: &Flow,
+    flags: TcpFlags,
+    seq: u32,
+    ack: u32,
+    window: u16,
+    options: &'o [u8],
+) -> TcpBuild<'o> {
+    TcpBuild {
+        src_mac: MacAddr::ZERO, // `Ctx::emit` sets the port's own
+        dst_mac: f.client_mac,
+        vlan_tci: None,
+        src_ip: Ipv4Addr::from(f.key.vip),
+        dst_ip: Ipv4Addr::from(f.key.client_ip),
+        src_port: f.key.vip_port,
+        dst_port: f.key.client_port,
+        seq,
+        ack,
+        flags,
+        window,
+        ttl: 64,
+        options,
+        payload: &[],
+    }
+}
+
+/// A segment from the client of `f` to a leg's replica (at `mac`).
+#[allow(clippy::too_many_arguments)]
+fn to_leg<'o>(
+    f: &Flow,
+    leg: &Leg,
+    mac: MacAddr,
+    flags: TcpFlags,
+    seq: u32,
+    ack: u32,
+    window: u16,
+    options: &'o [u8],
+) -> TcpBuild<'o> {
+    TcpBuild {
+        src_mac: MacAddr::ZERO, // `Ctx::emit` sets the port's own
+        dst_mac: mac,
+        vlan_tci: None,
+        src_ip: Ipv4Addr::from(f.key.client_ip),
+        dst_ip: Ipv4Addr::from(leg.addr),
+        src_port: f.key.client_port,
+        dst_port: f.key.vip_port,
+        seq,
+        ack,
+        flags,
+        window,
+        ttl: 64,
+        options,
+        payload: &[],
     }
 }
 
