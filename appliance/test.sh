@@ -3,6 +3,8 @@
 #
 #   appliance/test.sh            everything
 #   TANDEM_FUZZ_SECONDS=60 appliance/test.sh    longer fuzz smoke runs (default 20 s each; 0 skips)
+#
+# The end-to-end step (appliance/e2e/basic.sh) needs root; without it, it says "skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$(pwd)
@@ -19,6 +21,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "unit, property, simulation and DPDK tests"
 cargo test --workspace --locked
+
+step "end-to-end: tandem run in the namespace lab (appliance/e2e/basic.sh)"
+if [ "$(id -u)" = 0 ]; then
+    appliance/e2e/basic.sh
+else
+    echo "e2e basic: skipped: needs root (run appliance/e2e/basic.sh as root)"
+fi
 
 fuzz_seconds=${TANDEM_FUZZ_SECONDS:-20}
 if [ "$fuzz_seconds" != 0 ]; then

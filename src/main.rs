@@ -1,6 +1,223 @@
-//! `tandem`: the appliance binary. Subcommands arrive with the DPDK runtime (issue #3).
+//! `tandem`: the appliance binary.
+//!
+//! ```text
+//! tandem check --profile configs/lab.yaml     # validate a profile, print a summary (no DPDK)
+//! tandem run --profile configs/lab.yaml       # run until SIGINT/SIGTERM, then print counters
+//! tandem --version                            # version, git revision, DPDK version built against
+//! ```
 
-fn main() -> anyhow::Result<()> {
-    println!("tandem {}", env!("CARGO_PKG_VERSION"));
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tandem_config::{format_duration, LogFormat, Profile};
+
+/// The version line: crate version, git revision, DPDK version found at build time.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("TANDEM_GIT_REV"),
+    ", built with DPDK ",
+    env!("TANDEM_DPDK_VERSION"),
+    ")"
+);
+
+/// Transparent TCP failover appliance on DPDK.
+#[derive(Parser, Debug)]
+#[command(name = "tandem", version = VERSION, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the appliance until SIGINT or SIGTERM, then print a summary of the counters.
+    Run {
+        /// The profile (YAML).
+        #[arg(long, short)]
+        profile: PathBuf,
+        /// Log format (default: the profile's `logging.format`).
+        #[arg(long)]
+        log_format: Option<Format>,
+        /// Log filter, e.g. `debug` or `tandem_runtime=debug` (default: the profile's
+        /// `logging.level`; `RUST_LOG` overrides both).
+        #[arg(long)]
+        log_level: Option<String>,
+    },
+    /// Validate a profile and print a one-screen summary (no DPDK, no root).
+    Check {
+        /// The profile (YAML).
+        #[arg(long, short)]
+        profile: PathBuf,
+    },
+}
+
+fn init_logging(format: Format, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        Format::Human => builder.init(),
+        Format::Json => builder.json().init(),
+    }
+}
+
+/// The one-screen summary of `tandem check`.
+fn describe(p: &Profile) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "lcores: control {}, workers {:?}",
+        p.lcores.control, p.lcores.workers
+    );
+    for role in tandem_config::PortRole::ALL {
+        let port = p.port(role);
+        let _ = writeln!(
+            s,
+            "port {role}: {} {}{} queues {} rx/tx descriptors {}/{} mtu {}",
+            port.device,
+            port.address.address,
+            port.gateway.map(|g| format!(" gw {g}")).unwrap_or_default(),
+            port.queues,
+            port.rx_descriptors,
+            port.tx_descriptors,
+            port.mtu
+        );
+    }
+    for w in p.worker_plan() {
+        let rx: Vec<String> = w.rx.iter().map(|(r, q)| format!("{r}/{q}")).collect();
+        let _ = writeln!(
+            s,
+            "worker {} on lcore {}: rx {} tx queue {}",
+            w.id,
+            w.lcore,
+            rx.join(", "),
+            w.tx_queue
+        );
+    }
+    for svc in &p.services {
+        let reps: Vec<String> = svc
+            .replicas
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.address))
+            .collect();
+        let _ = writeln!(
+            s,
+            "service {}: {}:{} {} copies {} selection {:?}; replicas: {}",
+            svc.name,
+            svc.vip,
+            svc.port,
+            svc.mode,
+            svc.copies,
+            svc.selection,
+            reps.join(", ")
+        );
+        let _ = writeln!(
+            s,
+            "  health: probe ports {:?}, every {}, down after {} (detection {})",
+            svc.health.probe_ports,
+            format_duration(svc.health.interval),
+            svc.health.fall,
+            format_duration(svc.health.detection_time())
+        );
+    }
+    let t = &p.timeouts;
+    let _ = writeln!(
+        s,
+        "timeouts: syn {} established {} linger {} synack_wait {} arp_refresh {}",
+        format_duration(t.syn),
+        format_duration(t.established),
+        format_duration(t.linger),
+        format_duration(t.synack_wait),
+        format_duration(t.arp_refresh)
+    );
+    let l = &p.limits;
+    let _ = writeln!(
+        s,
+        "limits: flows/worker {} hold/flow {} B hold total {} B / {} segments, mbufs {} (cache {})",
+        l.flows_per_worker,
+        l.hold_bytes_per_flow,
+        l.hold_bytes_total,
+        l.hold_segments_total,
+        l.mbufs,
+        l.mbuf_cache
+    );
+    let _ = writeln!(s, "eal: {}", p.eal.args.join(" "));
+    s
+}
+
+fn check(path: &Path) -> anyhow::Result<()> {
+    let profile = tandem_config::load(path)?;
+    print!("{}", describe(&profile));
+    // A valid profile may still ask for what this build cannot run yet (a port range,
+    // reconnect mode, workers that split a flow): `run` refuses it, `check` says so.
+    match tandem_runtime::runnable(&profile) {
+        Ok(warnings) => {
+            for w in warnings {
+                println!("note: {w}");
+            }
+            println!("{}: ok", path.display());
+        }
+        Err(e) => println!(
+            "{}: ok (valid, but `tandem run` refuses it: {e})",
+            path.display()
+        ),
+    }
     Ok(())
+}
+
+fn run(path: &Path, format: Option<Format>, level: Option<String>) -> anyhow::Result<()> {
+    let profile = tandem_config::load(path)?;
+    let format = format.unwrap_or(match profile.logging.format {
+        LogFormat::Json => Format::Json,
+        LogFormat::Human => Format::Human,
+    });
+    let level = level.unwrap_or_else(|| profile.logging.level.as_str().to_owned());
+    init_logging(format, &level);
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())
+            .with_context(|| format!("installing the handler of signal {sig}"))?;
+    }
+    tracing::info!(profile = %path.display(), version = VERSION, "starting");
+    let summary = tandem_runtime::run(&profile, &stop)?;
+    println!("{summary}");
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Cmd::Check { profile } => check(profile),
+        Cmd::Run {
+            profile,
+            log_format,
+            log_level,
+        } => run(profile, *log_format, log_level.clone()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tandem: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

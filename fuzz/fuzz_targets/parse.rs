@@ -8,7 +8,7 @@ use tandem_wire::{ArpPacket, EthernetFrame, Icmpv4Packet, Ipv4Packet, TcpSegment
 
 fuzz_target!(|data: &[u8]| {
     let own = [0xc612_0001u32, 0xc613_0001];
-    let _ = tandem_engine::parse::classify(data, &own);
+    let _ = tandem_engine::parse::classify(data, &own, &[0xc612_0064]);
     if let Ok(eth) = EthernetFrame::new_checked(data) {
         let _ = (eth.dst(), eth.src(), eth.vlan_tci(), eth.ethertype());
         let payload = eth.payload();

@@ -79,6 +79,7 @@ enum Fate {
 pub struct Engine<B: PacketBuf> {
     cfg: EngineConfig,
     own: Vec<u32>,
+    vips: Vec<u32>,
     replicas: Arc<ReplicaTable>,
     flows: FlowTable,
     hold: HoldPool<B>,
@@ -97,8 +98,10 @@ impl<B: PacketBuf> Engine<B> {
     /// An engine with its tables allocated for `cfg`'s limits.
     pub fn new(cfg: EngineConfig, replicas: Arc<ReplicaTable>) -> Engine<B> {
         let own = cfg.own_addrs.iter().map(|a| u32::from(*a)).collect();
+        let vips = cfg.services.iter().map(|s| u32::from(s.vip)).collect();
         Engine {
             own,
+            vips,
             flows: FlowTable::new(cfg.max_flows),
             hold: HoldPool::new(cfg.hold_segments),
             counters: Counters::default(),
@@ -157,7 +160,7 @@ impl<B: PacketBuf> Engine<B> {
         out: &mut Output<B>,
     ) {
         self.counters.rx += 1;
-        let mut class = classify(buf.bytes(), &self.own);
+        let mut class = classify(buf.bytes(), &self.own, &self.vips);
         if let Class::Tcp(m) = &mut class {
             set_hash(m, side == Side::Outside);
         }
@@ -183,7 +186,7 @@ impl<B: PacketBuf> Engine<B> {
             let n = bufs.len().min(BURST);
             // Parse, and prefetch the buckets.
             for buf in bufs.drain(..n) {
-                let mut class = classify(buf.bytes(), &self.own);
+                let mut class = classify(buf.bytes(), &self.own, &self.vips);
                 if let Class::Tcp(m) = &mut class {
                     set_hash(m, outside);
                     self.flows.prefetch_bucket(m.hash);
@@ -1247,7 +1250,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         let Some(mut buf) = synack else {
             return Fate::Remove;
         };
-        let Class::Tcp(m) = classify(buf.bytes(), &[]) else {
+        let Class::Tcp(m) = classify(buf.bytes(), &[], &[]) else {
             return Fate::Remove;
         };
         let active_has_ws = m.tcp(buf.bytes()).window_scale().is_some();
@@ -1418,7 +1421,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             let Some(h) = self.hold.pop_front(&mut leg.hold) else {
                 break;
             };
-            let Class::Tcp(m) = classify(h.buf.bytes(), &[]) else {
+            let Class::Tcp(m) = classify(h.buf.bytes(), &[], &[]) else {
                 continue;
             };
             let before = self.c.tx;

@@ -93,9 +93,11 @@ pub enum Class {
     Drop(DropReason),
 }
 
-/// Parses one frame. `own` lists the appliance's addresses (as `u32`).
+/// Parses one frame. `own` lists the appliance's addresses, `vips` the services'
+/// addresses (as `u32`): ICMP to a VIP goes to the control core, which answers echo
+/// requests for it as for its own addresses.
 #[inline]
-pub fn classify(frame: &[u8], own: &[u32]) -> Class {
+pub fn classify(frame: &[u8], own: &[u32], vips: &[u32]) -> Class {
     let Ok(eth) = EthernetFrame::new_checked(frame) else {
         return Class::Drop(DropReason::Malformed);
     };
@@ -116,6 +118,9 @@ pub fn classify(frame: &[u8], own: &[u32]) -> Class {
         return Class::Drop(DropReason::Fragment);
     }
     if ip.protocol() != protocol::TCP {
+        if ip.protocol() == protocol::ICMP && vips.contains(&dst) {
+            return Class::Control;
+        }
         return Class::Drop(DropReason::NotTcp);
     }
     let l4 = l3 + ip.header_len();

@@ -711,6 +711,25 @@ fn bad_input_is_counted_never_forwarded() {
     );
     lab.feed(tandem_engine::Side::Outside, f);
     assert_eq!(lab.engine.counters().to_control, 1);
+    // ICMP to a VIP too (the control core answers echo for it); other non-TCP is dropped.
+    let mut f = Lab::frame(
+        CLIENT_MAC,
+        CLIENT_MAC,
+        (CLIENT, 1),
+        (VIP, 80),
+        1,
+        0,
+        S,
+        1,
+        Opts::default(),
+        b"",
+    );
+    f[23] = 1;
+    lab.feed(tandem_engine::Side::Outside, f.clone());
+    assert_eq!(lab.engine.counters().to_control, 2);
+    f[23] = 17;
+    lab.feed(tandem_engine::Side::Outside, f);
+    assert_eq!(lab.engine.counters().dropped(DropReason::NotTcp), 1);
 }
 
 // ---- §5 passive signals -----------------------------------------------------------------

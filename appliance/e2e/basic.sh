@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# End-to-end test of the DPDK data path (issue #3), in the namespace lab:
+#
+#   1. builds `tandem` (release), brings the lab up, runs `tandem run --profile
+#      configs/lab.yaml` in tandem-appliance;
+#   2. waits until the client reaches the VIP with ping (ARP for the VIP and the echo
+#      reply both come from Tandem's control core: no static neighbour entry anywhere);
+#   3. serves a deterministic 100 MB file with nginx on every replica (mirror mode sends
+#      each flow to two of them, so all must serve the same bytes) and fetches it with curl
+#      through the VIP; the SHA-256 must match and the transfer time is printed;
+#   4. sends TCP to an address nothing serves (198.18.0.200, static ARP entry towards
+#      the appliance) and to an unserved port of the appliance itself;
+#   5. stops tandem with SIGTERM and checks its exit summary: drop.not_served > 0 (and the
+#      control core's not_served > 0), every replica resolved; the replicas learned
+#      198.19.0.1 and the client the VIP dynamically (not PERMANENT).
+#
+# Needs root. Everything is bounded in time; everything it started is stopped, and the
+# lab taken down, on any exit.
+#
+#   appliance/e2e/basic.sh              # TANDEM_E2E_NO_BUILD=1 skips the cargo build
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+# shellcheck source=../lib.sh
+. appliance/lib.sh
+
+if [ "$(id -u)" != 0 ]; then
+    echo "e2e basic: skipped: needs root"
+    exit 0
+fi
+for tool in nginx curl python3 ip; do
+    command -v "$tool" >/dev/null || { echo "e2e basic: $tool is missing (appliance/install-deps.sh)" >&2; exit 1; }
+done
+if [ -d "$HOME/.cargo/bin" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
+
+tmp=$(mktemp -d /tmp/tandem-e2e.XXXXXX)
+tandem_pid=""
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); printf 'e2e basic: ok: %s\n' "$*"; }
+bad() { fail=$((fail + 1)); printf 'e2e basic: FAILED: %s\n' "$*"; }
+
+cleanup() {
+    local rc=$?
+    set +e
+    if [ -n "$tandem_pid" ] && kill -0 "$tandem_pid" 2>/dev/null; then
+        kill -TERM "$tandem_pid" 2>/dev/null
+        for _ in $(seq 1 50); do kill -0 "$tandem_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$tandem_pid" 2>/dev/null
+    fi
+    for f in "$tmp"/nginx-*.pid; do
+        [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
+    done
+    appliance/lab.sh down >/dev/null 2>&1
+    rm -rf "$tmp"
+    exit "$rc"
+}
+trap cleanup EXIT
+
+if [ "${TANDEM_E2E_NO_BUILD:-0}" != 1 ]; then
+    cargo build --release --locked
+fi
+tandem="$repo/target/release/tandem"
+
+appliance/lab.sh up >/dev/null
+
+# The appliance.
+ip netns exec "$LAB_APPLIANCE_NS" "$tandem" run --profile configs/lab.yaml \
+    >"$tmp/tandem.out" 2>"$tmp/tandem.log" &
+tandem_pid=$!
+
+# 2. ping the VIP (ARP + echo answered by the control core), bounded.
+up=0
+for _ in $(seq 1 30); do
+    kill -0 "$tandem_pid" 2>/dev/null || break
+    if lab_exec "$LAB_CLIENT_NS" ping -c1 -W1 "$LAB_VIP" >/dev/null 2>&1; then up=1; break; fi
+    sleep 0.5
+done
+if [ "$up" != 1 ]; then
+    bad "the VIP $LAB_VIP does not answer ping (tandem log follows)"
+    cat "$tmp/tandem.log"
+    exit 1
+fi
+ok "ping $LAB_VIP answered by the appliance"
+
+# 3. 100 MB from nginx on every replica, through the VIP.
+www="$tmp/www"
+mkdir -p "$www"
+python3 -c '
+import random, sys
+r = random.Random(20261123)
+with open(sys.argv[1], "wb") as f:
+    for _ in range(100):
+        f.write(r.randbytes(1 << 20))
+' "$www/big"
+want=$(sha256sum "$www/big" | cut -d" " -f1)
+# nginx's workers run unprivileged: they must be able to read the file.
+chmod 755 "$tmp" "$www"
+chmod 644 "$www/big"
+for name in "${LAB_REPLICAS[@]}"; do
+    ns=$(lab_replica_ns "$name")
+    ip_var="LAB_${name^^}_IP"
+    conf="$tmp/nginx-$name.conf"
+    cat >"$conf" <<CONF
+daemon off;
+worker_processes 1;
+pid $tmp/nginx-$name.pid;
+error_log $tmp/nginx-$name.err warn;
+events { worker_connections 64; }
+http {
+    access_log $tmp/nginx-$name.access;
+    server_tokens off;
+    sendfile on;
+    server {
+        listen ${!ip_var}:80;
+        root $www;
+    }
+}
+CONF
+    lab_exec "$ns" timeout 600 nginx -p "$tmp" -e "$tmp/nginx-$name.err" -c "$conf" &
+done
+for name in "${LAB_REPLICAS[@]}"; do
+    ns=$(lab_replica_ns "$name")
+    ip_var="LAB_${name^^}_IP"
+    for _ in $(seq 1 50); do
+        lab_exec "$ns" ss -ltnH "src ${!ip_var}:80" | grep -q . && break
+        sleep 0.1
+    done
+done
+stats=$(lab_exec "$LAB_CLIENT_NS" curl -sS --max-time 120 -o "$tmp/got" \
+    -w '%{time_total} %{speed_download} %{size_download} %{http_code}' "http://$LAB_VIP/big" || true)
+got=$(sha256sum "$tmp/got" 2>/dev/null | cut -d" " -f1 || true)
+read -r secs speed size code <<<"${stats:-0 0 0 000}"
+echo "e2e basic: sha256 source   $want"
+echo "e2e basic: sha256 received ${got:-none}"
+echo "e2e basic: transfer: HTTP $code, $size bytes in $secs s ($(awk -v s="$speed" 'BEGIN{printf "%.1f", s*8/1e6}') Mbit/s)"
+if [ -n "$got" ] && [ "$got" = "$want" ]; then
+    ok "100 MB through the VIP, SHA-256 matches"
+else
+    bad "100 MB through the VIP: SHA-256 differs or the transfer failed"
+fi
+
+# 4. Unserved traffic: an address no service has, and an unserved port of the appliance.
+lab_exec "$LAB_CLIENT_NS" ip neigh replace 198.18.0.200 lladdr "$LAB_OUT_MAC" dev "$LAB_HOST_IF" nud permanent
+for _ in 1 2 3; do
+    lab_exec "$LAB_CLIENT_NS" curl -sS --max-time 0.3 "http://198.18.0.200:80/" >/dev/null 2>&1 || true
+done
+lab_exec "$LAB_CLIENT_NS" curl -sS --max-time 0.3 "http://$LAB_OUT_IP:9/" >/dev/null 2>&1 || true
+lab_exec "$LAB_CLIENT_NS" ip neigh del 198.18.0.200 dev "$LAB_HOST_IF" || true
+
+# 5. Neighbours learned dynamically.
+vip_neigh=$(lab_exec "$LAB_CLIENT_NS" ip neigh show "$LAB_VIP" dev "$LAB_HOST_IF")
+echo "e2e basic: client neighbour: $vip_neigh"
+if grep -qi "lladdr $LAB_OUT_MAC" <<<"$vip_neigh" && ! grep -q PERMANENT <<<"$vip_neigh"; then
+    ok "the client resolved the VIP by ARP"
+else
+    bad "the client's neighbour entry for the VIP: '$vip_neigh'"
+fi
+for name in "${LAB_REPLICAS[@]}"; do
+    n=$(lab_exec "$(lab_replica_ns "$name")" ip neigh show "$LAB_IN_IP" dev "$LAB_HOST_IF")
+    echo "e2e basic: $name neighbour: $n"
+    if grep -qi "lladdr $LAB_IN_MAC" <<<"$n" && ! grep -q PERMANENT <<<"$n"; then
+        ok "$name learned $LAB_IN_IP by ARP"
+    else
+        bad "$name's neighbour entry for $LAB_IN_IP: '$n'"
+    fi
+done
+
+# Stop tandem and read its summary.
+kill -TERM "$tandem_pid"
+rc=0
+for _ in $(seq 1 100); do kill -0 "$tandem_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$tandem_pid" 2>/dev/null; then
+    bad "tandem did not stop within 10 s of SIGTERM"
+else
+    wait "$tandem_pid" || rc=$?
+    tandem_pid=""
+    if [ "$rc" = 0 ]; then ok "tandem stopped cleanly on SIGTERM"; else bad "tandem exited with $rc"; fi
+fi
+echo "e2e basic: --- tandem exit summary (key lines) ---"
+grep -E '^\s+(rx|tx|flows_created|to_control|drop\.not_served|drop\.not_tcp|drop\.no_neighbour|tx_refused|control\.(echo_replies|arp_replies|arp_requests|not_served))\s' "$tmp/tandem.out" || true
+grep -A3 '^neighbours:' "$tmp/tandem.out" || true
+grep -A2 '^ports' "$tmp/tandem.out" || true
+echo "e2e basic: ---"
+counter() { awk -v k="$1" '$1 == k { print $2; exit }' "$tmp/tandem.out"; }
+ns_drop=$(counter drop.not_served)
+ctl_drop=$(counter control.not_served)
+if [ "${ns_drop:-0}" -gt 0 ]; then ok "drop.not_served = $ns_drop"; else bad "drop.not_served is '${ns_drop:-missing}'"; fi
+if [ "${ctl_drop:-0}" -gt 0 ]; then ok "control.not_served = $ctl_drop"; else bad "control.not_served is '${ctl_drop:-missing}'"; fi
+if grep -A3 '^neighbours:' "$tmp/tandem.out" | grep -q unresolved; then
+    bad "a replica's MAC was not resolved"
+else
+    ok "every replica's MAC resolved by ARP"
+fi
+
+echo "e2e basic: $pass passed, $fail failed"
+[ "$fail" = 0 ]

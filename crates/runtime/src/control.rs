@@ -1,0 +1,585 @@
+//! The control core (the EAL main lcore): ARP and the neighbour table, ICMP echo, and
+//! the rings to and from the workers (DESIGN §4).
+//!
+//! - **ARP** (RFC 826): answers requests for the outside address and every VIP on the
+//!   outside port, for the inside address on the inside port, always with that port's
+//!   MAC. Learns from every request and reply whose sender is a neighbour it tracks.
+//! - **Neighbours**: each replica's next hop (itself, or the inside gateway) and the
+//!   gateways. Unresolved ones are asked for every [`RETRY_NS`]; resolved ones are
+//!   refreshed every `timeouts.arp_refresh` (a MAC is never forgotten: a stale MAC is
+//!   better than a black hole). A replica's MAC goes to the shared replica table, where
+//!   the workers read it.
+//! - **ICMP echo** to the appliance's addresses (and to the VIPs) is answered in place.
+//! - Everything else that reaches it is dropped and counted (`not_served`).
+//!
+//! Health probing and failover decisions (DESIGN §5) come next: the signals from the
+//! workers are received and counted, and the command rings to the workers exist.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tandem_dpdk::ring::{Consumer, Producer};
+use tandem_dpdk::{Burst, Mbuf, Mempool, TxQueue};
+use tandem_engine::{ReplicaId, ReplicaTable, Side, SignalKind};
+use tandem_wire::ipv4::protocol;
+use tandem_wire::{build, ArpPacket, EtherType, EthernetFrame, Icmpv4Packet, Ipv4Packet, MacAddr};
+
+use crate::clock::Clock;
+use crate::msg::{Command, SignalMsg};
+use crate::stats::{ControlCounters, WorkerStats};
+
+/// Time between ARP requests for a neighbour that has not answered.
+pub const RETRY_NS: u64 = 1_000_000_000;
+/// Least time between two requests for an unresolved neighbour that workers need.
+pub const HURRY_NS: u64 = 100_000_000;
+/// A worker that has not published its counters for this long has stopped (it publishes
+/// every millisecond): the control core stops the appliance rather than black-hole its
+/// flows.
+pub const WORKER_SILENCE_NS: u64 = 5_000_000_000;
+/// Sleep of the control loop when a pass found nothing to do.
+const IDLE_SLEEP: Duration = Duration::from_micros(200);
+
+/// How the control core sends on one port.
+pub enum ControlTx {
+    /// Its own transmit queue.
+    Own(TxQueue),
+    /// Through a worker that owns a queue (the port has no queue to spare).
+    ViaWorker(Producer<Mbuf>),
+}
+
+/// One port as the control core sees it.
+pub struct ControlPort {
+    /// Which side.
+    pub side: Side,
+    /// DPDK port id (received mbufs carry it).
+    pub port_id: u16,
+    /// The port's MAC.
+    pub mac: MacAddr,
+    /// The appliance's address on it.
+    pub address: Ipv4Addr,
+    /// Addresses answered for in ARP and ICMP echo (the address, and the VIPs outside).
+    pub answers: Vec<Ipv4Addr>,
+    /// How to send.
+    pub tx: ControlTx,
+}
+
+/// A neighbour the control core resolves.
+#[derive(Debug, Clone)]
+pub struct Neighbour {
+    /// Its address.
+    pub ip: Ipv4Addr,
+    /// The side it is on.
+    pub side: Side,
+    /// Its MAC, once resolved.
+    pub mac: Option<MacAddr>,
+    /// What it is (`replica lab/primary`, `outside gateway`).
+    pub what: String,
+    /// Replicas whose next hop it is.
+    pub replicas: Vec<ReplicaId>,
+    /// When it was last asked for (0: never).
+    pub asked_at: u64,
+    /// When it last answered.
+    pub seen_at: u64,
+}
+
+/// Everything the control core owns.
+pub struct Control {
+    /// Outside then inside.
+    pub ports: [ControlPort; 2],
+    /// Frames from each worker.
+    pub from_workers: Vec<Consumer<Mbuf>>,
+    /// Signals from each worker.
+    pub signals: Vec<Consumer<SignalMsg>>,
+    /// Orders to each worker.
+    pub commands: Vec<Producer<Command>>,
+    /// Buffers for the frames it writes.
+    pub pool: Mempool,
+    /// The neighbours it resolves.
+    pub neighbours: Vec<Neighbour>,
+    /// The shared replica table (MACs written here).
+    pub replicas: Arc<ReplicaTable>,
+    /// Refresh period of resolved neighbours.
+    pub arp_refresh_ns: u64,
+    /// Counters.
+    pub counters: ControlCounters,
+    /// Each worker's lcore and published counters, watched for liveness.
+    pub workers: Vec<(u32, Arc<WorkerStats>)>,
+}
+
+/// What to do with a frame that reached the control core.
+enum Verdict {
+    /// Send it (rewritten in place) out of the port it came in on.
+    Reply,
+    /// Free it.
+    Drop,
+}
+
+impl Control {
+    fn side_of(&self, port_id: u16) -> Option<usize> {
+        self.ports.iter().position(|p| p.port_id == port_id)
+    }
+
+    /// Runs until `stop` is set.
+    pub fn run(&mut self, stop: &AtomicBool, clock: &Clock) {
+        let mut burst: Burst<Mbuf> = Burst::new();
+        let mut out: [Burst<Mbuf>; 2] = [Burst::new(), Burst::new()];
+        // (publishes seen, when they last moved) per worker.
+        let mut alive: Vec<(u64, u64)> = vec![(0, clock.now_ns()); self.workers.len()];
+        while !stop.load(Ordering::Relaxed) {
+            let now = clock.now_ns();
+            for ((lcore, stats), seen) in self.workers.iter().zip(alive.iter_mut()) {
+                let p = stats.publishes();
+                if p != seen.0 {
+                    *seen = (p, now);
+                } else if now.saturating_sub(seen.1) >= WORKER_SILENCE_NS {
+                    tracing::error!(
+                        lcore,
+                        "the worker has stopped (no counters for 5 s); stopping the appliance"
+                    );
+                    return;
+                }
+            }
+            let mut busy = false;
+            for w in 0..self.from_workers.len() {
+                if self.from_workers[w].dequeue_burst(&mut burst) == 0 {
+                    continue;
+                }
+                busy = true;
+                for m in burst.drain() {
+                    self.counters.rx += 1;
+                    self.handle(m, now, &mut out);
+                }
+            }
+            for w in 0..self.signals.len() {
+                while let Some(sig) = self.signals[w].dequeue() {
+                    self.counters.signals += 1;
+                    tracing::debug!(replica = sig.replica.0, kind = ?sig.kind, "signal from a worker");
+                    if sig.kind == SignalKind::NeighbourMissing {
+                        self.hurry(sig.replica, now);
+                    }
+                }
+            }
+            self.resolve(now, &mut out);
+            for (i, b) in out.iter_mut().enumerate() {
+                if !b.is_empty() {
+                    busy = true;
+                    self.send(i, b);
+                }
+            }
+            if !busy {
+                std::thread::sleep(IDLE_SLEEP);
+            }
+        }
+    }
+
+    /// Sends `b` on port `i`, counting what is refused.
+    fn send(&mut self, i: usize, b: &mut Burst<Mbuf>) {
+        let n = b.len() as u64;
+        let sent = match &mut self.ports[i].tx {
+            ControlTx::Own(q) => q.tx_burst(b),
+            ControlTx::ViaWorker(ring) => ring.enqueue_burst(b),
+        } as u64;
+        self.counters.tx += sent;
+        self.counters.tx_refused += n - sent;
+        b.clear();
+    }
+
+    /// One frame from a worker.
+    fn handle(&mut self, mut m: Mbuf, now: u64, out: &mut [Burst<Mbuf>; 2]) {
+        let Some(i) = self.side_of(m.port()) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let verdict = match EthernetFrame::new_checked(m.data()).map(|e| e.ethertype()) {
+            Ok(EtherType::ARP) => self.arp(i, &m, now, out),
+            Ok(EtherType::IPV4) => match m.data_mut() {
+                Some(frame) => self.ipv4(i, frame),
+                None => Verdict::Drop,
+            },
+            Ok(_) => {
+                self.counters.not_served += 1;
+                Verdict::Drop
+            }
+            Err(_) => {
+                self.counters.malformed += 1;
+                Verdict::Drop
+            }
+        };
+        if let Verdict::Reply = verdict {
+            if let Err(m) = out[i].push(m) {
+                self.counters.tx_refused += 1;
+                drop(m);
+            }
+        }
+    }
+
+    /// An ARP frame: learn, and answer a request for one of our addresses with a new
+    /// frame. The received frame is always freed.
+    fn arp(&mut self, i: usize, m: &Mbuf, now: u64, out: &mut [Burst<Mbuf>; 2]) -> Verdict {
+        let Some(a) = ArpSeen::parse(m.data()) else {
+            self.counters.malformed += 1;
+            return Verdict::Drop;
+        };
+        let side = self.ports[i].side;
+        self.learn(side, a.sender_ip, a.sender_mac, now);
+        if a.is_request_for(&self.ports[i].answers) {
+            let port_mac = self.ports[i].mac;
+            if let Some(reply) = self.frame(|buf| a.write_reply(buf, port_mac)) {
+                self.counters.arp_replies += 1;
+                if out[i].push(reply).is_err() {
+                    self.counters.tx_refused += 1;
+                }
+            }
+        } else if !self.ports[i].answers.contains(&a.target_ip) {
+            self.counters.arp_ignored += 1;
+        }
+        Verdict::Drop
+    }
+
+    /// Records `mac` for `ip` if it is a tracked neighbour on `side`.
+    fn learn(&mut self, side: Side, ip: Ipv4Addr, mac: MacAddr, now: u64) {
+        if !mac.is_unicast() {
+            return;
+        }
+        for n in self
+            .neighbours
+            .iter_mut()
+            .filter(|n| n.ip == ip && n.side == side)
+        {
+            if n.mac != Some(mac) {
+                tracing::info!(neighbour = %ip, mac = %fmt_mac(mac), what = %n.what, "neighbour resolved");
+                n.mac = Some(mac);
+                for &r in &n.replicas {
+                    self.replicas.set_mac(r, mac);
+                }
+            }
+            n.seen_at = now;
+            self.counters.arp_learned += 1;
+        }
+    }
+
+    /// IPv4 to one of our addresses: echo requests are answered in place.
+    fn ipv4(&mut self, i: usize, frame: &mut [u8]) -> Verdict {
+        match echo_reply_in_place(frame, &self.ports[i].answers, self.ports[i].mac) {
+            Echo::Replied => {
+                self.counters.echo_replies += 1;
+                Verdict::Reply
+            }
+            Echo::NotServed => {
+                self.counters.not_served += 1;
+                Verdict::Drop
+            }
+            Echo::Malformed => {
+                self.counters.malformed += 1;
+                Verdict::Drop
+            }
+        }
+    }
+
+    /// A new frame of up to 60 bytes written by `write` (which returns its length).
+    fn frame<E>(&mut self, write: impl FnOnce(&mut [u8]) -> Result<usize, E>) -> Option<Mbuf> {
+        let Some(mut m) = self.pool.alloc() else {
+            self.counters.no_buffer += 1;
+            return None;
+        };
+        let len = {
+            let buf = m.append(build::MIN_FRAME_LEN as u16)?;
+            write(buf).ok()?
+        };
+        if len < build::MIN_FRAME_LEN {
+            m.trim((build::MIN_FRAME_LEN - len) as u16);
+        }
+        Some(m)
+    }
+
+    /// A worker could not send to `replica` for want of its MAC: ask for its next hop
+    /// again now, unless it was asked for in the last [`HURRY_NS`].
+    fn hurry(&mut self, replica: ReplicaId, now: u64) {
+        for n in &mut self.neighbours {
+            if n.mac.is_none()
+                && n.replicas.contains(&replica)
+                && now.saturating_sub(n.asked_at) >= HURRY_NS
+            {
+                n.asked_at = 0;
+            }
+        }
+    }
+
+    /// Asks for the neighbours that are due.
+    fn resolve(&mut self, now: u64, out: &mut [Burst<Mbuf>; 2]) {
+        for k in 0..self.neighbours.len() {
+            let n = &self.neighbours[k];
+            let due = if n.asked_at == 0 {
+                true
+            } else if n.mac.is_none() {
+                now.saturating_sub(n.asked_at) >= RETRY_NS
+            } else {
+                now.saturating_sub(n.asked_at) >= self.arp_refresh_ns
+            };
+            if !due {
+                continue;
+            }
+            let (ip, side) = (n.ip, n.side);
+            let i = usize::from(side == Side::Inside);
+            let (mac, addr) = (self.ports[i].mac, self.ports[i].address);
+            // A refresh is unicast to the known MAC (RFC 1122 §2.3.2.1); a first
+            // resolution is broadcast.
+            let eth_dst = n.mac.unwrap_or(MacAddr::BROADCAST);
+            self.neighbours[k].asked_at = now;
+            if let Some(req) = self.frame(|buf| {
+                build::arp(
+                    buf,
+                    ArpPacket::<&[u8]>::REQUEST,
+                    eth_dst,
+                    mac,
+                    addr,
+                    MacAddr::ZERO,
+                    ip,
+                )
+            }) {
+                self.counters.arp_requests += 1;
+                if out[i].push(req).is_err() {
+                    self.counters.tx_refused += 1;
+                }
+            }
+        }
+    }
+
+    /// Sends every worker a command (a failover sweep, a stats publish).
+    pub fn broadcast(&mut self, cmd: Command) {
+        for p in &mut self.commands {
+            let _ = p.enqueue(cmd);
+        }
+    }
+}
+
+/// The fields of an Ethernet/IPv4 ARP frame the control core uses (RFC 826).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArpSeen {
+    /// Request or reply.
+    pub op: u16,
+    /// Sender hardware address.
+    pub sender_mac: MacAddr,
+    /// Sender protocol address.
+    pub sender_ip: Ipv4Addr,
+    /// Target protocol address.
+    pub target_ip: Ipv4Addr,
+}
+
+impl ArpSeen {
+    /// Reads an ARP frame; `None` if it is not a well-formed Ethernet/IPv4 ARP frame.
+    pub fn parse(frame: &[u8]) -> Option<ArpSeen> {
+        let eth = EthernetFrame::new_checked(frame).ok()?;
+        if eth.ethertype() != EtherType::ARP {
+            return None;
+        }
+        let arp = ArpPacket::new_checked(frame.get(eth.header_len()..)?).ok()?;
+        Some(ArpSeen {
+            op: arp.operation(),
+            sender_mac: arp.sender_mac(),
+            sender_ip: arp.sender_ip(),
+            target_ip: arp.target_ip(),
+        })
+    }
+
+    /// Whether it is a request, from a unicast sender, for one of `answers`.
+    pub fn is_request_for(&self, answers: &[Ipv4Addr]) -> bool {
+        self.op == ArpPacket::<&[u8]>::REQUEST
+            && self.sender_mac.is_unicast()
+            && answers.contains(&self.target_ip)
+    }
+
+    /// Writes the reply (from `port_mac`, for the requested address) into `buf`; returns
+    /// its length (60).
+    pub fn write_reply(&self, buf: &mut [u8], port_mac: MacAddr) -> tandem_wire::Result<usize> {
+        build::arp(
+            buf,
+            ArpPacket::<&[u8]>::REPLY,
+            self.sender_mac,
+            port_mac,
+            self.target_ip,
+            self.sender_mac,
+            self.sender_ip,
+        )
+    }
+}
+
+/// What [`echo_reply_in_place`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Echo {
+    /// The frame is now the echo reply, to go back out of the port it came in on.
+    Replied,
+    /// Not an echo request to one of the addresses answered (left as it was).
+    NotServed,
+    /// Not a well-formed IPv4 frame (left as it was).
+    Malformed,
+}
+
+/// Turns an ICMP echo request (RFC 792) to one of `answers` into its reply, in place:
+/// MACs and IP addresses swapped (the source MAC becomes `port_mac`), type 0, checksum
+/// updated incrementally (RFC 1624). The IPv4 header checksum is unchanged by the swap.
+pub fn echo_reply_in_place(frame: &mut [u8], answers: &[Ipv4Addr], port_mac: MacAddr) -> Echo {
+    let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
+        return Echo::Malformed;
+    };
+    let l3 = eth.header_len();
+    let src_mac = eth.src();
+    let (hl, total, src, dst) = {
+        let Ok(ip) = Ipv4Packet::new_checked(&frame[l3..]) else {
+            return Echo::Malformed;
+        };
+        let echo = ip.protocol() == protocol::ICMP
+            && !ip.is_fragment()
+            && Icmpv4Packet::new_checked(ip.payload())
+                .is_ok_and(|icmp| icmp.msg_type() == Icmpv4Packet::<&[u8]>::ECHO_REQUEST);
+        if !echo || !answers.contains(&ip.dst()) {
+            return Echo::NotServed;
+        }
+        (
+            ip.header_len(),
+            usize::from(ip.total_len()),
+            ip.src(),
+            ip.dst(),
+        )
+    };
+    let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+    eth.set_dst(src_mac);
+    eth.set_src(port_mac);
+    let mut ip = Ipv4Packet::new_unchecked(&mut frame[l3..]);
+    ip.set_src_raw(dst);
+    ip.set_dst_raw(src);
+    Icmpv4Packet::new_unchecked(&mut frame[l3 + hl..l3 + total]).make_echo_reply();
+    Echo::Replied
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn fmt_mac(m: MacAddr) -> String {
+    let b = m.0;
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[0], b[1], b[2], b[3], b[4], b[5]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_wire::checksum::internet_checksum;
+
+    const CLIENT_MAC: MacAddr = MacAddr([2, 0x74, 0x64, 0x12, 0, 2]);
+    const PORT_MAC: MacAddr = MacAddr([2, 0x74, 0x64, 0x12, 0, 1]);
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+
+    /// An echo request from the client to `dst`, with valid checksums.
+    fn echo_request(dst: Ipv4Addr) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&PORT_MAC.0);
+        f.extend_from_slice(&CLIENT_MAC.0);
+        f.extend_from_slice(&[0x08, 0x00]);
+        let payload = b"tandem echo payload";
+        let total = (20 + 8 + payload.len()) as u16;
+        let mut ip = vec![0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, 1, 0, 0];
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ip.extend_from_slice(&CLIENT.octets());
+        ip.extend_from_slice(&dst.octets());
+        let c = internet_checksum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut icmp = vec![8, 0, 0, 0, 0xbe, 0xef, 0, 7];
+        icmp.extend_from_slice(payload);
+        let c = internet_checksum(&icmp);
+        icmp[2..4].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&icmp);
+        f
+    }
+
+    #[test]
+    fn echo_request_to_an_answered_address_is_turned_into_its_reply() {
+        let mut f = echo_request(VIP);
+        assert_eq!(echo_reply_in_place(&mut f, &[VIP], PORT_MAC), Echo::Replied);
+        let eth = EthernetFrame::new_checked(&f[..]).ok();
+        assert_eq!(
+            eth.as_ref().map(|e| (e.dst(), e.src())),
+            Some((CLIENT_MAC, PORT_MAC))
+        );
+        let ip = Ipv4Packet::new_checked(&f[14..]).ok();
+        let ip = ip.as_ref();
+        assert_eq!(ip.map(|i| (i.src(), i.dst())), Some((VIP, CLIENT)));
+        assert!(ip.is_some_and(|i| i.verify_checksum()));
+        let icmp = Icmpv4Packet::new_checked(&f[34..]).ok();
+        assert_eq!(icmp.as_ref().map(|i| i.msg_type()), Some(0));
+        assert!(icmp.is_some_and(|i| i.verify_checksum() && i.ident() == 0xbeef));
+    }
+
+    #[test]
+    fn anything_else_is_left_alone() {
+        let mut f = echo_request(Ipv4Addr::new(198, 18, 0, 200));
+        let before = f.clone();
+        assert_eq!(
+            echo_reply_in_place(&mut f, &[VIP], PORT_MAC),
+            Echo::NotServed
+        );
+        assert_eq!(f, before);
+        let mut udp = echo_request(VIP);
+        udp[23] = 17;
+        assert_eq!(
+            echo_reply_in_place(&mut udp, &[VIP], PORT_MAC),
+            Echo::NotServed
+        );
+        let mut short = echo_request(VIP);
+        short.truncate(20);
+        assert_eq!(
+            echo_reply_in_place(&mut short, &[VIP], PORT_MAC),
+            Echo::Malformed
+        );
+    }
+
+    #[test]
+    fn arp_request_for_a_vip_gets_a_reply_from_the_port() {
+        let mut req = [0u8; 60];
+        let n = build::arp(
+            &mut req,
+            ArpPacket::<&[u8]>::REQUEST,
+            MacAddr::BROADCAST,
+            CLIENT_MAC,
+            CLIENT,
+            MacAddr::ZERO,
+            VIP,
+        );
+        assert_eq!(n, Ok(60));
+        let seen = ArpSeen::parse(&req);
+        assert_eq!(
+            seen,
+            Some(ArpSeen {
+                op: 1,
+                sender_mac: CLIENT_MAC,
+                sender_ip: CLIENT,
+                target_ip: VIP
+            })
+        );
+        let Some(seen) = seen else { return };
+        assert!(seen.is_request_for(&[VIP]));
+        assert!(!seen.is_request_for(&[Ipv4Addr::new(198, 18, 0, 1)]));
+        let mut reply = [0u8; 60];
+        assert_eq!(seen.write_reply(&mut reply, PORT_MAC), Ok(60));
+        assert_eq!(
+            ArpSeen::parse(&reply),
+            Some(ArpSeen {
+                op: 2,
+                sender_mac: PORT_MAC,
+                sender_ip: VIP,
+                target_ip: CLIENT
+            })
+        );
+        assert_eq!(&reply[..6], &CLIENT_MAC.0, "unicast to the asker");
+        assert_eq!(&reply[6..12], &PORT_MAC.0);
+        assert!(
+            !ArpSeen { op: 2, ..seen }.is_request_for(&[VIP]),
+            "a reply is no request"
+        );
+        assert_eq!(ArpSeen::parse(&reply[..30]), None);
+    }
+}

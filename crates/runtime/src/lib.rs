@@ -1,0 +1,596 @@
+//! # tandem-runtime
+//!
+//! Tandem on a real DPDK data path (DESIGN §4): [`run`] initialises the EAL from the
+//! profile, configures and starts both ports, launches one worker per worker lcore (the
+//! engine's burst loop, [`worker`]), runs the control core ([`control`]: ARP, neighbours,
+//! ICMP echo) on the EAL main lcore until asked to stop, then stops everything and
+//! returns a [`Summary`] of the counters.
+//!
+//! - [`buf`]: the engine's buffer traits over mbufs.
+//! - [`profile`]: profile → engine settings and the shared replica table.
+//! - [`msg`]: typed ring messages (signals, commands), allocation-free.
+//! - [`stats`]: counters published by the workers, and the exit summary.
+//! - [`clock`]: the TSC as nanoseconds.
+//!
+//! ## Queues
+//!
+//! Each port gets the profile's receive queues (each polled by exactly one worker, per
+//! `Profile::worker_plan`) and one transmit queue per worker plus one for the control
+//! core. A port that cannot give the control core a queue of its own (`net_af_packet`
+//! has as many queues as its `qpairs`, 1 by default, and its receive side fans packets
+//! out over all of them, so extra queues cannot simply be added) is served through
+//! worker 0: the control core hands it the frames over a ring and it sends them on its
+//! queue.
+//!
+//! ## Flow affinity
+//!
+//! Both directions of a flow must reach the same worker. With one receive queue per port
+//! per worker pair this holds trivially (the lab). With several, RSS is asked to hash on
+//! the client address only (source on the outside port, destination on the inside port);
+//! whether the NIC honours it is not checked yet, and a warning says so.
+
+pub mod buf;
+pub mod clock;
+pub mod control;
+pub mod msg;
+pub mod profile;
+pub mod stats;
+pub mod worker;
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tandem_config::{PortRole, Profile};
+use tandem_dpdk::{lcore, ring, rss, Eal, Mempool, Port, PortConfig, DEFAULT_DATA_ROOM};
+use tandem_engine::Side;
+use tandem_wire::MacAddr;
+
+pub use profile::{map_profile, Mapped, ProfileError};
+pub use stats::Summary;
+
+use control::{Control, ControlPort, ControlTx, Neighbour};
+use stats::{PortSummary, WorkerStats};
+use worker::WorkerIo;
+
+/// Why the runtime could not start (or stop cleanly).
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// A DPDK call failed.
+    #[error("{what}: {source}")]
+    Dpdk {
+        /// What the runtime was doing.
+        what: String,
+        /// The DPDK error.
+        source: tandem_dpdk::DpdkError,
+    },
+    /// The profile cannot run as written.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// The EAL's lcores do not match the profile's.
+    #[error("lcores: {0}")]
+    Lcores(String),
+    /// The worker plan would split a flow's two directions between workers.
+    #[error("workers: {0}")]
+    Workers(String),
+    /// A worker lcore panicked or failed.
+    #[error("worker on lcore {0} ended with status {1}")]
+    Worker(u32, i32),
+}
+
+trait Context<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, RuntimeError>;
+}
+
+impl<T> Context<T> for tandem_dpdk::Result<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, RuntimeError> {
+        self.map_err(|source| RuntimeError::Dpdk {
+            what: what(),
+            source,
+        })
+    }
+}
+
+/// Ring sizes (items).
+const RING_SIZE: u32 = 4096;
+/// Rings of commands and signals.
+const MSG_RING_SIZE: u32 = 1024;
+
+/// One configured and started port.
+struct Started {
+    role: PortRole,
+    port: Port,
+    device: String,
+    mac: MacAddr,
+    rx: Vec<Option<tandem_dpdk::RxQueue>>,
+    tx: Vec<Option<tandem_dpdk::TxQueue>>,
+    /// Whether the control core has its own transmit queue (the last one).
+    control_queue: bool,
+}
+
+fn side(role: PortRole) -> Side {
+    match role {
+        PortRole::Outside => Side::Outside,
+        PortRole::Inside => Side::Inside,
+    }
+}
+
+/// Claims, configures and starts the port of `role`.
+fn start_port(
+    profile: &Profile,
+    role: PortRole,
+    pool: &Mempool,
+    workers: u16,
+) -> Result<Started, RuntimeError> {
+    let cfg = profile.port(role);
+    let device = cfg.device.dpdk_name();
+    let mut port = Port::by_name(&device).ctx(|| {
+        format!(
+            "ports.{role}: device {device} not found (is its --vdev in eal.args, or the PCI \
+             device bound to vfio-pci?)"
+        )
+    })?;
+    let info = port.info().ctx(|| format!("ports.{role}: device info"))?;
+    let control_queue = info.max_tx_queues > workers;
+    let tx_queues = if control_queue { workers + 1 } else { workers };
+    if info.max_tx_queues < workers {
+        return Err(RuntimeError::Lcores(format!(
+            "ports.{role} ({device}, {}) has {} transmit queues; {workers} workers need one \
+             each (net_af_packet: add qpairs=N to its --vdev)",
+            info.driver_name, info.max_tx_queues
+        )));
+    }
+    let rss_hf = if cfg.queues > 1 {
+        tracing::warn!(
+            port = %role,
+            "several receive queues: RSS hashes the client address only, but flow affinity \
+             across the two ports is not verified yet"
+        );
+        let only = match role {
+            PortRole::Outside => rss::L3_SRC_ONLY,
+            PortRole::Inside => rss::L3_DST_ONLY,
+        };
+        rss::IPV4 | rss::NONFRAG_IPV4_TCP | only
+    } else {
+        0
+    };
+    let conf = PortConfig {
+        rx_queues: cfg.queues,
+        tx_queues,
+        rx_desc: cfg.rx_descriptors,
+        tx_desc: cfg.tx_descriptors,
+        rss_hf,
+        rss_key: None,
+        // The engine keeps checksums right incrementally (RFC 1624).
+        tx_checksum_offload: false,
+        mtu: None,
+        promiscuous: false,
+    };
+    let setup = port
+        .configure(&conf, pool)
+        .ctx(|| format!("ports.{role}: configure {device}"))?;
+    if let Err(e) = port.set_mtu(cfg.mtu) {
+        tracing::warn!(port = %role, mtu = cfg.mtu, error = %e, "could not set the MTU; keeping the device's");
+    }
+    let mac = MacAddr(
+        port.mac_addr()
+            .ctx(|| format!("ports.{role}: MAC address"))?,
+    );
+    port.start()
+        .ctx(|| format!("ports.{role}: start {device}"))?;
+    tracing::info!(
+        port = %role,
+        device = %device,
+        mac = %mac,
+        rx_queues = cfg.queues,
+        tx_queues,
+        control_queue,
+        info = %info,
+        "port started"
+    );
+    Ok(Started {
+        role,
+        port,
+        device,
+        mac,
+        rx: setup.rx.into_iter().map(Some).collect(),
+        tx: setup.tx.into_iter().map(Some).collect(),
+        control_queue,
+    })
+}
+
+/// Checks that the EAL started the lcores the profile names.
+fn check_lcores(profile: &Profile) -> Result<(), RuntimeError> {
+    let main = lcore::main_lcore();
+    if main != profile.lcores.control {
+        return Err(RuntimeError::Lcores(format!(
+            "the EAL main lcore is {main}, the profile's control lcore is {}",
+            profile.lcores.control
+        )));
+    }
+    let enabled = lcore::worker_lcores();
+    for w in &profile.lcores.workers {
+        if !enabled.contains(w) {
+            return Err(RuntimeError::Lcores(format!(
+                "worker lcore {w} is not enabled by the EAL arguments (enabled: {enabled:?})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that each flow's two directions reach the same worker: every worker polls the
+/// same queue indices on both ports (with RSS on the client address, outside queue `k` and
+/// inside queue `k` carry the same clients). A plan that splits them would need the
+/// hand-off rings of DESIGN §4 between workers, which are not built yet.
+fn check_affinity(profile: &Profile) -> Result<(), RuntimeError> {
+    for w in profile.worker_plan() {
+        let queues = |role: PortRole| {
+            let mut q: Vec<u16> =
+                w.rx.iter()
+                    .filter(|(r, _)| *r == role)
+                    .map(|(_, q)| *q)
+                    .collect();
+            q.sort_unstable();
+            q
+        };
+        let (outside, inside) = (queues(PortRole::Outside), queues(PortRole::Inside));
+        if outside != inside {
+            return Err(RuntimeError::Workers(format!(
+                "worker lcore {} polls outside queues {outside:?} but inside queues {inside:?}: \
+                 both directions of a flow must reach the same worker, so each worker must \
+                 poll the same queue indices on both ports (handing packets between workers \
+                 is not implemented yet); list `workers` so that lcore k polls queue k of \
+                 both ports",
+                w.lcore
+            )));
+        }
+    }
+    if profile.ports.outside.queues != profile.ports.inside.queues {
+        return Err(RuntimeError::Workers(format!(
+            "ports.outside.queues is {} and ports.inside.queues {}: flow affinity needs the same \
+             number on both ports",
+            profile.ports.outside.queues, profile.ports.inside.queues
+        )));
+    }
+    Ok(())
+}
+
+/// Whether this build can run `profile` (a valid one may still ask for what the runtime
+/// does not do yet: a port range, reconnect mode, workers that split a flow's
+/// directions). Returns the warnings about what runs differently from what it says.
+///
+/// # Errors
+///
+/// The first reason `run` would refuse it.
+pub fn runnable(profile: &Profile) -> Result<Vec<String>, RuntimeError> {
+    check_affinity(profile)?;
+    Ok(map_profile(profile, MacAddr::ZERO, MacAddr::ZERO)?.warnings)
+}
+
+/// Runs the appliance described by `profile` until `stop` is set (by a signal handler),
+/// then stops the workers and the ports, cleans the EAL up and returns the counters.
+///
+/// # Errors
+///
+/// A [`RuntimeError`] when something cannot start; once running, errors while stopping
+/// are logged and the summary is still returned.
+pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError> {
+    runnable(profile)?;
+    let eal = Eal::init(&profile.eal.args).ctx(|| "EAL initialisation (eal.args)".to_owned())?;
+    tracing::info!(version = %tandem_dpdk::version(), "EAL up");
+    check_lcores(profile)?;
+    let l = &profile.limits;
+    let pool = Mempool::new_pktmbuf(
+        "tandem_mbufs",
+        l.mbufs,
+        l.mbuf_cache,
+        DEFAULT_DATA_ROOM,
+        None,
+    )
+    .ctx(|| {
+        format!(
+            "mbuf pool of {} (limits.mbufs; does it fit in the EAL's -m?)",
+            l.mbufs
+        )
+    })?;
+    let plan = profile.worker_plan();
+    let nw = u16::try_from(plan.len()).unwrap_or(u16::MAX);
+    let mut ports = Vec::with_capacity(2);
+    for role in PortRole::ALL {
+        ports.push(start_port(profile, role, &pool, nw)?);
+    }
+    let macs = (ports[0].mac, ports[1].mac);
+    let mapped = map_profile(profile, macs.0, macs.1)?;
+    for w in &mapped.warnings {
+        tracing::warn!("{w}");
+    }
+    let vips: Vec<Ipv4Addr> = profile.vips();
+    let running = Arc::new(AtomicBool::new(true));
+    let clock = clock::Clock::new();
+
+    // Rings and workers.
+    let mut from_workers = Vec::new();
+    let mut signal_rx = Vec::new();
+    let mut command_tx = Vec::new();
+    let mut stats = Vec::new();
+    let mut control_tx: [Option<ControlTx>; 2] = [None, None];
+    let mut ios = Vec::new();
+    for w in &plan {
+        let (to_control, from) = ring::spsc(&format!("tandem_ctl_{}", w.id), RING_SIZE, None)
+            .ctx(|| "ring to the control core".to_owned())?;
+        let (sig_tx, sig_rx) = ring::spsc(&format!("tandem_sig_{}", w.id), MSG_RING_SIZE, None)
+            .ctx(|| "signal ring".to_owned())?;
+        let (cmd_tx, cmd_rx) = ring::spsc(&format!("tandem_cmd_{}", w.id), MSG_RING_SIZE, None)
+            .ctx(|| "command ring".to_owned())?;
+        from_workers.push(from);
+        signal_rx.push(sig_rx);
+        command_tx.push(cmd_tx);
+        let slot = Arc::new(WorkerStats::default());
+        stats.push((w.lcore, slot.clone()));
+        let mut rx = Vec::new();
+        for &(role, q) in &w.rx {
+            let p = &mut ports[usize::from(role == PortRole::Inside)];
+            let queue =
+                p.rx.get_mut(usize::from(q))
+                    .and_then(Option::take)
+                    .ok_or_else(|| {
+                        RuntimeError::Lcores(format!("{role} queue {q} is not configured"))
+                    })?;
+            rx.push((side(role), queue));
+        }
+        let mut txq = |i: usize| {
+            ports[i]
+                .tx
+                .get_mut(usize::from(w.tx_queue))
+                .and_then(Option::take)
+                .ok_or_else(|| {
+                    RuntimeError::Lcores(format!("transmit queue {} missing", w.tx_queue))
+                })
+        };
+        let (tx_outside, tx_inside) = (txq(0)?, txq(1)?);
+        let mut via: [Option<ring::Consumer<tandem_dpdk::Mbuf>>; 2] = [None, None];
+        if w.id == 0 {
+            for (i, p) in ports.iter_mut().enumerate() {
+                control_tx[i] = Some(if p.control_queue {
+                    let q =
+                        p.tx.get_mut(usize::from(nw))
+                            .and_then(Option::take)
+                            .ok_or_else(|| {
+                                RuntimeError::Lcores("control transmit queue missing".to_owned())
+                            })?;
+                    ControlTx::Own(q)
+                } else {
+                    let (prod, cons) =
+                        ring::spsc(&format!("tandem_ctx_{}", p.role), RING_SIZE, None)
+                            .ctx(|| "control transmit ring".to_owned())?;
+                    via[i] = Some(cons);
+                    tracing::info!(port = %p.role, "the control core sends through worker 0");
+                    ControlTx::ViaWorker(prod)
+                });
+            }
+        }
+        ios.push(WorkerIo {
+            id: w.id,
+            lcore: w.lcore,
+            rx,
+            tx_outside,
+            tx_inside,
+            to_control,
+            signals: sig_tx,
+            commands: cmd_rx,
+            control_tx: via,
+            stats: slot,
+            pool,
+        });
+    }
+
+    // The control core's state.
+    let [Some(out_tx), Some(in_tx)] = control_tx else {
+        return Err(RuntimeError::Lcores("no worker lcore".to_owned()));
+    };
+    let mut answers_out = vec![profile.ports.outside.address.address];
+    answers_out.extend(vips.iter().copied());
+    let cports = [
+        ControlPort {
+            side: Side::Outside,
+            port_id: ports[0].port.id(),
+            mac: macs.0,
+            address: profile.ports.outside.address.address,
+            answers: answers_out,
+            tx: out_tx,
+        },
+        ControlPort {
+            side: Side::Inside,
+            port_id: ports[1].port.id(),
+            mac: macs.1,
+            address: profile.ports.inside.address.address,
+            answers: vec![profile.ports.inside.address.address],
+            tx: in_tx,
+        },
+    ];
+    let mut neighbours: Vec<Neighbour> = Vec::new();
+    let mut track =
+        |ip: Ipv4Addr, side: Side, what: String, replica: Option<tandem_engine::ReplicaId>| {
+            match neighbours.iter_mut().find(|n| n.ip == ip && n.side == side) {
+                Some(n) => n.replicas.extend(replica),
+                None => neighbours.push(Neighbour {
+                    ip,
+                    side,
+                    mac: None,
+                    what,
+                    replicas: replica.into_iter().collect(),
+                    asked_at: 0,
+                    seen_at: 0,
+                }),
+            }
+        };
+    for r in &mapped.replica_list {
+        match profile.ports.inside.next_hop(r.address) {
+            Some(hop) if hop == r.address => {
+                track(hop, Side::Inside, format!("replica {}", r.name), Some(r.id))
+            }
+            Some(hop) => track(hop, Side::Inside, "inside gateway".to_owned(), Some(r.id)),
+            None => {
+                tracing::warn!(replica = %r.name, "no route to the replica: not on the inside subnet and no gateway")
+            }
+        }
+    }
+    if let Some(gw) = profile.ports.outside.gateway {
+        track(gw, Side::Outside, "outside gateway".to_owned(), None);
+    }
+    if let Some(gw) = profile.ports.inside.gateway {
+        track(gw, Side::Inside, "inside gateway".to_owned(), None);
+    }
+    let mut control = Control {
+        ports: cports,
+        from_workers,
+        signals: signal_rx,
+        commands: command_tx,
+        pool,
+        neighbours,
+        replicas: mapped.replicas.clone(),
+        arp_refresh_ns: u64::try_from(profile.timeouts.arp_refresh.as_nanos()).unwrap_or(u64::MAX),
+        counters: Default::default(),
+        workers: stats.clone(),
+    };
+
+    // Launch the workers.
+    let mut launched = Vec::new();
+    let mut launch_error = None;
+    for io in ios {
+        let lc = io.lcore;
+        let (cfg, replicas, running) = (
+            mapped.engine.clone(),
+            mapped.replicas.clone(),
+            running.clone(),
+        );
+        match lcore::launch_on(lc, move || worker::run(io, cfg, replicas, running, clock)) {
+            Ok(()) => launched.push(lc),
+            Err(e) => {
+                launch_error = Some(RuntimeError::Dpdk {
+                    what: format!("launching the worker on lcore {lc}"),
+                    source: e,
+                });
+                break;
+            }
+        }
+    }
+    let started = Instant::now();
+    if launch_error.is_none() {
+        tracing::info!(
+            workers = launched.len(),
+            vips = ?vips,
+            replicas = mapped.replica_list.len(),
+            "running; Ctrl-C or SIGTERM stops"
+        );
+        control.run(stop, &clock);
+        tracing::info!("stopping");
+    }
+
+    // Stop: workers first, then ports, then the EAL.
+    running.store(false, Ordering::Relaxed);
+    let mut worker_error = None;
+    for lc in &launched {
+        match lcore::wait(*lc) {
+            Ok(0) => {}
+            Ok(rc) => worker_error = Some(RuntimeError::Worker(*lc, rc)),
+            Err(e) => tracing::error!(lcore = lc, error = %e, "waiting for the worker"),
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut summary = Summary {
+        seconds,
+        workers: stats
+            .iter()
+            .map(|(lc, s)| {
+                let (e, io) = s.read();
+                (*lc, e, io)
+            })
+            .collect(),
+        control: control.counters,
+        ports: Vec::new(),
+        neighbours: control
+            .neighbours
+            .iter()
+            .map(|n| (n.ip, n.mac, n.what.clone()))
+            .collect(),
+    };
+    drop(control);
+    for p in ports {
+        let stats = p.port.stats().unwrap_or_default();
+        summary.ports.push(PortSummary {
+            role: p.role.as_str(),
+            device: p.device.clone(),
+            stats,
+        });
+        // Queue handles not handed out are dropped with `p`.
+        let Started { port, rx, tx, .. } = p;
+        drop((rx, tx));
+        if let Err(e) = port.close() {
+            tracing::warn!(error = %e, "closing a port");
+        }
+    }
+    let runtime_dir = eal.runtime_dir();
+    // SAFETY: every worker has returned (waited above, and cleanup waits again); the
+    // workers' queues, rings and mbufs were dropped when their closures ended; the control
+    // core's rings, queues and mbufs were dropped with `control`; the ports are closed.
+    // The pool handle (`Mempool` is a plain pointer) is not used after this point.
+    if let Err(e) = unsafe { eal.cleanup() } {
+        tracing::warn!(error = %e, "EAL cleanup");
+    }
+    // DPDK leaves its runtime directory (multi-process socket, config) behind.
+    let _ = std::fs::remove_dir_all(&runtime_dir);
+    if let Some(e) = launch_error.or(worker_error) {
+        tracing::error!(error = %e, "the data path failed");
+        println!("{summary}");
+        return Err(e);
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_config::WorkerAssignment;
+
+    fn lab() -> Profile {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/lab.yaml");
+        match tandem_config::load(std::path::Path::new(path)) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn the_lab_is_runnable() {
+        assert!(runnable(&lab()).is_ok());
+    }
+
+    #[test]
+    fn workers_that_split_a_flow_are_refused() {
+        let mut p = lab();
+        p.lcores.workers = vec![1, 2];
+        p.workers = vec![
+            WorkerAssignment {
+                lcore: 1,
+                port: PortRole::Outside,
+                queue: 0,
+            },
+            WorkerAssignment {
+                lcore: 2,
+                port: PortRole::Inside,
+                queue: 0,
+            },
+        ];
+        let e = runnable(&p)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("worker lcore 1 polls outside queues [0] but inside queues []"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! Typed messages between the control core and the workers, each carried through an
+//! `rte_ring` as one pointer-sized value (no allocation): the value is the message
+//! itself, encoded, with the top bit set so that it is never zero. It is never
+//! dereferenced.
+
+use std::ffi::c_void;
+use std::ptr::NonNull;
+
+use tandem_dpdk::RingItem;
+use tandem_engine::{ReplicaId, Signal, SignalKind};
+
+/// Marks an encoded message (keeps it non-zero).
+const TAG: u64 = 1 << 63;
+
+/// Turns an encoded value into the ring's pointer.
+fn to_ptr(v: u64) -> NonNull<c_void> {
+    // An integer, not an address: the ring stores it and gives it back, nobody reads
+    // through it. TAG makes it non-zero.
+    NonNull::new((v | TAG) as usize as *mut c_void).unwrap_or(NonNull::dangling())
+}
+
+fn from_ptr(p: NonNull<c_void>) -> u64 {
+    (p.as_ptr() as usize as u64) & !TAG
+}
+
+/// A replica signal from a worker (DESIGN §5), without its timestamp (the control core
+/// stamps it when it reads it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignalMsg {
+    /// The replica.
+    pub replica: ReplicaId,
+    /// What was seen.
+    pub kind: SignalKind,
+}
+
+const KINDS: [SignalKind; 5] = [
+    SignalKind::UnmatchedFin,
+    SignalKind::UnmatchedRst,
+    SignalKind::AckLag,
+    SignalKind::OutputLag,
+    SignalKind::NeighbourMissing,
+];
+
+impl From<&Signal> for SignalMsg {
+    fn from(s: &Signal) -> SignalMsg {
+        SignalMsg {
+            replica: s.replica,
+            kind: s.kind,
+        }
+    }
+}
+
+impl RingItem for SignalMsg {
+    fn into_ptr(self) -> NonNull<c_void> {
+        let kind = KINDS.iter().position(|k| *k == self.kind).unwrap_or(0) as u64;
+        to_ptr(u64::from(self.replica.0) | (kind << 16))
+    }
+
+    unsafe fn from_ptr(ptr: NonNull<c_void>) -> SignalMsg {
+        let v = from_ptr(ptr);
+        SignalMsg {
+            replica: ReplicaId((v & 0xffff) as u16),
+            kind: KINDS[((v >> 16) as usize).min(KINDS.len() - 1)],
+        }
+    }
+}
+
+/// An order from the control core to a worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// A replica went down: sweep every flow so that idle ones fail over too
+    /// (`Engine::request_failover_sweep`).
+    FailoverSweep,
+    /// Publish counters now.
+    PublishStats,
+}
+
+impl RingItem for Command {
+    fn into_ptr(self) -> NonNull<c_void> {
+        to_ptr(match self {
+            Command::FailoverSweep => 1,
+            Command::PublishStats => 2,
+        })
+    }
+
+    unsafe fn from_ptr(ptr: NonNull<c_void>) -> Command {
+        match from_ptr(ptr) {
+            1 => Command::FailoverSweep,
+            _ => Command::PublishStats,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        for kind in KINDS {
+            let m = SignalMsg {
+                replica: ReplicaId(65535),
+                kind,
+            };
+            // SAFETY: the pointer comes from into_ptr of the same type.
+            assert_eq!(unsafe { SignalMsg::from_ptr(m.into_ptr()) }, m);
+        }
+        for c in [Command::FailoverSweep, Command::PublishStats] {
+            // SAFETY: as above.
+            assert_eq!(unsafe { Command::from_ptr(c.into_ptr()) }, c);
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! From a profile (`tandem_config::Profile`) to what the engine and the control core
+//! need: the [`EngineConfig`] of every worker and the shared [`ReplicaTable`].
+//!
+//! What the engine cannot represent, and what is done about it:
+//! - A port range (`port: 8000-8100`): the engine's `ServicePort` is `Any` or one port,
+//!   so a range is rejected with [`ProfileError::PortRange`] (a range covering every port,
+//!   `1-65535`, is taken as `any`).
+//! - `mode: reconnect`: not implemented by the engine yet; rejected with
+//!   [`ProfileError::Reconnect`].
+//! - `selection: ordered`: the engine spreads new flows over the pool by rotating the
+//!   designated primary (`spread`-like); an ordered service runs that way and a warning
+//!   says so.
+//! - `health`: probing is the control core's next step (issue #4); replicas stay `Up`.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tandem_config::{Mode, Profile, Selection, ServicePort as CfgPort};
+use tandem_engine::{EngineConfig, ReplicaId, ReplicaTable, Service, ServicePort};
+use tandem_wire::MacAddr;
+
+/// A profile the runtime cannot run as written.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// The engine serves one port or every port of a VIP, not a range.
+    #[error(
+        "services[{index}] ({name}): port range {first}-{last} is not supported by the \
+         engine (allowed: `any` or a single port)"
+    )]
+    PortRange {
+        /// Index of the service in the profile.
+        index: usize,
+        /// Its name.
+        name: String,
+        /// First port of the range.
+        first: u16,
+        /// Last port of the range.
+        last: u16,
+    },
+    /// Reconnect mode is not implemented yet.
+    #[error(
+        "services[{index}] ({name}): mode `reconnect` is not implemented yet (allowed: mirror)"
+    )]
+    Reconnect {
+        /// Index of the service in the profile.
+        index: usize,
+        /// Its name.
+        name: String,
+    },
+    /// More replicas than the replica table holds.
+    #[error("too many replicas: the replica table holds {0}")]
+    TooManyReplicas(usize),
+}
+
+/// Slots of the shared replica table: every replica of the profile plus room for the
+/// pool changes of later issues.
+pub const REPLICA_SLOTS: usize = 1024;
+
+/// One replica as the control core knows it.
+#[derive(Clone, Debug)]
+pub struct ReplicaInfo {
+    /// `service/replica`, for logs.
+    pub name: String,
+    /// Its slot in the replica table.
+    pub id: ReplicaId,
+    /// Its address.
+    pub address: Ipv4Addr,
+}
+
+/// The profile mapped for the engine.
+#[derive(Debug)]
+pub struct Mapped {
+    /// The engine settings, the same for every worker.
+    pub engine: EngineConfig,
+    /// The shared replica table, every replica `Up` with an unresolved MAC.
+    pub replicas: Arc<ReplicaTable>,
+    /// Every replica, in profile order (a replica in two services appears once).
+    pub replica_list: Vec<ReplicaInfo>,
+    /// Warnings about settings that run differently from what the profile says.
+    pub warnings: Vec<String>,
+}
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Maps `profile` for ports with the MACs `outside_mac` and `inside_mac`.
+///
+/// # Errors
+///
+/// A [`ProfileError`] for what the engine cannot represent.
+pub fn map_profile(
+    profile: &Profile,
+    outside_mac: MacAddr,
+    inside_mac: MacAddr,
+) -> Result<Mapped, ProfileError> {
+    let table = Arc::new(ReplicaTable::new(REPLICA_SLOTS));
+    let mut replica_list: Vec<ReplicaInfo> = Vec::new();
+    let mut services = Vec::new();
+    let mut warnings = Vec::new();
+    for (index, s) in profile.services.iter().enumerate() {
+        let port = match s.port {
+            CfgPort::Any | CfgPort::Range(1, u16::MAX) => ServicePort::Any,
+            CfgPort::Single(p) => ServicePort::Port(p),
+            CfgPort::Range(first, last) if first == last => ServicePort::Port(first),
+            CfgPort::Range(first, last) => {
+                return Err(ProfileError::PortRange {
+                    index,
+                    name: s.name.clone(),
+                    first,
+                    last,
+                })
+            }
+        };
+        if s.mode == Mode::Reconnect {
+            return Err(ProfileError::Reconnect {
+                index,
+                name: s.name.clone(),
+            });
+        }
+        if s.selection == Selection::Ordered && s.replicas.len() > usize::from(s.copies) {
+            warnings.push(format!(
+                "service {}: `selection: ordered` runs as the engine's rotation: new flows \
+                 rotate their primary over all {} replicas",
+                s.name,
+                s.replicas.len()
+            ));
+        }
+        let mut ids = Vec::with_capacity(s.replicas.len());
+        for r in &s.replicas {
+            let id = match replica_list.iter().find(|i| i.address == r.address) {
+                Some(known) => known.id,
+                None => {
+                    let id = table
+                        .add(r.address)
+                        .ok_or(ProfileError::TooManyReplicas(REPLICA_SLOTS))?;
+                    replica_list.push(ReplicaInfo {
+                        name: format!("{}/{}", s.name, r.name),
+                        id,
+                        address: r.address,
+                    });
+                    id
+                }
+            };
+            ids.push(id);
+        }
+        services.push(Service {
+            vip: s.vip,
+            port,
+            replicas: ids,
+            copies: usize::from(s.copies),
+        });
+    }
+    let t = &profile.timeouts;
+    let l = &profile.limits;
+    // The health settings of the first service that has them stand for all (the engine
+    // has one ack-lag and output-lag threshold).
+    let (ack_lag, output_lag) = profile
+        .services
+        .first()
+        .map(|s| (s.health.ack_lag, s.health.output_lag))
+        .unwrap_or((None, None));
+    // The profile's hold budgets are for the whole appliance; each worker gets its share.
+    let workers = profile.lcores.workers.len().max(1);
+    let defaults = EngineConfig::default();
+    let engine = EngineConfig {
+        outside_mac,
+        inside_mac,
+        own_addrs: vec![
+            profile.ports.outside.address.address,
+            profile.ports.inside.address.address,
+        ],
+        services,
+        max_flows: l.flows_per_worker as usize,
+        hold_bytes_per_flow: l.hold_bytes_per_flow,
+        hold_bytes_total: l.hold_bytes_total / workers as u64,
+        hold_segments: (l.hold_segments_total as usize / workers).max(1),
+        synack_wait_ns: ns(t.synack_wait),
+        syn_timeout_ns: ns(t.syn),
+        idle_timeout_ns: ns(t.established),
+        linger_ns: ns(t.linger),
+        ack_lag_ns: ack_lag.map_or(0, ns),
+        output_lag_ns: output_lag.map_or(0, ns),
+        ..defaults
+    };
+    Ok(Mapped {
+        engine,
+        replicas: table,
+        replica_list,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab() -> Profile {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/lab.yaml");
+        match tandem_config::load(std::path::Path::new(path)) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn lab_profile_maps_to_the_engine() {
+        let p = lab();
+        let out_mac = MacAddr([2, 0x74, 0x64, 0x12, 0, 1]);
+        let in_mac = MacAddr([2, 0x74, 0x64, 0x13, 0, 1]);
+        let m = match map_profile(&p, out_mac, in_mac) {
+            Ok(m) => m,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(m.engine.outside_mac, out_mac);
+        assert_eq!(m.engine.inside_mac, in_mac);
+        assert_eq!(
+            m.engine.own_addrs,
+            [Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 19, 0, 1)]
+        );
+        assert_eq!(m.engine.services.len(), 1);
+        let s = &m.engine.services[0];
+        assert_eq!(s.vip, Ipv4Addr::new(198, 18, 0, 100));
+        assert_eq!(s.port, ServicePort::Any);
+        assert_eq!(s.copies, 2);
+        assert_eq!(s.replicas.len(), 3);
+        assert_eq!(m.replica_list.len(), 3);
+        assert_eq!(m.replica_list[0].name, "lab/primary");
+        for r in &m.replica_list {
+            assert_eq!(m.replicas.addr(r.id), r.address);
+            assert_eq!(m.replicas.health(r.id), tandem_engine::Health::Up);
+            assert_eq!(
+                m.replicas.mac(r.id),
+                None,
+                "resolved by ARP, not configured"
+            );
+        }
+        assert_eq!(m.engine.max_flows, 65536);
+        assert_eq!(m.engine.synack_wait_ns, 2_000_000);
+        assert_eq!(m.engine.idle_timeout_ns, 300_000_000_000);
+        assert_eq!(m.engine.ack_lag_ns, 50_000_000);
+        assert_eq!(m.engine.output_lag_ns, 0);
+        // One worker: the whole hold budget.
+        assert_eq!(m.engine.hold_bytes_total, 33_554_432);
+        assert_eq!(m.warnings.len(), 1, "ordered selection runs as rotation");
+    }
+
+    #[test]
+    fn ports_ranges_and_modes() {
+        let mut p = lab();
+        p.services[0].port = CfgPort::Single(80);
+        let m = map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).ok();
+        assert_eq!(
+            m.map(|m| m.engine.services[0].port),
+            Some(ServicePort::Port(80))
+        );
+
+        p.services[0].port = CfgPort::Range(1, u16::MAX);
+        let m = map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).ok();
+        assert_eq!(m.map(|m| m.engine.services[0].port), Some(ServicePort::Any));
+
+        p.services[0].port = CfgPort::Range(8000, 8100);
+        let e = map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).err();
+        assert!(
+            matches!(
+                e,
+                Some(ProfileError::PortRange {
+                    first: 8000,
+                    last: 8100,
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+        assert!(e
+            .map(|e| e.to_string())
+            .is_some_and(|t| t.contains("services[0] (lab): port range 8000-8100")));
+
+        p.services[0].port = CfgPort::Any;
+        p.services[0].mode = Mode::Reconnect;
+        assert!(matches!(
+            map_profile(&p, MacAddr::ZERO, MacAddr::ZERO),
+            Err(ProfileError::Reconnect { .. })
+        ));
+    }
+}
