@@ -51,3 +51,60 @@ fn check_rejects_a_broken_profile_with_file_line_and_field() {
     assert!(err.contains("zero-interval.yaml:"), "{err}");
     assert!(err.contains("health.interval"), "{err}");
 }
+
+/// `tandem check` on ten broken variants of the lab profile: each is refused, and the
+/// error names the file, the line of the broken field and its path.
+#[test]
+fn check_rejects_ten_broken_profiles_at_the_right_line_and_field() {
+    let lab = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/lab.yaml"))
+        .expect("lab profile");
+    // (text in lab.yaml, its replacement, field path in the error)
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "interval: 10ms",
+            "interval: 0ms",
+            "services[0].health.interval",
+        ),
+        ("copies: 2 ", "copies: 5 ", "services[0].copies"),
+        ("mode: mirror ", "mode: mirrorr ", "services[0].mode"),
+        ("fall: 3 ", "fall: 0 ", "services[0].health.fall"),
+        ("port: any ", "port: 70000 ", "services[0].port"),
+        ("syn: 5s ", "syn: 5 ", "timeouts.syn"),
+        (
+            "address: 198.18.0.1/24 ",
+            "address: 198.18.0.1/33 ",
+            "ports.outside.address",
+        ),
+        (
+            "queues: 1                     # receive queues;",
+            "queues: 0 #",
+            "ports.outside.queues",
+        ),
+        ("workers: [1] ", "workers: [0] ", "lcores.workers"),
+        (
+            "vip: 198.18.0.100 ",
+            "vip: 198.18.0.100\n    colour: blue ",
+            "services[0].colour",
+        ),
+    ];
+    let dir = std::env::temp_dir().join(format!("tandem-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for (i, (from, to, field)) in cases.iter().enumerate() {
+        let at = lab
+            .find(from)
+            .unwrap_or_else(|| panic!("{from:?} not in lab.yaml"));
+        let mut line = lab[..at].matches('\n').count() + 1;
+        if to.contains('\n') {
+            line += 1; // the inserted key sits on the next line
+        }
+        let path = dir.join(format!("broken-{i}.yaml"));
+        std::fs::write(&path, lab.replacen(from, to, 1)).expect("write profile");
+        let p = path.to_string_lossy().into_owned();
+        let (ok, _, err) = tandem(&["check", "--profile", &p]);
+        assert!(!ok, "{field}: accepted");
+        let want = format!("{p}:{line}:");
+        assert!(err.contains(&want), "{field}: expected {want} in {err}");
+        assert!(err.contains(field), "{field}: not named in {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
