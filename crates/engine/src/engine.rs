@@ -922,20 +922,26 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         self.tx(Side::Outside, buf);
     }
 
+    /// Addresses a replica's frame to the client: MACs, and the VIP as source (IPv4
+    /// checksum kept). Returns the TCP checksum change for the pseudo-header.
+    #[inline]
+    fn nat_to_client(&self, f: &Flow, frame: &mut [u8], m: &Meta) -> ChecksumDelta {
+        let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+        eth.set_dst(f.client_mac);
+        eth.set_src(self.cfg.outside_mac);
+        let mut sum = ChecksumDelta::new();
+        sum.u32(m.src, f.key.vip);
+        Ipv4Packet::new_unchecked(&mut frame[m.l3..m.end]).set_src(Ipv4Addr::from(f.key.vip));
+        sum
+    }
+
     /// Rewrites a segment of leg `i` for the client: source VIP, seq −delta, ack and
     /// window synchronised over the live legs, TSval into the visible clock.
     fn rewrite_to_client(&mut self, f: &mut Flow, i: usize, buf: &mut B, m: &Meta) {
         let (ack, edge) = sync_ack(f).unwrap_or((f.ack_sent, f.edge_sent));
         let leg = f.legs[i];
         let frame = buf.bytes_mut();
-        {
-            let mut eth = EthernetFrame::new_unchecked(&mut *frame);
-            eth.set_dst(f.client_mac);
-            eth.set_src(self.cfg.outside_mac);
-        }
-        let mut sum = ChecksumDelta::new();
-        sum.u32(m.src, f.key.vip);
-        Ipv4Packet::new_unchecked(&mut frame[m.l3..m.end]).set_src(Ipv4Addr::from(f.key.vip));
+        let mut sum = self.nat_to_client(f, frame, m);
         let mut tcp = m.tcp_mut(frame);
         let seq = m.seq.wrapping_sub(leg.delta);
         sum.u32(m.seq.0, seq.0);
@@ -1304,14 +1310,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         if f.phase == FlowPhase::SynSent || !f.legs[i].answered {
             // Connection refused by every replica: the client learns it as from a server.
             let frame = buf.bytes_mut();
-            {
-                let mut eth = EthernetFrame::new_unchecked(&mut *frame);
-                eth.set_dst(f.client_mac);
-                eth.set_src(self.cfg.outside_mac);
-            }
-            let mut sum = ChecksumDelta::new();
-            sum.u32(m.src, f.key.vip);
-            Ipv4Packet::new_unchecked(&mut frame[m.l3..m.end]).set_src(Ipv4Addr::from(f.key.vip));
+            let sum = self.nat_to_client(f, frame, m);
             m.tcp_mut(frame).adjust_checksum(sum);
         } else {
             self.rewrite_to_client(f, i, &mut buf, m);

@@ -555,13 +555,7 @@ mod tests {
     use super::*;
     use tandem_config::WorkerAssignment;
 
-    fn lab() -> Profile {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/lab.yaml");
-        match tandem_config::load(std::path::Path::new(path)) {
-            Ok(p) => p,
-            Err(e) => panic!("{e}"),
-        }
-    }
+    use crate::profile::tests::lab;
 
     #[test]
     fn the_lab_is_runnable() {

@@ -193,10 +193,11 @@ pub fn map_profile(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn lab() -> Profile {
+    /// The shipped lab profile.
+    pub(crate) fn lab() -> Profile {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/lab.yaml");
         match tandem_config::load(std::path::Path::new(path)) {
             Ok(p) => p,
