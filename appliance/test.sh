@@ -5,6 +5,8 @@
 #   TANDEM_FUZZ_SECONDS=60 appliance/test.sh    longer fuzz smoke runs (default 20 s each; 0 skips)
 #
 # The end-to-end step (appliance/e2e/basic.sh) needs root; without it, it says "skipped".
+# appliance/e2e/failover.sh is not in the suite yet: it failed 1 run in 15 on this 2-core
+# VM with a false failover of every replica (see the README's status).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$(pwd)

@@ -5,7 +5,8 @@
 #      configs/lab.yaml` in tandem-appliance;
 #   2. waits until the client reaches the VIP with ping (ARP for the VIP and the echo
 #      reply both come from Tandem's control core: no static neighbour entry anywhere);
-#   3. serves a deterministic 100 MB file with nginx on every replica (mirror mode sends
+#   3. serves a deterministic 100 MB file with nginx on every replica, listening on the
+#      probed ports 80 and 7000 as well (mirror mode sends
 #      each flow to two of them, so all must serve the same bytes) and fetches it with curl
 #      through the VIP; the SHA-256 must match and the transfer time is printed;
 #   4. sends TCP to an address nothing serves (198.18.0.200, static ARP entry towards
@@ -113,6 +114,8 @@ http {
     sendfile on;
     server {
         listen ${!ip_var}:80;
+        # The lab profile probes 7000 and 80 on every replica (health.probe_ports).
+        listen ${!ip_var}:7000;
         root $www;
     }
 }
@@ -127,6 +130,9 @@ for name in "${LAB_REPLICAS[@]}"; do
         sleep 0.1
     done
 done
+# The replicas were down while nothing listened on the probed ports; they take new
+# flows again after `rise` good probes (20 ms in the lab profile).
+sleep 0.3
 stats=$(lab_exec "$LAB_CLIENT_NS" curl -sS --max-time 120 -o "$tmp/got" \
     -w '%{time_total} %{speed_download} %{size_download} %{http_code}' "http://$LAB_VIP/big" || true)
 got=$(sha256sum "$tmp/got" 2>/dev/null | cut -d" " -f1 || true)
@@ -178,7 +184,7 @@ else
     if [ "$rc" = 0 ]; then ok "tandem stopped cleanly on SIGTERM"; else bad "tandem exited with $rc"; fi
 fi
 echo "e2e basic: --- tandem exit summary (key lines) ---"
-grep -E '^\s+(rx|tx|flows_created|to_control|drop\.not_served|drop\.not_tcp|drop\.no_neighbour|tx_refused|control\.(echo_replies|arp_replies|arp_requests|not_served))\s' "$tmp/tandem.out" || true
+grep -E '^\s+(rx|tx|flows_created|to_control|drop\.not_served|drop\.not_tcp|drop\.no_neighbour|tx_refused|control\.(echo_replies|arp_replies|arp_requests|not_served|probes|probe_replies|failovers))\s' "$tmp/tandem.out" || true
 grep -A3 '^neighbours:' "$tmp/tandem.out" || true
 grep -A2 '^ports' "$tmp/tandem.out" || true
 echo "e2e basic: ---"

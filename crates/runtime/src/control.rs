@@ -12,8 +12,12 @@
 //! - **ICMP echo** to the appliance's addresses (and to the VIPs) is answered in place.
 //! - Everything else that reaches it is dropped and counted (`not_served`).
 //!
-//! Health probing and failover decisions (DESIGN §5) come next: the signals from the
-//! workers are received and counted, and the command rings to the workers exist.
+//! - **Health** (DESIGN §5, [`crate::health`]): SYN probes from the inside address to
+//!   every probe port of every replica, the workers' signals, and a replica whose ARP
+//!   refresh goes unanswered, decide failovers: the replica is flipped to `Down` in the
+//!   shared table and every worker is sent [`Command::FailoverSweep`]; after `rise` good
+//!   probes it is `Up` again (new flows only). Every change is one `tracing` event with
+//!   its cause and the time from the first sign to the switch.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,11 +26,12 @@ use std::time::Duration;
 
 use tandem_dpdk::ring::{Consumer, Producer};
 use tandem_dpdk::{Burst, Mbuf, Mempool, TxQueue};
-use tandem_engine::{ReplicaId, ReplicaTable, Side, SignalKind};
+use tandem_engine::{Health, ReplicaId, ReplicaTable, Side, SignalKind};
 use tandem_wire::ipv4::protocol;
 use tandem_wire::{build, ArpPacket, EtherType, EthernetFrame, Icmpv4Packet, Ipv4Packet, MacAddr};
 
 use crate::clock::Clock;
+use crate::health::{self, Cause, Change, Monitor, ProbeReply, ProbeSend};
 use crate::msg::{Command, SignalMsg};
 use crate::stats::{ControlCounters, WorkerStats};
 
@@ -106,6 +111,8 @@ pub struct Control {
     pub counters: ControlCounters,
     /// Each worker's lcore and published counters, watched for liveness.
     pub workers: Vec<(u32, Arc<WorkerStats>)>,
+    /// Health probes and failover decisions.
+    pub monitor: Monitor,
 }
 
 /// What to do with a frame that reached the control core.
@@ -158,10 +165,16 @@ impl Control {
                     tracing::debug!(replica = sig.replica.0, kind = ?sig.kind, "signal from a worker");
                     if sig.kind == SignalKind::NeighbourMissing {
                         self.hurry(sig.replica, now);
+                    } else {
+                        let mut changes = Vec::new();
+                        self.monitor
+                            .signal(sig.replica, sig.kind, now, &mut changes);
+                        self.apply(&changes);
                     }
                 }
             }
             self.resolve(now, &mut out);
+            self.probe(now, &mut out);
             for (i, b) in out.iter_mut().enumerate() {
                 if !b.is_empty() {
                     busy = true;
@@ -195,7 +208,7 @@ impl Control {
         let verdict = match EthernetFrame::new_checked(m.data()).map(|e| e.ethertype()) {
             Ok(EtherType::ARP) => self.arp(i, &m, now, out),
             Ok(EtherType::IPV4) => match m.data_mut() {
-                Some(frame) => self.ipv4(i, frame),
+                Some(frame) => self.ipv4(i, frame, now, out),
                 None => Verdict::Drop,
             },
             Ok(_) => {
@@ -260,8 +273,36 @@ impl Control {
         }
     }
 
-    /// IPv4 to one of our addresses: echo requests are answered in place.
-    fn ipv4(&mut self, i: usize, frame: &mut [u8]) -> Verdict {
+    /// IPv4 to one of our addresses: echo requests are answered in place; answers to
+    /// health probes are counted (a SYN-ACK is answered with a RST).
+    fn ipv4(
+        &mut self,
+        i: usize,
+        frame: &mut [u8],
+        now: u64,
+        out: &mut [Burst<Mbuf>; 2],
+    ) -> Verdict {
+        if self.ports[i].side == Side::Inside {
+            if let Some(r) = ProbeReply::parse(frame) {
+                let mut changes = Vec::new();
+                let ours = self.monitor.reply(&r, now, &mut changes);
+                self.apply(&changes);
+                if ours {
+                    self.counters.probe_replies += 1;
+                } else {
+                    self.counters.not_served += 1;
+                }
+                if r.syn_ack {
+                    let (mac, addr) = (self.ports[i].mac, self.ports[i].address);
+                    if let Some(rst) = self.frame(|buf| health::probe_rst(buf, &r, mac, addr)) {
+                        if out[i].push(rst).is_err() {
+                            self.counters.tx_refused += 1;
+                        }
+                    }
+                }
+                return Verdict::Drop;
+            }
+        }
         match echo_reply_in_place(frame, &self.ports[i].answers, self.ports[i].mac) {
             Echo::Replied => {
                 self.counters.echo_replies += 1;
@@ -321,6 +362,17 @@ impl Control {
             if !due {
                 continue;
             }
+            // A resolved host that did not answer the previous refresh is silent: its
+            // replicas are down.
+            if n.mac.is_some() && n.asked_at > 0 && n.seen_at < n.asked_at {
+                let (since, ids) = (n.asked_at, n.replicas.clone());
+                let mut changes = Vec::new();
+                for id in ids {
+                    self.monitor.host_silent(id, since, now, &mut changes);
+                }
+                self.apply(&changes);
+            }
+            let n = &self.neighbours[k];
             let (ip, side) = (n.ip, n.side);
             let i = usize::from(side == Side::Inside);
             let (mac, addr) = (self.ports[i].mac, self.ports[i].address);
@@ -343,6 +395,73 @@ impl Control {
                 if out[i].push(req).is_err() {
                     self.counters.tx_refused += 1;
                 }
+            }
+        }
+    }
+
+    /// Sends the health probes that are due (from the inside port) and times out the
+    /// unanswered ones.
+    fn probe(&mut self, now: u64, out: &mut [Burst<Mbuf>; 2]) {
+        let mut send: Vec<ProbeSend> = Vec::new();
+        let mut changes: Vec<Change> = Vec::new();
+        let table = self.replicas.clone();
+        self.monitor
+            .poll(now, |id| table.mac(id).is_some(), &mut send, &mut changes);
+        self.apply(&changes);
+        let i = 1;
+        let (mac, addr) = (self.ports[i].mac, self.ports[i].address);
+        for p in &send {
+            let Some(dst) = self.replicas.mac(p.replica) else {
+                continue;
+            };
+            if let Some(syn) = self.frame(|buf| health::probe_syn(buf, p, mac, addr, dst)) {
+                self.counters.probes += 1;
+                if out[i].push(syn).is_err() {
+                    self.counters.tx_refused += 1;
+                }
+            }
+        }
+    }
+
+    /// Applies health changes: the shared table, a sweep order to every worker on a
+    /// failover, and one log event each.
+    fn apply(&mut self, changes: &[Change]) {
+        for c in changes {
+            let addr = self.replicas.addr(c.replica);
+            let cause = match c.cause {
+                Cause::Probes(port, silent) => format!(
+                    "probes failed on port {port} (the last: {})",
+                    if silent { "no answer" } else { "RST" }
+                ),
+                Cause::Confirmed(kind, port) => {
+                    format!("{kind:?} confirmed by a probe burst on port {port}")
+                }
+                Cause::OutputLag => "output lag (needs no probe confirmation)".to_owned(),
+                Cause::ArpSilent => "the host stopped answering ARP".to_owned(),
+                Cause::Recovered => "probes answered on every port".to_owned(),
+            };
+            if c.down {
+                self.replicas.set_health(c.replica, Health::Down);
+                self.broadcast(Command::FailoverSweep);
+                self.counters.failovers += 1;
+                tracing::warn!(
+                    event = "failover",
+                    replica = c.replica.0,
+                    %addr,
+                    %cause,
+                    first_sign_to_switch_us = c.elapsed_us(),
+                    "replica down: its flows fail over"
+                );
+            } else {
+                self.replicas.set_health(c.replica, Health::Up);
+                tracing::info!(
+                    event = "recovered",
+                    replica = c.replica.0,
+                    %addr,
+                    %cause,
+                    first_sign_to_switch_us = c.elapsed_us(),
+                    "replica up: it takes new flows"
+                );
             }
         }
     }

@@ -3,11 +3,12 @@
 //! Tandem on a real DPDK data path (DESIGN §4): [`run`] initialises the EAL from the
 //! profile, configures and starts both ports, launches one worker per worker lcore (the
 //! engine's burst loop, [`worker`]), runs the control core ([`control`]: ARP, neighbours,
-//! ICMP echo) on the EAL main lcore until asked to stop, then stops everything and
+//! ICMP echo, health probes and failover) on the EAL main lcore until asked to stop, then stops everything and
 //! returns a [`Summary`] of the counters.
 //!
 //! - [`buf`]: the engine's buffer traits over mbufs.
 //! - [`profile`]: profile → engine settings and the shared replica table.
+//! - [`health`]: health probes, suspects and the failover decision (pure Rust).
 //! - [`msg`]: typed ring messages (signals, commands), allocation-free.
 //! - [`stats`]: counters published by the workers, and the exit summary.
 //! - [`clock`]: the TSC as nanoseconds.
@@ -32,6 +33,7 @@
 pub mod buf;
 pub mod clock;
 pub mod control;
+pub mod health;
 pub mod msg;
 pub mod profile;
 pub mod stats;
@@ -443,6 +445,15 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
     if let Some(gw) = profile.ports.inside.gateway {
         track(gw, Side::Inside, "inside gateway".to_owned(), None);
     }
+    let mut monitor = health::Monitor::new();
+    for s in &profile.services {
+        let settings = health::Settings::from_config(&s.health);
+        for r in &s.replicas {
+            if let Some(info) = mapped.replica_list.iter().find(|i| i.address == r.address) {
+                monitor.add(info.id, info.address, &settings);
+            }
+        }
+    }
     let mut control = Control {
         ports: cports,
         from_workers,
@@ -454,6 +465,7 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
         arp_refresh_ns: u64::try_from(profile.timeouts.arp_refresh.as_nanos()).unwrap_or(u64::MAX),
         counters: Default::default(),
         workers: stats.clone(),
+        monitor,
     };
 
     // Launch the workers.

@@ -220,6 +220,12 @@ pub struct ControlCounters {
     pub no_buffer: u64,
     /// Signals received from workers.
     pub signals: u64,
+    /// Health probes (SYNs) sent.
+    pub probes: u64,
+    /// Answers to health probes (SYN-ACK or RST) matched to a probe.
+    pub probe_replies: u64,
+    /// Replicas declared down.
+    pub failovers: u64,
 }
 
 /// One port's DPDK counters at exit.
@@ -321,6 +327,9 @@ impl fmt::Display for Summary {
             ("malformed", c.malformed),
             ("no_buffer", c.no_buffer),
             ("signals", c.signals),
+            ("probes", c.probes),
+            ("probe_replies", c.probe_replies),
+            ("failovers", c.failovers),
         ] {
             writeln!(f, "  control.{label:<12} {v}")?;
         }

@@ -1,0 +1,843 @@
+//! Health monitoring on the control core (DESIGN §5): active TCP SYN probes, the
+//! `fall`/`rise` state machine, suspect bursts on the workers' passive signals, and the
+//! failover decision. Plain Rust: time is passed in (ns), frames are built and read by the
+//! caller (see [`probe_syn`], [`ProbeReply::parse`]), so it is tested without DPDK.
+//!
+//! - **Probes.** Every `interval`, a SYN from the appliance's inside address to each probe
+//!   port of each replica, from a source port of [`SRC_PORT_BASE`]`..+`[`SRC_PORTS`] and
+//!   with a sequence number that names the probe ([`SEQ_TAG`] in the top byte). A SYN-ACK
+//!   is a success (the caller answers it with a RST so the replica frees its socket); a
+//!   RST, or no answer within `timeout`, a failure.
+//! - **Endpoints.** The unit of failure is (replica, port). One endpoint with `fall`
+//!   failures in a row takes its replica down in the shared table (the table has one slot
+//!   per replica address). A down replica comes back up, for new flows only, when every
+//!   endpoint has answered `rise` probes in a row.
+//! - **Suspects.** An unmatched FIN or RST, or ack lag, from a worker makes the replica
+//!   suspect: `suspect_burst` probes to every port, `suspect_interval` apart, start at
+//!   once; `suspect_burst` failures in a row on one port confirm it (down), a burst that
+//!   ends without that clears it.
+//! - **Output lag** (a frozen process: the kernel still answers SYNs, so probes succeed)
+//!   is sufficient on its own: the replica goes down without probe confirmation. Workers
+//!   raise it only when the profile sets `output_lag` above 0.
+//! - **ARP.** A host that stops answering ARP refreshes is down ([`Monitor::host_silent`]).
+
+use std::net::Ipv4Addr;
+
+use tandem_engine::{ReplicaId, SignalKind};
+use tandem_wire::tcp::TcpFlags;
+use tandem_wire::{build, EtherType, EthernetFrame, Ipv4Packet, MacAddr, TcpSegment};
+
+/// First source port of the probes.
+pub const SRC_PORT_BASE: u16 = 61_000;
+/// Number of probe source ports (a probe's port is `base + id % SRC_PORTS`).
+pub const SRC_PORTS: u16 = 1_000;
+/// Top byte of every probe's sequence number.
+pub const SEQ_TAG: u32 = 0x7d00_0000;
+
+/// A gap between two passes of the control loop this long means the loop itself was
+/// held up: probe timeouts are not counted on the pass that follows it (but on the one
+/// after, however late).
+pub const STALL_NS: u64 = 2_000_000;
+
+/// The settings of the monitor, in ns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Ports probed on every replica.
+    pub ports: Vec<u16>,
+    /// Time between probes of one endpoint.
+    pub interval_ns: u64,
+    /// How long a probe waits for its answer.
+    pub timeout_ns: u64,
+    /// Failures in a row before down.
+    pub fall: u32,
+    /// Successes in a row (every endpoint) before up.
+    pub rise: u32,
+    /// Probes per port in a suspect burst.
+    pub suspect_burst: u32,
+    /// Gap between them.
+    pub suspect_interval_ns: u64,
+}
+
+impl Settings {
+    /// From a service's health section.
+    pub fn from_config(h: &tandem_config::Health) -> Settings {
+        let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Settings {
+            ports: h.probe_ports.clone(),
+            interval_ns: ns(h.interval).max(1),
+            timeout_ns: ns(h.timeout).max(1),
+            fall: h.fall.max(1),
+            rise: h.rise.max(1),
+            suspect_burst: h.suspect_burst.max(1),
+            suspect_interval_ns: ns(h.suspect_interval),
+        }
+    }
+}
+
+/// Why a replica changed state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// `fall` probes in a row failed on the port; the last one by silence (`true`) or
+    /// a RST (`false`).
+    Probes(u16, bool),
+    /// A worker's signal, confirmed by a suspect burst on the port.
+    Confirmed(SignalKind, u16),
+    /// A worker's output-lag signal, which needs no confirmation.
+    OutputLag,
+    /// The host stopped answering ARP.
+    ArpSilent,
+    /// `rise` good probes on every port.
+    Recovered,
+}
+
+/// A health change, for the caller to apply and log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The replica.
+    pub replica: ReplicaId,
+    /// Down (true) or up (false).
+    pub down: bool,
+    /// Why.
+    pub cause: Cause,
+    /// When the first sign of it was seen (the first failed probe was sent, or the first
+    /// signal arrived; for `Recovered`, the first good probe was sent).
+    pub first_sign_ns: u64,
+    /// When it was decided.
+    pub at_ns: u64,
+}
+
+impl Change {
+    /// First sign to switch, in µs.
+    pub fn elapsed_us(&self) -> u64 {
+        self.at_ns.saturating_sub(self.first_sign_ns) / 1_000
+    }
+}
+
+/// A probe the caller is to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeSend {
+    /// The replica.
+    pub replica: ReplicaId,
+    /// Its address.
+    pub addr: Ipv4Addr,
+    /// Our source port.
+    pub src_port: u16,
+    /// The probed port.
+    pub dst_port: u16,
+    /// The SYN's sequence number.
+    pub seq: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Endpoint {
+    port: u16,
+    fails: u32,
+    oks: u32,
+    /// When the first failure of the current run was sent (0: none).
+    first_fail_ns: u64,
+    first_ok_ns: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Suspect {
+    kind: SignalKind,
+    since_ns: u64,
+    left: u32,
+    next_ns: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Replica {
+    id: ReplicaId,
+    addr: Ipv4Addr,
+    down: bool,
+    endpoints: Vec<Endpoint>,
+    next_ns: u64,
+    suspect: Option<Suspect>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Outstanding {
+    replica: usize,
+    endpoint: usize,
+    src_port: u16,
+    seq: u32,
+    sent_ns: u64,
+}
+
+/// The health state of every probed replica.
+#[derive(Debug)]
+pub struct Monitor {
+    settings: Vec<Settings>,
+    replicas: Vec<(Replica, usize)>,
+    outstanding: Vec<Outstanding>,
+    counter: u32,
+    /// When [`Monitor::poll`] last ran (0: never).
+    last_poll_ns: u64,
+    /// See [`STALL_NS`].
+    stall_ns: u64,
+    /// Whether the last pass skipped the timeouts.
+    skipped: bool,
+}
+
+impl Monitor {
+    /// An empty monitor.
+    pub fn new() -> Monitor {
+        Monitor {
+            settings: Vec::new(),
+            replicas: Vec::new(),
+            outstanding: Vec::new(),
+            counter: 0,
+            last_poll_ns: 0,
+            stall_ns: STALL_NS,
+            skipped: false,
+        }
+    }
+
+    /// Probes `id` at `addr` with `s` (ignored if it is probed already, or `s` has no
+    /// port). Every replica starts up.
+    pub fn add(&mut self, id: ReplicaId, addr: Ipv4Addr, s: &Settings) {
+        if s.ports.is_empty() || self.replicas.iter().any(|(r, _)| r.id == id) {
+            return;
+        }
+        let si = match self.settings.iter().position(|x| x == s) {
+            Some(i) => i,
+            None => {
+                self.settings.push(s.clone());
+                self.settings.len() - 1
+            }
+        };
+        let endpoints = s
+            .ports
+            .iter()
+            .map(|&port| Endpoint {
+                port,
+                ..Endpoint::default()
+            })
+            .collect();
+        self.replicas.push((
+            Replica {
+                id,
+                addr,
+                down: false,
+                endpoints,
+                next_ns: 0,
+                suspect: None,
+            },
+            si,
+        ));
+    }
+
+    /// Sets the control-loop gap that suspends probe timeouts for one pass
+    /// ([`STALL_NS`] by default; `u64::MAX`: never).
+    pub fn set_stall_ns(&mut self, ns: u64) {
+        self.stall_ns = ns;
+    }
+
+    /// Whether `id` is down here.
+    pub fn is_down(&self, id: ReplicaId) -> bool {
+        self.replicas.iter().any(|(r, _)| r.id == id && r.down)
+    }
+
+    /// Probes that have been answered by nobody yet.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    fn next_probe(&mut self) -> (u16, u32) {
+        self.counter = self.counter.wrapping_add(1) & 0x00ff_ffff;
+        let id = self.counter;
+        (
+            SRC_PORT_BASE + (id % u32::from(SRC_PORTS)) as u16,
+            SEQ_TAG | id,
+        )
+    }
+
+    /// Times out unanswered probes and emits the probes due at `now` into `send`; health
+    /// changes go to `changes`. `can_probe(id)` says whether a probe can be sent now
+    /// (the next hop is resolved).
+    pub fn poll(
+        &mut self,
+        now: u64,
+        can_probe: impl Fn(ReplicaId) -> bool,
+        send: &mut Vec<ProbeSend>,
+        changes: &mut Vec<Change>,
+    ) {
+        // A control loop that was late (descheduled on a busy host) has not read the
+        // answers that arrived meanwhile: the probes it sent are not timed out on this
+        // pass, the answers are read first (see [`STALL_NS`]).
+        // Never two passes in a row: a loop that is always late still times probes out.
+        let stalled = self.last_poll_ns != 0
+            && now.saturating_sub(self.last_poll_ns) >= self.stall_ns
+            && !self.skipped;
+        self.skipped = stalled;
+        self.last_poll_ns = now;
+        let mut k = 0;
+        while !stalled && k < self.outstanding.len() {
+            let o = self.outstanding[k];
+            let timeout = self.settings[self.replicas[o.replica].1].timeout_ns;
+            if now.saturating_sub(o.sent_ns) >= timeout {
+                self.outstanding.swap_remove(k);
+                self.outcome(o, false, true, now, changes);
+            } else {
+                k += 1;
+            }
+        }
+        for ri in 0..self.replicas.len() {
+            let s = &self.settings[self.replicas[ri].1];
+            let (interval, burst_gap) = (s.interval_ns, s.suspect_interval_ns.max(1));
+            let id = self.replicas[ri].0.id;
+            if !can_probe(id) {
+                continue;
+            }
+            let r = &mut self.replicas[ri].0;
+            let mut due = now >= r.next_ns;
+            if let Some(sp) = &mut r.suspect {
+                if sp.left > 0 && now >= sp.next_ns {
+                    sp.left -= 1;
+                    sp.next_ns = now + burst_gap;
+                    due = true;
+                }
+            }
+            if !due {
+                continue;
+            }
+            if now >= r.next_ns {
+                r.next_ns = now + interval;
+            }
+            for ei in 0..self.replicas[ri].0.endpoints.len() {
+                // One probe outstanding per endpoint at a time but in a burst.
+                let (src_port, seq) = self.next_probe();
+                let r = &self.replicas[ri].0;
+                send.push(ProbeSend {
+                    replica: r.id,
+                    addr: r.addr,
+                    src_port,
+                    dst_port: r.endpoints[ei].port,
+                    seq,
+                });
+                self.outstanding.push(Outstanding {
+                    replica: ri,
+                    endpoint: ei,
+                    src_port,
+                    seq,
+                    sent_ns: now,
+                });
+            }
+        }
+        // A suspect whose burst is over and answered without confirming is cleared.
+        for ri in 0..self.replicas.len() {
+            let r = &self.replicas[ri].0;
+            if let Some(sp) = r.suspect {
+                let pending = self.outstanding.iter().any(|o| o.replica == ri);
+                if sp.left == 0 && !pending {
+                    tracing::info!(replica = r.id.0, addr = %r.addr, kind = ?sp.kind,
+                        "suspect cleared: the burst did not confirm");
+                    self.replicas[ri].0.suspect = None;
+                }
+            }
+        }
+    }
+
+    /// An answer to a probe (a SYN-ACK or a RST, see [`ProbeReply::parse`]). Returns
+    /// whether it answered one of our probes.
+    pub fn reply(&mut self, r: &ProbeReply, now: u64, changes: &mut Vec<Change>) -> bool {
+        let Some(k) = self.outstanding.iter().position(|o| {
+            o.src_port == r.dst_port
+                && o.seq.wrapping_add(1) == r.ack
+                && self.replicas[o.replica].0.addr == r.src
+                && self.replicas[o.replica].0.endpoints[o.endpoint].port == r.src_port
+        }) else {
+            return false;
+        };
+        let o = self.outstanding.swap_remove(k);
+        self.outcome(o, r.syn_ack, false, now, changes);
+        true
+    }
+
+    fn outcome(
+        &mut self,
+        o: Outstanding,
+        ok: bool,
+        silent: bool,
+        now: u64,
+        changes: &mut Vec<Change>,
+    ) {
+        let (r, si) = &mut self.replicas[o.replica];
+        let s = &self.settings[*si];
+        let ep = &mut r.endpoints[o.endpoint];
+        if ok {
+            if ep.oks == 0 {
+                ep.first_ok_ns = o.sent_ns;
+            }
+            ep.oks = ep.oks.saturating_add(1);
+            ep.fails = 0;
+            ep.first_fail_ns = 0;
+            if r.down && r.endpoints.iter().all(|e| e.oks >= s.rise) {
+                r.down = false;
+                let first = r
+                    .endpoints
+                    .iter()
+                    .map(|e| e.first_ok_ns)
+                    .min()
+                    .unwrap_or(now);
+                changes.push(Change {
+                    replica: r.id,
+                    down: false,
+                    cause: Cause::Recovered,
+                    first_sign_ns: first,
+                    at_ns: now,
+                });
+            }
+            return;
+        }
+        if ep.fails == 0 {
+            ep.first_fail_ns = o.sent_ns;
+        }
+        ep.fails = ep.fails.saturating_add(1);
+        ep.oks = 0;
+        if r.down {
+            return;
+        }
+        let port = ep.port;
+        let (fails, first_fail) = (ep.fails, ep.first_fail_ns);
+        let cause = match r.suspect {
+            Some(sp) if fails >= s.suspect_burst.min(s.fall) => {
+                Some((Cause::Confirmed(sp.kind, port), sp.since_ns.min(first_fail)))
+            }
+            _ if fails >= s.fall => Some((Cause::Probes(port, silent), first_fail)),
+            _ => None,
+        };
+        if let Some((cause, first)) = cause {
+            Self::down(r, cause, first, now, changes);
+        }
+    }
+
+    fn down(r: &mut Replica, cause: Cause, first: u64, now: u64, changes: &mut Vec<Change>) {
+        r.down = true;
+        r.suspect = None;
+        for e in &mut r.endpoints {
+            e.oks = 0;
+        }
+        changes.push(Change {
+            replica: r.id,
+            down: true,
+            cause,
+            first_sign_ns: first,
+            at_ns: now,
+        });
+    }
+
+    /// A worker's signal about `id`. Output lag takes it down at once; the others start
+    /// a suspect burst (unless one runs); `NeighbourMissing` is not a health signal.
+    pub fn signal(&mut self, id: ReplicaId, kind: SignalKind, now: u64, changes: &mut Vec<Change>) {
+        let Some((r, si)) = self.replicas.iter_mut().find(|(r, _)| r.id == id) else {
+            return;
+        };
+        if r.down {
+            return;
+        }
+        match kind {
+            SignalKind::NeighbourMissing => {}
+            SignalKind::OutputLag => Self::down(r, Cause::OutputLag, now, now, changes),
+            _ => {
+                if r.suspect.is_none() {
+                    tracing::info!(replica = id.0, addr = %r.addr, ?kind, "replica suspect: probing it now");
+                    r.suspect = Some(Suspect {
+                        kind,
+                        since_ns: now,
+                        left: self.settings[*si].suspect_burst,
+                        next_ns: now,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The host `id` stopped answering ARP since `since`: down with all its endpoints.
+    pub fn host_silent(&mut self, id: ReplicaId, since: u64, now: u64, changes: &mut Vec<Change>) {
+        if let Some((r, _)) = self
+            .replicas
+            .iter_mut()
+            .find(|(r, _)| r.id == id && !r.down)
+        {
+            Self::down(r, Cause::ArpSilent, since, now, changes);
+        }
+    }
+}
+
+impl Default for Monitor {
+    fn default() -> Self {
+        Monitor::new()
+    }
+}
+
+/// Writes the probe SYN `p` (from `src_mac`/`src_ip` to `dst_mac`) into `buf`; returns
+/// its length.
+pub fn probe_syn(
+    buf: &mut [u8],
+    p: &ProbeSend,
+    src_mac: MacAddr,
+    src_ip: Ipv4Addr,
+    dst_mac: MacAddr,
+) -> tandem_wire::Result<usize> {
+    build::tcp(
+        buf,
+        &build::TcpBuild {
+            src_mac,
+            dst_mac,
+            vlan_tci: None,
+            src_ip,
+            dst_ip: p.addr,
+            src_port: p.src_port,
+            dst_port: p.dst_port,
+            seq: p.seq,
+            ack: 0,
+            flags: TcpFlags::SYN,
+            window: 1024,
+            ttl: 64,
+            options: &[],
+            payload: &[],
+        },
+    )
+}
+
+/// A TCP answer to a probe, as read from a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeReply {
+    /// The replica's address.
+    pub src: Ipv4Addr,
+    /// Its port.
+    pub src_port: u16,
+    /// Our probe's source port.
+    pub dst_port: u16,
+    /// Its sequence number.
+    pub seq: u32,
+    /// Its ack.
+    pub ack: u32,
+    /// SYN-ACK (true) or RST (false).
+    pub syn_ack: bool,
+    /// The source MAC (where to send the RST).
+    pub src_mac: MacAddr,
+}
+
+impl ProbeReply {
+    /// Reads a SYN-ACK or RST to a probe source port; `None` for anything else.
+    pub fn parse(frame: &[u8]) -> Option<ProbeReply> {
+        let eth = EthernetFrame::new_checked(frame).ok()?;
+        if eth.ethertype() != EtherType::IPV4 {
+            return None;
+        }
+        let ip = Ipv4Packet::new_checked(frame.get(eth.header_len()..)?).ok()?;
+        if ip.protocol() != tandem_wire::ipv4::protocol::TCP || ip.is_fragment() {
+            return None;
+        }
+        let seg = TcpSegment::new_checked(ip.payload()).ok()?;
+        if !(SRC_PORT_BASE..SRC_PORT_BASE + SRC_PORTS).contains(&seg.dst_port()) {
+            return None;
+        }
+        let f = seg.flags();
+        let syn_ack = f.contains(TcpFlags::SYN) && f.contains(TcpFlags::ACK);
+        if !syn_ack && !f.contains(TcpFlags::RST) {
+            return None;
+        }
+        Some(ProbeReply {
+            src: ip.src(),
+            src_port: seg.src_port(),
+            dst_port: seg.dst_port(),
+            seq: seg.seq(),
+            ack: seg.ack(),
+            syn_ack,
+            src_mac: eth.src(),
+        })
+    }
+}
+
+/// Writes the RST that frees the replica's socket after the SYN-ACK `r` (to `r`'s
+/// sender, from `src_mac`/`src_ip`); returns its length.
+pub fn probe_rst(
+    buf: &mut [u8],
+    r: &ProbeReply,
+    src_mac: MacAddr,
+    src_ip: Ipv4Addr,
+) -> tandem_wire::Result<usize> {
+    build::tcp(
+        buf,
+        &build::TcpBuild {
+            src_mac,
+            dst_mac: r.src_mac,
+            vlan_tci: None,
+            src_ip,
+            dst_ip: r.src,
+            src_port: r.dst_port,
+            dst_port: r.src_port,
+            seq: r.ack,
+            ack: 0,
+            flags: TcpFlags::RST,
+            window: 0,
+            ttl: 64,
+            options: &[],
+            payload: &[],
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 11);
+    const MS: u64 = 1_000_000;
+
+    fn settings() -> Settings {
+        Settings {
+            ports: vec![7000, 80],
+            interval_ns: 10 * MS,
+            timeout_ns: 10 * MS,
+            fall: 3,
+            rise: 2,
+            suspect_burst: 3,
+            suspect_interval_ns: MS,
+        }
+    }
+
+    fn monitor() -> Monitor {
+        let mut m = Monitor::new();
+        m.set_stall_ns(u64::MAX);
+        m.add(ReplicaId(0), A, &settings());
+        m
+    }
+
+    /// Polls at `now`, answers every probe sent with `answer(port)` (Some(ok)) or not at
+    /// all (None), after `delay`.
+    /// What `p`'s replica answers, acking `ack`.
+    fn answer_to(p: &ProbeSend, ack: u32, syn_ack: bool) -> ProbeReply {
+        ProbeReply {
+            src: p.addr,
+            src_port: p.dst_port,
+            dst_port: p.src_port,
+            seq: 42,
+            ack,
+            syn_ack,
+            src_mac: MacAddr([2, 0, 0, 0, 0, 2]),
+        }
+    }
+
+    fn step(
+        m: &mut Monitor,
+        now: u64,
+        delay: u64,
+        answer: impl Fn(u16) -> Option<bool>,
+        changes: &mut Vec<Change>,
+    ) -> usize {
+        let mut send = Vec::new();
+        m.poll(now, |_| true, &mut send, changes);
+        for p in &send {
+            if let Some(ok) = answer(p.dst_port) {
+                assert!(m.reply(
+                    &answer_to(p, p.seq.wrapping_add(1), ok),
+                    now + delay,
+                    changes
+                ));
+            }
+        }
+        send.len()
+    }
+
+    #[test]
+    fn fall_after_consecutive_failures_rise_after_successes() {
+        let mut m = monitor();
+        let mut ch = Vec::new();
+        // Healthy: both ports answer.
+        for t in 0..5 {
+            assert_eq!(
+                step(&mut m, t * 10 * MS, 100_000, |_| Some(true), &mut ch),
+                2
+            );
+        }
+        assert!(ch.is_empty());
+        // Port 7000 answers RST: down on the third failure.
+        for t in 5..7 {
+            step(&mut m, t * 10 * MS, 100_000, |p| Some(p != 7000), &mut ch);
+            assert!(ch.is_empty());
+        }
+        step(&mut m, 70 * MS, 100_000, |p| Some(p != 7000), &mut ch);
+        assert_eq!(ch.len(), 1);
+        assert!(ch[0].down && m.is_down(ReplicaId(0)));
+        assert_eq!(ch[0].cause, Cause::Probes(7000, false));
+        assert_eq!(ch[0].first_sign_ns, 50 * MS);
+        assert_eq!(ch[0].elapsed_us(), 20_100);
+        ch.clear();
+        // Recovery: up after `rise` good probes on every port.
+        step(&mut m, 80 * MS, 100_000, |_| Some(true), &mut ch);
+        assert!(ch.is_empty());
+        step(&mut m, 90 * MS, 100_000, |_| Some(true), &mut ch);
+        assert_eq!(ch.len(), 1);
+        assert!(!ch[0].down && ch[0].cause == Cause::Recovered);
+        assert!(!m.is_down(ReplicaId(0)));
+    }
+
+    #[test]
+    fn silence_fails_by_timeout_and_a_success_resets_the_count() {
+        let mut m = monitor();
+        let mut ch = Vec::new();
+        step(&mut m, 0, 0, |_| None, &mut ch);
+        step(&mut m, 10 * MS, 0, |_| None, &mut ch);
+        // A success in between resets the run.
+        step(&mut m, 20 * MS, 0, |_| Some(true), &mut ch);
+        step(&mut m, 30 * MS, 0, |_| None, &mut ch);
+        step(&mut m, 40 * MS, 0, |_| None, &mut ch);
+        assert!(ch.is_empty());
+        step(&mut m, 50 * MS, 0, |_| None, &mut ch);
+        assert!(
+            ch.is_empty(),
+            "the third silent probe has not timed out yet"
+        );
+        let mut send = Vec::new();
+        m.poll(60 * MS, |_| true, &mut send, &mut ch);
+        assert_eq!(ch.len(), 1);
+        assert!(ch[0].down);
+        assert_eq!(ch[0].cause, Cause::Probes(7000, true));
+        assert_eq!(ch[0].first_sign_ns, 30 * MS);
+    }
+
+    #[test]
+    fn a_late_control_loop_reads_answers_before_timing_probes_out() {
+        let mut m = monitor();
+        m.set_stall_ns(2 * MS);
+        let mut ch = Vec::new();
+        let mut send = Vec::new();
+        m.poll(MS, |_| true, &mut send, &mut ch);
+        // The loop was held up for 30 ms: nothing times out on this pass (the next
+        // probes go out).
+        let mut next = Vec::new();
+        m.poll(31 * MS, |_| true, &mut next, &mut ch);
+        assert_eq!((m.outstanding(), next.len()), (4, 2));
+        // The answers it then reads count.
+        for p in &send {
+            assert!(m.reply(&answer_to(p, p.seq.wrapping_add(1), true), 31 * MS, &mut ch));
+        }
+        assert_eq!(m.outstanding(), 2);
+        // Unanswered probes time out on timely passes.
+        for t in 32..=41 {
+            m.poll(t * MS, |_| true, &mut Vec::new(), &mut ch);
+        }
+        assert_eq!(m.outstanding(), 2, "the 41 ms probes are out");
+        assert!(m.replicas[0].0.endpoints.iter().all(|e| e.fails == 1));
+        assert!(ch.is_empty());
+        // A loop that is always late still times probes out, every other pass.
+        let mut m = monitor();
+        m.set_stall_ns(2 * MS);
+        for t in 0..8 {
+            m.poll(t * 10 * MS, |_| true, &mut Vec::new(), &mut ch);
+        }
+        assert!(ch.len() == 1 && ch[0].down);
+    }
+
+    #[test]
+    fn a_confirmed_suspect_burst_takes_the_replica_down_in_milliseconds() {
+        let mut m = monitor();
+        let mut ch = Vec::new();
+        step(&mut m, 0, 0, |_| Some(true), &mut ch);
+        // The server process dies: the kernel answers RST on 7000.
+        m.signal(ReplicaId(0), SignalKind::UnmatchedFin, 2 * MS, &mut ch);
+        assert!(ch.is_empty());
+        let dead = |p: u16| Some(p != 7000);
+        for k in 0..3 {
+            assert_eq!(step(&mut m, 2 * MS + k * MS, 50_000, dead, &mut ch), 2);
+        }
+        assert_eq!(ch.len(), 1);
+        assert_eq!(
+            ch[0].cause,
+            Cause::Confirmed(SignalKind::UnmatchedFin, 7000)
+        );
+        assert_eq!(ch[0].first_sign_ns, 2 * MS);
+        assert_eq!(ch[0].elapsed_us(), 2_050);
+    }
+
+    #[test]
+    fn an_unconfirmed_burst_clears_the_suspect() {
+        let mut m = monitor();
+        let mut ch = Vec::new();
+        m.signal(ReplicaId(0), SignalKind::AckLag, 0, &mut ch);
+        for k in 0..4 {
+            step(&mut m, k * MS, 10_000, |_| Some(true), &mut ch);
+        }
+        assert!(ch.is_empty() && !m.is_down(ReplicaId(0)));
+        assert!(m.replicas[0].0.suspect.is_none());
+        // A new signal starts a new burst.
+        m.signal(ReplicaId(0), SignalKind::UnmatchedRst, 5 * MS, &mut ch);
+        assert!(m.replicas[0].0.suspect.is_some());
+    }
+
+    #[test]
+    fn output_lag_and_arp_silence_need_no_confirmation() {
+        let mut m = monitor();
+        let mut ch = Vec::new();
+        m.signal(ReplicaId(0), SignalKind::NeighbourMissing, 0, &mut ch);
+        assert!(ch.is_empty());
+        m.signal(ReplicaId(0), SignalKind::OutputLag, 7 * MS, &mut ch);
+        assert_eq!(ch.len(), 1);
+        assert_eq!(ch[0].cause, Cause::OutputLag);
+        m.signal(ReplicaId(0), SignalKind::OutputLag, 8 * MS, &mut ch);
+        assert_eq!(ch.len(), 1, "a down replica changes no more");
+        let mut m = monitor();
+        ch.clear();
+        m.host_silent(ReplicaId(0), MS, 3 * MS, &mut ch);
+        assert_eq!(ch[0].cause, Cause::ArpSilent);
+        assert_eq!(ch[0].elapsed_us(), 2_000);
+    }
+
+    #[test]
+    fn wrong_answers_are_ignored_and_frames_round_trip() {
+        let mut m = monitor();
+        let mut ch = Vec::new();
+        let mut send = Vec::new();
+        m.poll(0, |_| true, &mut send, &mut ch);
+        let p = send[0];
+        assert!(!m.reply(&answer_to(&p, p.seq, true), 0, &mut ch));
+        let stranger = ProbeReply {
+            src: Ipv4Addr::new(1, 2, 3, 4),
+            ..answer_to(&p, p.seq.wrapping_add(1), true)
+        };
+        assert!(!m.reply(&stranger, 0, &mut ch));
+        assert_eq!(m.outstanding(), 2);
+        let (mac_a, mac_b) = (MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2]));
+        let me = Ipv4Addr::new(198, 19, 0, 1);
+        let mut buf = [0u8; 128];
+        let n = probe_syn(&mut buf, &p, mac_a, me, mac_b).unwrap_or(0);
+        assert_eq!(n, 54);
+        // The probe itself is no reply (a SYN only).
+        assert_eq!(ProbeReply::parse(&buf[..n]), None);
+        // A SYN-ACK from the replica.
+        let synack = build::TcpBuild {
+            src_mac: mac_b,
+            dst_mac: mac_a,
+            vlan_tci: None,
+            src_ip: A,
+            dst_ip: me,
+            src_port: p.dst_port,
+            dst_port: p.src_port,
+            seq: 42,
+            ack: p.seq.wrapping_add(1),
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window: 100,
+            ttl: 64,
+            options: &[],
+            payload: &[],
+        };
+        let n = build::tcp(&mut buf, &synack).unwrap_or(0);
+        let r = ProbeReply::parse(&buf[..n]);
+        assert!(r.is_some_and(|r| r.syn_ack && r.ack == p.seq.wrapping_add(1) && r.src == A));
+        let Some(r) = r else { return };
+        let n = probe_rst(&mut buf, &r, mac_a, me).unwrap_or(0);
+        let ip = Ipv4Packet::new_checked(&buf[14..n]).ok();
+        let seg = ip
+            .as_ref()
+            .and_then(|ip| TcpSegment::new_checked(ip.payload()).ok());
+        assert!(seg.is_some_and(|s| s.flags() == TcpFlags::RST
+            && s.seq() == p.seq.wrapping_add(1)
+            && s.dst_port() == p.dst_port));
+        assert!(m.reply(&r, 0, &mut ch));
+    }
+}
