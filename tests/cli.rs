@@ -67,7 +67,7 @@ fn check_rejects_ten_broken_profiles_at_the_right_line_and_field() {
         ),
         ("copies: 2 ", "copies: 5 ", "services[0].copies"),
         ("mode: mirror ", "mode: mirrorr ", "services[0].mode"),
-        ("fall: 3 ", "fall: 0 ", "services[0].health.fall"),
+        ("rise: 2 ", "rise: 0 ", "services[0].health.rise"),
         ("port: any ", "port: 70000 ", "services[0].port"),
         ("syn: 5s ", "syn: 5 ", "timeouts.syn"),
         (
