@@ -21,68 +21,14 @@
 #   appliance/e2e/basic.sh              # TANDEM_E2E_NO_BUILD=1 skips the cargo build
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-repo=$(pwd)
 # shellcheck source=../lib.sh
 . appliance/lib.sh
 
-if [ "$(id -u)" != 0 ]; then
-    echo "e2e basic: skipped: needs root"
-    exit 0
-fi
-for tool in nginx curl python3 ip; do
-    command -v "$tool" >/dev/null || { echo "e2e basic: $tool is missing (appliance/install-deps.sh)" >&2; exit 1; }
-done
-if [ -d "$HOME/.cargo/bin" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
+E2E_NAME=basic
+# shellcheck source=common.sh
+. appliance/e2e/common.sh
 
-tmp=$(mktemp -d /tmp/tandem-e2e.XXXXXX)
-tandem_pid=""
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); printf 'e2e basic: ok: %s\n' "$*"; }
-bad() { fail=$((fail + 1)); printf 'e2e basic: FAILED: %s\n' "$*"; }
-
-cleanup() {
-    local rc=$?
-    set +e
-    if [ -n "$tandem_pid" ] && kill -0 "$tandem_pid" 2>/dev/null; then
-        kill -TERM "$tandem_pid" 2>/dev/null
-        for _ in $(seq 1 50); do kill -0 "$tandem_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$tandem_pid" 2>/dev/null
-    fi
-    for f in "$tmp"/nginx-*.pid; do
-        [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
-    done
-    appliance/lab.sh down >/dev/null 2>&1
-    rm -rf "$tmp"
-    exit "$rc"
-}
-trap cleanup EXIT
-
-if [ "${TANDEM_E2E_NO_BUILD:-0}" != 1 ]; then
-    cargo build --release --locked
-fi
-tandem="$repo/target/release/tandem"
-
-appliance/lab.sh up >/dev/null
-
-# The appliance.
-ip netns exec "$LAB_APPLIANCE_NS" "$tandem" run --profile configs/lab.yaml \
-    >"$tmp/tandem.out" 2>"$tmp/tandem.log" &
-tandem_pid=$!
-
-# 2. ping the VIP (ARP + echo answered by the control core), bounded.
-up=0
-for _ in $(seq 1 30); do
-    kill -0 "$tandem_pid" 2>/dev/null || break
-    if lab_exec "$LAB_CLIENT_NS" ping -c1 -W1 "$LAB_VIP" >/dev/null 2>&1; then up=1; break; fi
-    sleep 0.5
-done
-if [ "$up" != 1 ]; then
-    bad "the VIP $LAB_VIP does not answer ping (tandem log follows)"
-    cat "$tmp/tandem.log"
-    exit 1
-fi
-ok "ping $LAB_VIP answered by the appliance"
+e2e_start nginx curl python3
 
 # 3. 100 MB from nginx on every replica, through the VIP.
 www="$tmp/www"
@@ -173,16 +119,7 @@ for name in "${LAB_REPLICAS[@]}"; do
 done
 
 # Stop tandem and read its summary.
-kill -TERM "$tandem_pid"
-rc=0
-for _ in $(seq 1 100); do kill -0 "$tandem_pid" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$tandem_pid" 2>/dev/null; then
-    bad "tandem did not stop within 10 s of SIGTERM"
-else
-    wait "$tandem_pid" || rc=$?
-    tandem_pid=""
-    if [ "$rc" = 0 ]; then ok "tandem stopped cleanly on SIGTERM"; else bad "tandem exited with $rc"; fi
-fi
+e2e_stop_tandem
 echo "e2e basic: --- tandem exit summary (key lines) ---"
 grep -E '^\s+(rx|tx|flows_created|to_control|drop\.not_served|drop\.not_tcp|drop\.no_neighbour|tx_refused|control\.(echo_replies|arp_replies|arp_requests|not_served|probes|probe_replies|failovers))\s' "$tmp/tandem.out" || true
 grep -A3 '^neighbours:' "$tmp/tandem.out" || true
@@ -199,5 +136,4 @@ else
     ok "every replica's MAC resolved by ARP"
 fi
 
-echo "e2e basic: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+e2e_finish

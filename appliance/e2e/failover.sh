@@ -20,68 +20,16 @@
 #   appliance/e2e/failover.sh           # TANDEM_E2E_NO_BUILD=1 skips the cargo build
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-repo=$(pwd)
 # shellcheck source=../lib.sh
 . appliance/lib.sh
 
-if [ "$(id -u)" != 0 ]; then
-    echo "e2e failover: skipped: needs root"
-    exit 0
-fi
-for tool in python3 ip; do
-    command -v "$tool" >/dev/null || { echo "e2e failover: $tool is missing (appliance/install-deps.sh)" >&2; exit 1; }
-done
-if [ -d "$HOME/.cargo/bin" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
-
+E2E_NAME=failover
+# shellcheck source=common.sh
+. appliance/e2e/common.sh
 conns=${TANDEM_E2E_CONNS:-20}
 secs=${TANDEM_E2E_SECONDS:-4}
-tmp=$(mktemp -d /tmp/tandem-e2e.XXXXXX)
-tandem_pid=""
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); printf 'e2e failover: ok: %s\n' "$*"; }
-bad() { fail=$((fail + 1)); printf 'e2e failover: FAILED: %s\n' "$*"; }
 
-cleanup() {
-    local rc=$?
-    set +e
-    if [ -n "$tandem_pid" ] && kill -0 "$tandem_pid" 2>/dev/null; then
-        kill -TERM "$tandem_pid" 2>/dev/null
-        for _ in $(seq 1 50); do kill -0 "$tandem_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$tandem_pid" 2>/dev/null
-    fi
-    for f in "$tmp"/server-*.pid; do
-        [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null
-    done
-    appliance/lab.sh down >/dev/null 2>&1
-    rm -rf "$tmp"
-    exit "$rc"
-}
-trap cleanup EXIT
-
-if [ "${TANDEM_E2E_NO_BUILD:-0}" != 1 ]; then
-    cargo build --release --locked
-fi
-tandem="$repo/target/release/tandem"
-
-appliance/lab.sh up >/dev/null
-
-ip netns exec "$LAB_APPLIANCE_NS" "$tandem" run --profile configs/lab.yaml \
-    >"$tmp/tandem.out" 2>"$tmp/tandem.log" &
-tandem_pid=$!
-
-up=0
-for _ in $(seq 1 30); do
-    kill -0 "$tandem_pid" 2>/dev/null || break
-    if lab_exec "$LAB_CLIENT_NS" ping -c1 -W1 "$LAB_VIP" >/dev/null 2>&1; then up=1; break; fi
-    sleep 0.5
-done
-if [ "$up" != 1 ]; then
-    bad "the VIP $LAB_VIP does not answer ping (tandem log follows)"
-    cat "$tmp/tandem.log"
-    exit 1
-fi
-ok "ping $LAB_VIP answered by the appliance"
+e2e_start python3
 
 # 2. The stream server on every replica.
 for name in "${LAB_REPLICAS[@]}"; do
@@ -141,17 +89,7 @@ else
     bad "no failover of the primary in the tandem log"
 fi
 
-kill -TERM "$tandem_pid"
-for _ in $(seq 1 100); do kill -0 "$tandem_pid" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$tandem_pid" 2>/dev/null; then
-    bad "tandem did not stop within 10 s of SIGTERM"
-else
-    rc=0
-    wait "$tandem_pid" || rc=$?
-    tandem_pid=""
-    if [ "$rc" = 0 ]; then ok "tandem stopped cleanly on SIGTERM"; else bad "tandem exited with $rc"; fi
-fi
+e2e_stop_tandem
 grep -E '^\s+(flows_created|control\.(probes|probe_replies|failovers|signals))\s' "$tmp/tandem.out" || true
 
-echo "e2e failover: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+e2e_finish

@@ -1,0 +1,95 @@
+# Shared by the end-to-end tests (sourced, not run): the checks' bookkeeping, cleanup on
+# any exit, the build, the lab, and `tandem run` with the VIP answering.
+#
+#   E2E_NAME=basic; . appliance/e2e/common.sh
+#   e2e_start            # root check, tools, build, lab up, tandem run, wait for the VIP
+#   ... checks with ok / bad; extra processes' pid files go in "$tmp"/*.pid ...
+#   e2e_stop_tandem      # SIGTERM, then checks it stopped cleanly
+#   e2e_finish           # "N passed, M failed" and the exit status
+#
+# The caller is at the repository root with `set -euo pipefail`, and has sourced
+# appliance/lib.sh. TANDEM_E2E_NO_BUILD=1 skips the cargo build.
+
+repo=$(pwd)
+tmp=""
+tandem_pid=""
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); printf 'e2e %s: ok: %s\n' "$E2E_NAME" "$*"; }
+bad() { fail=$((fail + 1)); printf 'e2e %s: FAILED: %s\n' "$E2E_NAME" "$*"; }
+
+e2e_cleanup() {
+    local rc=$?
+    set +e
+    if [ -n "$tandem_pid" ] && kill -0 "$tandem_pid" 2>/dev/null; then
+        kill -TERM "$tandem_pid" 2>/dev/null
+        for _ in $(seq 1 50); do kill -0 "$tandem_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$tandem_pid" 2>/dev/null
+    fi
+    if [ -n "$tmp" ]; then
+        for f in "$tmp"/*.pid; do
+            [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
+        done
+    fi
+    appliance/lab.sh down >/dev/null 2>&1
+    [ -n "$tmp" ] && rm -rf "$tmp"
+    exit "$rc"
+}
+
+# Usage: e2e_start TOOL...   (the tools the test needs besides ip)
+e2e_start() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "e2e $E2E_NAME: skipped: needs root"
+        exit 0
+    fi
+    local tool
+    for tool in ip "$@"; do
+        command -v "$tool" >/dev/null || {
+            echo "e2e $E2E_NAME: $tool is missing (appliance/install-deps.sh)" >&2
+            exit 1
+        }
+    done
+    if [ -d "$HOME/.cargo/bin" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
+    tmp=$(mktemp -d /tmp/tandem-e2e.XXXXXX)
+    trap e2e_cleanup EXIT
+    if [ "${TANDEM_E2E_NO_BUILD:-0}" != 1 ]; then
+        cargo build --release --locked
+    fi
+    tandem="$repo/target/release/tandem"
+    appliance/lab.sh up >/dev/null
+    ip netns exec "$LAB_APPLIANCE_NS" "$tandem" run --profile configs/lab.yaml \
+        >"$tmp/tandem.out" 2>"$tmp/tandem.log" &
+    tandem_pid=$!
+    # Ping the VIP: ARP and the echo reply both come from Tandem's control core. Bounded.
+    local up=0
+    for _ in $(seq 1 30); do
+        kill -0 "$tandem_pid" 2>/dev/null || break
+        if lab_exec "$LAB_CLIENT_NS" ping -c1 -W1 "$LAB_VIP" >/dev/null 2>&1; then up=1; break; fi
+        sleep 0.5
+    done
+    if [ "$up" != 1 ]; then
+        bad "the VIP $LAB_VIP does not answer ping (tandem log follows)"
+        cat "$tmp/tandem.log"
+        exit 1
+    fi
+    ok "ping $LAB_VIP answered by the appliance"
+}
+
+# Stops tandem with SIGTERM (10 s at most) and checks that it exited cleanly.
+e2e_stop_tandem() {
+    kill -TERM "$tandem_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$tandem_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$tandem_pid" 2>/dev/null; then
+        bad "tandem did not stop within 10 s of SIGTERM"
+    else
+        local rc=0
+        wait "$tandem_pid" || rc=$?
+        tandem_pid=""
+        if [ "$rc" = 0 ]; then ok "tandem stopped cleanly on SIGTERM"; else bad "tandem exited with $rc"; fi
+    fi
+}
+
+e2e_finish() {
+    echo "e2e $E2E_NAME: $pass passed, $fail failed"
+    [ "$fail" = 0 ]
+}
