@@ -394,6 +394,8 @@ impl<B: PacketBuf> Engine<B> {
         f.created_at = now;
         f.last_seen = now;
         f.n_legs = n as u8;
+        f.unprotected = n < 2 && svc.copies >= 2;
+        self.counters.flows_unprotected += u64::from(f.unprotected);
         f.checked_downs = self.replicas.down_generation();
         for (leg, &r) in f.legs.iter_mut().zip(&chosen[..n]) {
             *leg = Leg {
@@ -482,6 +484,9 @@ impl<B: PacketBuf> Engine<B> {
         let f = self.flows.get_mut(idx);
         for l in f.legs.iter_mut() {
             self.hold.clear(&mut l.hold);
+        }
+        if f.unprotected {
+            self.counters.flows_unprotected = self.counters.flows_unprotected.saturating_sub(1);
         }
         f.phase = FlowPhase::Free;
         self.flows.remove(idx);
@@ -741,6 +746,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     /// A segment from leg `i` of an existing flow.
     fn on_replica(&mut self, f: &mut Flow, i: usize, buf: B, m: &Meta) -> Fate {
         f.last_seen = self.now;
+        // Evidence of life for the control core's probes (see `ReplicaTable::heard`).
+        self.replicas.heard(f.legs[i].replica, self.now);
         if self.refresh_legs(f) == Fate::Remove {
             return Fate::Remove;
         }
@@ -1220,6 +1227,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 self.synth_rst_to_leg(f, i, seq);
             }
         }
+        self.note_protection(f);
         let Some(active) = (0..n)
             .filter(|&i| f.legs[i].alive && f.legs[i].answered)
             .min_by_key(|&i| if i == 0 { 0 } else { f.legs[i].answer_rank })
@@ -1360,6 +1368,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         leg.alive = false;
         self.hold.clear(&mut leg.hold);
         self.c.legs_lost += 1;
+        self.note_protection(f);
         if f.live_legs() == 0 {
             self.reset_client(f);
             self.c.flows_lost += 1;
@@ -1377,6 +1386,16 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         self.ack_client_if_moved(f);
         self.fin_if_agreed(f);
         Fate::Keep
+    }
+
+    /// Counts the flow in `flows_unprotected` once it is down to one live leg of two or
+    /// more (it stays counted until it is removed: a replica that comes back serves new
+    /// flows only).
+    fn note_protection(&mut self, f: &mut Flow) {
+        if !f.unprotected && f.n_legs >= 2 && f.live_legs() == 1 {
+            f.unprotected = true;
+            self.c.flows_unprotected += 1;
+        }
     }
 
     /// Makes the next live leg active: re-bases its timestamps so the client's TSval

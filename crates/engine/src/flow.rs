@@ -161,6 +161,9 @@ pub struct Flow {
     pub handshake_queued: bool,
     /// Times the SYN was repeated to replicas that had not answered.
     pub syn_retries: u8,
+    /// Counted in `Counters::flows_unprotected`: the flow has one live replica left
+    /// although its service asks for two or more copies.
+    pub unprotected: bool,
     /// Client's highest ack (visible space); valid once `client_acked`.
     pub client_ack: Seq,
     /// The client has acked something.

@@ -34,5 +34,5 @@ pub use config::{EngineConfig, Service, ServicePort};
 pub use engine::{Engine, BURST};
 pub use flow::{Flow, FlowKey, FlowPhase, Leg, MAX_COPIES};
 pub use output::{Counters, DropReason, Output, Side, Signal, SignalKind, Tx};
-pub use replica::{Health, ReplicaId, ReplicaTable};
+pub use replica::{Health, ReplicaId, ReplicaTable, HEARD_GRANULARITY_NS};
 pub use seq::Seq;

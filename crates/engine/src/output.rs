@@ -202,6 +202,9 @@ pub struct Counters {
     pub held_bytes: u64,
     /// Flows currently in the table (gauge).
     pub flows: u64,
+    /// Flows with one live replica left although their service asks for two or more
+    /// copies: they do not survive the next failure (gauge).
+    pub flows_unprotected: u64,
 }
 
 impl Counters {

@@ -48,7 +48,15 @@ struct Slot {
     mac: AtomicU64,
     health: AtomicU8,
     epoch: AtomicU32,
+    /// When a worker last received a segment from it (ns, the workers' clock; 0: never),
+    /// to [`HEARD_GRANULARITY_NS`]. The control core reads it as evidence of life: a probe
+    /// whose answer is missing from a host that is still talking was lost, not failed.
+    heard: AtomicU64,
 }
+
+/// Workers write a replica's [`ReplicaTable::heard`] stamp at most this often: a store
+/// to a shared line per millisecond, not per packet.
+pub const HEARD_GRANULARITY_NS: u64 = 1_000_000;
 
 /// Fixed-capacity table of replica slots.
 #[derive(Debug)]
@@ -69,6 +77,7 @@ impl ReplicaTable {
                 mac: AtomicU64::new(0),
                 health: AtomicU8::new(Health::Unused as u8),
                 epoch: AtomicU32::new(0),
+                heard: AtomicU64::new(0),
             })
             .collect();
         ReplicaTable {
@@ -92,6 +101,7 @@ impl ReplicaTable {
         let slot = &self.slots[i];
         slot.addr.store(u32::from(addr), Ordering::Relaxed);
         slot.mac.store(0, Ordering::Relaxed);
+        slot.heard.store(0, Ordering::Relaxed);
         slot.epoch.fetch_add(1, Ordering::Relaxed);
         slot.health.store(Health::Up as u8, Ordering::Release);
         Some(ReplicaId(i as u16))
@@ -167,6 +177,28 @@ impl ReplicaTable {
     pub fn mac(&self, id: ReplicaId) -> Option<MacAddr> {
         let v = self.slots.get(id.0 as usize)?.mac.load(Ordering::Acquire);
         (v != 0).then(|| MacAddr::from_u64(v))
+    }
+
+    /// Worker: a segment from the replica arrived at `now`. Stores only when the stamp is
+    /// [`HEARD_GRANULARITY_NS`] old, so the line stays shared between workers.
+    #[inline]
+    pub fn heard(&self, id: ReplicaId, now: u64) {
+        if let Some(s) = self.slots.get(id.0 as usize) {
+            if now
+                >= s.heard
+                    .load(Ordering::Relaxed)
+                    .saturating_add(HEARD_GRANULARITY_NS)
+            {
+                s.heard.store(now, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// When a worker last heard from the replica (see [`ReplicaTable::heard`]; 0: never).
+    pub fn last_heard(&self, id: ReplicaId) -> u64 {
+        self.slots
+            .get(id.0 as usize)
+            .map_or(0, |s| s.heard.load(Ordering::Relaxed))
     }
 
     /// Finds the slot of an address (control core and tests).

@@ -583,6 +583,16 @@ fn a_dead_standby_changes_nothing_for_the_client() {
     );
     assert_eq!(lab.engine.counters().legs_lost, 1);
     assert_eq!(lab.engine.counters().flow_failovers, 0);
+    assert_eq!(
+        lab.engine.counters().flows_unprotected,
+        1,
+        "the flow runs on without a standby, and says so"
+    );
+    // The flow ends (idle timeout here), and with it the count.
+    lab.advance(301_000 * MS);
+    lab.poll();
+    assert_eq!(lab.engine.flows().len(), 0);
+    assert_eq!(lab.engine.counters().flows_unprotected, 0);
 }
 
 #[test]

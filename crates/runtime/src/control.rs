@@ -43,6 +43,8 @@ pub const HURRY_NS: u64 = 100_000_000;
 /// every millisecond): the control core stops the appliance rather than black-hole its
 /// flows.
 pub const WORKER_SILENCE_NS: u64 = 5_000_000_000;
+/// How often the count of flows without a standby is read (and logged when it changed).
+const REPORT_NS: u64 = 1_000_000_000;
 /// Sleep of the control loop when a pass found nothing to do.
 const IDLE_SLEEP: Duration = Duration::from_micros(200);
 
@@ -134,8 +136,13 @@ impl Control {
         let mut out: [Burst<Mbuf>; 2] = [Burst::new(), Burst::new()];
         // (publishes seen, when they last moved) per worker.
         let mut alive: Vec<(u64, u64)> = vec![(0, clock.now_ns()); self.workers.len()];
+        let (mut unprotected, mut next_report) = (0u64, 0u64);
         while !stop.load(Ordering::Relaxed) {
             let now = clock.now_ns();
+            if now >= next_report {
+                next_report = now + REPORT_NS;
+                unprotected = self.report_unprotected(unprotected);
+            }
             for ((lcore, stats), seen) in self.workers.iter().zip(alive.iter_mut()) {
                 let p = stats.publishes();
                 if p != seen.0 {
@@ -148,15 +155,24 @@ impl Control {
                     return;
                 }
             }
+            // Read the workers' pass stamps before draining their rings: every frame
+            // they received before `horizon` is then handled in this pass (the probes'
+            // timeouts are judged against it, see `health`).
+            let horizon = self
+                .workers
+                .iter()
+                .map(|(_, s)| s.polled())
+                .min()
+                .unwrap_or(now);
             let mut busy = false;
             for w in 0..self.from_workers.len() {
-                if self.from_workers[w].dequeue_burst(&mut burst) == 0 {
-                    continue;
-                }
-                busy = true;
-                for m in burst.drain() {
-                    self.counters.rx += 1;
-                    self.handle(m, now, &mut out);
+                // To the bottom of the ring (bounded: the ring's size).
+                while self.from_workers[w].dequeue_burst(&mut burst) > 0 {
+                    busy = true;
+                    for m in burst.drain() {
+                        self.counters.rx += 1;
+                        self.handle(m, now, &mut out);
+                    }
                 }
             }
             for w in 0..self.signals.len() {
@@ -174,7 +190,7 @@ impl Control {
                 }
             }
             self.resolve(now, &mut out);
-            self.probe(now, &mut out);
+            self.probe(now, horizon, &mut out);
             for (i, b) in out.iter_mut().enumerate() {
                 if !b.is_empty() {
                     busy = true;
@@ -185,6 +201,32 @@ impl Control {
                 std::thread::sleep(IDLE_SLEEP);
             }
         }
+    }
+
+    /// Logs the number of flows without a standby when it changed since `last` (the
+    /// workers' published gauges); returns it.
+    fn report_unprotected(&self, last: u64) -> u64 {
+        let n: u64 = self
+            .workers
+            .iter()
+            .filter_map(|(_, s)| s.read().0.get("flows_unprotected"))
+            .sum();
+        if n != last {
+            if n > 0 {
+                tracing::warn!(
+                    event = "unprotected",
+                    flows_unprotected = n,
+                    "flows running on their last replica: the next failure resets them"
+                );
+            } else {
+                tracing::info!(
+                    event = "unprotected",
+                    flows_unprotected = 0,
+                    "every flow has a standby again"
+                );
+            }
+        }
+        n
     }
 
     /// Sends `b` on port `i`, counting what is refused.
@@ -401,12 +443,19 @@ impl Control {
 
     /// Sends the health probes that are due (from the inside port) and times out the
     /// unanswered ones.
-    fn probe(&mut self, now: u64, out: &mut [Burst<Mbuf>; 2]) {
+    fn probe(&mut self, now: u64, horizon: u64, out: &mut [Burst<Mbuf>; 2]) {
         let mut send: Vec<ProbeSend> = Vec::new();
         let mut changes: Vec<Change> = Vec::new();
         let table = self.replicas.clone();
-        self.monitor
-            .poll(now, |id| table.mac(id).is_some(), &mut send, &mut changes);
+        self.monitor.poll(
+            now,
+            horizon,
+            |id| table.mac(id).is_some(),
+            |id| table.last_heard(id),
+            &mut send,
+            &mut changes,
+        );
+        self.counters.probes_lost = self.monitor.probes_lost();
         self.apply(&changes);
         let i = 1;
         let (mac, addr) = (self.ports[i].mac, self.ports[i].address);

@@ -8,6 +8,17 @@
 //!   with a sequence number that names the probe ([`SEQ_TAG`] in the top byte). A SYN-ACK
 //!   is a success (the caller answers it with a RST so the replica frees its socket); a
 //!   RST, or no answer within `timeout`, a failure.
+//! - **No answer means no answer.** A probe is timed out only once the appliance has
+//!   looked for its answer after the deadline: the `horizon` passed to [`Monitor::poll`]
+//!   is the time up to which every worker has handed the control core what it received
+//!   (a worker or a control loop descheduled on a busy host proves nothing), and the
+//!   timeout runs from the first worker pass after the probe was queued (the pass that
+//!   sent it). A routine probe that times out while the data path keeps hearing from the
+//!   host (`last_heard`, stamped by the workers) was lost, not failed: counted, not held
+//!   against the replica.
+//! - **Silence.** A routine probe that times out with the host silent makes the replica
+//!   suspect at once (a burst, as below), so a dead host is down after about one
+//!   interval, one timeout and the burst, not `fall` intervals.
 //! - **Endpoints.** The unit of failure is (replica, port). One endpoint with `fall`
 //!   failures in a row takes its replica down in the shared table (the table has one slot
 //!   per replica address). A down replica comes back up, for new flows only, when every
@@ -15,7 +26,8 @@
 //! - **Suspects.** An unmatched FIN or RST, or ack lag, from a worker makes the replica
 //!   suspect: `suspect_burst` probes to every port, `suspect_interval` apart, start at
 //!   once; `suspect_burst` failures in a row on one port confirm it (down), a burst that
-//!   ends without that clears it.
+//!   ends without that clears it. Burst probes count when they time out whatever the
+//!   data path hears: a host that drops what it receives may still be sending.
 //! - **Output lag** (a frozen process: the kernel still answers SYNs, so probes succeed)
 //!   is sufficient on its own: the replica goes down without probe confirmation. Workers
 //!   raise it only when the profile sets `output_lag` above 0.
@@ -33,11 +45,6 @@ pub const SRC_PORT_BASE: u16 = 61_000;
 pub const SRC_PORTS: u16 = 1_000;
 /// Top byte of every probe's sequence number.
 pub const SEQ_TAG: u32 = 0x7d00_0000;
-
-/// A gap between two passes of the control loop this long means the loop itself was
-/// held up: probe timeouts are not counted on the pass that follows it (but on the one
-/// after, however late).
-pub const STALL_NS: u64 = 2_000_000;
 
 /// The settings of the monitor, in ns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,7 +147,8 @@ struct Endpoint {
 
 #[derive(Clone, Copy, Debug)]
 struct Suspect {
-    kind: SignalKind,
+    /// The worker signal that raised it; `None`: a routine probe went unanswered.
+    kind: Option<SignalKind>,
     since_ns: u64,
     left: u32,
     next_ns: u64,
@@ -162,7 +170,13 @@ struct Outstanding {
     endpoint: usize,
     src_port: u16,
     seq: u32,
+    /// When the control core queued it.
     sent_ns: u64,
+    /// The first horizon seen past `sent_ns` (0: not yet): the probe had gone out by then,
+    /// and its timeout runs from here.
+    out_ns: u64,
+    /// Part of a suspect burst.
+    burst: bool,
 }
 
 /// The health state of every probed replica.
@@ -172,12 +186,8 @@ pub struct Monitor {
     replicas: Vec<(Replica, usize)>,
     outstanding: Vec<Outstanding>,
     counter: u32,
-    /// When [`Monitor::poll`] last ran (0: never).
-    last_poll_ns: u64,
-    /// See [`STALL_NS`].
-    stall_ns: u64,
-    /// Whether the last pass skipped the timeouts.
-    skipped: bool,
+    /// Routine probes that went unanswered while the host was heard on the data path.
+    lost: u64,
 }
 
 impl Monitor {
@@ -188,9 +198,7 @@ impl Monitor {
             replicas: Vec::new(),
             outstanding: Vec::new(),
             counter: 0,
-            last_poll_ns: 0,
-            stall_ns: STALL_NS,
-            skipped: false,
+            lost: 0,
         }
     }
 
@@ -228,10 +236,9 @@ impl Monitor {
         ));
     }
 
-    /// Sets the control-loop gap that suspends probe timeouts for one pass
-    /// ([`STALL_NS`] by default; `u64::MAX`: never).
-    pub fn set_stall_ns(&mut self, ns: u64) {
-        self.stall_ns = ns;
+    /// Routine probes unanswered while the host was heard from (not counted as failures).
+    pub fn probes_lost(&self) -> u64 {
+        self.lost
     }
 
     /// Whether `id` is down here.
@@ -254,34 +261,44 @@ impl Monitor {
     }
 
     /// Times out unanswered probes and emits the probes due at `now` into `send`; health
-    /// changes go to `changes`. `can_probe(id)` says whether a probe can be sent now
-    /// (the next hop is resolved).
+    /// changes go to `changes`.
+    ///
+    /// - `horizon`: every frame the workers received before it has been given to
+    ///   [`Monitor::reply`] (the caller reads the workers' stamps, then drains their rings).
+    /// - `can_probe(id)`: a probe can be sent now (the next hop is resolved).
+    /// - `last_heard(id)`: when the data path last received from the host (0: never).
     pub fn poll(
         &mut self,
         now: u64,
+        horizon: u64,
         can_probe: impl Fn(ReplicaId) -> bool,
+        last_heard: impl Fn(ReplicaId) -> u64,
         send: &mut Vec<ProbeSend>,
         changes: &mut Vec<Change>,
     ) {
-        // A control loop that was late (descheduled on a busy host) has not read the
-        // answers that arrived meanwhile: the probes it sent are not timed out on this
-        // pass, the answers are read first (see [`STALL_NS`]).
-        // Never two passes in a row: a loop that is always late still times probes out.
-        let stalled = self.last_poll_ns != 0
-            && now.saturating_sub(self.last_poll_ns) >= self.stall_ns
-            && !self.skipped;
-        self.skipped = stalled;
-        self.last_poll_ns = now;
         let mut k = 0;
-        while !stalled && k < self.outstanding.len() {
-            let o = self.outstanding[k];
-            let timeout = self.settings[self.replicas[o.replica].1].timeout_ns;
-            if now.saturating_sub(o.sent_ns) >= timeout {
-                self.outstanding.swap_remove(k);
-                self.outcome(o, false, true, now, changes);
-            } else {
+        while k < self.outstanding.len() {
+            let o = &mut self.outstanding[k];
+            if o.out_ns == 0 {
+                if horizon > o.sent_ns {
+                    o.out_ns = horizon;
+                }
                 k += 1;
+                continue;
             }
+            let timeout = self.settings[self.replicas[o.replica].1].timeout_ns;
+            if horizon.saturating_sub(o.out_ns) < timeout {
+                k += 1;
+                continue;
+            }
+            let o = self.outstanding.swap_remove(k);
+            let id = self.replicas[o.replica].0.id;
+            if !o.burst && last_heard(id) > o.out_ns {
+                // The host is talking: the probe or its answer was lost on the way.
+                self.lost += 1;
+                continue;
+            }
+            self.outcome(o, false, true, now, changes);
         }
         for ri in 0..self.replicas.len() {
             let s = &self.settings[self.replicas[ri].1];
@@ -292,11 +309,13 @@ impl Monitor {
             }
             let r = &mut self.replicas[ri].0;
             let mut due = now >= r.next_ns;
+            let mut burst = false;
             if let Some(sp) = &mut r.suspect {
                 if sp.left > 0 && now >= sp.next_ns {
                     sp.left -= 1;
                     sp.next_ns = now + burst_gap;
                     due = true;
+                    burst = true;
                 }
             }
             if !due {
@@ -322,6 +341,8 @@ impl Monitor {
                     src_port,
                     seq,
                     sent_ns: now,
+                    out_ns: 0,
+                    burst,
                 });
             }
         }
@@ -403,13 +424,27 @@ impl Monitor {
         let (fails, first_fail) = (ep.fails, ep.first_fail_ns);
         let cause = match r.suspect {
             Some(sp) if fails >= s.suspect_burst.min(s.fall) => {
-                Some((Cause::Confirmed(sp.kind, port), sp.since_ns.min(first_fail)))
+                let cause = match sp.kind {
+                    Some(kind) => Cause::Confirmed(kind, port),
+                    None => Cause::Probes(port, silent),
+                };
+                Some((cause, sp.since_ns.min(first_fail)))
             }
             _ if fails >= s.fall => Some((Cause::Probes(port, silent), first_fail)),
             _ => None,
         };
         if let Some((cause, first)) = cause {
             Self::down(r, cause, first, now, changes);
+        } else if silent && !o.burst && r.suspect.is_none() {
+            // A silent host: confirm it now rather than after `fall` intervals.
+            tracing::info!(replica = r.id.0, addr = %r.addr, port,
+                "probe unanswered by a silent host: probing it now");
+            r.suspect = Some(Suspect {
+                kind: None,
+                since_ns: first_fail,
+                left: s.suspect_burst,
+                next_ns: now,
+            });
         }
     }
 
@@ -444,7 +479,7 @@ impl Monitor {
                 if r.suspect.is_none() {
                     tracing::info!(replica = id.0, addr = %r.addr, ?kind, "replica suspect: probing it now");
                     r.suspect = Some(Suspect {
-                        kind,
+                        kind: Some(kind),
                         since_ns: now,
                         left: self.settings[*si].suspect_burst,
                         next_ns: now,
@@ -603,9 +638,15 @@ mod tests {
 
     fn monitor() -> Monitor {
         let mut m = Monitor::new();
-        m.set_stall_ns(u64::MAX);
         m.add(ReplicaId(0), A, &settings());
         m
+    }
+
+    /// One control pass at `now` with the workers up to date, and the workers' pass that
+    /// sends what it queued 1 µs later. Nothing is heard on the data path.
+    fn pass(m: &mut Monitor, now: u64, send: &mut Vec<ProbeSend>, changes: &mut Vec<Change>) {
+        m.poll(now, now, |_| true, |_| 0, send, changes);
+        m.poll(now + 1_000, now + 1_000, |_| true, |_| 0, send, changes);
     }
 
     /// Polls at `now`, answers every probe sent with `answer(port)` (Some(ok)) or not at
@@ -631,7 +672,7 @@ mod tests {
         changes: &mut Vec<Change>,
     ) -> usize {
         let mut send = Vec::new();
-        m.poll(now, |_| true, &mut send, changes);
+        pass(m, now, &mut send, changes);
         for p in &send {
             if let Some(ok) = answer(p.dst_port) {
                 assert!(m.reply(
@@ -678,60 +719,113 @@ mod tests {
     }
 
     #[test]
-    fn silence_fails_by_timeout_and_a_success_resets_the_count() {
+    fn a_silent_host_is_down_after_one_interval_one_timeout_and_a_burst() {
         let mut m = monitor();
         let mut ch = Vec::new();
-        step(&mut m, 0, 0, |_| None, &mut ch);
-        step(&mut m, 10 * MS, 0, |_| None, &mut ch);
-        // A success in between resets the run.
-        step(&mut m, 20 * MS, 0, |_| Some(true), &mut ch);
-        step(&mut m, 30 * MS, 0, |_| None, &mut ch);
-        step(&mut m, 40 * MS, 0, |_| None, &mut ch);
-        assert!(ch.is_empty());
-        step(&mut m, 50 * MS, 0, |_| None, &mut ch);
-        assert!(
-            ch.is_empty(),
-            "the third silent probe has not timed out yet"
-        );
-        let mut send = Vec::new();
-        m.poll(60 * MS, |_| true, &mut send, &mut ch);
+        // Healthy at 0, dead just after: the 10 ms probes go unanswered.
+        step(&mut m, 0, 0, |_| Some(true), &mut ch);
+        let mut t = MS;
+        while ch.is_empty() && t < 200 * MS {
+            pass(&mut m, t, &mut Vec::new(), &mut ch);
+            t += MS;
+        }
         assert_eq!(ch.len(), 1);
         assert!(ch[0].down);
-        assert_eq!(ch[0].cause, Cause::Probes(7000, true));
+        assert!(matches!(ch[0].cause, Cause::Probes(_, true)));
+        assert_eq!(ch[0].first_sign_ns, 10 * MS, "the first unanswered probe");
+        // Timed out at 20 ms; the burst at 20, 21, 22 ms: the second burst probe's
+        // timeout is the third failure in a row.
+        assert!(
+            ch[0].at_ns <= 32 * MS,
+            "down at {} µs, later than 3 intervals + 2 ms",
+            ch[0].at_ns / 1_000
+        );
+    }
+
+    #[test]
+    fn a_success_resets_the_count_of_failures() {
+        let mut m = monitor();
+        let mut ch = Vec::new();
+        // RST twice, a SYN-ACK, RST twice: never three in a row.
+        for (t, ok) in [
+            (0, false),
+            (10, false),
+            (20, true),
+            (30, false),
+            (40, false),
+        ] {
+            step(&mut m, t * MS, 0, |_| Some(ok), &mut ch);
+        }
+        assert!(ch.is_empty());
+        step(&mut m, 50 * MS, 0, |_| Some(false), &mut ch);
+        assert_eq!(ch.len(), 1);
+        assert!(matches!(ch[0].cause, Cause::Probes(_, false)));
         assert_eq!(ch[0].first_sign_ns, 30 * MS);
     }
 
     #[test]
-    fn a_late_control_loop_reads_answers_before_timing_probes_out() {
+    fn probes_unanswered_while_the_data_path_hears_the_host_are_lost_not_failed() {
         let mut m = monitor();
-        m.set_stall_ns(2 * MS);
         let mut ch = Vec::new();
         let mut send = Vec::new();
-        m.poll(MS, |_| true, &mut send, &mut ch);
-        // The loop was held up for 30 ms: nothing times out on this pass (the next
-        // probes go out).
-        let mut next = Vec::new();
-        m.poll(31 * MS, |_| true, &mut next, &mut ch);
-        assert_eq!((m.outstanding(), next.len()), (4, 2));
-        // The answers it then reads count.
-        for p in &send {
-            assert!(m.reply(&answer_to(p, p.seq.wrapping_add(1), true), 31 * MS, &mut ch));
+        // Overload: no probe answer for 200 ms, but segments from the host keep coming.
+        for t in 0..200 {
+            let now = t * MS;
+            m.poll(now, now, |_| true, |_| now, &mut send, &mut ch);
         }
-        assert_eq!(m.outstanding(), 2);
-        // Unanswered probes time out on timely passes.
-        for t in 32..=41 {
-            m.poll(t * MS, |_| true, &mut Vec::new(), &mut ch);
-        }
-        assert_eq!(m.outstanding(), 2, "the 41 ms probes are out");
-        assert!(m.replicas[0].0.endpoints.iter().all(|e| e.fails == 1));
-        assert!(ch.is_empty());
-        // A loop that is always late still times probes out, every other pass.
-        let mut m = monitor();
-        m.set_stall_ns(2 * MS);
-        for t in 0..8 {
-            m.poll(t * 10 * MS, |_| true, &mut Vec::new(), &mut ch);
+        assert!(ch.is_empty(), "{ch:?}");
+        assert!(m.probes_lost() >= 30, "lost {}", m.probes_lost());
+        // The host goes quiet too: down.
+        for t in 200..260 {
+            let now = t * MS;
+            m.poll(now, now, |_| true, |_| 199 * MS, &mut send, &mut ch);
         }
         assert!(ch.len() == 1 && ch[0].down);
+    }
+
+    #[test]
+    fn no_probe_times_out_before_the_workers_have_looked_for_its_answer() {
+        let mut m = monitor();
+        let mut ch = Vec::new();
+        let mut send = Vec::new();
+        // The workers are descheduled from 0.5 ms to 60 ms: their stamp stays at 0.5 ms
+        // while the control core goes on queueing probes.
+        for t in 0..60 {
+            m.poll(t * MS, MS / 2, |_| true, |_| 0, &mut send, &mut ch);
+        }
+        assert!(ch.is_empty());
+        assert_eq!(send.len(), 12, "a probe per port every 10 ms");
+        // They run again, and hand over the answers that came meanwhile.
+        for p in &send {
+            m.reply(&answer_to(p, p.seq.wrapping_add(1), true), 60 * MS, &mut ch);
+        }
+        m.poll(60 * MS, 60 * MS, |_| true, |_| 0, &mut Vec::new(), &mut ch);
+        assert!(
+            ch.is_empty() && m.outstanding() == 2,
+            "only the 60 ms probes"
+        );
+        // A probe queued while the workers slept starts its timeout when they send it.
+        let mut m = monitor();
+        let mut send = Vec::new();
+        m.poll(0, 0, |_| true, |_| 0, &mut send, &mut ch);
+        m.poll(MS / 100, MS / 100, |_| true, |_| 0, &mut send, &mut ch);
+        m.poll(40 * MS, MS / 50, |_| true, |_| 0, &mut send, &mut ch);
+        let fails = |m: &Monitor| m.replicas[0].0.endpoints[0].fails;
+        assert_eq!(
+            (fails(&m), send.len()),
+            (0, 4),
+            "the workers have not looked"
+        );
+        m.poll(41 * MS, 41 * MS, |_| true, |_| 0, &mut send, &mut ch);
+        assert_eq!(
+            fails(&m),
+            1,
+            "the 0 ms probes went out at 10 µs and timed out"
+        );
+        m.poll(50 * MS, 50 * MS, |_| true, |_| 0, &mut send, &mut ch);
+        assert_eq!(fails(&m), 1, "the 40 ms probes went out at 41 ms: not yet");
+        m.poll(51 * MS, 51 * MS, |_| true, |_| 0, &mut send, &mut ch);
+        assert_eq!(fails(&m), 2, "now they have");
     }
 
     #[test]
@@ -793,7 +887,7 @@ mod tests {
         let mut m = monitor();
         let mut ch = Vec::new();
         let mut send = Vec::new();
-        m.poll(0, |_| true, &mut send, &mut ch);
+        m.poll(0, 0, |_| true, |_| 0, &mut send, &mut ch);
         let p = send[0];
         assert!(!m.reply(&answer_to(&p, p.seq, true), 0, &mut ch));
         let stranger = ProbeReply {

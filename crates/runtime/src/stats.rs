@@ -53,7 +53,7 @@ io_counters! {
 }
 
 /// Number of plain engine counters published (see [`EngineSnapshot`]).
-const ENGINE_N: usize = 16;
+const ENGINE_N: usize = 17;
 
 /// The engine counters in a snapshot (drops apart).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -82,6 +82,7 @@ pub const ENGINE_LABELS: [&str; ENGINE_N] = [
     "held_segments",
     "held_bytes",
     "flows",
+    "flows_unprotected",
 ];
 
 impl EngineSnapshot {
@@ -105,6 +106,7 @@ impl EngineSnapshot {
                 c.held_segments,
                 c.held_bytes,
                 c.flows,
+                c.flows_unprotected,
             ],
             drops: c.drops,
         }
@@ -142,7 +144,15 @@ pub struct WorkerStats {
     io: [AtomicU64; IoCounters::N],
     /// Publishes so far (0: the worker has not started).
     publishes: AtomicU64,
+    /// Start time of the worker's last finished loop pass: what it received before then
+    /// is in the control ring (the health monitor's horizon). Own line: written every pass.
+    polled: PolledStamp,
 }
+
+/// [`WorkerStats`]'s pass stamp, on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct PolledStamp(AtomicU64);
 
 impl Default for WorkerStats {
     fn default() -> Self {
@@ -151,6 +161,7 @@ impl Default for WorkerStats {
             drops: [const { AtomicU64::new(0) }; DropReason::COUNT],
             io: [const { AtomicU64::new(0) }; IoCounters::N],
             publishes: AtomicU64::new(0),
+            polled: PolledStamp::default(),
         }
     }
 }
@@ -169,6 +180,18 @@ impl WorkerStats {
             slot.store(v, Ordering::Relaxed);
         }
         self.publishes.fetch_add(1, Ordering::Release);
+    }
+
+    /// Worker: the loop pass that started at `now` is done (its frames for the control
+    /// core are in the ring).
+    #[inline]
+    pub fn set_polled(&self, now: u64) {
+        self.polled.0.store(now, Ordering::Release);
+    }
+
+    /// Start of the worker's last finished pass (0: none yet).
+    pub fn polled(&self) -> u64 {
+        self.polled.0.load(Ordering::Acquire)
     }
 
     /// How many times the worker has published (it does every millisecond while its loop
@@ -224,6 +247,8 @@ pub struct ControlCounters {
     pub probes: u64,
     /// Answers to health probes (SYN-ACK or RST) matched to a probe.
     pub probe_replies: u64,
+    /// Routine probes unanswered while the data path heard from the host (not failures).
+    pub probes_lost: u64,
     /// Replicas declared down.
     pub failovers: u64,
 }
@@ -329,6 +354,7 @@ impl fmt::Display for Summary {
             ("signals", c.signals),
             ("probes", c.probes),
             ("probe_replies", c.probe_replies),
+            ("probes_lost", c.probes_lost),
             ("failovers", c.failovers),
         ] {
             writeln!(f, "  control.{label:<12} {v}")?;

@@ -198,6 +198,7 @@ pub fn run(
             }
         }
         tx.flush_all(&mut c);
+        stats.set_polled(now);
         if let Some(cmd) = commands.dequeue() {
             c.commands += 1;
             match cmd {
