@@ -543,10 +543,13 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     }
 
     fn signal(&mut self, leg: &mut Leg, kind: SignalKind) {
-        if leg.signalled {
+        // Once per kind and leg: an unconfirmed suspicion of one kind must not mute
+        // another (ack lag first, then the output lag of a frozen process).
+        let bit = 1u8 << (kind as u8);
+        if leg.signalled & bit != 0 {
             return;
         }
-        leg.signalled = true;
+        leg.signalled |= bit;
         self.raise(Signal {
             replica: leg.replica,
             kind,
@@ -1467,6 +1470,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         }
         if f.phase == FlowPhase::Established {
             self.ack_client_if_moved(f);
+            // A frozen replica sends nothing, and its peers soon nothing either (they wait
+            // for acks): the lags are timed here too, not only when segments arrive.
+            self.check_lag(f);
             return self.check_divergence(f);
         }
         Fate::Keep

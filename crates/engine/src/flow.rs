@@ -104,8 +104,8 @@ pub struct Leg {
     pub ack_lag_since: u64,
     /// Since when its output lags (0: not lagging).
     pub out_lag_since: u64,
-    /// A signal was already raised for this leg (one per leg and flow).
-    pub signalled: bool,
+    /// Kinds of signal already raised for this leg (bit `1 << SignalKind`): one of each.
+    pub signalled: u8,
 }
 
 impl Leg {

@@ -790,3 +790,30 @@ fn a_frozen_active_whose_output_lags_is_signalled() {
         .iter()
         .any(|s| s.replica == lab.p && s.kind == SignalKind::OutputLag));
 }
+
+#[test]
+fn a_frozen_active_is_signalled_by_the_sweep_when_everything_goes_quiet() {
+    let cfg = EngineConfig {
+        output_lag_ns: 10 * MS,
+        ..config()
+    };
+    let mut lab = Lab::with(cfg);
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, b1) = (hs.cisn + 1, hs.bisn + 1);
+    // The backup answers, then waits for acks; the frozen primary sends nothing, and the
+    // client has nothing to send: no segment arrives to time the lag on.
+    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(100, 0));
+    lab.advance(5 * MS);
+    lab.poll();
+    assert!(lab.signals.is_empty());
+    lab.advance(6 * MS);
+    lab.poll();
+    assert!(
+        lab.signals
+            .iter()
+            .any(|s| s.replica == lab.p && s.kind == SignalKind::OutputLag),
+        "{:?}",
+        lab.signals
+    );
+}
