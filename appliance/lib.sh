@@ -48,8 +48,8 @@ LAB_BACKUP_MAC=02:74:64:13:00:0c
 LAB_SPARE_MAC=02:74:64:13:00:0d
 
 # DPDK devices for the appliance, for EAL's --vdev (run inside tandem-appliance).
-LAB_DPDK_VDEV_OUT="net_af_packet0,iface=out0"
-LAB_DPDK_VDEV_IN="net_af_packet1,iface=in0"
+LAB_DPDK_VDEV_OUT="net_af_packet0,iface=out0,framecnt=4096"
+LAB_DPDK_VDEV_IN="net_af_packet1,iface=in0,framecnt=4096"
 
 # --- helpers -----------------------------------------------------------------
 

@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
 """Deterministic stream server and checking client for appliance/e2e/failover.sh.
 
-  stream.py serve ADDR PIDFILE     listen on ADDR:7000 (and ADDR:80, only so that the
-                                   lab profile's probes of port 80 succeed)
+  stream.py serve ADDR PIDFILE     listen on ADDR:7000
   stream.py client VIP CONNS SECS [KILLFILE]
                                    CONNS connections to VIP:7000 for about SECS seconds;
                                    KILLFILE, if written by then, holds the time (epoch
-                                   seconds) the primary was killed: the longest gap that
-                                   spans it or follows it within 1 s is the failover stall
+                                   seconds) the failure was injected: a connection's stall
+                                   is its longest gap between received bytes that spans
+                                   it or starts within 1 s after it (from the failure on);
+                                   its longest gap before it is the baseline (the client
+                                   pauses 5 ms between requests)
 
-Protocol: the client sends a line "<conn> <i> <n>\\n"; the server answers with n bytes
-drawn from a generator seeded with the line, so the client checks every byte. The client prints one
-line per connection and a summary: bytes, errors, the longest gap between received
-bytes (ms). Exit status 0 only if every connection finished with every byte correct.
+Protocol, both directions checked: the client sends a line "<conn> <i> <n> <m>\\n" and m
+bytes drawn from a generator seeded with the line; the server checks them (a wrong byte:
+it closes the connection) and answers with n bytes drawn from another generator seeded
+with the line, which the client checks. The client prints one line per connection and a
+summary: bytes each way, the longest gap of the whole run, and the stalls (min, median,
+max over the connections). Exit status 0 only if every connection finished with every
+byte correct.
 """
 import hashlib
 import os
@@ -23,7 +28,8 @@ import threading
 import time
 
 PORT = 7000
-SIZE = 32 * 1024
+SIZE = 32 * 1024  # answer bytes per request
+UPLOAD = 16 * 1024  # request bytes after the line
 
 
 def answer(line: bytes, n: int) -> bytes:
@@ -32,14 +38,22 @@ def answer(line: bytes, n: int) -> bytes:
     return random.Random(hashlib.sha256(line).digest()).randbytes(n)
 
 
+def upload(line: bytes, m: int) -> bytes:
+    return random.Random(hashlib.sha256(b"up " + line).digest()).randbytes(m)
+
+
 def serve_one(conn: socket.socket) -> None:
     f = conn.makefile("rb")
     try:
         for line in f:
             parts = line.split()
-            if len(parts) != 3:
+            if len(parts) != 4:
                 break
-            conn.sendall(answer(line.rstrip(b"\n"), int(parts[2])))
+            line = line.rstrip(b"\n")
+            m = int(parts[3])
+            if f.read(m) != upload(line, m):
+                break  # a wrong or missing byte from the client: the client sees it
+            conn.sendall(answer(line, int(parts[2])))
     except OSError:
         pass
     finally:
@@ -47,17 +61,14 @@ def serve_one(conn: socket.socket) -> None:
 
 
 def serve(addr: str, pidfile: str) -> None:
-    socks = []
-    for port in (PORT, 80):
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((addr, port))
-        s.listen(128)
-        socks.append(s)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, PORT))
+    s.listen(128)
     with open(pidfile, "w") as f:
         f.write(f"{os.getpid()}\n")
     while True:
-        conn, _ = socks[0].accept()
+        conn, _ = s.accept()
         threading.Thread(target=serve_one, args=(conn,), daemon=True).start()
 
 
@@ -67,6 +78,7 @@ def client(vip: str, conns: int, secs: float, killfile: str) -> int:
 
     def run(k: int) -> None:
         got = 0
+        sent = 0
         max_gap = 0.0
         gap_at = 0.0
         gaps = []
@@ -76,8 +88,9 @@ def client(vip: str, conns: int, secs: float, killfile: str) -> int:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             last = time.monotonic()
             while time.monotonic() - start < secs:
-                line = f"{k} {i} {SIZE}".encode()
-                s.sendall(line + b"\n")
+                line = f"{k} {i} {SIZE} {UPLOAD}".encode()
+                s.sendall(line + b"\n" + upload(line, UPLOAD))
+                sent += UPLOAD
                 want = answer(line, SIZE)
                 have = bytearray()
                 while len(have) < SIZE:
@@ -98,9 +111,9 @@ def client(vip: str, conns: int, secs: float, killfile: str) -> int:
                 i += 1
                 time.sleep(0.005)
             s.close()
-            results[k] = (True, got, max_gap, f"(ended at {gap_at:.3f})", gaps)
+            results[k] = (True, got, sent, max_gap, f"(at {gap_at:.3f})", gaps)
         except Exception as e:  # reset, timeout, wrong bytes
-            results[k] = (False, got, max_gap, f"{type(e).__name__}: {e}", gaps)
+            results[k] = (False, got, sent, max_gap, f"{type(e).__name__}: {e}", gaps)
 
     threads = [threading.Thread(target=run, args=(k,)) for k in range(conns)]
     for t in threads:
@@ -115,26 +128,48 @@ def client(vip: str, conns: int, secs: float, killfile: str) -> int:
         pass
     ok = True
     worst = 0.0
-    worst_kill = 0.0
+    stalls = []
+    normal = []  # each connection's longest gap before the failure: the baseline
     total = 0
+    total_up = 0
     for k, r in enumerate(results):
         if r is None:
             print(f"conn {k}: did not finish")
             ok = False
             continue
-        good, got, gap, err, gaps = r
+        good, got, sent, gap, err, gaps = r
         worst = max(worst, gap)
+        stall = 0.0
         if killed is not None:
+            before = 0.0
             for a, b in gaps:
                 if b >= killed and a <= killed + 1.0:
-                    worst_kill = max(worst_kill, b - max(a, killed))
+                    stall = max(stall, b - max(a, killed))
+                elif b < killed:
+                    before = max(before, b - a)
+            stalls.append(stall)
+            normal.append(before)
         total += got
-        print(f"conn {k}: {'ok' if good else 'FAILED'} {got} bytes, max gap {gap * 1000:.1f} ms {err}")
+        total_up += sent
+        print(
+            f"conn {k}: {'ok' if good else 'FAILED'} {got} bytes in, {sent} out, "
+            f"stall {stall * 1000:.1f} ms, longest gap {gap * 1000:.1f} ms {err}"
+        )
         ok = ok and good
-    kill_text = f"{worst_kill * 1000:.1f}" if killed is not None else "unknown"
+    if stalls:
+        stalls.sort()
+        median = stalls[len(stalls) // 2]
+        normal.sort()
+        st = (
+            f"stall_ms_min={stalls[0] * 1000:.1f} stall_ms_median={median * 1000:.1f} "
+            f"stall_ms_max={stalls[-1] * 1000:.1f} "
+            f"gap_before_ms_median={normal[len(normal) // 2] * 1000:.1f}"
+        )
+    else:
+        st = "stall_ms_min=unknown stall_ms_median=unknown stall_ms_max=unknown"
     print(
-        f"summary: conns={conns} ok={ok} bytes={total} max_stall_ms={worst * 1000:.1f} "
-        f"failover_stall_ms={kill_text}"
+        f"summary: conns={conns} ok={ok} bytes_in={total} bytes_out={total_up} "
+        f"max_gap_ms={worst * 1000:.1f} {st}"
     )
     return 0 if ok else 1
 

@@ -38,6 +38,10 @@ pub struct Service {
     pub replicas: Vec<ReplicaId>,
     /// Replicas per flow (1 to [`crate::MAX_COPIES`]).
     pub copies: usize,
+    /// New flows take the first live replicas in pool order (a fixed primary and backup,
+    /// the others standing in while one of them is down); otherwise the first replica
+    /// rotates from flow to flow, spreading the load.
+    pub ordered: bool,
 }
 
 /// Engine settings.

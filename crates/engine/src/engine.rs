@@ -343,13 +343,14 @@ impl<B: PacketBuf> Engine<B> {
             self.counters.drop(DropReason::NoFlow);
             return;
         }
-        // Pick the replica set: live (not draining) replicas of the pool, starting at a
-        // rotating offset so that the designated primary, and the load, spread evenly.
+        // Pick the replica set: live (not draining) replicas of the pool, in pool order
+        // for an ordered service, else from a rotating offset so that the designated
+        // primary, and the load, spread evenly.
         let svc = &self.cfg.services[si];
         let pool_len = svc.replicas.len();
         let mut chosen = [crate::replica::ReplicaId(0); MAX_COPIES];
         let mut n = 0;
-        let start = self.rotation[si];
+        let start = if svc.ordered { 0 } else { self.rotation[si] };
         for off in 0..pool_len {
             let r = svc.replicas[(start + off) % pool_len];
             if self.replicas.health(r) == Health::Up {

@@ -4,8 +4,10 @@
 mod common;
 
 use common::*;
-use tandem_engine::{DropReason, EngineConfig, SignalKind};
-use tandem_wire::TcpFlags;
+use std::net::Ipv4Addr;
+
+use tandem_engine::{DropReason, EngineConfig, Side, SignalKind};
+use tandem_wire::{MacAddr, TcpFlags};
 
 const F: TcpFlags = TcpFlags::FIN;
 const RST: TcpFlags = TcpFlags::RST;
@@ -815,5 +817,54 @@ fn a_frozen_active_is_signalled_by_the_sweep_when_everything_goes_quiet() {
             .any(|s| s.replica == lab.p && s.kind == SignalKind::OutputLag),
         "{:?}",
         lab.signals
+    );
+}
+
+#[test]
+fn ordered_selection_keeps_the_pool_order_and_spread_rotates() {
+    // One copy per flow, so the replica a SYN goes to is the one chosen.
+    let first_replicas = |ordered: bool, kill_primary: bool| -> Vec<Ipv4Addr> {
+        let mut lab = Lab::new();
+        let mut cfg = config();
+        cfg.services = vec![tandem_engine::Service {
+            vip: VIP,
+            port: tandem_engine::ServicePort::Port(PORT),
+            replicas: vec![lab.p, lab.b],
+            copies: 1,
+            ordered,
+        }];
+        lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
+        if kill_primary {
+            lab.kill(R::P);
+        }
+        (0..4u16)
+            .map(|k| {
+                let syn = Lab::frame(
+                    CLIENT_MAC,
+                    MacAddr([2, 0, 0, 0, 0, 1]),
+                    (CLIENT, 40_000 + k),
+                    (VIP, PORT),
+                    1,
+                    0,
+                    S,
+                    64240,
+                    Opts::syn(1460, 7, 1),
+                    b"",
+                );
+                let out = lab.feed(Side::Outside, syn);
+                assert_eq!(out.len(), 1, "{out:#?}");
+                out[0].dst
+            })
+            .collect()
+    };
+    assert_eq!(first_replicas(true, false), vec![PRIMARY; 4]);
+    assert_eq!(
+        first_replicas(false, false),
+        vec![PRIMARY, BACKUP, PRIMARY, BACKUP]
+    );
+    assert_eq!(
+        first_replicas(true, true),
+        vec![BACKUP; 4],
+        "the next live one stands in"
     );
 }

@@ -7,10 +7,8 @@
 //!   `1-65535`, is taken as `any`).
 //! - `mode: reconnect`: not implemented by the engine yet; rejected with
 //!   [`ProfileError::Reconnect`].
-//! - `selection: ordered`: the engine spreads new flows over the pool by rotating the
-//!   designated primary (`spread`-like); an ordered service runs that way and a warning
-//!   says so.
-//! - `health`: probing is the control core's next step (issue #4); replicas stay `Up`.
+//! - `selection`: `ordered` takes the first live replicas in list order, `spread`
+//!   rotates the first replica from flow to flow.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -119,14 +117,6 @@ pub fn map_profile(
                 name: s.name.clone(),
             });
         }
-        if s.selection == Selection::Ordered && s.replicas.len() > usize::from(s.copies) {
-            warnings.push(format!(
-                "service {}: `selection: ordered` runs as the engine's rotation: new flows \
-                 rotate their primary over all {} replicas",
-                s.name,
-                s.replicas.len()
-            ));
-        }
         let mut ids = Vec::with_capacity(s.replicas.len());
         for r in &s.replicas {
             let id = match replica_list.iter().find(|i| i.address == r.address) {
@@ -150,6 +140,7 @@ pub fn map_profile(
             port,
             replicas: ids,
             copies: usize::from(s.copies),
+            ordered: s.selection == Selection::Ordered,
         });
     }
     let t = &profile.timeouts;
@@ -244,7 +235,8 @@ pub(crate) mod tests {
         assert_eq!(m.engine.output_lag_ns, 0);
         // One worker: the whole hold budget.
         assert_eq!(m.engine.hold_bytes_total, 33_554_432);
-        assert_eq!(m.warnings.len(), 1, "ordered selection runs as rotation");
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        assert!(m.engine.services[0].ordered);
     }
 
     #[test]

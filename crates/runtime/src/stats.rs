@@ -144,8 +144,8 @@ pub struct WorkerStats {
     io: [AtomicU64; IoCounters::N],
     /// Publishes so far (0: the worker has not started).
     publishes: AtomicU64,
-    /// Start time of the worker's last finished loop pass: what it received before then
-    /// is in the control ring (the health monitor's horizon). Own line: written every pass.
+    /// What the worker received before this time is in the control ring (the health
+    /// monitor's horizon; see `worker::run`). Own line: written nearly every pass.
     polled: PolledStamp,
 }
 
@@ -182,14 +182,13 @@ impl WorkerStats {
         self.publishes.fetch_add(1, Ordering::Release);
     }
 
-    /// Worker: the loop pass that started at `now` is done (its frames for the control
-    /// core are in the ring).
+    /// Worker: every frame it received before `t` is in the control ring.
     #[inline]
-    pub fn set_polled(&self, now: u64) {
-        self.polled.0.store(now, Ordering::Release);
+    pub fn set_polled(&self, t: u64) {
+        self.polled.0.store(t, Ordering::Release);
     }
 
-    /// Start of the worker's last finished pass (0: none yet).
+    /// The worker's horizon (0: none yet).
     pub fn polled(&self) -> u64 {
         self.polled.0.load(Ordering::Acquire)
     }

@@ -21,6 +21,10 @@ use crate::stats::{IoCounters, WorkerStats, PUBLISH_INTERVAL_NS};
 /// Transmit slots of the engine's output per call: a full burst copied to three replicas
 /// plus synthesised segments, with room to spare.
 const TX_CAPACITY: usize = BURST * 8;
+/// The longest a frame is assumed to wait in a receive ring while the worker is behind
+/// (thousands of descriptors drained at a few hundred thousand frames a second, on the
+/// slowest ports Tandem runs on). Bounds how long a backlog defers probe timeouts.
+pub const MAX_RX_BACKLOG_NS: u64 = 100_000_000;
 /// Frames buffered per port before a transmit burst.
 const TX_BURST: usize = 64;
 
@@ -159,12 +163,19 @@ pub fn run(
     };
     let mut c = IoCounters::default();
     let mut next_publish = 0u64;
+    let mut seen_until = 0u64;
 
     while running.load(Ordering::Relaxed) {
         let now = clock.now_ns();
+        // Whether every receive queue was emptied this pass (a short burst).
+        let mut drained = true;
         for (side, q) in rx_queues.iter_mut() {
             let side = *side;
-            if q.rx_burst(&mut rx) == 0 {
+            let n = q.rx_burst(&mut rx);
+            if n == rx.capacity() {
+                drained = false;
+            }
+            if n == 0 {
                 continue;
             }
             c.rx_bursts += 1;
@@ -198,7 +209,18 @@ pub fn run(
             }
         }
         tx.flush_all(&mut c);
-        stats.set_polled(now);
+        // What arrived before `seen` is in the control ring now: all of it after a pass
+        // that emptied the queues; after a full one, what is older than the longest
+        // time a frame is assumed to wait in a receive ring.
+        let seen = if drained {
+            now
+        } else {
+            now.saturating_sub(MAX_RX_BACKLOG_NS)
+        };
+        if seen > seen_until {
+            seen_until = seen;
+            stats.set_polled(seen);
+        }
         if let Some(cmd) = commands.dequeue() {
             c.commands += 1;
             match cmd {

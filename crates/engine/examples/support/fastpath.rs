@@ -94,6 +94,7 @@ impl Bench {
                 port: ServicePort::Port(PORT),
                 replicas: vec![p, b],
                 copies: 2,
+                ordered: false,
             }],
             max_flows: n,
             hold_segments: 1 << 16,

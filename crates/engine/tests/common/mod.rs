@@ -156,6 +156,7 @@ impl Lab {
             port: ServicePort::Port(PORT),
             replicas: vec![p, b],
             copies: 2,
+            ordered: false,
         }];
         Lab {
             engine: Engine::new(cfg, replicas.clone()),

@@ -83,6 +83,7 @@ pub fn run(ops: &[Op]) {
             port: ServicePort::Port(PORT),
             replicas: ids.clone(),
             copies: 3,
+            ordered: false,
         }],
         max_flows: 4,
         hold_segments: 8,
