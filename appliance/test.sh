@@ -4,9 +4,8 @@
 #   appliance/test.sh            everything
 #   TANDEM_FUZZ_SECONDS=60 appliance/test.sh    longer fuzz smoke runs (default 20 s each; 0 skips)
 #
-# The end-to-end step (appliance/e2e/basic.sh) needs root; without it, it says "skipped".
-# appliance/e2e/failover.sh is not in the suite yet: it failed 1 run in 15 on this 2-core
-# VM with a false failover of every replica (see the README's status).
+# The end-to-end steps (appliance/e2e/basic.sh, and appliance/e2e/failover.sh for each
+# failure kind) need root; without it, they say "skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$(pwd)
@@ -29,6 +28,15 @@ if [ "$(id -u)" = 0 ]; then
     appliance/e2e/basic.sh
 else
     echo "e2e basic: skipped: needs root (run appliance/e2e/basic.sh as root)"
+fi
+
+step "end-to-end: failover in the lab, each failure kind (appliance/e2e/failover.sh)"
+if [ "$(id -u)" = 0 ]; then
+    for kind in kill silence drop freeze backup; do
+        TANDEM_E2E_NO_BUILD=1 appliance/e2e/failover.sh "$kind"
+    done
+else
+    echo "e2e failover: skipped: needs root (run appliance/e2e/failover.sh KIND as root)"
 fi
 
 fuzz_seconds=${TANDEM_FUZZ_SECONDS:-20}

@@ -2,7 +2,9 @@
 # any exit, the build, the lab, and `tandem run` with the VIP answering.
 #
 #   E2E_NAME=basic; . appliance/e2e/common.sh
-#   e2e_start            # root check, tools, build, lab up, tandem run, wait for the VIP
+#   e2e_start TOOL...    # e2e_setup TOOL... then e2e_run_tandem configs/lab.yaml
+#   e2e_setup TOOL...    # root check, tools, "$tmp", cleanup trap, build
+#   e2e_run_tandem PROFILE   # lab up, tandem run PROFILE, wait for the VIP
 #   ... checks with ok / bad; extra processes' pid files go in "$tmp"/*.pid ...
 #   e2e_stop_tandem      # SIGTERM, then checks it stopped cleanly
 #   e2e_finish           # "N passed, M failed" and the exit status
@@ -28,7 +30,8 @@ e2e_cleanup() {
     fi
     if [ -n "$tmp" ]; then
         for f in "$tmp"/*.pid; do
-            [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
+            # CONT first: a stopped process does not act on TERM.
+            [ -f "$f" ] && kill -CONT "$(cat "$f")" 2>/dev/null && kill -TERM "$(cat "$f")" 2>/dev/null
         done
     fi
     appliance/lab.sh down >/dev/null 2>&1
@@ -38,6 +41,12 @@ e2e_cleanup() {
 
 # Usage: e2e_start TOOL...   (the tools the test needs besides ip)
 e2e_start() {
+    e2e_setup "$@"
+    e2e_run_tandem configs/lab.yaml
+}
+
+# Usage: e2e_setup TOOL...
+e2e_setup() {
     if [ "$(id -u)" != 0 ]; then
         echo "e2e $E2E_NAME: skipped: needs root"
         exit 0
@@ -56,8 +65,12 @@ e2e_start() {
         cargo build --release --locked
     fi
     tandem="$repo/target/release/tandem"
+}
+
+# Usage: e2e_run_tandem PROFILE
+e2e_run_tandem() {
     appliance/lab.sh up >/dev/null
-    ip netns exec "$LAB_APPLIANCE_NS" "$tandem" run --profile configs/lab.yaml \
+    ip netns exec "$LAB_APPLIANCE_NS" "$tandem" run --profile "$1" \
         >"$tmp/tandem.out" 2>"$tmp/tandem.log" &
     tandem_pid=$!
     # Ping the VIP: ARP and the echo reply both come from Tandem's control core. Bounded.

@@ -1,95 +1,238 @@
 #!/usr/bin/env bash
-# End-to-end failover test (issue #4), in the namespace lab:
+# End-to-end failover test (issue #4), in the namespace lab, for one failure kind:
 #
-#   1. brings the lab up and runs `tandem run --profile configs/lab.yaml` in
-#      tandem-appliance (like basic.sh);
-#   2. runs the deterministic stream server (appliance/e2e/stream.py) on every replica,
-#      on port 7000 (and 80: the lab profile probes both);
-#   3. opens TANDEM_E2E_CONNS (default 20) connections from tandem-client through the
-#      VIP to port 7000; each sends requests and checks every byte of every answer;
-#   4. kill -9 the server process on the primary mid-stream;
-#   5. checks: no connection reset, every byte correct, the appliance logged the
-#      failover (cause, first sign to switch); prints the longest gap between received
-#      bytes a client saw over the whole run, and the longest one spanning or following
-#      the kill (the failover stall; the whole-run figure includes the Python clients'
-#      own scheduling on a busy host).
+#   kill     kill -9 of the primary's server processes (the stream server and nginx)
+#   silence  the primary host silenced: its eth0 down
+#   drop     the primary drops every packet (nftables, inet and arp, in and out)
+#   freeze   SIGSTOP of the primary's server processes, `output_lag: 100ms` in the profile
+#   backup   kill -9 on the backup instead: the clients must see nothing, and the flows
+#            are reported unprotected
 #
-# Needs root. Everything is bounded in time; everything it started is stopped, and the
-# lab taken down, on any exit.
+# Each run:
+#   1. lab up, `tandem run` (configs/lab.yaml; for freeze a copy with output lag on);
+#   2. on every replica the deterministic stream server (stream.py, port 7000) and nginx
+#      (port 80) serving one file; the lab profile probes both ports;
+#   3. TANDEM_E2E_CONNS (20) stream connections through the VIP, data both ways, every
+#      byte checked, and one curl of a 48 MiB file (rate-limited to 16 MB/s so that it
+#      spans the failure), SHA-256 checked;
+#   4. the failure, 1.5 s in;
+#   5. checks: no connection reset, every byte right, the SHA-256, the appliance logged
+#      the failover of the right replica with its cause, no flow lost; for `backup`, no
+#      flow moved and flows reported unprotected. Prints the clients' stalls (min /
+#      median / max) and one `result:` line (perf/recovery.sh reads it).
 #
-#   appliance/e2e/failover.sh           # TANDEM_E2E_NO_BUILD=1 skips the cargo build
+# Needs root. Everything is bounded in time; everything it started is stopped and the
+# lab taken down on any exit.
+#
+#   appliance/e2e/failover.sh [kill|silence|drop|freeze|backup]    # default: kill
+#   TANDEM_E2E_NO_BUILD=1 skips the cargo build
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=../lib.sh
 . appliance/lib.sh
 
-E2E_NAME=failover
+kind=${1:-kill}
+case "$kind" in
+kill | silence | drop | freeze | backup) ;;
+*)
+    echo "usage: $0 [kill|silence|drop|freeze|backup]" >&2
+    exit 2
+    ;;
+esac
+E2E_NAME="failover-$kind"
 # shellcheck source=common.sh
 . appliance/e2e/common.sh
 conns=${TANDEM_E2E_CONNS:-20}
 secs=${TANDEM_E2E_SECONDS:-4}
+victim=primary
+[ "$kind" = backup ] && victim=backup
+victim_ns=$(lab_replica_ns "$victim")
+victim_ip_var="LAB_${victim^^}_IP"
+victim_ip=${!victim_ip_var}
 
-e2e_start python3
+tools=(python3 nginx curl)
+[ "$kind" = drop ] && tools+=(nft)
+e2e_setup "${tools[@]}"
 
-# 2. The stream server on every replica.
+# 1. The appliance. A frozen process still has a kernel that answers SYNs: only the
+# output-lag signal tells, and it is off in the lab profile.
+profile=configs/lab.yaml
+if [ "$kind" = freeze ]; then
+    profile="$tmp/lab-output-lag.yaml"
+    sed 's/^\( *output_lag:\) 0 .*/\1 100ms/' configs/lab.yaml >"$profile"
+    grep -q 'output_lag: 100ms' "$profile" || { bad "could not turn output_lag on"; exit 1; }
+fi
+e2e_run_tandem "$profile"
+
+# 2. Servers on every replica: the stream server, and nginx with one file.
+www="$tmp/www"
+mkdir -p "$www"
+python3 -c '
+import random, sys
+r = random.Random(4)
+with open(sys.argv[1], "wb") as f:
+    for _ in range(48):
+        f.write(r.randbytes(1 << 20))
+' "$www/big"
+want=$(sha256sum "$www/big" | cut -d" " -f1)
+chmod 755 "$tmp" "$www"
+chmod 644 "$www/big"
 for name in "${LAB_REPLICAS[@]}"; do
     ns=$(lab_replica_ns "$name")
     ip_var="LAB_${name^^}_IP"
     lab_exec "$ns" timeout 120 python3 "$repo/appliance/e2e/stream.py" serve "${!ip_var}" \
-        "$tmp/server-$name.pid" >"$tmp/server-$name.log" 2>&1 &
+        "$tmp/stream-$name.pid" >"$tmp/stream-$name.log" 2>&1 &
+    cat >"$tmp/nginx-$name.conf" <<CONF
+daemon off;
+worker_processes 1;
+pid $tmp/nginx-$name.pid;
+error_log $tmp/nginx-$name.err warn;
+events { worker_connections 64; }
+http {
+    access_log off;
+    server_tokens off;
+    sendfile on;
+    server { listen ${!ip_var}:80; root $www; }
+}
+CONF
+    lab_exec "$ns" timeout 120 nginx -p "$tmp" -e "$tmp/nginx-$name.err" -c "$tmp/nginx-$name.conf" &
 done
 for name in "${LAB_REPLICAS[@]}"; do
     ns=$(lab_replica_ns "$name")
     ip_var="LAB_${name^^}_IP"
     for _ in $(seq 1 50); do
-        [ -s "$tmp/server-$name.pid" ] && lab_exec "$ns" ss -ltnH "src ${!ip_var}:7000" | grep -q . && break
+        [ -s "$tmp/stream-$name.pid" ] && [ -s "$tmp/nginx-$name.pid" ] &&
+            lab_exec "$ns" ss -ltnH "src ${!ip_var}" | grep -q ":7000" &&
+            lab_exec "$ns" ss -ltnH "src ${!ip_var}" | grep -q ":80" && break
         sleep 0.1
     done
-    [ -s "$tmp/server-$name.pid" ] || { bad "the stream server on $name did not start"; cat "$tmp/server-$name.log"; exit 1; }
+    [ -s "$tmp/stream-$name.pid" ] && [ -s "$tmp/nginx-$name.pid" ] ||
+        { bad "the servers on $name did not start"; cat "$tmp/stream-$name.log" "$tmp/nginx-$name.err" 2>/dev/null; exit 1; }
 done
-# Down while nothing listened on the probed ports: up again after `rise` good probes.
+# The replicas were down while nothing listened on the probed ports; up again after
+# `rise` good probes.
 sleep 0.5
+
+# The victim's server processes: the stream server, nginx's master and its worker.
+server_pids() {
+    local master
+    master=$(cat "$tmp/nginx-$victim.pid")
+    echo "$(cat "$tmp/stream-$victim.pid") $master $(pgrep -P "$master" | tr '\n' ' ')"
+}
 
 # 3. The clients, through the VIP.
 lab_exec "$LAB_CLIENT_NS" timeout $((secs + 60)) python3 "$repo/appliance/e2e/stream.py" \
-    client "$LAB_VIP" "$conns" "$secs" "$tmp/killed" >"$tmp/client.out" 2>&1 &
+    client "$LAB_VIP" "$conns" "$secs" "$tmp/failed_at" >"$tmp/client.out" 2>&1 &
 client_pid=$!
+lab_exec "$LAB_CLIENT_NS" curl -sS --max-time 30 --limit-rate 16M -o "$tmp/got" \
+    -w '%{time_total} %{size_download} %{http_code}' "http://$LAB_VIP/big" >"$tmp/curl.out" 2>"$tmp/curl.err" &
+curl_pid=$!
 
-# 4. kill -9 the primary's server mid-stream.
+# 4. The failure.
 sleep 1.5
-victim=$(cat "$tmp/server-primary.pid")
-killed_at=$(date +%s.%N)
-kill -KILL "$victim"
-echo "$killed_at" >"$tmp/killed"
-echo "e2e failover: killed the server on the primary (pid $victim) at $killed_at"
+pids=$(server_pids)
+# Health events from here on are the test's (at start-up every replica is down until
+# its servers listen).
+log_mark=$(wc -l <"$tmp/tandem.log")
+case "$kind" in
+kill | backup)
+    # shellcheck disable=SC2086  # a list of pids
+    kill -KILL $pids
+    what="kill -9 of the servers on $victim (pids $pids)"
+    ;;
+freeze)
+    # shellcheck disable=SC2086
+    kill -STOP $pids
+    what="SIGSTOP of the servers on $victim (pids $pids)"
+    ;;
+silence)
+    lab_exec "$victim_ns" ip link set "$LAB_HOST_IF" down
+    what="$LAB_HOST_IF down on $victim"
+    ;;
+drop)
+    lab_exec "$victim_ns" nft -f - <<'NFT'
+table inet tandem_e2e_drop {
+    chain in { type filter hook input priority -300; policy drop; }
+    chain out { type filter hook output priority -300; policy drop; }
+}
+table arp tandem_e2e_drop {
+    chain in { type filter hook input priority -300; policy drop; }
+    chain out { type filter hook output priority -300; policy drop; }
+}
+NFT
+    what="every packet dropped on $victim (nftables)"
+    ;;
+esac
+# When the failure is in place (the command returned; `ip netns exec` takes milliseconds).
+failed_at=$(date +%s.%N)
+echo "$failed_at" >"$tmp/failed_at"
+echo "e2e $E2E_NAME: $what at $failed_at"
 
 client_rc=0
 wait "$client_pid" || client_rc=$?
+curl_rc=0
+wait "$curl_pid" || curl_rc=$?
+# shellcheck disable=SC2086
+[ "$kind" = freeze ] && kill -CONT $pids 2>/dev/null
 cat "$tmp/client.out"
+field() { awk -v k="$1" '/^summary:/ { for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) { print substr($i, length(k) + 2) } }' "$tmp/client.out"; }
 if [ "$client_rc" = 0 ]; then
-    ok "$conns connections: no reset, every byte correct"
+    ok "$conns connections: no reset, every byte right both ways ($(field bytes_in) in, $(field bytes_out) out)"
 else
-    bad "the clients failed (rc $client_rc)"
+    bad "the stream clients failed (rc $client_rc)"
 fi
-stall=$(awk '/^summary:/ { for (i = 1; i <= NF; i++) if ($i ~ /^max_stall_ms=/) { sub(/max_stall_ms=/, "", $i); print $i } }' "$tmp/client.out")
-fstall=$(awk '/^summary:/ { for (i = 1; i <= NF; i++) if ($i ~ /^failover_stall_ms=/) { sub(/failover_stall_ms=/, "", $i); print $i } }' "$tmp/client.out")
-echo "e2e failover: longest gap between received bytes, whole run: ${stall:-unknown} ms"
-echo "e2e failover: longest gap spanning or following the kill (within 1 s): ${fstall:-unknown} ms"
-bytes=$(awk '/^summary:/ { for (i = 1; i <= NF; i++) if ($i ~ /^bytes=/) { sub(/bytes=/, "", $i); print $i } }' "$tmp/client.out")
-if [ "${bytes:-0}" -gt 0 ]; then ok "$bytes bytes checked"; else bad "no bytes received"; fi
+got=$(sha256sum "$tmp/got" 2>/dev/null | cut -d" " -f1 || true)
+read -r curl_secs curl_size curl_code <"$tmp/curl.out" || true
+echo "e2e $E2E_NAME: curl: rc $curl_rc, HTTP ${curl_code:-?}, ${curl_size:-0} bytes in ${curl_secs:-?} s (3.0 s at the rate limit); $(cat "$tmp/curl.err")"
+if [ "$curl_rc" = 0 ] && [ "$got" = "$want" ]; then
+    ok "curl of 48 MiB through the failure: SHA-256 matches"
+else
+    bad "curl of 48 MiB: rc $curl_rc, SHA-256 ${got:-none} (want $want)"
+fi
 
 # 5. The appliance's account of it.
-echo "e2e failover: --- health events in the tandem log ---"
-grep -E 'failover|recovered|suspect' "$tmp/tandem.log" | tail -n 20 || true
-echo "e2e failover: ---"
-primary_down=$(grep -E 'failover' "$tmp/tandem.log" | grep -E "addr=$LAB_PRIMARY_IP" | tail -n 1 || true)
-if [ -n "$primary_down" ]; then
-    ok "the primary was failed over: $(grep -oE 'cause=[^=]*first_sign_to_switch_us=[0-9]+' <<<"$primary_down" || echo "$primary_down")"
+tail -n +"$((log_mark + 1))" "$tmp/tandem.log" >"$tmp/events.log"
+echo "e2e $E2E_NAME: --- health events in the tandem log after the failure ---"
+grep -E 'failover|recovered|suspect|unprotected|silent' "$tmp/events.log" | head -n 20 || true
+echo "e2e $E2E_NAME: ---"
+down=$(grep -E 'event="?failover' "$tmp/events.log" | grep -E "addr=$victim_ip" | head -n 1 || true)
+detect_ms=unknown
+if [ -n "$down" ]; then
+    # The log's RFC 3339 time of the switch, less the time the failure was injected.
+    at=$(awk '{ print $1 }' <<<"$down")
+    at_s=$(date -d "$at" +%s.%N 2>/dev/null || echo "")
+    [ -n "$at_s" ] && detect_ms=$(awk -v a="$at_s" -v b="$failed_at" 'BEGIN { printf "%.1f", (a - b) * 1000 }')
+    ok "$victim failed over $detect_ms ms after the failure: $(grep -oE 'cause=.*first_sign_to_switch_us=[0-9]+' <<<"$down" || echo "$down")"
 else
-    bad "no failover of the primary in the tandem log"
+    bad "no failover of $victim ($victim_ip) in the tandem log"
 fi
+others=$(grep -E 'event="?failover' "$tmp/events.log" | grep -vE "addr=$victim_ip" || true)
+if [ -z "$others" ]; then
+    ok "no other replica was failed over"
+else
+    bad "other replicas failed over: $others"
+fi
+unprotected=$(grep -oE 'flows_unprotected=[0-9]+' "$tmp/events.log" | cut -d= -f2 | sort -n | tail -n 1 || true)
 
 e2e_stop_tandem
-grep -E '^\s+(flows_created|control\.(probes|probe_replies|failovers|signals))\s' "$tmp/tandem.out" || true
+counter() { awk -v k="$1" '$1 == k { print $2; exit }' "$tmp/tandem.out"; }
+grep -E '^\s+(flows_created|flow_failovers|flows_lost|legs_lost|replayed_segments|drop\.[a-z_]+|control\.(probes|probe_replies|probes_lost|failovers|signals))\s' "$tmp/tandem.out" || true
+lost=$(counter flows_lost)
+if [ "${lost:-x}" = 0 ]; then ok "no flow lost (flows_lost 0)"; else bad "flows_lost is '${lost:-missing}'"; fi
+moved=$(counter flow_failovers)
+if [ "$kind" = backup ]; then
+    if [ "${moved:-x}" = 0 ]; then ok "no flow changed its active replica"; else bad "flow_failovers is '${moved:-missing}'"; fi
+    if [ "${unprotected:-0}" -gt 0 ]; then
+        ok "flows reported unprotected: $unprotected"
+    else
+        bad "no flows_unprotected report in the tandem log"
+    fi
+else
+    if [ "${moved:-0}" -gt 0 ]; then ok "$moved flows moved to the backup"; else bad "flow_failovers is '${moved:-missing}'"; fi
+fi
 
+echo "result: kind=$kind conns=$conns ok=$([ "$fail" = 0 ] && echo yes || echo no) detect_ms=$detect_ms" \
+    "stall_ms_min=$(field stall_ms_min) stall_ms_median=$(field stall_ms_median)" \
+    "stall_ms_max=$(field stall_ms_max) gap_before_ms_median=$(field gap_before_ms_median)" \
+    "curl_s=${curl_secs:-unknown}"
 e2e_finish

@@ -1115,10 +1115,16 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                     leg.ack_lag_since = 0;
                 }
             }
-            if out_lag > 0 {
-                if leg.visible_snd_nxt() < max_out {
-                    if leg.out_lag_since == 0 {
+            // Output lag is the active's only, and means no progress: a frozen active
+            // sends nothing while a standby has sent more. A standby behind (slower, or
+            // retransmitting what the hold budget refused) stalls nobody; an active that
+            // is merely behind but sending is not frozen.
+            if out_lag > 0 && i == f.active as usize {
+                let at = leg.visible_snd_nxt();
+                if at < max_out {
+                    if leg.out_lag_since == 0 || at != leg.out_lag_at {
                         leg.out_lag_since = now;
+                        leg.out_lag_at = at;
                     } else if now - leg.out_lag_since > out_lag {
                         kind = Some(SignalKind::OutputLag);
                     }

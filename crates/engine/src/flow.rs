@@ -102,8 +102,10 @@ pub struct Leg {
     pub hold_gap: bool,
     /// Since when its acks lag (0: not lagging).
     pub ack_lag_since: u64,
-    /// Since when its output lags (0: not lagging).
+    /// Since when its output lags without moving (0: not lagging).
     pub out_lag_since: u64,
+    /// Its visible `snd_nxt` at `out_lag_since`: any progress restarts the clock.
+    pub out_lag_at: Seq,
     /// Kinds of signal already raised for this leg (bit `1 << SignalKind`): one of each.
     pub signalled: u8,
 }

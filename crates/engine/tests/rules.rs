@@ -868,3 +868,34 @@ fn ordered_selection_keeps_the_pool_order_and_spread_rotates() {
         "the next live one stands in"
     );
 }
+
+#[test]
+fn a_standby_whose_output_lags_is_not_signalled() {
+    let cfg = EngineConfig {
+        output_lag_ns: 10 * MS,
+        ..config()
+    };
+    let mut lab = Lab::with(cfg);
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1) = (hs.cisn + 1, hs.pisn + 1);
+    // The primary (active) answers; the backup is slower, or retransmitting: the client
+    // is served, and the backup catches up.
+    lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 101), &data(100, 0));
+    lab.advance(11 * MS);
+    lab.replica(
+        R::P,
+        p1 + 100,
+        c1,
+        A,
+        500,
+        Opts::ts(5002, 101),
+        &data(100, 0),
+    );
+    lab.poll();
+    assert!(
+        !lab.signals.iter().any(|s| s.kind == SignalKind::OutputLag),
+        "{:?}",
+        lab.signals
+    );
+}

@@ -25,8 +25,8 @@
 //!   endpoint has answered `rise` probes in a row.
 //! - **Suspects.** An unmatched FIN or RST, or ack lag, from a worker makes the replica
 //!   suspect: `suspect_burst` probes to every port, `suspect_interval` apart, start at
-//!   once; `suspect_burst` failures in a row on one port confirm it (down), a burst that
-//!   ends without that clears it. Burst probes count when they time out whatever the
+//!   once; a RST to one of them, or `suspect_burst` timeouts in a row on one port,
+//!   confirm it (down); a burst that ends without that clears it. Burst probes count when they time out whatever the
 //!   data path hears: a host that drops what it receives may still be sending.
 //! - **Output lag** (a frozen process: the kernel still answers SYNs, so probes succeed)
 //!   is sufficient on its own: the replica goes down without probe confirmation. Workers
@@ -423,7 +423,9 @@ impl Monitor {
         let port = ep.port;
         let (fails, first_fail) = (ep.fails, ep.first_fail_ns);
         let cause = match r.suspect {
-            Some(sp) if fails >= s.suspect_burst.min(s.fall) => {
+            // A RST is an answer, not a silence that loss could explain: nothing listens
+            // on the port any more, and one is proof enough for a suspect.
+            Some(sp) if !silent || fails >= s.suspect_burst.min(s.fall) => {
                 let cause = match sp.kind {
                     Some(kind) => Cause::Confirmed(kind, port),
                     None => Cause::Probes(port, silent),
@@ -836,17 +838,17 @@ mod tests {
         // The server process dies: the kernel answers RST on 7000.
         m.signal(ReplicaId(0), SignalKind::UnmatchedFin, 2 * MS, &mut ch);
         assert!(ch.is_empty());
+        // The first burst probe's RST confirms it.
         let dead = |p: u16| Some(p != 7000);
-        for k in 0..3 {
-            assert_eq!(step(&mut m, 2 * MS + k * MS, 50_000, dead, &mut ch), 2);
-        }
+        assert_eq!(step(&mut m, 2 * MS, 50_000, dead, &mut ch), 2);
         assert_eq!(ch.len(), 1);
         assert_eq!(
             ch[0].cause,
             Cause::Confirmed(SignalKind::UnmatchedFin, 7000)
         );
         assert_eq!(ch[0].first_sign_ns, 2 * MS);
-        assert_eq!(ch[0].elapsed_us(), 2_050);
+        assert_eq!(ch[0].elapsed_us(), 50);
+        assert_eq!(step(&mut m, 3 * MS, 50_000, dead, &mut ch), 0, "burst over");
     }
 
     #[test]
