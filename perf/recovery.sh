@@ -26,7 +26,7 @@ cargo build --release --locked
 mkdir -p perf/out
 raw="perf/out/recovery-$(date -u +%Y%m%dT%H%M%SZ).txt"
 {
-    echo "# perf/recovery.sh $runs ${kinds[*]} on $(nproc) CPUs, $(uname -r), $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "# perf/recovery.sh $runs ${kinds[*]}, TANDEM_E2E_CONNS=${TANDEM_E2E_CONNS:-20}, on $(nproc) CPUs, $(uname -r), $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     grep -E '^\s+(interval|timeout|fall|rise|suspect_burst|suspect_interval|ack_lag|output_lag):' configs/lab.yaml |
         sed 's/^ */# /'
 } >"$raw"
@@ -67,5 +67,5 @@ for kind, rs in rows.items():
     passed = sum(r.get("ok") == "yes" for r in rs)
     gb = nums(rs, "gap_before_ms_median")
     print(f"| {kind} | {passed}/{len(rs)} | {fmt(nums(rs, 'detect_ms'))} | {fmt(nums(rs, 'stall_ms_median'))} "
-          f"| {fmt(nums(rs, 'stall_ms_max'))} | {statistics.median(gb) if gb else '-'} |")
+          f"| {fmt(nums(rs, 'stall_ms_max'))} | {statistics.median(gb):.1f} |" if gb else " - |")
 PY

@@ -231,8 +231,14 @@ else
     if [ "${moved:-0}" -gt 0 ]; then ok "$moved flows moved to the backup"; else bad "flow_failovers is '${moved:-missing}'"; fi
 fi
 
+curl_ok=no
+[ "$curl_rc" = 0 ] && [ "$got" = "$want" ] && curl_ok=yes
 echo "result: kind=$kind conns=$conns ok=$([ "$fail" = 0 ] && echo yes || echo no) detect_ms=$detect_ms" \
+    "conns_ok=$(field conns_ok) bytes_in=$(field bytes_in) bytes_out=$(field bytes_out)" \
     "stall_ms_min=$(field stall_ms_min) stall_ms_median=$(field stall_ms_median)" \
     "stall_ms_max=$(field stall_ms_max) gap_before_ms_median=$(field gap_before_ms_median)" \
-    "curl_s=${curl_secs:-unknown}"
+    "curl_ok=$curl_ok curl_bytes=${curl_size:-0} curl_s=${curl_secs:-unknown}" \
+    "flows_created=$(counter flows_created) flow_failovers=${moved:-0} flows_lost=${lost:-unknown}" \
+    "replayed_segments=$(counter replayed_segments) probes=$(counter control.probes)" \
+    "cause=$(grep -oE 'cause=.*first_sign' <<<"$down" | sed 's/^cause=//; s/ first_sign$//; s/ /_/g' || true)"
 e2e_finish

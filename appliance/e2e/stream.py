@@ -168,7 +168,8 @@ def client(vip: str, conns: int, secs: float, killfile: str) -> int:
     else:
         st = "stall_ms_min=unknown stall_ms_median=unknown stall_ms_max=unknown"
     print(
-        f"summary: conns={conns} ok={ok} bytes_in={total} bytes_out={total_up} "
+        f"summary: conns={conns} conns_ok={sum(1 for r in results if r and r[0])} ok={ok} "
+        f"bytes_in={total} bytes_out={total_up} "
         f"max_gap_ms={worst * 1000:.1f} {st}"
     )
     return 0 if ok else 1

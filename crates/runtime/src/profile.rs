@@ -96,7 +96,8 @@ pub fn map_profile(
     let table = Arc::new(ReplicaTable::new(REPLICA_SLOTS));
     let mut replica_list: Vec<ReplicaInfo> = Vec::new();
     let mut services = Vec::new();
-    let mut warnings = Vec::new();
+    // What runs differently from what the profile says (nothing, since `ordered` runs).
+    let warnings = Vec::new();
     for (index, s) in profile.services.iter().enumerate() {
         let port = match s.port {
             CfgPort::Any | CfgPort::Range(1, u16::MAX) => ServicePort::Any,
