@@ -32,9 +32,15 @@ fi
 
 step "end-to-end: failover in the lab, each failure kind (appliance/e2e/failover.sh)"
 if [ "$(id -u)" = 0 ]; then
+    # Every kind runs; the step fails after them if any did.
+    failed=()
     for kind in kill silence drop freeze backup; do
-        TANDEM_E2E_NO_BUILD=1 appliance/e2e/failover.sh "$kind"
+        TANDEM_E2E_NO_BUILD=1 appliance/e2e/failover.sh "$kind" || failed+=("$kind")
     done
+    if [ ${#failed[@]} -gt 0 ]; then
+        echo "e2e failover: FAILED for: ${failed[*]}"
+        exit 1
+    fi
 else
     echo "e2e failover: skipped: needs root (run appliance/e2e/failover.sh KIND as root)"
 fi

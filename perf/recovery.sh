@@ -29,6 +29,7 @@ raw="perf/out/recovery-$(date -u +%Y%m%dT%H%M%SZ).txt"
     echo "# perf/recovery.sh $runs ${kinds[*]}, TANDEM_E2E_CONNS=${TANDEM_E2E_CONNS:-20}, on $(nproc) CPUs, $(uname -r), $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     grep -E '^\s+(interval|timeout|fall|rise|suspect_burst|suspect_interval|ack_lag|output_lag):' configs/lab.yaml |
         sed 's/^ */# /'
+    echo "# (freeze runs with output_lag: 100ms: appliance/e2e/failover.sh)"
 } >"$raw"
 for kind in "${kinds[@]}"; do
     for i in $(seq 1 "$runs"); do
@@ -66,6 +67,7 @@ print("| --- | --- | --- | --- | --- | --- |")
 for kind, rs in rows.items():
     passed = sum(r.get("ok") == "yes" for r in rs)
     gb = nums(rs, "gap_before_ms_median")
+    before = f"{statistics.median(gb):.1f}" if gb else "-"
     print(f"| {kind} | {passed}/{len(rs)} | {fmt(nums(rs, 'detect_ms'))} | {fmt(nums(rs, 'stall_ms_median'))} "
-          f"| {fmt(nums(rs, 'stall_ms_max'))} | {statistics.median(gb):.1f} |" if gb else " - |")
+          f"| {fmt(nums(rs, 'stall_ms_max'))} | {before} |")
 PY

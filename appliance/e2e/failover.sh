@@ -27,6 +27,7 @@
 #   appliance/e2e/failover.sh [kill|silence|drop|freeze|backup]    # default: kill
 #   TANDEM_E2E_NO_BUILD=1 skips the cargo build
 set -euo pipefail
+export LC_ALL=C # EPOCHREALTIME and awk with a decimal point
 cd "$(dirname "$0")/../.."
 # shellcheck source=../lib.sh
 . appliance/lib.sh
@@ -134,15 +135,19 @@ pids=$(server_pids)
 # Health events from here on are the test's (at start-up every replica is down until
 # its servers listen).
 log_mark=$(wc -l <"$tmp/tandem.log")
+# The failure's time: a signal takes effect when `kill` (a builtin) sends it; `ip` and
+# `nft` run in a namespace and take milliseconds, so for them it is when they return.
+# EPOCHREALTIME: no fork.
+failed_at=$EPOCHREALTIME
 case "$kind" in
 kill | backup)
     # shellcheck disable=SC2086  # a list of pids
-    kill -KILL $pids
+    kill -KILL $pids || true
     what="kill -9 of the servers on $victim (pids $pids)"
     ;;
 freeze)
     # shellcheck disable=SC2086
-    kill -STOP $pids
+    kill -STOP $pids || true
     what="SIGSTOP of the servers on $victim (pids $pids)"
     ;;
 silence)
@@ -163,17 +168,26 @@ NFT
     what="every packet dropped on $victim (nftables)"
     ;;
 esac
-# When the failure is in place (the command returned; `ip netns exec` takes milliseconds).
-failed_at=$(date +%s.%N)
+case "$kind" in silence | drop) failed_at=$EPOCHREALTIME ;; esac
 echo "$failed_at" >"$tmp/failed_at"
 echo "e2e $E2E_NAME: $what at $failed_at"
+
+# A new connection while the victim is still failed: the first MiB of the file.
+sleep 0.5
+new_want=$(head -c 1048576 "$www/big" | sha256sum | cut -d" " -f1)
+new_got=$(lab_exec "$LAB_CLIENT_NS" curl -sS --max-time 10 -r 0-1048575 "http://$LAB_VIP/big" | sha256sum | cut -d" " -f1 || true)
+if [ "$new_got" = "$new_want" ]; then
+    ok "a new connection after the failure is served (1 MiB, SHA-256 matches)"
+else
+    bad "a new connection after the failure: SHA-256 ${new_got:-none} (want $new_want)"
+fi
 
 client_rc=0
 wait "$client_pid" || client_rc=$?
 curl_rc=0
 wait "$curl_pid" || curl_rc=$?
 # shellcheck disable=SC2086
-[ "$kind" = freeze ] && kill -CONT $pids 2>/dev/null
+if [ "$kind" = freeze ]; then kill -CONT $pids 2>/dev/null || true; fi
 cat "$tmp/client.out"
 field() { awk -v k="$1" '/^summary:/ { for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) { print substr($i, length(k) + 2) } }' "$tmp/client.out"; }
 if [ "$client_rc" = 0 ]; then
@@ -203,6 +217,17 @@ if [ -n "$down" ]; then
     at_s=$(date -d "$at" +%s.%N 2>/dev/null || echo "")
     [ -n "$at_s" ] && detect_ms=$(awk -v a="$at_s" -v b="$failed_at" 'BEGIN { printf "%.1f", (a - b) * 1000 }')
     ok "$victim failed over $detect_ms ms after the failure: $(grep -oE 'cause=.*first_sign_to_switch_us=[0-9]+' <<<"$down" || echo "$down")"
+    # The cause each kind must be found by.
+    case "$kind" in
+    kill | backup) want_cause='cause=(Unmatched(Rst|Fin) confirmed|probes failed on port [0-9]+ \(the last: RST\))' ;;
+    silence | drop) want_cause='cause=(probes failed on port [0-9]+ \(the last: no answer\)|the host stopped answering ARP)' ;;
+    freeze) want_cause='cause=output lag' ;;
+    esac
+    if grep -qE "$want_cause" <<<"$down"; then
+        ok "the cause is the one a $kind failure gives"
+    else
+        bad "unexpected cause for a $kind failure (want /$want_cause/)"
+    fi
 else
     bad "no failover of $victim ($victim_ip) in the tandem log"
 fi
@@ -211,6 +236,14 @@ if [ -z "$others" ]; then
     ok "no other replica was failed over"
 else
     bad "other replicas failed over: $others"
+fi
+if [ "$kind" = freeze ]; then
+    # Its kernel answers probes while it is frozen: it must not come back.
+    if grep -E 'event="?recovered' "$tmp/events.log" | grep -qE "addr=$victim_ip"; then
+        bad "the frozen $victim was taken back"
+    else
+        ok "the frozen $victim stayed out although its kernel answers probes"
+    fi
 fi
 unprotected=$(grep -oE 'flows_unprotected=[0-9]+' "$tmp/events.log" | cut -d= -f2 | sort -n | tail -n 1 || true)
 

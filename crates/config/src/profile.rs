@@ -185,8 +185,8 @@ impl std::fmt::Display for Mode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Selection {
-    /// By a hash of the client address and port over the live pool: load spreads over
-    /// every replica.
+    /// The first replica rotates from one new flow to the next over the live pool: load
+    /// spreads over every replica.
     #[default]
     Spread,
     /// The first live replicas in pool order: the first listed is the primary of every

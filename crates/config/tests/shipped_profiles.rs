@@ -51,7 +51,7 @@ fn lab_profile_loads() {
     assert_eq!(s.health.interval, Duration::from_millis(10));
     assert_eq!(s.health.output_lag, None);
     assert_eq!(s.health.ack_lag, Some(Duration::from_millis(50)));
-    assert_eq!(s.health.detection_time(), Duration::from_millis(50));
+    assert_eq!(s.health.detection_time(), Duration::from_millis(30));
 
     // One worker polls queue 0 of both ports and owns transmit queue 0.
     assert_eq!(

@@ -395,7 +395,7 @@ impl<B: PacketBuf> Engine<B> {
         f.created_at = now;
         f.last_seen = now;
         f.n_legs = n as u8;
-        f.unprotected = n < 2 && svc.copies >= 2;
+        f.unprotected = n < svc.copies.min(MAX_COPIES);
         self.counters.flows_unprotected += u64::from(f.unprotected);
         f.checked_downs = self.replicas.down_generation();
         for (leg, &r) in f.legs.iter_mut().zip(&chosen[..n]) {
@@ -1398,11 +1398,10 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         Fate::Keep
     }
 
-    /// Counts the flow in `flows_unprotected` once it is down to one live leg of two or
-    /// more (it stays counted until it is removed: a replica that comes back serves new
-    /// flows only).
+    /// Counts the flow in `flows_unprotected` once it has lost a replica (DESIGN §5; it
+    /// stays counted until it is removed: a replica that comes back serves new flows only).
     fn note_protection(&mut self, f: &mut Flow) {
-        if !f.unprotected && f.n_legs >= 2 && f.live_legs() == 1 {
+        if !f.unprotected && f.live_legs() < f.n_legs as usize {
             f.unprotected = true;
             self.c.flows_unprotected += 1;
         }

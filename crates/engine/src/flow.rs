@@ -163,8 +163,8 @@ pub struct Flow {
     pub handshake_queued: bool,
     /// Times the SYN was repeated to replicas that had not answered.
     pub syn_retries: u8,
-    /// Counted in `Counters::flows_unprotected`: the flow has one live replica left
-    /// although its service asks for two or more copies.
+    /// Counted in `Counters::flows_unprotected`: the flow has fewer live replicas than its
+    /// service asks for.
     pub unprotected: bool,
     /// Client's highest ack (visible space); valid once `client_acked`.
     pub client_ack: Seq,

@@ -202,8 +202,8 @@ pub struct Counters {
     pub held_bytes: u64,
     /// Flows currently in the table (gauge).
     pub flows: u64,
-    /// Flows with one live replica left although their service asks for two or more
-    /// copies: they do not survive the next failure (gauge).
+    /// Flows running with fewer replicas than their service asks for: they lost one, or
+    /// were created while too few were up (gauge; DESIGN §5).
     pub flows_unprotected: u64,
 }
 

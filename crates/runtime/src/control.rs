@@ -43,8 +43,10 @@ pub const HURRY_NS: u64 = 100_000_000;
 /// every millisecond): the control core stops the appliance rather than black-hole its
 /// flows.
 pub const WORKER_SILENCE_NS: u64 = 5_000_000_000;
-/// How often the count of flows without a standby is read (and logged when it changed).
+/// How often the count of unprotected flows is read (and logged when it changed).
 const REPORT_NS: u64 = 1_000_000_000;
+/// Bursts taken from each worker's ring per pass of the control loop.
+const DRAIN_BURSTS: usize = 64;
 /// Sleep of the control loop when a pass found nothing to do.
 const IDLE_SLEEP: Duration = Duration::from_micros(200);
 
@@ -137,6 +139,7 @@ impl Control {
         // (publishes seen, when they last moved) per worker.
         let mut alive: Vec<(u64, u64)> = vec![(0, clock.now_ns()); self.workers.len()];
         let (mut unprotected, mut next_report) = (0u64, 0u64);
+        let mut last_horizon = 0u64;
         while !stop.load(Ordering::Relaxed) {
             let now = clock.now_ns();
             if now >= next_report {
@@ -158,7 +161,7 @@ impl Control {
             // Read the workers' pass stamps before draining their rings: every frame
             // they received before `horizon` is then handled in this pass (the probes'
             // timeouts are judged against it, see `health`).
-            let horizon = self
+            let mut horizon = self
                 .workers
                 .iter()
                 .map(|(_, s)| s.polled())
@@ -166,15 +169,23 @@ impl Control {
                 .unwrap_or(now);
             let mut busy = false;
             for w in 0..self.from_workers.len() {
-                // To the bottom of the ring (bounded: the ring's size).
-                while self.from_workers[w].dequeue_burst(&mut burst) > 0 {
+                // To the bottom of the ring, but a bounded number of bursts: a flood at
+                // the appliance's addresses must not starve probes and signals. Frames
+                // left behind may hold probe answers: the horizon then stays where it was.
+                let mut left = DRAIN_BURSTS;
+                while left > 0 && self.from_workers[w].dequeue_burst(&mut burst) > 0 {
+                    left -= 1;
                     busy = true;
                     for m in burst.drain() {
                         self.counters.rx += 1;
                         self.handle(m, now, &mut out);
                     }
                 }
+                if left == 0 {
+                    horizon = last_horizon;
+                }
             }
+            last_horizon = horizon;
             for w in 0..self.signals.len() {
                 while let Some(sig) = self.signals[w].dequeue() {
                     self.counters.signals += 1;
@@ -190,7 +201,7 @@ impl Control {
                 }
             }
             self.resolve(now, &mut out);
-            self.probe(now, horizon, &mut out);
+            self.probe(now, horizon, clock);
             for (i, b) in out.iter_mut().enumerate() {
                 if !b.is_empty() {
                     busy = true;
@@ -203,8 +214,8 @@ impl Control {
         }
     }
 
-    /// Logs the number of flows without a standby when it changed since `last` (the
-    /// workers' published gauges); returns it.
+    /// Logs the number of unprotected flows (fewer replicas than asked for) when it changed
+    /// since `last` (the workers' published gauges); returns it.
     fn report_unprotected(&self, last: u64) -> u64 {
         let n: u64 = self
             .workers
@@ -216,29 +227,41 @@ impl Control {
                 tracing::warn!(
                     event = "unprotected",
                     flows_unprotected = n,
-                    "flows running on their last replica: the next failure resets them"
+                    "flows with fewer replicas than their service asks for (unprotected)"
                 );
             } else {
                 tracing::info!(
                     event = "unprotected",
                     flows_unprotected = 0,
-                    "every flow has a standby again"
+                    "every flow has all its replicas again"
                 );
             }
         }
         n
     }
 
-    /// Sends `b` on port `i`, counting what is refused.
-    fn send(&mut self, i: usize, b: &mut Burst<Mbuf>) {
-        let n = b.len() as u64;
+    /// Sends `b` on port `i`, counting (and freeing) what is refused; returns how many
+    /// went (the first ones).
+    fn send(&mut self, i: usize, b: &mut Burst<Mbuf>) -> usize {
+        let n = b.len();
         let sent = match &mut self.ports[i].tx {
             ControlTx::Own(q) => q.tx_burst(b),
             ControlTx::ViaWorker(ring) => ring.enqueue_burst(b),
-        } as u64;
-        self.counters.tx += sent;
-        self.counters.tx_refused += n - sent;
+        };
+        self.counters.tx += sent as u64;
+        self.counters.tx_refused += (n - sent) as u64;
         b.clear();
+        sent
+    }
+
+    /// Queues `m` for port `i`, sending the port's burst first when it is full.
+    fn emit(&mut self, out: &mut [Burst<Mbuf>; 2], i: usize, m: Mbuf) {
+        if let Err(m) = out[i].push(m) {
+            self.send(i, &mut out[i]);
+            if out[i].push(m).is_err() {
+                self.counters.tx_refused += 1;
+            }
+        }
     }
 
     /// One frame from a worker.
@@ -263,10 +286,7 @@ impl Control {
             }
         };
         if let Verdict::Reply = verdict {
-            if let Err(m) = out[i].push(m) {
-                self.counters.tx_refused += 1;
-                drop(m);
-            }
+            self.emit(out, i, m);
         }
     }
 
@@ -283,9 +303,7 @@ impl Control {
             let port_mac = self.ports[i].mac;
             if let Some(reply) = self.frame(|buf| a.write_reply(buf, port_mac)) {
                 self.counters.arp_replies += 1;
-                if out[i].push(reply).is_err() {
-                    self.counters.tx_refused += 1;
-                }
+                self.emit(out, i, reply);
             }
         } else if !self.ports[i].answers.contains(&a.target_ip) {
             self.counters.arp_ignored += 1;
@@ -337,9 +355,7 @@ impl Control {
                 if r.syn_ack {
                     let (mac, addr) = (self.ports[i].mac, self.ports[i].address);
                     if let Some(rst) = self.frame(|buf| health::probe_rst(buf, &r, mac, addr)) {
-                        if out[i].push(rst).is_err() {
-                            self.counters.tx_refused += 1;
-                        }
+                        self.emit(out, i, rst);
                     }
                 }
                 return Verdict::Drop;
@@ -434,16 +450,14 @@ impl Control {
                 )
             }) {
                 self.counters.arp_requests += 1;
-                if out[i].push(req).is_err() {
-                    self.counters.tx_refused += 1;
-                }
+                self.emit(out, i, req);
             }
         }
     }
 
-    /// Sends the health probes that are due (from the inside port) and times out the
-    /// unanswered ones.
-    fn probe(&mut self, now: u64, horizon: u64, out: &mut [Burst<Mbuf>; 2]) {
+    /// Sends the health probes that are due (from the inside port, at once) and times out
+    /// the unanswered ones.
+    fn probe(&mut self, now: u64, horizon: u64, clock: &Clock) {
         let mut send: Vec<ProbeSend> = Vec::new();
         let mut changes: Vec<Change> = Vec::new();
         let table = self.replicas.clone();
@@ -459,17 +473,28 @@ impl Control {
         self.apply(&changes);
         let i = 1;
         let (mac, addr) = (self.ports[i].mac, self.ports[i].address);
-        for p in &send {
-            let Some(dst) = self.replicas.mac(p.replica) else {
-                continue;
-            };
-            if let Some(syn) = self.frame(|buf| health::probe_syn(buf, p, mac, addr, dst)) {
-                self.counters.probes += 1;
-                if out[i].push(syn).is_err() {
-                    self.counters.tx_refused += 1;
+        // Probes in bursts of their own, sent now: one the transmit path refuses is
+        // forgotten, not timed out against the replica.
+        let mut b: Burst<Mbuf> = Burst::new();
+        for chunk in send.chunks(b.capacity()) {
+            let mut built: Vec<&ProbeSend> = Vec::with_capacity(chunk.len());
+            for p in chunk {
+                let syn = self
+                    .replicas
+                    .mac(p.replica)
+                    .and_then(|dst| self.frame(|buf| health::probe_syn(buf, p, mac, addr, dst)));
+                match syn.map(|m| b.push(m)) {
+                    Some(Ok(())) => built.push(p),
+                    _ => self.monitor.cancel(p),
                 }
             }
+            let sent = self.send(i, &mut b);
+            self.counters.probes += sent as u64;
+            for p in &built[sent..] {
+                self.monitor.cancel(p);
+            }
         }
+        self.monitor.queued(clock.now_ns());
     }
 
     /// Applies health changes: the shared table, a sweep order to every worker on a
