@@ -1116,12 +1116,16 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 }
             }
             // Output lag is the active's only, and means no progress: a frozen active
-            // sends nothing while a standby has sent more. A standby behind (slower, or
+            // sends nothing, with nothing in flight, while a standby has sent more. A standby behind (slower, or
             // retransmitting what the hold budget refused) stalls nobody; an active that
             // is merely behind but sending is not frozen.
             if out_lag > 0 && i == f.active as usize {
                 let at = leg.visible_snd_nxt();
-                if at < max_out {
+                // Nothing of the active's in flight: an active waiting for an RTO to
+                // resend a lost segment is not frozen (a frozen one's kernel still sends
+                // what its send buffer holds, and the client acks it).
+                let drained = !f.client_acked || f.client_ack >= at;
+                if at < max_out && drained {
                     if leg.out_lag_since == 0 || at != leg.out_lag_at {
                         leg.out_lag_since = now;
                         leg.out_lag_at = at;

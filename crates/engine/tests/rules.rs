@@ -899,3 +899,38 @@ fn a_standby_whose_output_lags_is_not_signalled() {
         lab.signals
     );
 }
+
+#[test]
+fn an_active_waiting_to_retransmit_is_not_taken_for_frozen() {
+    let cfg = EngineConfig {
+        output_lag_ns: 10 * MS,
+        ..config()
+    };
+    let mut lab = Lab::with(cfg);
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    // The active's 100 bytes are in flight (the client has not acked them: lost on the
+    // way, say); the standby is 100 bytes further.
+    lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 101), &data(100, 0));
+    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(200, 0));
+    lab.advance(11 * MS);
+    lab.poll();
+    lab.advance(11 * MS);
+    lab.poll();
+    assert!(
+        !lab.signals.iter().any(|s| s.kind == SignalKind::OutputLag),
+        "{:?}",
+        lab.signals
+    );
+    // The client acks all the active sent, and the active sends no more: frozen.
+    lab.client(c1, p1 + 100, A, 502, Opts::ts(102, 5001), b"");
+    lab.advance(MS);
+    lab.poll();
+    lab.advance(11 * MS);
+    lab.poll();
+    assert!(lab
+        .signals
+        .iter()
+        .any(|s| s.replica == lab.p && s.kind == SignalKind::OutputLag));
+}
