@@ -1121,10 +1121,11 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             // is merely behind but sending is not frozen.
             if out_lag > 0 && i == f.active as usize {
                 let at = leg.visible_snd_nxt();
-                // Nothing of the active's in flight: an active waiting for an RTO to
-                // resend a lost segment is not frozen (a frozen one's kernel still sends
-                // what its send buffer holds, and the client acks it).
-                let drained = !f.client_acked || f.client_ack >= at;
+                // Nothing in flight either way: an active waiting for an RTO to resend a
+                // lost segment, or for the client's lost one, is not frozen (a frozen
+                // one's kernel still sends what its send buffer holds, and still acks).
+                let drained =
+                    (!f.client_acked || f.client_ack >= at) && leg.ack >= f.client_snd_nxt;
                 if at < max_out && drained {
                     if leg.out_lag_since == 0 || at != leg.out_lag_at {
                         leg.out_lag_since = now;

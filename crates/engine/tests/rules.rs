@@ -934,3 +934,37 @@ fn an_active_waiting_to_retransmit_is_not_taken_for_frozen() {
         .iter()
         .any(|s| s.replica == lab.p && s.kind == SignalKind::OutputLag));
 }
+
+#[test]
+fn an_active_missing_client_data_is_not_taken_for_frozen() {
+    let cfg = EngineConfig {
+        output_lag_ns: 10 * MS,
+        ..config()
+    };
+    let mut lab = Lab::with(cfg);
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    // A request reaches both; the copy to the active is lost (it acks only the handshake)
+    // while the standby answers it.
+    lab.client(c1, p1, A, 502, Opts::ts(102, 5000), b"req");
+    lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 102), b"");
+    lab.replica(
+        R::B,
+        b1,
+        c1 + 3,
+        A,
+        500,
+        Opts::ts(80_001, 102),
+        &data(200, 0),
+    );
+    for _ in 0..3 {
+        lab.advance(11 * MS);
+        lab.poll();
+    }
+    assert!(
+        !lab.signals.iter().any(|s| s.kind == SignalKind::OutputLag),
+        "{:?}",
+        lab.signals
+    );
+}
