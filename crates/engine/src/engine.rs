@@ -343,29 +343,54 @@ impl<B: PacketBuf> Engine<B> {
             self.counters.drop(DropReason::NoFlow);
             return;
         }
-        // Pick the replica set: live (not draining) replicas of the pool, in pool order
-        // for an ordered service, else from a rotating offset so that the designated
-        // primary, and the load, spread evenly.
+        // Pick the replica set from the live (not draining) replicas of the pool: for an
+        // ordered service the first ones in pool order; otherwise the k live replicas
+        // that follow a rotating offset over the *live* ones, so that with N live the
+        // designated primary cycles through all N and each is in k of every N new
+        // flows, whichever replicas are down.
         let svc = &self.cfg.services[si];
-        let pool_len = svc.replicas.len();
+        let k = svc.copies.min(MAX_COPIES);
+        let up = |r: crate::replica::ReplicaId| self.replicas.health(r) == Health::Up;
+        let live = svc.replicas.iter().filter(|&&r| up(r)).count();
+        let skip = if svc.ordered || live == 0 {
+            0
+        } else {
+            self.rotation[si] % live
+        };
+        // Two forward passes, each replica visited at most once per pass and the second
+        // only over the positions before the first pick: no replica twice, even if the
+        // control core changes a health between the count and the picks.
         let mut chosen = [crate::replica::ReplicaId(0); MAX_COPIES];
         let mut n = 0;
-        let start = if svc.ordered { 0 } else { self.rotation[si] };
-        for off in 0..pool_len {
-            let r = svc.replicas[(start + off) % pool_len];
-            if self.replicas.health(r) == Health::Up {
+        let (mut j, mut first) = (0, svc.replicas.len());
+        for (pos, &r) in svc.replicas.iter().enumerate() {
+            if n == k {
+                break;
+            }
+            if !up(r) {
+                continue;
+            }
+            if j >= skip {
+                first = first.min(pos);
                 chosen[n] = r;
                 n += 1;
-                if n == svc.copies.min(MAX_COPIES) {
-                    break;
-                }
+            }
+            j += 1;
+        }
+        for &r in &svc.replicas[..first] {
+            if n == k {
+                break;
+            }
+            if up(r) {
+                chosen[n] = r;
+                n += 1;
             }
         }
         if n == 0 {
             self.counters.drop(DropReason::NoReplica);
             return;
         }
-        self.rotation[si] = (start + 1) % pool_len.max(1);
+        self.rotation[si] = self.rotation[si].wrapping_add(1);
         let key = FlowKey {
             client_ip: m.src,
             client_port: m.sport,

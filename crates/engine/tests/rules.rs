@@ -968,3 +968,68 @@ fn an_active_missing_client_data_is_not_taken_for_frozen() {
         lab.signals
     );
 }
+
+#[test]
+fn spread_selection_cycles_the_primary_over_the_live_pool() {
+    let spare_ip = Ipv4Addr::new(198, 19, 0, 13);
+    let count = |down: Option<Ipv4Addr>| -> std::collections::HashMap<Ipv4Addr, (u32, u32)> {
+        let mut lab = Lab::new();
+        let s = lab.replicas.add(spare_ip).expect("room");
+        lab.replicas.set_mac(s, MacAddr([2, 0, 0, 0, 0, 0x13]));
+        let mut cfg = config();
+        cfg.max_flows = 1024;
+        cfg.services = vec![tandem_engine::Service {
+            vip: VIP,
+            port: tandem_engine::ServicePort::Port(PORT),
+            replicas: vec![lab.p, lab.b, s],
+            copies: 2,
+            ordered: false,
+        }];
+        lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
+        if let Some(addr) = down {
+            let id = lab.replicas.find(addr).expect("known");
+            lab.replicas.set_health(id, tandem_engine::Health::Down);
+        }
+        for k in 0..300u16 {
+            let syn = Lab::frame(
+                CLIENT_MAC,
+                MacAddr([2, 0, 0, 0, 0, 1]),
+                (CLIENT, 20_000 + k),
+                (VIP, PORT),
+                1,
+                0,
+                S,
+                64240,
+                Opts::syn(1460, 7, 1),
+                b"",
+            );
+            lab.feed(Side::Outside, syn);
+        }
+        // (designated primary, member) counts per replica address.
+        let mut seen = std::collections::HashMap::new();
+        let t = lab.engine.flows();
+        let mut at = 0;
+        // `next_used` wraps round the table: stop when it does.
+        while let Some(idx) = t.next_used(at).filter(|&i| i >= at) {
+            let f = t.get(idx);
+            for (i, leg) in f.legs().iter().enumerate() {
+                let e = seen.entry(Ipv4Addr::from(leg.addr)).or_insert((0u32, 0u32));
+                e.0 += u32::from(i == 0);
+                e.1 += 1;
+            }
+            at = idx + 1;
+            if at as usize >= t.capacity() {
+                break;
+            }
+        }
+        seen
+    };
+    let all = count(None);
+    for ip in [PRIMARY, BACKUP, spare_ip] {
+        assert_eq!(all.get(&ip), Some(&(100, 200)), "{ip}: {all:?}");
+    }
+    let two = count(Some(BACKUP));
+    assert_eq!(two.get(&PRIMARY), Some(&(150, 300)), "{two:?}");
+    assert_eq!(two.get(&spare_ip), Some(&(150, 300)), "{two:?}");
+    assert_eq!(two.get(&BACKUP), None);
+}
