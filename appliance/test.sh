@@ -34,7 +34,7 @@ step "end-to-end: failover in the lab, each failure kind (appliance/e2e/failover
 if [ "$(id -u)" = 0 ]; then
     # Every kind runs; the step fails after them if any did.
     failed=()
-    for kind in kill silence drop freeze backup; do
+    for kind in kill silence drop freeze backup operator; do
         TANDEM_E2E_NO_BUILD=1 appliance/e2e/failover.sh "$kind" || failed+=("$kind")
     done
     if [ ${#failed[@]} -gt 0 ]; then

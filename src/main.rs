@@ -4,6 +4,8 @@
 //! tandem check --profile configs/lab.yaml     # validate a profile, print a summary (no DPDK)
 //! tandem run --profile configs/lab.yaml       # run until SIGINT/SIGTERM, then print counters
 //! tandem --version                            # version, git revision, DPDK version built against
+//! tandem status [--profile P | --socket S]      # the running appliance: replicas, flows
+//! tandem drain|fail|up REPLICA [--profile P | --socket S]   # no new flows / fail over now / undo
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tandem_config::{format_duration, LogFormat, Profile};
+use tandem_runtime::mgmt::Request;
 
 /// The version line: crate version, git revision, DPDK version found at build time.
 const VERSION: &str = concat!(
@@ -63,6 +66,72 @@ enum Cmd {
         #[arg(long, short)]
         profile: PathBuf,
     },
+    /// The running appliance: services, replicas and their health, flows per worker.
+    Status {
+        #[command(flatten)]
+        at: Socket,
+    },
+    /// The replica takes no new flows; its flows stay (maintenance, step 1).
+    Drain {
+        /// `service/replica`, or the replica's name alone when it is unique.
+        replica: String,
+        #[command(flatten)]
+        at: Socket,
+    },
+    /// The replica fails over now: its flows move to their standby; probes do not bring
+    /// it back (maintenance, step 2).
+    Fail {
+        /// `service/replica`, or the replica's name alone when it is unique.
+        replica: String,
+        #[command(flatten)]
+        at: Socket,
+    },
+    /// Undoes `drain` or `fail`: the replica takes new flows once probes say it is up.
+    Up {
+        /// `service/replica`, or the replica's name alone when it is unique.
+        replica: String,
+        #[command(flatten)]
+        at: Socket,
+    },
+}
+
+/// Where the running appliance's management socket is.
+#[derive(clap::Args, Debug)]
+struct Socket {
+    /// The socket (default: the profile's `management.socket`, else /run/tandem/tandem.sock).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// The profile the appliance runs (for its `management.socket`).
+    #[arg(long, short)]
+    profile: Option<PathBuf>,
+}
+
+impl Socket {
+    fn path(&self) -> anyhow::Result<PathBuf> {
+        if let Some(s) = &self.socket {
+            return Ok(s.clone());
+        }
+        match &self.profile {
+            Some(p) => Ok(tandem_config::load(p)?.management.socket),
+            None => Ok(PathBuf::from("/run/tandem/tandem.sock")),
+        }
+    }
+}
+
+/// Sends a management request; prints the answer; an `error:` answer is a failure.
+fn manage(at: &Socket, request: tandem_runtime::mgmt::Request) -> anyhow::Result<()> {
+    let path = at.path()?;
+    let answer = tandem_runtime::mgmt::ask(&path, &request).with_context(|| {
+        format!(
+            "{}: cannot reach the appliance (is `tandem run` running, and are you root?)",
+            path.display()
+        )
+    })?;
+    if let Some(e) = answer.strip_prefix("error: ") {
+        anyhow::bail!("{}", e.trim_end());
+    }
+    print!("{answer}");
+    Ok(())
 }
 
 fn init_logging(format: Format, level: &str) {
@@ -212,6 +281,10 @@ fn main() -> ExitCode {
             log_format,
             log_level,
         } => run(profile, *log_format, log_level.clone()),
+        Cmd::Status { at } => manage(at, Request::Status),
+        Cmd::Drain { replica, at } => manage(at, Request::Drain(replica.clone())),
+        Cmd::Fail { replica, at } => manage(at, Request::Fail(replica.clone())),
+        Cmd::Up { replica, at } => manage(at, Request::Up(replica.clone())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

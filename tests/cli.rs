@@ -108,3 +108,22 @@ fn check_rejects_ten_broken_profiles_at_the_right_line_and_field() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn management_commands_say_when_no_appliance_answers() {
+    let sock = std::env::temp_dir().join(format!("tandem-cli-test-{}.sock", std::process::id()));
+    let s = sock.to_string_lossy().into_owned();
+    for args in [
+        vec!["status", "--socket", &s],
+        vec!["fail", "lab/primary", "--socket", &s],
+    ] {
+        let (ok, _, err) = tandem(&args);
+        assert!(!ok, "{args:?}");
+        assert!(
+            err.contains("cannot reach the appliance") && err.contains(&s),
+            "{args:?}: {err}"
+        );
+    }
+    let (ok, _, err) = tandem(&["drain", "--socket", &s]);
+    assert!(!ok && err.contains("REPLICA"), "a name is required: {err}");
+}

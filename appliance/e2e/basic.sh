@@ -92,6 +92,42 @@ else
     bad "100 MB through the VIP: SHA-256 differs or the transfer failed"
 fi
 
+# 3b. The management socket: status, drain, fail, up, and a wrong name.
+mgmt() { "$tandem" "$@" --profile configs/lab.yaml; }
+st=$(mgmt status 2>&1 || true)
+echo "$st" | sed 's/^/e2e basic: status: /'
+if grep -qE '^  lab/primary +198\.19\.0\.11 +up' <<<"$st" && grep -qE '^flows: [0-9]+' <<<"$st"; then
+    ok "tandem status answers: replicas and flows"
+else
+    bad "tandem status: unexpected answer"
+fi
+mgmt drain spare >/dev/null 2>&1 || true
+if mgmt status 2>/dev/null | grep -qE 'lab/spare .*draining \(operator: drain\)'; then
+    ok "tandem drain spare: draining"
+else
+    bad "tandem drain spare did not take"
+fi
+mgmt fail lab/spare >/dev/null 2>&1 || true
+sleep 0.3 # probes answer meanwhile: they must not bring it back
+if mgmt status 2>/dev/null | grep -qE 'lab/spare .*down \(operator: fail\)'; then
+    ok "tandem fail lab/spare: down, and probes did not bring it back"
+else
+    bad "tandem fail lab/spare did not hold"
+fi
+mgmt up spare >/dev/null 2>&1 || true
+if mgmt status 2>/dev/null | grep -qE 'lab/spare .*up, mac'; then
+    ok "tandem up spare: back in service"
+else
+    bad "tandem up spare did not take"
+fi
+if err=$(mgmt fail nosuch 2>&1); then
+    bad "tandem fail nosuch succeeded: $err"
+elif grep -q 'lab/primary, lab/backup, lab/spare' <<<"$err"; then
+    ok "a wrong name is refused with the valid ones: $(tail -n 1 <<<"$err")"
+else
+    bad "tandem fail nosuch: unexpected error: $err"
+fi
+
 # 4. Unserved traffic: an address no service has, and an unserved port of the appliance.
 lab_exec "$LAB_CLIENT_NS" ip neigh replace 198.18.0.200 lladdr "$LAB_OUT_MAC" dev "$LAB_HOST_IF" nud permanent
 for _ in 1 2 3; do

@@ -7,6 +7,8 @@
 #   freeze   SIGSTOP of the primary's server processes, `output_lag: 100ms` in the profile
 #   backup   kill -9 on the backup instead: the clients must see nothing, and the flows
 #            are reported unprotected
+#   operator `tandem drain primary`, then `tandem fail primary` (maintenance): the flows
+#            move; probes do not bring it back
 #
 # Each run:
 #   1. lab up, `tandem run` (configs/lab.yaml; for freeze a copy with output lag on);
@@ -34,9 +36,9 @@ cd "$(dirname "$0")/../.."
 
 kind=${1:-kill}
 case "$kind" in
-kill | silence | drop | freeze | backup) ;;
+kill | silence | drop | freeze | backup | operator) ;;
 *)
-    echo "usage: $0 [kill|silence|drop|freeze|backup]" >&2
+    echo "usage: $0 [kill|silence|drop|freeze|backup|operator]" >&2
     exit 2
     ;;
 esac
@@ -150,6 +152,12 @@ freeze)
     kill -STOP $pids || true
     what="SIGSTOP of the servers on $victim (pids $pids)"
     ;;
+operator)
+    "$tandem" drain "$victim" --profile "$profile" >/dev/null
+    failed_at=$EPOCHREALTIME
+    "$tandem" fail "$victim" --profile "$profile" >/dev/null
+    what="tandem drain, then tandem fail, of $victim"
+    ;;
 silence)
     lab_exec "$victim_ns" ip link set "$LAB_HOST_IF" down
     what="$LAB_HOST_IF down on $victim"
@@ -222,9 +230,10 @@ if [ -n "$down" ]; then
     kill | backup) want_cause='cause=(Unmatched(Rst|Fin) confirmed|probes failed on port [0-9]+ \(the last: RST\))' ;;
     silence | drop) want_cause='cause=(probes failed on port [0-9]+ \(the last: no answer\)|the host stopped answering ARP)' ;;
     freeze) want_cause='cause=output lag' ;;
+    operator) want_cause='cause=operator' ;;
     esac
     if grep -qE "$want_cause" <<<"$down"; then
-        ok "the cause is the one a $kind failure gives"
+        ok "the cause matches the failure ($kind)"
     else
         bad "unexpected cause for a $kind failure (want /$want_cause/)"
     fi
@@ -237,12 +246,12 @@ if [ -z "$others" ]; then
 else
     bad "other replicas failed over: $others"
 fi
-if [ "$kind" = freeze ]; then
-    # Its kernel answers probes while it is frozen: it must not come back.
+if [ "$kind" = freeze ] || [ "$kind" = operator ]; then
+    # Its kernel answers probes (frozen), or it is healthy (operator): it must not come back.
     if grep -E 'event="?recovered' "$tmp/events.log" | grep -qE "addr=$victim_ip"; then
-        bad "the frozen $victim was taken back"
+        bad "$victim was taken back"
     else
-        ok "the frozen $victim stayed out although its kernel answers probes"
+        ok "$victim stayed out although it answers probes"
     fi
 fi
 unprotected=$(grep -oE 'flows_unprotected=[0-9]+' "$tmp/events.log" | cut -d= -f2 | sort -n | tail -n 1 || true)

@@ -93,8 +93,25 @@ pub struct Neighbour {
     pub seen_at: u64,
 }
 
+/// What an operator set on a replica (`tandem drain` / `tandem fail`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admin {
+    /// No new flows; probes may take it down and up again, to `Draining`.
+    Drained,
+    /// Down now; probes do not bring it back.
+    Failed,
+}
+
 /// Everything the control core owns.
 pub struct Control {
+    /// Requests from the management socket (none: no socket).
+    pub mgmt: Option<std::sync::mpsc::Receiver<crate::mgmt::Pending>>,
+    /// Every replica's `service/replica` name.
+    pub names: Vec<(String, ReplicaId)>,
+    /// Operators' settings, by replica.
+    pub admin: Vec<(ReplicaId, Admin)>,
+    /// The services, one line each, for `status`.
+    pub services_text: String,
     /// Outside then inside.
     pub ports: [ControlPort; 2],
     /// Frames from each worker.
@@ -202,6 +219,7 @@ impl Control {
             }
             self.resolve(now, &mut out);
             self.probe(now, horizon, clock);
+            self.serve_mgmt();
             for (i, b) in out.iter_mut().enumerate() {
                 if !b.is_empty() {
                     busy = true;
@@ -514,6 +532,12 @@ impl Control {
                 Cause::ArpSilent => "the host stopped answering ARP".to_owned(),
                 Cause::Recovered => "probes answered on every port".to_owned(),
             };
+            let admin = self.admin_of(c.replica);
+            if !c.down && admin == Some(Admin::Failed) {
+                tracing::info!(replica = c.replica.0, %addr, %cause,
+                    "replica answers probes again; it stays down (`tandem fail`; `tandem up` brings it back)");
+                continue;
+            }
             if c.down {
                 self.replicas.set_health(c.replica, Health::Down);
                 self.broadcast(Command::FailoverSweep);
@@ -527,7 +551,14 @@ impl Control {
                     "replica down: its flows fail over"
                 );
             } else {
-                self.replicas.set_health(c.replica, Health::Up);
+                self.replicas.set_health(
+                    c.replica,
+                    if admin == Some(Admin::Drained) {
+                        Health::Draining
+                    } else {
+                        Health::Up
+                    },
+                );
                 tracing::info!(
                     event = "recovered",
                     replica = c.replica.0,
@@ -538,6 +569,129 @@ impl Control {
                 );
             }
         }
+    }
+
+    fn admin_of(&self, id: ReplicaId) -> Option<Admin> {
+        self.admin.iter().find(|(r, _)| *r == id).map(|(_, a)| *a)
+    }
+
+    /// Answers the management requests waiting (see [`crate::mgmt`]).
+    fn serve_mgmt(&mut self) {
+        let Some(rx) = &self.mgmt else { return };
+        let pending: Vec<crate::mgmt::Pending> = rx.try_iter().collect();
+        for p in pending {
+            let answer = self.answer(&p.request);
+            let _ = p.answer.try_send(answer);
+        }
+    }
+
+    fn answer(&mut self, req: &crate::mgmt::Request) -> String {
+        use crate::mgmt::Request;
+        let name = match req {
+            Request::Status => return self.status(),
+            Request::Drain(n) | Request::Fail(n) | Request::Up(n) => n,
+        };
+        let (full, id) = match crate::mgmt::resolve(name, &self.names) {
+            Ok((full, id)) => (full.to_owned(), id),
+            Err(e) => return format!("{e}\n"),
+        };
+        self.admin.retain(|(r, _)| *r != id);
+        let addr = self.replicas.addr(id);
+        match req {
+            Request::Drain(_) => {
+                self.admin.push((id, Admin::Drained));
+                if self.replicas.health(id) == Health::Up {
+                    self.replicas.set_health(id, Health::Draining);
+                }
+                tracing::warn!(event = "drain", replica = %full, %addr, "operator: no new flows");
+                format!("{full}: draining (no new flows; its flows stay)\n")
+            }
+            Request::Fail(_) => {
+                self.admin.push((id, Admin::Failed));
+                if self.replicas.health(id) != Health::Down {
+                    self.replicas.set_health(id, Health::Down);
+                    self.broadcast(Command::FailoverSweep);
+                    self.counters.failovers += 1;
+                }
+                tracing::warn!(event = "failover", replica = id.0, %addr,
+                    cause = %"operator (tandem fail)", first_sign_to_switch_us = 0u64,
+                    "replica down: its flows fail over");
+                format!("{full}: failed over (its flows move; probes will not bring it back)\n")
+            }
+            Request::Up(_) => {
+                let health = if self.monitor.is_down(id) {
+                    Health::Down
+                } else {
+                    Health::Up
+                };
+                self.replicas.set_health(id, health);
+                tracing::info!(event = "up", replica = %full, %addr, "operator: back in service");
+                match health {
+                    Health::Up => format!("{full}: up (takes new flows)\n"),
+                    _ => format!("{full}: probes say it is down; it comes up when they answer\n"),
+                }
+            }
+            Request::Status => unreachable!("answered above"),
+        }
+    }
+
+    /// The `status` answer.
+    fn status(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::from("services:\n");
+        s.push_str(&self.services_text);
+        s.push_str("replicas:\n");
+        for (name, id) in &self.names {
+            let health = match self.replicas.health(*id) {
+                Health::Up => "up",
+                Health::Draining => "draining",
+                Health::Down => "down",
+                Health::Unused => "unused",
+            };
+            let admin = match self.admin_of(*id) {
+                Some(Admin::Drained) => " (operator: drain)",
+                Some(Admin::Failed) => " (operator: fail)",
+                None => "",
+            };
+            let mac = self
+                .replicas
+                .mac(*id)
+                .map_or_else(|| "unresolved".to_owned(), fmt_mac);
+            let _ = writeln!(
+                s,
+                "  {name:<24} {:<15} {health}{admin}, mac {mac}",
+                self.replicas.addr(*id).to_string()
+            );
+        }
+        let (mut flows, mut unprotected) = (0, 0);
+        let mut lines = String::new();
+        for (lcore, stats) in &self.workers {
+            let (e, _) = stats.read();
+            let f = e.get("flows").unwrap_or(0);
+            let u = e.get("flows_unprotected").unwrap_or(0);
+            flows += f;
+            unprotected += u;
+            let _ = writeln!(
+                lines,
+                "  worker lcore {lcore}: flows {f}, unprotected {u}, failovers {}, rx {}, tx {}",
+                e.get("flow_failovers").unwrap_or(0),
+                e.get("rx").unwrap_or(0),
+                e.get("tx").unwrap_or(0)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "flows: {flows} (protected {}, unprotected {unprotected})",
+            flows.saturating_sub(unprotected)
+        );
+        s.push_str(&lines);
+        let c = &self.counters;
+        let _ = writeln!(
+            s,
+            "control: probes {}, answered {}, lost {}, failovers {}, signals {}",
+            c.probes, c.probe_replies, c.probes_lost, c.failovers, c.signals
+        );
+        s
     }
 
     /// Sends every worker a command (a failover sweep, a stats publish).

@@ -34,6 +34,7 @@ pub mod buf;
 pub mod clock;
 pub mod control;
 pub mod health;
+pub mod mgmt;
 pub mod msg;
 pub mod profile;
 pub mod stats;
@@ -454,7 +455,43 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
             }
         }
     }
+    let names: Vec<(String, tandem_engine::ReplicaId)> = mapped
+        .replica_list
+        .iter()
+        .map(|r| (r.name.clone(), r.id))
+        .collect();
+    // The management socket: the data path runs without it (a warning says why).
+    let (mgmt_server, mgmt_rx) = match mgmt::Server::start(&profile.management.socket) {
+        Ok((s, rx)) => {
+            tracing::info!(socket = %profile.management.socket.display(), "management socket up");
+            (Some(s), Some(rx))
+        }
+        Err(e) => {
+            tracing::warn!(socket = %profile.management.socket.display(), error = %e,
+                "no management socket: `tandem status` and the other commands cannot reach this appliance");
+            (None, None)
+        }
+    };
+    let services_text: String = profile
+        .services
+        .iter()
+        .map(|s| {
+            format!(
+                "  {}: {} port {}, {}, copies {}, {} selection\n",
+                s.name,
+                s.vip,
+                s.port,
+                s.mode,
+                s.copies,
+                format!("{:?}", s.selection).to_lowercase()
+            )
+        })
+        .collect();
     let mut control = Control {
+        mgmt: mgmt_rx,
+        names,
+        admin: Vec::new(),
+        services_text,
         ports: cports,
         from_workers,
         signals: signal_rx,
@@ -530,6 +567,7 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
             .collect(),
     };
     drop(control);
+    drop(mgmt_server);
     for p in ports {
         let stats = p.port.stats().unwrap_or_default();
         summary.ports.push(PortSummary {
