@@ -92,6 +92,16 @@ else
     bad "100 MB through the VIP: SHA-256 differs or the transfer failed"
 fi
 
+# 3a. Prometheus metrics, inside the appliance's namespace (the profile's 127.0.0.1:9450).
+metrics=$(lab_exec "$LAB_APPLIANCE_NS" curl -sS --max-time 5 http://127.0.0.1:9450/metrics || true)
+rx=$(awk '$1 == "tandem_rx_packets_total{lcore=\"1\"}" { print $2 }' <<<"$metrics")
+if [ "${rx:-0}" -gt 0 ] && grep -q '^tandem_replica_up{replica="lab/primary",address="198.19.0.11"} 1$' <<<"$metrics" &&
+    grep -q '^# TYPE tandem_drops_total counter$' <<<"$metrics"; then
+    ok "metrics: tandem_rx_packets_total $rx, every replica up, drops by reason"
+else
+    bad "metrics at 127.0.0.1:9450: unexpected ($(head -c 300 <<<"$metrics"))"
+fi
+
 # 3b. The management socket: status, drain, fail, up, and a wrong name.
 mgmt() { "$tandem" "$@" --profile configs/lab.yaml; }
 st=$(mgmt status 2>&1 || true)

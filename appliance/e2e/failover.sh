@@ -116,6 +116,11 @@ done
 # `rise` good probes.
 sleep 0.5
 
+# Metrics before the failure (the profile's listener, inside the appliance's namespace).
+scrape() { lab_exec "$LAB_APPLIANCE_NS" curl -sS --max-time 5 http://127.0.0.1:9450/metrics || true; }
+metric() { awk -v k="$1" '$1 == k { print $2 }' <<<"$2"; }
+before=$(scrape)
+
 # The victim's server processes: the stream server, nginx's master and its worker.
 server_pids() {
     local master
@@ -188,6 +193,17 @@ if [ "$new_got" = "$new_want" ]; then
     ok "a new connection after the failure is served (1 MiB, SHA-256 matches)"
 else
     bad "a new connection after the failure: SHA-256 ${new_got:-none} (want $new_want)"
+fi
+
+# Metrics after it: the failover counted, the victim no longer up.
+after=$(scrape)
+fo0=$(metric tandem_control_failovers_total "$before")
+fo1=$(metric tandem_control_failovers_total "$after")
+up1=$(metric "tandem_replica_up{replica=\"lab/$victim\",address=\"$victim_ip\"}" "$after")
+if [ -n "$fo0" ] && [ -n "$fo1" ] && [ "$fo1" -gt "$fo0" ] && [ "$up1" = 0 ]; then
+    ok "metrics: tandem_control_failovers_total $fo0 -> $fo1, tandem_replica_up for $victim 0"
+else
+    bad "metrics: failovers '$fo0' -> '$fo1', $victim up '$up1'"
 fi
 
 client_rc=0

@@ -104,6 +104,8 @@ pub enum Admin {
 
 /// Everything the control core owns.
 pub struct Control {
+    /// Where its counters are copied for the metrics listener.
+    pub shared: Option<Arc<crate::metrics::Shared>>,
     /// Requests from the management socket (none: no socket).
     pub mgmt: Option<std::sync::mpsc::Receiver<crate::mgmt::Pending>>,
     /// Every replica's `service/replica` name.
@@ -220,6 +222,12 @@ impl Control {
             self.resolve(now, &mut out);
             self.probe(now, horizon, clock);
             self.serve_mgmt();
+            if let Some(sh) = &self.shared {
+                // Never waits on the metrics thread: a busy lock skips one pass.
+                if let Ok(mut c) = sh.control.try_lock() {
+                    *c = self.counters;
+                }
+            }
             for (i, b) in out.iter_mut().enumerate() {
                 if !b.is_empty() {
                     busy = true;

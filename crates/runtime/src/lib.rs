@@ -34,6 +34,7 @@ pub mod buf;
 pub mod clock;
 pub mod control;
 pub mod health;
+pub mod metrics;
 pub mod mgmt;
 pub mod msg;
 pub mod profile;
@@ -487,7 +488,28 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
             )
         })
         .collect();
+    // Prometheus metrics: the data path runs without them too.
+    let shared = Arc::new(metrics::Shared {
+        workers: stats.clone(),
+        control: std::sync::Mutex::new(Default::default()),
+        replicas: mapped.replicas.clone(),
+        names: names.clone(),
+    });
+    let metrics_server = match profile.management.metrics {
+        None => None,
+        Some(addr) => match metrics::Server::start(addr, shared.clone()) {
+            Ok(s) => {
+                tracing::info!(%addr, "metrics at http://{addr}/metrics");
+                Some(s)
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "no metrics listener");
+                None
+            }
+        },
+    };
     let mut control = Control {
+        shared: Some(shared),
         mgmt: mgmt_rx,
         names,
         admin: Vec::new(),
@@ -568,6 +590,7 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
     };
     drop(control);
     drop(mgmt_server);
+    drop(metrics_server);
     for p in ports {
         let stats = p.port.stats().unwrap_or_default();
         summary.ports.push(PortSummary {

@@ -25,7 +25,8 @@ macro_rules! io_counters {
             /// Labels, in field order.
             pub const LABELS: &'static [&'static str] = &[$($label,)*];
 
-            fn to_array(self) -> [u64; Self::N] { [$(self.$name,)*] }
+            /// The values, in [`IoCounters::LABELS`] order.
+            pub fn to_array(self) -> [u64; Self::N] { [$(self.$name,)*] }
 
             fn from_array(a: [u64; Self::N]) -> IoCounters {
                 let mut it = a.into_iter();
