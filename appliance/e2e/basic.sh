@@ -102,6 +102,25 @@ else
     bad "metrics at 127.0.0.1:9450: unexpected ($(head -c 300 <<<"$metrics"))"
 fi
 
+# 3a'. DPDK telemetry: /tandem/stats and /tandem/status on the EAL's socket, as
+# dpdk-telemetry.py would ask them (the lab profile's --file-prefix is tandem-lab).
+tel=$(python3 - /var/run/dpdk/tandem-lab/dpdk_telemetry.v2 <<'PY' 2>&1 || true
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.settimeout(5)
+s.connect(sys.argv[1])
+json.loads(s.recv(1024))  # the greeting
+for cmd in ("/tandem/stats", "/tandem/status"):
+    s.send(cmd.encode())
+    print(json.dumps(json.loads(s.recv(65536))))
+PY
+)
+if grep -q '"/tandem/stats": {.*"rx": [1-9]' <<<"$tel" && grep -q '"lab/primary": "198.19.0.11 up"' <<<"$tel"; then
+    ok "DPDK telemetry: /tandem/stats and /tandem/status answer"
+else
+    bad "DPDK telemetry: unexpected answer: $(head -c 400 <<<"$tel")"
+fi
+
 # 3b. The management socket: status, drain, fail, up, and a wrong name.
 mgmt() { "$tandem" "$@" --profile configs/lab.yaml; }
 st=$(mgmt status 2>&1 || true)

@@ -24,6 +24,7 @@
 #include <rte_mempool.h>
 #include <rte_prefetch.h>
 #include <rte_ring.h>
+#include <rte_telemetry.h>
 #include <rte_version.h>
 
 /*

@@ -32,6 +32,7 @@ mod mbuf;
 mod mempool;
 mod port;
 pub mod ring;
+pub mod telemetry;
 
 pub use burst::{Burst, Drain, BURST_SIZE};
 pub use eal::Eal;

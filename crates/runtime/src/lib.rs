@@ -495,6 +495,26 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
         replicas: mapped.replicas.clone(),
         names: names.clone(),
     });
+    for (cmd, help) in [
+        (
+            "/tandem/stats",
+            "Tandem's counters, all workers summed. No parameters",
+        ),
+        (
+            "/tandem/status",
+            "Tandem's replicas and their health, flows. No parameters",
+        ),
+    ] {
+        let sh = shared.clone();
+        let handler: tandem_dpdk::telemetry::Handler = if cmd == "/tandem/stats" {
+            Box::new(move |_| sh.stats_dict())
+        } else {
+            Box::new(move |_| sh.status_dict())
+        };
+        if let Err(rc) = tandem_dpdk::telemetry::register(cmd, help, handler) {
+            tracing::warn!(cmd, rc, "DPDK telemetry refused the command");
+        }
+    }
     let metrics_server = match profile.management.metrics {
         None => None,
         Some(addr) => match metrics::Server::start(addr, shared.clone()) {

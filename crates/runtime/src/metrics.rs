@@ -6,6 +6,9 @@
 //! Names follow Prometheus conventions: `tandem_…_total` for counters, base units, one
 //! label per dimension (`lcore`, `reason`, `replica`). Latency and recovery-time
 //! histograms are not here yet (issue #6 brings the per-core latency histograms).
+//!
+//! The same figures answer the DPDK telemetry commands `/tandem/stats` and
+//! `/tandem/status` ([`Shared::stats_dict`], [`Shared::status_dict`]).
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
@@ -15,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use tandem_dpdk::telemetry::Value;
 use tandem_engine::{DropReason, Health, ReplicaId, ReplicaTable};
 
 use crate::stats::{ControlCounters, EngineSnapshot, IoCounters, WorkerStats, ENGINE_LABELS};
@@ -57,6 +61,72 @@ impl Shared {
             })
             .collect();
         render(&workers, &control, &replicas)
+    }
+}
+
+impl Shared {
+    /// `/tandem/stats` (DPDK telemetry): every worker counter summed, drops by reason,
+    /// the control core's counters.
+    pub fn stats_dict(&self) -> Vec<(String, Value)> {
+        let mut total = EngineSnapshot::default();
+        for (_, s) in &self.workers {
+            let (e, _) = s.read();
+            for (t, v) in total.values.iter_mut().zip(e.values) {
+                *t += v;
+            }
+            for (t, v) in total.drops.iter_mut().zip(e.drops) {
+                *t += v;
+            }
+        }
+        let mut out: Vec<(String, Value)> = ENGINE_LABELS
+            .iter()
+            .zip(total.values)
+            .map(|(l, v)| ((*l).to_owned(), Value::U64(v)))
+            .collect();
+        for r in DropReason::ALL {
+            out.push((format!("drop.{}", r.label()), Value::U64(total.dropped(*r))));
+        }
+        let c = self.control.lock().map(|c| *c).unwrap_or_default();
+        for (l, v) in [
+            ("control.probes", c.probes),
+            ("control.probe_answers", c.probe_replies),
+            ("control.probes_lost", c.probes_lost),
+            ("control.failovers", c.failovers),
+            ("control.signals", c.signals),
+        ] {
+            out.push((l.to_owned(), Value::U64(v)));
+        }
+        out
+    }
+
+    /// `/tandem/status` (DPDK telemetry): each replica's health, flows.
+    pub fn status_dict(&self) -> Vec<(String, Value)> {
+        let mut out: Vec<(String, Value)> = self
+            .names
+            .iter()
+            .map(|(n, id)| {
+                let h = match self.replicas.health(*id) {
+                    Health::Up => "up",
+                    Health::Draining => "draining",
+                    Health::Down => "down",
+                    Health::Unused => "unused",
+                };
+                (
+                    n.clone(),
+                    Value::Str(format!("{} {h}", self.replicas.addr(*id))),
+                )
+            })
+            .collect();
+        let (mut flows, mut unprotected) = (0, 0);
+        for (_, s) in &self.workers {
+            let (e, _) = s.read();
+            flows += e.get("flows").unwrap_or(0);
+            unprotected += e.get("flows_unprotected").unwrap_or(0);
+        }
+        out.push(("flows".to_owned(), Value::U64(flows)));
+        out.push(("flows_unprotected".to_owned(), Value::U64(unprotected)));
+        out.push(("workers".to_owned(), Value::U64(self.workers.len() as u64)));
+        out
     }
 }
 
