@@ -130,6 +130,9 @@ fn manage(at: &Socket, request: tandem_runtime::mgmt::Request) -> anyhow::Result
     if let Some(e) = answer.strip_prefix("error: ") {
         anyhow::bail!("{}", e.trim_end());
     }
+    if answer.is_empty() {
+        anyhow::bail!("{}: the appliance closed without an answer", path.display());
+    }
     print!("{answer}");
     Ok(())
 }

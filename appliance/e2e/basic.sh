@@ -115,7 +115,8 @@ for cmd in ("/tandem/stats", "/tandem/status"):
     print(json.dumps(json.loads(s.recv(65536))))
 PY
 )
-if grep -q '"/tandem/stats": {.*"rx": [1-9]' <<<"$tel" && grep -q '"lab/primary": "198.19.0.11 up"' <<<"$tel"; then
+if grep -q '"/tandem/stats": {.*"rx": [1-9]' <<<"$tel" && grep -q '"drop/no_flow": [0-9]' <<<"$tel" &&
+    grep -q '"control/failovers": [0-9]' <<<"$tel" && grep -q '"lab/primary": "198.19.0.11 up"' <<<"$tel"; then
     ok "DPDK telemetry: /tandem/stats and /tandem/status answer"
 else
     bad "DPDK telemetry: unexpected answer: $(head -c 400 <<<"$tel")"
@@ -137,11 +138,18 @@ else
     bad "tandem drain spare did not take"
 fi
 mgmt fail lab/spare >/dev/null 2>&1 || true
-sleep 0.3 # probes answer meanwhile: they must not bring it back
-if mgmt status 2>/dev/null | grep -qE 'lab/spare .*down \(operator: fail\)'; then
-    ok "tandem fail lab/spare: down, and probes did not bring it back"
+# The probes see the spare go down and come back meanwhile: they must not bring it back.
+lab_exec "$(lab_replica_ns spare)" ip link set "$LAB_HOST_IF" down
+sleep 0.3
+lab_exec "$(lab_replica_ns spare)" ip link set "$LAB_HOST_IF" up
+lab_exec "$(lab_replica_ns spare)" ip route replace default via "$LAB_IN_IP" dev "$LAB_HOST_IF" || true
+sleep 0.5
+if mgmt status 2>/dev/null | grep -qE 'lab/spare .*down \(operator: fail\)' &&
+    grep -qE 'addr=198\.19\.0\.13.*stays down|failed by the operator\) also fails' "$tmp/tandem.log"; then
+    ok "tandem fail lab/spare: down, and its probes failing then answering again did not bring it back"
 else
-    bad "tandem fail lab/spare did not hold"
+    bad "tandem fail lab/spare did not hold (or the probes never saw it down and up)"
+    grep -E '198\.19\.0\.13' "$tmp/tandem.log" | tail -n 5
 fi
 mgmt up spare >/dev/null 2>&1 || true
 if mgmt status 2>/dev/null | grep -qE 'lab/spare .*up, mac'; then

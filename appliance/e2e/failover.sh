@@ -244,7 +244,9 @@ if [ -n "$down" ]; then
     # The cause each kind must be found by.
     case "$kind" in
     kill | backup) want_cause='cause=(Unmatched(Rst|Fin) confirmed|probes failed on port [0-9]+ \(the last: RST\))' ;;
-    silence | drop) want_cause='cause=(probes failed on port [0-9]+ \(the last: no answer\)|the host stopped answering ARP)' ;;
+    # A silent host is found by its probes going unanswered, or by its acks lagging
+    # (the suspect burst then goes unanswered), whichever comes first.
+    silence | drop) want_cause='cause=(probes failed on port [0-9]+ \(the last: no answer\)|the host stopped answering ARP|AckLag confirmed)' ;;
     freeze) want_cause='cause=output lag' ;;
     operator) want_cause='cause=operator' ;;
     esac

@@ -6,7 +6,7 @@
 //! returns a flat dictionary of numbers and strings.
 
 use std::ffi::{c_char, c_int, CStr, CString};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tandem_dpdk_sys as sys;
 
@@ -20,10 +20,13 @@ pub enum Value {
 }
 
 /// A command's handler: its parameters (after the command, may be empty) to its answer.
-pub type Handler = Box<dyn Fn(&str) -> Vec<(String, Value)> + Send + Sync>;
+/// DPDK 22.11 takes only `[A-Za-z0-9_/]` in names: other characters become `_`.
+pub type Handler = Arc<dyn Fn(&str) -> Vec<(String, Value)> + Send + Sync>;
 
-fn registry() -> &'static Mutex<Vec<(String, Handler)>> {
-    static R: OnceLock<Mutex<Vec<(String, Handler)>>> = OnceLock::new();
+type Registry = Mutex<Vec<(String, Handler)>>;
+
+fn registry() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
     R.get_or_init(|| Mutex::new(Vec::new()))
 }
 
@@ -36,7 +39,8 @@ fn registry() -> &'static Mutex<Vec<(String, Handler)>> {
 pub fn register(cmd: &str, help: &str, handler: Handler) -> Result<(), i32> {
     let c_cmd = CString::new(cmd).map_err(|_| -libc_einval())?;
     let c_help = CString::new(help).map_err(|_| -libc_einval())?;
-    if let Ok(mut r) = registry().lock() {
+    {
+        let mut r = registry().lock().unwrap_or_else(PoisonError::into_inner);
         r.retain(|(c, _)| c != cmd);
         r.push((cmd.to_owned(), handler));
     }
@@ -74,19 +78,24 @@ extern "C" fn trampoline(
             .to_string_lossy()
             .into_owned()
     };
-    let answer = match std::panic::catch_unwind(|| {
-        let r = registry().lock().ok()?;
-        let (_, h) = r.iter().find(|(c, _)| *c == cmd)?;
-        Some(h(&params))
-    }) {
-        Ok(Some(a)) => a,
-        _ => return -1,
+    // The handler runs outside the lock (a panicking one poisons nothing), and a panic
+    // stops here, not at the C boundary.
+    let handler = {
+        let r = registry().lock().unwrap_or_else(PoisonError::into_inner);
+        match r.iter().find(|(c, _)| *c == cmd) {
+            Some((_, h)) => h.clone(),
+            None => return -1,
+        }
+    };
+    let Ok(answer) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&params)))
+    else {
+        return -1;
     };
     // SAFETY: `d` is the container DPDK handed us for this call.
     unsafe {
         sys::rte_tel_data_start_dict(d);
         for (name, v) in answer.iter().take(sys::RTE_TEL_MAX_DICT_ENTRIES as usize) {
-            let Ok(n) = CString::new(cut(name, 63)) else {
+            let Ok(n) = CString::new(key(cut(name, 63))) else {
                 continue;
             };
             match v {
@@ -104,6 +113,19 @@ extern "C" fn trampoline(
     0
 }
 
+/// `name` with every character DPDK refuses in a dictionary name made `_`.
+fn key(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '/' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// `s` cut to at most `max` bytes, on a character boundary.
 fn cut(s: &str, max: usize) -> &str {
     let mut end = s.len().min(max);
@@ -111,4 +133,17 @@ fn cut(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_made_acceptable_to_dpdk_and_cut_on_a_boundary() {
+        assert_eq!(key("drop/no_flow"), "drop/no_flow");
+        assert_eq!(key("lab/web-1.x"), "lab/web_1_x");
+        assert_eq!(cut("abcé", 4), "abc");
+        assert_eq!(cut("abc", 10), "abc");
+    }
 }

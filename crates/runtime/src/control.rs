@@ -546,6 +546,12 @@ impl Control {
                     "replica answers probes again; it stays down (`tandem fail`; `tandem up` brings it back)");
                 continue;
             }
+            if c.down && admin == Some(Admin::Failed) {
+                // Already down by `tandem fail`: no flow left to move, no second count.
+                tracing::info!(replica = c.replica.0, %addr, %cause,
+                    "replica (failed by the operator) also fails its probes");
+                continue;
+            }
             if c.down {
                 self.replicas.set_health(c.replica, Health::Down);
                 self.broadcast(Command::FailoverSweep);
@@ -587,7 +593,12 @@ impl Control {
     fn serve_mgmt(&mut self) {
         let Some(rx) = &self.mgmt else { return };
         let pending: Vec<crate::mgmt::Pending> = rx.try_iter().collect();
+        let now = std::time::Instant::now();
         for p in pending {
+            if now > p.deadline {
+                // The client was told it failed: carrying it out now would surprise it.
+                continue;
+            }
             let answer = self.answer(&p.request);
             let _ = p.answer.try_send(answer);
         }
@@ -608,7 +619,9 @@ impl Control {
         match req {
             Request::Drain(_) => {
                 self.admin.push((id, Admin::Drained));
-                if self.replicas.health(id) == Health::Up {
+                // Up, or down by `fail` only (the probes say it is well): draining.
+                let health = self.replicas.health(id);
+                if health == Health::Up || (health == Health::Down && !self.monitor.is_down(id)) {
                     self.replicas.set_health(id, Health::Draining);
                 }
                 tracing::warn!(event = "drain", replica = %full, %addr, "operator: no new flows");

@@ -507,9 +507,9 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
     ] {
         let sh = shared.clone();
         let handler: tandem_dpdk::telemetry::Handler = if cmd == "/tandem/stats" {
-            Box::new(move |_| sh.stats_dict())
+            std::sync::Arc::new(move |_| sh.stats_dict())
         } else {
-            Box::new(move |_| sh.status_dict())
+            std::sync::Arc::new(move |_| sh.status_dict())
         };
         if let Err(rc) = tandem_dpdk::telemetry::register(cmd, help, handler) {
             tracing::warn!(cmd, rc, "DPDK telemetry refused the command");

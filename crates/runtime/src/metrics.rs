@@ -84,15 +84,15 @@ impl Shared {
             .map(|(l, v)| ((*l).to_owned(), Value::U64(v)))
             .collect();
         for r in DropReason::ALL {
-            out.push((format!("drop.{}", r.label()), Value::U64(total.dropped(*r))));
+            out.push((format!("drop/{}", r.label()), Value::U64(total.dropped(*r))));
         }
         let c = self.control.lock().map(|c| *c).unwrap_or_default();
         for (l, v) in [
-            ("control.probes", c.probes),
-            ("control.probe_answers", c.probe_replies),
-            ("control.probes_lost", c.probes_lost),
-            ("control.failovers", c.failovers),
-            ("control.signals", c.signals),
+            ("control/probes", c.probes),
+            ("control/probe_answers", c.probe_replies),
+            ("control/probes_lost", c.probes_lost),
+            ("control/failovers", c.failovers),
+            ("control/signals", c.signals),
         ] {
             out.push((l.to_owned(), Value::U64(v)));
         }

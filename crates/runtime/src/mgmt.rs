@@ -80,6 +80,9 @@ impl Request {
 pub struct Pending {
     /// What was asked.
     pub request: Request,
+    /// After this the client has been told the control core did not answer: the request
+    /// must not be carried out late.
+    pub deadline: std::time::Instant,
     /// Where the answer goes.
     pub answer: SyncSender<String>,
 }
@@ -127,18 +130,35 @@ impl Server {
     ///
     /// The directory or the socket cannot be made, or another appliance answers there.
     pub fn start(path: &Path) -> std::io::Result<(Server, Receiver<Pending>)> {
+        use std::os::unix::fs::FileTypeExt;
+        // Only a directory made here is given mode 0700: a profile naming /tmp/x.sock
+        // must not change /tmp. The socket itself is 0600 either way.
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        }
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::AddrInUse,
-                    format!("{}: another tandem answers there", path.display()),
-                ));
+            if !dir.exists() {
+                std::fs::create_dir_all(dir)?;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
             }
-            std::fs::remove_file(path)?;
+        }
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_socket() => {
+                if UnixStream::connect(path).is_ok() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        format!("{}: another tandem answers there", path.display()),
+                    ));
+                }
+                std::fs::remove_file(path)?;
+            }
+            Ok(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{}: exists and is not a socket (not removed)",
+                        path.display()
+                    ),
+                ))
+            }
+            Err(_) => {}
         }
         let listener = UnixListener::bind(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
@@ -201,6 +221,7 @@ fn serve_one(mut conn: UnixStream, tx: &SyncSender<Pending>) -> std::io::Result<
             let (atx, arx) = mpsc::sync_channel(1);
             match tx.try_send(Pending {
                 request,
+                deadline: std::time::Instant::now() + TIMEOUT,
                 answer: atx,
             }) {
                 Err(_) => "error: the control core is busy; try again\n".to_owned(),
