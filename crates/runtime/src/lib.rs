@@ -493,7 +493,7 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
         workers: stats.clone(),
         control: std::sync::Mutex::new(Default::default()),
         replicas: mapped.replicas.clone(),
-        names: names.clone(),
+        names: std::sync::Mutex::new(names.clone()),
     });
     for (cmd, help) in [
         (

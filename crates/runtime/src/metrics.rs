@@ -34,11 +34,17 @@ pub struct Shared {
     pub control: Mutex<ControlCounters>,
     /// Health and addresses.
     pub replicas: Arc<ReplicaTable>,
-    /// `service/replica` names.
-    pub names: Vec<(String, ReplicaId)>,
+    /// `service/replica` names (the control core updates them on `tandem add`/`remove`).
+    pub names: Mutex<Vec<(String, ReplicaId)>>,
 }
 
 impl Shared {
+    /// A copy of the replica names (a poisoned lock reads as none: the metrics thread
+    /// must never take the appliance down).
+    pub fn names(&self) -> Vec<(String, ReplicaId)> {
+        self.names.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+
     fn render(&self) -> String {
         let workers: Vec<(u32, EngineSnapshot, IoCounters)> = self
             .workers
@@ -49,8 +55,8 @@ impl Shared {
             })
             .collect();
         let control = self.control.lock().map(|c| *c).unwrap_or_default();
-        let replicas: Vec<(String, Ipv4Addr, Health)> = self
-            .names
+        let names = self.names();
+        let replicas: Vec<(String, Ipv4Addr, Health)> = names
             .iter()
             .map(|(n, id)| {
                 (
@@ -102,7 +108,7 @@ impl Shared {
     /// `/tandem/status` (DPDK telemetry): each replica's health, flows.
     pub fn status_dict(&self) -> Vec<(String, Value)> {
         let mut out: Vec<(String, Value)> = self
-            .names
+            .names()
             .iter()
             .map(|(n, id)| {
                 let h = match self.replicas.health(*id) {
@@ -336,7 +342,7 @@ mod tests {
             workers: vec![(1, Arc::new(WorkerStats::default()))],
             control: Mutex::new(ControlCounters::default()),
             replicas: Arc::new(ReplicaTable::new(4)),
-            names: Vec::new(),
+            names: Mutex::new(Vec::new()),
         });
         // An ephemeral port on loopback: find one, then serve it.
         let port = TcpListener::bind("127.0.0.1:0")
