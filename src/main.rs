@@ -6,6 +6,8 @@
 //! tandem --version                            # version, git revision, DPDK version built against
 //! tandem status [--profile P | --socket S]      # the running appliance: replicas, flows
 //! tandem drain|fail|up REPLICA [--profile P | --socket S]   # no new flows / fail over now / undo
+//! tandem flows [--service S] [--replica R] [--client IP[:PORT]] [--limit N]   # list flows
+//! tandem add SERVICE NAME ADDRESS | tandem remove REPLICA    # change a pool while running
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -93,6 +95,56 @@ enum Cmd {
         #[command(flatten)]
         at: Socket,
     },
+    /// The flows: client, service, phase, bytes each way, held standby bytes, age, idle
+    /// time, replicas (the active one starred).
+    Flows {
+        /// Only this service's flows.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only flows with a copy on this replica.
+        #[arg(long)]
+        replica: Option<String>,
+        /// Only this client: IP or IP:PORT.
+        #[arg(long, value_parser = parse_client)]
+        client: Option<(std::net::Ipv4Addr, Option<u16>)>,
+        /// At most this many flows shown (1 to 10000).
+        #[arg(long, default_value_t = tandem_runtime::mgmt::DEFAULT_FLOWS_LISTED,
+              value_parser = parse_limit)]
+        limit: usize,
+        #[command(flatten)]
+        at: Socket,
+    },
+    /// Adds a replica to a service's pool: probed from now on, it takes new flows once
+    /// its probes answer; existing flows keep their replicas.
+    Add {
+        /// The service.
+        service: String,
+        /// The replica's name in it (letters, digits, - and _).
+        name: String,
+        /// Its IPv4 address (on the inside subnet, or behind the inside gateway).
+        address: std::net::Ipv4Addr,
+        #[command(flatten)]
+        at: Socket,
+    },
+    /// Takes a replica out of its pools: its flows fail over now to their other replicas.
+    Remove {
+        /// `service/replica`, or the replica's name alone when it is unique.
+        replica: String,
+        #[command(flatten)]
+        at: Socket,
+    },
+}
+
+fn parse_limit(v: &str) -> Result<usize, String> {
+    let max = tandem_runtime::mgmt::MAX_FLOWS_LISTED;
+    v.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| format!("a number from 1 to {max}"))
+}
+
+fn parse_client(v: &str) -> Result<(std::net::Ipv4Addr, Option<u16>), String> {
+    tandem_runtime::mgmt::parse_client(v)
 }
 
 /// Where the running appliance's management socket is.
@@ -288,6 +340,35 @@ fn main() -> ExitCode {
         Cmd::Drain { replica, at } => manage(at, Request::Drain(replica.clone())),
         Cmd::Fail { replica, at } => manage(at, Request::Fail(replica.clone())),
         Cmd::Up { replica, at } => manage(at, Request::Up(replica.clone())),
+        Cmd::Flows {
+            service,
+            replica,
+            client,
+            limit,
+            at,
+        } => manage(
+            at,
+            Request::Flows(tandem_runtime::mgmt::FlowQuery {
+                service: service.clone(),
+                replica: replica.clone(),
+                client: *client,
+                limit: *limit,
+            }),
+        ),
+        Cmd::Add {
+            service,
+            name,
+            address,
+            at,
+        } => manage(
+            at,
+            Request::Add {
+                service: service.clone(),
+                name: name.clone(),
+                address: *address,
+            },
+        ),
+        Cmd::Remove { replica, at } => manage(at, Request::Remove(replica.clone())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -116,6 +116,9 @@ fn management_commands_say_when_no_appliance_answers() {
     for args in [
         vec!["status", "--socket", &s],
         vec!["fail", "lab/primary", "--socket", &s],
+        vec!["flows", "--client", "198.18.0.2:4000", "--socket", &s],
+        vec!["add", "lab", "extra", "198.19.0.14", "--socket", &s],
+        vec!["remove", "lab/spare", "--socket", &s],
     ] {
         let (ok, _, err) = tandem(&args);
         assert!(!ok, "{args:?}");
@@ -126,4 +129,10 @@ fn management_commands_say_when_no_appliance_answers() {
     }
     let (ok, _, err) = tandem(&["drain", "--socket", &s]);
     assert!(!ok && err.contains("REPLICA"), "a name is required: {err}");
+    let (ok, _, err) = tandem(&["flows", "--limit", "0", "--socket", &s]);
+    assert!(!ok && err.contains("1 to 10000"), "{err}");
+    let (ok, _, err) = tandem(&["flows", "--client", "198.18.0", "--socket", &s]);
+    assert!(!ok && err.contains("not an IPv4 address"), "{err}");
+    let (ok, _, err) = tandem(&["add", "lab", "extra", "198.19.0", "--socket", &s]);
+    assert!(!ok && err.contains("ADDRESS"), "{err}");
 }

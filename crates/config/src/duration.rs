@@ -102,7 +102,7 @@ pub fn format_duration(d: Duration) -> String {
     }
     for (unit, scale) in [("s", 1_000_000_000u128), ("ms", 1_000_000), ("us", 1_000)] {
         if nanos >= scale {
-            return if nanos % scale == 0 {
+            return if nanos.is_multiple_of(scale) {
                 format!("{}{unit}", nanos / scale)
             } else {
                 let text = format!("{:.3}", nanos as f64 / scale as f64);

@@ -85,6 +85,16 @@ mod raw;
 mod schema;
 mod validate;
 
+/// Whether `name` may name a service or a replica: 1 to 32 ASCII letters, digits, `-`
+/// and `_` (names appear in metrics labels and in `service/replica`).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= schema::MAX_NAME
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+}
+
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Diagnostic};
 pub use net::{Device, Ipv4Cidr, PciAddress, ServicePort};

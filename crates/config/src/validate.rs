@@ -112,12 +112,7 @@ impl Checker {
     }
 
     fn name(&mut self, path: &FieldPath, name: &str) {
-        let ok = !name.is_empty()
-            && name.len() <= schema::MAX_NAME
-            && name
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
-        if !ok {
+        if !crate::valid_name(name) {
             self.bad(path, format!("`{name}` is not a valid name"));
         }
     }
@@ -250,7 +245,7 @@ fn check_lcores(c: &mut Checker, p: &FieldPath, raw: RawLcores, eal: &EalFacts) 
         let in_list = eal
             .lcores
             .as_ref()
-            .map_or(true, |(s, _)| s.contains(&control));
+            .is_none_or(|(s, _)| s.contains(&control));
         if main != control && in_list {
             c.bad_allowing(
                 &cp,

@@ -35,11 +35,11 @@ use tandem_wire::{EthernetFrame, Ipv4Packet, MacAddr, TcpFlags};
 
 use crate::buffer::{BufferPool, PacketBuf};
 use crate::config::EngineConfig;
-use crate::flow::{Flow, FlowKey, FlowPhase, Leg, MAX_COPIES};
+use crate::flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, MAX_COPIES};
 use crate::hold::HoldPool;
 use crate::output::{Counters, DropReason, Output, Side, Signal, SignalKind};
 use crate::parse::{classify, set_hash, Class, Meta};
-use crate::replica::{Health, ReplicaTable};
+use crate::replica::{Health, ReplicaId, ReplicaTable};
 use crate::seq::Seq;
 use crate::table::{FlowIdx, FlowTable};
 
@@ -137,6 +137,66 @@ impl<B: PacketBuf> Engine<B> {
     /// The shared replica table.
     pub fn replicas(&self) -> &Arc<ReplicaTable> {
         &self.replicas
+    }
+
+    /// Appends the flows that `keep` accepts to `out`, as records at `now`, until `out` is
+    /// full (its capacity: the caller sizes it, nothing is allocated here). Returns how
+    /// many flows matched in all, listed or not.
+    pub fn list_flows(
+        &self,
+        now: u64,
+        mut keep: impl FnMut(&FlowRecord) -> bool,
+        out: &mut Vec<FlowRecord>,
+    ) -> usize {
+        let mut matched = 0;
+        let mut slot = 0;
+        while let Some(idx) = self.flows.next_used(slot) {
+            if (idx as usize) < slot as usize {
+                break; // wrapped around
+            }
+            let f = self.flows.get(idx);
+            let mut r = FlowRecord::of(f, now);
+            // A leg whose replica went down is dead even before the flow's next packet.
+            for (rec, leg) in r.legs.iter_mut().zip(f.legs()) {
+                rec.1 = rec.1 && self.replicas.leg_alive(leg.replica, leg.epoch);
+            }
+            if keep(&r) {
+                matched += 1;
+                if out.len() < out.capacity() {
+                    out.push(r);
+                }
+            }
+            slot = match idx.checked_add(1) {
+                Some(next) if (next as usize) < self.flows.capacity() => next,
+                _ => break,
+            };
+        }
+        matched
+    }
+
+    /// Adds `replica` to the pool of service `service` (at the end: an ordered service
+    /// prefers it last). New flows only: existing flows keep their legs. Returns false
+    /// for an unknown service or a replica already in the pool.
+    pub fn pool_add(&mut self, service: usize, replica: ReplicaId) -> bool {
+        match self.cfg.services.get_mut(service) {
+            Some(s) if !s.replicas.contains(&replica) => {
+                s.replicas.push(replica);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Takes `replica` out of the pool of service `service`: no new flow picks it. Its
+    /// flows lose their leg when the replica table says so (the caller marks it unused).
+    /// Returns false if it was not in the pool.
+    pub fn pool_remove(&mut self, service: usize, replica: ReplicaId) -> bool {
+        let Some(s) = self.cfg.services.get_mut(service) else {
+            return false;
+        };
+        let before = s.replicas.len();
+        s.replicas.retain(|r| *r != replica);
+        s.replicas.len() != before
     }
 
     /// Asks for a sweep of every flow over the next polls: flows of replicas that went

@@ -234,3 +234,59 @@ impl Flow {
         self.legs().iter().filter(|l| l.alive).count()
     }
 }
+
+/// A flow as `tandem flows` lists it: a copy of what an operator wants to see, small and
+/// `Copy`, so that a worker can fill a preallocated list between its bursts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowRecord {
+    /// Identity.
+    pub key: FlowKey,
+    /// Life phase.
+    pub phase: FlowPhase,
+    /// Replica of each leg, and whether the leg is still part of the flow.
+    pub legs: [(ReplicaId, bool); MAX_COPIES],
+    /// Number of legs in `legs`.
+    pub n_legs: u8,
+    /// The active replica.
+    pub active: ReplicaId,
+    /// Fewer live legs than the service asks for.
+    pub unprotected: bool,
+    /// Payload bytes from the client.
+    pub bytes_from_client: u64,
+    /// Payload bytes forwarded to the client.
+    pub bytes_to_client: u64,
+    /// Standby output held for it (all legs).
+    pub held_bytes: u64,
+    /// Nanoseconds since it was created.
+    pub age_ns: u64,
+    /// Nanoseconds since its last packet.
+    pub idle_ns: u64,
+}
+
+impl FlowRecord {
+    /// The record of `f` at `now`.
+    pub fn of(f: &Flow, now: u64) -> FlowRecord {
+        let mut legs = [(ReplicaId::default(), false); MAX_COPIES];
+        for (slot, l) in legs.iter_mut().zip(f.legs()) {
+            *slot = (l.replica, l.alive);
+        }
+        FlowRecord {
+            key: f.key,
+            phase: f.phase,
+            legs,
+            n_legs: f.n_legs,
+            active: f.active_leg().replica,
+            unprotected: f.unprotected,
+            bytes_from_client: f.bytes_from_client,
+            bytes_to_client: f.bytes_to_client,
+            held_bytes: f.legs().iter().map(|l| u64::from(l.hold.bytes)).sum(),
+            age_ns: now.saturating_sub(f.created_at),
+            idle_ns: now.saturating_sub(f.last_seen),
+        }
+    }
+
+    /// The legs in use.
+    pub fn legs(&self) -> &[(ReplicaId, bool)] {
+        &self.legs[..usize::from(self.n_legs).min(MAX_COPIES)]
+    }
+}

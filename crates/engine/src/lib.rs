@@ -32,7 +32,7 @@ pub mod table;
 pub use buffer::{BufferPool, PacketBuf, VecPool};
 pub use config::{EngineConfig, Service, ServicePort};
 pub use engine::{Engine, BURST};
-pub use flow::{Flow, FlowKey, FlowPhase, Leg, MAX_COPIES};
+pub use flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, MAX_COPIES};
 pub use output::{Counters, DropReason, Output, Side, Signal, SignalKind, Tx};
 pub use replica::{Health, ReplicaId, ReplicaTable, HEARD_GRANULARITY_NS};
 pub use seq::Seq;

@@ -1033,3 +1033,109 @@ fn spread_selection_cycles_the_primary_over_the_live_pool() {
     assert_eq!(two.get(&spare_ip), Some(&(150, 300)), "{two:?}");
     assert_eq!(two.get(&BACKUP), None);
 }
+
+#[test]
+fn a_replica_added_to_the_pool_takes_new_flows_and_a_removed_one_none() {
+    let spare_ip = Ipv4Addr::new(198, 19, 0, 13);
+    let mut lab = Lab::new();
+    let mut cfg = config();
+    cfg.max_flows = 64;
+    cfg.services = vec![tandem_engine::Service {
+        vip: VIP,
+        port: tandem_engine::ServicePort::Port(PORT),
+        replicas: vec![lab.p, lab.b],
+        copies: 2,
+        ordered: false,
+    }];
+    lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
+    let syn = |k: u16| {
+        Lab::frame(
+            CLIENT_MAC,
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            (CLIENT, 30_000 + k),
+            (VIP, PORT),
+            1,
+            0,
+            S,
+            64240,
+            Opts::syn(1460, 7, 1),
+            b"",
+        )
+    };
+    let members = |lab: &Lab, of: Ipv4Addr, from: u16| -> usize {
+        let mut v = Vec::with_capacity(64);
+        lab.engine
+            .list_flows(0, |r| r.key.client_port >= 30_000 + from, &mut v);
+        let id = lab.replicas.find(of);
+        v.iter()
+            .filter(|r| id.is_some_and(|id| r.legs().iter().any(|l| l.0 == id)))
+            .count()
+    };
+    for k in 0..6 {
+        lab.feed(Side::Outside, syn(k));
+    }
+    // The spare joins (as the control core does on `tandem add`): new flows only.
+    let s = lab.replicas.add(spare_ip).expect("room");
+    lab.replicas.set_mac(s, MacAddr([2, 0, 0, 0, 0, 0x13]));
+    assert!(lab.engine.pool_add(0, s));
+    assert!(!lab.engine.pool_add(0, s), "already in the pool");
+    assert!(!lab.engine.pool_add(7, s), "no such service");
+    assert_eq!(members(&lab, spare_ip, 0), 0, "old flows keep their legs");
+    for k in 6..12 {
+        lab.feed(Side::Outside, syn(k));
+    }
+    // Six new flows, two copies each, over three replicas: four each.
+    for ip in [PRIMARY, BACKUP, spare_ip] {
+        assert_eq!(members(&lab, ip, 6), 4, "{ip}");
+    }
+    // Removed: out of the pool and unused in the table; no new flow picks it.
+    assert!(lab.engine.pool_remove(0, s));
+    assert!(!lab.engine.pool_remove(0, s));
+    lab.replicas.set_health(s, tandem_engine::Health::Unused);
+    for k in 12..18 {
+        lab.feed(Side::Outside, syn(k));
+    }
+    assert_eq!(members(&lab, spare_ip, 12), 0);
+    assert_eq!(members(&lab, PRIMARY, 12), 6);
+}
+
+#[test]
+fn the_flow_list_shows_replicas_bytes_and_age_and_stops_at_its_capacity() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    lab.client(
+        hs.cisn + 1,
+        hs.pisn + 1,
+        A,
+        502,
+        Opts::ts(102, 5000),
+        b"hello",
+    );
+    let now = lab.now + 7;
+    let mut v = Vec::with_capacity(4);
+    assert_eq!(lab.engine.list_flows(now, |_| true, &mut v), 1);
+    let r = v[0];
+    assert_eq!(Ipv4Addr::from(r.key.client_ip), CLIENT);
+    assert_eq!(r.phase, tandem_engine::FlowPhase::Established);
+    assert_eq!(r.legs(), &[(lab.p, true), (lab.b, true)]);
+    assert_eq!(r.active, lab.p);
+    assert_eq!(r.bytes_from_client, 5);
+    assert!(!r.unprotected);
+    assert!(r.age_ns >= 7 && r.idle_ns >= 7, "{r:?}");
+    // Nothing is allocated: a full list counts the flow but does not grow.
+    let mut none = Vec::new();
+    assert_eq!(lab.engine.list_flows(now, |_| true, &mut none), 1);
+    assert!(none.is_empty());
+    assert_eq!(lab.engine.list_flows(now, |_| false, &mut v), 0);
+    // A dead leg shows at once; the switch of the active on the flow's next packet.
+    lab.kill(R::P);
+    let mut v = Vec::with_capacity(4);
+    lab.engine.list_flows(now, |_| true, &mut v);
+    assert_eq!(v[0].legs(), &[(lab.p, false), (lab.b, true)]);
+    lab.client(hs.cisn + 6, hs.pisn + 1, A, 502, Opts::ts(103, 5000), b"");
+    let mut v = Vec::with_capacity(4);
+    lab.engine.list_flows(now, |_| true, &mut v);
+    assert_eq!(v[0].active, lab.b, "{:?}", v[0]);
+    assert!(v[0].unprotected);
+}

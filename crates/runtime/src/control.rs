@@ -32,6 +32,8 @@ use tandem_wire::{build, ArpPacket, EtherType, EthernetFrame, Icmpv4Packet, Ipv4
 
 use crate::clock::Clock;
 use crate::health::{self, Cause, Change, Monitor, ProbeReply, ProbeSend};
+use crate::listing::{FlowFilter, FlowList, LIST_WAIT_NS};
+use crate::mgmt::{Pending, Request};
 use crate::msg::{Command, SignalMsg};
 use crate::stats::{ControlCounters, WorkerStats};
 
@@ -102,8 +104,48 @@ pub enum Admin {
     Failed,
 }
 
+/// Most replicas in one service's pool (`tandem add` refuses more).
+pub const MAX_POOL: usize = 64;
+
+/// A service as the control core knows it, for `flows`, `add` and `remove`.
+#[derive(Clone, Debug)]
+pub struct ServiceEntry {
+    /// Its name.
+    pub name: String,
+    /// Its VIP.
+    pub vip: Ipv4Addr,
+    /// Its port(s).
+    pub port: tandem_engine::ServicePort,
+    /// Its pool, in the workers' order.
+    pub pool: Vec<ReplicaId>,
+    /// Its probe settings (for replicas added to it).
+    pub health: health::Settings,
+}
+
+/// A `tandem flows` request waiting for the workers' lists.
+pub struct Listing {
+    /// The request and where its answer goes.
+    pub pending: Pending,
+    /// The request number written into the workers' lists.
+    pub asked: u64,
+    /// When it was asked (control clock).
+    pub since_ns: u64,
+    /// Flows to show.
+    pub limit: usize,
+}
+
 /// Everything the control core owns.
 pub struct Control {
+    /// The services, for `flows`, `add` and `remove`.
+    pub services: Vec<ServiceEntry>,
+    /// The inside port: the next hop of a replica added at run time.
+    pub inside: tandem_config::Port,
+    /// Each worker's flow list (same order as `workers`).
+    pub lists: Vec<Arc<FlowList>>,
+    /// The `flows` request being answered.
+    pub listing: Option<Listing>,
+    /// Number of the last `flows` request.
+    pub list_seq: u64,
     /// Where its counters are copied for the metrics listener.
     pub shared: Option<Arc<crate::metrics::Shared>>,
     /// Requests from the management socket (none: no socket).
@@ -221,7 +263,8 @@ impl Control {
             }
             self.resolve(now, &mut out);
             self.probe(now, horizon, clock);
-            self.serve_mgmt();
+            self.serve_mgmt(now);
+            self.finish_listing(now);
             if let Some(sh) = &self.shared {
                 // Never waits on the metrics thread: a busy lock skips one pass.
                 if let Ok(mut c) = sh.control.try_lock() {
@@ -556,6 +599,9 @@ impl Control {
                 self.replicas.set_health(c.replica, Health::Down);
                 self.broadcast(Command::FailoverSweep);
                 self.counters.failovers += 1;
+                if let Some(sh) = &self.shared {
+                    sh.record_recovery(c.at_ns.saturating_sub(c.first_sign_ns));
+                }
                 tracing::warn!(
                     event = "failover",
                     replica = c.replica.0,
@@ -589,26 +635,49 @@ impl Control {
         self.admin.iter().find(|(r, _)| *r == id).map(|(_, a)| *a)
     }
 
-    /// Answers the management requests waiting (see [`crate::mgmt`]).
-    fn serve_mgmt(&mut self) {
+    /// Answers the management requests waiting (see [`crate::mgmt`]); a `flows` request
+    /// is answered later, by [`Control::finish_listing`].
+    fn serve_mgmt(&mut self, now: u64) {
         let Some(rx) = &self.mgmt else { return };
-        let pending: Vec<crate::mgmt::Pending> = rx.try_iter().collect();
-        let now = std::time::Instant::now();
+        let pending: Vec<Pending> = rx.try_iter().collect();
+        let at = std::time::Instant::now();
         for p in pending {
-            if now > p.deadline {
+            if at > p.deadline {
                 // The client was told it failed: carrying it out now would surprise it.
                 continue;
             }
-            let answer = self.answer(&p.request);
+            let answer = match &p.request {
+                Request::Flows(q) => match self.start_listing(q, now) {
+                    Ok((asked, limit)) => {
+                        self.listing = Some(Listing {
+                            pending: p,
+                            asked,
+                            since_ns: now,
+                            limit,
+                        });
+                        continue;
+                    }
+                    Err(e) => e,
+                },
+                Request::Add {
+                    service,
+                    name,
+                    address,
+                } => self.add_replica(service, name, *address),
+                Request::Remove(name) => self.remove_replica(name),
+                request => self.answer(request),
+            };
             let _ = p.answer.try_send(answer);
         }
     }
 
-    fn answer(&mut self, req: &crate::mgmt::Request) -> String {
-        use crate::mgmt::Request;
+    fn answer(&mut self, req: &Request) -> String {
         let name = match req {
             Request::Status => return self.status(),
             Request::Drain(n) | Request::Fail(n) | Request::Up(n) => n,
+            Request::Flows(_) | Request::Add { .. } | Request::Remove(_) => {
+                return "error: not answered here\n".to_owned()
+            }
         };
         let (full, id) = match crate::mgmt::resolve(name, &self.names) {
             Ok((full, id)) => (full.to_owned(), id),
@@ -652,8 +721,285 @@ impl Control {
                     _ => format!("{full}: probes say it is down; it comes up when they answer\n"),
                 }
             }
-            Request::Status => unreachable!("answered above"),
+            _ => "error: not answered here\n".to_owned(),
         }
+    }
+
+    /// Starts a `flows` request: resolves its filter, hands it to every worker's list
+    /// and asks them to fill it. Returns the request number and the limit, or the error
+    /// answer.
+    fn start_listing(
+        &mut self,
+        q: &crate::mgmt::FlowQuery,
+        now: u64,
+    ) -> Result<(u64, usize), String> {
+        if let Some(l) = &self.listing {
+            if now.saturating_sub(l.since_ns) < LIST_WAIT_NS {
+                return Err("error: another `tandem flows` is being answered; try again\n".into());
+            }
+        }
+        let mut filter = FlowFilter::default();
+        if let Some(name) = &q.service {
+            let Some(svc) = self.services.iter().find(|s| &s.name == name) else {
+                let all: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
+                return Err(format!(
+                    "error: no service `{name}` (services: {})\n",
+                    all.join(", ")
+                ));
+            };
+            filter.service = Some((u32::from(svc.vip), svc.port));
+        }
+        if let Some(name) = &q.replica {
+            let (_, id) = crate::mgmt::resolve(name, &self.names).map_err(|e| format!("{e}\n"))?;
+            filter.replica = Some(id);
+        }
+        if let Some((ip, port)) = q.client {
+            filter.client_ip = Some(u32::from(ip));
+            filter.client_port = port;
+        }
+        self.list_seq += 1;
+        let asked = self.list_seq;
+        for list in &self.lists {
+            // A worker holds its list only while it fills it, for a request: none is
+            // pending now, so this does not wait (a late fill of a timed-out request
+            // is the exception, and short).
+            let mut st = list
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            st.filter = filter;
+            st.asked = asked;
+        }
+        self.broadcast(Command::ListFlows);
+        Ok((asked, q.limit))
+    }
+
+    /// Answers the pending `flows` request once every worker has filled its list, or
+    /// after [`LIST_WAIT_NS`] with the lists that came.
+    fn finish_listing(&mut self, now: u64) {
+        let Some(l) = &self.listing else { return };
+        let ready: Vec<bool> = self
+            .lists
+            .iter()
+            .map(|list| list.0.try_lock().is_ok_and(|st| st.done == l.asked))
+            .collect();
+        let late = now.saturating_sub(l.since_ns) >= LIST_WAIT_NS
+            || std::time::Instant::now() > l.pending.deadline;
+        if !late && !ready.iter().all(|r| *r) {
+            return;
+        }
+        let Some(l) = self.listing.take() else { return };
+        let (mut records, mut matched, mut missing) = (Vec::new(), 0, Vec::new());
+        for ((list, ok), (lcore, _)) in self.lists.iter().zip(&ready).zip(&self.workers) {
+            let got = ok
+                .then(|| list.0.try_lock().ok())
+                .flatten()
+                .filter(|st| st.done == l.asked);
+            match got {
+                Some(st) => {
+                    matched += st.matched;
+                    records.extend_from_slice(&st.records);
+                }
+                None => missing.push(*lcore),
+            }
+        }
+        records.sort_by_key(|r| {
+            (
+                r.key.client_ip,
+                r.key.client_port,
+                r.key.vip,
+                r.key.vip_port,
+            )
+        });
+        let services: Vec<(String, u32, tandem_engine::ServicePort)> = self
+            .services
+            .iter()
+            .map(|s| (s.name.clone(), u32::from(s.vip), s.port))
+            .collect();
+        let text = crate::listing::format_flows(
+            &records,
+            matched,
+            l.limit,
+            &self.names,
+            &services,
+            &missing,
+        );
+        let _ = l.pending.answer.try_send(text);
+    }
+
+    /// Sends `cmd` to every worker; false if a worker's command ring was full.
+    fn send_all(&mut self, cmd: Command) -> bool {
+        let mut ok = true;
+        for p in &mut self.commands {
+            ok &= p.enqueue(cmd).is_ok();
+        }
+        ok
+    }
+
+    /// The replica names changed: the metrics and telemetry see the new ones.
+    fn names_changed(&self) {
+        if let Some(sh) = &self.shared {
+            if let Ok(mut n) = sh.names.lock() {
+                n.clone_from(&self.names);
+            }
+        }
+    }
+
+    /// `tandem add SERVICE NAME ADDRESS`: a new replica in the service's pool. It is
+    /// probed from now on and takes new flows once its probes answer (`rise` on every
+    /// port); existing flows keep their replicas.
+    fn add_replica(&mut self, service: &str, name: &str, address: Ipv4Addr) -> String {
+        let Some(si) = self.services.iter().position(|s| s.name == service) else {
+            let all: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
+            return format!(
+                "error: no service `{service}` (services: {})\n",
+                all.join(", ")
+            );
+        };
+        if !tandem_config::valid_name(name) {
+            return format!(
+                "error: `{name}` is not a valid replica name (1 to 32 letters, digits, - or _)\n"
+            );
+        }
+        let full = format!("{service}/{name}");
+        if self.names.iter().any(|(n, _)| *n == full) {
+            return format!("error: {full} exists already\n");
+        }
+        let own = self
+            .ports
+            .iter()
+            .any(|p| p.answers.contains(&address) || p.address == address);
+        if own
+            || address.is_unspecified()
+            || address.is_broadcast()
+            || address.is_multicast()
+            || address.is_loopback()
+        {
+            return format!(
+                "error: {address} cannot be a replica (the appliance's own, or not unicast)\n"
+            );
+        }
+        let svc = &self.services[si];
+        if svc.pool.iter().any(|&r| self.replicas.addr(r) == address) {
+            return format!("error: {address} is in the pool of {service} already\n");
+        }
+        if svc.pool.len() >= MAX_POOL {
+            return format!("error: the pool of {service} is full ({MAX_POOL} replicas)\n");
+        }
+        let Some(hop) = self.inside.next_hop(address) else {
+            return format!(
+                "error: {address} is not on the inside subnet ({}) and the inside port has no gateway\n",
+                self.inside.address
+            );
+        };
+        let settings = svc.health.clone();
+        // A replica of another service already: the same slot, probed already.
+        let (id, new) = match self.replicas.find(address) {
+            Some(id) => (id, false),
+            None => match self.replicas.add(address) {
+                Some(id) => (id, true),
+                None => return "error: the replica table is full\n".to_owned(),
+            },
+        };
+        let probed = new && !settings.ports.is_empty();
+        if probed {
+            // Down until its probes answer: it must not take flows before it can serve.
+            self.replicas.set_health(id, Health::Down);
+            self.monitor.add_down(id, address, &settings);
+        }
+        // A second name for a replica shared with another service: both resolve to it.
+        self.names.push((full.clone(), id));
+        self.names_changed();
+        if new {
+            match self
+                .neighbours
+                .iter_mut()
+                .find(|n| n.ip == hop && n.side == Side::Inside)
+            {
+                Some(n) => {
+                    n.replicas.push(id);
+                    if let Some(mac) = n.mac {
+                        self.replicas.set_mac(id, mac);
+                    }
+                }
+                None => self.neighbours.push(Neighbour {
+                    ip: hop,
+                    side: Side::Inside,
+                    mac: None,
+                    what: format!("replica {full}"),
+                    replicas: vec![id],
+                    asked_at: 0,
+                    seen_at: 0,
+                }),
+            }
+        }
+        self.services[si].pool.push(id);
+        if !self.send_all(Command::PoolAdd {
+            service: si as u16,
+            replica: id,
+        }) {
+            tracing::error!(replica = %full, "a worker's command ring is full: the replica is not in its pool");
+            return format!("error: {full}: a worker did not take the order (command ring full); `tandem remove {full}` and try again\n");
+        }
+        tracing::warn!(event = "add", replica = %full, %address, id = id.0, "operator: replica added to the pool");
+        if probed {
+            format!(
+                "{full}: added ({address}); it takes new flows once its probes answer ({} good on ports {:?})\n",
+                settings.rise, settings.ports
+            )
+        } else {
+            format!("{full}: added ({address}); it takes new flows now\n")
+        }
+    }
+
+    /// `tandem remove NAME`: the replica leaves every pool; its flows fail over now to
+    /// their other replicas (a flow with none left is reset, as on any failure).
+    fn remove_replica(&mut self, name: &str) -> String {
+        let (full, id) = match crate::mgmt::resolve(name, &self.names) {
+            Ok((full, id)) => (full.to_owned(), id),
+            Err(e) => return format!("{e}\n"),
+        };
+        if let Some(s) = self.services.iter().find(|s| s.pool == [id]) {
+            return format!(
+                "error: {full} is the last replica of {}: add another first\n",
+                s.name
+            );
+        }
+        let addr = self.replicas.addr(id);
+        let serving = self.replicas.health(id) != Health::Down;
+        let mut ok = true;
+        for si in 0..self.services.len() {
+            if self.services[si].pool.contains(&id) {
+                self.services[si].pool.retain(|r| *r != id);
+                ok &= self.send_all(Command::PoolRemove {
+                    service: si as u16,
+                    replica: id,
+                });
+            }
+        }
+        // Unused bumps the slot's epoch: every leg on it is dead, and a replica added
+        // later in the same slot is a stranger to the old flows.
+        self.replicas.set_health(id, Health::Unused);
+        self.broadcast(Command::FailoverSweep);
+        if serving {
+            self.counters.failovers += 1;
+        }
+        self.monitor.remove(id);
+        self.admin.retain(|(r, _)| *r != id);
+        self.names.retain(|(_, r)| *r != id);
+        self.names_changed();
+        for n in &mut self.neighbours {
+            n.replicas.retain(|r| *r != id);
+        }
+        self.neighbours
+            .retain(|n| !(n.replicas.is_empty() && n.what.starts_with("replica ")));
+        tracing::warn!(event = "failover", replica = id.0, %addr,
+            cause = %"operator (tandem remove)", first_sign_to_switch_us = 0u64,
+            "replica removed from its pools: its flows fail over");
+        if !ok {
+            tracing::error!(replica = %full, "a worker's command ring is full: the replica stays in its pool, unused");
+        }
+        format!("{full}: removed ({addr}); its flows fail over to their other replicas\n")
     }
 
     /// The `status` answer.
@@ -712,6 +1058,40 @@ impl Control {
             "control: probes {}, answered {}, lost {}, failovers {}, signals {}",
             c.probes, c.probe_replies, c.probes_lost, c.failovers, c.signals
         );
+        if let Some(sh) = &self.shared {
+            let us = |ns: u64| ns as f64 / 1e3;
+            let _ = writeln!(
+                s,
+                "new flows: {} per second",
+                sh.new_flows_per_second.load(Ordering::Relaxed)
+            );
+            match sh.latency_summary() {
+                Some(l) => {
+                    let _ = writeln!(
+                        s,
+                        "added latency: p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us ({} packets)",
+                        us(l.p50),
+                        us(l.p99),
+                        us(l.p999),
+                        us(l.max),
+                        l.count
+                    );
+                }
+                None => s.push_str("added latency: nothing measured yet\n"),
+            }
+            match sh.recovery_summary() {
+                Some(r) => {
+                    let _ = writeln!(
+                        s,
+                        "recovery (first sign to switch): p50 {:.1} ms, max {:.1} ms ({} failovers detected)",
+                        r.p50 as f64 / 1e6,
+                        r.max as f64 / 1e6,
+                        r.count
+                    );
+                }
+                None => s.push_str("recovery (first sign to switch): no failover detected yet\n"),
+            }
+        }
         s
     }
 

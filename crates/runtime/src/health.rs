@@ -258,6 +258,36 @@ impl Monitor {
         ));
     }
 
+    /// Probes `id` like [`Monitor::add`], but it starts down: it comes up after `rise`
+    /// good probes on every port (a replica added while running, `tandem add`). Returns
+    /// false if it is not probed (no port, or probed already).
+    pub fn add_down(&mut self, id: ReplicaId, addr: Ipv4Addr, s: &Settings) -> bool {
+        if s.ports.is_empty() || self.replicas.iter().any(|(r, _)| r.id == id) {
+            return false;
+        }
+        self.add(id, addr, s);
+        if let Some((r, _)) = self.replicas.last_mut() {
+            r.down = true;
+        }
+        true
+    }
+
+    /// Stops probing `id` (`tandem remove`) and forgets its outstanding probes. Called
+    /// between polls: every outstanding probe has been queued.
+    pub fn remove(&mut self, id: ReplicaId) {
+        let Some(k) = self.replicas.iter().position(|(r, _)| r.id == id) else {
+            return;
+        };
+        self.replicas.remove(k);
+        self.outstanding.retain(|o| o.replica != k);
+        for o in &mut self.outstanding {
+            if o.replica > k {
+                o.replica -= 1;
+            }
+        }
+        self.fresh = self.outstanding.len();
+    }
+
     /// Routine probes unanswered while the host was heard from (not counted as failures).
     pub fn probes_lost(&self) -> u64 {
         self.lost
@@ -787,6 +817,37 @@ mod tests {
         assert_eq!(ch.len(), 1);
         assert!(!ch[0].down && ch[0].cause == Cause::Recovered);
         assert!(!m.is_down(ReplicaId(0)));
+    }
+
+    #[test]
+    fn an_added_replica_starts_down_and_a_removed_one_is_forgotten() {
+        let b = Ipv4Addr::new(198, 19, 0, 12);
+        let mut m = monitor();
+        assert!(m.add_down(ReplicaId(1), b, &settings()));
+        assert!(!m.add_down(ReplicaId(1), b, &settings()), "probed already");
+        assert!(m.is_down(ReplicaId(1)));
+        let mut ch = Vec::new();
+        step(&mut m, 0, 100_000, |_| Some(true), &mut ch);
+        assert!(ch.is_empty(), "{ch:?}");
+        step(&mut m, 10 * MS, 100_000, |_| Some(true), &mut ch);
+        assert_eq!(ch.len(), 1, "{ch:?}");
+        assert!(!ch[0].down && ch[0].replica == ReplicaId(1));
+        // Removed with probes outstanding: they are forgotten, the other replica's kept
+        // and still matched to it.
+        let mut send = Vec::new();
+        pass(&mut m, 20 * MS, &mut send, &mut ch);
+        assert_eq!(send.len(), 4);
+        m.remove(ReplicaId(0));
+        assert_eq!(m.outstanding(), 2);
+        for p in &send {
+            let mine = p.addr == b;
+            assert_eq!(
+                m.reply(&answer_to(p, p.seq.wrapping_add(1), true), 21 * MS, &mut ch),
+                mine
+            );
+        }
+        assert_eq!(m.outstanding(), 0);
+        assert!(!m.is_down(ReplicaId(0)), "unknown now");
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod buf;
 pub mod clock;
 pub mod control;
 pub mod health;
+pub mod listing;
 pub mod metrics;
 pub mod mgmt;
 pub mod msg;
@@ -320,6 +321,7 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
     let mut command_tx = Vec::new();
     let mut stats = Vec::new();
     let mut control_tx: [Option<ControlTx>; 2] = [None, None];
+    let mut lists: Vec<Arc<listing::FlowList>> = Vec::new();
     let mut ios = Vec::new();
     for w in &plan {
         let (to_control, from) = ring::spsc(&format!("tandem_ctl_{}", w.id), RING_SIZE, None)
@@ -385,6 +387,11 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
             signals: sig_tx,
             commands: cmd_rx,
             control_tx: via,
+            flow_list: {
+                let l = Arc::new(listing::FlowList::default());
+                lists.push(l.clone());
+                l
+            },
             stats: slot,
             pool,
         });
@@ -494,6 +501,8 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
         control: std::sync::Mutex::new(Default::default()),
         replicas: mapped.replicas.clone(),
         names: std::sync::Mutex::new(names.clone()),
+        recovery: std::sync::Mutex::new(stats::histogram(stats::RECOVERY_MAX_NS)),
+        new_flows_per_second: std::sync::atomic::AtomicU64::new(0),
     });
     for (cmd, help) in [
         (
@@ -528,7 +537,24 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
             }
         },
     };
+    let services = profile
+        .services
+        .iter()
+        .zip(&mapped.engine.services)
+        .map(|(s, e)| control::ServiceEntry {
+            name: s.name.clone(),
+            vip: s.vip,
+            port: e.port,
+            pool: e.replicas.clone(),
+            health: health::Settings::from_config(&s.health),
+        })
+        .collect();
     let mut control = Control {
+        services,
+        inside: profile.ports.inside.clone(),
+        lists,
+        listing: None,
+        list_seq: 0,
         shared: Some(shared),
         mgmt: mgmt_rx,
         names,

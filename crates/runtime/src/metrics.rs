@@ -4,8 +4,29 @@
 //! [`Shared`] between its passes) and the shared replica table.
 //!
 //! Names follow Prometheus conventions: `tandem_…_total` for counters, base units, one
-//! label per dimension (`lcore`, `reason`, `replica`). Latency and recovery-time
-//! histograms are not here yet (issue #6 brings the per-core latency histograms).
+//! label per dimension (`lcore`, `reason`, `replica`).
+//!
+//! Latency and recovery (issues #5, #6) are summaries in seconds, over the whole run:
+//!
+//! - `tandem_added_latency_seconds` (quantiles 0.5, 0.99, 0.999, `_sum`, `_count`): the
+//!   time from a frame's receive burst to its transmit enqueue, all workers merged, and
+//!   `tandem_added_latency_max_seconds`. Merged only, not per `lcore`: quantiles cannot
+//!   be combined across series, so per-core summaries would leave the figure an operator
+//!   asks for (the appliance's latency) uncomputable, and a merged series beside
+//!   per-core ones in one family would be double counted by `sum()`. The per-core
+//!   histograms stay in the workers' slots for a later per-core view.
+//! - `tandem_recovery_seconds` (same quantiles, `_sum`, `_count`): from the first sign of
+//!   each failover to the switch ([`Shared::record_recovery`]), and
+//!   `tandem_recovery_max_seconds`.
+//!
+//! With nothing recorded yet, the quantiles read `NaN` and the counts 0 (Prometheus's
+//! convention for an empty summary), so that the families are always there. `_sum` is
+//! computed from the histogram's buckets (within 0.1 %).
+//!
+//! New flows: `tandem_flows_created_total` (per `lcore`, a counter like the other engine
+//! counters) for `rate()`, and `tandem_new_flows_per_second`, the flows created over the
+//! last full second, sampled by the metrics thread itself once a second, for a reader
+//! without PromQL (`tandem status`, DPDK telemetry).
 //!
 //! The same figures answer the DPDK telemetry commands `/tandem/stats` and
 //! `/tandem/status` ([`Shared::stats_dict`], [`Shared::status_dict`]).
@@ -13,15 +34,19 @@
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use tandem_dpdk::telemetry::Value;
 use tandem_engine::{DropReason, Health, ReplicaId, ReplicaTable};
 
-use crate::stats::{ControlCounters, EngineSnapshot, IoCounters, WorkerStats, ENGINE_LABELS};
+use crate::stats::{
+    histogram, lock, merge, ControlCounters, EngineSnapshot, IoCounters, LatencySummary,
+    WorkerStats, ENGINE_LABELS, LATENCY_MAX_NS,
+};
 
 /// Engine values that are gauges (the others are counters).
 const GAUGES: [&str; 4] = ["held_segments", "held_bytes", "flows", "flows_unprotected"];
@@ -36,6 +61,13 @@ pub struct Shared {
     pub replicas: Arc<ReplicaTable>,
     /// `service/replica` names (the control core updates them on `tandem add`/`remove`).
     pub names: Mutex<Vec<(String, ReplicaId)>>,
+    /// Recovery times of the failovers, nanoseconds: make it with
+    /// [`histogram`]`(`[`RECOVERY_MAX_NS`](crate::stats::RECOVERY_MAX_NS)`)`; record with
+    /// [`Shared::record_recovery`].
+    pub recovery: Mutex<Histogram<u64>>,
+    /// Flows created over the last full second, all workers (the metrics thread samples
+    /// it; see [`FlowRate`]).
+    pub new_flows_per_second: AtomicU64,
 }
 
 impl Shared {
@@ -66,7 +98,86 @@ impl Shared {
                 )
             })
             .collect();
-        render(&workers, &control, &replicas)
+        render(&workers, &control, &replicas, &self.derived())
+    }
+
+    /// Records a failover's recovery time, `ns` from its first sign to the switch (values
+    /// past the histogram's top count as the top). Waits only for a reader's summary; a
+    /// poisoned lock is used as it is.
+    pub fn record_recovery(&self, ns: u64) {
+        lock(&self.recovery).saturating_record(ns);
+    }
+
+    /// Added latency, all workers merged, as of their last fold (up to 100 ms old);
+    /// `None` before any frame was measured.
+    pub fn latency_summary(&self) -> Option<LatencySummary> {
+        let mut all = histogram(LATENCY_MAX_NS);
+        for (_, s) in &self.workers {
+            s.with_latency(|h| merge(&mut all, h));
+        }
+        LatencySummary::of(&all)
+    }
+
+    /// Recovery times of the failovers so far; `None` before the first.
+    pub fn recovery_summary(&self) -> Option<LatencySummary> {
+        LatencySummary::of(&lock(&self.recovery))
+    }
+
+    /// Flows created so far, all workers (as of their last publish).
+    pub fn flows_created(&self) -> u64 {
+        self.workers
+            .iter()
+            .map(|(_, s)| s.read().0.get("flows_created").unwrap_or(0))
+            .sum()
+    }
+
+    /// The figures computed from histograms and samples.
+    fn derived(&self) -> Derived {
+        Derived {
+            latency: self.latency_summary(),
+            recovery: self.recovery_summary(),
+            new_flows_per_second: self.new_flows_per_second.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Figures the metrics thread computes, beside the counters: latency and recovery
+/// summaries, the rate of new flows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Derived {
+    /// Added latency, all workers.
+    pub latency: Option<LatencySummary>,
+    /// Failover recovery times.
+    pub recovery: Option<LatencySummary>,
+    /// Flows created over the last full second.
+    pub new_flows_per_second: u64,
+}
+
+/// Turns samples of a growing counter into a per-second rate, over at least a second.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FlowRate {
+    /// The sample the next rate starts from: (time in ns, counter).
+    last: Option<(u64, u64)>,
+}
+
+impl FlowRate {
+    /// A sample of the counter at `now_ns` (`total` reads it, only when needed): once a
+    /// second or more has passed since the previous rate's end, the rate per second over
+    /// that span (rounded; a counter that went back counts as no growth), else `None`.
+    pub fn sample(&mut self, now_ns: u64, total: impl FnOnce() -> u64) -> Option<u64> {
+        let Some((t0, n0)) = self.last else {
+            self.last = Some((now_ns, total()));
+            return None;
+        };
+        let span = now_ns.saturating_sub(t0);
+        if span < 1_000_000_000 {
+            return None;
+        }
+        let total = total();
+        self.last = Some((now_ns, total));
+        let grown = u128::from(total.saturating_sub(n0));
+        let rate = (grown * 1_000_000_000 + u128::from(span) / 2) / u128::from(span);
+        Some(u64::try_from(rate).unwrap_or(u64::MAX))
     }
 }
 
@@ -102,6 +213,23 @@ impl Shared {
         ] {
             out.push((l.to_owned(), Value::U64(v)));
         }
+        let d = self.derived();
+        for (prefix, sum) in [("latency", d.latency), ("recovery", d.recovery)] {
+            let sum = sum.unwrap_or_default();
+            for (l, v) in [
+                ("p50_ns", sum.p50),
+                ("p99_ns", sum.p99),
+                ("p999_ns", sum.p999),
+                ("max_ns", sum.max),
+                ("count", sum.count),
+            ] {
+                out.push((format!("{prefix}/{l}"), Value::U64(v)));
+            }
+        }
+        out.push((
+            "new_flows_per_second".to_owned(),
+            Value::U64(d.new_flows_per_second),
+        ));
         out
     }
 
@@ -136,11 +264,42 @@ impl Shared {
     }
 }
 
+/// Seconds, from nanoseconds, as the exposition writes them.
+fn seconds(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// A summary family in seconds (quantiles 0.5, 0.99, 0.999, `_sum`, `_count`) and its
+/// `_max_seconds` gauge, from `sum` (`None`: nothing recorded).
+fn write_summary(s: &mut String, name: &str, help: &str, sum: Option<LatencySummary>) {
+    let _ = writeln!(s, "# HELP {name}_seconds {help}");
+    let _ = writeln!(s, "# TYPE {name}_seconds summary");
+    for (q, v) in [
+        ("0.5", sum.map(|x| x.p50)),
+        ("0.99", sum.map(|x| x.p99)),
+        ("0.999", sum.map(|x| x.p999)),
+    ] {
+        let v = v.map_or(f64::NAN, seconds);
+        let _ = writeln!(s, "{name}_seconds{{quantile=\"{q}\"}} {v}");
+    }
+    let (total, count) = sum.map_or((0.0, 0), |x| (seconds(x.sum), x.count));
+    let _ = writeln!(s, "{name}_seconds_sum {total}");
+    let _ = writeln!(s, "{name}_seconds_count {count}");
+    let _ = writeln!(
+        s,
+        "# HELP {name}_max_seconds The largest of {name}_seconds (0: none yet)"
+    );
+    let _ = writeln!(s, "# TYPE {name}_max_seconds gauge");
+    let max = sum.map_or(0.0, |x| seconds(x.max));
+    let _ = writeln!(s, "{name}_max_seconds {max}");
+}
+
 /// The exposition text.
 pub fn render(
     workers: &[(u32, EngineSnapshot, IoCounters)],
     control: &ControlCounters,
     replicas: &[(String, Ipv4Addr, Health)],
+    derived: &Derived,
 ) -> String {
     let mut s = String::new();
     for (i, label) in ENGINE_LABELS.iter().enumerate() {
@@ -223,6 +382,28 @@ pub fn render(
             );
         }
     }
+    write_summary(
+        &mut s,
+        "tandem_added_latency",
+        "Time from a frame's receive burst to its transmit enqueue, all workers, since start",
+        derived.latency,
+    );
+    write_summary(
+        &mut s,
+        "tandem_recovery",
+        "Failover recovery time, from the first sign of a failure to the switch, since start",
+        derived.recovery,
+    );
+    let _ = writeln!(
+        s,
+        "# HELP tandem_new_flows_per_second Flows created over the last full second, all workers"
+    );
+    let _ = writeln!(s, "# TYPE tandem_new_flows_per_second gauge");
+    let _ = writeln!(
+        s,
+        "tandem_new_flows_per_second {}",
+        derived.new_flows_per_second
+    );
     s
 }
 
@@ -246,7 +427,15 @@ impl Server {
         let thread = std::thread::Builder::new()
             .name("tandem-metrics".to_owned())
             .spawn(move || {
+                let start = Instant::now();
+                let mut rate = FlowRate::default();
                 while !flag.load(Ordering::Relaxed) {
+                    // A slow client can hold a pass up to its timeouts: the rate is then
+                    // over the longer span, still per second.
+                    let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    if let Some(r) = rate.sample(now, || shared.flows_created()) {
+                        shared.new_flows_per_second.store(r, Ordering::Relaxed);
+                    }
                     match listener.accept() {
                         Ok((conn, _)) => {
                             let _ = serve_one(conn, &shared);
@@ -295,8 +484,31 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    #[test]
-    fn exposition_names_types_and_labels() {
+    /// A histogram of `ns` values, with bounds as the workers'.
+    fn latencies(values: &[u64]) -> Histogram<u64> {
+        let mut h = histogram(LATENCY_MAX_NS);
+        for v in values {
+            h.saturating_record(*v);
+        }
+        h
+    }
+
+    /// The sample lines of family `name`: (labels, value).
+    fn samples<'a>(text: &'a str, name: &str) -> Vec<(&'a str, f64)> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                let (n, labels) = match series.split_once('{') {
+                    Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                    None => (series, ""),
+                };
+                (n == name).then(|| (labels, value.parse::<f64>().expect("a float")))
+            })
+            .collect()
+    }
+
+    fn exposition(derived: &Derived) -> String {
         let mut e = EngineSnapshot::default();
         e.values[0] = 7; // rx
         let flows = ENGINE_LABELS
@@ -304,11 +516,16 @@ mod tests {
             .position(|l| *l == "flows")
             .unwrap_or(0);
         e.values[flows] = 3;
+        let created = ENGINE_LABELS
+            .iter()
+            .position(|l| *l == "flows_created")
+            .unwrap_or(0);
+        e.values[created] = 5;
         let c = ControlCounters {
             failovers: 2,
             ..ControlCounters::default()
         };
-        let text = render(
+        render(
             &[(1, e, IoCounters::default())],
             &c,
             &[(
@@ -316,34 +533,198 @@ mod tests {
                 Ipv4Addr::new(198, 19, 0, 11),
                 Health::Down,
             )],
-        );
+            derived,
+        )
+    }
+
+    #[test]
+    fn exposition_names_types_and_labels() {
+        let derived = Derived {
+            latency: LatencySummary::of(&latencies(&[10_000, 20_000, 30_000])),
+            recovery: None,
+            new_flows_per_second: 42,
+        };
+        let text = exposition(&derived);
         for want in [
             "# TYPE tandem_rx_packets_total counter",
             "tandem_rx_packets_total{lcore=\"1\"} 7",
             "# TYPE tandem_flows gauge",
             "tandem_flows{lcore=\"1\"} 3",
+            "# TYPE tandem_flows_created_total counter",
+            "tandem_flows_created_total{lcore=\"1\"} 5",
             "tandem_drops_total{lcore=\"1\",reason=\"no_flow\"} 0",
             "tandem_control_failovers_total 2",
             "tandem_replica_up{replica=\"lab/primary\",address=\"198.19.0.11\"} 0",
             "tandem_replica_state{replica=\"lab/primary\",state=\"down\"} 1",
+            "# TYPE tandem_added_latency_seconds summary",
+            "tandem_added_latency_seconds_count 3",
+            "# TYPE tandem_added_latency_max_seconds gauge",
+            "# TYPE tandem_recovery_seconds summary",
+            "tandem_recovery_seconds{quantile=\"0.99\"} NaN",
+            "tandem_recovery_seconds_sum 0",
+            "tandem_recovery_seconds_count 0",
+            "tandem_recovery_max_seconds 0",
+            "# TYPE tandem_new_flows_per_second gauge",
+            "tandem_new_flows_per_second 42",
         ] {
             assert!(text.contains(want), "missing `{want}` in:\n{text}");
         }
-        // Every sample line's metric has a TYPE line.
+        // Every sample line's metric has a TYPE line (a summary's `_sum` and `_count`
+        // belong to its family), and a HELP line comes before its TYPE line.
         for l in text.lines().filter(|l| !l.starts_with('#')) {
             let name = l.split(['{', ' ']).next().unwrap_or("");
-            assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
+            let family = [name.strip_suffix("_sum"), name.strip_suffix("_count")]
+                .into_iter()
+                .flatten()
+                .find(|f| text.contains(&format!("# TYPE {f} summary")))
+                .unwrap_or(name);
+            assert!(text.contains(&format!("# TYPE {family} ")), "{name}");
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            if let Some(rest) = l.strip_prefix("# HELP ") {
+                let name = rest.split(' ').next().unwrap_or("");
+                let next = lines.get(i + 1).copied().unwrap_or("");
+                assert!(next.starts_with(&format!("# TYPE {name} ")), "{l}");
+            }
+        }
+    }
+
+    #[test]
+    fn latency_summary_lines_parse_and_match_what_was_recorded() {
+        // 1000 frames: 1 µs .. 1 ms, and one past the histogram's top (clamped to 1 s).
+        let mut values: Vec<u64> = (1..=999).map(|i| i * 1_000).collect();
+        values.push(5 * LATENCY_MAX_NS);
+        let derived = Derived {
+            latency: LatencySummary::of(&latencies(&values)),
+            recovery: LatencySummary::of(&latencies(&[2_500_000])),
+            new_flows_per_second: 0,
+        };
+        let text = exposition(&derived);
+        for (name, count, max) in [
+            ("tandem_added_latency", 1000.0, 1.0),
+            ("tandem_recovery", 1.0, 0.0025),
+        ] {
+            let q = samples(&text, &format!("{name}_seconds"));
+            let labels: Vec<&str> = q.iter().map(|(l, _)| *l).collect();
+            assert_eq!(
+                labels,
+                [
+                    "quantile=\"0.5\"",
+                    "quantile=\"0.99\"",
+                    "quantile=\"0.999\"",
+                ],
+                "{text}"
+            );
+            assert!(q.windows(2).all(|w| w[0].1 <= w[1].1), "monotone: {q:?}");
+            let top = samples(&text, &format!("{name}_max_seconds"));
+            assert_eq!(top.len(), 1);
+            assert!(q.iter().all(|(_, v)| *v <= top[0].1), "{q:?} {top:?}");
+            assert!((top[0].1 - max).abs() <= max * 0.001, "{top:?}");
+            assert_eq!(
+                samples(&text, &format!("{name}_seconds_count")),
+                [("", count)]
+            );
+            let sum = samples(&text, &format!("{name}_seconds_sum"));
+            assert_eq!(sum.len(), 1);
+            assert!(sum[0].1 > 0.0, "{sum:?}");
+        }
+        let q = samples(&text, "tandem_added_latency_seconds");
+        // The median of 1..999 µs (and a 1 s outlier) is about 500 µs.
+        assert!((q[0].1 - 500e-6).abs() < 1e-6, "{q:?}");
+        // The sum: 1 + … + 999 µs, and 1 s clamped.
+        let sum = samples(&text, "tandem_added_latency_seconds_sum")[0].1;
+        let exact = 0.4995 + 1.0;
+        assert!((sum - exact).abs() < exact * 0.001, "{sum}");
+    }
+
+    #[test]
+    fn the_flow_rate_is_per_second_over_at_least_a_second() {
+        let mut r = FlowRate::default();
+        let s = 1_000_000_000;
+        assert_eq!(
+            r.sample(s, || 100),
+            None,
+            "the first sample starts the span"
+        );
+        assert_eq!(
+            r.sample(s + s / 2, || panic!("not read before a second")),
+            None
+        );
+        assert_eq!(r.sample(2 * s, || 350), Some(250));
+        // A late sample (a slow client held the thread): still per second.
+        assert_eq!(r.sample(4 * s, || 1_350), Some(500));
+        // A counter that went back (cannot happen; must not underflow).
+        assert_eq!(r.sample(5 * s, || 10), Some(0));
+    }
+
+    fn shared(workers: Vec<(u32, Arc<WorkerStats>)>) -> Shared {
+        Shared {
+            workers,
+            control: Mutex::new(ControlCounters::default()),
+            replicas: Arc::new(ReplicaTable::new(4)),
+            names: Mutex::new(Vec::new()),
+            recovery: Mutex::new(histogram(crate::stats::RECOVERY_MAX_NS)),
+            new_flows_per_second: AtomicU64::new(0),
+        }
+    }
+
+    #[test]
+    fn summaries_merge_the_workers_and_record_recoveries() {
+        let (a, b) = (
+            Arc::new(WorkerStats::default()),
+            Arc::new(WorkerStats::default()),
+        );
+        let sh = shared(vec![(1, a.clone()), (2, b.clone())]);
+        assert_eq!(sh.latency_summary(), None);
+        assert_eq!(sh.recovery_summary(), None);
+        let mut local = latencies(&[1_000; 90]);
+        assert!(a.fold_latency(&mut local));
+        assert!(local.is_empty(), "a fold empties the worker's histogram");
+        let mut local = latencies(&[100_000; 10]);
+        assert!(b.fold_latency(&mut local));
+        let l = sh.latency_summary().expect("recorded");
+        assert_eq!(l.count, 100);
+        assert!(l.p50 >= 1_000 && l.p50 < 1_001, "{l:?}");
+        assert!(l.p99 >= 100_000 && l.p99 < 100_100, "{l:?}");
+        assert_eq!(l.max, l.p999);
+        sh.record_recovery(3_000_000);
+        sh.record_recovery(u64::MAX); // clamped, not an error
+        let r = sh.recovery_summary().expect("recorded");
+        assert_eq!(r.count, 2);
+        assert!(r.p50 >= 3_000_000 && r.p50 < 3_010_000, "{r:?}");
+        let dict = sh.stats_dict();
+        let get = |k: &str| {
+            dict.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no {k}"))
+        };
+        for k in [
+            "latency/p50_ns",
+            "latency/p99_ns",
+            "latency/p999_ns",
+            "latency/max_ns",
+            "recovery/p50_ns",
+            "recovery/max_ns",
+            "new_flows_per_second",
+        ] {
+            let _ = get(k);
+        }
+        assert!(matches!(get("latency/count"), Value::U64(100)));
+        assert!(matches!(get("recovery/count"), Value::U64(2)));
+        for (n, _) in &dict {
+            assert!(
+                n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '/'),
+                "{n}"
+            );
         }
     }
 
     #[test]
     fn the_listener_serves_get_metrics() {
-        let shared = Arc::new(Shared {
-            workers: vec![(1, Arc::new(WorkerStats::default()))],
-            control: Mutex::new(ControlCounters::default()),
-            replicas: Arc::new(ReplicaTable::new(4)),
-            names: Mutex::new(Vec::new()),
-        });
+        let shared = Arc::new(shared(vec![(1, Arc::new(WorkerStats::default()))]));
         // An ephemeral port on loopback: find one, then serve it.
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -360,6 +741,7 @@ mod tests {
         };
         let ok = get("/metrics");
         assert!(ok.starts_with("HTTP/1.0 200 OK") && ok.contains("tandem_rx_packets_total"));
+        assert!(ok.contains("tandem_added_latency_seconds_count 0"), "{ok}");
         assert!(get("/other").starts_with("HTTP/1.0 404"));
         drop(server);
     }

@@ -1,9 +1,11 @@
-//! The management socket (DESIGN §6, issue #5): `tandem status | drain | fail | up`
-//! against the running appliance.
+//! The management socket (DESIGN §6, issue #5): `tandem status | flows | drain | fail |
+//! up | add | remove` against the running appliance.
 //!
 //! A Unix stream socket at the profile's `management.socket`, mode 0600 in a 0700
 //! directory (root only, nothing on the network). One request per connection: a line
-//! (`status`, `drain NAME`, `fail NAME`, `up NAME`), then the answer as text until the
+//! (`status`, `flows [service=S] [replica=R] [client=IP[:PORT]] [limit=N]`, `drain NAME`,
+//! `fail NAME`, `up NAME`, `add SERVICE NAME ADDRESS`, `remove NAME`), then the answer
+//! as text until the
 //! server closes; an answer that starts with `error:` is a refusal. A thread of its own
 //! (off the lcores) accepts and reads; the control core answers, between its passes, what
 //! the thread hands it over a channel ([`Pending`]).
@@ -34,6 +36,123 @@ pub enum Request {
     Fail(String),
     /// Undoes `drain` or `fail`: the replica serves new flows again once probes say so.
     Up(String),
+    /// Lists flows.
+    Flows(FlowQuery),
+    /// Adds a replica to a service's pool: it takes new flows once its probes answer.
+    Add {
+        /// The service.
+        service: String,
+        /// The replica's name in it.
+        name: String,
+        /// Its address.
+        address: std::net::Ipv4Addr,
+    },
+    /// Takes a replica out of every pool: its flows fail over now.
+    Remove(String),
+}
+
+/// Most flows one `flows` answer lists.
+pub const MAX_FLOWS_LISTED: usize = 10_000;
+/// Flows listed when no limit is given.
+pub const DEFAULT_FLOWS_LISTED: usize = 100;
+
+/// The filter of a `flows` request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowQuery {
+    /// Only this service's flows.
+    pub service: Option<String>,
+    /// Only flows with a leg on this replica.
+    pub replica: Option<String>,
+    /// Only this client address (and port).
+    pub client: Option<(std::net::Ipv4Addr, Option<u16>)>,
+    /// At most this many listed.
+    pub limit: usize,
+}
+
+impl Default for FlowQuery {
+    fn default() -> FlowQuery {
+        FlowQuery {
+            service: None,
+            replica: None,
+            client: None,
+            limit: DEFAULT_FLOWS_LISTED,
+        }
+    }
+}
+
+impl FlowQuery {
+    fn parse<'a>(words: impl Iterator<Item = &'a str>) -> Result<FlowQuery, String> {
+        let mut q = FlowQuery::default();
+        for w in words {
+            let Some((k, v)) = w.split_once('=') else {
+                return Err(format!(
+                    "`{w}`: filters are KEY=VALUE (service=, replica=, client=, limit=)"
+                ));
+            };
+            match k {
+                "service" => q.service = Some(v.to_owned()),
+                "replica" => q.replica = Some(v.to_owned()),
+                "client" => q.client = Some(parse_client(v)?),
+                "limit" => {
+                    q.limit = v
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=MAX_FLOWS_LISTED).contains(n))
+                        .ok_or_else(|| {
+                            format!("limit `{v}`: a number from 1 to {MAX_FLOWS_LISTED}")
+                        })?
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown filter `{k}` (allowed: service, replica, client, limit)"
+                    ))
+                }
+            }
+        }
+        Ok(q)
+    }
+
+    fn words(&self) -> String {
+        let mut s = String::new();
+        if let Some(v) = &self.service {
+            s.push_str(&format!(" service={v}"));
+        }
+        if let Some(v) = &self.replica {
+            s.push_str(&format!(" replica={v}"));
+        }
+        match self.client {
+            Some((ip, Some(port))) => s.push_str(&format!(" client={ip}:{port}")),
+            Some((ip, None)) => s.push_str(&format!(" client={ip}")),
+            None => {}
+        }
+        if self.limit != DEFAULT_FLOWS_LISTED {
+            s.push_str(&format!(" limit={}", self.limit));
+        }
+        s
+    }
+}
+
+/// `IP` or `IP:PORT`.
+///
+/// # Errors
+///
+/// What is wrong with it.
+pub fn parse_client(v: &str) -> Result<(std::net::Ipv4Addr, Option<u16>), String> {
+    let (ip, port) = match v.split_once(':') {
+        Some((ip, port)) => (ip, Some(port)),
+        None => (v, None),
+    };
+    let ip = ip
+        .parse()
+        .map_err(|_| format!("client `{v}`: not an IPv4 address (IP or IP:PORT)"))?;
+    let port = match port {
+        None => None,
+        Some(p) => Some(
+            p.parse::<u16>()
+                .map_err(|_| format!("client `{v}`: port `{p}` is not 0 to 65535"))?,
+        ),
+    };
+    Ok((ip, port))
 }
 
 impl Request {
@@ -58,9 +177,31 @@ impl Request {
             "drain" => named(Request::Drain),
             "fail" => named(Request::Fail),
             "up" => named(Request::Up),
+            "remove" => named(Request::Remove),
+            "flows" => {
+                let rest = line.split_whitespace().skip(1);
+                FlowQuery::parse(rest).map(Request::Flows)
+            }
+            "add" => {
+                let mut w = line.split_whitespace().skip(1);
+                let (Some(service), Some(name), Some(address), None) =
+                    (w.next(), w.next(), w.next(), w.next())
+                else {
+                    return Err("`add` takes SERVICE NAME ADDRESS".to_owned());
+                };
+                let address = address
+                    .parse()
+                    .map_err(|_| format!("`{address}` is not an IPv4 address"))?;
+                Ok(Request::Add {
+                    service: service.to_owned(),
+                    name: name.to_owned(),
+                    address,
+                })
+            }
             "" => Err("empty request".to_owned()),
             other => Err(format!(
-                "unknown request `{other}` (allowed: status, drain NAME, fail NAME, up NAME)"
+                "unknown request `{other}` (allowed: status, flows [FILTER=VALUE ...], \
+                 drain NAME, fail NAME, up NAME, add SERVICE NAME ADDRESS, remove NAME)"
             )),
         }
     }
@@ -72,6 +213,13 @@ impl Request {
             Request::Drain(n) => format!("drain {n}"),
             Request::Fail(n) => format!("fail {n}"),
             Request::Up(n) => format!("up {n}"),
+            Request::Remove(n) => format!("remove {n}"),
+            Request::Flows(q) => format!("flows{}", q.words()),
+            Request::Add {
+                service,
+                name,
+                address,
+            } => format!("add {service} {name} {address}"),
         }
     }
 }
@@ -259,6 +407,19 @@ mod tests {
             Request::Drain("lab/primary".into()),
             Request::Fail("spare".into()),
             Request::Up("lab/backup".into()),
+            Request::Remove("lab/spare".into()),
+            Request::Flows(FlowQuery::default()),
+            Request::Flows(FlowQuery {
+                service: Some("lab".into()),
+                replica: Some("spare".into()),
+                client: Some(("198.18.0.2".parse().expect("ip"), Some(4000))),
+                limit: 7,
+            }),
+            Request::Add {
+                service: "lab".into(),
+                name: "extra".into(),
+                address: "198.19.0.14".parse().expect("ip"),
+            },
         ] {
             assert_eq!(Request::parse(&r.line()), Ok(r));
         }
@@ -267,6 +428,14 @@ mod tests {
         assert!(Request::parse("fail a b").is_err_and(|e| e.contains("unexpected `b`")));
         assert!(Request::parse("reboot").is_err_and(|e| e.contains("allowed: status")));
         assert!(Request::parse("status now").is_err());
+        assert!(Request::parse("flows client=1.2.3").is_err_and(|e| e.contains("IPv4")));
+        assert!(Request::parse("flows client=1.2.3.4:x").is_err_and(|e| e.contains("port")));
+        assert!(Request::parse("flows limit=0").is_err_and(|e| e.contains("1 to")));
+        assert!(Request::parse("flows age=3").is_err_and(|e| e.contains("unknown filter")));
+        assert!(Request::parse("flows lab").is_err_and(|e| e.contains("KEY=VALUE")));
+        assert!(Request::parse("add lab x").is_err_and(|e| e.contains("SERVICE NAME ADDRESS")));
+        assert!(Request::parse("add lab x 1.2.3").is_err_and(|e| e.contains("IPv4")));
+        assert!(Request::parse("remove").is_err_and(|e| e.contains("needs a replica")));
     }
 
     #[test]

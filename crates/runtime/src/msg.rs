@@ -73,19 +73,48 @@ pub enum Command {
     FailoverSweep,
     /// Publish counters now.
     PublishStats,
+    /// Fill the worker's flow list (`tandem flows`; see [`crate::listing`]).
+    ListFlows,
+    /// Add a replica to a service's pool (`tandem add`).
+    PoolAdd {
+        /// Index of the service.
+        service: u16,
+        /// The replica.
+        replica: ReplicaId,
+    },
+    /// Take a replica out of a service's pool (`tandem remove`).
+    PoolRemove {
+        /// Index of the service.
+        service: u16,
+        /// The replica.
+        replica: ReplicaId,
+    },
 }
 
 impl RingItem for Command {
     fn into_ptr(self) -> NonNull<c_void> {
+        // The kind in the low byte; a pool change's service and replica above it.
+        let pool = |kind: u64, service: u16, replica: ReplicaId| {
+            kind | u64::from(service) << 8 | u64::from(replica.0) << 24
+        };
         to_ptr(match self {
             Command::FailoverSweep => 1,
             Command::PublishStats => 2,
+            Command::ListFlows => 3,
+            Command::PoolAdd { service, replica } => pool(4, service, replica),
+            Command::PoolRemove { service, replica } => pool(5, service, replica),
         })
     }
 
     unsafe fn from_ptr(ptr: NonNull<c_void>) -> Command {
-        match from_ptr(ptr) {
+        let v = from_ptr(ptr);
+        let service = ((v >> 8) & 0xffff) as u16;
+        let replica = ReplicaId(((v >> 24) & 0xffff) as u16);
+        match v & 0xff {
             1 => Command::FailoverSweep,
+            3 => Command::ListFlows,
+            4 => Command::PoolAdd { service, replica },
+            5 => Command::PoolRemove { service, replica },
             _ => Command::PublishStats,
         }
     }
@@ -105,7 +134,19 @@ mod tests {
             // SAFETY: the pointer comes from into_ptr of the same type.
             assert_eq!(unsafe { SignalMsg::from_ptr(m.into_ptr()) }, m);
         }
-        for c in [Command::FailoverSweep, Command::PublishStats] {
+        for c in [
+            Command::FailoverSweep,
+            Command::PublishStats,
+            Command::ListFlows,
+            Command::PoolAdd {
+                service: 65535,
+                replica: ReplicaId(65535),
+            },
+            Command::PoolRemove {
+                service: 3,
+                replica: ReplicaId(1023),
+            },
+        ] {
             // SAFETY: as above.
             assert_eq!(unsafe { Command::from_ptr(c.into_ptr()) }, c);
         }

@@ -5,14 +5,212 @@
 //! lock, no read-modify-write, no shared cache line with another worker. Readers (the
 //! control core, the exit summary) copy it with relaxed loads; each counter is exact, the
 //! set is a snapshot within one publish interval.
+//!
+//! Added latency (DESIGN §4) travels differently, because a histogram is too big to copy
+//! every millisecond: the worker records into a histogram of its own ([`StampedBurst`]
+//! stamps each buffered frame with its receive time and records at transmit), and every
+//! [`LATENCY_FOLD_INTERVAL_NS`] adds it into its slot's shared histogram under a
+//! `try_lock` ([`WorkerStats::fold_latency`]): a reader holding the lock only defers the
+//! fold, it never makes the worker wait. Histograms have fixed bounds and no auto-resize,
+//! so recording and folding never allocate; a value past the top is clamped to it.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
+use hdrhistogram::Histogram;
+use tandem_dpdk::Burst;
 use tandem_engine::{Counters, DropReason};
 
 /// How often a worker publishes its counters.
 pub const PUBLISH_INTERVAL_NS: u64 = 1_000_000;
+/// How often a worker folds its latency histogram into its [`WorkerStats`] slot: a fold
+/// walks the whole histogram (tens of microseconds), too much for every millisecond.
+pub const LATENCY_FOLD_INTERVAL_NS: u64 = 100_000_000;
+/// The top of the added-latency histograms (1 s): slower frames count as 1 s.
+pub const LATENCY_MAX_NS: u64 = 1_000_000_000;
+/// The top of the recovery-time histogram (1 h).
+pub const RECOVERY_MAX_NS: u64 = 3_600_000_000_000;
+/// Significant figures the histograms keep (0.1 % resolution).
+const SIGNIFICANT_FIGURES: u8 = 3;
+
+/// A nanosecond histogram from 1 ns to `max_ns` (at least 2 ns) at 3 significant
+/// figures, without auto-resize: recording never allocates; record with
+/// `saturating_record`, which clamps what is past the top.
+pub fn histogram(max_ns: u64) -> Histogram<u64> {
+    Histogram::new_with_bounds(1, max_ns.max(2), SIGNIFICANT_FIGURES)
+        .expect("1 ns to at least 2 ns at 3 figures is a valid histogram")
+}
+
+/// Adds `from` into `into`. Allocation-free when both have the same bounds (the workers'
+/// case); otherwise `from`'s values are re-recorded, clamped to `into`'s top.
+pub fn merge(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    if into.add(from).is_err() {
+        for v in from.iter_recorded() {
+            into.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+        }
+    }
+}
+
+/// Adds `from` into `into` and empties `from` (see [`merge`]).
+pub fn fold(into: &mut Histogram<u64>, from: &mut Histogram<u64>) {
+    merge(into, from);
+    from.reset();
+}
+
+/// Locks `m`, poisoned or not (a histogram stays valid if a holder panicked).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The figures `tandem status` and the metrics print from a histogram, in nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LatencySummary {
+    /// Values recorded.
+    pub count: u64,
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// The largest value (to the histogram's resolution).
+    pub max: u64,
+    /// The sum of the values, from the histogram's buckets (within 0.1 %).
+    pub sum: u64,
+}
+
+impl LatencySummary {
+    /// The summary of `h`; `None` when it is empty.
+    pub fn of(h: &Histogram<u64>) -> Option<LatencySummary> {
+        if h.is_empty() {
+            return None;
+        }
+        let count = h.len();
+        Some(LatencySummary {
+            count,
+            p50: h.value_at_quantile(0.5),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            sum: (h.mean() * count as f64).round() as u64,
+        })
+    }
+}
+
+/// Nanoseconds in a short human unit (`850 ns`, `12.3 µs`, `4.56 ms`, `1.20 s`).
+fn human_ns(ns: u64) -> String {
+    let v = ns as f64;
+    if ns < 1_000 {
+        format!("{ns} ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1} µs", v / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.2} ms", v / 1e6)
+    } else {
+        format!("{:.2} s", v / 1e9)
+    }
+}
+
+impl fmt::Display for LatencySummary {
+    /// `n 1200, p50 12.3 µs, p99 40.1 µs, p99.9 85.0 µs, max 1.20 ms`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "n {}, p50 {}, p99 {}, p99.9 {}, max {}",
+            self.count,
+            human_ns(self.p50),
+            human_ns(self.p99),
+            human_ns(self.p999),
+            human_ns(self.max)
+        )
+    }
+}
+
+/// A transmit buffer: up to `N` frames, each with the receive stamp of the burst it came
+/// from (0: not from a received frame — frames the control core hands over, segments the
+/// engine's timers synthesise — and not recorded).
+///
+/// At [`flush`](Self::flush) the clock is read once and each stamped frame the queue
+/// took is recorded as `now - stamp`: the latency the appliance added to it, from its
+/// receive burst to its transmit enqueue.
+pub struct StampedBurst<T, const N: usize> {
+    frames: Burst<T, N>,
+    /// `stamps[i]` goes with `frames[i]`.
+    stamps: [u64; N],
+    /// How many frames have a nonzero stamp (none: no clock read at flush).
+    stamped: usize,
+}
+
+impl<T, const N: usize> StampedBurst<T, N> {
+    /// An empty buffer.
+    pub const fn new() -> Self {
+        StampedBurst {
+            frames: Burst::new(),
+            stamps: [0; N],
+            stamped: 0,
+        }
+    }
+
+    /// The number of frames.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Whether there are none.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Adds `frame` received at `stamp` (0: none), or gives it back when full.
+    #[inline]
+    pub fn push(&mut self, frame: T, stamp: u64) -> Result<(), T> {
+        let i = self.frames.len();
+        self.frames.push(frame)?;
+        self.stamps[i] = stamp;
+        self.stamped += usize::from(stamp != 0);
+        Ok(())
+    }
+
+    /// Sends the frames: `send` takes frames from the front of the burst and leaves the
+    /// ones it refused; those are dropped (mbufs freed). Records the latency of every
+    /// stamped frame taken into `latency`, reading `now` once (and only if there is one).
+    /// Returns the number refused.
+    #[inline]
+    pub fn flush(
+        &mut self,
+        send: impl FnOnce(&mut Burst<T, N>),
+        now: impl FnOnce() -> u64,
+        latency: &mut Histogram<u64>,
+    ) -> usize {
+        let n = self.frames.len();
+        if n == 0 {
+            return 0;
+        }
+        send(&mut self.frames);
+        let refused = self.frames.len().min(n);
+        let sent = n - refused;
+        if self.stamped > 0 && sent > 0 {
+            let t = now();
+            for &s in &self.stamps[..sent] {
+                if s != 0 {
+                    latency.saturating_record(t.saturating_sub(s));
+                }
+            }
+        }
+        self.frames.clear();
+        self.stamped = 0;
+        refused
+    }
+}
+
+impl<T, const N: usize> Default for StampedBurst<T, N> {
+    fn default() -> Self {
+        StampedBurst::new()
+    }
+}
 
 macro_rules! io_counters {
     ($($(#[doc = $doc:literal])* $name:ident => $label:literal,)*) => {
@@ -148,6 +346,9 @@ pub struct WorkerStats {
     /// What the worker received before this time is in the control ring (the health
     /// monitor's horizon; see `worker::run`). Own line: written nearly every pass.
     polled: PolledStamp,
+    /// Added latency, nanoseconds, since the worker started: the worker adds to it every
+    /// [`LATENCY_FOLD_INTERVAL_NS`] without waiting; readers lock it briefly.
+    latency: Mutex<Histogram<u64>>,
 }
 
 /// [`WorkerStats`]'s pass stamp, on a cache line of its own.
@@ -163,6 +364,7 @@ impl Default for WorkerStats {
             io: [const { AtomicU64::new(0) }; IoCounters::N],
             publishes: AtomicU64::new(0),
             polled: PolledStamp::default(),
+            latency: Mutex::new(histogram(LATENCY_MAX_NS)),
         }
     }
 }
@@ -198,6 +400,25 @@ impl WorkerStats {
     /// runs): a count that stops moving means the worker has stopped.
     pub fn publishes(&self) -> u64 {
         self.publishes.load(Ordering::Acquire)
+    }
+
+    /// Worker: adds `local` (same bounds as the slot's: [`histogram`]`(`[`LATENCY_MAX_NS`]`)`)
+    /// to the slot's latency histogram and empties it. Does not wait: if a reader holds
+    /// the lock, returns false and `local` keeps its values for the next try.
+    pub fn fold_latency(&self, local: &mut Histogram<u64>) -> bool {
+        let mut shared = match self.latency.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        fold(&mut shared, local);
+        true
+    }
+
+    /// Reader: runs `f` on the latency histogram (the worker's fold waits for the next
+    /// try meanwhile, so keep it short).
+    pub fn with_latency<R>(&self, f: impl FnOnce(&Histogram<u64>) -> R) -> R {
+        f(&lock(&self.latency))
     }
 
     /// Reader: copies the last snapshot.
@@ -383,5 +604,141 @@ impl fmt::Display for Summary {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transmit queue that takes the first `k` frames and leaves the rest.
+    fn takes<const N: usize>(
+        k: usize,
+        sent: &mut Vec<u32>,
+    ) -> impl FnOnce(&mut Burst<u32, N>) + '_ {
+        move |b| {
+            let all: Vec<u32> = b.drain().collect();
+            for (i, f) in all.into_iter().enumerate() {
+                if i < k {
+                    sent.push(f);
+                } else {
+                    let _ = b.push(f);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_flush_records_the_stamped_frames_the_queue_took() {
+        let mut b: StampedBurst<u32, 4> = StampedBurst::new();
+        let mut h = histogram(LATENCY_MAX_NS);
+        // Two frames of a burst received at 1000, one from the control core (no stamp),
+        // one received at 1500.
+        for (f, stamp) in [(1, 1_000), (2, 1_000), (3, 0), (4, 1_500)] {
+            assert!(b.push(f, stamp).is_ok());
+        }
+        assert_eq!(b.push(5, 2_000), Err(5), "full");
+        let mut sent = Vec::new();
+        // The queue takes three: the unstamped one is not recorded, the fourth is refused.
+        let refused = b.flush(takes(3, &mut sent), || 1_200, &mut h);
+        assert_eq!((refused, sent.as_slice()), (1, &[1, 2, 3][..]));
+        assert!(b.is_empty());
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.count_at(200), 2);
+        // The stamps start over with the buffer.
+        assert!(b.push(6, 1_100).is_ok());
+        let refused = b.flush(takes(4, &mut sent), || 1_300, &mut h);
+        assert_eq!(refused, 0);
+        assert_eq!((h.len(), h.count_at(200)), (3, 3));
+    }
+
+    #[test]
+    fn a_flush_reads_the_clock_only_for_stamped_frames_sent() {
+        let mut b: StampedBurst<u32, 4> = StampedBurst::new();
+        let mut h = histogram(LATENCY_MAX_NS);
+        let mut sent = Vec::new();
+        let never = || -> u64 { panic!("no clock read") };
+        assert_eq!(b.flush(takes(4, &mut sent), never, &mut h), 0);
+        let _ = b.push(1, 0);
+        assert_eq!(b.flush(takes(4, &mut sent), never, &mut h), 0);
+        let _ = b.push(2, 5);
+        assert_eq!(b.flush(takes(0, &mut sent), never, &mut h), 1);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn latencies_past_the_top_or_before_the_stamp_are_clamped() {
+        let mut b: StampedBurst<u32, 4> = StampedBurst::new();
+        let mut h = histogram(LATENCY_MAX_NS);
+        let mut sent = Vec::new();
+        let _ = b.push(1, 1);
+        let _ = b.push(2, u64::MAX - 1); // a stamp after the flush's clock: 0, not a wrap
+        b.flush(takes(4, &mut sent), || u64::MAX, &mut h);
+        assert_eq!(h.len(), 2);
+        assert!(h.equivalent(h.max(), LATENCY_MAX_NS), "{}", h.max());
+        let _ = b.push(3, 10);
+        b.flush(takes(4, &mut sent), || 5, &mut h);
+        assert_eq!((h.len(), h.min()), (3, 0));
+    }
+
+    #[test]
+    fn folding_moves_the_values_and_empties_the_source() {
+        let mut shared = histogram(LATENCY_MAX_NS);
+        let mut local = histogram(LATENCY_MAX_NS);
+        for v in [100, 200, 300] {
+            local.saturating_record(v);
+        }
+        fold(&mut shared, &mut local);
+        assert!(local.is_empty());
+        assert_eq!(shared.len(), 3);
+        local.saturating_record(400);
+        fold(&mut shared, &mut local);
+        assert_eq!((shared.len(), shared.max()), (4, 400));
+        // Different bounds (a wider source): its values are clamped, not refused.
+        let mut wide = histogram(RECOVERY_MAX_NS);
+        wide.saturating_record(10 * LATENCY_MAX_NS);
+        fold(&mut shared, &mut wide);
+        assert_eq!(shared.len(), 5);
+        assert!(shared.equivalent(shared.max(), LATENCY_MAX_NS));
+    }
+
+    #[test]
+    fn a_worker_folds_into_its_slot_without_waiting() {
+        let slot = WorkerStats::default();
+        let mut local = histogram(LATENCY_MAX_NS);
+        local.saturating_record(1_000);
+        slot.with_latency(|_| {
+            // A reader holds the lock: the fold is deferred, the values stay.
+            assert!(!slot.fold_latency(&mut local));
+        });
+        assert_eq!(local.len(), 1);
+        assert!(slot.fold_latency(&mut local));
+        assert!(local.is_empty());
+        assert_eq!(slot.with_latency(|h| h.len()), 1);
+    }
+
+    #[test]
+    fn summaries_have_monotone_quantiles() {
+        let mut h = histogram(LATENCY_MAX_NS);
+        assert_eq!(LatencySummary::of(&h), None);
+        for v in 1..=10_000u64 {
+            h.saturating_record(v * 100);
+        }
+        let s = LatencySummary::of(&h).expect("values");
+        assert_eq!(s.count, 10_000);
+        assert!(
+            s.p50 <= s.p99 && s.p99 <= s.p999 && s.p999 <= s.max,
+            "{s:?}"
+        );
+        assert!(h.equivalent(s.p50, 500_000), "{s:?}");
+        assert!(h.equivalent(s.p99, 990_000), "{s:?}");
+        assert!(h.equivalent(s.max, 1_000_000), "{s:?}");
+        // 100 × (1 + … + 10 000) ns, to the buckets' resolution.
+        let exact = 100.0 * 10_000.0 * 10_001.0 / 2.0;
+        assert!((s.sum as f64 - exact).abs() < exact * 0.001, "{s:?}");
+        assert_eq!(
+            s.to_string(),
+            "n 10000, p50 500.2 µs, p99 990.2 µs, p99.9 999.4 µs, max 1.00 ms"
+        );
     }
 }

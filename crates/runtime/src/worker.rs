@@ -5,18 +5,32 @@
 //! the loop), no system call and no log. Frames for the appliance itself go to the
 //! control core over a ring; signals over another; counters are published into the
 //! worker's [`WorkerStats`] slot every millisecond.
+//!
+//! Added latency (DESIGN §4): each receive burst is stamped with the clock when it
+//! arrives, every frame the engine puts out while processing it carries that stamp into
+//! the transmit buffer ([`StampedBurst`]), and the flush records, for each frame the
+//! queue took, the time from the stamp to the `tx_burst` call in the worker's own
+//! histogram. Frames not caused by a received burst (the engine's timers, frames the
+//! control core sends through this worker) carry no stamp and are not recorded. Every
+//! 100 ms the histogram is folded into the worker's slot without waiting (a busy lock
+//! defers the fold to the next pass), for the metrics and `tandem status`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use hdrhistogram::Histogram;
 use tandem_dpdk::ring::{Consumer, Producer};
 use tandem_dpdk::{Burst, Mbuf, Mempool, RxQueue, TxQueue};
 use tandem_engine::{Engine, EngineConfig, Output, ReplicaTable, Side, BURST};
 
 use crate::buf::{MbufBuf, MbufPool};
 use crate::clock::Clock;
+use crate::listing::FlowList;
 use crate::msg::{Command, SignalMsg};
-use crate::stats::{IoCounters, WorkerStats, PUBLISH_INTERVAL_NS};
+use crate::stats::{
+    histogram, IoCounters, StampedBurst, WorkerStats, LATENCY_FOLD_INTERVAL_NS, LATENCY_MAX_NS,
+    PUBLISH_INTERVAL_NS,
+};
 
 /// Transmit slots of the engine's output per call: a full burst copied to three replicas
 /// plus synthesised segments, with room to spare.
@@ -51,62 +65,92 @@ pub struct WorkerIo {
     pub control_tx: [Option<Consumer<Mbuf>>; 2],
     /// Where its counters are published.
     pub stats: Arc<WorkerStats>,
+    /// Where it lists its flows for `tandem flows`.
+    pub flow_list: Arc<FlowList>,
     /// The mempool for copies and synthesised segments.
     pub pool: Mempool,
 }
 
-/// Sends what `burst` holds on `q`, freeing and counting what the queue refuses.
+/// Sends what `burst` holds on `q`, recording the latency of what it took, freeing and
+/// counting what it refused.
 #[inline]
-fn flush(q: &mut TxQueue, burst: &mut Burst<Mbuf, TX_BURST>, io: &mut IoCounters) {
-    if burst.is_empty() {
-        return;
-    }
-    q.tx_burst(burst);
-    io.tx_refused += burst.len() as u64;
-    burst.clear();
+fn flush(
+    q: &mut TxQueue,
+    burst: &mut StampedBurst<Mbuf, TX_BURST>,
+    clock: &Clock,
+    latency: &mut Histogram<u64>,
+    io: &mut IoCounters,
+) {
+    let refused = burst.flush(
+        |b| {
+            q.tx_burst(b);
+        },
+        || clock.now_ns(),
+        latency,
+    );
+    io.tx_refused += refused as u64;
 }
 
-/// The worker's transmit side: a buffer per port.
+/// The worker's transmit side: a buffer per port, and the added-latency histogram its
+/// flushes record into.
 struct TxSide {
     outside: TxQueue,
     inside: TxQueue,
-    out_burst: Burst<Mbuf, TX_BURST>,
-    in_burst: Burst<Mbuf, TX_BURST>,
+    out_burst: StampedBurst<Mbuf, TX_BURST>,
+    in_burst: StampedBurst<Mbuf, TX_BURST>,
+    clock: Clock,
+    /// Since the last fold into the worker's slot.
+    latency: Histogram<u64>,
 }
 
 impl TxSide {
+    /// Buffers `m` for `side`; `stamp` is its receive burst's time (0: none).
     #[inline]
-    fn push(&mut self, side: Side, m: Mbuf, io: &mut IoCounters) {
+    fn push(&mut self, side: Side, m: Mbuf, stamp: u64, io: &mut IoCounters) {
         let (q, b) = match side {
             Side::Outside => (&mut self.outside, &mut self.out_burst),
             Side::Inside => (&mut self.inside, &mut self.in_burst),
         };
-        if let Err(m) = b.push(m) {
-            flush(q, b, io);
+        if let Err(m) = b.push(m, stamp) {
+            flush(q, b, &self.clock, &mut self.latency, io);
             // The burst is empty now.
-            let _ = b.push(m);
+            let _ = b.push(m, stamp);
         }
     }
 
     #[inline]
     fn flush_all(&mut self, io: &mut IoCounters) {
-        flush(&mut self.outside, &mut self.out_burst, io);
-        flush(&mut self.inside, &mut self.in_burst, io);
+        flush(
+            &mut self.outside,
+            &mut self.out_burst,
+            &self.clock,
+            &mut self.latency,
+            io,
+        );
+        flush(
+            &mut self.inside,
+            &mut self.in_burst,
+            &self.clock,
+            &mut self.latency,
+            io,
+        );
     }
 }
 
-/// Drains the engine's output: frames to the transmit buffers, frames for the control
-/// core and signals to their rings.
+/// Drains the engine's output: frames to the transmit buffers (stamped `stamp`, the
+/// receive burst they answer; 0 for none), frames for the control core and signals to
+/// their rings.
 #[inline]
 fn drain(
     out: &mut Output<MbufBuf>,
+    stamp: u64,
     tx: &mut TxSide,
     to_control: &mut Producer<Mbuf>,
     signals: &mut Producer<SignalMsg>,
     io: &mut IoCounters,
 ) {
     for t in out.tx.drain(..) {
-        tx.push(t.side, t.buf.into_mbuf(), io);
+        tx.push(t.side, t.buf.into_mbuf(), stamp, io);
     }
     if !out.to_control.is_empty() {
         let mut burst: Burst<Mbuf, BURST> = Burst::new();
@@ -146,6 +190,7 @@ pub fn run(
         mut commands,
         mut control_tx,
         stats,
+        flow_list,
         pool,
         ..
     } = io;
@@ -158,12 +203,17 @@ pub fn run(
     let mut tx = TxSide {
         outside: tx_outside,
         inside: tx_inside,
-        out_burst: Burst::new(),
-        in_burst: Burst::new(),
+        out_burst: StampedBurst::new(),
+        in_burst: StampedBurst::new(),
+        clock,
+        latency: histogram(LATENCY_MAX_NS),
     };
     let mut c = IoCounters::default();
     let mut next_publish = 0u64;
+    let mut next_fold = 0u64;
     let mut seen_until = 0u64;
+    // A `tandem flows` request whose list was locked: filled on a later pass.
+    let mut list_pending = false;
 
     while running.load(Ordering::Relaxed) {
         let now = clock.now_ns();
@@ -179,6 +229,8 @@ pub fn run(
                 continue;
             }
             c.rx_bursts += 1;
+            // This burst's receive time: what the engine sends for it is measured from here.
+            let stamp = clock.now_ns();
             for m in rx.drain() {
                 match MbufBuf::new(m) {
                     Ok(b) => bufs.push(b),
@@ -186,15 +238,23 @@ pub fn run(
                 }
             }
             engine.process_burst(side, now, &mut bufs, &mut pool, &mut out);
-            drain(&mut out, &mut tx, &mut to_control, &mut signals, &mut c);
+            drain(
+                &mut out,
+                stamp,
+                &mut tx,
+                &mut to_control,
+                &mut signals,
+                &mut c,
+            );
             if !ctl.is_empty() {
                 to_control.enqueue_burst(&mut ctl);
                 c.control_ring_full += ctl.len() as u64;
                 ctl.clear();
             }
         }
+        // Timers: what they send answers no received frame (no stamp).
         engine.poll(now, &mut pool, &mut out);
-        drain(&mut out, &mut tx, &mut to_control, &mut signals, &mut c);
+        drain(&mut out, 0, &mut tx, &mut to_control, &mut signals, &mut c);
         // Frames the control core sends through this worker.
         for (side, ring) in [Side::Outside, Side::Inside]
             .into_iter()
@@ -203,7 +263,7 @@ pub fn run(
             if let Some(ring) = ring {
                 if ring.dequeue_burst(&mut ctl) > 0 {
                     for m in ctl.drain() {
-                        tx.push(side, m, &mut c);
+                        tx.push(side, m, 0, &mut c);
                     }
                 }
             }
@@ -225,17 +285,36 @@ pub fn run(
             c.commands += 1;
             match cmd {
                 Command::FailoverSweep => engine.request_failover_sweep(),
-                Command::PublishStats => next_publish = 0,
+                Command::PublishStats => {
+                    next_publish = 0;
+                    next_fold = 0;
+                }
+                Command::PoolAdd { service, replica } => {
+                    engine.pool_add(usize::from(service), replica);
+                }
+                Command::PoolRemove { service, replica } => {
+                    engine.pool_remove(usize::from(service), replica);
+                }
+                Command::ListFlows => list_pending = true,
             }
+        }
+        if list_pending {
+            list_pending = !flow_list
+                .fill(|filter, records| engine.list_flows(now, |r| filter.keeps(r), records));
         }
         if now >= next_publish {
             next_publish = now + PUBLISH_INTERVAL_NS;
             c.alloc_failures = pool.failures;
             stats.publish(engine.counters(), &c);
         }
+        // A busy lock (a reader) leaves next_fold as it is: the next pass tries again.
+        if now >= next_fold && stats.fold_latency(&mut tx.latency) {
+            next_fold = now + LATENCY_FOLD_INTERVAL_NS;
+        }
     }
     tx.flush_all(&mut c);
     c.alloc_failures = pool.failures;
     stats.publish(engine.counters(), &c);
+    stats.fold_latency(&mut tx.latency);
     0
 }

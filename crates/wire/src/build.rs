@@ -53,7 +53,7 @@ pub struct TcpBuild<'a> {
 /// bytes.
 pub fn tcp(buf: &mut [u8], spec: &TcpBuild) -> Result<usize> {
     let olen = spec.options.len();
-    if olen % 4 != 0 || olen > MAX_OPTIONS_LEN {
+    if !olen.is_multiple_of(4) || olen > MAX_OPTIONS_LEN {
         return Err(Error::Malformed);
     }
     let eth_len = if spec.vlan_tci.is_some() {

@@ -132,7 +132,7 @@ impl ChecksumDelta {
     /// byte-swapped value (RFC 1071 section 2 (B), byte-order independence).
     #[inline]
     pub fn u16_at(&mut self, offset: usize, old: u16, new: u16) {
-        if offset % 2 == 0 {
+        if offset.is_multiple_of(2) {
             self.u16(old, new);
         } else {
             self.u16(old.swap_bytes(), new.swap_bytes());
@@ -150,7 +150,7 @@ impl ChecksumDelta {
     /// Records that the byte at `offset` of the covered data changed.
     #[inline]
     pub fn u8_at(&mut self, offset: usize, old: u8, new: u8) {
-        if offset % 2 == 0 {
+        if offset.is_multiple_of(2) {
             self.u16(u16::from(old) << 8, u16::from(new) << 8);
         } else {
             self.u16(u16::from(old), u16::from(new));

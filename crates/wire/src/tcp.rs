@@ -230,7 +230,7 @@ fn valid_len(kind: u8, len: usize) -> bool {
         option_kind::WINDOW_SCALE => len == 3,
         option_kind::SACK_PERMITTED => len == 2,
         option_kind::TIMESTAMPS => len == 10,
-        option_kind::SACK => len >= 10 && (len - 2) % 8 == 0,
+        option_kind::SACK => len >= 10 && (len - 2).is_multiple_of(8),
         _ => true,
     }
 }

@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# End-to-end test of a replica pool run by an operator (issue #5), in the namespace lab:
+#
+#   1. `tandem run` with a pool of two (primary, backup), k=2, `selection: spread`, JSON
+#      logs; the stream server (stream.py, port 7000, the only probed port) on all three
+#      replica hosts;
+#   2. `tandem add lab spare 198.19.0.13`: the spare comes up by its probes and takes
+#      new flows: a pool of three with two copies per flow;
+#   3. phase 1: TANDEM_E2E_CONNS (12) stream connections, data both ways, every byte
+#      checked; `tandem flows` shows them spread over the three; the primary's server is
+#      killed (kill -9) 1.5 s in. Every connection must survive; during the failover the
+#      metrics must show the failover, the recovery-time and latency histograms moving,
+#      unprotected flows, and `tandem status` the same failover count;
+#   4. the primary's server is restarted: it comes back (probes) and serves new flows;
+#   5. phase 2: new connections, the backup's server killed 1.5 s in: every connection
+#      must survive (flows of phase 1 have ended: those that had lost the primary and
+#      kept only the backup would have no copy left);
+#   6. the backup is restarted; phase 3: new connections, `tandem remove spare` 1.5 s in:
+#      the spare's flows move to their other copy, every connection survives, the spare
+#      is gone from the pool;
+#   7. the JSON log holds one failover event per failure with its cause and timing; no
+#      flow lost.
+#
+# Needs root. Bounded in time; everything it started is stopped and the lab taken down
+# on any exit.
+#
+#   appliance/e2e/pool.sh          # TANDEM_E2E_NO_BUILD=1 skips the cargo build
+set -euo pipefail
+export LC_ALL=C
+cd "$(dirname "$0")/../.."
+# shellcheck source=../lib.sh
+. appliance/lib.sh
+E2E_NAME=pool
+# shellcheck source=common.sh
+. appliance/e2e/common.sh
+conns=${TANDEM_E2E_CONNS:-12}
+secs=${TANDEM_E2E_SECONDS:-4}
+e2e_setup python3 curl
+
+# 1. A pool of two, spread, probing the stream port only, logging JSON.
+profile="$tmp/pool.yaml"
+python3 - configs/lab.yaml "$profile" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+spare = "      - name: spare               # namespace tandem-spare\n        address: 198.19.0.13\n"
+for old, new in [
+    (spare, ""),
+    ("selection: ordered", "selection: spread "),
+    ("probe_ports: [7000, 80]", "probe_ports: [7000]    "),
+    ("format: human", "format: json "),
+]:
+    if old not in text:
+        sys.exit(f"configs/lab.yaml: `{old.strip()}` not found")
+    text = text.replace(old, new, 1)
+open(sys.argv[2], "w").write(text)
+PY
+e2e_run_tandem "$profile"
+ctl() { "$tandem" "$@" --profile "$profile"; }
+
+start_server() {
+    local name=$1 ns ip_var
+    ns=$(lab_replica_ns "$name")
+    ip_var="LAB_${name^^}_IP"
+    rm -f "$tmp/stream-$name.pid"
+    lab_exec "$ns" timeout 120 python3 "$repo/appliance/e2e/stream.py" serve "${!ip_var}" \
+        "$tmp/stream-$name.pid" >>"$tmp/stream-$name.log" 2>&1 &
+    for _ in $(seq 1 50); do
+        [ -s "$tmp/stream-$name.pid" ] && lab_exec "$ns" ss -ltnH "src ${!ip_var}" | grep -q ":7000" && return 0
+        sleep 0.1
+    done
+    bad "the stream server on $name did not start"
+    cat "$tmp/stream-$name.log"
+    exit 1
+}
+kill_server() { kill -KILL "$(cat "$tmp/stream-$1.pid")" 2>/dev/null || true; }
+# `tandem status`'s line for a replica: "  lab/spare   198.19.0.13  up, mac ..."
+health_of() { ctl status | awk -v n="lab/$1" '$1 == n { sub(/,$/, "", $3); print $3 }'; }
+wait_health() {
+    local name=$1 want=$2
+    for _ in $(seq 1 50); do
+        [ "$(health_of "$name")" = "$want" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+scrape() { lab_exec "$LAB_APPLIANCE_NS" curl -sS --max-time 5 http://127.0.0.1:9450/metrics || true; }
+metric() { awk -v k="$1" '$1 == k { print $2 }' <<<"$2"; }
+# Flows with a copy on replica $1 (live or not), from `tandem flows`.
+flows_on() { ctl flows --replica "$1" --limit 10000 | awk '/^flows:/ { print $2 }'; }
+# Runs the stream clients in the background (phase $1).
+clients() {
+    lab_exec "$LAB_CLIENT_NS" timeout $((secs + 60)) python3 "$repo/appliance/e2e/stream.py" \
+        client "$LAB_VIP" "$conns" "$secs" >"$tmp/client-$1.out" 2>&1 &
+    client_pid=$!
+}
+clients_done() {
+    local rc=0
+    wait "$client_pid" || rc=$?
+    if [ "$rc" = 0 ]; then
+        ok "phase $1: $conns connections through $2: no reset, every byte right both ways ($(grep -oE 'bytes_in=[0-9]+' "$tmp/client-$1.out"))"
+    else
+        bad "phase $1: the stream clients failed through $2 (rc $rc)"
+        cat "$tmp/client-$1.out"
+    fi
+}
+
+for name in "${LAB_REPLICAS[@]}"; do start_server "$name"; done
+wait_health primary up && wait_health backup up ||
+    { bad "primary and backup not up: $(ctl status)"; exit 1; }
+
+# 2. The spare joins.
+answer=$(ctl add lab spare "$LAB_SPARE_IP" 2>&1) || true
+if grep -q "lab/spare: added" <<<"$answer" && wait_health spare up; then
+    ok "tandem add: $answer; up by its probes"
+else
+    bad "tandem add: '$answer'; status: $(ctl status)"
+fi
+answer=$(ctl add lab spare2 "$LAB_SPARE_IP" 2>&1) && bad "a second add of the same address was taken: $answer" ||
+    ok "the same address twice is refused: $answer"
+answer=$(ctl add web x 198.19.0.20 2>&1) && bad "an unknown service was taken" ||
+    { grep -q "services: lab" <<<"$answer" && ok "an unknown service is refused with the valid ones: $answer" || bad "unknown service: $answer"; }
+
+# 3. Phase 1: the primary's server fails under 12 connections.
+before=$(scrape)
+clients 1
+sleep 1.5
+listing=$(ctl flows --limit 10000)
+echo "$listing" | head -n 4
+per=""
+for name in primary backup spare; do per="$per $name=$(flows_on "$name")"; done
+total=$(awk '/^flows:/ { print $2 }' <<<"$listing")
+if [ "${total:-0}" -ge "$conns" ] && ! grep -qE '(primary|backup|spare)=(0|)( |$)' <<<"$per "; then
+    ok "tandem flows: $total flows, copies on each of the three:$per"
+else
+    bad "tandem flows: ${total:-?} flows,$per"
+fi
+log_mark=$(wc -l <"$tmp/tandem.log")
+kill_server primary
+sleep 0.3
+during=$(scrape)
+status=$(ctl status)
+clients_done 1 "the failure of the primary"
+fo0=$(metric tandem_control_failovers_total "$before")
+fo1=$(metric tandem_control_failovers_total "$during")
+rc0=$(metric tandem_recovery_seconds_count "$before")
+rc1=$(metric tandem_recovery_seconds_count "$during")
+lat0=$(metric tandem_added_latency_seconds_count "$before")
+lat1=$(metric tandem_added_latency_seconds_count "$during")
+p99=$(metric 'tandem_added_latency_seconds{quantile="0.99"}' "$during")
+rec=$(metric 'tandem_recovery_seconds{quantile="0.5"}' "$during")
+unprot=$(awk '$1 ~ /^tandem_flows_unprotected/ { s += $2 } END { print s + 0 }' <<<"$during")
+newfps=$(metric tandem_new_flows_per_second "$during")
+echo "e2e $E2E_NAME: metrics during the failover: failovers $fo0 -> $fo1, recovery count $rc0 -> $rc1 (p50 ${rec}s), latency count $lat0 -> $lat1 (p99 ${p99}s), unprotected $unprot, new flows/s $newfps"
+if [ -n "$fo1" ] && [ "$fo1" = $((fo0 + 1)) ] && [ -n "$rc1" ] && [ "$rc1" = $((rc0 + 1)) ] &&
+    [ -n "$lat1" ] && [ "$lat1" -gt "${lat0:-0}" ] && [ "$unprot" -gt 0 ] &&
+    awk -v r="$rec" 'BEGIN { exit !(r > 0 && r < 1) }'; then
+    ok "metrics moved: one failover, one recovery time (${rec}s), latency samples, $unprot flows unprotected"
+else
+    bad "metrics during the failover (above)"
+fi
+st_fo=$(awk '/^control:/ { for (i = 1; i <= NF; i++) if ($i == "failovers") { v = $(i + 1); sub(/,$/, "", v); print v } }' <<<"$status")
+st_unprot=$(sed -nE 's/^flows: [0-9]+ \(protected [0-9]+, unprotected ([0-9]+)\)$/\1/p' <<<"$status")
+if [ "$st_fo" = "$fo1" ] && [ "${st_unprot:-0}" -gt 0 ]; then
+    ok "tandem status agrees: failovers $st_fo, unprotected $st_unprot"
+else
+    bad "tandem status: failovers '$st_fo' (metrics $fo1), unprotected '$st_unprot'"
+    echo "$status"
+fi
+
+# 4. The primary comes back: new flows only.
+start_server primary
+if wait_health primary up; then ok "the primary is up again (probes)"; else bad "the primary did not come back: $(ctl status)"; fi
+sleep 2.5 # phase 1's flows linger 2 s after their FINs
+
+# 5. Phase 2: the backup's server fails; the primary serves new flows again.
+clients 2
+sleep 1.5
+on_primary=$(flows_on primary)
+if [ "${on_primary:-0}" -gt 0 ]; then ok "the returned primary has copies of $on_primary new flows"; else bad "no new flow on the returned primary"; fi
+kill_server backup
+clients_done 2 "the failure of the backup, after the primary came back"
+
+# 6. Phase 3: the spare is removed under load.
+start_server backup
+wait_health backup up || bad "the backup did not come back"
+sleep 2.5
+clients 3
+sleep 1.5
+on_spare=$(flows_on spare)
+answer=$(ctl remove spare 2>&1) || true
+if grep -q "lab/spare: removed" <<<"$answer"; then ok "tandem remove: $answer (it had $on_spare flows)"; else bad "tandem remove: $answer"; fi
+clients_done 3 "the removal of the spare"
+if ctl status | grep -q "lab/spare"; then bad "the spare is still listed"; else ok "the spare is gone from tandem status"; fi
+answer=$(ctl flows --replica spare 2>&1) && bad "flows --replica spare answered: $answer" ||
+    { grep -q "replicas: lab/primary, lab/backup" <<<"$answer" && ok "a removed name is refused with the valid ones" || bad "flows --replica spare: $answer"; }
+
+# 7. The log (JSON, one object a line) and the counters.
+e2e_stop_tandem
+python3 - "$tmp/tandem.log" "$log_mark" <<'PY' >"$tmp/events.txt" || bad "the log is not JSON lines: $(cat "$tmp/events.txt")"
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+for n, line in enumerate(lines, 1):
+    if not line.strip():
+        continue
+    try:
+        rec = json.loads(line)
+    except ValueError as e:
+        print(f"line {n}: {e}: {line[:120]}")
+        sys.exit(1)
+    f = rec.get("fields", {})
+    if n > int(sys.argv[2]) and f.get("event") == "failover":
+        print(f"failover addr={f.get('addr')} cause={f.get('cause')!r} first_sign_to_switch_us={f.get('first_sign_to_switch_us')}")
+PY
+cat "$tmp/events.txt"
+for who in "$LAB_PRIMARY_IP:cause='(UnmatchedRst|UnmatchedFin) confirmed|probes failed" "$LAB_BACKUP_IP:cause='(UnmatchedRst|UnmatchedFin) confirmed|probes failed" "$LAB_SPARE_IP:cause='operator \(tandem remove\)"; do
+    ip=${who%%:*}
+    if grep -E "^failover addr=$ip " "$tmp/events.txt" | grep -qE "${who#*:}" &&
+        grep -E "^failover addr=$ip " "$tmp/events.txt" | grep -qE 'first_sign_to_switch_us=[0-9]+$'; then
+        ok "JSON log: a failover event for $ip with its cause and timing"
+    else
+        bad "JSON log: no failover event for $ip matching /${who#*:}/"
+    fi
+done
+lost=$(awk '$1 == "flows_lost" { print $2; exit }' "$tmp/tandem.out")
+if [ "${lost:-x}" = 0 ]; then ok "no flow lost (flows_lost 0)"; else bad "flows_lost is '${lost:-missing}'"; fi
+e2e_finish
