@@ -4,8 +4,8 @@
 #   appliance/test.sh            everything
 #   TANDEM_FUZZ_SECONDS=60 appliance/test.sh    longer fuzz smoke runs (default 20 s each; 0 skips)
 #
-# The end-to-end steps (appliance/e2e/basic.sh, and appliance/e2e/failover.sh for each
-# failure kind) need root; without it, they say "skipped".
+# The end-to-end steps (appliance/e2e/basic.sh, appliance/e2e/failover.sh for each
+# failure kind, appliance/e2e/pool.sh) need root; without it, they say "skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$(pwd)
@@ -43,6 +43,13 @@ if [ "$(id -u)" = 0 ]; then
     fi
 else
     echo "e2e failover: skipped: needs root (run appliance/e2e/failover.sh KIND as root)"
+fi
+
+step "end-to-end: a pool run by an operator (appliance/e2e/pool.sh)"
+if [ "$(id -u)" = 0 ]; then
+    TANDEM_E2E_NO_BUILD=1 appliance/e2e/pool.sh
+else
+    echo "e2e pool: skipped: needs root (run appliance/e2e/pool.sh as root)"
 fi
 
 fuzz_seconds=${TANDEM_FUZZ_SECONDS:-20}

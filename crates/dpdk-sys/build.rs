@@ -160,6 +160,7 @@ fn generate_bindings(header: &std::path::Path, cflags: &[String], dest: &std::pa
             .allowlist_function("rte_version")
             .allowlist_function("rte_thread_register")
             .allowlist_function("rte_thread_unregister")
+            .allowlist_function("rte_openlog_stream")
             .allowlist_function("rte_telemetry_register_cmd")
             .allowlist_function("rte_tel_data_start_dict")
             .allowlist_function("rte_tel_data_add_dict_u64")

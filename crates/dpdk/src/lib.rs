@@ -7,6 +7,7 @@
 //!   [`TxQueue`] handles that workers own.
 //! - [`ring`]: typed rings between lcores ([`ring::spsc`], [`ring::mpsc`]).
 //! - [`lcore`]: launching closures on worker lcores, the TSC clock.
+//! - [`log`]: DPDK's log lines handed to the appliance's logger.
 //!
 //! Every DPDK error comes back as a [`DpdkError`] naming the call, the errno and DPDK's
 //! text for it. `unsafe` stays inside this crate and `tandem-dpdk-sys`; each block says
@@ -28,6 +29,7 @@ mod burst;
 mod eal;
 mod error;
 pub mod lcore;
+pub mod log;
 mod mbuf;
 mod mempool;
 mod port;

@@ -81,8 +81,21 @@ fn eal_args() -> Vec<String> {
 fn dpdk_end_to_end() {
     assert!(Mempool::new_pktmbuf("early", 63, 0, DEFAULT_DATA_ROOM, None).is_err());
 
+    // DPDK's log lines reach a callback, the EAL's first ones included.
+    let (log_tx, log_rx) = std::sync::mpsc::channel::<String>();
+    let log_tx = std::sync::Mutex::new(log_tx);
+    tandem_dpdk::log::redirect(move |l| {
+        if let Ok(tx) = log_tx.lock() {
+            let _ = tx.send(l.to_owned());
+        }
+    })
+    .expect("redirect");
     let eal = Eal::init(&eal_args()).expect("rte_eal_init");
     eprintln!("{} up", tandem_dpdk::version());
+    let first = log_rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("a log line from the EAL");
+    assert!(first.starts_with("EAL: "), "{first}");
     let again = Eal::init(&eal_args()).expect_err("a second init must fail");
     assert_eq!(again.errno(), libc::EALREADY);
 

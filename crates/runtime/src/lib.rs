@@ -283,6 +283,10 @@ pub fn runnable(profile: &Profile) -> Result<Vec<String>, RuntimeError> {
 /// are logged and the summary is still returned.
 pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError> {
     runnable(profile)?;
+    // DPDK's own lines through our logger (JSON when asked), the EAL's first ones too.
+    if let Err(e) = tandem_dpdk::log::redirect(|line| tracing::info!(target: "dpdk", "{line}")) {
+        tracing::warn!(error = %e, "DPDK logs to stderr directly");
+    }
     let eal = Eal::init(&profile.eal.args).ctx(|| "EAL initialisation (eal.args)".to_owned())?;
     tracing::info!(version = %tandem_dpdk::version(), "EAL up");
     check_lcores(profile)?;
