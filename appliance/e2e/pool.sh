@@ -150,20 +150,24 @@ p99=$(metric 'tandem_added_latency_seconds{quantile="0.99"}' "$during")
 rec=$(metric 'tandem_recovery_seconds{quantile="0.5"}' "$during")
 unprot=$(awk '$1 ~ /^tandem_flows_unprotected/ { s += $2 } END { print s + 0 }' <<<"$during")
 newfps=$(metric tandem_new_flows_per_second "$during")
-echo "e2e $E2E_NAME: metrics during the failover: failovers $fo0 -> $fo1, recovery count $rc0 -> $rc1 (p50 ${rec}s), latency count $lat0 -> $lat1 (p99 ${p99}s), unprotected $unprot, new flows/s $newfps"
+pf0=$(metric 'tandem_replica_failovers_total{replica="lab/primary"}' "$before")
+pf1=$(metric 'tandem_replica_failovers_total{replica="lab/primary"}' "$during")
+echo "e2e $E2E_NAME: metrics during the failover: failovers $fo0 -> $fo1 (the primary's $pf0 -> $pf1), recovery count $rc0 -> $rc1 (p50 ${rec}s), latency count $lat0 -> $lat1 (p99 ${p99}s), unprotected $unprot, new flows/s $newfps"
 if [ -n "$fo1" ] && [ "$fo1" = $((fo0 + 1)) ] && [ -n "$rc1" ] && [ "$rc1" = $((rc0 + 1)) ] &&
     [ -n "$lat1" ] && [ "$lat1" -gt "${lat0:-0}" ] && [ "$unprot" -gt 0 ] &&
+    [ -n "$pf1" ] && [ "$pf1" = $((pf0 + 1)) ] &&
     awk -v r="$rec" 'BEGIN { exit !(r > 0 && r < 1) }'; then
     ok "metrics moved: one failover, one recovery time (${rec}s), latency samples, $unprot flows unprotected"
 else
     bad "metrics during the failover (above)"
 fi
 st_fo=$(awk '/^control:/ { for (i = 1; i <= NF; i++) if ($i == "failovers") { v = $(i + 1); sub(/,$/, "", v); print v } }' <<<"$status")
+st_pf=$(awk '$1 == "lab/primary" { for (i = 1; i <= NF; i++) if ($i == "failovers") print $(i + 1) }' <<<"$status")
 st_unprot=$(sed -nE 's/^flows: [0-9]+ \(protected [0-9]+, unprotected ([0-9]+)\)$/\1/p' <<<"$status")
-if [ "$st_fo" = "$fo1" ] && [ "${st_unprot:-0}" -gt 0 ]; then
-    ok "tandem status agrees: failovers $st_fo, unprotected $st_unprot"
+if [ "$st_fo" = "$fo1" ] && [ "$st_pf" = "$pf1" ] && [ "${st_unprot:-0}" -gt 0 ]; then
+    ok "tandem status agrees: failovers $st_fo (the primary's $st_pf), unprotected $st_unprot"
 else
-    bad "tandem status: failovers '$st_fo' (metrics $fo1), unprotected '$st_unprot'"
+    bad "tandem status: failovers '$st_fo' (metrics $fo1), the primary's '$st_pf' (metrics $pf1), unprotected '$st_unprot'"
     echo "$status"
 fi
 

@@ -71,7 +71,9 @@ pub fn redirect(sink: impl Fn(&str) + Send + 'static) -> Result<()> {
                 }
             }
         })
-        .map_err(|e| DpdkError::from_errno("spawn dpdk-log", e.raw_os_error().unwrap_or(libc::EAGAIN)))?;
+        .map_err(|e| {
+            DpdkError::from_errno("spawn dpdk-log", e.raw_os_error().unwrap_or(libc::EAGAIN))
+        })?;
     // SAFETY: `file` is a valid FILE that stays open for the rest of the process (DPDK
     // keeps the pointer).
     if unsafe { sys::rte_openlog_stream(file.cast()) } != 0 {

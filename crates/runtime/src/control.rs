@@ -601,6 +601,7 @@ impl Control {
                 self.counters.failovers += 1;
                 if let Some(sh) = &self.shared {
                     sh.record_recovery(c.at_ns.saturating_sub(c.first_sign_ns));
+                    sh.count_failover(c.replica);
                 }
                 tracing::warn!(
                     event = "failover",
@@ -702,6 +703,9 @@ impl Control {
                     self.replicas.set_health(id, Health::Down);
                     self.broadcast(Command::FailoverSweep);
                     self.counters.failovers += 1;
+                    if let Some(sh) = &self.shared {
+                        sh.count_failover(id);
+                    }
                 }
                 tracing::warn!(event = "failover", replica = id.0, %addr,
                     cause = %"operator (tandem fail)", first_sign_to_switch_us = 0u64,
@@ -984,6 +988,10 @@ impl Control {
         if serving {
             self.counters.failovers += 1;
         }
+        if let Some(sh) = &self.shared {
+            // The slot may serve another replica later: its count starts again.
+            sh.forget_replica(id);
+        }
         self.monitor.remove(id);
         self.admin.retain(|(r, _)| *r != id);
         self.names.retain(|(_, r)| *r != id);
@@ -1024,9 +1032,10 @@ impl Control {
                 .replicas
                 .mac(*id)
                 .map_or_else(|| "unresolved".to_owned(), fmt_mac);
+            let failovers = self.shared.as_ref().map_or(0, |sh| sh.failovers_of(*id));
             let _ = writeln!(
                 s,
-                "  {name:<24} {:<15} {health}{admin}, mac {mac}",
+                "  {name:<24} {:<15} {health}{admin}, mac {mac}, failovers {failovers}",
                 self.replicas.addr(*id).to_string()
             );
         }

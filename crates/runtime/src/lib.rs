@@ -507,6 +507,7 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
         names: std::sync::Mutex::new(names.clone()),
         recovery: std::sync::Mutex::new(stats::histogram(stats::RECOVERY_MAX_NS)),
         new_flows_per_second: std::sync::atomic::AtomicU64::new(0),
+        replica_failovers: std::sync::Mutex::new(Vec::new()),
     });
     for (cmd, help) in [
         (

@@ -68,6 +68,8 @@ pub struct Shared {
     /// Flows created over the last full second, all workers (the metrics thread samples
     /// it; see [`FlowRate`]).
     pub new_flows_per_second: AtomicU64,
+    /// Failovers per replica (detected or ordered), kept by the control core.
+    pub replica_failovers: Mutex<Vec<(ReplicaId, u64)>>,
 }
 
 impl Shared {
@@ -75,6 +77,28 @@ impl Shared {
     /// must never take the appliance down).
     pub fn names(&self) -> Vec<(String, ReplicaId)> {
         self.names.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    /// Control core: one more failover of `id`.
+    pub fn count_failover(&self, id: ReplicaId) {
+        let mut f = lock(&self.replica_failovers);
+        match f.iter_mut().find(|(r, _)| *r == id) {
+            Some((_, n)) => *n += 1,
+            None => f.push((id, 1)),
+        }
+    }
+
+    /// Control core: `id` left the table (`tandem remove`); its count goes with it.
+    pub fn forget_replica(&self, id: ReplicaId) {
+        lock(&self.replica_failovers).retain(|(r, _)| *r != id);
+    }
+
+    /// Failovers of `id` so far.
+    pub fn failovers_of(&self, id: ReplicaId) -> u64 {
+        lock(&self.replica_failovers)
+            .iter()
+            .find(|(r, _)| *r == id)
+            .map_or(0, |(_, n)| *n)
     }
 
     fn render(&self) -> String {
@@ -88,13 +112,14 @@ impl Shared {
             .collect();
         let control = self.control.lock().map(|c| *c).unwrap_or_default();
         let names = self.names();
-        let replicas: Vec<(String, Ipv4Addr, Health)> = names
+        let replicas: Vec<(String, Ipv4Addr, Health, u64)> = names
             .iter()
             .map(|(n, id)| {
                 (
                     n.clone(),
                     self.replicas.addr(*id),
                     self.replicas.health(*id),
+                    self.failovers_of(*id),
                 )
             })
             .collect();
@@ -298,7 +323,7 @@ fn write_summary(s: &mut String, name: &str, help: &str, sum: Option<LatencySumm
 pub fn render(
     workers: &[(u32, EngineSnapshot, IoCounters)],
     control: &ControlCounters,
-    replicas: &[(String, Ipv4Addr, Health)],
+    replicas: &[(String, Ipv4Addr, Health, u64)],
     derived: &Derived,
 ) -> String {
     let mut s = String::new();
@@ -361,7 +386,7 @@ pub fn render(
         "# HELP tandem_replica_up 1: takes new flows; 0: draining or down (see tandem_replica_state)"
     );
     let _ = writeln!(s, "# TYPE tandem_replica_up gauge");
-    for (name, addr, h) in replicas {
+    for (name, addr, h, _) in replicas {
         let _ = writeln!(
             s,
             "tandem_replica_up{{replica=\"{name}\",address=\"{addr}\"}} {}",
@@ -369,7 +394,7 @@ pub fn render(
         );
     }
     let _ = writeln!(s, "# TYPE tandem_replica_state gauge");
-    for (name, _, h) in replicas {
+    for (name, _, h, _) in replicas {
         for (state, is) in [
             ("up", *h == Health::Up),
             ("draining", *h == Health::Draining),
@@ -381,6 +406,17 @@ pub fn render(
                 u8::from(is)
             );
         }
+    }
+    let _ = writeln!(
+        s,
+        "# HELP tandem_replica_failovers_total Times the replica failed (detected, or `tandem fail`/`remove`)"
+    );
+    let _ = writeln!(s, "# TYPE tandem_replica_failovers_total counter");
+    for (name, _, _, n) in replicas {
+        let _ = writeln!(
+            s,
+            "tandem_replica_failovers_total{{replica=\"{name}\"}} {n}"
+        );
     }
     write_summary(
         &mut s,
@@ -532,6 +568,7 @@ mod tests {
                 "lab/primary".into(),
                 Ipv4Addr::new(198, 19, 0, 11),
                 Health::Down,
+                2,
             )],
             derived,
         )
@@ -556,6 +593,8 @@ mod tests {
             "tandem_control_failovers_total 2",
             "tandem_replica_up{replica=\"lab/primary\",address=\"198.19.0.11\"} 0",
             "tandem_replica_state{replica=\"lab/primary\",state=\"down\"} 1",
+            "# TYPE tandem_replica_failovers_total counter",
+            "tandem_replica_failovers_total{replica=\"lab/primary\"} 2",
             "# TYPE tandem_added_latency_seconds summary",
             "tandem_added_latency_seconds_count 3",
             "# TYPE tandem_added_latency_max_seconds gauge",
@@ -666,7 +705,20 @@ mod tests {
             names: Mutex::new(Vec::new()),
             recovery: Mutex::new(histogram(crate::stats::RECOVERY_MAX_NS)),
             new_flows_per_second: AtomicU64::new(0),
+            replica_failovers: Mutex::new(Vec::new()),
         }
+    }
+
+    #[test]
+    fn failovers_are_counted_per_replica_and_forgotten_with_it() {
+        let sh = shared(Vec::new());
+        let (a, b) = (ReplicaId(0), ReplicaId(1));
+        sh.count_failover(a);
+        sh.count_failover(a);
+        sh.count_failover(b);
+        assert_eq!((sh.failovers_of(a), sh.failovers_of(b)), (2, 1));
+        sh.forget_replica(a);
+        assert_eq!((sh.failovers_of(a), sh.failovers_of(b)), (0, 1));
     }
 
     #[test]
