@@ -53,31 +53,45 @@ pub fn redirect(sink: impl Fn(&str) + Send + 'static) -> Result<()> {
     unsafe { libc::setvbuf(file, std::ptr::null_mut(), libc::_IOLBF, 0) };
     // SAFETY: `read_fd` is ours; the File owns it from here.
     let reader = unsafe { std::fs::File::from_raw_fd(read_fd) };
-    std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .name("dpdk-log".to_owned())
         .spawn(move || {
             let mut lines = BufReader::new(reader);
-            let mut line = String::new();
+            let mut line = Vec::new();
             loop {
                 line.clear();
-                match lines.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
+                match lines.read_until(b'\n', &mut line) {
+                    // The write end closed: nothing more can come.
+                    Ok(0) => break,
                     Ok(_) => {
-                        let l = line.trim_end();
+                        // Bytes that are not UTF-8 (a device name, a driver's dump) are
+                        // shown replaced, never a reason to stop reading.
+                        let text = String::from_utf8_lossy(&line);
+                        let l = text.trim_end();
                         if !l.is_empty() {
                             sink(l);
                         }
                     }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
                 }
             }
-        })
-        .map_err(|e| {
-            DpdkError::from_errno("spawn dpdk-log", e.raw_os_error().unwrap_or(libc::EAGAIN))
-        })?;
+        });
+    if let Err(e) = spawned {
+        // SAFETY: `file` is ours and DPDK has not seen it; closing it closes the write end.
+        unsafe { libc::fclose(file) };
+        return Err(DpdkError::from_errno(
+            "spawn dpdk-log",
+            e.raw_os_error().unwrap_or(libc::EAGAIN),
+        ));
+    }
     // SAFETY: `file` is a valid FILE that stays open for the rest of the process (DPDK
     // keeps the pointer).
     if unsafe { sys::rte_openlog_stream(file.cast()) } != 0 {
-        return Err(os("rte_openlog_stream"));
+        let e = os("rte_openlog_stream");
+        // SAFETY: DPDK refused it and keeps no pointer; the reader sees EOF and ends.
+        unsafe { libc::fclose(file) };
+        return Err(e);
     }
     Ok(())
 }

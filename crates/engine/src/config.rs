@@ -27,6 +27,10 @@ impl ServicePort {
     }
 }
 
+/// Most replicas in one service's pool (room is reserved for them: `tandem add` does
+/// not allocate on a worker).
+pub const MAX_POOL: usize = 64;
+
 /// A service: a virtual address and port mirrored to a pool of replicas.
 #[derive(Clone, Debug)]
 pub struct Service {

@@ -34,7 +34,7 @@ use tandem_wire::tcp::option_kind;
 use tandem_wire::{EthernetFrame, Ipv4Packet, MacAddr, TcpFlags};
 
 use crate::buffer::{BufferPool, PacketBuf};
-use crate::config::EngineConfig;
+use crate::config::{EngineConfig, MAX_POOL};
 use crate::flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, MAX_COPIES};
 use crate::hold::HoldPool;
 use crate::output::{Counters, DropReason, Output, Side, Signal, SignalKind};
@@ -97,6 +97,12 @@ pub struct Engine<B: PacketBuf> {
 impl<B: PacketBuf> Engine<B> {
     /// An engine with its tables allocated for `cfg`'s limits.
     pub fn new(cfg: EngineConfig, replicas: Arc<ReplicaTable>) -> Engine<B> {
+        let mut cfg = cfg;
+        // Room for the pool changes of `tandem add`: none allocates on the worker.
+        for s in &mut cfg.services {
+            s.replicas
+                .reserve(MAX_POOL.saturating_sub(s.replicas.len()));
+        }
         let own = cfg.own_addrs.iter().map(|a| u32::from(*a)).collect();
         let vips = cfg.services.iter().map(|s| u32::from(s.vip)).collect();
         Engine {
@@ -139,20 +145,26 @@ impl<B: PacketBuf> Engine<B> {
         &self.replicas
     }
 
-    /// Appends the flows that `keep` accepts to `out`, as records at `now`, until `out` is
-    /// full (its capacity: the caller sizes it, nothing is allocated here). Returns how
-    /// many flows matched in all, listed or not.
+    /// Lists the flows in table slots `from..from + slots` that `keep` accepts: appended
+    /// to `out` as records at `now` while it holds fewer than `limit` (and has room:
+    /// nothing is allocated here). Returns how many matched, listed or not, and the slot
+    /// to go on from (`None`: the end of the table). A caller lists a whole table a few
+    /// thousand slots at a time, between bursts, so that no burst waits for the walk.
     pub fn list_flows(
         &self,
+        from: usize,
+        slots: usize,
         now: u64,
         mut keep: impl FnMut(&FlowRecord) -> bool,
+        limit: usize,
         out: &mut Vec<FlowRecord>,
-    ) -> usize {
+    ) -> (usize, Option<usize>) {
+        let end = from.saturating_add(slots).min(self.flows.capacity());
         let mut matched = 0;
-        let mut slot = 0;
-        while let Some(idx) = self.flows.next_used(slot) {
-            if (idx as usize) < slot as usize {
-                break; // wrapped around
+        for slot in from..end {
+            let idx = slot as FlowIdx;
+            if !self.flows.is_used(idx) {
+                continue;
             }
             let f = self.flows.get(idx);
             let mut r = FlowRecord::of(f, now);
@@ -162,24 +174,21 @@ impl<B: PacketBuf> Engine<B> {
             }
             if keep(&r) {
                 matched += 1;
-                if out.len() < out.capacity() {
+                if out.len() < limit && out.len() < out.capacity() {
                     out.push(r);
                 }
             }
-            slot = match idx.checked_add(1) {
-                Some(next) if (next as usize) < self.flows.capacity() => next,
-                _ => break,
-            };
         }
-        matched
+        (matched, (end < self.flows.capacity()).then_some(end))
     }
 
     /// Adds `replica` to the pool of service `service` (at the end: an ordered service
     /// prefers it last). New flows only: existing flows keep their legs. Returns false
-    /// for an unknown service or a replica already in the pool.
+    /// for an unknown service, a replica already in the pool, or a full pool
+    /// ([`MAX_POOL`]).
     pub fn pool_add(&mut self, service: usize, replica: ReplicaId) -> bool {
         match self.cfg.services.get_mut(service) {
-            Some(s) if !s.replicas.contains(&replica) => {
+            Some(s) if !s.replicas.contains(&replica) && s.replicas.len() < MAX_POOL => {
                 s.replicas.push(replica);
                 true
             }

@@ -245,6 +245,8 @@ pub struct FlowRecord {
     pub phase: FlowPhase,
     /// Replica of each leg, and whether the leg is still part of the flow.
     pub legs: [(ReplicaId, bool); MAX_COPIES],
+    /// Each leg's replica address: a slot reused by another replica later has another.
+    pub addrs: [u32; MAX_COPIES],
     /// Number of legs in `legs`.
     pub n_legs: u8,
     /// The active replica.
@@ -267,13 +269,16 @@ impl FlowRecord {
     /// The record of `f` at `now`.
     pub fn of(f: &Flow, now: u64) -> FlowRecord {
         let mut legs = [(ReplicaId::default(), false); MAX_COPIES];
-        for (slot, l) in legs.iter_mut().zip(f.legs()) {
+        let mut addrs = [0; MAX_COPIES];
+        for ((slot, addr), l) in legs.iter_mut().zip(&mut addrs).zip(f.legs()) {
             *slot = (l.replica, l.alive);
+            *addr = l.addr;
         }
         FlowRecord {
             key: f.key,
             phase: f.phase,
             legs,
+            addrs,
             n_legs: f.n_legs,
             active: f.active_leg().replica,
             unprotected: f.unprotected,
@@ -288,5 +293,14 @@ impl FlowRecord {
     /// The legs in use.
     pub fn legs(&self) -> &[(ReplicaId, bool)] {
         &self.legs[..usize::from(self.n_legs).min(MAX_COPIES)]
+    }
+
+    /// Whether a leg is on `replica` at `addr` (its slot's address now), not on a replica
+    /// that had the slot before.
+    pub fn has_leg_on(&self, replica: ReplicaId, addr: u32) -> bool {
+        self.legs()
+            .iter()
+            .zip(&self.addrs)
+            .any(|((r, _), a)| *r == replica && *a == addr)
     }
 }

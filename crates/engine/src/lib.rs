@@ -30,7 +30,7 @@ pub mod seq;
 pub mod table;
 
 pub use buffer::{BufferPool, PacketBuf, VecPool};
-pub use config::{EngineConfig, Service, ServicePort};
+pub use config::{EngineConfig, Service, ServicePort, MAX_POOL};
 pub use engine::{Engine, BURST};
 pub use flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, MAX_COPIES};
 pub use output::{Counters, DropReason, Output, Side, Signal, SignalKind, Tx};

@@ -1062,13 +1062,13 @@ fn a_replica_added_to_the_pool_takes_new_flows_and_a_removed_one_none() {
             b"",
         )
     };
+    // Flows from client port 30000 + `from` on with a copy on the replica at `of`.
     let members = |lab: &Lab, of: Ipv4Addr, from: u16| -> usize {
         let mut v = Vec::with_capacity(64);
-        lab.engine
-            .list_flows(0, |r| r.key.client_port >= 30_000 + from, &mut v);
-        let id = lab.replicas.find(of);
+        let keep = |r: &tandem_engine::FlowRecord| r.key.client_port >= 30_000 + from;
+        lab.engine.list_flows(0, usize::MAX, 0, keep, 64, &mut v);
         v.iter()
-            .filter(|r| id.is_some_and(|id| r.legs().iter().any(|l| l.0 == id)))
+            .filter(|r| r.addrs[..r.legs().len()].contains(&u32::from(of)))
             .count()
     };
     for k in 0..6 {
@@ -1088,15 +1088,15 @@ fn a_replica_added_to_the_pool_takes_new_flows_and_a_removed_one_none() {
     for ip in [PRIMARY, BACKUP, spare_ip] {
         assert_eq!(members(&lab, ip, 6), 4, "{ip}");
     }
-    // Removed: out of the pool and unused in the table; no new flow picks it.
+    // Out of the pool (still up in the table): no new flow picks it.
     assert!(lab.engine.pool_remove(0, s));
     assert!(!lab.engine.pool_remove(0, s));
-    lab.replicas.set_health(s, tandem_engine::Health::Unused);
     for k in 12..18 {
         lab.feed(Side::Outside, syn(k));
     }
     assert_eq!(members(&lab, spare_ip, 12), 0);
     assert_eq!(members(&lab, PRIMARY, 12), 6);
+    assert_eq!(members(&lab, spare_ip, 6), 4, "its flows keep it");
 }
 
 #[test]
@@ -1113,8 +1113,14 @@ fn the_flow_list_shows_replicas_bytes_and_age_and_stops_at_its_capacity() {
         b"hello",
     );
     let now = lab.now + 7;
-    let mut v = Vec::with_capacity(4);
-    assert_eq!(lab.engine.list_flows(now, |_| true, &mut v), 1);
+    let list = |lab: &Lab, keep: fn(&tandem_engine::FlowRecord) -> bool| {
+        let mut v = Vec::with_capacity(4);
+        let (n, next) = lab.engine.list_flows(0, usize::MAX, now, keep, 4, &mut v);
+        assert_eq!(next, None, "one call walks the whole table");
+        (n, v)
+    };
+    let (n, v) = list(&lab, |_| true);
+    assert_eq!(n, 1);
     let r = v[0];
     assert_eq!(Ipv4Addr::from(r.key.client_ip), CLIENT);
     assert_eq!(r.phase, tandem_engine::FlowPhase::Established);
@@ -1123,19 +1129,35 @@ fn the_flow_list_shows_replicas_bytes_and_age_and_stops_at_its_capacity() {
     assert_eq!(r.bytes_from_client, 5);
     assert!(!r.unprotected);
     assert!(r.age_ns >= 7 && r.idle_ns >= 7, "{r:?}");
-    // Nothing is allocated: a full list counts the flow but does not grow.
+    // Nothing is allocated: a full list counts the flow but does not grow; the limit
+    // likewise; the walk goes in parts.
     let mut none = Vec::new();
-    assert_eq!(lab.engine.list_flows(now, |_| true, &mut none), 1);
+    let all = lab.engine.flows().capacity();
+    assert_eq!(
+        lab.engine.list_flows(0, all, now, |_| true, 4, &mut none),
+        (1, None)
+    );
     assert!(none.is_empty());
-    assert_eq!(lab.engine.list_flows(now, |_| false, &mut v), 0);
+    let mut v = Vec::with_capacity(4);
+    assert_eq!(
+        lab.engine.list_flows(0, all, now, |_| true, 0, &mut v),
+        (1, None)
+    );
+    assert!(v.is_empty());
+    let (mut found, mut from) = (0, Some(0));
+    while let Some(f) = from {
+        let (n, next) = lab.engine.list_flows(f, 7, now, |_| true, 4, &mut v);
+        found += n;
+        from = next;
+    }
+    assert_eq!((found, v.len()), (1, 1));
+    assert_eq!(list(&lab, |_| false).0, 0);
     // A dead leg shows at once; the switch of the active on the flow's next packet.
     lab.kill(R::P);
-    let mut v = Vec::with_capacity(4);
-    lab.engine.list_flows(now, |_| true, &mut v);
+    let (_, v) = list(&lab, |_| true);
     assert_eq!(v[0].legs(), &[(lab.p, false), (lab.b, true)]);
     lab.client(hs.cisn + 6, hs.pisn + 1, A, 502, Opts::ts(103, 5000), b"");
-    let mut v = Vec::with_capacity(4);
-    lab.engine.list_flows(now, |_| true, &mut v);
+    let (_, v) = list(&lab, |_| true);
     assert_eq!(v[0].active, lab.b, "{:?}", v[0]);
     assert!(v[0].unprotected);
 }

@@ -105,7 +105,9 @@ pub enum Admin {
 }
 
 /// Most replicas in one service's pool (`tandem add` refuses more).
-pub const MAX_POOL: usize = 64;
+pub use tandem_engine::MAX_POOL;
+/// A `flows` answer goes this long before the client's deadline at the latest.
+const ANSWER_MARGIN: Duration = Duration::from_millis(200);
 
 /// A service as the control core knows it, for `flows`, `add` and `remove`.
 #[derive(Clone, Debug)]
@@ -263,8 +265,8 @@ impl Control {
             }
             self.resolve(now, &mut out);
             self.probe(now, horizon, clock);
-            self.serve_mgmt(now);
             self.finish_listing(now);
+            self.serve_mgmt(now);
             if let Some(sh) = &self.shared {
                 // Never waits on the metrics thread: a busy lock skips one pass.
                 if let Ok(mut c) = sh.control.try_lock() {
@@ -755,23 +757,26 @@ impl Control {
         }
         if let Some(name) = &q.replica {
             let (_, id) = crate::mgmt::resolve(name, &self.names).map_err(|e| format!("{e}\n"))?;
-            filter.replica = Some(id);
+            filter.replica = Some((id, u32::from(self.replicas.addr(id))));
         }
         if let Some((ip, port)) = q.client {
             filter.client_ip = Some(u32::from(ip));
             filter.client_port = port;
         }
+        // A worker holds its list only for a part of its walk: a busy one is refused
+        // rather than waited for (the control core never blocks on a worker).
+        let mut lists = Vec::with_capacity(self.lists.len());
+        for list in &self.lists {
+            match list.0.try_lock() {
+                Ok(st) => lists.push(st),
+                Err(_) => return Err("error: a worker is still listing; try again\n".to_owned()),
+            }
+        }
         self.list_seq += 1;
         let asked = self.list_seq;
-        for list in &self.lists {
-            // A worker holds its list only while it fills it, for a request: none is
-            // pending now, so this does not wait (a late fill of a timed-out request
-            // is the exception, and short).
-            let mut st = list
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for mut st in lists {
             st.filter = filter;
+            st.limit = q.limit;
             st.asked = asked;
         }
         self.broadcast(Command::ListFlows);
@@ -787,8 +792,9 @@ impl Control {
             .iter()
             .map(|list| list.0.try_lock().is_ok_and(|st| st.done == l.asked))
             .collect();
+        // Answer before the management thread gives up on the control core.
         let late = now.saturating_sub(l.since_ns) >= LIST_WAIT_NS
-            || std::time::Instant::now() > l.pending.deadline;
+            || std::time::Instant::now() + ANSWER_MARGIN > l.pending.deadline;
         if !late && !ready.iter().all(|r| *r) {
             return;
         }
@@ -820,14 +826,13 @@ impl Control {
             .iter()
             .map(|s| (s.name.clone(), u32::from(s.vip), s.port))
             .collect();
-        let text = crate::listing::format_flows(
-            &records,
-            matched,
-            l.limit,
-            &self.names,
-            &services,
-            &missing,
-        );
+        let names: Vec<(String, ReplicaId, u32)> = self
+            .names
+            .iter()
+            .map(|(n, id)| (n.clone(), *id, u32::from(self.replicas.addr(*id))))
+            .collect();
+        let text =
+            crate::listing::format_flows(&records, matched, l.limit, &names, &services, &missing);
         let _ = l.pending.answer.try_send(text);
     }
 
@@ -982,8 +987,11 @@ impl Control {
             }
         }
         // Unused bumps the slot's epoch: every leg on it is dead, and a replica added
-        // later in the same slot is a stranger to the old flows.
-        self.replicas.set_health(id, Health::Unused);
+        // later in the same slot is a stranger to the old flows. A worker that did not
+        // take the order still has the slot in its pool: it stays down for good instead
+        // (never reused, so no other replica can land in that worker's stale pool).
+        self.replicas
+            .set_health(id, if ok { Health::Unused } else { Health::Down });
         self.broadcast(Command::FailoverSweep);
         if serving {
             self.counters.failovers += 1;
@@ -1005,7 +1013,8 @@ impl Control {
             cause = %"operator (tandem remove)", first_sign_to_switch_us = 0u64,
             "replica removed from its pools: its flows fail over");
         if !ok {
-            tracing::error!(replica = %full, "a worker's command ring is full: the replica stays in its pool, unused");
+            tracing::error!(replica = %full, "a worker's command ring is full: the replica is down for good, its slot not reused");
+            return format!("error: {full}: its flows failed over, but a worker did not take the order (command ring full): its slot stays down and is not reused until a restart\n");
         }
         format!("{full}: removed ({addr}); its flows fail over to their other replicas\n")
     }

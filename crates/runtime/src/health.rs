@@ -847,7 +847,11 @@ mod tests {
             );
         }
         assert_eq!(m.outstanding(), 0);
-        assert!(!m.is_down(ReplicaId(0)), "unknown now");
+        // Not probed any more: only the other replica's probes go out.
+        send.clear();
+        pass(&mut m, 30 * MS, &mut send, &mut ch);
+        assert_eq!(send.len(), 2, "{send:?}");
+        assert!(send.iter().all(|p| p.addr == b), "{send:?}");
     }
 
     #[test]

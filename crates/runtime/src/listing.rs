@@ -1,14 +1,14 @@
 //! `tandem flows`: each worker lists its own flows (only it may read its flow table)
 //! into a list shared with the control core, which merges and formats them.
 //!
-//! The control core writes the filter and a request number into every worker's
-//! [`FlowList`] and sends [`crate::msg::Command::ListFlows`]; a worker fills the list
-//! between two bursts (a pass over its table: tens of microseconds per thousand flows,
-//! the price of an operator's command) and stamps it with the request number; the
-//! control core answers once every worker has, or after [`LIST_WAIT_NS`] with what came.
-//! Both sides only `try_lock`: the worker retries on its next pass, the control core on
-//! its next loop. The list's capacity is reserved once: listing allocates nothing on the
-//! worker.
+//! The control core writes the filter, the limit and a request number into every
+//! worker's [`FlowList`] and sends [`crate::msg::Command::ListFlows`]; a worker walks its
+//! table [`LIST_SLOTS_PER_PASS`] slots at a time, between its bursts (no burst waits for
+//! a whole table), and stamps the list with the request number when it reaches the end;
+//! the control core answers once every worker has, or after [`LIST_WAIT_NS`] with what
+//! came. Both sides only `try_lock`: the worker goes on at its next pass, the control
+//! core refuses a request while a list is busy. The list's capacity is reserved once:
+//! listing allocates nothing on the worker.
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -20,14 +20,16 @@ use crate::mgmt::MAX_FLOWS_LISTED;
 
 /// How long the control core waits for the workers' lists.
 pub const LIST_WAIT_NS: u64 = 1_000_000_000;
+/// Flow table slots a worker walks per pass while it lists (a few microseconds).
+pub const LIST_SLOTS_PER_PASS: usize = 4096;
 
 /// Which flows to list (resolved from a [`crate::mgmt::FlowQuery`] by the control core).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowFilter {
     /// The service's VIP and port.
     pub service: Option<(u32, ServicePort)>,
-    /// A leg on this replica.
-    pub replica: Option<ReplicaId>,
+    /// A leg on this replica, at this address (a slot's earlier replica does not count).
+    pub replica: Option<(ReplicaId, u32)>,
     /// The client's address.
     pub client_ip: Option<u32>,
     /// The client's port.
@@ -39,9 +41,7 @@ impl FlowFilter {
     pub fn keeps(&self, r: &FlowRecord) -> bool {
         self.service
             .is_none_or(|(vip, port)| r.key.vip == vip && port.covers(r.key.vip_port))
-            && self
-                .replica
-                .is_none_or(|id| r.legs().iter().any(|(l, _)| *l == id))
+            && self.replica.is_none_or(|(id, addr)| r.has_leg_on(id, addr))
             && self.client_ip.is_none_or(|ip| r.key.client_ip == ip)
             && self.client_port.is_none_or(|p| r.key.client_port == p)
     }
@@ -56,6 +56,10 @@ pub struct ListState {
     pub done: u64,
     /// The request's filter.
     pub filter: FlowFilter,
+    /// Records wanted at most.
+    pub limit: usize,
+    /// The request being walked, and the next slot.
+    pub walking: (u64, usize),
     /// Flows that passed the filter, listed or not.
     pub matched: usize,
     /// The first of them, up to the capacity.
@@ -72,37 +76,64 @@ impl Default for FlowList {
             asked: 0,
             done: 0,
             filter: FlowFilter::default(),
+            limit: MAX_FLOWS_LISTED,
+            walking: (0, 0),
             matched: 0,
             records: Vec::with_capacity(MAX_FLOWS_LISTED),
         }))
     }
 }
 
+/// What a worker's walk of `slots` from a slot did: flows matched, and the next slot
+/// (`None`: the end of the table).
+pub type Walked = (usize, Option<usize>);
+
 impl FlowList {
-    /// Worker: answers the pending request with `list` (the engine's `list_flows`).
-    /// Returns false if the list was locked (try again on the next pass).
-    pub fn fill(&self, list: impl FnOnce(&FlowFilter, &mut Vec<FlowRecord>) -> usize) -> bool {
+    /// Worker: goes on with the pending request: `walk(from, filter, limit, records)`
+    /// lists a part of its table (the engine's `list_flows`). Returns whether the request
+    /// is still pending (the list was busy, or the table not walked to its end).
+    pub fn step(
+        &self,
+        walk: impl FnOnce(usize, &FlowFilter, usize, &mut Vec<FlowRecord>) -> Walked,
+    ) -> bool {
         let Ok(mut s) = self.0.try_lock() else {
-            return false;
+            return true;
         };
-        if s.done != s.asked {
-            let st = &mut *s;
-            st.records.clear();
-            st.matched = list(&st.filter, &mut st.records);
-            st.done = st.asked;
+        let st = &mut *s;
+        if st.done == st.asked {
+            return false;
         }
-        true
+        if st.walking.0 != st.asked {
+            // A new request: start from the top.
+            st.records.clear();
+            st.matched = 0;
+            st.walking = (st.asked, 0);
+        }
+        let (matched, next) = walk(st.walking.1, &st.filter, st.limit, &mut st.records);
+        st.matched += matched;
+        match next {
+            Some(n) => {
+                st.walking.1 = n;
+                true
+            }
+            None => {
+                st.done = st.asked;
+                false
+            }
+        }
     }
 }
 
-/// What the control core shows of one replica: its `service/replica` name.
-pub type Names<'a> = &'a [(String, ReplicaId)];
+/// The replicas as the control core knows them: `service/replica` name, slot, address.
+pub type Names<'a> = &'a [(String, ReplicaId, u32)];
 
-fn name_of(names: Names<'_>, id: ReplicaId) -> &str {
+/// The name of the replica at `addr` in slot `id`; its address if the slot has another
+/// replica now (it was removed).
+fn name_of(names: Names<'_>, id: ReplicaId, addr: u32) -> String {
     names
         .iter()
-        .find(|(_, r)| *r == id)
-        .map_or("(removed)", |(n, _)| n.as_str())
+        .find(|(_, r, a)| *r == id && *a == addr)
+        .map_or_else(|| Ipv4Addr::from(addr).to_string(), |(n, _, _)| n.clone())
 }
 
 /// Seconds with one decimal, for ages.
@@ -141,12 +172,13 @@ pub fn format_flows(
         let legs: Vec<String> = r
             .legs()
             .iter()
-            .map(|&(id, alive)| {
-                let n = name_of(names, id);
+            .zip(&r.addrs)
+            .map(|(&(id, alive), &addr)| {
+                let n = name_of(names, id, addr);
                 match (alive, id == r.active) {
                     (false, _) => format!("{n}(dead)"),
                     (true, true) => format!("{n}*"),
-                    (true, false) => n.to_owned(),
+                    (true, false) => n,
                 }
             })
             .collect();
@@ -185,6 +217,11 @@ mod tests {
     use super::*;
     use tandem_engine::FlowKey;
 
+    /// Replica `id`'s address in these tests.
+    fn addr_of(id: u16) -> u32 {
+        u32::from(Ipv4Addr::new(198, 19, 0, 11)) + u32::from(id)
+    }
+
     fn rec(client_port: u16, legs: &[(u16, bool)], active: u16) -> FlowRecord {
         let mut r = FlowRecord {
             key: FlowKey {
@@ -203,8 +240,9 @@ mod tests {
             idle_ns: 50_000_000,
             ..FlowRecord::default()
         };
-        for (slot, &(id, alive)) in r.legs.iter_mut().zip(legs) {
+        for ((slot, addr), &(id, alive)) in r.legs.iter_mut().zip(&mut r.addrs).zip(legs) {
             *slot = (ReplicaId(id), alive);
+            *addr = addr_of(id);
         }
         r
     }
@@ -217,7 +255,7 @@ mod tests {
         let f = |f: FlowFilter| f.keeps(&r);
         assert!(f(FlowFilter {
             service: Some((vip, ServicePort::Any)),
-            replica: Some(ReplicaId(2)),
+            replica: Some((ReplicaId(2), addr_of(2))),
             client_ip: Some(r.key.client_ip),
             client_port: Some(4000),
         }));
@@ -226,7 +264,12 @@ mod tests {
             ..FlowFilter::default()
         }));
         assert!(!f(FlowFilter {
-            replica: Some(ReplicaId(1)),
+            replica: Some((ReplicaId(1), addr_of(1))),
+            ..FlowFilter::default()
+        }));
+        // Slot 2 reused by another replica: the flow has no copy on that one.
+        assert!(!f(FlowFilter {
+            replica: Some((ReplicaId(2), addr_of(9))),
             ..FlowFilter::default()
         }));
         assert!(!f(FlowFilter {
@@ -236,46 +279,66 @@ mod tests {
     }
 
     #[test]
-    fn a_worker_fills_the_list_once_per_request_without_growing_it() {
+    fn a_worker_walks_its_table_in_parts_once_per_request_without_growing_the_list() {
         let list = FlowList::default();
         let cap = list.0.lock().map(|s| s.records.capacity()).unwrap_or(0);
         assert!(cap >= MAX_FLOWS_LISTED);
-        let mut calls = 0;
+        let mut calls = Vec::new();
         // No request yet: nothing to do.
-        assert!(list.fill(|_, _| {
-            calls += 1;
-            0
+        assert!(!list.step(|from, _, _, _| {
+            calls.push(from);
+            (0, None)
         }));
-        assert_eq!(calls, 0);
+        assert!(calls.is_empty());
         if let Ok(mut s) = list.0.lock() {
             s.asked = 1;
+            s.limit = 1;
             s.filter.client_port = Some(4000);
         }
-        assert!(list.fill(|f, v| {
-            calls += 1;
-            let r = rec(4000, &[(0, true)], 0);
-            if f.keeps(&r) {
-                v.push(r);
+        // A table of three parts: each pass walks one, two flows match in each; one is
+        // listed (the limit).
+        let walk = |from: usize, f: &FlowFilter, limit: usize, v: &mut Vec<FlowRecord>| {
+            for port in [4000, 4000, 4001] {
+                let r = rec(port, &[(0, true)], 0);
+                if f.keeps(&r) && v.len() < limit {
+                    v.push(r);
+                }
             }
-            5
+            (2, (from < 2).then_some(from + 1))
+        };
+        assert!(list.step(walk));
+        assert!(list.step(walk));
+        assert!(!list.step(walk), "the end of the table");
+        assert!(!list.step(|_, _, _, _| panic!("answered already")));
+        {
+            let s = list.0.lock().expect("lock");
+            assert_eq!((s.done, s.matched, s.records.len()), (1, 6, 1));
+            assert_eq!(s.records.capacity(), cap);
+        }
+        // A new request starts from the top; a held lock: the worker does not wait.
+        let held = list.0.lock().expect("lock");
+        assert!(list.step(|_, _, _, _| panic!("locked")));
+        drop(held);
+        if let Ok(mut s) = list.0.lock() {
+            s.asked = 2;
+        }
+        let mut first = None;
+        assert!(list.step(|from, _, _, _| {
+            first = Some(from);
+            (0, Some(from + 1))
         }));
-        assert!(list.fill(|_, _| {
-            calls += 1;
-            0
-        }));
-        assert_eq!(calls, 1, "answered once");
-        let s = list.0.lock().expect("lock");
-        assert_eq!((s.done, s.matched, s.records.len()), (1, 5, 1));
-        assert_eq!(s.records.capacity(), cap);
-        // A held lock: the worker does not wait.
-        assert!(!list.fill(|_, _| 0));
+        assert_eq!(first, Some(0));
+        assert_eq!(
+            list.0.lock().map(|s| (s.matched, s.records.len())).ok(),
+            Some((0, 0))
+        );
     }
 
     #[test]
     fn the_answer_names_replicas_marks_the_active_and_the_dead_and_counts() {
         let names = vec![
-            ("lab/primary".to_owned(), ReplicaId(0)),
-            ("lab/backup".to_owned(), ReplicaId(1)),
+            ("lab/primary".to_owned(), ReplicaId(0), addr_of(0)),
+            ("lab/backup".to_owned(), ReplicaId(1), addr_of(1)),
         ];
         let services = vec![(
             "lab".to_owned(),
@@ -284,8 +347,11 @@ mod tests {
         )];
         let mut r2 = rec(4001, &[(0, false), (1, true)], 1);
         r2.unprotected = true;
-        let records = [rec(4000, &[(0, true), (1, true)], 0), r2];
-        let text = format_flows(&records, 3, 2, &names, &services, &[3]);
+        // A flow whose dead leg's slot now has another replica: shown by address.
+        let mut r3 = rec(4002, &[(0, true), (1, false)], 0);
+        r3.addrs[1] = addr_of(7);
+        let records = [rec(4000, &[(0, true), (1, true)], 0), r2, r3];
+        let text = format_flows(&records, 4, 3, &names, &services, &[3]);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("client"), "{text}");
         assert!(
@@ -301,10 +367,14 @@ mod tests {
             lines[2].ends_with("lab/primary(dead),lab/backup* (unprotected)"),
             "{text}"
         );
-        assert_eq!(
-            lines[3],
-            "flows: 3 matched, 2 shown (limit=2; the others not shown)"
+        assert!(
+            lines[3].ends_with("lab/primary*,198.19.0.18(dead)"),
+            "{text}"
         );
-        assert!(lines[4].contains("lcore 3 did not answer"), "{text}");
+        assert_eq!(
+            lines[4],
+            "flows: 4 matched, 3 shown (limit=3; the others not shown)"
+        );
+        assert!(lines[5].contains("lcore 3 did not answer"), "{text}");
     }
 }

@@ -25,7 +25,7 @@ use tandem_engine::{Engine, EngineConfig, Output, ReplicaTable, Side, BURST};
 
 use crate::buf::{MbufBuf, MbufPool};
 use crate::clock::Clock;
-use crate::listing::FlowList;
+use crate::listing::{FlowList, LIST_SLOTS_PER_PASS};
 use crate::msg::{Command, SignalMsg};
 use crate::stats::{
     histogram, IoCounters, StampedBurst, WorkerStats, LATENCY_FOLD_INTERVAL_NS, LATENCY_MAX_NS,
@@ -299,8 +299,16 @@ pub fn run(
             }
         }
         if list_pending {
-            list_pending = !flow_list
-                .fill(|filter, records| engine.list_flows(now, |r| filter.keeps(r), records));
+            list_pending = flow_list.step(|from, filter, limit, records| {
+                engine.list_flows(
+                    from,
+                    LIST_SLOTS_PER_PASS,
+                    now,
+                    |r| filter.keeps(r),
+                    limit,
+                    records,
+                )
+            });
         }
         if now >= next_publish {
             next_publish = now + PUBLISH_INTERVAL_NS;
