@@ -10,6 +10,7 @@
 //! - [`flow`]: per-flow mirror-mode state.
 //! - [`hold`]: the hold queue for standby output.
 //! - [`engine`]: the mirror-mode rules, packet by packet.
+//! - [`affinity`]: which worker owns a flow (RSS model, hand-off owner).
 //! - [`buffer`], [`output`], [`config`], [`parse`]: the interface to the I/O layer.
 //!
 //! The caller (a worker lcore, or a test) hands the engine a buffer, the port it came
@@ -18,6 +19,7 @@
 //! packets through the caller's [`buffer::BufferPool`], and raises [`output::Signal`]s for
 //! the control core.
 
+pub mod affinity;
 pub mod buffer;
 pub mod config;
 pub mod engine;

@@ -1,0 +1,331 @@
+//! Flow affinity over several workers (DESIGN §4): both directions of many flows reach
+//! the one worker that owns them, on the hand-off path (frames arrive at any worker and
+//! are passed to the owner [`affinity::frame_owner`] names) and on the RSS path (the
+//! port's Toeplitz hash of the client's address and port, as [`affinity::RssModel`]
+//! computes it, sends both directions to the same queue with no hand-off at all).
+//!
+//! Each worker is a real engine with its own flow table, over one shared replica table,
+//! as in the runtime. Every flow does a full mirror handshake with two replicas and
+//! exchanges data both ways; a frame delivered to a worker that does not hold its flow
+//! would be dropped as `no_flow` or answered wrongly, and the checks below would fail.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use common::*;
+use tandem_engine::affinity::{self, RssModel};
+use tandem_engine::{
+    DropReason, Engine, EngineConfig, Output, ReplicaTable, Service, ServicePort, Side, VecPool,
+};
+use tandem_wire::{MacAddr, TcpFlags};
+
+const FLOWS: u32 = 1500;
+const WORKERS: usize = 4;
+
+struct Worker {
+    engine: Engine<Vec<u8>>,
+    pool: VecPool,
+    out: Output<Vec<u8>>,
+}
+
+/// How frames reach a worker.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Path {
+    /// They arrive at a worker unrelated to the flow (the kernel's fan-out hash, which
+    /// sees different addresses each way) and are handed to the owner.
+    HandOff,
+    /// They arrive in the queue the port's RSS picks, and stay there.
+    Rss,
+}
+
+struct Appliance {
+    workers: Vec<Worker>,
+    path: Path,
+    rss: RssModel,
+    /// Frames that arrived at a worker other than their owner.
+    handed_off: u64,
+    now: u64,
+}
+
+impl Appliance {
+    fn new(path: Path) -> Appliance {
+        let replicas = Arc::new(ReplicaTable::new(8));
+        let p = replicas.add(PRIMARY).expect("room");
+        let b = replicas.add(BACKUP).expect("room");
+        replicas.set_mac(p, PRIMARY_MAC);
+        replicas.set_mac(b, BACKUP_MAC);
+        let cfg = EngineConfig {
+            own_addrs: vec![OUTSIDE, INSIDE],
+            max_flows: FLOWS as usize,
+            services: vec![Service {
+                vip: VIP,
+                port: ServicePort::Port(PORT),
+                replicas: vec![p, b],
+                copies: 2,
+                // The primary is every flow's active replica.
+                ordered: true,
+            }],
+            ..EngineConfig::default()
+        };
+        Appliance {
+            workers: (0..WORKERS)
+                .map(|_| Worker {
+                    engine: Engine::new(cfg.clone(), replicas.clone()),
+                    pool: VecPool::default(),
+                    out: Output::with_capacity(1024, 64, 64),
+                })
+                .collect(),
+            path,
+            // A 128-entry table, as many NICs have, over one queue per worker.
+            rss: RssModel::new(affinity::rss_key(40), 128, WORKERS as u16),
+            handed_off: 0,
+            now: 1_000 * MS,
+        }
+    }
+
+    /// Delivers `frame` on `side`; `spread` varies the arrival worker on the hand-off
+    /// path. Returns what the owning worker sent.
+    fn deliver(&mut self, side: Side, frame: Vec<u8>, spread: usize) -> Vec<Seen> {
+        let own = u32::from(match side {
+            Side::Outside => OUTSIDE,
+            Side::Inside => INSIDE,
+        });
+        let owner = match self.path {
+            Path::HandOff => {
+                let arrival = spread % WORKERS;
+                let owner = affinity::frame_owner(&frame, side, own, arrival, WORKERS);
+                if owner != arrival {
+                    self.handed_off += 1;
+                }
+                owner
+            }
+            Path::Rss => usize::from(self.rss.queue(&frame, side).expect("a TCP frame")),
+        };
+        let w = &mut self.workers[owner];
+        w.engine
+            .process(side, self.now, frame, &mut w.pool, &mut w.out);
+        w.out.signals.clear();
+        w.out.to_control.clear();
+        w.out
+            .tx
+            .drain(..)
+            .map(|t| Seen::parse(t.side, &t.buf))
+            .collect()
+    }
+}
+
+fn client_of(i: u32) -> (Ipv4Addr, u16) {
+    (
+        Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 1, 0)) + i / 7),
+        40_000 + (i % 7) as u16 * 997,
+    )
+}
+
+fn segment(
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    o: Opts,
+    payload: &[u8],
+) -> Vec<u8> {
+    Lab::frame(
+        CLIENT_MAC,
+        MacAddr([2, 0, 0, 0, 0, 1]),
+        src,
+        dst,
+        seq,
+        ack,
+        flags,
+        64_000,
+        o,
+        payload,
+    )
+}
+
+/// Runs every flow through a handshake and a request/answer on `path`; checks each
+/// step's output.
+fn run_flows(path: Path) -> Appliance {
+    let mut a = Appliance::new(path);
+    for i in 0..FLOWS {
+        let client = client_of(i);
+        let (cisn, pisn, bisn) = (1000 + i, 50_000 + i * 3, 90_000 + i * 5);
+        let k = i as usize;
+        // SYN: copies to both replicas.
+        let out = a.deliver(
+            Side::Outside,
+            segment(client, (VIP, PORT), cisn, 0, S, Opts::syn(1460, 7, 1), b""),
+            k,
+        );
+        assert_eq!(out.len(), 2, "flow {i}: a SYN to each replica");
+        assert!(out.iter().all(|s| s.is_syn() && s.dport == PORT));
+        // The replicas' SYN-ACKs arrive on the inside, addressed to the client itself.
+        let out = a.deliver(
+            Side::Inside,
+            segment(
+                (PRIMARY, PORT),
+                client,
+                pisn,
+                cisn + 1,
+                S | A,
+                Opts::syn(1460, 7, 10),
+                b"",
+            ),
+            k + 1,
+        );
+        assert!(out.is_empty(), "flow {i}: waits for the backup's SYN-ACK");
+        let out = a.deliver(
+            Side::Inside,
+            segment(
+                (BACKUP, PORT),
+                client,
+                bisn,
+                cisn + 1,
+                S | A,
+                Opts::syn(1460, 7, 20),
+                b"",
+            ),
+            k + 2,
+        );
+        let synack = one(&out, client.0);
+        assert_eq!((synack.seq, synack.dport), (pisn, client.1), "flow {i}");
+        // The client's ACK and request reach both replicas.
+        let out = a.deliver(
+            Side::Outside,
+            segment(
+                client,
+                (VIP, PORT),
+                cisn + 1,
+                pisn + 1,
+                A,
+                Opts::ts(2, 10),
+                b"ping",
+            ),
+            k + 3,
+        );
+        assert_eq!(one(&out, PRIMARY).payload, b"ping", "flow {i}");
+        assert_eq!(one(&out, BACKUP).payload, b"ping", "flow {i}");
+        // The primary's answer reaches the client; the backup's is held.
+        let out = a.deliver(
+            Side::Inside,
+            segment(
+                (PRIMARY, PORT),
+                client,
+                pisn + 1,
+                cisn + 5,
+                A,
+                Opts::ts(11, 2),
+                b"pong",
+            ),
+            k + 5,
+        );
+        assert_eq!(one(&out, client.0).payload, b"pong", "flow {i}");
+        let out = a.deliver(
+            Side::Inside,
+            segment(
+                (BACKUP, PORT),
+                client,
+                bisn + 1,
+                cisn + 5,
+                A,
+                Opts::ts(21, 2),
+                b"pong",
+            ),
+            k + 6,
+        );
+        // Its ack may release a pure ACK to the client (both have the request now),
+        // never its payload.
+        assert!(
+            to(&out, client.0).iter().all(|s| s.payload.is_empty()),
+            "flow {i}: the standby's answer is held"
+        );
+    }
+    let mut held = 0;
+    for (n, w) in a.workers.iter_mut().enumerate() {
+        let c = w.engine.counters().clone();
+        assert_eq!(
+            c.dropped(DropReason::NoFlow),
+            0,
+            "worker {n}: no_flow drops"
+        );
+        assert_eq!(c.dropped(DropReason::BadState), 0, "worker {n}");
+        held += w.engine.flows().len();
+        assert_eq!(
+            c.flows_created,
+            w.engine.flows().len() as u64,
+            "worker {n}: each flow created once, where it stays"
+        );
+        // Every worker owns a fair share.
+        let fair = FLOWS as usize / WORKERS;
+        assert!(
+            w.engine.flows().len() > fair * 7 / 10,
+            "{path:?}: worker {n} owns {} of {FLOWS} flows",
+            w.engine.flows().len()
+        );
+    }
+    assert_eq!(held, FLOWS as usize, "each flow in exactly one table");
+    a
+}
+
+#[test]
+fn hand_off_brings_both_directions_of_every_flow_to_its_owner() {
+    let a = run_flows(Path::HandOff);
+    // Most frames arrived elsewhere first (3 in 4 at random): the hand-off did the work.
+    let frames = u64::from(FLOWS) * 6;
+    assert!(
+        a.handed_off > frames / 2,
+        "{} of {frames} frames handed off",
+        a.handed_off
+    );
+}
+
+#[test]
+fn rss_on_the_client_fields_needs_no_hand_off() {
+    let a = run_flows(Path::Rss);
+    assert_eq!(a.handed_off, 0);
+}
+
+#[test]
+fn rss_queues_agree_each_way_and_frames_for_the_appliance_stay_local() {
+    let rss = RssModel::new(affinity::rss_key(52), 512, 6);
+    for i in 0..20_000 {
+        let client = client_of(i);
+        let req = segment(client, (VIP, PORT), 1, 0, S, Opts::default(), b"");
+        let reply = segment((BACKUP, PORT), client, 1, 2, S | A, Opts::default(), b"");
+        let q = rss.queue(&req, Side::Outside);
+        assert_eq!(q, rss.queue(&reply, Side::Inside), "client {client:?}");
+        assert_eq!(
+            affinity::frame_owner(&req, Side::Outside, u32::from(OUTSIDE), 9, 5),
+            affinity::frame_owner(&reply, Side::Inside, u32::from(INSIDE), 9, 5),
+        );
+    }
+    // A probe's answer (to the appliance's own inside address) is not a flow's.
+    let probe_answer = segment(
+        (PRIMARY, PORT),
+        (INSIDE, 33_000),
+        1,
+        2,
+        S | A,
+        Opts::default(),
+        b"",
+    );
+    assert_eq!(
+        affinity::frame_owner(&probe_answer, Side::Inside, u32::from(INSIDE), 3, 4),
+        3
+    );
+    // Nor is anything that is not TCP over IPv4, or a truncated frame.
+    let mut arp = probe_answer.clone();
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    assert_eq!(affinity::frame_owner(&arp, Side::Outside, 0, 2, 4), 2);
+    assert_eq!(
+        affinity::frame_owner(&probe_answer[..30], Side::Inside, 0, 1, 4),
+        1
+    );
+    // A fragment has no ports to hash: it stays (and the engine drops it, counted).
+    let mut frag = segment(client_of(3), (VIP, PORT), 1, 0, A, Opts::default(), b"x");
+    frag[14 + 6] |= 0x20;
+    assert_eq!(affinity::frame_owner(&frag, Side::Outside, 0, 1, 4), 1);
+}
