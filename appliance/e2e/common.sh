@@ -35,6 +35,7 @@ e2e_cleanup() {
         done
     fi
     appliance/lab.sh down >/dev/null 2>&1
+    if [ -n "$tmp" ] && [ -n "${TANDEM_E2E_KEEP:-}" ]; then cp -r "$tmp" "$TANDEM_E2E_KEEP"; fi
     [ -n "$tmp" ] && rm -rf "$tmp"
     exit "$rc"
 }

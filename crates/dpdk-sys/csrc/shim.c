@@ -5,6 +5,8 @@
  */
 #include "shim.h"
 
+#include <string.h>
+
 int tandem_rte_errno(void) { return rte_errno; }
 void tandem_rte_errno_set(int value) { rte_errno = value; }
 
@@ -65,6 +67,17 @@ uint16_t tandem_rte_mbuf_port(const struct rte_mbuf *m) { return m->port; }
 uint16_t tandem_rte_mbuf_nb_segs(const struct rte_mbuf *m) { return m->nb_segs; }
 uint64_t tandem_rte_mbuf_ol_flags(const struct rte_mbuf *m) { return m->ol_flags; }
 uint32_t tandem_rte_mbuf_rss_hash(const struct rte_mbuf *m) { return m->hash.rss; }
+
+/* The hash union's 8 bytes, for the application once the port's hash is read (DPDK
+ * leaves them to the application on transmit; only the event adapters read them). */
+_Static_assert(sizeof(((struct rte_mbuf *)0)->hash) == sizeof(uint64_t), "rte_mbuf.hash is 8 bytes");
+void tandem_rte_mbuf_set_note(struct rte_mbuf *m, uint64_t v) { memcpy(&m->hash, &v, sizeof v); }
+uint64_t tandem_rte_mbuf_note(const struct rte_mbuf *m)
+{
+    uint64_t v;
+    memcpy(&v, &m->hash, sizeof v);
+    return v;
+}
 uint32_t tandem_rte_mbuf_packet_type(const struct rte_mbuf *m) { return m->packet_type; }
 
 void tandem_rte_mbuf_set_tx_offload(struct rte_mbuf *m, uint64_t ol_flags_or,

@@ -63,6 +63,7 @@ static const uint64_t TANDEM_RTE_ETH_RX_OFFLOAD_SCATTER = RTE_ETH_RX_OFFLOAD_SCA
 static const uint32_t TANDEM_RTE_PKTMBUF_HEADROOM = RTE_PKTMBUF_HEADROOM;
 static const uint32_t TANDEM_RTE_MBUF_DEFAULT_BUF_SIZE = RTE_MBUF_DEFAULT_BUF_SIZE;
 static const uint32_t TANDEM_RTE_MAX_ETHPORTS = RTE_MAX_ETHPORTS;
+static const uint32_t TANDEM_RTE_ETH_RETA_GROUP_SIZE = RTE_ETH_RETA_GROUP_SIZE;
 static const uint32_t TANDEM_RTE_MAX_LCORE = RTE_MAX_LCORE;
 static const uint32_t TANDEM_RTE_MAX_QUEUES_PER_PORT = RTE_MAX_QUEUES_PER_PORT;
 static const uint32_t TANDEM_RTE_ETH_NAME_MAX_LEN = RTE_ETH_NAME_MAX_LEN;
@@ -110,6 +111,8 @@ uint16_t tandem_rte_mbuf_port(const struct rte_mbuf *m);
 uint16_t tandem_rte_mbuf_nb_segs(const struct rte_mbuf *m);
 uint64_t tandem_rte_mbuf_ol_flags(const struct rte_mbuf *m);
 uint32_t tandem_rte_mbuf_rss_hash(const struct rte_mbuf *m);
+void tandem_rte_mbuf_set_note(struct rte_mbuf *m, uint64_t v);
+uint64_t tandem_rte_mbuf_note(const struct rte_mbuf *m);
 uint32_t tandem_rte_mbuf_packet_type(const struct rte_mbuf *m);
 void tandem_rte_mbuf_set_tx_offload(struct rte_mbuf *m, uint64_t ol_flags_or,
                                     uint16_t l2_len, uint16_t l3_len, uint16_t l4_len);

@@ -279,6 +279,22 @@ impl Mbuf {
         unsafe { ((*m).ol_flags & RX_RSS_HASH != 0).then(|| sys::tandem_rte_mbuf_rss_hash(m)) }
     }
 
+    /// Stores 8 bytes of the application's own in the mbuf's hash field (the RSS hash
+    /// is gone afterwards: read it first). Tandem stamps frames it hands to another
+    /// worker with their receive time.
+    #[inline]
+    pub fn set_note(&mut self, note: u64) {
+        // SAFETY: writes metadata of a valid mbuf this handle owns.
+        unsafe { sys::tandem_rte_mbuf_set_note(self.ptr.as_ptr(), note) }
+    }
+
+    /// What [`set_note`](Self::set_note) stored (else whatever the port left there).
+    #[inline]
+    pub fn note(&self) -> u64 {
+        // SAFETY: reads metadata of a valid mbuf.
+        unsafe { sys::tandem_rte_mbuf_note(self.ptr.as_ptr()) }
+    }
+
     /// The offload flags (`ol_flags`).
     #[inline]
     pub fn ol_flags(&self) -> u64 {

@@ -473,6 +473,35 @@ impl Port {
         })
     }
 
+    /// Programs the RSS redirection table so that entry `i` sends to queue
+    /// `i % queues` (`rte_eth_dev_rss_reta_update`): two ports given the same key, hash
+    /// fields and queue count then send the same hash to the same queue index, whatever
+    /// their drivers' defaults. Returns the table's size.
+    pub fn spread_reta(&mut self, queues: u16) -> Result<u16> {
+        const CALL: &str = "rte_eth_dev_rss_reta_update";
+        let size = self.raw_info()?.reta_size;
+        if size == 0 || queues == 0 {
+            return Err(DpdkError::usage(
+                CALL,
+                libc::ENOTSUP,
+                format!("port {} has no redirection table", self.id),
+            ));
+        }
+        let group = sys::TANDEM_RTE_ETH_RETA_GROUP_SIZE as usize;
+        let mut conf =
+            vec![sys::rte_eth_rss_reta_entry64::default(); usize::from(size).div_ceil(group)];
+        for i in 0..usize::from(size) {
+            let e = &mut conf[i / group];
+            e.mask |= 1u64 << (i % group);
+            // i % queues < queues <= u16::MAX.
+            e.reta[i % group] = (i % usize::from(queues)) as u16;
+        }
+        // SAFETY: conf holds size entries' worth of groups, as the call reads.
+        unsafe { sys::rte_eth_dev_rss_reta_update(self.id, conf.as_mut_ptr(), size) }
+            .check(CALL)?;
+        Ok(size)
+    }
+
     /// Starts the port: its queues begin to receive and send.
     pub fn start(&mut self) -> Result<()> {
         // SAFETY: any valid port id; DPDK checks the configuration.

@@ -25,11 +25,14 @@
 //!
 //! ## Flow affinity
 //!
-//! Both directions of a flow must reach the same worker. With one receive queue per port
-//! per worker pair this holds trivially (the lab). With several, RSS is asked to hash on
-//! the client address only (source on the outside port, destination on the inside port);
-//! whether the NIC honours it is not checked yet, and a warning says so.
+//! Both directions of a flow must reach the same worker ([`affinity`]): with one worker
+//! trivially; with several, the ports' RSS hashes the client's address and port only
+//! (source fields outside, destination fields inside, one key and one redirection table
+//! on both) where both ports can, and otherwise each worker hands the frames it does not
+//! own to their owner over single-producer single-consumer rings. The log says which
+//! path runs; `tandem_worker_io_total{event="handed_off"}` counts the hand-offs.
 
+pub mod affinity;
 pub mod buf;
 pub mod clock;
 pub mod control;
@@ -48,7 +51,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tandem_config::{PortRole, Profile};
-use tandem_dpdk::{lcore, ring, rss, Eal, Mempool, Port, PortConfig, DEFAULT_DATA_ROOM};
+use tandem_dpdk::{lcore, ring, Eal, Mempool, Port, PortConfig, DEFAULT_DATA_ROOM};
 use tandem_engine::Side;
 use tandem_wire::MacAddr;
 
@@ -121,22 +124,41 @@ fn side(role: PortRole) -> Side {
     }
 }
 
-/// Claims, configures and starts the port of `role`.
-fn start_port(
-    profile: &Profile,
-    role: PortRole,
-    pool: &Mempool,
-    workers: u16,
-) -> Result<Started, RuntimeError> {
-    let cfg = profile.port(role);
-    let device = cfg.device.dpdk_name();
-    let mut port = Port::by_name(&device).ctx(|| {
+/// A claimed port and what it can do.
+struct Claimed {
+    port: Port,
+    device: String,
+    info: tandem_dpdk::DevInfo,
+}
+
+/// Claims the port of `role` and reads its capabilities.
+fn claim_port(profile: &Profile, role: PortRole) -> Result<Claimed, RuntimeError> {
+    let device = profile.port(role).device.dpdk_name();
+    let port = Port::by_name(&device).ctx(|| {
         format!(
             "ports.{role}: device {device} not found (is its --vdev in eal.args, or the PCI \
              device bound to vfio-pci?)"
         )
     })?;
     let info = port.info().ctx(|| format!("ports.{role}: device info"))?;
+    Ok(Claimed { port, device, info })
+}
+
+/// Configures and starts the port of `role`, with RSS as flow affinity `path` needs.
+fn start_port(
+    profile: &Profile,
+    role: PortRole,
+    claimed: Claimed,
+    pool: &Mempool,
+    workers: u16,
+    path: affinity::Affinity,
+) -> Result<Started, RuntimeError> {
+    let cfg = profile.port(role);
+    let Claimed {
+        mut port,
+        device,
+        info,
+    } = claimed;
     let control_queue = info.max_tx_queues > workers;
     let tx_queues = if control_queue { workers + 1 } else { workers };
     if info.max_tx_queues < workers {
@@ -146,27 +168,14 @@ fn start_port(
             info.driver_name, info.max_tx_queues
         )));
     }
-    let rss_hf = if cfg.queues > 1 {
-        tracing::warn!(
-            port = %role,
-            "several receive queues: RSS hashes the client address only, but flow affinity \
-             across the two ports is not verified yet"
-        );
-        let only = match role {
-            PortRole::Outside => rss::L3_SRC_ONLY,
-            PortRole::Inside => rss::L3_DST_ONLY,
-        };
-        rss::IPV4 | rss::NONFRAG_IPV4_TCP | only
-    } else {
-        0
-    };
+    let (rss_hf, rss_key) = affinity::rss_settings(path, role, cfg.queues, &info);
     let conf = PortConfig {
         rx_queues: cfg.queues,
         tx_queues,
         rx_desc: cfg.rx_descriptors,
         tx_desc: cfg.tx_descriptors,
         rss_hf,
-        rss_key: None,
+        rss_key,
         // The engine keeps checksums right incrementally (RFC 1624).
         tx_checksum_offload: false,
         mtu: None,
@@ -182,8 +191,24 @@ fn start_port(
         port.mac_addr()
             .ctx(|| format!("ports.{role}: MAC address"))?,
     );
+    if path == affinity::Affinity::Rss && setup.rss_hf != rss_hf {
+        return Err(RuntimeError::Workers(format!(
+            "ports.{role} ({device}): RSS on the client fields ({rss_hf:#x}) came up as \
+             {:#x}",
+            setup.rss_hf
+        )));
+    }
     port.start()
         .ctx(|| format!("ports.{role}: start {device}"))?;
+    if path == affinity::Affinity::Rss {
+        // Both ports must send a hash to the same queue index; drivers' default tables
+        // usually agree, this makes sure.
+        match port.spread_reta(cfg.queues) {
+            Ok(n) => tracing::info!(port = %role, entries = n, "RSS redirection table set"),
+            Err(e) => tracing::warn!(port = %role, error = %e,
+                "could not set the RSS redirection table; keeping the driver's"),
+        }
+    }
     tracing::info!(
         port = %role,
         device = %device,
@@ -306,10 +331,32 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
     })?;
     let plan = profile.worker_plan();
     let nw = u16::try_from(plan.len()).unwrap_or(u16::MAX);
+    let outside = claim_port(profile, PortRole::Outside)?;
+    let inside = claim_port(profile, PortRole::Inside)?;
+    let path = affinity::choose(
+        plan.len(),
+        profile.ports.outside.queues,
+        &outside.info,
+        &inside.info,
+    );
+    tracing::info!(path = %path, workers = plan.len(), "flow affinity");
     let mut ports = Vec::with_capacity(2);
-    for role in PortRole::ALL {
-        ports.push(start_port(profile, role, &pool, nw)?);
+    for (role, claimed) in PortRole::ALL.into_iter().zip([outside, inside]) {
+        ports.push(start_port(profile, role, claimed, &pool, nw, path)?);
     }
+    let mut handoffs: Vec<Option<worker::HandOff>> = if path == affinity::Affinity::HandOff {
+        let own = [
+            u32::from(profile.ports.outside.address.address),
+            u32::from(profile.ports.inside.address.address),
+        ];
+        affinity::handoff_rings(plan.len(), own)
+            .ctx(|| "hand-off rings".to_owned())?
+            .into_iter()
+            .map(Some)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let macs = (ports[0].mac, ports[1].mac);
     let mapped = map_profile(profile, macs.0, macs.1)?;
     for w in &mapped.warnings {
@@ -398,6 +445,7 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
             },
             stats: slot,
             pool,
+            handoff: handoffs.get_mut(w.id).and_then(Option::take),
         });
     }
 

@@ -266,6 +266,12 @@ io_counters! {
     alloc_failures => "alloc_failures",
     /// Commands received from the control core.
     commands => "commands",
+    /// Frames passed to the worker that owns their flow (hand-off path).
+    handed_off => "handed_off",
+    /// Frames other workers passed to this one.
+    handoff_received => "handoff_received",
+    /// Frames lost because the owner's hand-off ring was full.
+    handoff_ring_full => "handoff_ring_full",
 }
 
 /// Number of plain engine counters published (see [`EngineSnapshot`]).

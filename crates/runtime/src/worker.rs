@@ -14,6 +14,12 @@
 //! control core sends through this worker) carry no stamp and are not recorded. Every
 //! 100 ms the histogram is folded into the worker's slot without waiting (a busy lock
 //! defers the fold to the next pass), for the metrics and `tandem status`.
+//!
+//! Flow affinity on the hand-off path ([`HandOff`], `tandem_engine::affinity`): when the
+//! ports cannot hash on the client's fields, each received frame's owner is computed
+//! here; frames owned by another worker go to it over a single-producer
+//! single-consumer ring, carrying their receive stamp in the mbuf, and each pass
+//! processes what the other workers passed to this one, as if received.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,6 +27,7 @@ use std::sync::Arc;
 use hdrhistogram::Histogram;
 use tandem_dpdk::ring::{Consumer, Producer};
 use tandem_dpdk::{Burst, Mbuf, Mempool, RxQueue, TxQueue};
+use tandem_engine::affinity::frame_owner;
 use tandem_engine::{Engine, EngineConfig, Output, ReplicaTable, Side, BURST};
 
 use crate::buf::{MbufBuf, MbufPool};
@@ -41,6 +48,24 @@ const TX_CAPACITY: usize = BURST * 8;
 pub const MAX_RX_BACKLOG_NS: u64 = 100_000_000;
 /// Frames buffered per port before a transmit burst.
 const TX_BURST: usize = 64;
+
+/// Frames in each hand-off ring (per pair of workers and side): several bursts of the
+/// sender's, so that a short stall of the owner does not lose frames.
+pub const HANDOFF_RING_SIZE: u32 = 2048;
+
+/// A worker's ends of the hand-off rings (DESIGN §4, flow affinity without RSS).
+pub struct HandOff {
+    /// How many workers share the flows.
+    pub workers: usize,
+    /// The appliance's own address on each side (outside, inside), host order: TCP to
+    /// it is a health-probe answer, kept by the receiving worker for the control core.
+    pub own: [u32; 2],
+    /// To each worker, by worker id, a ring per side (outside, inside); `None` for this
+    /// worker itself.
+    pub to: Vec<Option<[Producer<Mbuf>; 2]>>,
+    /// From each other worker, a ring per side.
+    pub from: Vec<(Side, Consumer<Mbuf>)>,
+}
 
 /// Everything a worker owns, moved to its lcore.
 pub struct WorkerIo {
@@ -69,6 +94,40 @@ pub struct WorkerIo {
     pub flow_list: Arc<FlowList>,
     /// The mempool for copies and synthesised segments.
     pub pool: Mempool,
+    /// Hand-off rings, when flows are not steered to their owner by the ports.
+    pub handoff: Option<HandOff>,
+}
+
+/// Frames waiting to be handed to one worker, per side.
+type Outgoing = [Burst<Mbuf, BURST>; 2];
+
+/// Index of a side in per-side arrays.
+#[inline]
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::Outside => 0,
+        Side::Inside => 1,
+    }
+}
+
+/// Passes what `outgoing` holds to the rings of `to`; frames that do not fit are freed
+/// and counted.
+fn send_handoffs(
+    to: &mut [Option<[Producer<Mbuf>; 2]>],
+    outgoing: &mut [Outgoing],
+    io: &mut IoCounters,
+) {
+    for (rings, bursts) in to.iter_mut().zip(outgoing.iter_mut()) {
+        let Some(rings) = rings else { continue };
+        for (ring, burst) in rings.iter_mut().zip(bursts.iter_mut()) {
+            if burst.is_empty() {
+                continue;
+            }
+            io.handed_off += ring.enqueue_burst(burst) as u64;
+            io.handoff_ring_full += burst.len() as u64;
+            burst.clear();
+        }
+    }
 }
 
 /// Sends what `burst` holds on `q`, recording the latency of what it took, freeing and
@@ -192,6 +251,8 @@ pub fn run(
         stats,
         flow_list,
         pool,
+        mut handoff,
+        id: me,
         ..
     } = io;
     let mut engine: Engine<MbufBuf> = Engine::new(cfg, replicas);
@@ -200,6 +261,13 @@ pub fn run(
     let mut bufs: Vec<MbufBuf> = Vec::with_capacity(BURST);
     let mut rx: Burst<Mbuf> = Burst::new();
     let mut ctl: Burst<Mbuf> = Burst::new();
+    // Frames for other workers, by worker (hand-off path only).
+    let mut outgoing: Vec<Outgoing> = match &handoff {
+        Some(h) => (0..h.workers)
+            .map(|_| [Burst::new(), Burst::new()])
+            .collect(),
+        None => Vec::new(),
+    };
     let mut tx = TxSide {
         outside: tx_outside,
         inside: tx_inside,
@@ -231,10 +299,31 @@ pub fn run(
             c.rx_bursts += 1;
             // This burst's receive time: what the engine sends for it is measured from here.
             let stamp = clock.now_ns();
-            for m in rx.drain() {
-                match MbufBuf::new(m) {
-                    Ok(b) => bufs.push(b),
-                    Err(_) => c.nonlinear += 1,
+            match &mut handoff {
+                None => {
+                    for m in rx.drain() {
+                        match MbufBuf::new(m) {
+                            Ok(b) => bufs.push(b),
+                            Err(_) => c.nonlinear += 1,
+                        }
+                    }
+                }
+                Some(h) => {
+                    let s = side_index(side);
+                    for mut m in rx.drain() {
+                        let owner = frame_owner(m.data(), side, h.own[s], me, h.workers);
+                        if owner == me {
+                            match MbufBuf::new(m) {
+                                Ok(b) => bufs.push(b),
+                                Err(_) => c.nonlinear += 1,
+                            }
+                        } else if let Some(b) = outgoing.get_mut(owner) {
+                            m.set_note(stamp);
+                            // A burst cannot hold more than the receive burst had.
+                            let _ = b[s].push(m);
+                        }
+                    }
+                    send_handoffs(&mut h.to, &mut outgoing, &mut c);
                 }
             }
             engine.process_burst(side, now, &mut bufs, &mut pool, &mut out);
@@ -250,6 +339,48 @@ pub fn run(
                 to_control.enqueue_burst(&mut ctl);
                 c.control_ring_full += ctl.len() as u64;
                 ctl.clear();
+            }
+        }
+        // What other workers received for this one's flows, with their receive stamps:
+        // processed in runs of one stamp (one sender's receive burst).
+        if let Some(h) = &mut handoff {
+            for (side, ring) in h.from.iter_mut() {
+                let side = *side;
+                if ring.dequeue_burst(&mut rx) == 0 {
+                    continue;
+                }
+                c.handoff_received += rx.len() as u64;
+                let mut run_stamp = 0;
+                for m in rx.drain() {
+                    let stamp = m.note();
+                    if stamp != run_stamp && !bufs.is_empty() {
+                        engine.process_burst(side, now, &mut bufs, &mut pool, &mut out);
+                        drain(
+                            &mut out,
+                            run_stamp,
+                            &mut tx,
+                            &mut to_control,
+                            &mut signals,
+                            &mut c,
+                        );
+                    }
+                    run_stamp = stamp;
+                    match MbufBuf::new(m) {
+                        Ok(b) => bufs.push(b),
+                        Err(_) => c.nonlinear += 1,
+                    }
+                }
+                if !bufs.is_empty() {
+                    engine.process_burst(side, now, &mut bufs, &mut pool, &mut out);
+                    drain(
+                        &mut out,
+                        run_stamp,
+                        &mut tx,
+                        &mut to_control,
+                        &mut signals,
+                        &mut c,
+                    );
+                }
             }
         }
         // Timers: what they send answers no received frame (no stamp).
