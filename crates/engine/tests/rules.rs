@@ -832,6 +832,7 @@ fn ordered_selection_keeps_the_pool_order_and_spread_rotates() {
             replicas: vec![lab.p, lab.b],
             copies: 1,
             ordered,
+            forward: false,
         }];
         lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
         if kill_primary {
@@ -984,6 +985,7 @@ fn spread_selection_cycles_the_primary_over_the_live_pool() {
             replicas: vec![lab.p, lab.b, s],
             copies: 2,
             ordered: false,
+            forward: false,
         }];
         lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
         if let Some(addr) = down {
@@ -1046,6 +1048,7 @@ fn a_replica_added_to_the_pool_takes_new_flows_and_a_removed_one_none() {
         replicas: vec![lab.p, lab.b],
         copies: 2,
         ordered: false,
+        forward: false,
     }];
     lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
     let syn = |k: u16| {

@@ -95,6 +95,7 @@ impl Bench {
                 replicas: vec![p, b],
                 copies: 2,
                 ordered: false,
+                forward: false,
             }],
             max_flows: n,
             hold_segments: 1 << 16,
