@@ -598,8 +598,10 @@ impl Control {
                 continue;
             }
             if c.down {
-                self.replicas.set_health(c.replica, Health::Down);
-                self.broadcast(Command::FailoverSweep);
+                let commands = &mut self.commands;
+                fail_over(&self.replicas, c.replica, commands.len(), |w, cmd| {
+                    let _ = commands[w].enqueue(cmd);
+                });
                 self.counters.failovers += 1;
                 if let Some(sh) = &self.shared {
                     sh.record_recovery(c.at_ns.saturating_sub(c.first_sign_ns));
@@ -702,8 +704,10 @@ impl Control {
             Request::Fail(_) => {
                 self.admin.push((id, Admin::Failed));
                 if self.replicas.health(id) != Health::Down {
-                    self.replicas.set_health(id, Health::Down);
-                    self.broadcast(Command::FailoverSweep);
+                    let commands = &mut self.commands;
+                    fail_over(&self.replicas, id, commands.len(), |w, cmd| {
+                        let _ = commands[w].enqueue(cmd);
+                    });
                     self.counters.failovers += 1;
                     if let Some(sh) = &self.shared {
                         sh.count_failover(id);
@@ -1118,6 +1122,23 @@ impl Control {
         for p in &mut self.commands {
             let _ = p.enqueue(cmd);
         }
+    }
+}
+
+/// The control core's whole part in a failover, once it has decided: the replica's slot
+/// in the shared table goes `Down` (its epoch, its health and the table's down
+/// generation: three atomic stores, which the workers' next look at a flow sees), and
+/// `order(w, FailoverSweep)` for each of the `workers`. Nothing here depends on the number
+/// of flows: the workers move them, each in its own table (`perf/failover.sh`).
+pub fn fail_over(
+    replicas: &ReplicaTable,
+    replica: ReplicaId,
+    workers: usize,
+    mut order: impl FnMut(usize, Command),
+) {
+    replicas.set_health(replica, Health::Down);
+    for w in 0..workers {
+        order(w, Command::FailoverSweep);
     }
 }
 
