@@ -675,7 +675,13 @@ impl<B: PacketBuf> Engine<B> {
             return;
         };
         let cap = self.flows.capacity() as FlowIdx;
+        let failover = self.failover_sweep_left > 0;
         while budget > 0 && out.tx_room() >= 2 * MAX_COPIES + 4 {
+            // A failover sweep ends once it has covered the table: a sparse table would
+            // otherwise go round its few flows until the batch is spent.
+            if failover && self.failover_sweep_left == 0 {
+                break;
+            }
             let Some(idx) = self.flows.next_used(self.sweep_cursor) else {
                 self.failover_sweep_left = 0;
                 return;

@@ -66,6 +66,7 @@ impl Appliance {
                 copies: 2,
                 // The primary is every flow's active replica.
                 ordered: true,
+                forward: false,
             }],
             ..EngineConfig::default()
         };

@@ -162,6 +162,7 @@ impl Worker {
                 copies: 2,
                 // A fixed primary: every flow has the failed replica active.
                 ordered: true,
+                forward: false,
             }],
             max_flows: capacity.max(n),
             ..EngineConfig::default()
