@@ -319,8 +319,11 @@ pub fn run(
                             }
                         } else if let Some(b) = outgoing.get_mut(owner) {
                             m.set_note(stamp);
-                            // A burst cannot hold more than the receive burst had.
-                            let _ = b[s].push(m);
+                            // It holds a whole receive burst; should it not, the frame
+                            // is freed and counted as a full ring.
+                            if b[s].push(m).is_err() {
+                                c.handoff_ring_full += 1;
+                            }
                         }
                     }
                     send_handoffs(&mut h.to, &mut outgoing, &mut c);
