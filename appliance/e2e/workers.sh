@@ -58,7 +58,8 @@ open(sys.argv[2], "w").write(text)
 PY
 e2e_run_tandem "$profile"
 ctl() { "$tandem" "$@" --profile "$profile"; }
-if grep -q 'flow affinity.*path=hand-off.*workers=2' "$tmp/tandem.log"; then
+if grep -q 'flow affinity.*path=hand-off.*workers=2' "$tmp/tandem.log" &&
+    ! grep -q 'flow affinity.*path=rss' "$tmp/tandem.log"; then
     ok "two workers on the hand-off path: $(grep -o 'flow affinity.*' "$tmp/tandem.log" | head -n1)"
 else
     bad "the log does not say the hand-off path runs for two workers"
@@ -139,7 +140,8 @@ else
     cat "$tmp/client.out"
 fi
 
-# 4. The counters.
+# 4. The counters, once the last segments of the closed connections have passed.
+sleep 1
 end=$(scrape)
 summary=""
 good=1
@@ -157,6 +159,15 @@ if [ "$good" = 1 ]; then
     ok "hand-offs both ways, none lost, no unknown-flow drop, both workers failed flows over:$summary"
 else
     bad "hand-off counters:$summary"
+fi
+# Every frame one worker handed off, the other received (the clients are done: nothing
+# is in flight).
+io() { metric "tandem_worker_io_total{lcore=\"$1\",event=\"$2\"}" "$end"; }
+if [ -n "$(io 1 handed_off)" ] && [ "$(io 1 handed_off)" = "$(io 2 handoff_received)" ] &&
+    [ "$(io 2 handed_off)" = "$(io 1 handoff_received)" ]; then
+    ok "hand-offs conserved: every frame handed off was received by the other worker"
+else
+    bad "hand-offs not conserved: 1→2 $(io 1 handed_off)/$(io 2 handoff_received), 2→1 $(io 2 handed_off)/$(io 1 handoff_received)"
 fi
 e2e_stop_tandem
 lost=$(awk '$1 == "flows_lost" { print $2; exit }' "$tmp/tandem.out")

@@ -20,7 +20,7 @@
 //!
 //! ```yaml
 //! eal: { args: [...] }                # rte_eal_init arguments after argv[0]
-//! lcores: { control: 0, workers: [1] }
+//! lcores: { control: 0, workers: [1], affinity: auto }   # or affinity: hand-off
 //! ports:
 //!   outside: { device: net_af_packet0, address: 198.18.0.1/24, gateway: ~,
 //!              queues: 1, rx_descriptors: 1024, tx_descriptors: 1024, mtu: 1500 }
@@ -100,9 +100,10 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Diagnostic};
 pub use net::{Device, Ipv4Cidr, PciAddress, ServicePort};
 pub use profile::{
-    Eal, Health, Lcores, Limits, LogFormat, LogLevel, Logging, Management, Mode, Port, PortRole,
-    Ports, Profile, Replica, Selection, Service, Timeouts, WorkerAssignment, WorkerPlan,
+    Affinity, Eal, Health, Lcores, Limits, LogFormat, LogLevel, Logging, Management, Mode, Port,
+    PortRole, Ports, Profile, Replica, Selection, Service, Timeouts, WorkerAssignment, WorkerPlan,
 };
+pub use schema::HANDOFF_RING_FRAMES;
 
 use locate::{FieldPath, Hit, Pos, SourceMap};
 use serde_saphyr::Error as YamlError;

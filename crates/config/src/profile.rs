@@ -50,6 +50,30 @@ pub struct Lcores {
     pub control: u32,
     /// Worker lcores, in profile order; the index in this list is the worker's id.
     pub workers: Vec<u32>,
+    /// How both directions of a flow reach the worker that owns it.
+    pub affinity: Affinity,
+}
+
+/// How both directions of a flow reach their worker (DESIGN §4; `tandem_runtime::affinity`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Affinity {
+    /// The ports' RSS on the client's fields where both ports can and every worker polls
+    /// the same queue index on both; hand-off rings otherwise.
+    #[default]
+    Auto,
+    /// Always the hand-off rings, whatever the ports can do (for a NIC whose hash on
+    /// chosen fields does not send both directions to one queue).
+    HandOff,
+}
+
+impl std::fmt::Display for Affinity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Affinity::Auto => "auto",
+            Affinity::HandOff => "hand-off",
+        })
+    }
 }
 
 /// Which side of the appliance a port is on.

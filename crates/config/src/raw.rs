@@ -41,6 +41,8 @@ pub(crate) struct RawLcores {
     #[serde(default)]
     pub control: Option<u32>,
     pub workers: Vec<u32>,
+    #[serde(default)]
+    pub affinity: Option<crate::profile::Affinity>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -69,6 +69,9 @@ pub(crate) const HOLD_BYTES_TOTAL: u64 = 256 * 1024 * 1024;
 pub(crate) const HOLD_SEGMENTS_TOTAL: u32 = 128 * 1024;
 /// Default `limits.mbufs` (a power of two minus one suits the mempool's ring best).
 pub(crate) const MBUFS: u32 = (1 << 18) - 1;
+/// Frames a hand-off ring holds (one ring per ordered pair of workers and side); the
+/// runtime sizes its rings by this, the mbuf budget counts them.
+pub const HANDOFF_RING_FRAMES: u32 = 1024;
 /// Default `limits.mbuf_cache`.
 pub(crate) const MBUF_CACHE: u32 = 256;
 /// Most `limits.mbuf_cache` (DPDK's `RTE_MEMPOOL_CACHE_MAX_SIZE`).
@@ -117,7 +120,8 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
         "eal" => "a mapping with `args`",
         "eal.args" => "a list of strings, passed to rte_eal_init after argv[0]",
         "eal.args[]" => "a string",
-        "lcores" => "a mapping with `control` and `workers`",
+        "lcores" => "a mapping with `control`, `workers` and `affinity`",
+        "lcores.affinity" => "auto, hand-off",
         "lcores.control" => "the EAL main lcore, an lcore id 0..=1023 (default 0)",
         "lcores.workers" => "a non-empty list of distinct lcore ids, none of them the control lcore",
         "lcores.workers[]" => LCORE,

@@ -260,6 +260,7 @@ fn check_lcores(c: &mut Checker, p: &FieldPath, raw: RawLcores, eal: &EalFacts) 
     Lcores {
         control,
         workers: raw.workers,
+        affinity: raw.affinity.unwrap_or_default(),
     }
 }
 

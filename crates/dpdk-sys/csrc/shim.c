@@ -71,7 +71,12 @@ uint32_t tandem_rte_mbuf_rss_hash(const struct rte_mbuf *m) { return m->hash.rss
 /* The hash union's 8 bytes, for the application once the port's hash is read (DPDK
  * leaves them to the application on transmit; only the event adapters read them). */
 _Static_assert(sizeof(((struct rte_mbuf *)0)->hash) == sizeof(uint64_t), "rte_mbuf.hash is 8 bytes");
-void tandem_rte_mbuf_set_note(struct rte_mbuf *m, uint64_t v) { memcpy(&m->hash, &v, sizeof v); }
+void tandem_rte_mbuf_set_note(struct rte_mbuf *m, uint64_t v)
+{
+    memcpy(&m->hash, &v, sizeof v);
+    /* The port's hash is gone: say so. */
+    m->ol_flags &= ~RTE_MBUF_F_RX_RSS_HASH;
+}
 uint64_t tandem_rte_mbuf_note(const struct rte_mbuf *m)
 {
     uint64_t v;

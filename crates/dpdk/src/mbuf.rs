@@ -280,7 +280,7 @@ impl Mbuf {
     }
 
     /// Stores 8 bytes of the application's own in the mbuf's hash field (the RSS hash
-    /// is gone afterwards: read it first). Tandem stamps frames it hands to another
+    /// is gone afterwards, and [`rss_hash`](Self::rss_hash) says `None`: read it first). Tandem stamps frames it hands to another
     /// worker with their receive time.
     #[inline]
     pub fn set_note(&mut self, note: u64) {

@@ -502,6 +502,41 @@ impl Port {
         Ok(size)
     }
 
+    /// The RSS redirection table in effect (`rte_eth_dev_rss_reta_query`): entry `i` →
+    /// queue.
+    pub fn reta(&self) -> Result<Vec<u16>> {
+        const CALL: &str = "rte_eth_dev_rss_reta_query";
+        let size = self.raw_info()?.reta_size;
+        let group = sys::TANDEM_RTE_ETH_RETA_GROUP_SIZE as usize;
+        let mut conf =
+            vec![sys::rte_eth_rss_reta_entry64::default(); usize::from(size).div_ceil(group)];
+        for e in conf.iter_mut() {
+            e.mask = u64::MAX;
+        }
+        // SAFETY: conf holds size entries' worth of groups, as the call writes.
+        unsafe { sys::rte_eth_dev_rss_reta_query(self.id, conf.as_mut_ptr(), size) }.check(CALL)?;
+        Ok((0..usize::from(size))
+            .map(|i| conf[i / group].reta[i % group])
+            .collect())
+    }
+
+    /// The RSS hash functions and key in effect (`rte_eth_dev_rss_hash_conf_get`), read
+    /// back from the device.
+    pub fn rss_conf(&self) -> Result<(u64, Vec<u8>)> {
+        const CALL: &str = "rte_eth_dev_rss_hash_conf_get";
+        let len = self.raw_info()?.hash_key_size;
+        let mut key = vec![0u8; usize::from(len.max(40))];
+        let mut conf = sys::rte_eth_rss_conf {
+            rss_key: key.as_mut_ptr(),
+            rss_key_len: len,
+            ..Default::default()
+        };
+        // SAFETY: conf points at a key buffer of at least rss_key_len bytes.
+        unsafe { sys::rte_eth_dev_rss_hash_conf_get(self.id, &mut conf) }.check(CALL)?;
+        key.truncate(usize::from(conf.rss_key_len.min(len.max(40))));
+        Ok((conf.rss_hf, key))
+    }
+
     /// Starts the port: its queues begin to receive and send.
     pub fn start(&mut self) -> Result<()> {
         // SAFETY: any valid port id; DPDK checks the configuration.

@@ -18,8 +18,13 @@
 //!   software ([`owner`]) and passes frames it does not own to their owner over a
 //!   single-producer single-consumer ring.
 //!
+//! On the hand-off path frames of one direction of a flow can arrive out of order when
+//! the port spreads one direction over two queues (`net_af_packet` rolls frames over to
+//! another queue when one is full) and one of them is handed off: TCP copes, as with any
+//! reordering network.
+//!
 //! Frames that belong to no flow (ARP, ICMP, anything not TCP over unfragmented IPv4,
-//! and TCP addressed to the appliance's own port address: health-probe answers) are
+//! and TCP addressed to the appliance's own port addresses: health-probe answers) are
 //! handled where they arrive: they go to the control core either way, and probe answers
 //! must not wait in a hand-off ring behind the horizon the receiving worker reports.
 
@@ -43,12 +48,12 @@ const ETH_VLAN_LEN: usize = 18;
 
 /// The client end of the TCP flow `frame` belongs to, arriving on `side`; `None` for a
 /// frame that belongs to no flow (not TCP over unfragmented IPv4, truncated, or addressed
-/// to `own`, the appliance's address on that side).
+/// to one of `own`, the appliance's port addresses).
 ///
 /// Reads only the few header bytes it needs, without validating more: a malformed frame
 /// is judged by the engine of whichever worker gets it.
 #[inline]
-pub fn client_end(frame: &[u8], side: Side, own: u32) -> Option<ClientEnd> {
+pub fn client_end(frame: &[u8], side: Side, own: [u32; 2]) -> Option<ClientEnd> {
     let ether = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
     let l3 = if ether == EtherType::VLAN {
         let inner = u16::from_be_bytes([*frame.get(16)?, *frame.get(17)?]);
@@ -76,7 +81,7 @@ pub fn client_end(frame: &[u8], side: Side, own: u32) -> Option<ClientEnd> {
         u16::from_be_bytes([ports[0], ports[1]]),
         u16::from_be_bytes([ports[2], ports[3]]),
     );
-    if dst == own {
+    if own.contains(&dst) {
         return None;
     }
     Some(match side {
@@ -93,8 +98,9 @@ pub fn client_end(frame: &[u8], side: Side, own: u32) -> Option<ClientEnd> {
 
 /// The worker (0..`workers`) that owns the flows of client end `c` on the hand-off path.
 ///
-/// The low half of the flow table's own hash, reduced by multiply-shift: the table
-/// indexes its buckets with the high half, so each worker's table still spreads its
+/// The low half of the flow table's own hash, reduced by multiply-shift (its top bits
+/// pick the worker): the table indexes its buckets with the lowest bits, which stay
+/// independent of the owner below 2^30 buckets, so each worker's table still spreads its
 /// share of the flows over all of its buckets.
 #[inline]
 pub fn owner(c: ClientEnd, workers: usize) -> usize {
@@ -105,7 +111,7 @@ pub fn owner(c: ClientEnd, workers: usize) -> usize {
 /// The owner of `frame` received on `side` by worker `me`: `me` itself for a frame that
 /// belongs to no flow.
 #[inline]
-pub fn frame_owner(frame: &[u8], side: Side, own: u32, me: usize, workers: usize) -> usize {
+pub fn frame_owner(frame: &[u8], side: Side, own: [u32; 2], me: usize, workers: usize) -> usize {
     match client_end(frame, side, own) {
         Some(c) => owner(c, workers),
         None => me,
@@ -169,7 +175,7 @@ impl RssModel {
     /// The receive queue `frame` lands in, arriving on `side`; `None` for a frame whose
     /// fields the hash does not cover (the port's own default queue, 0, in practice).
     pub fn queue(&self, frame: &[u8], side: Side) -> Option<u16> {
-        let c = client_end(frame, side, 0)?;
+        let c = client_end(frame, side, [0, 0])?;
         let mut input = [0u8; 6];
         input[..4].copy_from_slice(&c.ip.to_be_bytes());
         input[4..].copy_from_slice(&c.port.to_be_bytes());

@@ -22,6 +22,8 @@ use tandem_engine::{
 use tandem_wire::{MacAddr, TcpFlags};
 
 const FLOWS: u32 = 1500;
+/// The appliance's port addresses.
+const OWN: [u32; 2] = [0xc612_0001, 0xc613_0001];
 const WORKERS: usize = 4;
 
 struct Worker {
@@ -89,10 +91,7 @@ impl Appliance {
     /// Delivers `frame` on `side`; `spread` varies the arrival worker on the hand-off
     /// path. Returns what the owning worker sent.
     fn deliver(&mut self, side: Side, frame: Vec<u8>, spread: usize) -> Vec<Seen> {
-        let own = u32::from(match side {
-            Side::Outside => OUTSIDE,
-            Side::Inside => INSIDE,
-        });
+        let own = [u32::from(OUTSIDE), u32::from(INSIDE)];
         let owner = match self.path {
             Path::HandOff => {
                 let arrival = spread % WORKERS;
@@ -299,8 +298,8 @@ fn rss_queues_agree_each_way_and_frames_for_the_appliance_stay_local() {
         let q = rss.queue(&req, Side::Outside);
         assert_eq!(q, rss.queue(&reply, Side::Inside), "client {client:?}");
         assert_eq!(
-            affinity::frame_owner(&req, Side::Outside, u32::from(OUTSIDE), 9, 5),
-            affinity::frame_owner(&reply, Side::Inside, u32::from(INSIDE), 9, 5),
+            affinity::frame_owner(&req, Side::Outside, OWN, 9, 5),
+            affinity::frame_owner(&reply, Side::Inside, OWN, 9, 5),
         );
     }
     // A probe's answer (to the appliance's own inside address) is not a flow's.
@@ -314,19 +313,19 @@ fn rss_queues_agree_each_way_and_frames_for_the_appliance_stay_local() {
         b"",
     );
     assert_eq!(
-        affinity::frame_owner(&probe_answer, Side::Inside, u32::from(INSIDE), 3, 4),
+        affinity::frame_owner(&probe_answer, Side::Inside, OWN, 3, 4),
         3
     );
     // Nor is anything that is not TCP over IPv4, or a truncated frame.
     let mut arp = probe_answer.clone();
     arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-    assert_eq!(affinity::frame_owner(&arp, Side::Outside, 0, 2, 4), 2);
+    assert_eq!(affinity::frame_owner(&arp, Side::Outside, OWN, 2, 4), 2);
     assert_eq!(
-        affinity::frame_owner(&probe_answer[..30], Side::Inside, 0, 1, 4),
+        affinity::frame_owner(&probe_answer[..30], Side::Inside, OWN, 1, 4),
         1
     );
     // A fragment has no ports to hash: it stays (and the engine drops it, counted).
     let mut frag = segment(client_of(3), (VIP, PORT), 1, 0, A, Opts::default(), b"x");
     frag[14 + 6] |= 0x20;
-    assert_eq!(affinity::frame_owner(&frag, Side::Outside, 0, 1, 4), 1);
+    assert_eq!(affinity::frame_owner(&frag, Side::Outside, OWN, 1, 4), 1);
 }

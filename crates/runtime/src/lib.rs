@@ -191,24 +191,8 @@ fn start_port(
         port.mac_addr()
             .ctx(|| format!("ports.{role}: MAC address"))?,
     );
-    if path == affinity::Affinity::Rss && setup.rss_hf != rss_hf {
-        return Err(RuntimeError::Workers(format!(
-            "ports.{role} ({device}): RSS on the client fields ({rss_hf:#x}) came up as \
-             {:#x}",
-            setup.rss_hf
-        )));
-    }
     port.start()
         .ctx(|| format!("ports.{role}: start {device}"))?;
-    if path == affinity::Affinity::Rss {
-        // Both ports must send a hash to the same queue index; drivers' default tables
-        // usually agree, this makes sure.
-        match port.spread_reta(cfg.queues) {
-            Ok(n) => tracing::info!(port = %role, entries = n, "RSS redirection table set"),
-            Err(e) => tracing::warn!(port = %role, error = %e,
-                "could not set the RSS redirection table; keeping the driver's"),
-        }
-    }
     tracing::info!(
         port = %role,
         device = %device,
@@ -250,52 +234,14 @@ fn check_lcores(profile: &Profile) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-/// Checks that each flow's two directions reach the same worker: every worker polls the
-/// same queue indices on both ports (with RSS on the client address, outside queue `k` and
-/// inside queue `k` carry the same clients). A plan that splits them would need the
-/// hand-off rings of DESIGN §4 between workers, which are not built yet.
-fn check_affinity(profile: &Profile) -> Result<(), RuntimeError> {
-    for w in profile.worker_plan() {
-        let queues = |role: PortRole| {
-            let mut q: Vec<u16> =
-                w.rx.iter()
-                    .filter(|(r, _)| *r == role)
-                    .map(|(_, q)| *q)
-                    .collect();
-            q.sort_unstable();
-            q
-        };
-        let (outside, inside) = (queues(PortRole::Outside), queues(PortRole::Inside));
-        if outside != inside {
-            return Err(RuntimeError::Workers(format!(
-                "worker lcore {} polls outside queues {outside:?} but inside queues {inside:?}: \
-                 both directions of a flow must reach the same worker, so each worker must \
-                 poll the same queue indices on both ports (handing packets between workers \
-                 is not implemented yet); list `workers` so that lcore k polls queue k of \
-                 both ports",
-                w.lcore
-            )));
-        }
-    }
-    if profile.ports.outside.queues != profile.ports.inside.queues {
-        return Err(RuntimeError::Workers(format!(
-            "ports.outside.queues is {} and ports.inside.queues {}: flow affinity needs the same \
-             number on both ports",
-            profile.ports.outside.queues, profile.ports.inside.queues
-        )));
-    }
-    Ok(())
-}
-
 /// Whether this build can run `profile` (a valid one may still ask for what the runtime
-/// does not do yet: a port range, reconnect mode, workers that split a flow's
-/// directions). Returns the warnings about what runs differently from what it says.
+/// does not do yet: a port range, reconnect mode). Returns the warnings about what runs
+/// differently from what it says.
 ///
 /// # Errors
 ///
 /// The first reason `run` would refuse it.
 pub fn runnable(profile: &Profile) -> Result<Vec<String>, RuntimeError> {
-    check_affinity(profile)?;
     Ok(map_profile(profile, MacAddr::ZERO, MacAddr::ZERO)?.warnings)
 }
 
@@ -333,16 +279,33 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
     let nw = u16::try_from(plan.len()).unwrap_or(u16::MAX);
     let outside = claim_port(profile, PortRole::Outside)?;
     let inside = claim_port(profile, PortRole::Inside)?;
-    let path = affinity::choose(
-        plan.len(),
-        profile.ports.outside.queues,
-        &outside.info,
-        &inside.info,
-    );
-    tracing::info!(path = %path, workers = plan.len(), "flow affinity");
+    let (mut path, mut why) = affinity::choose(profile, &outside.info, &inside.info);
     let mut ports = Vec::with_capacity(2);
     for (role, claimed) in PortRole::ALL.into_iter().zip([outside, inside]) {
         ports.push(start_port(profile, role, claimed, &pool, nw, path)?);
+    }
+    if path == affinity::Affinity::Rss {
+        // Both ports must hash the client fields with one key and send a hash to the same
+        // queue index: set the tables, read everything back, else hand off.
+        let (a, b) = ports.split_at_mut(1);
+        if let Err(e) =
+            affinity::settle_rss(&mut a[0].port, &mut b[0].port, profile.ports.outside.queues)
+        {
+            tracing::warn!(error = %e, "RSS on the client fields did not hold; handing frames off instead");
+            (path, why) = (
+                affinity::Affinity::HandOff,
+                "the ports' RSS read back differently",
+            );
+        }
+    }
+    tracing::info!(path = %path, workers = plan.len(), why, "flow affinity");
+    if path == affinity::Affinity::HandOff && plan.len() > affinity::MAX_HANDOFF_WORKERS {
+        return Err(RuntimeError::Workers(format!(
+            "{} workers on the hand-off path ({why}): at most {} (two rings per pair of \
+             workers)",
+            plan.len(),
+            affinity::MAX_HANDOFF_WORKERS
+        )));
     }
     let mut handoffs: Vec<Option<worker::HandOff>> = if path == affinity::Affinity::HandOff {
         let own = [
@@ -735,7 +698,7 @@ mod tests {
     }
 
     #[test]
-    fn workers_that_split_a_flow_are_refused() {
+    fn workers_that_split_a_flow_run_on_the_hand_off_path() {
         let mut p = lab();
         p.lcores.workers = vec![1, 2];
         p.workers = vec![
@@ -750,13 +713,9 @@ mod tests {
                 queue: 0,
             },
         ];
-        let e = runnable(&p)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(
-            e.contains("worker lcore 1 polls outside queues [0] but inside queues []"),
-            "{e}"
-        );
+        // Each worker owns the flows the hash gives it, whatever queue it polls: the
+        // directions meet through the rings, never through RSS.
+        assert!(runnable(&p).is_ok());
+        assert!(!affinity::plan_aligned(&p));
     }
 }

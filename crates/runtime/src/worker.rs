@@ -49,16 +49,19 @@ pub const MAX_RX_BACKLOG_NS: u64 = 100_000_000;
 /// Frames buffered per port before a transmit burst.
 const TX_BURST: usize = 64;
 
-/// Frames in each hand-off ring (per pair of workers and side): several bursts of the
-/// sender's, so that a short stall of the owner does not lose frames.
-pub const HANDOFF_RING_SIZE: u32 = 2048;
+/// Frames in each hand-off ring (per ordered pair of workers and side): 32 bursts of the
+/// sender's, so that a short stall of the owner does not lose frames. The profile's mbuf
+/// budget counts them.
+pub const HANDOFF_RING_SIZE: u32 = tandem_config::HANDOFF_RING_FRAMES;
+/// Bursts an owner takes from one hand-off ring per pass, at most.
+const HANDOFF_BURSTS_PER_PASS: usize = 4;
 
 /// A worker's ends of the hand-off rings (DESIGN §4, flow affinity without RSS).
 pub struct HandOff {
     /// How many workers share the flows.
     pub workers: usize,
-    /// The appliance's own address on each side (outside, inside), host order: TCP to
-    /// it is a health-probe answer, kept by the receiving worker for the control core.
+    /// The appliance's own port addresses (outside, inside), host order: TCP to them is
+    /// a health-probe answer, kept by the receiving worker for the control core.
     pub own: [u32; 2],
     /// To each worker, by worker id, a ring per side (outside, inside); `None` for this
     /// worker itself.
@@ -311,7 +314,7 @@ pub fn run(
                 Some(h) => {
                     let s = side_index(side);
                     for mut m in rx.drain() {
-                        let owner = frame_owner(m.data(), side, h.own[s], me, h.workers);
+                        let owner = frame_owner(m.data(), side, h.own, me, h.workers);
                         if owner == me {
                             match MbufBuf::new(m) {
                                 Ok(b) => bufs.push(b),
@@ -347,16 +350,38 @@ pub fn run(
         // What other workers received for this one's flows, with their receive stamps:
         // processed in runs of one stamp (one sender's receive burst).
         if let Some(h) = &mut handoff {
-            for (side, ring) in h.from.iter_mut() {
-                let side = *side;
-                if ring.dequeue_burst(&mut rx) == 0 {
-                    continue;
-                }
-                c.handoff_received += rx.len() as u64;
-                let mut run_stamp = 0;
-                for m in rx.drain() {
-                    let stamp = m.note();
-                    if stamp != run_stamp && !bufs.is_empty() {
+            // Up to a few bursts a ring while they come full: a faster sender does not
+            // fill it, and this worker's own queues wait little.
+            for _ in 0..HANDOFF_BURSTS_PER_PASS {
+                let mut more = false;
+                for (side, ring) in h.from.iter_mut() {
+                    let side = *side;
+                    if ring.dequeue_burst(&mut rx) == 0 {
+                        continue;
+                    }
+                    more |= rx.len() == rx.capacity();
+                    c.handoff_received += rx.len() as u64;
+                    let mut run_stamp = 0;
+                    for m in rx.drain() {
+                        let stamp = m.note();
+                        if stamp != run_stamp && !bufs.is_empty() {
+                            engine.process_burst(side, now, &mut bufs, &mut pool, &mut out);
+                            drain(
+                                &mut out,
+                                run_stamp,
+                                &mut tx,
+                                &mut to_control,
+                                &mut signals,
+                                &mut c,
+                            );
+                        }
+                        run_stamp = stamp;
+                        match MbufBuf::new(m) {
+                            Ok(b) => bufs.push(b),
+                            Err(_) => c.nonlinear += 1,
+                        }
+                    }
+                    if !bufs.is_empty() {
                         engine.process_burst(side, now, &mut bufs, &mut pool, &mut out);
                         drain(
                             &mut out,
@@ -367,22 +392,9 @@ pub fn run(
                             &mut c,
                         );
                     }
-                    run_stamp = stamp;
-                    match MbufBuf::new(m) {
-                        Ok(b) => bufs.push(b),
-                        Err(_) => c.nonlinear += 1,
-                    }
                 }
-                if !bufs.is_empty() {
-                    engine.process_burst(side, now, &mut bufs, &mut pool, &mut out);
-                    drain(
-                        &mut out,
-                        run_stamp,
-                        &mut tx,
-                        &mut to_control,
-                        &mut signals,
-                        &mut c,
-                    );
+                if !more {
+                    break;
                 }
             }
         }
