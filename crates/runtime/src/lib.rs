@@ -19,9 +19,10 @@
 //! `Profile::worker_plan`) and one transmit queue per worker plus one for the control
 //! core. A port that cannot give the control core a queue of its own (`net_af_packet`
 //! has as many queues as its `qpairs`, 1 by default, and its receive side fans packets
-//! out over all of them, so extra queues cannot simply be added) is served through
-//! worker 0: the control core hands it the frames over a ring and it sends them on its
-//! queue.
+//! out over all of them, so extra queues cannot simply be added), or whose queues its
+//! peer decides (`net_memif`: a generator with one receive ring never reads a second
+//! transmit queue), is served through worker 0: the control core hands it the frames
+//! over a ring and it sends them on its queue.
 //!
 //! ## Flow affinity
 //!
@@ -159,7 +160,10 @@ fn start_port(
         device,
         info,
     } = claimed;
-    let control_queue = info.max_tx_queues > workers;
+    // A memif port's rings are what its peer asked for: a generator with one receive
+    // ring never sees an extra transmit queue's frames (ARP, probes). The control core
+    // sends through worker 0 there.
+    let control_queue = info.max_tx_queues > workers && info.driver_name != "net_memif";
     let tx_queues = if control_queue { workers + 1 } else { workers };
     if info.max_tx_queues < workers {
         return Err(RuntimeError::Lcores(format!(
