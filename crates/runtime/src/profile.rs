@@ -7,6 +7,8 @@
 //!   `1-65535`, is taken as `any`).
 //! - `mode: reconnect`: not implemented by the engine yet; rejected with
 //!   [`ProfileError::Reconnect`].
+//! - `mode: forward` (benchmarks): the engine's `Service::forward`; `copies` is 1 and
+//!   `health.probe_ports: []` leaves its replicas unprobed (up until failed by hand).
 //! - `selection`: `ordered` takes the first live replicas in list order, `spread`
 //!   rotates the first replica from flow to flow.
 
@@ -142,6 +144,7 @@ pub fn map_profile(
             replicas: ids,
             copies: usize::from(s.copies),
             ordered: s.selection == Selection::Ordered,
+            forward: s.mode == Mode::Forward,
         });
     }
     let t = &profile.timeouts;
@@ -277,5 +280,26 @@ pub(crate) mod tests {
             map_profile(&p, MacAddr::ZERO, MacAddr::ZERO),
             Err(ProfileError::Reconnect { .. })
         ));
+    }
+
+    #[test]
+    fn forward_mode_maps_to_the_engine() {
+        let mut p = lab();
+        assert!(
+            map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).is_ok_and(|m| m
+                .engine
+                .services
+                .iter()
+                .all(|s| !s.forward))
+        );
+        p.services[0].mode = Mode::Forward;
+        p.services[0].copies = 1;
+        p.services[0].health.probe_ports.clear();
+        let m = match map_profile(&p, MacAddr::ZERO, MacAddr::ZERO) {
+            Ok(m) => m,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(m.engine.services[0].forward);
+        assert_eq!(m.engine.services[0].copies, 1);
     }
 }
