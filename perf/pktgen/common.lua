@@ -124,6 +124,17 @@ function M.setup_ports(p)
     pktgen.set_proto(tostring(p.tx), "tcp")
     pktgen.set_type(tostring(p.tx), "ipv4")
     pktgen.process("all", "on")
+    -- A gratuitous ARP from the replica's address: a DUT that resolves the replica (Tandem)
+    -- learns its MAC from it, without depending on its own ARP request getting through.
+    -- pktgen queues that frame in its transmit buffer, flushed only when the port stops
+    -- sending: send one ordinary frame from that port to get it out.
+    local r = tostring(p.rx)
+    pktgen.send_arp(r, "g")
+    pktgen.set(r, "count", 1)
+    pktgen.start(r)
+    pktgen.delay(200)
+    pktgen.stop(r)
+    pktgen.delay(200)
 end
 
 -- Runs pktgen command-language lines (what its prompt takes) from a temporary command file:

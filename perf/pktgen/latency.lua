@@ -9,7 +9,7 @@ local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local C = dofile(dir .. "common.lua")
 
 C.run("latency", function(p)
-    local rate = C.env_num("TANDEM_PKTGEN_RATE", 1, 0.01, 100)
+    local rate = C.env_num("TANDEM_PKTGEN_RATE", 0.1, 0.01, 100)
     local every_us = C.env_int("TANDEM_PKTGEN_LATENCY_US", 1000, 1, 1000000)
     C.check_bench_range("TANDEM_PKTGEN_SRC_IP", p.src_ip, 1)
     C.setup_ports(p)

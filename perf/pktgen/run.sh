@@ -222,5 +222,22 @@ if [[ ! -s $TANDEM_PKTGEN_OUT ]]; then
     exit 1
 fi
 [[ $pg_rc -eq 0 ]] || echo "warning: pktgen exited with $pg_rc after writing its results" >&2
+
+# The DUT's own view, appended to the results: where the frames that did not come back
+# were dropped.
+echo "dut=$DUT" >>"$TANDEM_PKTGEN_OUT"
+case $DUT in
+testpmd)
+    kill -INT "$dut_pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$dut_pid" 2>/dev/null || break; sleep 0.1; done
+    # testpmd prints its forwarding totals on exit; TX-dropped counts frames its transmit
+    # ring towards pktgen had no room for.
+    awk '/Accumulated forward statistics/ { acc = 1 }
+         acc && /TX-dropped:/ { print "dut_tx_dropped=" $4; exit }' "$dut_log" >>"$TANDEM_PKTGEN_OUT"
+    ;;
+tandem)
+    "$TANDEM_BIN" status --socket "$work/tandem.sock" >"$TANDEM_PKTGEN_OUT.status" 2>&1 || true
+    ;;
+esac
 cat "$TANDEM_PKTGEN_OUT"
 grep -qx 'status=ok' "$TANDEM_PKTGEN_OUT"
