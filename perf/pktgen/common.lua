@@ -93,6 +93,11 @@ function M.split_flows(flows, max_ports)
     return best
 end
 
+-- pktgen 23.06.1 builds range-mode frames once per buffer of its range pool, not per
+-- frame sent: a transmit queue's pool holds (1024 + 2048) * 8 = 24576 buffers, so range mode
+-- sends at most that many distinct flows; more are configured but never sent.
+M.RANGE_BUFFERS = 24576
+
 -- Common parameters of every script.
 function M.params()
     local p = {}
@@ -227,9 +232,17 @@ function M.write(p, pairs_list)
     f:close()
 end
 
--- The standard result lines every script writes, after its own leading ones.
+-- The standard result lines every script writes, after its own leading ones. A run that
+-- sent or received nothing is not a result: its status says so.
 function M.standard_lines(p, m, lines)
     local d = M.derive(p, m)
+    if m.tx_pkts == 0 or m.rx_pkts == 0 then
+        for _, kv in ipairs(lines) do
+            if kv[1] == "status" then
+                kv[2] = (m.tx_pkts == 0) and "nothing_sent" or "nothing_received"
+            end
+        end
+    end
     local add = function(k, v) lines[#lines + 1] = { k, v } end
     add("duration_s", p.duration)
     add("tx_pkts", m.tx_pkts)

@@ -54,6 +54,7 @@ C.run("range-64", function(p)
         { "frame_size", size },
         { "rate_pct", rate },
         { "flows", split.ips * split.ports },
+        { "flows_sent_at_most", math.min(split.ips * split.ports, C.RANGE_BUFFERS) },
         { "src_ips", p.src_ip .. "-" .. ip1 },
         { "src_ports", p.src_port .. "-" .. port1 },
         { "dst", p.vip .. ":" .. p.vport },

@@ -226,6 +226,10 @@ fi
 # The DUT's own view, appended to the results: where the frames that did not come back
 # were dropped.
 echo "dut=$DUT" >>"$TANDEM_PKTGEN_OUT"
+dut_alive=1
+kill -0 "$dut_pid" 2>/dev/null || dut_alive=0
+# A DUT that died during the run explains missing traffic; say so in the results.
+[[ $dut_alive -eq 1 ]] || echo "dut_exited_early=1" >>"$TANDEM_PKTGEN_OUT"
 case $DUT in
 testpmd)
     kill -INT "$dut_pid" 2>/dev/null || true
@@ -240,4 +244,6 @@ tandem)
     ;;
 esac
 cat "$TANDEM_PKTGEN_OUT"
-grep -qx 'status=ok' "$TANDEM_PKTGEN_OUT"
+[[ $dut_alive -eq 1 ]] || { echo "$DUT exited before pktgen finished; see $dut_log" >&2; exit 1; }
+grep -qx 'status=ok' "$TANDEM_PKTGEN_OUT" || {
+    echo "the script reported $(grep -m1 '^status=' "$TANDEM_PKTGEN_OUT")" >&2; exit 1; }

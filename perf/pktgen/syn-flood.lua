@@ -1,6 +1,7 @@
 -- syn-flood.lua: TCP SYNs from many sources (addresses x ports) to the VIP:port, with
 -- pktgen's range mode and the SYN flag alone set. pktgen sends them statelessly: no
--- handshake follows, every SYN carries the same sequence number.
+-- handshake follows, every SYN carries the same sequence number. The default, 24000
+-- sources (64 addresses x 375 ports), stays under pktgen's range-buffer limit (common.lua).
 -- pktgen-dpdk 23.06.1. Run through perf/pktgen/run.sh; see README.md for the variables.
 
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
@@ -8,7 +9,7 @@ local C = dofile(dir .. "common.lua")
 
 C.run("syn-flood", function(p)
     local rate = C.env_num("TANDEM_PKTGEN_RATE", 100, 0.01, 100)
-    local flows = C.env_int("TANDEM_PKTGEN_FLOWS", 100000, 1, 4000000)
+    local flows = C.env_int("TANDEM_PKTGEN_FLOWS", 24000, 1, 4000000)
     local split = C.split_flows(flows, 65535 - p.src_port + 1)
     C.check_bench_range("TANDEM_PKTGEN_SRC_IP", p.src_ip, split.ips)
     local ip1 = C.int_to_ip(C.ip_to_int(p.src_ip) + split.ips - 1)
@@ -50,6 +51,7 @@ C.run("syn-flood", function(p)
         { "tcp_flags", "syn" },
         { "rate_pct", rate },
         { "sources", split.ips * split.ports },
+        { "sources_sent_at_most", math.min(split.ips * split.ports, C.RANGE_BUFFERS) },
         { "src_ips", p.src_ip .. "-" .. ip1 },
         { "src_ports", p.src_port .. "-" .. port1 },
         { "dst", p.vip .. ":" .. p.vport },
