@@ -116,11 +116,27 @@ function M.params()
     return p
 end
 
+-- Waits until both ports' links are up (a memif link is up once its peer has connected).
+-- 23.06's transmit path retries a flush until the frames are taken: a port that sends while
+-- its memif is not connected hangs pktgen's lcore (and pktgen.quit() with it).
+function M.wait_links(p, seconds)
+    for _ = 1, seconds * 10 do
+        local st = pktgen.linkState("all")
+        local tx, rx = tostring(st[p.tx]), tostring(st[p.rx])
+        if tx:sub(1, 3) == "<UP" and rx:sub(1, 3) == "<UP" then
+            return
+        end
+        pktgen.delay(100)
+    end
+    error(string.format("links not up after %d s", seconds))
+end
+
 -- Single-packet settings both ports need: port tx sends to the DUT with a source address
 -- from the client range; port rx takes the replica's address, so it answers the DUT's
 -- ARP for it (Tandem DUT) and is a plausible receiver otherwise.
 function M.setup_ports(p)
     pktgen.screen("off")
+    M.wait_links(p, 30)
     pktgen.set_mac(tostring(p.tx), "dst", p.dst_mac)
     pktgen.set_ipaddr(tostring(p.tx), "dst", p.vip)
     pktgen.set_ipaddr(tostring(p.tx), "src", p.src_ip .. "/16")
