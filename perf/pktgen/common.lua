@@ -136,7 +136,7 @@ end
 -- ARP for it (Tandem DUT) and is a plausible receiver otherwise.
 function M.setup_ports(p)
     pktgen.screen("off")
-    M.wait_links(p, 30)
+    M.wait_links(p, 60)
     pktgen.set_mac(tostring(p.tx), "dst", p.dst_mac)
     pktgen.set_ipaddr(tostring(p.tx), "dst", p.vip)
     pktgen.set_ipaddr(tostring(p.tx), "src", p.src_ip .. "/16")
@@ -192,11 +192,20 @@ function M.measure(p)
         rx_rates[#rx_rates + 1] = r.ipackets
     end
     pktgen.stop(txs)
-    -- Frames still in the DUT arrive within microseconds; the counters pktgen reports are
-    -- refreshed once a second.
-    pktgen.delay(2500)
-    local t = port_totals(p.tx)
-    local r = port_totals(p.rx)
+    -- Frames still in the DUT arrive within microseconds, but the counters pktgen reports
+    -- are refreshed by its statistics thread, nominally once a second and later on a
+    -- loaded machine: read until two reads a second apart agree (at most 30 s).
+    pktgen.delay(1500)
+    local t, r = port_totals(p.tx), port_totals(p.rx)
+    for _ = 1, 30 do
+        pktgen.delay(1000)
+        local t2, r2 = port_totals(p.tx), port_totals(p.rx)
+        local same = t2.opackets == t.opackets and r2.ipackets == r.ipackets
+        t, r = t2, r2
+        if same then
+            break
+        end
+    end
     local m = {
         tx_pkts = t.opackets,
         tx_bytes = t.obytes,

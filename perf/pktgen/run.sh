@@ -44,8 +44,9 @@ export TANDEM_PKTGEN_OUT=${TANDEM_PKTGEN_OUT:-$PWD/pktgen-$name-$DUT.txt}
 duration=${TANDEM_PKTGEN_DURATION:-10}
 [[ $duration =~ ^[0-9]+$ ]] || { echo "TANDEM_PKTGEN_DURATION must be whole seconds" >&2; exit 2; }
 # pktgen needs ~20 s to map its --no-huge memory and come up, and the scripts wait a few
-# seconds around the traffic: anything past this is a hang.
-limit=$((duration + 90))
+# seconds around the traffic (up to a minute each for links and counters on a loaded
+# machine): anything past this is a hang.
+limit=$((duration + 150))
 
 # Fixed MACs on every memif port (devarg mac=), so the scripts can address the DUT.
 PG_MAC0=02:00:00:00:10:00 PG_MAC1=02:00:00:00:10:01
