@@ -58,6 +58,8 @@ use crate::table::{FlowIdx, FlowTable};
 
 /// Frames handled together for prefetching.
 pub const BURST: usize = 32;
+/// Table slots a sweep batch may scan per flow of its budget (one bitmap word).
+const SWEEP_SLOTS_PER_FLOW: usize = 64;
 
 /// Times the client's SYN is repeated to a replica that has not answered, each after
 /// `synack_wait`, before the flow goes on without it.
@@ -675,19 +677,32 @@ impl<B: PacketBuf> Engine<B> {
             return;
         };
         let cap = self.flows.capacity() as FlowIdx;
+        if self.flows.is_empty() || cap == 0 {
+            self.failover_sweep_left = 0;
+            return;
+        }
         let failover = self.failover_sweep_left > 0;
-        while budget > 0 && out.tx_room() >= 2 * MAX_COPIES + 4 {
-            // A failover sweep ends once it has covered the table: a sparse table would
-            // otherwise go round its few flows until the batch is spent.
+        // Slots a batch may look at: a few bitmap words per flow of the budget, and never
+        // the same slot twice. A sparse table (one flow in a million slots) costs a
+        // bounded scan, not a walk of the whole bitmap per flow of the budget.
+        let mut slots = budget
+            .saturating_mul(SWEEP_SLOTS_PER_FLOW)
+            .min(cap as usize);
+        while budget > 0 && slots > 0 && out.tx_room() >= 2 * MAX_COPIES + 4 {
+            // A failover sweep ends once it has covered the table.
             if failover && self.failover_sweep_left == 0 {
                 break;
             }
-            let Some(idx) = self.flows.next_used(self.sweep_cursor) else {
-                self.failover_sweep_left = 0;
-                return;
+            let Some(idx) = self.flows.next_used_within(self.sweep_cursor, slots) else {
+                // The rest of the window is free: step over it.
+                self.failover_sweep_left = self.failover_sweep_left.saturating_sub(slots);
+                self.sweep_cursor =
+                    ((self.sweep_cursor as usize + slots) % cap as usize) as FlowIdx;
+                break;
             };
             // Progress over the slots, counting the empty ones skipped.
             let skipped = (idx + cap - self.sweep_cursor) % cap;
+            slots = slots.saturating_sub(skipped as usize + 1);
             self.failover_sweep_left = self
                 .failover_sweep_left
                 .saturating_sub(skipped as usize + 1);

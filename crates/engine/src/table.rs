@@ -234,6 +234,38 @@ impl FlowTable {
         None
     }
 
+    /// The first used slot among the `limit` slots from `from` on (wrapping at the end,
+    /// never past `from` again); `None` when they are all free. Reads `limit / 64` words
+    /// of the bitmap at most, however sparse the table.
+    pub fn next_used_within(&self, from: FlowIdx, limit: usize) -> Option<FlowIdx> {
+        let n = self.flows.len();
+        if n == 0 || self.free.len() == n {
+            return None;
+        }
+        let mut pos = from as usize % n;
+        let mut left = limit.min(n);
+        while left > 0 {
+            let (word, off) = (pos / 64, pos % 64);
+            // The bits of this word inside the window and the table.
+            let span = (64 - off).min(left).min(n - pos);
+            let mask = if span == 64 {
+                !0u64
+            } else {
+                ((1u64 << span) - 1) << off
+            };
+            let bits = self.in_use.get(word).copied().unwrap_or(0) & mask;
+            if bits != 0 {
+                return Some((word * 64 + bits.trailing_zeros() as usize) as FlowIdx);
+            }
+            left -= span;
+            pos += span;
+            if pos >= n {
+                pos = 0;
+            }
+        }
+        None
+    }
+
     /// The flow in `slot`.
     #[inline]
     pub fn get(&self, slot: FlowIdx) -> &Flow {
@@ -334,5 +366,27 @@ mod tests {
         let mut want = slots.clone();
         want.sort_unstable();
         assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn next_used_within_looks_only_inside_its_window() {
+        let mut t = FlowTable::new(1000);
+        assert_eq!(t.next_used_within(0, 1000), None);
+        let slots: Vec<FlowIdx> = (0..3).map(|i| t.insert(key(i)).expect("room")).collect();
+        // A brute-force answer for every start and window length.
+        let used = |s: FlowIdx| slots.contains(&s);
+        let n = t.capacity();
+        for from in [0usize, 1, 63, 64, 65, 500, 998, 999] {
+            for limit in [1usize, 2, 63, 64, 65, 130, 999, 1000, 5000] {
+                let want = (0..limit.min(n))
+                    .map(|k| ((from + k) % n) as FlowIdx)
+                    .find(|&s| used(s));
+                assert_eq!(
+                    t.next_used_within(from as FlowIdx, limit),
+                    want,
+                    "from {from} limit {limit}"
+                );
+            }
+        }
     }
 }
