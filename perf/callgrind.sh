@@ -4,17 +4,22 @@
 # poll), at two burst counts; the difference divided by the packets between them
 # excludes setup.
 #
-#   perf/callgrind.sh [FLOWS]      (default 10000)
+#   perf/callgrind.sh [FLOWS] [MODE]     (default 10000 mirror; MODE: mirror or forward)
+#
+# forward: forward-mode flows (mode: forward), adopted mid-stream, client data and the
+# replica's answer alternately, NAT only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flows=${1:-10000}
+mode=${2:-mirror}
+case $mode in mirror | forward) ;; *) echo "MODE is mirror or forward" >&2; exit 2 ;; esac
 cargo build -q --release -p tandem-engine --example fastpath_count
 bin=target/release/examples/fastpath_count
 count() {
     valgrind --tool=callgrind --toggle-collect='*run_burst*' --callgrind-out-file=/dev/null \
-        "$bin" "$flows" "$1" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+        "$bin" "$flows" "$1" "$mode" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 a=$(count 2000)
 b=$(count 4000)
 packets=$((2000 * 32))
-echo "flows=$flows instructions_per_packet=$(( (b - a) / packets ))"
+echo "mode=$mode flows=$flows instructions_per_packet=$(( (b - a) / packets ))"

@@ -170,6 +170,11 @@ pub enum Mode {
     /// connection to a backup and replays the request in flight. Request/response
     /// protocols with re-executable requests only.
     Reconnect,
+    /// Plain forwarding for benchmarks (off unless a profile asks for it): any segment
+    /// to the VIP, SYN or not, adopts a flow onto one live replica and is passed with NAT
+    /// only. Protects nothing: a connection on a replica that fails breaks. `copies` is
+    /// 1; `health.probe_ports: []` turns probing off (only in this mode).
+    Forward,
 }
 
 impl std::fmt::Display for Mode {
@@ -177,6 +182,7 @@ impl std::fmt::Display for Mode {
         f.write_str(match self {
             Mode::Mirror => "mirror",
             Mode::Reconnect => "reconnect",
+            Mode::Forward => "forward",
         })
     }
 }
@@ -203,10 +209,10 @@ pub struct Service {
     pub vip: Ipv4Addr,
     /// Which TCP ports of the VIP it takes.
     pub port: ServicePort,
-    /// Mirror or reconnect.
+    /// Mirror, reconnect or forward.
     pub mode: Mode,
     /// Replicas per flow: in mirror mode the active one plus its standbys (1..=3); in
-    /// reconnect mode 1.
+    /// reconnect and forward mode 1.
     pub copies: u8,
     /// How a new flow picks its replicas from the pool.
     pub selection: Selection,
@@ -236,7 +242,8 @@ pub struct Replica {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Health {
     /// TCP ports probed with a SYN on every replica; a replica is up when each answers
-    /// with a SYN-ACK.
+    /// with a SYN-ACK. Empty only in forward mode: no probing, replicas are up unless
+    /// the operator fails them.
     pub probe_ports: Vec<u16>,
     /// Time between probes of one replica.
     pub interval: Duration,

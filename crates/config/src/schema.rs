@@ -135,9 +135,9 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
         "services[].name" | "services[].replicas[].name" => NAME,
         "services[].vip" => UNICAST,
         "services[].port" => "`any`, a port number 1..=65535, or a range like 8000-8100",
-        "services[].mode" => "mirror, reconnect",
+        "services[].mode" => "mirror, reconnect, forward",
         "services[].copies" => {
-            "1..=3 and at most the number of replicas in mirror mode; 1 in reconnect mode"
+            "1..=3 and at most the number of replicas in mirror mode; 1 in reconnect and forward mode"
         }
         "services[].selection" => "spread, ordered",
         "services[].replicas" => "a non-empty list of { name, address }",
@@ -148,7 +148,9 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
         "services[].health" => {
             "a mapping with probe_ports, interval, timeout, fall, rise, suspect_burst, suspect_interval, ack_lag, output_lag"
         }
-        "services[].health.probe_ports" => "a non-empty list of distinct port numbers 1..=65535",
+        "services[].health.probe_ports" => {
+            "a non-empty list of distinct port numbers 1..=65535 ([] for no probing: forward mode only)"
+        }
         "services[].health.probe_ports[]" => TCP_PORT,
         "timeouts" => "a mapping with syn, established, linger, synack_wait, arp_refresh",
         "timeouts.linger" => "a duration like 2s, or 0",

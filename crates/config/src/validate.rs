@@ -728,6 +728,15 @@ fn check_services(
                 );
                 1
             }
+            (Mode::Forward, None | Some(1)) => 1,
+            (Mode::Forward, Some(n)) => {
+                c.bad_allowing(
+                    &cp,
+                    format!("{n} copies: in forward mode a flow goes to one replica"),
+                    "1 in forward mode (or mode: mirror)",
+                );
+                1
+            }
             (Mode::Mirror, None) => schema::COPIES
                 .min(u8::try_from(pool).unwrap_or(u8::MAX))
                 .max(1),
@@ -748,7 +757,13 @@ fn check_services(
             }
         };
 
-        let health = check_health(c, &sp.key("health"), s.health.unwrap_or_default(), port);
+        let health = check_health(
+            c,
+            &sp.key("health"),
+            s.health.unwrap_or_default(),
+            port,
+            mode,
+        );
         out.push(Service {
             name: s.name,
             vip: vip.unwrap_or(Ipv4Addr::UNSPECIFIED),
@@ -768,6 +783,7 @@ fn check_health(
     p: &FieldPath,
     raw: RawHealth,
     port: Option<ServicePort>,
+    mode: Mode,
 ) -> Health {
     let pp = p.key("probe_ports");
     let probe_ports = match raw.probe_ports {
@@ -786,8 +802,14 @@ fn check_health(
             None => Vec::new(),
         },
         Some(list) => {
-            if list.is_empty() {
-                c.bad(&pp, "no probe port");
+            // Stateless generators (pktgen) cannot answer a SYN probe: forward mode may
+            // run unprobed. Mirror and reconnect fail over on probes and must have them.
+            if list.is_empty() && mode != Mode::Forward {
+                c.bad_allowing(
+                    &pp,
+                    format!("no probe port in {mode} mode"),
+                    "a non-empty list of port numbers 1..=65535 ([] only with mode: forward)",
+                );
             }
             let mut ports: Vec<u16> = Vec::new();
             for (i, &n) in list.iter().enumerate() {

@@ -480,7 +480,7 @@ fn unknown_mode() {
     rejects(
         &edit("mode: mirror", "mode: hot"),
         "configs/bad.yaml:18:11: services[0].mode: ",
-        "unknown value `hot` (allowed: mirror, reconnect)",
+        "unknown value `hot` (allowed: mirror, reconnect, forward)",
     );
 }
 
@@ -605,6 +605,47 @@ fn reports_every_problem_in_file_order() {
             (27, "services[0].health.interval"),
         ]
     );
+}
+
+// ---- forward mode ----------------------------------------------------------------------
+
+#[test]
+fn forward_mode_needs_one_copy() {
+    rejects(
+        &edit("mode: mirror", "mode: forward"),
+        "configs/bad.yaml:19:13: services[0].copies: ",
+        "2 copies: in forward mode a flow goes to one replica (allowed: 1 in forward mode",
+    );
+}
+
+#[test]
+fn no_probe_ports_refused_in_mirror_mode() {
+    rejects(
+        &edit("probe_ports: [7000, 80]", "probe_ports: []"),
+        "configs/bad.yaml:26:7: services[0].health.probe_ports: ",
+        "no probe port in mirror mode (allowed: a non-empty list of port numbers 1..=65535 ([] only with mode: forward)",
+    );
+}
+
+#[test]
+fn forward_mode_without_probes_is_accepted() {
+    let text = edit("mode: mirror", "mode: forward")
+        .replace("copies: 2", "copies: 1")
+        .replace("probe_ports: [7000, 80]", "probe_ports: []");
+    let p = match parse("configs/ok.yaml", &text) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    };
+    let s = &p.services[0];
+    assert_eq!(s.mode, tandem_config::Mode::Forward);
+    assert_eq!(s.copies, 1);
+    assert!(s.health.probe_ports.is_empty());
+    // `copies` left out defaults to 1 in forward mode.
+    let text = edit("mode: mirror", "mode: forward").replace("    copies: 2\n", "");
+    match parse("configs/ok.yaml", &text) {
+        Ok(p) => assert_eq!(p.services[0].copies, 1),
+        Err(e) => panic!("{e}"),
+    }
 }
 
 // ---- files ----------------------------------------------------------------------------

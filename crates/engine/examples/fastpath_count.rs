@@ -5,6 +5,9 @@
 //!     target/release/examples/fastpath_count FLOWS BURSTS
 //! ```
 //!
+//! A third argument `forward` runs forward-mode flows (adopted mid-stream, NAT only)
+//! instead of mirrored ones.
+//!
 //! Run it with two burst counts; the difference in instructions divided by the difference
 //! in packets is the per-packet cost, setup excluded (perf/callgrind.sh does this).
 
@@ -15,11 +18,25 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let flows: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let bursts: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
-    let mut bench = fastpath_common::Bench::new(flows, 0x7a5d);
+    let forward = args.next().as_deref() == Some("forward");
+    let mut bench = if forward {
+        fastpath_common::Bench::new_forward(flows, 0x7a5d)
+    } else {
+        fastpath_common::Bench::new(flows, 0x7a5d)
+    };
     for _ in 0..bursts {
         bench.prepare_burst();
         bench.run_burst();
         bench.recycle();
     }
-    println!("flows={flows} bursts={bursts} packets={}", bench.packets);
+    let mode = if forward { "forward" } else { "mirror" };
+    let c = bench.engine.counters();
+    // tx and adopted show that the frames were forwarded, not dropped.
+    println!(
+        "mode={mode} flows={flows} bursts={bursts} packets={} tx={} flows_adopted={} drops={}",
+        bench.packets,
+        c.tx,
+        c.flows_adopted,
+        c.drops.iter().sum::<u64>()
+    );
 }

@@ -46,6 +46,10 @@ pub struct Service {
     /// the others standing in while one of them is down); otherwise the first replica
     /// rotates from flow to flow, spreading the load.
     pub ordered: bool,
+    /// Forward mode (benchmarks, off by default): any segment to the VIP adopts a flow
+    /// onto one live replica and is passed through with NAT only, no translation and no
+    /// protection (see [`crate::engine`]). `copies` is 1.
+    pub forward: bool,
 }
 
 /// Engine settings.

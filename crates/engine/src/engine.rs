@@ -335,6 +335,10 @@ impl<B: PacketBuf> Engine<B> {
             }
             return;
         };
+        if self.flows.get(idx).forward {
+            self.forward_existing(side, idx, now, buf, &m, pool, out);
+            return;
+        }
         let mut ctx = ctx!(self, pool, out, now);
         let flow = self.flows.get_mut(idx);
         let fate = match side {
@@ -406,55 +410,18 @@ impl<B: PacketBuf> Engine<B> {
             self.counters.drop(DropReason::NotServed);
             return;
         };
+        if self.cfg.services[si].forward {
+            self.adopt(si, now, buf, m, pool, out);
+            return;
+        }
         if m.flags.0 & (TcpFlags::SYN.0 | TcpFlags::ACK.0 | TcpFlags::RST.0 | TcpFlags::FIN.0)
             != TcpFlags::SYN.0
         {
             self.counters.drop(DropReason::NoFlow);
             return;
         }
-        // Pick the replica set from the live (not draining) replicas of the pool: for an
-        // ordered service the first ones in pool order; otherwise the k live replicas
-        // that follow a rotating offset over the *live* ones, so that with N live the
-        // designated primary cycles through all N and each is in k of every N new
-        // flows, whichever replicas are down.
         let svc = &self.cfg.services[si];
-        let k = svc.copies.min(MAX_COPIES);
-        let up = |r: crate::replica::ReplicaId| self.replicas.health(r) == Health::Up;
-        let live = svc.replicas.iter().filter(|&&r| up(r)).count();
-        let skip = if svc.ordered || live == 0 {
-            0
-        } else {
-            self.rotation[si] % live
-        };
-        // Two forward passes, each replica visited at most once per pass and the second
-        // only over the positions before the first pick: no replica twice, even if the
-        // control core changes a health between the count and the picks.
-        let mut chosen = [crate::replica::ReplicaId(0); MAX_COPIES];
-        let mut n = 0;
-        let (mut j, mut first) = (0, svc.replicas.len());
-        for (pos, &r) in svc.replicas.iter().enumerate() {
-            if n == k {
-                break;
-            }
-            if !up(r) {
-                continue;
-            }
-            if j >= skip {
-                first = first.min(pos);
-                chosen[n] = r;
-                n += 1;
-            }
-            j += 1;
-        }
-        for &r in &svc.replicas[..first] {
-            if n == k {
-                break;
-            }
-            if up(r) {
-                chosen[n] = r;
-                n += 1;
-            }
-        }
+        let (chosen, n) = self.choose(si);
         if n == 0 {
             self.counters.drop(DropReason::NoReplica);
             return;
@@ -503,6 +470,147 @@ impl<B: PacketBuf> Engine<B> {
         }
         let mut ctx = ctx!(self, pool, out, now);
         ctx.copy_to_legs(f, buf, m);
+    }
+
+    /// Picks up to `copies` replicas for a new flow of service `si` from the live (not
+    /// draining) replicas of its pool: for an ordered service the first ones in pool
+    /// order; otherwise the live replicas that follow a rotating offset over the *live*
+    /// ones, so that with N live the designated primary cycles through all N and each is
+    /// in k of every N new flows, whichever replicas are down. The caller advances the
+    /// rotation once it has used the pick.
+    fn choose(&self, si: usize) -> ([ReplicaId; MAX_COPIES], usize) {
+        let svc = &self.cfg.services[si];
+        let k = svc.copies.min(MAX_COPIES);
+        let up = |r: ReplicaId| self.replicas.health(r) == Health::Up;
+        let live = svc.replicas.iter().filter(|&&r| up(r)).count();
+        let skip = if svc.ordered || live == 0 {
+            0
+        } else {
+            self.rotation[si] % live
+        };
+        // Two forward passes, each replica visited at most once per pass and the second
+        // only over the positions before the first pick: no replica twice, even if the
+        // control core changes a health between the count and the picks.
+        let mut chosen = [ReplicaId(0); MAX_COPIES];
+        let mut n = 0;
+        let (mut j, mut first) = (0, svc.replicas.len());
+        for (pos, &r) in svc.replicas.iter().enumerate() {
+            if n == k {
+                break;
+            }
+            if !up(r) {
+                continue;
+            }
+            if j >= skip {
+                first = first.min(pos);
+                chosen[n] = r;
+                n += 1;
+            }
+            j += 1;
+        }
+        for &r in &svc.replicas[..first] {
+            if n == k {
+                break;
+            }
+            if up(r) {
+                chosen[n] = r;
+                n += 1;
+            }
+        }
+        (chosen, n)
+    }
+
+    /// Forward mode: a segment of no flow, SYN or not, adopts a flow onto one live
+    /// replica (mid-stream for a stateless generator) and is forwarded.
+    fn adopt<P: BufferPool<B>>(
+        &mut self,
+        si: usize,
+        now: u64,
+        buf: B,
+        m: &Meta,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) {
+        let (chosen, n) = self.choose(si);
+        if n == 0 {
+            self.counters.drop(DropReason::NoReplica);
+            return;
+        }
+        let key = FlowKey {
+            client_ip: m.src,
+            client_port: m.sport,
+            vip: m.dst,
+            vip_port: m.dport,
+        };
+        let Some(idx) = self.flows.insert(key) else {
+            self.counters.drop(DropReason::TableFull);
+            return;
+        };
+        self.rotation[si] = self.rotation[si].wrapping_add(1);
+        self.counters.flows_created += 1;
+        self.counters.flows_adopted += 1;
+        let r = chosen[0];
+        let client_mac = EthernetFrame::new_unchecked(buf.bytes()).src();
+        let f = self.flows.get_mut(idx);
+        f.forward = true;
+        f.phase = FlowPhase::Established;
+        f.client_mac = client_mac;
+        f.created_at = now;
+        f.n_legs = 1;
+        f.active = 0;
+        f.checked_downs = self.replicas.down_generation();
+        f.legs[0] = Leg {
+            replica: r,
+            epoch: self.replicas.epoch(r),
+            addr: u32::from(self.replicas.addr(r)),
+            alive: true,
+            answered: true,
+            ..Leg::default()
+        };
+        let mut ctx = ctx!(self, pool, out, now);
+        if ctx.forward_from_client(f, buf, m) == Fate::Remove {
+            self.remove_flow(idx);
+        }
+    }
+
+    /// Forward mode: a segment of an existing forward-mode flow. A flow whose replica is
+    /// gone ends; a client segment then adopts a new flow on a live replica (the TCP
+    /// connection behind it breaks: forward mode protects nothing).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn forward_existing<P: BufferPool<B>>(
+        &mut self,
+        side: Side,
+        idx: FlowIdx,
+        now: u64,
+        buf: B,
+        m: &Meta,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) {
+        let downs = self.replicas.down_generation();
+        let f = self.flows.get_mut(idx);
+        if downs != f.checked_downs {
+            f.checked_downs = downs;
+            let leg = &f.legs[0];
+            if !self.replicas.leg_alive(leg.replica, leg.epoch) {
+                self.counters.legs_lost += 1;
+                self.remove_flow(idx);
+                match side {
+                    Side::Outside => self.new_flow(now, buf, m, pool, out),
+                    Side::Inside => self.counters.drop(DropReason::DeadLeg),
+                }
+                return;
+            }
+        }
+        let mut ctx = ctx!(self, pool, out, now);
+        let fate = match side {
+            Side::Outside => ctx.forward_from_client(f, buf, m),
+            Side::Inside => ctx.forward_from_replica(f, buf, m),
+        };
+        if fate == Fate::Remove {
+            self.remove_flow(idx);
+        }
     }
 
     /// Timers and the background sweep; call it every loop iteration (it is cheap when
@@ -837,6 +945,100 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             tcp.map_sack_blocks(|edge| edge.wrapping_add(delta));
         }
         true
+    }
+
+    // ---- forward mode ------------------------------------------------------------------
+
+    /// Forward mode, client → replica: DNAT and MACs, nothing else (the replica's
+    /// sequence space is the client's peer's own: delta 0, no holding, no ack sync).
+    #[inline]
+    fn forward_from_client(&mut self, f: &mut Flow, mut buf: B, m: &Meta) -> Fate {
+        f.last_seen = self.now;
+        let flags = m.flags;
+        if f.phase == FlowPhase::Closed
+            && flags.0 & (TcpFlags::SYN.0 | TcpFlags::ACK.0) == TcpFlags::SYN.0
+        {
+            // A new connection on the ports of a closed one (TIME-WAIT reuse): the same
+            // replica takes it; the flow lives on.
+            f.phase = FlowPhase::Established;
+            f.client_fin = None;
+            f.fin_sent = None;
+        }
+        let leg = &mut f.legs[0];
+        let Some(mac) = self.replicas.mac(leg.replica) else {
+            self.c.drop(DropReason::NoNeighbour);
+            self.signal(leg, SignalKind::NeighbourMissing);
+            return Fate::Keep;
+        };
+        let addr = leg.addr;
+        let frame = buf.bytes_mut();
+        {
+            let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+            eth.set_dst(mac);
+            eth.set_src(self.cfg.inside_mac);
+        }
+        let mut sum = ChecksumDelta::new();
+        sum.u32(m.dst, addr);
+        Ipv4Packet::new_unchecked(&mut frame[m.l3..m.end]).set_dst(Ipv4Addr::from(addr));
+        m.tcp_mut(frame).adjust_checksum(sum);
+        self.tx(Side::Inside, buf);
+        self.forward_fate(f, flags, m, true)
+    }
+
+    /// Forward mode, replica → client: SNAT and MACs, nothing else.
+    #[inline]
+    fn forward_from_replica(&mut self, f: &mut Flow, mut buf: B, m: &Meta) -> Fate {
+        f.last_seen = self.now;
+        // Evidence of life for the control core's probes, as in mirror mode.
+        self.replicas.heard(f.legs[0].replica, self.now);
+        let flags = m.flags;
+        let frame = buf.bytes_mut();
+        let sum = self.nat_to_client(f, frame, m);
+        m.tcp_mut(frame).adjust_checksum(sum);
+        self.tx(Side::Outside, buf);
+        self.forward_fate(f, flags, m, false)
+    }
+
+    /// Forward mode: a RST ends the flow; once both sides sent a FIN it lingers as
+    /// `Closed` (for the last ACKs), then the sweep removes it.
+    #[inline]
+    fn forward_fate(&mut self, f: &mut Flow, flags: TcpFlags, m: &Meta, client: bool) -> Fate {
+        if flags.0 & (TcpFlags::RST.0 | TcpFlags::FIN.0) == 0 {
+            return Fate::Keep;
+        }
+        if flags.contains(TcpFlags::RST) {
+            return Fate::Remove;
+        }
+        let at = Some(m.seq.wrapping_add(m.payload_len));
+        if client {
+            f.client_fin = at;
+        } else {
+            f.fin_sent = at;
+        }
+        if f.phase == FlowPhase::Established && f.client_fin.is_some() && f.fin_sent.is_some() {
+            f.phase = FlowPhase::Closed;
+            f.closed_at = self.now;
+        }
+        Fate::Keep
+    }
+
+    /// Forward mode sweep step: a flow whose replica is gone ends (no RST: the client's
+    /// next segment adopts a new flow); idle and linger timeouts as in mirror mode.
+    fn sweep_forward(&mut self, f: &mut Flow) -> Fate {
+        let leg = &f.legs[0];
+        if !self.replicas.leg_alive(leg.replica, leg.epoch) {
+            self.c.legs_lost += 1;
+            return Fate::Remove;
+        }
+        let expired = match f.phase {
+            FlowPhase::Closed => self.now.saturating_sub(f.closed_at) > self.cfg.linger_ns,
+            _ => self.now.saturating_sub(f.last_seen) > self.cfg.idle_timeout_ns,
+        };
+        if expired {
+            Fate::Remove
+        } else {
+            Fate::Keep
+        }
     }
 
     // ---- replica → client -------------------------------------------------------------
@@ -1560,6 +1762,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
 
     /// Sweep step for one flow: failover of idle flows, timeouts, FIN grace.
     fn sweep_flow(&mut self, f: &mut Flow) -> Fate {
+        if f.forward {
+            return self.sweep_forward(f);
+        }
         if self.refresh_legs(f) == Fate::Remove {
             return Fate::Remove;
         }

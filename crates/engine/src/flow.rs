@@ -125,6 +125,8 @@ pub struct Flow {
     pub key: FlowKey,
     /// Life phase.
     pub phase: FlowPhase,
+    /// A forward-mode flow: one leg, NAT only (see [`crate::engine`]).
+    pub forward: bool,
     /// MAC to send to the client with (the source MAC of its SYN: the client or its router).
     pub client_mac: MacAddr,
     /// Number of legs in `legs`.

@@ -178,6 +178,9 @@ pub struct Counters {
     pub drops: [u64; DropReason::COUNT],
     /// Flows created.
     pub flows_created: u64,
+    /// Forward-mode flows adopted: created from whatever segment came first, SYN or not
+    /// (also counted in `flows_created`).
+    pub flows_adopted: u64,
     /// Flows removed.
     pub flows_removed: u64,
     /// Flows whose active replica changed.

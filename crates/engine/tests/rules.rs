@@ -832,6 +832,7 @@ fn ordered_selection_keeps_the_pool_order_and_spread_rotates() {
             replicas: vec![lab.p, lab.b],
             copies: 1,
             ordered,
+            forward: false,
         }];
         lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
         if kill_primary {
@@ -984,6 +985,7 @@ fn spread_selection_cycles_the_primary_over_the_live_pool() {
             replicas: vec![lab.p, lab.b, s],
             copies: 2,
             ordered: false,
+            forward: false,
         }];
         lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
         if let Some(addr) = down {
@@ -1046,6 +1048,7 @@ fn a_replica_added_to_the_pool_takes_new_flows_and_a_removed_one_none() {
         replicas: vec![lab.p, lab.b],
         copies: 2,
         ordered: false,
+        forward: false,
     }];
     lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
     let syn = |k: u16| {
@@ -1160,4 +1163,190 @@ fn the_flow_list_shows_replicas_bytes_and_age_and_stops_at_its_capacity() {
     let (_, v) = list(&lab, |_| true);
     assert_eq!(v[0].active, lab.b, "{:?}", v[0]);
     assert!(v[0].unprotected);
+}
+
+// ---- forward mode (benchmarks) ----------------------------------------------------------
+
+/// A lab whose service is in forward mode (one copy, spread over primary and backup).
+fn forward_lab(max_flows: usize) -> Lab {
+    let mut lab = Lab::new();
+    let mut cfg = config();
+    cfg.max_flows = max_flows;
+    cfg.services = vec![tandem_engine::Service {
+        vip: VIP,
+        port: tandem_engine::ServicePort::Port(PORT),
+        replicas: vec![lab.p, lab.b],
+        copies: 1,
+        ordered: false,
+        forward: true,
+    }];
+    lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
+    lab
+}
+
+/// A client segment from port `cport`.
+fn client_from(lab: &mut Lab, cport: u16, seq: u32, ack: u32, flags: TcpFlags) -> Vec<Seen> {
+    let f = Lab::frame(
+        CLIENT_MAC,
+        MacAddr([2, 0, 0, 0, 0, 1]),
+        (CLIENT, cport),
+        (VIP, PORT),
+        seq,
+        ack,
+        flags,
+        1000,
+        Opts::default(),
+        b"xy",
+    );
+    lab.feed(Side::Outside, f)
+}
+
+#[test]
+fn forward_adopts_a_mid_stream_segment_and_rewrites_both_ways() {
+    let mut lab = forward_lab(64);
+    let defaults = EngineConfig::default();
+    // No SYN ever: a data segment in the middle of a stream, with timestamps.
+    let out = lab.client(1000, 5000, A, 1234, Opts::ts(77, 88), b"hello");
+    let seg = one(&out, PRIMARY);
+    assert_eq!((seg.src, seg.sport, seg.dport), (CLIENT, CPORT, PORT));
+    assert_eq!(seg.dst_mac, PRIMARY_MAC);
+    assert_eq!(seg.src_mac, defaults.inside_mac);
+    assert_eq!(
+        (seg.seq, seg.ack, seg.window, seg.ts),
+        (1000, 5000, 1234, Some((77, 88))),
+        "no translation: delta 0"
+    );
+    assert_eq!(seg.payload, b"hello");
+    let c = lab.engine.counters().clone();
+    assert_eq!((c.flows_adopted, c.flows_created, c.flows), (1, 1, 1));
+    // The replica's answer, whatever its numbers, goes back as it is, from the VIP.
+    let out = lab.replica(R::P, 5000, 1005, A, 999, Opts::ts(99, 77), b"world");
+    let seg = one(&out, CLIENT);
+    assert_eq!((seg.src, seg.sport, seg.dport), (VIP, PORT, CPORT));
+    assert_eq!(seg.dst_mac, CLIENT_MAC);
+    assert_eq!(seg.src_mac, defaults.outside_mac);
+    assert_eq!(
+        (seg.seq, seg.ack, seg.window, seg.ts),
+        (5000, 1005, 999, Some((99, 77)))
+    );
+    assert_eq!(seg.payload, b"world");
+    // Nothing is held or synthesised: one frame in, one frame out.
+    let out = lab.client(1005, 5005, A, 1234, Opts::default(), b"");
+    assert_eq!(out.len(), 1);
+    assert_eq!(one(&out, PRIMARY).ack, 5005);
+    assert_eq!(
+        lab.engine.counters().flows_adopted,
+        1,
+        "one flow, adopted once"
+    );
+    // A segment from the replica that does not carry the flow is not forwarded.
+    let out = lab.replica(R::B, 7000, 1005, A, 999, Opts::default(), b"x");
+    assert!(out.is_empty());
+    assert_eq!(lab.engine.counters().dropped(DropReason::NoFlow), 1);
+}
+
+#[test]
+fn forward_spreads_flows_over_the_pool() {
+    let mut lab = forward_lab(64);
+    let dsts: Vec<Ipv4Addr> = (0..4u16)
+        .map(|i| {
+            let out = client_from(&mut lab, 41000 + i, 1, 1, A);
+            assert_eq!(out.len(), 1);
+            out[0].dst
+        })
+        .collect();
+    assert_eq!(dsts, [PRIMARY, BACKUP, PRIMARY, BACKUP]);
+}
+
+#[test]
+fn mirror_mode_still_refuses_synless_creation() {
+    let mut lab = Lab::new();
+    let out = lab.client(1000, 5000, A, 1234, Opts::default(), b"hello");
+    assert!(out.is_empty());
+    let c = lab.engine.counters().clone();
+    assert_eq!((c.flows_created, c.flows_adopted, c.flows), (0, 0, 0));
+    assert_eq!(c.dropped(DropReason::NoFlow), 1);
+}
+
+#[test]
+fn forward_flow_on_a_dead_replica_ends_and_is_readopted_on_a_live_one() {
+    let mut lab = forward_lab(64);
+    let out = lab.client(1000, 5000, A, 1234, Opts::default(), b"a");
+    one(&out, PRIMARY);
+    lab.kill(R::P);
+    // The next client segment ends the flow and adopts a new one on the backup.
+    let out = lab.client(1001, 5000, A, 1234, Opts::default(), b"b");
+    let seg = one(&out, BACKUP);
+    assert_eq!((seg.seq, seg.dst_mac), (1001, BACKUP_MAC));
+    assert!(
+        to(&out, CLIENT).is_empty(),
+        "no RST: forward mode protects nothing"
+    );
+    let c = lab.engine.counters().clone();
+    assert_eq!((c.flows_adopted, c.flows_removed, c.flows), (2, 1, 1));
+    assert_eq!(c.legs_lost, 1);
+    // The dead primary's late segments reach no one.
+    let out = lab.replica(R::P, 5000, 1002, A, 999, Opts::default(), b"late");
+    assert!(out.is_empty());
+    // The backup's answers do.
+    let out = lab.replica(R::B, 9000, 1002, A, 999, Opts::default(), b"ok");
+    assert_eq!(one(&out, CLIENT).seq, 9000);
+}
+
+#[test]
+fn forward_flow_of_a_dead_replica_is_swept_when_idle() {
+    let mut lab = forward_lab(64);
+    one(
+        &lab.client(1000, 5000, A, 1234, Opts::default(), b"a"),
+        PRIMARY,
+    );
+    lab.kill(R::P);
+    lab.advance(MS);
+    let out = lab.poll();
+    assert!(out.is_empty(), "nothing is sent for it");
+    assert_eq!(lab.engine.counters().flows, 0);
+}
+
+#[test]
+fn forward_table_full_is_a_counted_drop() {
+    let mut lab = forward_lab(4);
+    let cap = lab.engine.flows().capacity();
+    for i in 0..cap as u16 {
+        assert_eq!(client_from(&mut lab, 42000 + i, 1, 1, A).len(), 1);
+    }
+    let out = client_from(&mut lab, 43000, 1, 1, A);
+    assert!(out.is_empty());
+    let c = lab.engine.counters().clone();
+    assert_eq!(c.dropped(DropReason::TableFull), 1);
+    assert_eq!((c.flows_adopted, c.flows), (cap as u64, cap as u64));
+    // An existing flow still passes.
+    assert_eq!(client_from(&mut lab, 42000, 3, 1, A).len(), 1);
+}
+
+#[test]
+fn forward_rst_ends_the_flow_and_fins_close_it_after_the_linger() {
+    let mut lab = forward_lab(64);
+    one(&lab.client(1, 1, A, 1000, Opts::default(), b"a"), PRIMARY);
+    // Both FINs: the flow closes, and the last ACK still passes during the linger.
+    one(
+        &lab.client(2, 1, A | F, 1000, Opts::default(), b""),
+        PRIMARY,
+    );
+    one(
+        &lab.replica(R::P, 1, 3, A | F, 1000, Opts::default(), b""),
+        CLIENT,
+    );
+    one(&lab.client(3, 2, A, 1000, Opts::default(), b""), PRIMARY);
+    assert_eq!(lab.engine.counters().flows, 1);
+    lab.advance(EngineConfig::default().linger_ns + MS);
+    lab.poll();
+    assert_eq!(lab.engine.counters().flows, 0, "removed after the linger");
+    // A RST ends a flow at once (and is forwarded).
+    one(&lab.client(10, 1, A, 1000, Opts::default(), b"b"), BACKUP);
+    assert_eq!(lab.engine.counters().flows, 1);
+    one(
+        &lab.replica(R::B, 1, 11, RST, 0, Opts::default(), b""),
+        CLIENT,
+    );
+    assert_eq!(lab.engine.counters().flows, 0);
 }

@@ -28,6 +28,9 @@
 //! last full second, sampled by the metrics thread itself once a second, for a reader
 //! without PromQL (`tandem status`, DPDK telemetry).
 //!
+//! Forward mode (benchmarks): `tandem_flows_adopted_total` (per `lcore`) counts the flows
+//! adopted from whatever segment came first; they are also in `tandem_flows_created_total`.
+//!
 //! The same figures answer the DPDK telemetry commands `/tandem/stats` and
 //! `/tandem/status` ([`Shared::stats_dict`], [`Shared::status_dict`]).
 

@@ -7,6 +7,8 @@
 //!   `1-65535`, is taken as `any`).
 //! - `mode: reconnect`: not implemented by the engine yet; rejected with
 //!   [`ProfileError::Reconnect`].
+//! - `mode: forward` (benchmarks): the engine's `Service::forward`; `copies` is 1 and
+//!   `health.probe_ports: []` leaves its replicas unprobed (up until failed by hand).
 //! - `selection`: `ordered` takes the first live replicas in list order, `spread`
 //!   rotates the first replica from flow to flow.
 
@@ -142,6 +144,7 @@ pub fn map_profile(
             replicas: ids,
             copies: usize::from(s.copies),
             ordered: s.selection == Selection::Ordered,
+            forward: s.mode == Mode::Forward,
         });
     }
     let t = &profile.timeouts;

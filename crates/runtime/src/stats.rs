@@ -269,7 +269,7 @@ io_counters! {
 }
 
 /// Number of plain engine counters published (see [`EngineSnapshot`]).
-const ENGINE_N: usize = 17;
+const ENGINE_N: usize = 18;
 
 /// The engine counters in a snapshot (drops apart).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -299,6 +299,7 @@ pub const ENGINE_LABELS: [&str; ENGINE_N] = [
     "held_bytes",
     "flows",
     "flows_unprotected",
+    "flows_adopted",
 ];
 
 impl EngineSnapshot {
@@ -323,6 +324,7 @@ impl EngineSnapshot {
                 c.held_bytes,
                 c.flows,
                 c.flows_unprotected,
+                c.flows_adopted,
             ],
             drops: c.drops,
         }

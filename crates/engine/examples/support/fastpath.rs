@@ -62,6 +62,8 @@ struct FlowGen {
     p_nxt: u32,
     b_nxt: u32,
     step: u8,
+    /// Forward mode: the replica that adopted the flow (primary: false, backup: true).
+    on_backup: bool,
 }
 
 /// N established flows and the frames that drive them.
@@ -77,11 +79,24 @@ pub struct Bench {
     /// Frames run through the engine so far.
     pub packets: u64,
     now: u64,
+    /// Forward mode: flows adopted from a data segment, rounds of client data and the
+    /// replica's answer, NAT only.
+    forward: bool,
 }
 
 impl Bench {
     /// `n` established flows (handshakes run through the engine).
     pub fn new(n: usize, seed: u64) -> Bench {
+        Bench::build(n, seed, false)
+    }
+
+    /// `n` forward-mode flows (one copy each, spread over primary and backup), each
+    /// adopted by a client data segment: no handshake, as from a stateless generator.
+    pub fn new_forward(n: usize, seed: u64) -> Bench {
+        Bench::build(n, seed, true)
+    }
+
+    fn build(n: usize, seed: u64, forward: bool) -> Bench {
         let replicas = Arc::new(ReplicaTable::new(4));
         let p = replicas.add(PRIMARY).expect("room");
         let b = replicas.add(BACKUP).expect("room");
@@ -93,8 +108,9 @@ impl Bench {
                 vip: VIP,
                 port: ServicePort::Port(PORT),
                 replicas: vec![p, b],
-                copies: 2,
+                copies: if forward { 1 } else { 2 },
                 ordered: false,
+                forward,
             }],
             max_flows: n,
             hold_segments: 1 << 16,
@@ -111,6 +127,7 @@ impl Bench {
             inside: Vec::with_capacity(BURST),
             packets: 0,
             now: 1_000_000_000,
+            forward,
         };
         for i in 0..n {
             // Clients spread over 198.18.0.0/15's first /16, ports 1024.. .
@@ -125,7 +142,13 @@ impl Bench {
                 p_nxt: 50_000 + i as u32,
                 b_nxt: 0xffff_ff00u32.wrapping_add(i as u32),
                 step: 0,
+                on_backup: false,
             };
+            if forward {
+                let on_backup = bench.adopt(g);
+                bench.flows.push(FlowGen { on_backup, ..g });
+                continue;
+            }
             bench.handshake(g);
             let g = FlowGen {
                 c_nxt: g.c_nxt + 1,
@@ -185,6 +208,25 @@ impl Bench {
         self.engine
             .process(side, self.now, f, &mut self.pool, &mut self.out);
         self.recycle();
+    }
+
+    /// Forward mode: a client data segment adopts the flow; returns whether the backup
+    /// took it.
+    fn adopt(&mut self, g: FlowGen) -> bool {
+        let f = self.frame(
+            (MAC_C, g.client, g.port),
+            (VIP, PORT),
+            g.c_nxt,
+            g.p_nxt,
+            TcpFlags::ACK,
+            &[0x5a; PAYLOAD],
+            None,
+        );
+        self.engine
+            .process(Side::Outside, self.now, f, &mut self.pool, &mut self.out);
+        let to = self.out.tx.first().map(|t| t.buf[30..34].to_vec());
+        self.recycle();
+        to.as_deref() == Some(&BACKUP.octets()[..])
     }
 
     fn handshake(&mut self, g: FlowGen) {
@@ -248,6 +290,45 @@ impl Bench {
         for _ in 0..BURST {
             let i = (self.next_rand() % self.flows.len() as u64) as usize;
             let g = self.flows[i];
+            if self.forward {
+                // Client data, then the replica's answer, alternately.
+                let (side, f) = if g.step == 0 {
+                    let f = self.frame(
+                        (MAC_C, g.client, g.port),
+                        (VIP, PORT),
+                        g.c_nxt,
+                        g.p_nxt,
+                        a,
+                        &payload,
+                        None,
+                    );
+                    (Side::Outside, f)
+                } else {
+                    let (mac, ip) = if g.on_backup {
+                        (MAC_B, BACKUP)
+                    } else {
+                        (MAC_P, PRIMARY)
+                    };
+                    let f = self.frame(
+                        (mac, ip, PORT),
+                        (g.client, g.port),
+                        g.p_nxt,
+                        g.c_nxt,
+                        a,
+                        &payload,
+                        None,
+                    );
+                    (Side::Inside, f)
+                };
+                let g = &mut self.flows[i];
+                g.step ^= 1;
+                g.c_nxt = g.c_nxt.wrapping_add(PAYLOAD as u32);
+                match side {
+                    Side::Outside => self.outside.push(f),
+                    Side::Inside => self.inside.push(f),
+                }
+                continue;
+            }
             let (side, f) = match g.step {
                 0 => (
                     Side::Outside,

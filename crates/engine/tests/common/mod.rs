@@ -157,6 +157,7 @@ impl Lab {
             replicas: vec![p, b],
             copies: 2,
             ordered: false,
+            forward: false,
         }];
         Lab {
             engine: Engine::new(cfg, replicas.clone()),

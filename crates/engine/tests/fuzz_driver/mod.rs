@@ -84,6 +84,7 @@ pub fn run(ops: &[Op]) {
             replicas: ids.clone(),
             copies: 3,
             ordered: false,
+            forward: false,
         }],
         max_flows: 4,
         hold_segments: 8,

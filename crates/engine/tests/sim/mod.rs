@@ -397,6 +397,7 @@ impl World {
                 replicas: vec![p, b],
                 copies: 2,
                 ordered: false,
+                forward: false,
             }],
             max_flows: 16,
             hold_bytes_per_flow: sc.hold_per_flow,
