@@ -261,6 +261,7 @@ pub fn arp_reply(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use tandem_wire::{EthernetFrame, Ipv4Packet, TcpSegment};
 
