@@ -150,12 +150,30 @@ def summary(out, res):
 
 # --- SVG -------------------------------------------------------------------------------
 
-W, H = 860, 520
-ML, MR, MT, MB = 80, 230, 50, 60  # margins: left, right (legend), top, bottom
+W, H = 900, 520
+ML, MR, MT, MB = 80, 250, 50, 60  # margins: left, right (legend), top, bottom
 
 
 def esc(s):
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def human_us(v):
+    """A latency in µs, as a short label in ns, µs or ms."""
+    if v < 1:
+        return f"{v * 1000:g} ns"
+    if v < 1000:
+        return f"{v:g} µs"
+    return f"{v / 1000:g} ms"
+
+
+def human_count(n):
+    """1, 10k, 1M."""
+    n = int(n)
+    for div, suffix in ((1_000_000, "M"), (1000, "k")):
+        if n >= div and n % div == 0:
+            return f"{n // div}{suffix}"
+    return str(n)
 
 
 def nines(pct):
@@ -192,8 +210,7 @@ def latency_svg(path, title, curves):
     for e in range(ylo, yhi + 1):
         y = Y(10 ** e)
         o.append(f'<line x1="{ML}" y1="{y:.1f}" x2="{ML + pw}" y2="{y:.1f}" stroke="#ddd"/>')
-        v = 10 ** e
-        lab = f"{v:g} µs" if v >= 1 else f"{v * 1000:g} ns"
+        lab = human_us(10 ** e)
         o.append(f'<text x="{ML - 6}" y="{y + 4:.1f}" text-anchor="end">{lab}</text>')
         if e < yhi:
             for k in range(2, 10):
@@ -261,10 +278,10 @@ def throughput_svg(path, res):
             o.append(f'<text x="{x + bw / 2:.1f}" y="{Y(v) - 3:.1f}" text-anchor="middle" '
                      f'font-size="10">{v:.2f}</text>')
         o.append(f'<text x="{ML + (i + 0.5) * group:.1f}" y="{MT + ph + 18}" '
-                 f'text-anchor="middle">{s} B, {f} flows</text>')
+                 f'text-anchor="middle">{s} B, {human_count(f)} flows</text>')
     o.append(f'<rect x="{ML}" y="{MT}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>')
     o.append(f'<text x="18" y="{MT + ph / 2}" text-anchor="middle" '
-             f'transform="rotate(-90 18 {MT + ph / 2})">Mpps received</text>')
+             f'transform="rotate(-90 18 {MT + ph / 2})">Mpps received on the servers’ side</text>')
     for j, d in enumerate(DUTS):
         ly = MT + 10 + 20 * j
         o.append(f'<rect x="{W - MR + 15}" y="{ly - 6}" width="30" height="12" fill="{DUT_COLOR[d]}"/>')
@@ -291,12 +308,13 @@ def main():
             for k, f in enumerate(flows):
                 r = res.get((d, size, f, paced))
                 if r and r["_hist"]:
-                    curves.append((f"{DUT_NAME[d]}, {f} flows", DUT_COLOR[d],
+                    curves.append((f"{DUT_NAME[d]}, {human_count(f)} flows", DUT_COLOR[d],
                                    FLOW_DASH[k % len(FLOW_DASH)], r["_hist"]))
         rate = next((r.get("rate_target_pps") for (d, s, f, p), r in res.items()
                      if s == size and p == paced), "?")
         latency_svg(os.path.join(out, f"latency-{size}B.svg"),
-                    f"Latency, {size}-byte frames at {rate} packets/s", curves)
+                    f"Latency, {size}-byte frames at {human_count(rate) if str(rate).isdigit() else rate} packets/s",
+                    curves)
     throughput_svg(os.path.join(out, "throughput.svg"), res)
     summary(out, res)
     print(open(os.path.join(out, "summary.md"), encoding="utf-8").read())
