@@ -25,6 +25,25 @@ const RX_POOL: u32 = 16383;
 /// How long the memif links get to come up.
 const LINK_WAIT: Duration = Duration::from_secs(15);
 
+/// Rate of the priming stream.
+const PRIME_RATE: u64 = 10_000;
+/// How long the priming stream waits for its first packet back.
+const PRIME_WAIT: Duration = Duration::from_secs(20);
+
+/// What [`Generator::run_window`] does; times in TSC ticks.
+struct Window {
+    /// Packets per second, 0: as fast as port 0 takes them.
+    rate: u64,
+    /// Sent before the measured window.
+    warmup: u64,
+    /// The measured window.
+    measure: u64,
+    /// Receiving after the last send.
+    drain: u64,
+    /// End the window at the first packet received in it.
+    until_first: bool,
+}
+
 /// Counters of one phase's measured window.
 #[derive(Debug, Default)]
 struct Counts {
@@ -104,6 +123,7 @@ pub fn run(args: &StreamArgs) -> Result<()> {
         link.macs[0], link.macs[1], args.flows, args.frame_size, hz
     );
     let mut gen = Generator::new(args, template, tx_pool, rx_pool, hz)?;
+    gen.prime(&mut link)?;
     for phase in &args.phases {
         let (counts, hist) = gen.phase(&mut link, phase)?;
         write_results(args, phase, hz, &counts, &hist)?;
@@ -273,19 +293,51 @@ impl Generator {
         n
     }
 
+    /// Sends slowly until a first packet comes back on port 1 (the device is forwarding:
+    /// it has its neighbours resolved), for at most [`PRIME_WAIT`].
+    fn prime(&mut self, link: &mut Link) -> Result<()> {
+        let window = Window {
+            rate: PRIME_RATE,
+            warmup: 0,
+            measure: PRIME_WAIT.as_secs() * self.hz,
+            drain: self.drain_ticks,
+            until_first: true,
+        };
+        let (c, _) = self.run_window(link, &window)?;
+        if c.rx == 0 {
+            bail!(
+                "no packet came back on port 1 within {PRIME_WAIT:?} ({} sent, {} ARP replies, \
+                 {} other frames received): is the device forwarding?",
+                c.tx,
+                c.arp_replies,
+                c.rx_other
+            );
+        }
+        Ok(())
+    }
+
     /// One phase: warm-up, measurement window, drain. Returns the window's counts and
     /// latency histogram (TSC ticks).
     fn phase(&mut self, link: &mut Link, phase: &Phase) -> Result<(Counts, Histogram<u64>)> {
+        let window = Window {
+            rate: phase.rate,
+            warmup: self.warmup_ticks,
+            measure: self.measure_ticks,
+            drain: self.drain_ticks,
+            until_first: false,
+        };
+        self.run_window(link, &window)
+    }
+
+    /// Sends and receives through `w`.
+    fn run_window(&mut self, link: &mut Link, w: &Window) -> Result<(Counts, Histogram<u64>)> {
         let hz = self.hz;
         let mut hist = Histogram::<u64>::new_with_bounds(1, hz.saturating_mul(10).max(2), 3)
             .context("latency histogram")?;
         let mut c = Counts::default();
         let t0 = lcore::tsc();
-        let (win_start, win_end) = (
-            t0 + self.warmup_ticks,
-            t0 + self.warmup_ticks + self.measure_ticks,
-        );
-        let end = win_end + self.drain_ticks;
+        let (win_start, mut win_end) = (t0 + w.warmup, t0 + w.warmup + w.measure);
+        let mut end = win_end + w.drain;
         let mut burst: Burst<Mbuf, BURST> = Burst::new();
         // Send stamps of the packets in `burst`, slot by slot.
         let mut stamps = [0u64; BURST];
@@ -297,14 +349,17 @@ impl Generator {
             if now >= end {
                 break;
             }
+            if w.until_first && c.rx > 0 && win_end > now {
+                // Stop sending; what is in flight drains.
+                (win_end, end) = (now, now + w.drain);
+            }
             // Transmit: refill the burst (paced or full), then offer it to port 0.
             if now < win_end {
                 let room = BURST - burst.len();
-                let want = if phase.rate == 0 {
+                let want = if w.rate == 0 {
                     room
                 } else {
-                    let due =
-                        (u128::from(now - t0) * u128::from(phase.rate) / u128::from(hz)) as u64;
+                    let due = (u128::from(now - t0) * u128::from(w.rate) / u128::from(hz)) as u64;
                     (due.saturating_sub(sent_total + burst.len() as u64) as usize).min(room)
                 };
                 let old = burst.len();
