@@ -191,19 +191,33 @@ for size in $sizes; do
             timeout "$gen_timeout" "$bench" stream --flows "$flows" --frame-size "$size" \
                 --phase max:0 --phase "paced:$paced_pps" --seconds "$secs" --warmup "$warmup" \
                 --dst-mac $dut_mac0 --rx-queues $rxq --out-dir "$out" --prefix "$case_" \
-                --label "$dut" -- \
+                --label "$dut" --linger 30 -- \
                 -l "$gen_cpu" --no-huge -m 512 --no-pci --file-prefix "$prefix-gen" \
                 --vdev "$(memif 0 client $gen_mac0)" --vdev "$(memif 1 client $gen_mac1)" \
                 >"$out/$case_.gen.log" 2>&1 &
             gen_pid=$!
-            if ! wait "$gen_pid"; then
+            # The DUT stops first, while its links are up (see tandem-bench --linger); the
+            # generator's own timeout bounds this wait.
+            while kill -0 "$gen_pid" 2>/dev/null \
+                && ! grep -q '^tandem-bench: done' "$out/$case_.gen.log"; do
+                sleep 0.2
+            done
+            if ! grep -q '^tandem-bench: done' "$out/$case_.gen.log"; then
                 echo "perf/run.sh: the generator failed for $case_; see $out/$case_.gen.log" >&2
                 failed=1
             fi
-            gen_pid=""
-            grep '^tandem-bench: ' "$out/$case_.gen.log" >&2 || true
+            grep '^tandem-bench: .*Mpps' "$out/$case_.gen.log" >&2 || true
             stop_pid "$dut_pid"
             dut_pid=""
+            stop_pid "$gen_pid"
+            gen_pid=""
+            # testpmd ends with "Bye...", Tandem with "stopped" (after its counters).
+            if grep -q 'INFO tandem: stopped\|^Bye' "$out/$case_.dut.log"; then
+                echo "dut_exit_$case_=clean" >>"$out/run.txt"
+            else
+                echo "dut_exit_$case_=unclean" >>"$out/run.txt"
+                echo "perf/run.sh: $case_: the DUT did not stop cleanly; see $out/$case_.dut.log" >&2
+            fi
             rm -rf /var/run/dpdk/"$prefix"-*
         done
     done

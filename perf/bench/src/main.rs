@@ -62,6 +62,11 @@ pub struct StreamArgs {
     /// Milliseconds to keep receiving after a phase's last packet was sent.
     #[arg(long, default_value_t = 200)]
     pub drain_ms: u64,
+    /// Seconds to keep the links up, idle, after the results are written (prints
+    /// `tandem-bench: done` first), so that the device under test can be stopped while
+    /// its links are still connected.
+    #[arg(long, default_value_t = 0)]
+    pub linger: u64,
     /// Destination MAC of the frames sent on port 0 (the device's port on that side).
     #[arg(long, value_parser = parse_mac)]
     pub dst_mac: MacAddr,

@@ -128,8 +128,13 @@ pub fn run(args: &StreamArgs) -> Result<()> {
         let (counts, hist) = gen.phase(&mut link, phase)?;
         write_results(args, phase, hz, &counts, &hist)?;
     }
+    // Keep the links up (without polling) so that the device can stop first: a memif
+    // server whose client goes away while its lcore polls may fault in the driver (seen
+    // with DPDK 22.11 in testpmd and Tandem alike: the shared memory is unmapped under
+    // the running burst).
+    eprintln!("tandem-bench: done");
+    std::thread::sleep(Duration::from_secs(args.linger));
     for p in &mut link.ports {
-        // Close the memif connections cleanly so the server side sees a disconnect.
         let _ = p.stop();
     }
     Ok(())
