@@ -253,6 +253,11 @@ fn describe(p: &Profile) -> String {
             svc.selection,
             reps.join(", ")
         );
+        if svc.health.probe_ports.is_empty() {
+            // Forward mode may run unprobed: say so rather than a detection time.
+            let _ = writeln!(s, "  health: no probing (replicas up until failed by hand)");
+            continue;
+        }
         let _ = writeln!(
             s,
             "  health: probe ports {:?}, every {}, down after {} (detection {})",

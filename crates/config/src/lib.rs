@@ -30,8 +30,8 @@
 //!   - name: lab
 //!     vip: 198.18.0.100
 //!     port: any                       # or 443, or 8000-8100
-//!     mode: mirror                    # or reconnect
-//!     copies: 2                       # mirror: 1..=3 and <= replicas; reconnect: 1
+//!     mode: mirror                    # or reconnect, or forward (benchmarks)
+//!     copies: 2                       # mirror: 1..=3 and <= replicas; reconnect, forward: 1
 //!     selection: spread               # or ordered
 //!     replicas: [{ name: primary, address: 198.19.0.11 }, ...]
 //!     health: { probe_ports: [7000], interval: 10ms, timeout: 10ms, fall: 3, rise: 2,
@@ -65,8 +65,9 @@
 //!   subnet, not a replica; no two services share a VIP port; the pool is non-empty with
 //!   unique names and addresses, each replica on the inside subnet (or anywhere when the
 //!   inside port has a gateway), never on the outside subnet; `copies` 1..=3 and at most
-//!   the pool in mirror mode, 1 in reconnect mode; probe ports given when the service port
-//!   is `any` or a range; intervals and counts greater than zero; the probe timeout at
+//!   the pool in mirror mode, 1 in reconnect and forward mode; probe ports given when the
+//!   service port is `any` or a range, and `probe_ports: []` (no probing) only in forward
+//!   mode; intervals and counts greater than zero; the probe timeout at
 //!   most the interval.
 //! - `timeouts`: greater than zero (`linger` may be 0).
 //! - `limits`: budgets greater than zero, per-flow at most total; the mbuf pool holds every

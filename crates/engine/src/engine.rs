@@ -23,6 +23,19 @@
 //!   failover onto such a leg sends it three duplicate ACKs so it retransmits.
 //! - 802.1Q: frames with one tag are accepted and keep their tag; synthesised frames are
 //!   untagged.
+//!
+//! Forward mode (`Service::forward`, for benchmarks with stateless generators such as
+//! pktgen; off unless a profile says `mode: forward`): any segment to the VIP that
+//! matches no flow, SYN or not, *adopts* a flow onto one live replica picked by the
+//! service's selection (counted in `flows_adopted`). Its segments are passed with DNAT
+//! (client → replica) or SNAT (replica → client), MACs and the incremental checksum
+//! only: no seq/ack/timestamp/SACK translation (delta 0), no holding, no ack
+//! synchronisation, no option normalisation, no signals but a missing neighbour. A RST
+//! ends the flow; once both sides sent a FIN it lingers as `Closed`; the idle timeout is
+//! the established one. A flow whose replica is down or removed ends (no RST to the
+//! client) and the client's next segment adopts a new flow on a live replica: forward
+//! mode protects nothing, and a real TCP connection on a dead replica breaks. A full
+//! table drops the segment (`TableFull`).
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;

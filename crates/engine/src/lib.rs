@@ -9,7 +9,8 @@
 //! - [`table`]: the per-worker flow table (fixed capacity, burst lookups with prefetch).
 //! - [`flow`]: per-flow mirror-mode state.
 //! - [`hold`]: the hold queue for standby output.
-//! - [`engine`]: the mirror-mode rules, packet by packet.
+//! - [`engine`]: the mirror-mode rules, packet by packet, and forward mode (NAT only, for
+//!   benchmarks).
 //! - [`buffer`], [`output`], [`config`], [`parse`]: the interface to the I/O layer.
 //!
 //! The caller (a worker lcore, or a test) hands the engine a buffer, the port it came

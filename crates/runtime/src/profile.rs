@@ -281,4 +281,25 @@ pub(crate) mod tests {
             Err(ProfileError::Reconnect { .. })
         ));
     }
+
+    #[test]
+    fn forward_mode_maps_to_the_engine() {
+        let mut p = lab();
+        assert!(
+            map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).is_ok_and(|m| m
+                .engine
+                .services
+                .iter()
+                .all(|s| !s.forward))
+        );
+        p.services[0].mode = Mode::Forward;
+        p.services[0].copies = 1;
+        p.services[0].health.probe_ports.clear();
+        let m = match map_profile(&p, MacAddr::ZERO, MacAddr::ZERO) {
+            Ok(m) => m,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(m.engine.services[0].forward);
+        assert_eq!(m.engine.services[0].copies, 1);
+    }
 }
