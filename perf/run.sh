@@ -199,7 +199,7 @@ for size in $sizes; do
             # The DUT stops first, while its links are up (see tandem-bench --linger); the
             # generator's own timeout bounds this wait.
             while kill -0 "$gen_pid" 2>/dev/null \
-                && ! grep -q '^tandem-bench: done' "$out/$case_.gen.log"; do
+                && ! grep -q '^tandem-bench: done' "$out/$case_.gen.log" 2>/dev/null; do
                 sleep 0.2
             done
             if ! grep -q '^tandem-bench: done' "$out/$case_.gen.log"; then
