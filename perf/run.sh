@@ -34,7 +34,10 @@ if [ "$build" = 1 ]; then
 fi
 tandem=${CARGO_TARGET_DIR:-target}/release/tandem
 bench=${CARGO_TARGET_DIR:-target}/release/tandem-bench
-[ -x "$tandem" ] && [ -x "$bench" ] || { echo "perf/run.sh: build first" >&2; exit 1; }
+if [ ! -x "$tandem" ] || [ ! -x "$bench" ]; then
+    echo "perf/run.sh: build first" >&2
+    exit 1
+fi
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -45,16 +48,17 @@ dut_pid=""
 gen_pid=""
 
 stop_pid() { # pid: SIGTERM, 10 s, then SIGKILL
-    local pid=$1 i
+    local pid=$1 _
     [ -n "$pid" ] || return 0
     kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
         sleep 0.1
     done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
+# shellcheck disable=SC2317  # called by the trap
 cleanup() {
     stop_pid "$gen_pid"
     stop_pid "$dut_pid"
@@ -76,8 +80,8 @@ phase_s=$(awk -v s="$secs" -v w="$warmup" 'BEGIN { printf "%d", 2 * (s + w + 0.2
 gen_timeout=$((phase_s + 60))
 
 wait_for() { # seconds file pattern pid: until the pattern shows in the file
-    local t=$1 file=$2 pat=$3 pid=$4 i
-    for i in $(seq $((t * 10))); do
+    local t=$1 file=$2 pat=$3 pid=$4 _
+    for _ in $(seq $((t * 10))); do
         grep -q -- "$pat" "$file" 2>/dev/null && return 0
         kill -0 "$pid" 2>/dev/null || { echo "perf/run.sh: the DUT exited; see $file" >&2; return 1; }
         sleep 0.1
