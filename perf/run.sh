@@ -18,9 +18,11 @@ duts=${TANDEM_BENCH_DUTS:-"testpmd tandem"}
 gen_cpu=${TANDEM_BENCH_GEN_CPU:-0}        # generator, and the DUT's main/control lcore
 fwd_cpu=${TANDEM_BENCH_FWD_CPU:-1}        # testpmd's forwarding lcore, Tandem's worker
 build=${TANDEM_BENCH_BUILD:-1}            # 0: use the binaries in target/release as they are
+nice_=${TANDEM_BENCH_NICE:-0}             # niceness of the DUT and the generator (shared hosts)
 out=${TANDEM_BENCH_OUT:-perf/out/$(date -u +%Y%m%dT%H%M%SZ)}
 
 [ "$(id -u)" = 0 ] || { echo "perf/run.sh: run as root (DPDK, memif sockets)" >&2; exit 1; }
+[[ $nice_ =~ ^-?[0-9]+$ ]] || { echo "perf/run.sh: bad TANDEM_BENCH_NICE $nice_" >&2; exit 1; }
 for v in "$secs" "$warmup"; do
     [[ $v =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "perf/run.sh: bad duration $v" >&2; exit 1; }
 done
@@ -92,7 +94,7 @@ wait_for() { # seconds file pattern pid: until the pattern shows in the file
 
 start_testpmd() { # case
     rm -f "$run"/memif*.sock
-    timeout $((gen_timeout + 30)) dpdk-testpmd -l "$gen_cpu,$fwd_cpu" --main-lcore "$gen_cpu" \
+    timeout $((gen_timeout + 30)) nice -n "$nice_" dpdk-testpmd -l "$gen_cpu,$fwd_cpu" --main-lcore "$gen_cpu" \
         --no-huge -m 1024 --no-pci --file-prefix "$prefix-dut" \
         --vdev "$(memif 0 server $dut_mac0)" --vdev "$(memif 1 server $dut_mac1)" \
         -- --forward-mode=io --auto-start --nb-cores=1 --rxq=1 --txq=1 \
@@ -158,7 +160,7 @@ EOF
 start_tandem() { # case flows
     rm -f "$run"/memif*.sock
     profile "$2" >"$out/$1.profile.yaml"
-    timeout $((gen_timeout + 30)) "$tandem" run --profile "$out/$1.profile.yaml" \
+    timeout $((gen_timeout + 30)) nice -n "$nice_" "$tandem" run --profile "$out/$1.profile.yaml" \
         >"$out/$1.dut.log" 2>&1 &
     dut_pid=$!
     wait_for 60 "$out/$1.dut.log" "running; Ctrl-C or SIGTERM stops" "$dut_pid"
@@ -173,7 +175,7 @@ start_tandem() { # case flows
     echo "dpdk=$(pkg-config --modversion libdpdk 2>/dev/null || echo unknown)"
     echo "seconds=$secs warmup=$warmup paced_pps=$paced_pps"
     echo "flows=$flows_list sizes=$sizes duts=$duts"
-    echo "layout=generator+dut-main cpu $gen_cpu, dut-forwarding cpu $fwd_cpu"
+    echo "layout=generator+dut-main cpu $gen_cpu, dut-forwarding cpu $fwd_cpu, nice $nice_"
     echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$out/run.txt"
 
@@ -192,7 +194,7 @@ for size in $sizes; do
                         rxq=2 ;;
                 *) echo "perf/run.sh: unknown DUT $dut" >&2; exit 1 ;;
             esac
-            timeout "$gen_timeout" "$bench" stream --flows "$flows" --frame-size "$size" \
+            timeout "$gen_timeout" nice -n "$nice_" "$bench" stream --flows "$flows" --frame-size "$size" \
                 --phase max:0 --phase "paced:$paced_pps" --seconds "$secs" --warmup "$warmup" \
                 --dst-mac $dut_mac0 --rx-queues $rxq --out-dir "$out" --prefix "$case_" \
                 --label "$dut" --linger 30 -- \
