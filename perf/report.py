@@ -298,8 +298,10 @@ def throughput_svg(path, res):
                      f'fill="{DUT_COLOR[d]}"/>')
             o.append(f'<text x="{x + bw / 2:.1f}" y="{Y(v) - 3:.1f}" text-anchor="middle" '
                      f'font-size="10">{v:.2f}</text>')
-        o.append(f'<text x="{ML + (i + 0.5) * group:.1f}" y="{MT + ph + 18}" '
-                 f'text-anchor="middle">{s} B, {human_count(f)} flow{"s" if f != 1 else ""}</text>')
+        cx = ML + (i + 0.5) * group
+        o.append(f'<text x="{cx:.1f}" y="{MT + ph + 18}" text-anchor="middle">{s} B'
+                 f'<tspan x="{cx:.1f}" dy="15">{human_count(f)} flow{"s" if f != 1 else ""}'
+                 '</tspan></text>')
     o.append(f'<rect x="{ML}" y="{MT}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>')
     o.append(f'<text x="18" y="{MT + ph / 2}" text-anchor="middle" '
              f'transform="rotate(-90 18 {MT + ph / 2})">Mpps received on the servers’ side</text>')
