@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The mirror-path benchmark (issue #6): Tandem in mirror mode (copies 2, ordered
 # selection) between two net_memif links to `tandem-bench mirror`, which plays the clients
-# on one link and a primary and a backup replica on the other. Two phases, each with a
-# fresh Tandem: `steady` (no failure: the mirror path's request rate and latency) and
-# `failover` (the primary dies at TANDEM_MIRROR_FAIL_AT). Writes perf/out/mirror-<stamp>/
+# on one link and a primary and a backup replica on the other. Three phases, each with a
+# fresh Tandem: `lowload` (one connection, one request in flight: the unloaded
+# request->response latency), `steady` (no failure: the mirror path's request rate and
+# latency under load) and `failover` (the primary dies at TANDEM_MIRROR_FAIL_AT). Writes perf/out/mirror-<stamp>/
 # with the results, the timeline CSV and the failover timeline SVG (perf/timeline.py).
 #
 #   sudo perf/mirror.sh
@@ -18,7 +19,7 @@ conns=${TANDEM_MIRROR_CONNS:-64}
 req=${TANDEM_MIRROR_REQUEST:-128}           # request bytes
 resp=${TANDEM_MIRROR_RESPONSE:-1024}        # response bytes
 depth=${TANDEM_MIRROR_DEPTH:-2}             # requests in flight per connection
-phases=${TANDEM_MIRROR_PHASES:-"steady failover"}
+phases=${TANDEM_MIRROR_PHASES:-"lowload steady failover"}
 gen_cpu=${TANDEM_BENCH_GEN_CPU:-0}          # generator, and Tandem's control lcore
 fwd_cpu=${TANDEM_BENCH_FWD_CPU:-1}          # Tandem's worker
 build=${TANDEM_BENCH_BUILD:-1}              # 0: use the binaries in target/release as they are
@@ -179,9 +180,11 @@ for phase in $phases; do
     fi
     fail=()
     [ "$phase" = failover ] && fail=(--fail-at "$fail_at" --fail-kind "$fail_kind")
+    load=(--conns "$conns" --depth "$depth")
+    [ "$phase" = lowload ] && load=(--conns 1 --depth 1)
     # Tandem sends on workers + 1 queues per port (the control core's last): 2 rx queues.
-    timeout "$gen_timeout" "$bench" mirror --conns "$conns" --request-size "$req" \
-        --response-size "$resp" --depth "$depth" --seconds "$secs" "${fail[@]}" \
+    timeout "$gen_timeout" "$bench" mirror "${load[@]}" --request-size "$req" \
+        --response-size "$resp" --seconds "$secs" "${fail[@]}" \
         --dst-mac $dut_mac0 --rx-queues 2 --out-dir "$out" --prefix "$phase" \
         --label "tandem mirror $phase" -- \
         -l "$gen_cpu" --no-huge -m 512 --no-pci --file-prefix "$prefix-gen" \

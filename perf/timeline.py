@@ -15,7 +15,7 @@ import math
 import os
 import sys
 
-PHASES = ("steady", "failover")
+PHASES = ("lowload", "steady", "failover")
 W, H = 900, 620
 ML, MR = 70, 20
 ZOOM_MS = 60
@@ -126,11 +126,10 @@ def panel(o, rows, x0, x1, top, height, title, r, bars, step_ms=1):
                      f'stroke-width="0.8"/>')
     fail = num(r, "fail_at_rel_ms")
     if fail is not None and x0 <= fail <= x1:
-        first = num(r, "fail_to_first_byte_ms")
+        s0 = num(r, "fail_stall_start_rel_ms")
         stall = num(r, "fail_stall_ms")
-        if first is not None and stall is not None:
-            s1 = fail + first
-            s0 = s1 - stall
+        if s0 is not None and stall is not None:
+            s1 = s0 + stall
             xa, xb = X(max(s0, x0)), X(min(s1, x1))
             o.append(f'<rect x="{xa:.1f}" y="{top}" width="{max(xb - xa, 1):.1f}" '
                      f'height="{height}" fill="#d62728" opacity="0.15"/>')
@@ -190,30 +189,41 @@ def summary(out, res):
         if k in run:
             lines.append(f"- {k}: {run[k]}")
     lines += ["", "| phase | conns | requests/s | client Mbit/s | p50 µs | p99 µs | p99.9 µs "
-              "| max µs | resets | byte errors | retrans (client/primary/backup) |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| max µs | resets | byte errors | retrans (client/primary/backup) "
+              "| generator idle % |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for phase, r in res.items():
         lines.append(
             f"| {phase} | {r.get('conns_established')} | {r.get('requests_per_s')} "
             f"| {r.get('client_mbit_per_s')} | {us(r, 'lat_p50_ns')} | {us(r, 'lat_p99_ns')} "
             f"| {us(r, 'lat_p999_ns')} | {us(r, 'lat_max_ns')} | {r.get('client_resets')} "
             f"| {r.get('byte_errors')} | {r.get('client_retransmissions')}/"
-            f"{r.get('primary_retransmissions')}/{r.get('backup_retransmissions')} |")
+            f"{r.get('primary_retransmissions')}/{r.get('backup_retransmissions')} "
+            f"| {r.get('gen_idle_pct')} |")
     for phase, r in res.items():
         if "fail_stall_ms" not in r:
             continue
         lines += ["", f"Failure in `{phase}` ({r.get('fail_kind')}) at "
                   f"{r.get('fail_at_s')} s:", "",
-                  f"- client-visible stall across all connections: {r['fail_stall_ms']} ms; "
-                  f"worst single connection: {r.get('fail_conn_stall_max_ms')} ms",
+                  f"- client-visible stall (the gap with no byte to any client that the "
+                  f"first byte from the backup ended): {r['fail_stall_ms']} ms, from "
+                  f"{r.get('fail_stall_start_rel_ms')} ms into the phase; worst single "
+                  f"connection (same, per connection): {r.get('fail_conn_stall_max_ms')} ms",
                   f"- failure to the first byte the clients received: "
                   f"{r.get('fail_to_first_byte_ms')} ms; to the first byte from the backup: "
                   f"{r.get('fail_to_first_backup_byte_ms')} ms",
                   f"- longest gap in the whole phase: {r.get('max_stall_ms')} ms at "
                   f"{r.get('max_stall_start_s')} s",
-                  f"- connections with no byte after the failure: "
-                  f"{r.get('fail_conns_without_bytes_after')}; RSTs sent by the dead primary: "
+                  f"- connections with no byte from the backup after the failure: "
+                  f"{r.get('fail_conns_without_backup_bytes')}; RSTs sent by the dead primary: "
                   f"{r.get('rsts_sent_by_failed_primary')}"]
+    lines += ["", "The host is shared: a loop pass of the generator longer than 1 ms means it "
+              "was off its CPU (Tandem's lcores can be too, unmeasured here).", "",
+              "| phase | longest gap in client bytes, ms | generator passes > 1 ms | "
+              "their total, ms | longest pass, ms |", "|---|---|---|---|---|"]
+    for phase, r in res.items():
+        lines.append(f"| {phase} | {r.get('max_stall_ms')} | {r.get('gen_long_passes')} "
+                     f"| {r.get('gen_long_pass_total_ms')} | {r.get('gen_longest_pass_ms')} |")
     lines += ["", "Plots: " + ", ".join(f"`{p}`" for p in sorted(os.listdir(out))
                                         if p.endswith(".svg")), ""]
     with open(os.path.join(out, "summary.md"), "w", encoding="utf-8") as f:
