@@ -133,11 +133,15 @@ def panel(o, rows, x0, x1, top, height, title, r, bars, step_ms=1):
             xa, xb = X(max(s0, x0)), X(min(s1, x1))
             o.append(f'<rect x="{xa:.1f}" y="{top}" width="{max(xb - xa, 1):.1f}" '
                      f'height="{height}" fill="#d62728" opacity="0.15"/>')
-            o.append(f'<text x="{xb + 4:.1f}" y="{top + 30}" font-size="12" fill="#d62728" paint-order="stroke" stroke="white" stroke-width="3">'
-                     f'shaded: no byte to any client for {stall:.1f} ms</text>')
-            o.append(f'<text x="{xb + 4:.1f}" y="{top + 46}" font-size="12" fill="#d62728" paint-order="stroke" stroke="white" stroke-width="3">'
-                     f'worst connection: {esc(r.get("fail_conn_stall_max_ms", "?"))} ms '
-                     f'without a byte</text>')
+            # Labels right of the shading, or left of it when it sits in the right half.
+            left = xb > ML + 0.5 * pw
+            tx, anchor = (xa - 4, "end") if left else (xb + 4, "start")
+            style = ('font-size="12" fill="#d62728" paint-order="stroke" stroke="white" '
+                     f'stroke-width="3" text-anchor="{anchor}"')
+            o.append(f'<text x="{tx:.1f}" y="{top + 30}" {style}>shaded: no byte to any '
+                     f'client until the backup\'s first, {stall:.1f} ms</text>')
+            o.append(f'<text x="{tx:.1f}" y="{top + 46}" {style}>worst connection: '
+                     f'{esc(r.get("fail_conn_stall_max_ms", "?"))} ms without a byte</text>')
         xf = X(fail)
         o.append(f'<line x1="{xf:.1f}" y1="{top}" x2="{xf:.1f}" y2="{top + height}" '
                  f'stroke="#d62728" stroke-width="1.5" stroke-dasharray="5,3"/>')
@@ -153,7 +157,7 @@ def timeline_svg(path, phase, r, rows):
     title = (f"Tandem mirror path, {phase}: {r.get('conns_established', '?')} connections, "
              f"{r.get('request_size', '?')} B requests / {r.get('response_size', '?')} B "
              f"responses, depth {r.get('depth', '?')}")
-    coarse = 10
+    coarse = 50 if end > 2000 else 10
     panel(o, binned(rows, coarse), 0, end, 50, 230, title, r, bars=False, step_ms=coarse)
     fail = num(r, "fail_at_rel_ms")
     if fail is not None:
