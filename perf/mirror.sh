@@ -9,6 +9,8 @@
 #
 #   sudo perf/mirror.sh
 #   sudo TANDEM_MIRROR_FAIL_KIND=silence perf/mirror.sh
+#   sudo TANDEM_MIRROR_PHASES=failover TANDEM_MIRROR_GEN_ARGS=--diverge-backup perf/mirror.sh
+#        (a non-deterministic backup: the clients must count wrong bytes after the failover)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,7 @@ req=${TANDEM_MIRROR_REQUEST:-128}           # request bytes
 resp=${TANDEM_MIRROR_RESPONSE:-1024}        # response bytes
 depth=${TANDEM_MIRROR_DEPTH:-2}             # requests in flight per connection
 phases=${TANDEM_MIRROR_PHASES:-"lowload steady failover"}
+read -r -a gen_extra <<<"${TANDEM_MIRROR_GEN_ARGS:-}"   # more tandem-bench mirror options
 gen_cpu=${TANDEM_BENCH_GEN_CPU:-0}          # generator, and Tandem's control lcore
 fwd_cpu=${TANDEM_BENCH_FWD_CPU:-1}          # Tandem's worker
 build=${TANDEM_BENCH_BUILD:-1}              # 0: use the binaries in target/release as they are
@@ -184,7 +187,7 @@ for phase in $phases; do
     [ "$phase" = lowload ] && load=(--conns 1 --depth 1)
     # Tandem sends on workers + 1 queues per port (the control core's last): 2 rx queues.
     timeout "$gen_timeout" "$bench" mirror "${load[@]}" --request-size "$req" \
-        --response-size "$resp" --seconds "$secs" "${fail[@]}" \
+        --response-size "$resp" --seconds "$secs" "${fail[@]}" "${gen_extra[@]}" \
         --dst-mac $dut_mac0 --rx-queues 2 --out-dir "$out" --prefix "$phase" \
         --label "tandem mirror $phase" -- \
         -l "$gen_cpu" --no-huge -m 512 --no-pci --file-prefix "$prefix-gen" \

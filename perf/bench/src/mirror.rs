@@ -95,6 +95,10 @@ pub struct MirrorArgs {
     /// How the primary dies.
     #[arg(long, value_enum, default_value_t = FailKind::Rst)]
     pub fail_kind: FailKind,
+    /// The backup answers with other bytes than the primary (a non-deterministic
+    /// replica): a check that the clients' byte checks see what a failover then delivers.
+    #[arg(long)]
+    pub diverge_backup: bool,
     /// Retransmission timeout of both sides, in ms (no progress that long: go back).
     #[arg(long, default_value_t = 50)]
     pub rto_ms: u64,
@@ -546,7 +550,19 @@ pub fn run(a: &MirrorArgs) -> Result<()> {
         let _ = p.stop();
     }
     res?;
-    g.write_results()
+    g.write_results()?;
+    let c = &g.c;
+    // Results are written either way; a broken stream fails the command.
+    if c.client_resets > 0 || c.byte_errors > 0 || c.ts_backwards > 0 {
+        bail!(
+            "the mirror path broke the clients' streams: {} resets, {} wrong bytes, {} \
+             timestamps going backwards",
+            c.client_resets,
+            c.byte_errors,
+            c.ts_backwards
+        );
+    }
+    Ok(())
 }
 
 fn open_link(rx_queues: u16, pool: Mempool) -> Result<Link> {
@@ -1235,9 +1251,14 @@ impl<'a> Gen<'a> {
         while off < to {
             let n = ((to - off) as usize).min(SEG_PAYLOAD);
             let mut buf = std::mem::take(&mut io.scratch);
+            let flip = if r == 1 && self.a.diverge_backup {
+                0x55
+            } else {
+                0
+            };
             for (j, b) in buf[..n].iter_mut().enumerate() {
                 let o = off + j as u64;
-                *b = resp_byte(i as u32, o / ss, o % ss);
+                *b = resp_byte(i as u32, o / ss, o % ss) ^ flip;
             }
             let rep = &self.reps[r][i];
             let o = ts_opts(self.replica_ts(r, now), rep.ts_recent);
