@@ -199,6 +199,14 @@ for phase in $phases; do
         failed=1
     fi
     gen_pid=""
+    # Scheduler view of Tandem's threads (their whole life): on-CPU and run-queue wait
+    # nanoseconds, to tell a stall of Tandem's from its lcores waiting for a shared CPU.
+    tpid=$(pgrep -P "$dut_pid" | head -1 || true)
+    if [ -n "$tpid" ]; then
+        for t in /proc/"$tpid"/task/*; do
+            echo "$(cat "$t/comm" 2>/dev/null) $(cat "$t/schedstat" 2>/dev/null)"
+        done >"$out/$phase.tandem-sched.txt" 2>/dev/null || true
+    fi
     grep '^tandem-bench: ' "$out/$phase.gen.log" >&2 || true
     stop_pid "$dut_pid"
     dut_pid=""

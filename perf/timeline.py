@@ -222,12 +222,28 @@ def summary(out, res):
                   f"{r.get('fail_conns_without_backup_bytes')}; RSTs sent by the dead primary: "
                   f"{r.get('rsts_sent_by_failed_primary')}"]
     lines += ["", "The host is shared: a loop pass of the generator longer than 1 ms means it "
-              "was off its CPU (Tandem's lcores can be too, unmeasured here).", "",
+              "was off its CPU (Tandem's threads: see the scheduler table below).", "",
               "| phase | longest gap in client bytes, ms | generator passes > 1 ms | "
               "their total, ms | longest pass, ms |", "|---|---|---|---|---|"]
     for phase, r in res.items():
         lines.append(f"| {phase} | {r.get('max_stall_ms')} | {r.get('gen_long_passes')} "
                      f"| {r.get('gen_long_pass_total_ms')} | {r.get('gen_longest_pass_ms')} |")
+    lines += ["", "Tandem's threads over their life (/proc schedstat): seconds on a CPU, "
+              "seconds runnable but waiting for one.", "",
+              "| phase | thread | on CPU, s | waiting, s |", "|---|---|---|---|"]
+    for phase in res:
+        path = os.path.join(out, f"{phase}.tandem-sched.txt")
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 4:
+                    continue
+                on, wait = int(parts[-3]) / 1e9, int(parts[-2]) / 1e9
+                if on + wait < 0.05:
+                    continue
+                lines.append(f"| {phase} | {esc(' '.join(parts[:-3]))} | {on:.2f} | {wait:.2f} |")
     lines += ["", "Plots: " + ", ".join(f"`{p}`" for p in sorted(os.listdir(out))
                                         if p.endswith(".svg")), ""]
     with open(os.path.join(out, "summary.md"), "w", encoding="utf-8") as f:
