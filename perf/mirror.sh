@@ -48,10 +48,10 @@ dut_pid=""
 gen_pid=""
 
 stop_pid() { # pid: SIGTERM, 10 s, then SIGKILL
-    local pid=$1 i
+    local pid=$1
     [ -n "$pid" ] || return 0
     kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
         sleep 0.1
     done
@@ -77,8 +77,8 @@ memif() { # index role mac
 gen_timeout=$(awk -v s="$secs" 'BEGIN { printf "%d", s + 60 }')
 
 wait_for() { # seconds file pattern pid
-    local t=$1 file=$2 pat=$3 pid=$4 i
-    for i in $(seq $((t * 10))); do
+    local t=$1 file=$2 pat=$3 pid=$4
+    for _ in $(seq $((t * 10))); do
         grep -q -- "$pat" "$file" 2>/dev/null && return 0
         kill -0 "$pid" 2>/dev/null || { echo "perf/mirror.sh: Tandem exited; see $file" >&2; return 1; }
         sleep 0.1
