@@ -11,6 +11,7 @@
 //! forward. Each phase (warm-up, measurement, drain) writes `key=value` results and the
 //! latency percentile distribution as CSV.
 
+mod mirror;
 mod packet;
 mod stream;
 
@@ -36,6 +37,8 @@ struct Cli {
 enum Command {
     /// Send a stamped TCP stream on port 0, receive and time it on port 1.
     Stream(StreamArgs),
+    /// Play clients and two replicas through the mirror path, with a failure.
+    Mirror(mirror::MirrorArgs),
 }
 
 /// What `stream` does; see the crate docs.
@@ -142,6 +145,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Stream(args) => stream::run(&args),
+        Command::Mirror(args) => mirror::run(&args),
     }
 }
 
@@ -193,7 +197,9 @@ mod tests {
             "0",
         ])
         .unwrap();
-        let Command::Stream(a) = cli.command;
+        let Command::Stream(a) = cli.command else {
+            panic!("stream expected");
+        };
         assert_eq!(a.flows, 10000);
         assert_eq!(a.phases.len(), 2);
         assert_eq!(a.eal, ["-l", "0"]);
