@@ -5,14 +5,15 @@
 #
 #   perf/failover.sh [FLOWS]        # FLOWS: comma-separated, default 1,1000,100000,1000000
 #
-# Raw key=value lines go to perf/out/failover-<stamp>.txt; a table is printed.
+# Raw key=value lines go to perf/out/failover-<stamp>.txt (or $TANDEM_FAILOVER_OUT); a
+# table is printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flows=${1:-1,1000,100000,1000000}
 if [ -d "$HOME/.cargo/bin" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
 cargo build --release --locked -p tandem-runtime --example failover_bench
 mkdir -p perf/out
-raw="perf/out/failover-$(date -u +%Y%m%dT%H%M%SZ).txt"
+raw=${TANDEM_FAILOVER_OUT:-perf/out/failover-$(date -u +%Y%m%dT%H%M%SZ).txt}
 tmp=$(mktemp /tmp/tandem-failover.XXXXXX)
 trap 'rm -f "$tmp"' EXIT
 target/release/examples/failover_bench --flows "$flows" --out "$tmp"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The memif benchmark (issue #6): Tandem in forward mode against dpdk-testpmd in io
 # forwarding mode, both between the same two net_memif links to tandem-bench, for every
-# flow count and frame size; writes perf/out/<stamp>/ with the results, summary.md and the
-# latency plots. See perf/README.md.
+# flow count and frame size; then the mirror path with a failure (perf/mirror.sh) and the
+# failover of N flows (perf/failover.sh). Writes perf/out/<stamp>/ with the results,
+# summary.md, the latency plots and the failover timeline. See perf/README.md.
 #
 #   sudo perf/run.sh
 #   sudo TANDEM_BENCH_SECONDS=3 TANDEM_BENCH_FLOWS=1000 TANDEM_BENCH_SIZES=64 perf/run.sh   # smoke
@@ -231,5 +232,22 @@ done
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/run.txt"
 
 python3 perf/report.py "$out"
-echo "results: $out (summary.md, latency-*.svg)" >&2
+
+# The mirror path with a failure (its timeline plot) and the failover of N flows: the
+# rest of issue #6's figures, in the same output directory. TANDEM_BENCH_SUITES picks
+# (empty: the memif cases only).
+suites=${TANDEM_BENCH_SUITES-"mirror failover"}
+if [[ " $suites " == *" mirror "* ]]; then
+    TANDEM_BENCH_OUT="$out/mirror" TANDEM_BENCH_BUILD=0 perf/mirror.sh || failed=1
+    [ -f "$out/mirror/summary.md" ] && { echo; echo "# Mirror path"; echo; echo "See mirror/summary.md and mirror/*-timeline.svg."; } >>"$out/summary.md"
+fi
+if [[ " $suites " == *" failover "* ]]; then
+    if TANDEM_FAILOVER_OUT="$out/failover.txt" perf/failover.sh >"$out/failover.md" 2>"$out/failover.log"; then
+        { echo; echo "# Failover of N flows (perf/failover.sh)"; echo; grep '^|' "$out/failover.md"; } >>"$out/summary.md"
+    else
+        failed=1
+        echo "perf/run.sh: perf/failover.sh failed; see $out/failover.log" >&2
+    fi
+fi
+echo "results: $out (summary.md, latency-*.svg, mirror/, failover.txt)" >&2
 exit $failed
