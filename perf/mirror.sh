@@ -188,7 +188,7 @@ for phase in $phases; do
     # Tandem sends on workers + 1 queues per port (the control core's last): 2 rx queues.
     timeout "$gen_timeout" "$bench" mirror "${load[@]}" --request-size "$req" \
         --response-size "$resp" --seconds "$secs" "${fail[@]}" "${gen_extra[@]}" \
-        --dst-mac $dut_mac0 --rx-queues 2 --out-dir "$out" --prefix "$phase" \
+        --dst-mac $dut_mac0 --rx-queues 1 --out-dir "$out" --prefix "$phase" \
         --label "tandem mirror $phase" -- \
         -l "$gen_cpu" --no-huge -m 512 --no-pci --file-prefix "$prefix-gen" \
         --vdev "$(memif 0 client $gen_mac0)" --vdev "$(memif 1 client $gen_mac1)" \

@@ -189,10 +189,10 @@ for size in $sizes; do
             case $dut in
                 testpmd) start_testpmd "$case_" || { failed=1; stop_pid "$dut_pid"; dut_pid=""; continue; }
                          rxq=1 ;;
-                # Tandem sends on workers + 1 queues per port (the last one is the control
-                # core's: ARP); memif pairs them with the client's receive queues.
+                # On memif Tandem sends on one queue per worker (its control core's ARP
+                # goes through worker 0); memif pairs them with the client's receive queues.
                 tandem) start_tandem "$case_" "$flows" || { failed=1; stop_pid "$dut_pid"; dut_pid=""; continue; }
-                        rxq=2 ;;
+                        rxq=1 ;;
                 *) echo "perf/run.sh: unknown DUT $dut" >&2; exit 1 ;;
             esac
             timeout "$gen_timeout" nice -n "$nice_" "$bench" stream --flows "$flows" --frame-size "$size" \

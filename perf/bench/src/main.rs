@@ -83,7 +83,7 @@ pub struct StreamArgs {
     #[arg(long, default_value = "198.19.0.11")]
     pub replica: Ipv4Addr,
     /// Receive queues per port: as many as the device's transmit queues on that link
-    /// (memif pairs queues by index; Tandem sends its control frames on an extra queue).
+    /// (memif pairs queues by index; Tandem with one worker sends on one).
     #[arg(long, default_value_t = 1)]
     pub rx_queues: u16,
     /// Directory for the result files.

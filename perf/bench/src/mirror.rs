@@ -117,8 +117,9 @@ pub struct MirrorArgs {
     /// The backup replica's address.
     #[arg(long, default_value = "198.19.0.12")]
     pub backup: Ipv4Addr,
-    /// Receive queues per port: as many as the device's transmit queues on that link.
-    #[arg(long, default_value_t = 2)]
+    /// Receive queues per port: as many as the device's transmit queues on that link
+    /// (Tandem with one worker: one).
+    #[arg(long, default_value_t = 1)]
     pub rx_queues: u16,
     /// Directory for the result files.
     #[arg(long)]
