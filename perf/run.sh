@@ -21,9 +21,11 @@ fwd_cpu=${TANDEM_BENCH_FWD_CPU:-1}        # testpmd's forwarding lcore, Tandem's
 build=${TANDEM_BENCH_BUILD:-1}            # 0: use the binaries in target/release as they are
 nice_=${TANDEM_BENCH_NICE:-0}             # niceness of the DUT and the generator (shared hosts)
 out=${TANDEM_BENCH_OUT:-perf/out/$(date -u +%Y%m%dT%H%M%SZ)}
+repeat=${TANDEM_BENCH_REPEAT:-1}          # runs of every case, interleaved; the report takes medians
 
 [ "$(id -u)" = 0 ] || { echo "perf/run.sh: run as root (DPDK, memif sockets)" >&2; exit 1; }
 [[ $nice_ =~ ^-?[0-9]+$ ]] || { echo "perf/run.sh: bad TANDEM_BENCH_NICE $nice_" >&2; exit 1; }
+[[ $repeat =~ ^[1-9][0-9]*$ ]] || { echo "perf/run.sh: bad TANDEM_BENCH_REPEAT $repeat" >&2; exit 1; }
 for v in "$secs" "$warmup"; do
     [[ $v =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "perf/run.sh: bad duration $v" >&2; exit 1; }
 done
@@ -99,9 +101,9 @@ start_testpmd() { # case
         --no-huge -m 1024 --no-pci --file-prefix "$prefix-dut" \
         --vdev "$(memif 0 server $dut_mac0)" --vdev "$(memif 1 server $dut_mac1)" \
         -- --forward-mode=io --auto-start --nb-cores=1 --rxq=1 --txq=1 \
-        --total-num-mbufs=32768 --stats-period 5 >"$out/$1.dut.log" 2>&1 &
+        --total-num-mbufs=32768 --stats-period 5 >"$cdir/$1.dut.log" 2>&1 &
     dut_pid=$!
-    wait_for 30 "$out/$1.dut.log" "start packet forwarding" "$dut_pid"
+    wait_for 30 "$cdir/$1.dut.log" "start packet forwarding" "$dut_pid"
 }
 
 profile() { # flows: a forward-mode profile on the two memif server ports
@@ -160,11 +162,11 @@ EOF
 
 start_tandem() { # case flows
     rm -f "$run"/memif*.sock
-    profile "$2" >"$out/$1.profile.yaml"
-    timeout $((gen_timeout + 30)) nice -n "$nice_" "$tandem" run --profile "$out/$1.profile.yaml" \
-        >"$out/$1.dut.log" 2>&1 &
+    profile "$2" >"$cdir/$1.profile.yaml"
+    timeout $((gen_timeout + 30)) nice -n "$nice_" "$tandem" run --profile "$cdir/$1.profile.yaml" \
+        >"$cdir/$1.dut.log" 2>&1 &
     dut_pid=$!
-    wait_for 60 "$out/$1.dut.log" "running; Ctrl-C or SIGTERM stops" "$dut_pid"
+    wait_for 60 "$cdir/$1.dut.log" "running; Ctrl-C or SIGTERM stops" "$dut_pid"
 }
 
 {
@@ -174,18 +176,22 @@ start_tandem() { # case flows
     echo "cpus=$(nproc)"
     echo "cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
     echo "dpdk=$(pkg-config --modversion libdpdk 2>/dev/null || echo unknown)"
-    echo "seconds=$secs warmup=$warmup paced_pps=$paced_pps"
+    echo "seconds=$secs warmup=$warmup paced_pps=$paced_pps repeat=$repeat"
     echo "flows=$flows_list sizes=$sizes duts=$duts"
     echo "layout=generator+dut-main cpu $gen_cpu, dut-forwarding cpu $fwd_cpu, nice $nice_"
     echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$out/run.txt"
 
 failed=0
+for rep in $(seq 1 "$repeat"); do
+# Repeats go to r1/, r2/, ... (the report takes each case's median run); one run stays in
+# the output directory itself.
+if [ "$repeat" = 1 ]; then cdir=$out; else cdir=$out/r$rep; mkdir -p "$cdir"; fi
 for size in $sizes; do
     for flows in $flows_list; do
         for dut in $duts; do
             case_=$dut-$size-$flows
-            echo "== $case_" >&2
+            echo "== $case_ (run $rep of $repeat)" >&2
             case $dut in
                 testpmd) start_testpmd "$case_" || { failed=1; stop_pid "$dut_pid"; dut_pid=""; continue; }
                          rxq=1 ;;
@@ -197,37 +203,38 @@ for size in $sizes; do
             esac
             timeout "$gen_timeout" nice -n "$nice_" "$bench" stream --flows "$flows" --frame-size "$size" \
                 --phase max:0 --phase "paced:$paced_pps" --seconds "$secs" --warmup "$warmup" \
-                --dst-mac $dut_mac0 --rx-queues $rxq --out-dir "$out" --prefix "$case_" \
+                --dst-mac $dut_mac0 --rx-queues $rxq --out-dir "$cdir" --prefix "$case_" \
                 --label "$dut" --linger 30 -- \
                 -l "$gen_cpu" --no-huge -m 512 --no-pci --file-prefix "$prefix-gen" \
                 --vdev "$(memif 0 client $gen_mac0)" --vdev "$(memif 1 client $gen_mac1)" \
-                >"$out/$case_.gen.log" 2>&1 &
+                >"$cdir/$case_.gen.log" 2>&1 &
             gen_pid=$!
             # The DUT stops first, while its links are up (see tandem-bench --linger); the
             # generator's own timeout bounds this wait.
             while kill -0 "$gen_pid" 2>/dev/null \
-                && ! grep -q '^tandem-bench: done' "$out/$case_.gen.log" 2>/dev/null; do
+                && ! grep -q '^tandem-bench: done' "$cdir/$case_.gen.log" 2>/dev/null; do
                 sleep 0.2
             done
-            if ! grep -q '^tandem-bench: done' "$out/$case_.gen.log"; then
-                echo "perf/run.sh: the generator failed for $case_; see $out/$case_.gen.log" >&2
+            if ! grep -q '^tandem-bench: done' "$cdir/$case_.gen.log"; then
+                echo "perf/run.sh: the generator failed for $case_; see $cdir/$case_.gen.log" >&2
                 failed=1
             fi
-            grep '^tandem-bench: .*Mpps' "$out/$case_.gen.log" >&2 || true
+            grep '^tandem-bench: .*Mpps' "$cdir/$case_.gen.log" >&2 || true
             stop_pid "$dut_pid"
             dut_pid=""
             stop_pid "$gen_pid"
             gen_pid=""
             # testpmd ends with "Bye...", Tandem with "stopped" (after its counters).
-            if grep -q 'INFO tandem: stopped\|^Bye' "$out/$case_.dut.log"; then
-                echo "dut_exit_$case_=clean" >>"$out/run.txt"
+            if grep -q 'INFO tandem: stopped\|^Bye' "$cdir/$case_.dut.log"; then
+                echo "dut_exit_$case_-r$rep=clean" >>"$out/run.txt"
             else
-                echo "dut_exit_$case_=unclean" >>"$out/run.txt"
-                echo "perf/run.sh: $case_: the DUT did not stop cleanly; see $out/$case_.dut.log" >&2
+                echo "dut_exit_$case_-r$rep=unclean" >>"$out/run.txt"
+                echo "perf/run.sh: $case_: the DUT did not stop cleanly; see $cdir/$case_.dut.log" >&2
             fi
             rm -rf /var/run/dpdk/"$prefix"-*
         done
     done
+done
 done
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/run.txt"
 
