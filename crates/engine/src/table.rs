@@ -51,9 +51,9 @@ impl FlowTable {
         let capacity = capacity.clamp(1, u32::MAX as usize / 2);
         let nbuckets = (capacity * 2).next_power_of_two();
         FlowTable {
-            buckets: vec![Bucket::default(); nbuckets].into_boxed_slice(),
+            buckets: huge_slice(nbuckets, Bucket::default),
             mask: nbuckets - 1,
-            flows: (0..capacity).map(|_| Flow::default()).collect(),
+            flows: huge_slice(capacity, Flow::default),
             in_use: vec![0; capacity.div_ceil(64)].into_boxed_slice(),
             free: (0..capacity as FlowIdx).rev().collect(),
         }
@@ -278,6 +278,44 @@ impl FlowTable {
         &mut self.flows[slot as usize]
     }
 }
+
+/// A slice of `n` values from `f`, in memory the kernel is asked to back with huge pages
+/// (transparent huge pages in `madvise` mode, Debian's default) before it is first
+/// touched: flows of a large table are reached at random, and with 4 KiB pages nearly
+/// every lookup also missed the TLB. A hint only; where refused, ordinary pages serve.
+fn huge_slice<T>(n: usize, f: impl FnMut() -> T) -> Box<[T]> {
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    advise_huge(
+        v.as_mut_ptr().cast::<u8>(),
+        n.saturating_mul(core::mem::size_of::<T>()),
+    );
+    v.extend(core::iter::repeat_with(f).take(n));
+    v.into_boxed_slice()
+}
+
+/// Below this, a table fits the TLB's reach anyway.
+const HUGE_HINT_MIN_BYTES: usize = 4 << 20;
+
+#[cfg(target_os = "linux")]
+fn advise_huge(p: *mut u8, len: usize) {
+    const PAGE: usize = 4096;
+    if len < HUGE_HINT_MIN_BYTES {
+        return;
+    }
+    // madvise wants a page-aligned start: the whole pages inside the allocation.
+    let start = (p as usize).div_ceil(PAGE) * PAGE;
+    let end = (p as usize + len) / PAGE * PAGE;
+    if end > start {
+        // SAFETY: the range lies inside an allocation this function's caller owns and
+        // has not touched yet; MADV_HUGEPAGE changes how it is backed, not its contents.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge(_p: *mut u8, _len: usize) {}
 
 #[inline(always)]
 fn prefetch<T>(p: &T) {
