@@ -190,6 +190,37 @@ def summary(out, res):
             if judged:
                 row += f" {latency_verdict((tp[0], tp[1]), (dp[0], dp[1]))} |"
             lines.append(row)
+    # Tandem's own histogram over each measured window (tandem-bench --dut-metrics).
+    if any("dut_lat_samples" in r or "dut_lat_error" in r for r in res.values()):
+        lines += [
+            "",
+            "## Tandem's own added latency (its histogram: receive burst → transmit enqueue)",
+            "",
+            "What Tandem itself measured over each measured window "
+            "(`tandem_added_latency_histogram_seconds`, scraped as the window opened and "
+            "closed). Excludes the memif rings and the generator; bucket bounds, so each "
+            "quantile reads *at most*.",
+            "",
+            f"| phase | frame B | flows | frames | p50 ≤ µs | p99 ≤ µs | p99.9 ≤ µs | "
+            f"within {TARGET_ADDED_P99_US:g} µs | p99 ≤ {TARGET_ADDED_P99_US:g} µs |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for phase in [p for p in (paced, "max") if p is not None]:
+            for s_, f in cases:
+                d = res.get(("tandem", s_, f, phase))
+                if not d:
+                    continue
+                if "dut_lat_error" in d:
+                    lines.append(f"| {phase} | {s_} | {f} | scrape failed: "
+                                 f"{d['dut_lat_error']} | | | | | — |")
+                    continue
+                share = num(d, "dut_lat_share_at_most_10us")
+                bounds = [us(d, f"dut_lat_{k}_at_most_ns") for k in ("p50", "p99", "p999")]
+                lines.append(
+                    f"| {phase} | {s_} | {f} | {d.get('dut_lat_samples', '—')} | "
+                    + " | ".join(fmt(v, 1) for v in bounds)
+                    + f" | {'—' if share is None else f'{share * 100:.3f} %'} | "
+                    + f"{verdict(None if share is None else share >= 0.99)} |")
     lines += ["", f"Added p99 latency: *met* when Tandem's own p99 is within {TARGET_ADDED_P99_US:g} µs; "
               "*missed* when even the medians differ by more, or the p99s do over a quiet "
               f"reference; *unclear* when testpmd's own p99 is above {NOISY_REFERENCE_US:g} µs "

@@ -106,6 +106,10 @@ start_testpmd() { # case
     wait_for 30 "$cdir/$1.dut.log" "start packet forwarding" "$dut_pid"
 }
 
+# Tandem's metrics listener, on loopback: the generator reads Tandem's own added latency
+# for each measured window from it (tandem_added_latency_histogram_seconds).
+metrics_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
 profile() { # flows: a forward-mode profile on the two memif server ports
     local flows=$1 table
     # Room for every flow and a quarter more.
@@ -153,7 +157,7 @@ limits:
   mbuf_cache: 256
 management:
   socket: $run/tandem.sock
-  metrics: off
+  metrics: 127.0.0.1:$metrics_port
 logging:
   format: human
   level: info
@@ -201,10 +205,12 @@ for size in $sizes; do
                         rxq=1 ;;
                 *) echo "perf/run.sh: unknown DUT $dut" >&2; exit 1 ;;
             esac
+            dut_metrics=()
+            [ "$dut" = tandem ] && dut_metrics=(--dut-metrics "127.0.0.1:$metrics_port")
             timeout "$gen_timeout" nice -n "$nice_" "$bench" stream --flows "$flows" --frame-size "$size" \
                 --phase max:0 --phase "paced:$paced_pps" --seconds "$secs" --warmup "$warmup" \
                 --dst-mac $dut_mac0 --rx-queues $rxq --out-dir "$cdir" --prefix "$case_" \
-                --label "$dut" --linger 30 -- \
+                --label "$dut" --linger 30 "${dut_metrics[@]}" -- \
                 -l "$gen_cpu" --no-huge -m 512 --no-pci --file-prefix "$prefix-gen" \
                 --vdev "$(memif 0 client $gen_mac0)" --vdev "$(memif 1 client $gen_mac1)" \
                 >"$cdir/$case_.gen.log" 2>&1 &

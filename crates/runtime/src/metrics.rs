@@ -15,6 +15,12 @@
 //!   asks for (the appliance's latency) uncomputable, and a merged series beside
 //!   per-core ones in one family would be double counted by `sum()`. The per-core
 //!   histograms stay in the workers' slots for a later per-core view.
+//! - `tandem_added_latency_histogram_seconds` (histogram: `_bucket{le}`, `_sum`,
+//!   `_count`): the same values in fixed buckets from 0.5 µs to 1 s, dense around 10 µs
+//!   ([`crate::stats::LATENCY_BUCKETS_NS`]). Counts are cumulative, so the difference of
+//!   two scrapes is the distribution of that window (`histogram_quantile(…, rate(…))`,
+//!   or the benchmark's per-phase figures), which the summary's whole-run quantiles
+//!   cannot give.
 //! - `tandem_recovery_seconds` (same quantiles, `_sum`, `_count`): from the first sign of
 //!   each failover to the switch ([`Shared::record_recovery`]), and
 //!   `tandem_recovery_max_seconds`.
@@ -47,8 +53,8 @@ use tandem_dpdk::telemetry::Value;
 use tandem_engine::{DropReason, Health, ReplicaId, ReplicaTable};
 
 use crate::stats::{
-    histogram, lock, merge, ControlCounters, EngineSnapshot, IoCounters, LatencySummary,
-    WorkerStats, ENGINE_LABELS, LATENCY_MAX_NS,
+    histogram, lock, merge, ControlCounters, EngineSnapshot, IoCounters, LatencyBuckets,
+    LatencySummary, WorkerStats, ENGINE_LABELS, LATENCY_BUCKETS_NS, LATENCY_MAX_NS,
 };
 
 /// Engine values that are gauges (the others are counters).
@@ -139,11 +145,16 @@ impl Shared {
     /// Added latency, all workers merged, as of their last fold (up to 100 ms old);
     /// `None` before any frame was measured.
     pub fn latency_summary(&self) -> Option<LatencySummary> {
+        LatencySummary::of(&self.latency_merged())
+    }
+
+    /// All workers' added-latency histograms, merged (as of their last fold).
+    fn latency_merged(&self) -> Histogram<u64> {
         let mut all = histogram(LATENCY_MAX_NS);
         for (_, s) in &self.workers {
             s.with_latency(|h| merge(&mut all, h));
         }
-        LatencySummary::of(&all)
+        all
     }
 
     /// Recovery times of the failovers so far; `None` before the first.
@@ -161,8 +172,10 @@ impl Shared {
 
     /// The figures computed from histograms and samples.
     fn derived(&self) -> Derived {
+        let latency = self.latency_merged();
         Derived {
-            latency: self.latency_summary(),
+            latency: LatencySummary::of(&latency),
+            latency_buckets: LatencyBuckets::of(&latency),
             recovery: self.recovery_summary(),
             new_flows_per_second: self.new_flows_per_second.load(Ordering::Relaxed),
         }
@@ -175,6 +188,8 @@ impl Shared {
 pub struct Derived {
     /// Added latency, all workers.
     pub latency: Option<LatencySummary>,
+    /// The same values in fixed buckets, for windows between scrapes.
+    pub latency_buckets: LatencyBuckets,
     /// Failover recovery times.
     pub recovery: Option<LatencySummary>,
     /// Flows created over the last full second.
@@ -322,6 +337,19 @@ fn write_summary(s: &mut String, name: &str, help: &str, sum: Option<LatencySumm
     let _ = writeln!(s, "{name}_max_seconds {max}");
 }
 
+/// A histogram family in seconds (`_bucket{le}`, `_sum`, `_count`) from `b`.
+fn write_buckets(s: &mut String, name: &str, help: &str, b: &LatencyBuckets) {
+    let _ = writeln!(s, "# HELP {name}_seconds {help}");
+    let _ = writeln!(s, "# TYPE {name}_seconds histogram");
+    for (bound, count) in LATENCY_BUCKETS_NS.iter().zip(b.le) {
+        let le = seconds(*bound);
+        let _ = writeln!(s, "{name}_seconds_bucket{{le=\"{le}\"}} {count}");
+    }
+    let _ = writeln!(s, "{name}_seconds_bucket{{le=\"+Inf\"}} {}", b.count);
+    let _ = writeln!(s, "{name}_seconds_sum {}", seconds(b.sum));
+    let _ = writeln!(s, "{name}_seconds_count {}", b.count);
+}
+
 /// The exposition text.
 pub fn render(
     workers: &[(u32, EngineSnapshot, IoCounters)],
@@ -426,6 +454,12 @@ pub fn render(
         "tandem_added_latency",
         "Time from a frame's receive burst to its transmit enqueue, all workers, since start",
         derived.latency,
+    );
+    write_buckets(
+        &mut s,
+        "tandem_added_latency_histogram",
+        "tandem_added_latency_seconds in cumulative buckets: subtract two scrapes for a window",
+        &derived.latency_buckets,
     );
     write_summary(
         &mut s,
@@ -581,6 +615,7 @@ mod tests {
     fn exposition_names_types_and_labels() {
         let derived = Derived {
             latency: LatencySummary::of(&latencies(&[10_000, 20_000, 30_000])),
+            latency_buckets: LatencyBuckets::of(&latencies(&[10_000, 20_000, 30_000])),
             recovery: None,
             new_flows_per_second: 42,
         };
@@ -601,6 +636,11 @@ mod tests {
             "# TYPE tandem_added_latency_seconds summary",
             "tandem_added_latency_seconds_count 3",
             "# TYPE tandem_added_latency_max_seconds gauge",
+            "# TYPE tandem_added_latency_histogram_seconds histogram",
+            "tandem_added_latency_histogram_seconds_bucket{le=\"0.00001\"} 1",
+            "tandem_added_latency_histogram_seconds_bucket{le=\"0.00002\"} 2",
+            "tandem_added_latency_histogram_seconds_bucket{le=\"+Inf\"} 3",
+            "tandem_added_latency_histogram_seconds_count 3",
             "# TYPE tandem_recovery_seconds summary",
             "tandem_recovery_seconds{quantile=\"0.99\"} NaN",
             "tandem_recovery_seconds_sum 0",
@@ -611,15 +651,23 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing `{want}` in:\n{text}");
         }
-        // Every sample line's metric has a TYPE line (a summary's `_sum` and `_count`
-        // belong to its family), and a HELP line comes before its TYPE line.
+        // Every sample line's metric has a TYPE line (a summary's `_sum` and `_count`, a
+        // histogram's `_bucket` too, belong to its family), and a HELP line comes before
+        // its TYPE line.
         for l in text.lines().filter(|l| !l.starts_with('#')) {
             let name = l.split(['{', ' ']).next().unwrap_or("");
-            let family = [name.strip_suffix("_sum"), name.strip_suffix("_count")]
-                .into_iter()
-                .flatten()
-                .find(|f| text.contains(&format!("# TYPE {f} summary")))
-                .unwrap_or(name);
+            let family = [
+                name.strip_suffix("_sum"),
+                name.strip_suffix("_count"),
+                name.strip_suffix("_bucket"),
+            ]
+            .into_iter()
+            .flatten()
+            .find(|f| {
+                text.contains(&format!("# TYPE {f} summary"))
+                    || text.contains(&format!("# TYPE {f} histogram"))
+            })
+            .unwrap_or(name);
             assert!(text.contains(&format!("# TYPE {family} ")), "{name}");
         }
         let lines: Vec<&str> = text.lines().collect();
@@ -639,6 +687,7 @@ mod tests {
         values.push(5 * LATENCY_MAX_NS);
         let derived = Derived {
             latency: LatencySummary::of(&latencies(&values)),
+            latency_buckets: LatencyBuckets::of(&latencies(&values)),
             recovery: LatencySummary::of(&latencies(&[2_500_000])),
             new_flows_per_second: 0,
         };
@@ -678,6 +727,59 @@ mod tests {
         let sum = samples(&text, "tandem_added_latency_seconds_sum")[0].1;
         let exact = 0.4995 + 1.0;
         assert!((sum - exact).abs() < exact * 0.001, "{sum}");
+    }
+
+    #[test]
+    fn latency_buckets_are_cumulative_and_subtract_into_a_window() {
+        // Before: 1000 frames at 1..1000 µs. After: 100 more at 3 µs, 1 at 40 ms.
+        let before: Vec<u64> = (1..=1000).map(|i| i * 1_000).collect();
+        let mut after = before.clone();
+        after.extend(std::iter::repeat_n(3_000, 100));
+        after.push(40_000_000);
+        let scrape = |values: &[u64]| {
+            let d = Derived {
+                latency_buckets: LatencyBuckets::of(&latencies(values)),
+                ..Derived::default()
+            };
+            samples(
+                &exposition(&d),
+                "tandem_added_latency_histogram_seconds_bucket",
+            )
+            .into_iter()
+            .map(|(l, v)| (l.to_owned(), v))
+            .collect::<Vec<_>>()
+        };
+        let (b, a) = (scrape(&before), scrape(&after));
+        assert_eq!(b.len(), LATENCY_BUCKETS_NS.len() + 1, "{b:?}");
+        assert_eq!(b.last(), Some(&("le=\"+Inf\"".to_owned(), 1000.0)));
+        assert!(b.windows(2).all(|w| w[0].1 <= w[1].1), "cumulative: {b:?}");
+        let at = |v: &[(String, f64)], le: &str| {
+            v.iter()
+                .find(|(l, _)| l == &format!("le=\"{le}\""))
+                .map(|(_, c)| *c)
+        };
+        // 1..1000 µs: 10 at or below 10 µs, 500 at or below 500 µs, all at or below 1 ms.
+        assert_eq!(at(&b, "0.00001"), Some(10.0));
+        assert_eq!(at(&b, "0.0005"), Some(500.0));
+        assert_eq!(at(&b, "0.001"), Some(1000.0));
+        // The window between the scrapes: the 100 frames at 3 µs, and the one at 40 ms.
+        let window: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x.1 - y.1).collect();
+        let i_2us = LATENCY_BUCKETS_NS
+            .iter()
+            .position(|&n| n == 2_000)
+            .expect("a 2 µs bound");
+        let i_3us = i_2us + 1;
+        let i_10ms = LATENCY_BUCKETS_NS
+            .iter()
+            .position(|&n| n == 10_000_000)
+            .expect("a 10 ms bound");
+        assert_eq!(window[i_2us], 0.0, "{window:?}");
+        assert_eq!(window[i_3us], 100.0, "{window:?}");
+        assert_eq!(window[i_10ms], 100.0, "{window:?}");
+        assert_eq!(window[i_10ms + 1], 101.0, "{window:?}");
+        assert_eq!(window.last(), Some(&101.0));
+        let empty = scrape(&[]);
+        assert!(empty.iter().all(|(_, v)| *v == 0.0), "{empty:?}");
     }
 
     #[test]

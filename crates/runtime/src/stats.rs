@@ -98,6 +98,66 @@ impl LatencySummary {
     }
 }
 
+/// Upper bounds (`le`, nanoseconds) of the added-latency histogram's buckets in the
+/// metrics: cumulative counts that a reader can subtract between two scrapes, which the
+/// summary's quantiles (over the whole run) do not allow. Dense around the 10 µs target.
+pub const LATENCY_BUCKETS_NS: [u64; 20] = [
+    500,
+    1_000,
+    2_000,
+    3_000,
+    5_000,
+    7_500,
+    10_000,
+    15_000,
+    20_000,
+    50_000,
+    100_000,
+    200_000,
+    500_000,
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    50_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
+/// Cumulative bucket counts of a latency histogram: values recorded at or below each of
+/// [`LATENCY_BUCKETS_NS`] (to the histogram's 0.1 % resolution).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LatencyBuckets {
+    /// Count at or below each bound, in the order of [`LATENCY_BUCKETS_NS`].
+    pub le: [u64; LATENCY_BUCKETS_NS.len()],
+    /// Values recorded (the `+Inf` bucket).
+    pub count: u64,
+    /// Their sum, nanoseconds, from the histogram's buckets (within 0.1 %).
+    pub sum: u64,
+}
+
+impl LatencyBuckets {
+    /// The buckets of `h` (all zero when it is empty).
+    pub fn of(h: &Histogram<u64>) -> LatencyBuckets {
+        let mut le = [0u64; LATENCY_BUCKETS_NS.len()];
+        if !h.is_empty() {
+            for (c, bound) in le.iter_mut().zip(LATENCY_BUCKETS_NS) {
+                *c = h.count_between(0, bound);
+            }
+        }
+        let count = h.len();
+        LatencyBuckets {
+            le,
+            count,
+            sum: if count == 0 {
+                0
+            } else {
+                (h.mean() * count as f64).round() as u64
+            },
+        }
+    }
+}
+
 /// Nanoseconds in a short human unit (`850 ns`, `12.3 µs`, `4.56 ms`, `1.20 s`).
 fn human_ns(ns: u64) -> String {
     let v = ns as f64;

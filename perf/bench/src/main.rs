@@ -11,6 +11,7 @@
 //! forward. Each phase (warm-up, measurement, drain) writes `key=value` results and the
 //! latency percentile distribution as CSV.
 
+mod dut_latency;
 mod mirror;
 mod packet;
 mod stream;
@@ -93,6 +94,11 @@ pub struct StreamArgs {
     /// `<prefix>-<phase>.hist.csv`.
     #[arg(long)]
     pub prefix: String,
+    /// The device's Prometheus metrics listener (Tandem's `management.metrics`): its own
+    /// added latency over each measured window is scraped from it and written as
+    /// `dut_lat_*` results (see `dut_latency.rs`).
+    #[arg(long)]
+    pub dut_metrics: Option<std::net::SocketAddr>,
     /// Free text written as `label=` into the results (e.g. the device under test).
     #[arg(long, default_value = "")]
     pub label: String,

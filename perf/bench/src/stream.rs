@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use tandem_dpdk::{lcore, Burst, Eal, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue};
 use tandem_wire::{Ipv4Addr, MacAddr};
 
+use crate::dut_latency::{Buckets, WindowScrape};
 use crate::packet::{self, Rx, Template};
 use crate::{Phase, StreamArgs};
 
@@ -125,8 +126,20 @@ pub fn run(args: &StreamArgs) -> Result<()> {
     let mut gen = Generator::new(args, template, tx_pool, rx_pool, hz)?;
     gen.prime(&mut link)?;
     for phase in &args.phases {
+        let scrape = args
+            .dut_metrics
+            .map(|addr| {
+                WindowScrape::start(
+                    addr,
+                    Duration::from_secs_f64(args.warmup),
+                    Duration::from_secs_f64(args.seconds),
+                )
+            })
+            .transpose()?;
         let (counts, hist) = gen.phase(&mut link, phase)?;
-        write_results(args, phase, hz, &counts, &hist)?;
+        // A failed scrape is reported in the results, not fatal: the rates stand.
+        let dut = scrape.map(WindowScrape::finish);
+        write_results(args, phase, hz, &counts, &hist, dut.as_ref())?;
     }
     // Keep the links up (without polling) so that the device can stop first: a memif
     // server whose client goes away while its lcore polls may fault in the driver (seen
@@ -470,6 +483,7 @@ fn write_results(
     hz: u64,
     c: &Counts,
     hist: &Histogram<u64>,
+    dut: Option<&Result<Buckets>>,
 ) -> Result<()> {
     let secs = args.seconds;
     let mut s = String::new();
@@ -525,6 +539,34 @@ fn write_results(
         );
     }
     let base = format!("{}-{}", args.prefix, phase.name);
+    // The device's own added latency over the window, as bucket bounds.
+    let mut dut_line = String::new();
+    match dut {
+        None => {}
+        Some(Err(e)) => {
+            kv("dut_lat_error", &format!("{e:#}").replace('\n', " "));
+            dut_line = " (device latency: no scrape)".to_owned();
+        }
+        Some(Ok(b)) => {
+            kv("dut_lat_samples", &b.count());
+            let bound = |q: f64| {
+                b.quantile_at_most(q)
+                    .map_or("nan".to_owned(), |s| format!("{:.0}", s * 1e9))
+            };
+            for (k, q) in [("p50", 0.5), ("p99", 0.99), ("p999", 0.999)] {
+                kv(&format!("dut_lat_{k}_at_most_ns"), &bound(q));
+            }
+            let share = b
+                .share_at_most(10e-6)
+                .map_or("nan".to_owned(), |x| format!("{x:.6}"));
+            kv("dut_lat_share_at_most_10us", &share);
+            write(
+                &args.out_dir.join(format!("{base}.dut-buckets.csv")),
+                &b.csv(),
+            )?;
+            dut_line = format!(" device p99 <= {} ns, {share} within 10 us", bound(0.99));
+        }
+    }
     write(&args.out_dir.join(format!("{base}.txt")), &s)?;
     let mut csv = String::from("percentile,latency_ns,count\n");
     if !hist.is_empty() {
@@ -540,7 +582,7 @@ fn write_results(
     }
     write(&args.out_dir.join(format!("{base}.hist.csv")), &csv)?;
     eprintln!(
-        "tandem-bench: {} {}: tx {:.3} Mpps rx {:.3} Mpps loss {:.4}% p50 {} ns p99 {} ns",
+        "tandem-bench: {} {}: tx {:.3} Mpps rx {:.3} Mpps loss {:.4}% p50 {} ns p99 {} ns{}",
         args.prefix,
         phase.name,
         c.tx as f64 / secs / 1e6,
@@ -556,6 +598,7 @@ fn write_results(
         } else {
             ns(hist.value_at_quantile(0.99), hz)
         },
+        dut_line,
     );
     Ok(())
 }
