@@ -185,6 +185,28 @@ def us(r, key):
     return "—" if v is None else f"{v / 1000:.0f}"
 
 
+def tandem_latency(path):
+    """Tandem's added-latency summary from a metrics scrape: quantiles and max in µs."""
+    if not os.path.exists(path):
+        return {}
+    q = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            name, _, value = line.strip().rpartition(" ")
+            try:
+                v = float(value)
+            except ValueError:
+                continue
+            if name.startswith('tandem_added_latency_seconds{quantile="'):
+                if not math.isnan(v):
+                    q[name.split('"')[1]] = f"{v * 1e6:.1f}"
+            elif name == "tandem_added_latency_max_seconds":
+                q["max"] = f"{v * 1e6:.1f}"
+            elif name == "tandem_added_latency_seconds_count":
+                q["count"] = f"{v:.0f}"
+    return q
+
+
 def summary(out, res):
     run = read_kv(os.path.join(out, "run.txt")) if os.path.exists(
         os.path.join(out, "run.txt")) else {}
@@ -221,6 +243,19 @@ def summary(out, res):
                   f"- connections with no byte from the backup after the failure: "
                   f"{r.get('fail_conns_without_backup_bytes')}; RSTs sent by the dead primary: "
                   f"{r.get('rsts_sent_by_failed_primary')}"]
+    own = [(phase, tandem_latency(os.path.join(out, f"{phase}.tandem-metrics.txt")))
+           for phase in res]
+    if any(q for _, q in own):
+        lines += ["", "Tandem's own added latency over each phase's run (handshakes included): "
+                  "its `tandem_added_latency_seconds`, each frame from the return of its "
+                  "receive burst to its transmit enqueue, both copies counted.", "",
+                  "| phase | frames | p50 µs | p99 µs | p99.9 µs | max µs |",
+                  "|---|---|---|---|---|---|"]
+        for phase, q in own:
+            if q:
+                lines.append(f"| {phase} | {q.get('count', '—')} | "
+                             + " | ".join(q.get(k, "—") for k in ("0.5", "0.99", "0.999", "max"))
+                             + " |")
     lines += ["", "The host is shared: a loop pass of the generator longer than 1 ms means it "
               "was off its CPU (Tandem's threads: see the scheduler table below).", "",
               "| phase | longest gap in client bytes, ms | generator passes > 1 ms | "
