@@ -62,7 +62,6 @@ int tandem_rte_pktmbuf_linearize(struct rte_mbuf *m) { return rte_pktmbuf_linear
 
 void tandem_rte_pktmbuf_refcnt_update(struct rte_mbuf *m, int16_t v) { rte_pktmbuf_refcnt_update(m, v); }
 uint16_t tandem_rte_mbuf_refcnt_read(const struct rte_mbuf *m) { return rte_mbuf_refcnt_read(m); }
-int tandem_rte_mbuf_is_direct(const struct rte_mbuf *m) { return RTE_MBUF_DIRECT(m) ? 1 : 0; }
 uint16_t tandem_rte_mbuf_port(const struct rte_mbuf *m) { return m->port; }
 uint16_t tandem_rte_mbuf_nb_segs(const struct rte_mbuf *m) { return m->nb_segs; }
 uint64_t tandem_rte_mbuf_ol_flags(const struct rte_mbuf *m) { return m->ol_flags; }

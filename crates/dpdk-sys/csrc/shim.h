@@ -106,7 +106,6 @@ int tandem_rte_pktmbuf_is_contiguous(const struct rte_mbuf *m);
 int tandem_rte_pktmbuf_linearize(struct rte_mbuf *m);
 void tandem_rte_pktmbuf_refcnt_update(struct rte_mbuf *m, int16_t v);
 uint16_t tandem_rte_mbuf_refcnt_read(const struct rte_mbuf *m);
-int tandem_rte_mbuf_is_direct(const struct rte_mbuf *m);
 uint16_t tandem_rte_mbuf_port(const struct rte_mbuf *m);
 uint16_t tandem_rte_mbuf_nb_segs(const struct rte_mbuf *m);
 uint64_t tandem_rte_mbuf_ol_flags(const struct rte_mbuf *m);

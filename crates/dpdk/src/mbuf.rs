@@ -150,11 +150,15 @@ impl Mbuf {
     #[inline]
     pub fn is_writable(&self) -> bool {
         let m = self.ptr.as_ptr();
-        // SAFETY: m is valid. The refcnt is read atomically with Acquire, pairing with the
-        // release decrement of a clone freed on another thread, so that clone's reads of
-        // the data happen before our writes.
+        // RTE_MBUF_DIRECT, read here rather than through the shim: this runs for every
+        // frame the engine rewrites, and the call was 1.4 % of a worker at 5.6 Mpps.
+        const NOT_DIRECT: u64 = sys::RTE_MBUF_F_INDIRECT | sys::RTE_MBUF_F_EXTERNAL;
+        // SAFETY: m is valid; ol_flags is a plain field only this owner writes. The refcnt
+        // is read atomically with Acquire, pairing with the release decrement of a clone
+        // freed on another thread, so that clone's reads of the data happen before our
+        // writes.
         unsafe {
-            sys::tandem_rte_mbuf_is_direct(m) != 0
+            (*m).ol_flags & NOT_DIRECT == 0
                 && AtomicU16::from_ptr(addr_of_mut!((*m).refcnt)).load(Ordering::Acquire) == 1
         }
     }
