@@ -106,7 +106,8 @@ pub struct Engine<B: PacketBuf> {
     sweep_cursor: FlowIdx,
     next_sweep_at: u64,
     failover_sweep_left: usize,
-    scratch: Vec<(B, Class)>,
+    /// The parse of the burst being handled (taken out of the engine meanwhile).
+    classes: Vec<Class>,
 }
 
 impl<B: PacketBuf> Engine<B> {
@@ -131,7 +132,7 @@ impl<B: PacketBuf> Engine<B> {
             sweep_cursor: 0,
             next_sweep_at: 0,
             failover_sweep_left: 0,
-            scratch: Vec::with_capacity(BURST),
+            classes: Vec::with_capacity(BURST),
             cfg,
             replicas,
         }
@@ -252,7 +253,7 @@ impl<B: PacketBuf> Engine<B> {
             Class::Tcp(m) => self.lookup(side, m),
             _ => None,
         };
-        self.dispatch(side, now, buf, class, found, pool, out);
+        self.dispatch(side, now, buf, &class, found, pool, out);
     }
 
     /// Handles a burst received on `side`, draining `bufs`. Lookups of the whole burst
@@ -266,19 +267,23 @@ impl<B: PacketBuf> Engine<B> {
         out: &mut Output<B>,
     ) {
         let outside = side == Side::Outside;
+        // The parse results stay in place and are handed on by reference: a `Meta` is
+        // large, and moving it per packet cost more than the parse itself.
+        let mut classes = core::mem::take(&mut self.classes);
         while !bufs.is_empty() {
             let n = bufs.len().min(BURST);
             // Parse, and prefetch the buckets.
-            for buf in bufs.drain(..n) {
+            classes.clear();
+            for buf in &bufs[..n] {
                 let mut class = classify(buf.bytes(), &self.own, &self.vips);
                 if let Class::Tcp(m) = &mut class {
                     set_hash(m, outside);
                     self.flows.prefetch_bucket(m.hash);
                 }
-                self.scratch.push((buf, class));
+                classes.push(class);
             }
             // Prefetch the flows the buckets point at, before any flow is read.
-            for (_, class) in &self.scratch {
+            for class in &classes {
                 if let Class::Tcp(m) = class {
                     if let Some(idx) = self.flows.first_candidate(m.hash) {
                         self.flows.prefetch_flow(idx);
@@ -286,17 +291,16 @@ impl<B: PacketBuf> Engine<B> {
                 }
             }
             // Look up and translate.
-            let mut scratch = core::mem::take(&mut self.scratch);
-            for (buf, class) in scratch.drain(..) {
+            for (buf, class) in bufs.drain(..n).zip(&classes) {
                 self.counters.rx += 1;
-                let found = match &class {
+                let found = match class {
                     Class::Tcp(m) => self.lookup(side, m),
                     _ => None,
                 };
                 self.dispatch(side, now, buf, class, found, pool, out);
             }
-            self.scratch = scratch;
         }
+        self.classes = classes;
     }
 
     #[inline]
@@ -324,7 +328,7 @@ impl<B: PacketBuf> Engine<B> {
         side: Side,
         now: u64,
         buf: B,
-        class: Class,
+        class: &Class,
         found: Option<FlowIdx>,
         pool: &mut P,
         out: &mut Output<B>,
@@ -339,19 +343,19 @@ impl<B: PacketBuf> Engine<B> {
                 return;
             }
             Class::Drop(reason) => {
-                self.counters.drop(reason);
+                self.counters.drop(*reason);
                 return;
             }
         };
         let Some(idx) = found else {
             match side {
-                Side::Outside => self.new_flow(now, buf, &m, pool, out),
+                Side::Outside => self.new_flow(now, buf, m, pool, out),
                 Side::Inside => self.counters.drop(DropReason::NoFlow),
             }
             return;
         };
         if self.flows.get(idx).forward {
-            self.forward_existing(side, idx, now, buf, &m, pool, out);
+            self.forward_existing(side, idx, now, buf, m, pool, out);
             return;
         }
         let mut ctx = ctx!(self, pool, out, now);
@@ -365,13 +369,13 @@ impl<B: PacketBuf> Engine<B> {
                 {
                     // A new connection on the ports of a closed one (TIME-WAIT reuse).
                     self.remove_flow(idx);
-                    self.new_flow(now, buf, &m, pool, out);
+                    self.new_flow(now, buf, m, pool, out);
                     return;
                 }
-                ctx.on_client(flow, buf, &m)
+                ctx.on_client(flow, buf, m)
             }
             Side::Inside => match flow.leg_of(m.src) {
-                Some(i) => ctx.on_replica(flow, i, buf, &m),
+                Some(i) => ctx.on_replica(flow, i, buf, m),
                 None => {
                     ctx.c.drop(DropReason::NoFlow);
                     Fate::Keep
