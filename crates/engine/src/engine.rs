@@ -44,7 +44,7 @@ use std::sync::Arc;
 use tandem_wire::build::{self, OptionWriter, TcpBuild};
 use tandem_wire::checksum::ChecksumDelta;
 use tandem_wire::tcp::option_kind;
-use tandem_wire::{EthernetFrame, Ipv4Packet, MacAddr, TcpFlags};
+use tandem_wire::{EthernetFrame, MacAddr, TcpFlags};
 
 use crate::buffer::{BufferPool, PacketBuf};
 use crate::config::{EngineConfig, MAX_POOL};
@@ -944,14 +944,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             return false;
         };
         let frame = buf.bytes_mut();
-        {
-            let mut eth = EthernetFrame::new_unchecked(&mut *frame);
-            eth.set_dst(mac);
-            eth.set_src(self.cfg.inside_mac);
-        }
-        let mut sum = ChecksumDelta::new();
-        sum.u32(m.dst, leg.addr);
-        Ipv4Packet::new_unchecked(&mut frame[m.l3..m.end]).set_dst(Ipv4Addr::from(leg.addr));
+        set_macs(frame, mac, self.cfg.inside_mac);
+        let mut sum = set_addr(frame, m, IP_DST, m.dst, leg.addr);
         let mut tcp = m.tcp_mut(frame);
         if leg.answered && !m.flags.contains(TcpFlags::SYN) {
             if m.flags.contains(TcpFlags::ACK) {
@@ -1010,14 +1004,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         };
         let addr = leg.addr;
         let frame = buf.bytes_mut();
-        {
-            let mut eth = EthernetFrame::new_unchecked(&mut *frame);
-            eth.set_dst(mac);
-            eth.set_src(self.cfg.inside_mac);
-        }
-        let mut sum = ChecksumDelta::new();
-        sum.u32(m.dst, addr);
-        Ipv4Packet::new_unchecked(&mut frame[m.l3..m.end]).set_dst(Ipv4Addr::from(addr));
+        set_macs(frame, mac, self.cfg.inside_mac);
+        let sum = set_addr(frame, m, IP_DST, m.dst, addr);
         m.tcp_mut(frame).adjust_checksum(sum);
         self.tx(Side::Inside, buf);
         self.forward_fate(f, flags, m, true)
@@ -1271,13 +1259,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     /// checksum kept). Returns the TCP checksum change for the pseudo-header.
     #[inline]
     fn nat_to_client(&self, f: &Flow, frame: &mut [u8], m: &Meta) -> ChecksumDelta {
-        let mut eth = EthernetFrame::new_unchecked(&mut *frame);
-        eth.set_dst(f.client_mac);
-        eth.set_src(self.cfg.outside_mac);
-        let mut sum = ChecksumDelta::new();
-        sum.u32(m.src, f.key.vip);
-        Ipv4Packet::new_unchecked(&mut frame[m.l3..m.end]).set_src(Ipv4Addr::from(f.key.vip));
-        sum
+        set_macs(frame, f.client_mac, self.cfg.outside_mac);
+        set_addr(frame, m, IP_SRC, m.src, f.key.vip)
     }
 
     /// Rewrites a segment of leg `i` for the client: source VIP, seq −delta, ack and
@@ -2022,6 +2005,34 @@ fn to_leg<'o>(
         options,
         payload: &[],
     }
+}
+
+/// Offsets of the addresses in the IPv4 header.
+const IP_SRC: usize = 12;
+const IP_DST: usize = 16;
+
+/// Writes the Ethernet destination and source.
+#[inline]
+fn set_macs(frame: &mut [u8], dst: MacAddr, src: MacAddr) {
+    let h = &mut frame[..12];
+    h[..6].copy_from_slice(&dst.0);
+    h[6..].copy_from_slice(&src.0);
+}
+
+/// Rewrites the IPv4 address at `at` ([`IP_SRC`] or [`IP_DST`]) of `m`'s frame from
+/// `old` (as the parse read it) to `new`, keeping the header checksum valid, and returns
+/// the same change for the TCP checksum, whose pseudo-header covers the address: one
+/// RFC 1624 delta serves both checksums.
+#[inline]
+fn set_addr(frame: &mut [u8], m: &Meta, at: usize, old: u32, new: u32) -> ChecksumDelta {
+    let mut sum = ChecksumDelta::new();
+    sum.u32(old, new);
+    let ip = &mut frame[m.l3..m.l3 + 20];
+    debug_assert_eq!(get_u32(ip, at), old, "the address the parse read");
+    put_u32(ip, at, new);
+    let c = sum.apply(u16::from_be_bytes([ip[10], ip[11]]));
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    sum
 }
 
 #[inline]
