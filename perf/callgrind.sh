@@ -14,7 +14,7 @@ flows=${1:-10000}
 mode=${2:-mirror}
 case $mode in mirror | forward) ;; *) echo "MODE is mirror or forward" >&2; exit 2 ;; esac
 cargo build -q --release -p tandem-engine --example fastpath_count
-bin=target/release/examples/fastpath_count
+bin=${CARGO_TARGET_DIR:-target}/release/examples/fastpath_count
 count() {
     valgrind --tool=callgrind --toggle-collect='*run_burst*' --callgrind-out-file=/dev/null \
         "$bin" "$flows" "$1" "$mode" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'

@@ -44,7 +44,7 @@ use std::sync::Arc;
 use tandem_wire::build::{self, OptionWriter, TcpBuild};
 use tandem_wire::checksum::ChecksumDelta;
 use tandem_wire::tcp::option_kind;
-use tandem_wire::{EthernetFrame, Ipv4Packet, MacAddr, TcpFlags};
+use tandem_wire::{EthernetFrame, MacAddr, TcpFlags};
 
 use crate::buffer::{BufferPool, PacketBuf};
 use crate::config::{EngineConfig, MAX_POOL};
@@ -106,7 +106,8 @@ pub struct Engine<B: PacketBuf> {
     sweep_cursor: FlowIdx,
     next_sweep_at: u64,
     failover_sweep_left: usize,
-    scratch: Vec<(B, Class)>,
+    /// The parse of the burst being handled (taken out of the engine meanwhile).
+    classes: Vec<Class>,
 }
 
 impl<B: PacketBuf> Engine<B> {
@@ -131,7 +132,7 @@ impl<B: PacketBuf> Engine<B> {
             sweep_cursor: 0,
             next_sweep_at: 0,
             failover_sweep_left: 0,
-            scratch: Vec::with_capacity(BURST),
+            classes: Vec::with_capacity(BURST),
             cfg,
             replicas,
         }
@@ -252,7 +253,7 @@ impl<B: PacketBuf> Engine<B> {
             Class::Tcp(m) => self.lookup(side, m),
             _ => None,
         };
-        self.dispatch(side, now, buf, class, found, pool, out);
+        self.dispatch(side, now, buf, &class, found, pool, out);
     }
 
     /// Handles a burst received on `side`, draining `bufs`. Lookups of the whole burst
@@ -266,19 +267,23 @@ impl<B: PacketBuf> Engine<B> {
         out: &mut Output<B>,
     ) {
         let outside = side == Side::Outside;
+        // The parse results stay in place and are handed on by reference: a `Meta` is
+        // large, and moving it per packet cost more than the parse itself.
+        let mut classes = core::mem::take(&mut self.classes);
         while !bufs.is_empty() {
             let n = bufs.len().min(BURST);
             // Parse, and prefetch the buckets.
-            for buf in bufs.drain(..n) {
+            classes.clear();
+            for buf in &bufs[..n] {
                 let mut class = classify(buf.bytes(), &self.own, &self.vips);
                 if let Class::Tcp(m) = &mut class {
                     set_hash(m, outside);
                     self.flows.prefetch_bucket(m.hash);
                 }
-                self.scratch.push((buf, class));
+                classes.push(class);
             }
             // Prefetch the flows the buckets point at, before any flow is read.
-            for (_, class) in &self.scratch {
+            for class in &classes {
                 if let Class::Tcp(m) = class {
                     if let Some(idx) = self.flows.first_candidate(m.hash) {
                         self.flows.prefetch_flow(idx);
@@ -286,17 +291,16 @@ impl<B: PacketBuf> Engine<B> {
                 }
             }
             // Look up and translate.
-            let mut scratch = core::mem::take(&mut self.scratch);
-            for (buf, class) in scratch.drain(..) {
+            for (buf, class) in bufs.drain(..n).zip(&classes) {
                 self.counters.rx += 1;
-                let found = match &class {
+                let found = match class {
                     Class::Tcp(m) => self.lookup(side, m),
                     _ => None,
                 };
                 self.dispatch(side, now, buf, class, found, pool, out);
             }
-            self.scratch = scratch;
         }
+        self.classes = classes;
     }
 
     #[inline]
@@ -324,7 +328,7 @@ impl<B: PacketBuf> Engine<B> {
         side: Side,
         now: u64,
         buf: B,
-        class: Class,
+        class: &Class,
         found: Option<FlowIdx>,
         pool: &mut P,
         out: &mut Output<B>,
@@ -339,19 +343,19 @@ impl<B: PacketBuf> Engine<B> {
                 return;
             }
             Class::Drop(reason) => {
-                self.counters.drop(reason);
+                self.counters.drop(*reason);
                 return;
             }
         };
         let Some(idx) = found else {
             match side {
-                Side::Outside => self.new_flow(now, buf, &m, pool, out),
+                Side::Outside => self.new_flow(now, buf, m, pool, out),
                 Side::Inside => self.counters.drop(DropReason::NoFlow),
             }
             return;
         };
         if self.flows.get(idx).forward {
-            self.forward_existing(side, idx, now, buf, &m, pool, out);
+            self.forward_existing(side, idx, now, buf, m, pool, out);
             return;
         }
         let mut ctx = ctx!(self, pool, out, now);
@@ -365,13 +369,13 @@ impl<B: PacketBuf> Engine<B> {
                 {
                     // A new connection on the ports of a closed one (TIME-WAIT reuse).
                     self.remove_flow(idx);
-                    self.new_flow(now, buf, &m, pool, out);
+                    self.new_flow(now, buf, m, pool, out);
                     return;
                 }
-                ctx.on_client(flow, buf, &m)
+                ctx.on_client(flow, buf, m)
             }
             Side::Inside => match flow.leg_of(m.src) {
-                Some(i) => ctx.on_replica(flow, i, buf, &m),
+                Some(i) => ctx.on_replica(flow, i, buf, m),
                 None => {
                     ctx.c.drop(DropReason::NoFlow);
                     Fate::Keep
@@ -940,14 +944,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             return false;
         };
         let frame = buf.bytes_mut();
-        {
-            let mut eth = EthernetFrame::new_unchecked(&mut *frame);
-            eth.set_dst(mac);
-            eth.set_src(self.cfg.inside_mac);
-        }
-        let mut sum = ChecksumDelta::new();
-        sum.u32(m.dst, leg.addr);
-        Ipv4Packet::new_unchecked(&mut frame[m.l3..m.end]).set_dst(Ipv4Addr::from(leg.addr));
+        set_macs(frame, mac, self.cfg.inside_mac);
+        let mut sum = set_addr(frame, m, IP_DST, m.dst, leg.addr);
         let mut tcp = m.tcp_mut(frame);
         if leg.answered && !m.flags.contains(TcpFlags::SYN) {
             if m.flags.contains(TcpFlags::ACK) {
@@ -1006,14 +1004,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         };
         let addr = leg.addr;
         let frame = buf.bytes_mut();
-        {
-            let mut eth = EthernetFrame::new_unchecked(&mut *frame);
-            eth.set_dst(mac);
-            eth.set_src(self.cfg.inside_mac);
-        }
-        let mut sum = ChecksumDelta::new();
-        sum.u32(m.dst, addr);
-        Ipv4Packet::new_unchecked(&mut frame[m.l3..m.end]).set_dst(Ipv4Addr::from(addr));
+        set_macs(frame, mac, self.cfg.inside_mac);
+        let sum = set_addr(frame, m, IP_DST, m.dst, addr);
         m.tcp_mut(frame).adjust_checksum(sum);
         self.tx(Side::Inside, buf);
         self.forward_fate(f, flags, m, true)
@@ -1267,13 +1259,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     /// checksum kept). Returns the TCP checksum change for the pseudo-header.
     #[inline]
     fn nat_to_client(&self, f: &Flow, frame: &mut [u8], m: &Meta) -> ChecksumDelta {
-        let mut eth = EthernetFrame::new_unchecked(&mut *frame);
-        eth.set_dst(f.client_mac);
-        eth.set_src(self.cfg.outside_mac);
-        let mut sum = ChecksumDelta::new();
-        sum.u32(m.src, f.key.vip);
-        Ipv4Packet::new_unchecked(&mut frame[m.l3..m.end]).set_src(Ipv4Addr::from(f.key.vip));
-        sum
+        set_macs(frame, f.client_mac, self.cfg.outside_mac);
+        set_addr(frame, m, IP_SRC, m.src, f.key.vip)
     }
 
     /// Rewrites a segment of leg `i` for the client: source VIP, seq −delta, ack and
@@ -2018,6 +2005,34 @@ fn to_leg<'o>(
         options,
         payload: &[],
     }
+}
+
+/// Offsets of the addresses in the IPv4 header.
+const IP_SRC: usize = 12;
+const IP_DST: usize = 16;
+
+/// Writes the Ethernet destination and source.
+#[inline]
+fn set_macs(frame: &mut [u8], dst: MacAddr, src: MacAddr) {
+    let h = &mut frame[..12];
+    h[..6].copy_from_slice(&dst.0);
+    h[6..].copy_from_slice(&src.0);
+}
+
+/// Rewrites the IPv4 address at `at` ([`IP_SRC`] or [`IP_DST`]) of `m`'s frame from
+/// `old` (as the parse read it) to `new`, keeping the header checksum valid, and returns
+/// the same change for the TCP checksum, whose pseudo-header covers the address: one
+/// RFC 1624 delta serves both checksums.
+#[inline]
+fn set_addr(frame: &mut [u8], m: &Meta, at: usize, old: u32, new: u32) -> ChecksumDelta {
+    let mut sum = ChecksumDelta::new();
+    sum.u32(old, new);
+    let ip = &mut frame[m.l3..m.l3 + 20];
+    debug_assert_eq!(get_u32(ip, at), old, "the address the parse read");
+    put_u32(ip, at, new);
+    let c = sum.apply(u16::from_be_bytes([ip[10], ip[11]]));
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    sum
 }
 
 #[inline]

@@ -117,8 +117,11 @@ impl ChecksumDelta {
     /// Records that a 32-bit field at an even offset of the covered data changed.
     #[inline]
     pub fn u32(&mut self, old: u32, new: u32) {
-        self.u16((old >> 16) as u16, (new >> 16) as u16);
-        self.u16(old as u16, new as u16);
+        // Both halves in one addition (at most 4 * 0xffff): the same one's-complement sum
+        // as two `u16` changes, and zero exactly when both would be, so every checksum
+        // `apply` gives is bit-identical; one partial fold instead of two.
+        let o = !old;
+        self.add((o >> 16) + (o & 0xffff) + (new >> 16) + (new & 0xffff));
     }
 
     /// Records that an IPv4 address inside the covered data (or its pseudo-header) changed.
@@ -143,8 +146,13 @@ impl ChecksumDelta {
     /// changed.
     #[inline]
     pub fn u32_at(&mut self, offset: usize, old: u32, new: u32) {
-        self.u16_at(offset, (old >> 16) as u16, (new >> 16) as u16);
-        self.u16_at(offset + 2, old as u16, new as u16);
+        if offset.is_multiple_of(2) {
+            self.u32(old, new);
+        } else {
+            // Both halves straddle words: each contributes byte-swapped (see `u16_at`).
+            let swap_halves = |x: u32| ((x & 0x00ff_00ff) << 8) | ((x >> 8) & 0x00ff_00ff);
+            self.u32(swap_halves(old), swap_halves(new));
+        }
     }
 
     /// Records that the byte at `offset` of the covered data changed.
@@ -308,6 +316,37 @@ mod tests {
         // Each change adds 0xffff + 0xffff = 2 * (-0) which is still zero.
         assert!(d.is_empty());
         assert_eq!(d.apply(0x1234), 0x1234);
+    }
+
+    /// The one-addition `u32` and `u32_at` against the two `u16` changes they stand for,
+    /// on checksums as `apply` sees them (including the zero and 0xffff edges).
+    #[test]
+    fn u32_equals_two_u16() {
+        use proptest::prelude::*;
+        let edge = prop_oneof![
+            Just(0u32),
+            Just(0xffff_ffff),
+            Just(0xffff),
+            Just(0xffff_0000),
+            any::<u32>()
+        ];
+        proptest!(ProptestConfig::with_cases(20_000), |(old in edge.clone(), new in edge, c in any::<u16>(), odd in any::<bool>(), pre in any::<(u16, u16)>())| {
+            let offset = usize::from(odd);
+            let mut one = ChecksumDelta::new();
+            let mut two = ChecksumDelta::new();
+            one.u16(pre.0, pre.1);
+            two.u16(pre.0, pre.1);
+            one.u32_at(offset, old, new);
+            two.u16_at(offset, (old >> 16) as u16, (new >> 16) as u16);
+            two.u16_at(offset + 2, old as u16, new as u16);
+            prop_assert_eq!(one.apply(c), two.apply(c));
+            prop_assert_eq!(one.is_empty(), two.is_empty());
+            let (mut a, mut b) = (ChecksumDelta::new(), ChecksumDelta::new());
+            a.u32(old, new);
+            b.u16((old >> 16) as u16, (new >> 16) as u16);
+            b.u16(old as u16, new as u16);
+            prop_assert_eq!(a.apply(c), b.apply(c));
+        });
     }
 
     #[test]
