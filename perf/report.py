@@ -165,12 +165,14 @@ def summary(out, res):
             ("max", "Latency under full load (phase `max`: queueing in full rings)", False)):
         if phase is None:
             continue
-        rate = next((r.get("rate_target_pps") for (_, _, _, p), r in res.items() if p == phase), "")
+        rates = sorted({(int(s_), r.get("rate_target_pps")) for (_, s_, _, p), r in res.items()
+                        if p == phase})
+        rate = ", ".join(f"{r} packets/s at {s_} B" for s_, r in rates)
         lines += [
             "",
             f"## {title}",
             "",
-            f"Target rate {rate} packets/s (0: as fast as possible). Generator to generator, "
+            f"Target rate {rate} (0: as fast as possible). Generator to generator, "
             "through the device: the generator's own memif send and receive are in both "
             "figures, so *added* = Tandem − testpmd at the same percentile.",
             "",

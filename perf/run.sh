@@ -12,7 +12,18 @@ cd "$(dirname "$0")/.."
 
 secs=${TANDEM_BENCH_SECONDS:-10}          # measured seconds per phase
 warmup=${TANDEM_BENCH_WARMUP:-2}          # seconds sent before each measurement
-paced_pps=${TANDEM_BENCH_PACED_PPS:-1000000}   # rate of the latency phase
+# Rate of the latency phase: one both DUTs keep up with, so that it measures forwarding,
+# not queueing. Default 1 Mpps, capped at 3 Gbit/s of frames (250 kpps of 1500 B: on two
+# shared vCPUs even testpmd's memif io forwarding falls to about 1 Mpps of 1500 B).
+paced_pps=${TANDEM_BENCH_PACED_PPS:-auto}
+paced_rate() { # frame size -> packets/s
+    if [ "$paced_pps" = auto ]; then
+        local cap=$((3000000000 / ($1 * 8)))
+        echo $((cap < 1000000 ? cap : 1000000))
+    else
+        echo "$paced_pps"
+    fi
+}
 flows_list=${TANDEM_BENCH_FLOWS:-"1 10000 1000000"}
 sizes=${TANDEM_BENCH_SIZES:-"64 1500"}    # frame bytes with the FCS
 duts=${TANDEM_BENCH_DUTS:-"testpmd tandem"}
@@ -25,6 +36,7 @@ repeat=${TANDEM_BENCH_REPEAT:-1}          # runs of every case, interleaved; the
 
 [ "$(id -u)" = 0 ] || { echo "perf/run.sh: run as root (DPDK, memif sockets)" >&2; exit 1; }
 [[ $nice_ =~ ^-?[0-9]+$ ]] || { echo "perf/run.sh: bad TANDEM_BENCH_NICE $nice_" >&2; exit 1; }
+[[ $paced_pps =~ ^(auto|[1-9][0-9]*)$ ]] || { echo "perf/run.sh: bad TANDEM_BENCH_PACED_PPS $paced_pps" >&2; exit 1; }
 [[ $repeat =~ ^[1-9][0-9]*$ ]] || { echo "perf/run.sh: bad TANDEM_BENCH_REPEAT $repeat" >&2; exit 1; }
 for v in "$secs" "$warmup"; do
     [[ $v =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "perf/run.sh: bad duration $v" >&2; exit 1; }
@@ -208,7 +220,7 @@ for size in $sizes; do
             dut_metrics=()
             [ "$dut" = tandem ] && dut_metrics=(--dut-metrics "127.0.0.1:$metrics_port")
             timeout "$gen_timeout" nice -n "$nice_" "$bench" stream --flows "$flows" --frame-size "$size" \
-                --phase max:0 --phase "paced:$paced_pps" --seconds "$secs" --warmup "$warmup" \
+                --phase max:0 --phase "paced:$(paced_rate "$size")" --seconds "$secs" --warmup "$warmup" \
                 --dst-mac $dut_mac0 --rx-queues $rxq --out-dir "$cdir" --prefix "$case_" \
                 --label "$dut" --linger 30 "${dut_metrics[@]}" -- \
                 -l "$gen_cpu" --no-huge -m 512 --no-pci --file-prefix "$prefix-gen" \

@@ -398,6 +398,9 @@ pub fn run(
                 }
             }
         }
+        // What the received frames produced goes out before the timers run: a sweep
+        // batch's time is not added to their latency.
+        tx.flush_all(&mut c);
         // Timers: what they send answers no received frame (no stamp).
         engine.poll(now, &mut pool, &mut out);
         drain(&mut out, 0, &mut tx, &mut to_control, &mut signals, &mut c);
