@@ -86,15 +86,38 @@ pub struct EngineConfig {
     pub output_lag_ns: u64,
     /// How long an unmatched FIN may wait for the other replicas' before it is signalled.
     pub fin_grace_ns: u64,
-    /// Flows examined per background sweep step (timeouts).
+    /// Most flows examined per background sweep step (timeouts); a step examines only
+    /// as many as visit every flow once per [`sweep_cover_ns`](Self::sweep_cover_ns).
     pub sweep_batch: usize,
-    /// Time between background sweep steps: `sweep_batch` per interval must cover the
-    /// table well within the shortest timeout.
+    /// Time between background sweep steps: `sweep_batch` per interval bounds the flows
+    /// that are visited within the cover period.
     pub sweep_interval_ns: u64,
     /// Flows examined per `poll` while a requested failover sweep is running. Switching a
     /// flow costs ~100 ns: 512 keep a worker's pass near 50 µs, so its receive queues
     /// are served while a million flows are swept (perf/failover.sh).
     pub failover_sweep_batch: usize,
+}
+
+impl EngineConfig {
+    /// How often the background sweep means to visit every flow: half the shortest
+    /// timeout it serves, so that a timeout T is acted on by 1.5 T at the latest (when
+    /// `sweep_batch` per `sweep_interval_ns` is enough for the table; a million flows
+    /// take longer). At least one interval.
+    pub fn sweep_cover_ns(&self) -> u64 {
+        let shortest = [
+            self.syn_timeout_ns,
+            self.idle_timeout_ns,
+            self.linger_ns,
+            self.ack_lag_ns,
+            self.output_lag_ns,
+            self.fin_grace_ns,
+        ]
+        .into_iter()
+        .filter(|&t| t > 0)
+        .min()
+        .unwrap_or(u64::MAX);
+        (shortest / 2).max(self.sweep_interval_ns).max(1)
+    }
 }
 
 impl Default for EngineConfig {

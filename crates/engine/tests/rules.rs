@@ -1350,3 +1350,44 @@ fn forward_rst_ends_the_flow_and_fins_close_it_after_the_linger() {
     );
     assert_eq!(lab.engine.counters().flows, 0);
 }
+
+#[test]
+fn the_background_sweep_covers_the_table_once_per_cover_period_and_no_faster() {
+    // 2000 forward flows go idle at once; the idle timeout is 40 ms, the shortest other
+    // one (fin grace) 20 ms: the sweep means to visit every flow every 10 ms, which with
+    // a step every 20 µs is 4 flows a step, not the full batch of 64.
+    let flows = 2000u16;
+    let mut lab = forward_lab(4096);
+    let mut cfg = lab.engine.config().clone();
+    cfg.idle_timeout_ns = 40 * MS;
+    assert_eq!(cfg.sweep_cover_ns(), 10 * MS);
+    let per_step = 4;
+    lab.engine = tandem_engine::Engine::new(cfg.clone(), lab.replicas.clone());
+    for port in 1..=flows {
+        assert_eq!(client_from(&mut lab, port, 1, 1, A).len(), 1);
+    }
+    assert_eq!(lab.engine.counters().flows, u64::from(flows));
+    let start = lab.now;
+    let mut most_in_a_step = 0;
+    let mut all_gone_at = None;
+    while lab.now < start + 60 * MS {
+        lab.advance(cfg.sweep_interval_ns);
+        let before = lab.engine.counters().flows;
+        lab.poll();
+        let after = lab.engine.counters().flows;
+        most_in_a_step = most_in_a_step.max(before - after);
+        if after == 0 && all_gone_at.is_none() {
+            all_gone_at = Some(lab.now - start);
+        }
+    }
+    let gone = all_gone_at.expect("every idle flow removed");
+    assert!(
+        most_in_a_step <= per_step,
+        "a step removed {most_in_a_step} flows: more than it needs"
+    );
+    // Idle past 40 ms; every flow visited within one cover period after that.
+    assert!(
+        gone > 40 * MS && gone <= 50 * MS + cfg.sweep_interval_ns,
+        "all gone after {gone} ns"
+    );
+}
