@@ -346,6 +346,9 @@ pub fn run(
                 c.control_ring_full += ctl.len() as u64;
                 ctl.clear();
             }
+            // Out before the next queue is read: a frame waits for its own burst only,
+            // not for the other side's (mirror mode receives on both at once).
+            tx.flush_all(&mut c);
         }
         // What other workers received for this one's flows, with their receive stamps:
         // processed in runs of one stamp (one sender's receive burst).
