@@ -81,8 +81,12 @@ pub fn run(args: &StreamArgs) -> Result<()> {
     if args.flows == 0 || args.flows > packet::MAX_FLOWS {
         bail!("--flows {}: 1 ..= {}", args.flows, packet::MAX_FLOWS);
     }
-    if !(args.seconds > 0.0 && args.seconds.is_finite() && args.warmup >= 0.0) {
-        bail!("--seconds must be > 0 and --warmup >= 0");
+    if !(args.seconds > 0.0
+        && args.seconds.is_finite()
+        && args.warmup >= 0.0
+        && args.warmup.is_finite())
+    {
+        bail!("--seconds must be > 0 and --warmup >= 0, both finite");
     }
     if args.rx_queues == 0 {
         bail!("--rx-queues must be at least 1");
