@@ -445,12 +445,16 @@ impl<B: PacketBuf> Engine<B> {
             self.counters.drop(DropReason::NoFlow);
             return;
         }
-        let svc = &self.cfg.services[si];
         let (chosen, n) = self.choose(si);
         if n == 0 {
             self.counters.drop(DropReason::NoReplica);
             return;
         }
+        if self.endpoint_in_use(m, &chosen[..n]) {
+            self.counters.drop(DropReason::EndpointInUse);
+            return;
+        }
+        let svc = &self.cfg.services[si];
         self.rotation[si] = self.rotation[si].wrapping_add(1);
         let key = FlowKey {
             client_ip: m.src,
@@ -559,6 +563,10 @@ impl<B: PacketBuf> Engine<B> {
         let (chosen, n) = self.choose(si);
         if n == 0 {
             self.counters.drop(DropReason::NoReplica);
+            return;
+        }
+        if self.endpoint_in_use(m, &chosen[..1]) {
+            self.counters.drop(DropReason::EndpointInUse);
             return;
         }
         let key = FlowKey {
@@ -740,6 +748,23 @@ impl<B: PacketBuf> Engine<B> {
         if self.sweep_cursor < cursor_at_start || self.sweep_round_flows == 0 {
             self.sweep_round_flows = self.flows.len();
         }
+    }
+
+    /// Whether a flow of the client endpoint of `m` (address and port) on the same port,
+    /// through another VIP, uses one of `replicas`. A replica knows a connection by the
+    /// client's address and port, its own address and the port, so to it both flows
+    /// would be one, and the way back (`lookup` on the inside) could not tell them apart.
+    fn endpoint_in_use(&self, m: &Meta, replicas: &[ReplicaId]) -> bool {
+        self.flows
+            .find(m.hash, |f| {
+                f.key.client_ip == m.src
+                    && f.key.client_port == m.sport
+                    && f.key.vip_port == m.dport
+                    && replicas
+                        .iter()
+                        .any(|&r| f.leg_of(u32::from(self.replicas.addr(r))).is_some())
+            })
+            .is_some()
     }
 
     /// Frees what flow `idx` holds and takes it out of the table.

@@ -163,6 +163,10 @@ drop_reasons! {
     ControlFull => "control_full",
     /// Held data released early because a hold budget was exceeded.
     HoldBudget => "hold_budget",
+    /// A new flow's client address and port already have a flow through another VIP on
+    /// the same port to one of the replicas chosen: to that replica both would be one
+    /// connection, and its answers could not be told apart. Refused until the first ends.
+    EndpointInUse => "endpoint_in_use",
 }
 
 /// Per-worker counters: plain integers, written by one worker, read by copying.

@@ -1391,3 +1391,51 @@ fn the_background_sweep_covers_the_table_once_per_cover_period_and_no_faster() {
         "all gone after {gone} ns"
     );
 }
+
+#[test]
+fn a_client_endpoint_reaches_a_replica_through_one_vip_at_a_time() {
+    // Two VIPs on the same port, served by the same replicas: to a replica, the client's
+    // address and port with the same port are one connection, whichever VIP it came by.
+    let vip2 = Ipv4Addr::new(198, 18, 0, 101);
+    let mut lab = Lab::new();
+    let mut cfg = lab.engine.config().clone();
+    let mut second = cfg.services[0].clone();
+    second.vip = vip2;
+    cfg.services.push(second);
+    lab.engine = tandem_engine::Engine::new(cfg.clone(), lab.replicas.clone());
+    let syn_to = |lab: &mut Lab, vip: Ipv4Addr, cport: u16| {
+        let f = Lab::frame(
+            CLIENT_MAC,
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            (CLIENT, cport),
+            (vip, PORT),
+            7,
+            0,
+            S,
+            64240,
+            Opts::syn(1460, 7, 1),
+            b"",
+        );
+        lab.feed(Side::Outside, f)
+    };
+    let out = syn_to(&mut lab, VIP, CPORT);
+    assert_eq!((to(&out, PRIMARY).len(), to(&out, BACKUP).len()), (1, 1));
+    // The same endpoint through the other VIP: refused and counted, nothing sent.
+    assert!(syn_to(&mut lab, vip2, CPORT).is_empty());
+    let c = lab.engine.counters().clone();
+    assert_eq!(c.dropped(DropReason::EndpointInUse), 1);
+    assert_eq!(c.flows, 1);
+    // Another port of the same client is another connection.
+    let out = syn_to(&mut lab, vip2, CPORT + 1);
+    assert_eq!((to(&out, PRIMARY).len(), to(&out, BACKUP).len()), (1, 1));
+    // Once the first flow has ended (and lingered, if it does), the endpoint is free.
+    lab.client(8, 0, TcpFlags::RST, 0, Opts::default(), b"");
+    lab.advance(cfg.linger_ns + cfg.sweep_cover_ns() + MS);
+    for _ in 0..100 {
+        lab.advance(cfg.sweep_interval_ns);
+        lab.poll();
+    }
+    let out = syn_to(&mut lab, vip2, CPORT);
+    assert_eq!((to(&out, PRIMARY).len(), to(&out, BACKUP).len()), (1, 1));
+    assert_eq!(lab.engine.counters().dropped(DropReason::EndpointInUse), 1);
+}
