@@ -87,10 +87,11 @@ pub struct EngineConfig {
     /// How long an unmatched FIN may wait for the other replicas' before it is signalled.
     pub fin_grace_ns: u64,
     /// Most flows examined per background sweep step (timeouts); a step examines only
-    /// as many as visit every flow once per [`sweep_cover_ns`](Self::sweep_cover_ns).
+    /// as many as visit every flow once per [`sweep_cover_ns`](Self::sweep_cover_ns),
+    /// for the time since the previous step.
     pub sweep_batch: usize,
-    /// Time between background sweep steps: `sweep_batch` per interval bounds the flows
-    /// that are visited within the cover period.
+    /// Least time between background sweep steps (a step runs on the first poll after
+    /// it): `sweep_batch` per interval bounds the flows visited within the cover period.
     pub sweep_interval_ns: u64,
     /// Flows examined per `poll` while a requested failover sweep is running. Switching a
     /// flow costs ~100 ns: 512 keep a worker's pass near 50 µs, so its receive queues

@@ -109,6 +109,8 @@ pub struct Engine<B: PacketBuf> {
     sweep_cover_ns: u64,
     /// Flows in the table when the sweep's current round began.
     sweep_round_flows: usize,
+    /// When the last background sweep step ran (0: none yet).
+    last_sweep_at: u64,
     failover_sweep_left: usize,
     /// The parse of the burst being handled (taken out of the engine meanwhile).
     classes: Vec<Class>,
@@ -137,6 +139,7 @@ impl<B: PacketBuf> Engine<B> {
             next_sweep_at: 0,
             sweep_cover_ns: cfg.sweep_cover_ns(),
             sweep_round_flows: 0,
+            last_sweep_at: 0,
             failover_sweep_left: 0,
             classes: Vec::with_capacity(BURST),
             cfg,
@@ -692,11 +695,18 @@ impl<B: PacketBuf> Engine<B> {
             // misses the cache; a fixed batch of 64 spent a quarter of a worker
             // re-sweeping 10 000 flows every 3 ms (perf record, memif benchmark).
             self.next_sweep_at = now + self.cfg.sweep_interval_ns;
-            // Sized by the flows of the current round of the table, or more if it grew:
-            // flows removed on the way do not slow the rest of the round (sized by what
-            // is left, a round of expiring flows would decay and never end).
+            // Sized by the time since the last step (a busy worker polls late, and the
+            // pace must not fall behind with it) and by the flows of the current round
+            // of the table, or more if it grew: flows removed on the way do not slow
+            // the rest of the round (sized by what is left, a round of expiring flows
+            // would decay and never end).
+            let since = match self.last_sweep_at {
+                0 => self.cfg.sweep_interval_ns,
+                t => now.saturating_sub(t),
+            };
+            self.last_sweep_at = now;
             let flows = self.flows.len().max(self.sweep_round_flows);
-            let per_step = (flows as u128 * u128::from(self.cfg.sweep_interval_ns))
+            let per_step = (flows as u128 * u128::from(since.max(1)))
                 .div_ceil(u128::from(self.sweep_cover_ns));
             let per_step = usize::try_from(per_step).unwrap_or(usize::MAX);
             (
