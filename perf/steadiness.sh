@@ -62,6 +62,8 @@ for _ in $(seq 300); do
     kill -0 "$dut_pid" 2>/dev/null || { cat "$run/dut.log" >&2; exit 1; }
     sleep 0.1
 done
+grep -q "start packet forwarding" "$run/dut.log" \
+    || { echo "perf/steadiness.sh: testpmd did not start forwarding in 30 s" >&2; cat "$run/dut.log" >&2; exit 1; }
 
 phases=()
 for _ in $(seq "$windows"); do phases+=(--phase max:0); done
