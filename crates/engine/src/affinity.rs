@@ -30,8 +30,8 @@
 
 use tandem_wire::EtherType;
 
+use crate::hash::{client_hash, siphash13_u64, HashKey};
 use crate::output::Side;
-use crate::table::client_hash;
 
 /// The client end of a flow as seen in one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -98,22 +98,31 @@ pub fn client_end(frame: &[u8], side: Side, own: [u32; 2]) -> Option<ClientEnd> 
 
 /// The worker (0..`workers`) that owns the flows of client end `c` on the hand-off path.
 ///
-/// The low half of the flow table's own hash, reduced by multiply-shift (its top bits
-/// pick the worker): the table indexes its buckets with the lowest bits, which stay
+/// The low half of the flow table's own hash under the same `key` (the engines'
+/// [`EngineConfig::hash_key`](crate::EngineConfig)), reduced by multiply-shift (its top
+/// bits pick the worker): the table indexes its buckets with the lowest bits, which stay
 /// independent of the owner below 2^30 buckets, so each worker's table still spreads its
-/// share of the flows over all of its buckets.
+/// share of the flows over all of its buckets. Keyed, so that nobody outside can aim a
+/// flood of endpoints at one worker.
 #[inline]
-pub fn owner(c: ClientEnd, workers: usize) -> usize {
-    let low = client_hash(c.ip, c.port) & 0xffff_ffff;
+pub fn owner(c: ClientEnd, workers: usize, key: &HashKey) -> usize {
+    let low = client_hash(key, c.ip, c.port) & 0xffff_ffff;
     ((low * workers as u64) >> 32) as usize
 }
 
 /// The owner of `frame` received on `side` by worker `me`: `me` itself for a frame that
 /// belongs to no flow.
 #[inline]
-pub fn frame_owner(frame: &[u8], side: Side, own: [u32; 2], me: usize, workers: usize) -> usize {
+pub fn frame_owner(
+    frame: &[u8],
+    side: Side,
+    own: [u32; 2],
+    me: usize,
+    workers: usize,
+    key: &HashKey,
+) -> usize {
     match client_end(frame, side, own) {
-        Some(c) => owner(c, workers),
+        Some(c) => owner(c, workers, key),
         None => me,
     }
 }
@@ -138,11 +147,15 @@ pub fn toeplitz(key: &[u8], input: &[u8]) -> u32 {
     hash
 }
 
-/// The RSS key Tandem gives both ports: Microsoft's verification key, the one most
-/// drivers default to, repeated to the length the port asks for. Any key works as long
-/// as both ports have the same one.
-pub fn rss_key(len: usize) -> Vec<u8> {
-    RSS_DEFAULT_KEY.iter().copied().cycle().take(len).collect()
+/// The RSS key Tandem gives both ports, `len` bytes drawn from `seed` (the start's
+/// random [`HashKey`]): any key works as long as both ports have the same one, and a
+/// key nobody outside knows keeps an attacker from aiming a flood of client endpoints at
+/// one queue (drivers' default, Microsoft's published key, is known to everyone).
+pub fn rss_key(len: usize, seed: &HashKey) -> Vec<u8> {
+    (0..len.div_ceil(8) as u64)
+        .flat_map(|i| siphash13_u64(seed, i).to_le_bytes())
+        .take(len)
+        .collect()
 }
 
 /// Microsoft's RSS verification key (40 bytes).
@@ -217,15 +230,19 @@ mod tests {
     }
 
     #[test]
-    fn the_key_repeats_to_the_ports_length() {
-        let k = rss_key(52);
+    fn the_rss_key_has_the_ports_length_and_follows_the_starts_random_key() {
+        let a = HashKey::random().expect("getrandom");
+        let b = HashKey::random().expect("getrandom");
+        let k = rss_key(52, &a);
         assert_eq!(k.len(), 52);
-        assert_eq!(&k[..40], &RSS_DEFAULT_KEY);
-        assert_eq!(&k[40..], &RSS_DEFAULT_KEY[..12]);
+        assert_eq!(k, rss_key(52, &a), "one key for both ports");
+        assert_ne!(k, rss_key(52, &b), "another start, another key");
+        assert_ne!(&k[..40], &RSS_DEFAULT_KEY[..]);
     }
 
     #[test]
     fn owners_spread_evenly() {
+        let key = HashKey::random().expect("getrandom");
         for workers in [2usize, 3, 4, 8] {
             let mut n = vec![0u32; workers];
             for i in 0..80_000u32 {
@@ -233,7 +250,7 @@ mod tests {
                     ip: 0xc612_0000 | (i >> 4),
                     port: 40_000 + (i & 15) as u16,
                 };
-                n[owner(c, workers)] += 1;
+                n[owner(c, workers, &key)] += 1;
             }
             let fair = 80_000 / workers as u32;
             for (w, &k) in n.iter().enumerate() {

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use tandem_wire::MacAddr;
 
+use crate::hash::HashKey;
 use crate::replica::ReplicaId;
 
 /// Which TCP ports of a VIP a service covers.
@@ -97,6 +98,9 @@ pub struct EngineConfig {
     /// flow costs ~100 ns: 512 keep a worker's pass near 50 µs, so its receive queues
     /// are served while a million flows are swept (perf/failover.sh).
     pub failover_sweep_batch: usize,
+    /// Key of the client-endpoint hash (flow table, owner of a flow): random per start,
+    /// the same for every worker ([`crate::hash`]).
+    pub hash_key: HashKey,
 }
 
 impl EngineConfig {
@@ -143,6 +147,7 @@ impl Default for EngineConfig {
             sweep_batch: 64,
             sweep_interval_ns: 20_000,
             failover_sweep_batch: 512,
+            hash_key: HashKey::random().unwrap_or_else(|_| HashKey::from_clock()),
         }
     }
 }

@@ -133,7 +133,7 @@ impl<B: PacketBuf> Engine<B> {
         Engine {
             own,
             vips,
-            flows: FlowTable::new(cfg.max_flows),
+            flows: FlowTable::new(cfg.max_flows, cfg.hash_key),
             hold: HoldPool::new(cfg.hold_segments),
             counters: Counters::default(),
             rotation: vec![0; cfg.services.len()],
@@ -259,7 +259,7 @@ impl<B: PacketBuf> Engine<B> {
         self.counters.rx += 1;
         let mut class = classify(buf.bytes(), &self.own, &self.vips);
         if let Class::Tcp(m) = &mut class {
-            set_hash(m, side == Side::Outside);
+            set_hash(m, side == Side::Outside, &self.cfg.hash_key);
         }
         let found = match &class {
             Class::Tcp(m) => self.lookup(side, m),
@@ -289,7 +289,7 @@ impl<B: PacketBuf> Engine<B> {
             for buf in &bufs[..n] {
                 let mut class = classify(buf.bytes(), &self.own, &self.vips);
                 if let Class::Tcp(m) = &mut class {
-                    set_hash(m, outside);
+                    set_hash(m, outside, &self.cfg.hash_key);
                     self.flows.prefetch_bucket(m.hash);
                 }
                 classes.push(class);

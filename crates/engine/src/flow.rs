@@ -10,7 +10,6 @@
 use crate::hold::HoldList;
 use crate::replica::ReplicaId;
 use crate::seq::Seq;
-use crate::table::client_hash;
 use tandem_wire::MacAddr;
 
 /// Most replicas one flow is mirrored to.
@@ -27,14 +26,6 @@ pub struct FlowKey {
     pub vip: u32,
     /// Virtual port (replicas are reached on the same port).
     pub vip_port: u16,
-}
-
-impl FlowKey {
-    /// Table hash: client endpoint only (see [`crate::table`]).
-    #[inline]
-    pub fn hash(&self) -> u64 {
-        client_hash(self.client_ip, self.client_port)
-    }
 }
 
 /// Where a flow is in its life.

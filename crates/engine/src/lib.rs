@@ -7,6 +7,7 @@
 //! - [`seq`]: sequence numbers with wrapping arithmetic and RFC 1982 comparison.
 //! - [`replica`]: the shared replica-state table (atomics, one writer).
 //! - [`table`]: the per-worker flow table (fixed capacity, burst lookups with prefetch).
+//! - [`hash`]: the keyed hash of a client endpoint (SipHash-1-3, a random key per start).
 //! - [`flow`]: per-flow mirror-mode state.
 //! - [`hold`]: the hold queue for standby output.
 //! - [`engine`]: the mirror-mode rules, packet by packet, and forward mode (NAT only, for
@@ -25,6 +26,7 @@ pub mod buffer;
 pub mod config;
 pub mod engine;
 pub mod flow;
+pub mod hash;
 pub mod hold;
 pub mod output;
 pub mod parse;
@@ -36,6 +38,7 @@ pub use buffer::{BufferPool, PacketBuf, VecPool};
 pub use config::{EngineConfig, Service, ServicePort, MAX_POOL};
 pub use engine::{Engine, BURST};
 pub use flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, MAX_COPIES};
+pub use hash::HashKey;
 pub use output::{Counters, DropReason, Output, Side, Signal, SignalKind, Tx};
 pub use replica::{Health, ReplicaId, ReplicaTable, HEARD_GRANULARITY_NS};
 pub use seq::Seq;

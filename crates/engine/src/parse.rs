@@ -9,9 +9,9 @@
 use tandem_wire::ipv4::protocol;
 use tandem_wire::{EtherType, TcpFlags, TcpSegment};
 
+use crate::hash::{client_hash, HashKey};
 use crate::output::DropReason;
 use crate::seq::Seq;
-use crate::table::client_hash;
 
 /// Header fields and offsets of a TCP/IPv4 frame.
 #[derive(Clone, Copy, Debug, Default)]
@@ -225,11 +225,11 @@ fn scan_options(opts: &[u8]) -> (u16, bool) {
 /// Sets `meta.hash` to the client-endpoint hash for a frame that arrived on `outside`
 /// (client is the source) or inside (client is the destination).
 #[inline]
-pub fn set_hash(meta: &mut Meta, outside: bool) {
+pub fn set_hash(meta: &mut Meta, outside: bool, key: &HashKey) {
     meta.hash = if outside {
-        client_hash(meta.src, meta.sport)
+        client_hash(key, meta.src, meta.sport)
     } else {
-        client_hash(meta.dst, meta.dport)
+        client_hash(key, meta.dst, meta.dport)
     };
 }
 

@@ -6,26 +6,19 @@
 //! packets carry them as source, replica→client packets as destination. A bucket holds a
 //! hash tag and a slot index; the flow itself lives in a slab. Deletion shifts later
 //! entries back (no tombstones), so lookups never degrade with churn.
+//!
+//! The hash is keyed ([`crate::hash`], a random key per start): linear probing is only as
+//! good as the spread of the hash, and with a key nobody outside knows, an attacker who
+//! picks the client endpoints cannot pile them into one probe run.
 
 use crate::flow::{Flow, FlowKey};
+use crate::hash::{client_hash, HashKey};
 
 #[derive(Clone, Copy, Default)]
 struct Bucket {
     /// Upper hash bits | 1; 0 marks an empty bucket.
     tag: u32,
     slot: u32,
-}
-
-/// Hash of a client endpoint (address, port).
-#[inline]
-pub fn client_hash(client_ip: u32, client_port: u16) -> u64 {
-    let x = (u64::from(client_ip) << 16) | u64::from(client_port);
-    // A multiply-xorshift mix (splitmix64 finaliser): cheap, and every input bit reaches
-    // the upper bits used for the bucket index.
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 #[inline]
@@ -43,11 +36,13 @@ pub struct FlowTable {
     flows: Box<[Flow]>,
     in_use: Box<[u64]>,
     free: Vec<FlowIdx>,
+    key: HashKey,
 }
 
 impl FlowTable {
-    /// A table for `capacity` flows (buckets: the next power of two ≥ 2 × capacity).
-    pub fn new(capacity: usize) -> FlowTable {
+    /// A table for `capacity` flows (buckets: the next power of two ≥ 2 × capacity),
+    /// hashing client endpoints under `key`.
+    pub fn new(capacity: usize, key: HashKey) -> FlowTable {
         let capacity = capacity.clamp(1, u32::MAX as usize / 2);
         let nbuckets = (capacity * 2).next_power_of_two();
         FlowTable {
@@ -56,7 +51,31 @@ impl FlowTable {
             flows: huge_slice(capacity, Flow::default),
             in_use: vec![0; capacity.div_ceil(64)].into_boxed_slice(),
             free: (0..capacity as FlowIdx).rev().collect(),
+            key,
         }
+    }
+
+    /// The hash of a client endpoint in this table (and for the owner of its flows).
+    #[inline]
+    pub fn hash(&self, client_ip: u32, client_port: u16) -> u64 {
+        client_hash(&self.key, client_ip, client_port)
+    }
+
+    /// The hash of `key`'s client endpoint.
+    #[inline]
+    pub fn hash_of(&self, key: &FlowKey) -> u64 {
+        self.hash(key.client_ip, key.client_port)
+    }
+
+    /// Buckets a lookup of `hash` reads before it meets an empty one: the cost of a miss.
+    pub fn probe_len(&self, hash: u64) -> usize {
+        let mut i = (hash as usize) & self.mask;
+        let mut n = 1;
+        while self.buckets[i].tag != 0 && n <= self.buckets.len() {
+            i = (i + 1) & self.mask;
+            n += 1;
+        }
+        n
     }
 
     /// Maximum number of flows.
@@ -140,14 +159,14 @@ impl FlowTable {
     /// Finds a flow by its key, from the client's direction.
     #[inline]
     pub fn find_key(&self, key: &FlowKey) -> Option<FlowIdx> {
-        self.find(key.hash(), |f| f.key == *key)
+        self.find(self.hash_of(key), |f| f.key == *key)
     }
 
     /// Inserts a fresh flow for `key`; `None` when the table is full. The caller must have
     /// checked that the key is not present.
     pub fn insert(&mut self, key: FlowKey) -> Option<FlowIdx> {
         let slot = self.free.pop()?;
-        let hash = key.hash();
+        let hash = self.hash_of(&key);
         let mut i = (hash as usize) & self.mask;
         while self.buckets[i].tag != 0 {
             i = (i + 1) & self.mask;
@@ -166,7 +185,7 @@ impl FlowTable {
         if !self.is_used(slot) {
             return;
         }
-        let hash = self.flows[slot as usize].key.hash();
+        let hash = self.hash_of(&self.flows[slot as usize].key);
         let mut i = (hash as usize) & self.mask;
         loop {
             let b = self.buckets[i];
@@ -187,7 +206,7 @@ impl FlowTable {
             if b.tag == 0 {
                 break;
             }
-            let home = (self.flows[b.slot as usize].key.hash() as usize) & self.mask;
+            let home = (self.hash_of(&self.flows[b.slot as usize].key) as usize) & self.mask;
             // Move b into the hole unless its home lies cyclically in (hole, j].
             let stays = if hole <= j {
                 hole < home && home <= j
@@ -337,6 +356,8 @@ fn prefetch_addr(p: *const u8) {
 mod tests {
     use super::*;
 
+    const KEY: HashKey = HashKey::fixed(1, 2);
+
     fn key(i: u32) -> FlowKey {
         FlowKey {
             client_ip: 0xc612_0000 | (i >> 16),
@@ -348,7 +369,7 @@ mod tests {
 
     #[test]
     fn insert_find_remove_with_churn() {
-        let mut t = FlowTable::new(1000);
+        let mut t = FlowTable::new(1000, KEY);
         let mut live = std::collections::HashMap::new();
         for i in 0..1000u32 {
             live.insert(i, t.insert(key(i)).expect("room"));
@@ -371,7 +392,7 @@ mod tests {
 
     #[test]
     fn same_client_endpoint_different_vips() {
-        let mut t = FlowTable::new(8);
+        let mut t = FlowTable::new(8, KEY);
         let a = key(1);
         let b = FlowKey {
             vip: 0xc612_0065,
@@ -388,7 +409,7 @@ mod tests {
 
     #[test]
     fn next_used_walks_and_wraps() {
-        let mut t = FlowTable::new(200);
+        let mut t = FlowTable::new(200, KEY);
         assert_eq!(t.next_used(0), None);
         let slots: Vec<_> = (0..5).map(|i| t.insert(key(i)).expect("room")).collect();
         let mut seen = Vec::new();
@@ -408,7 +429,7 @@ mod tests {
 
     #[test]
     fn next_used_within_looks_only_inside_its_window() {
-        let mut t = FlowTable::new(1000);
+        let mut t = FlowTable::new(1000, KEY);
         assert_eq!(t.next_used_within(0, 1000), None);
         let slots: Vec<FlowIdx> = (0..3).map(|i| t.insert(key(i)).expect("room")).collect();
         // A brute-force answer for every start and window length.
@@ -426,5 +447,66 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The table's hash before it was keyed: a fixed, invertible mix (splitmix64's
+    /// finaliser) of the client endpoint, known to anyone who reads the code.
+    fn unkeyed_hash(ip: u32, port: u16) -> u64 {
+        let x = (u64::from(ip) << 16) | u64::from(port);
+        let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    #[test]
+    fn endpoints_brute_forced_to_collide_under_the_old_hash_spread_under_the_keyed_one() {
+        // What a SYN flood from spoofed sources can do against a known hash: search the
+        // lab's client range for endpoints whose home bucket is the same.
+        const FLOWS: usize = 4096;
+        const COLLIDING: usize = 1500;
+        let mut t = FlowTable::new(FLOWS, HashKey::random().expect("getrandom"));
+        let mask = t.mask as u64;
+        let mut found = Vec::with_capacity(COLLIDING);
+        'search: for ip in 0xc612_0000u32..0xc614_0000 {
+            for port in (1024u16..=65535).step_by(7) {
+                if unkeyed_hash(ip, port) & mask == 0x2a {
+                    found.push((ip, port));
+                    if found.len() == COLLIDING {
+                        break 'search;
+                    }
+                }
+            }
+        }
+        assert_eq!(found.len(), COLLIDING, "the search found its endpoints");
+        // Under the old hash they all have one home: one probe run of every one of them,
+        // and a lookup that misses walks it all.
+        let old_run = found
+            .iter()
+            .filter(|(ip, port)| unkeyed_hash(*ip, *port) & mask == 0x2a)
+            .count();
+        assert_eq!(old_run, COLLIDING);
+        for (i, &(ip, port)) in found.iter().enumerate() {
+            let k = FlowKey {
+                client_ip: ip,
+                client_port: port,
+                vip: 0xc612_0064,
+                vip_port: 80,
+            };
+            assert!(t.insert(k).is_some(), "flow {i} fits");
+        }
+        // Under the keyed hash the probe runs stay short, for these and for a miss.
+        let longest = found
+            .iter()
+            .map(|&(ip, port)| t.probe_len(t.hash(ip, port)))
+            .max()
+            .unwrap_or(0);
+        assert!(
+            longest <= 32,
+            "longest probe {longest} buckets for {COLLIDING} flows in {} buckets",
+            t.mask + 1
+        );
+        let miss = t.probe_len(t.hash(0xc612_0001, 1));
+        assert!(miss <= 32, "a miss reads {miss} buckets");
     }
 }

@@ -17,7 +17,8 @@ use std::sync::Arc;
 use common::*;
 use tandem_engine::affinity::{self, RssModel};
 use tandem_engine::{
-    DropReason, Engine, EngineConfig, Output, ReplicaTable, Service, ServicePort, Side, VecPool,
+    DropReason, Engine, EngineConfig, HashKey, Output, ReplicaTable, Service, ServicePort, Side,
+    VecPool,
 };
 use tandem_wire::{MacAddr, TcpFlags};
 
@@ -82,7 +83,7 @@ impl Appliance {
                 .collect(),
             path,
             // A 128-entry table, as many NICs have, over one queue per worker.
-            rss: RssModel::new(affinity::rss_key(40), 128, WORKERS as u16),
+            rss: RssModel::new(affinity::rss_key(40, &cfg.hash_key), 128, WORKERS as u16),
             handed_off: 0,
             now: 1_000 * MS,
         }
@@ -95,7 +96,8 @@ impl Appliance {
         let owner = match self.path {
             Path::HandOff => {
                 let arrival = spread % WORKERS;
-                let owner = affinity::frame_owner(&frame, side, own, arrival, WORKERS);
+                let key = self.workers[0].engine.config().hash_key;
+                let owner = affinity::frame_owner(&frame, side, own, arrival, WORKERS, &key);
                 if owner != arrival {
                     self.handed_off += 1;
                 }
@@ -290,7 +292,8 @@ fn rss_on_the_client_fields_needs_no_hand_off() {
 
 #[test]
 fn rss_queues_agree_each_way_and_frames_for_the_appliance_stay_local() {
-    let rss = RssModel::new(affinity::rss_key(52), 512, 6);
+    let key = HashKey::random().expect("getrandom");
+    let rss = RssModel::new(affinity::rss_key(52, &key), 512, 6);
     for i in 0..20_000 {
         let client = client_of(i);
         let req = segment(client, (VIP, PORT), 1, 0, S, Opts::default(), b"");
@@ -298,8 +301,8 @@ fn rss_queues_agree_each_way_and_frames_for_the_appliance_stay_local() {
         let q = rss.queue(&req, Side::Outside);
         assert_eq!(q, rss.queue(&reply, Side::Inside), "client {client:?}");
         assert_eq!(
-            affinity::frame_owner(&req, Side::Outside, OWN, 9, 5),
-            affinity::frame_owner(&reply, Side::Inside, OWN, 9, 5),
+            affinity::frame_owner(&req, Side::Outside, OWN, 9, 5, &key),
+            affinity::frame_owner(&reply, Side::Inside, OWN, 9, 5, &key),
         );
     }
     // A probe's answer (to the appliance's own inside address) is not a flow's.
@@ -313,19 +316,25 @@ fn rss_queues_agree_each_way_and_frames_for_the_appliance_stay_local() {
         b"",
     );
     assert_eq!(
-        affinity::frame_owner(&probe_answer, Side::Inside, OWN, 3, 4),
+        affinity::frame_owner(&probe_answer, Side::Inside, OWN, 3, 4, &key),
         3
     );
     // Nor is anything that is not TCP over IPv4, or a truncated frame.
     let mut arp = probe_answer.clone();
     arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-    assert_eq!(affinity::frame_owner(&arp, Side::Outside, OWN, 2, 4), 2);
     assert_eq!(
-        affinity::frame_owner(&probe_answer[..30], Side::Inside, OWN, 1, 4),
+        affinity::frame_owner(&arp, Side::Outside, OWN, 2, 4, &key),
+        2
+    );
+    assert_eq!(
+        affinity::frame_owner(&probe_answer[..30], Side::Inside, OWN, 1, 4, &key),
         1
     );
     // A fragment has no ports to hash: it stays (and the engine drops it, counted).
     let mut frag = segment(client_of(3), (VIP, PORT), 1, 0, A, Opts::default(), b"x");
     frag[14 + 6] |= 0x20;
-    assert_eq!(affinity::frame_owner(&frag, Side::Outside, OWN, 1, 4), 1);
+    assert_eq!(
+        affinity::frame_owner(&frag, Side::Outside, OWN, 1, 4, &key),
+        1
+    );
 }

@@ -150,13 +150,15 @@ pub fn rss_settings(
     role: PortRole,
     queues: u16,
     info: &DevInfo,
+    key: &tandem_engine::HashKey,
 ) -> (u64, Option<Vec<u8>>) {
     match a {
         Affinity::Rss => (
             client_fields(role) | (rss::IPV4 & info.flow_type_rss_offloads),
-            Some(tandem_engine::affinity::rss_key(usize::from(
-                info.hash_key_size,
-            ))),
+            Some(tandem_engine::affinity::rss_key(
+                usize::from(info.hash_key_size),
+                key,
+            )),
         ),
         // Spread over the queues by the port's usual hash; the workers sort it out.
         Affinity::HandOff | Affinity::Single if queues > 1 => {
@@ -173,11 +175,16 @@ pub const MAX_HANDOFF_WORKERS: usize = 32;
 /// The hand-off rings of `workers` workers (at most [`MAX_HANDOFF_WORKERS`]), as each
 /// worker's [`HandOff`] (index = worker id); `own` is the appliance's address on each
 /// side (outside, inside), host order.
-pub fn handoff_rings(workers: usize, own: [u32; 2]) -> tandem_dpdk::Result<Vec<HandOff>> {
+pub fn handoff_rings(
+    workers: usize,
+    own: [u32; 2],
+    key: &tandem_engine::HashKey,
+) -> tandem_dpdk::Result<Vec<HandOff>> {
     let mut hs: Vec<HandOff> = (0..workers)
         .map(|_| HandOff {
             workers,
             own,
+            key: *key,
             to: (0..workers).map(|_| None).collect(),
             from: Vec::with_capacity(2 * workers.saturating_sub(1)),
         })
@@ -302,8 +309,9 @@ mod tests {
     fn rss_settings_hash_the_client_end_with_one_key() {
         let all = client_fields(PortRole::Outside) | client_fields(PortRole::Inside) | rss::IPV4;
         let mlx5 = info("net_mlx5", all, 512, 52);
-        let (out_hf, out_key) = rss_settings(Affinity::Rss, PortRole::Outside, 4, &mlx5);
-        let (in_hf, in_key) = rss_settings(Affinity::Rss, PortRole::Inside, 4, &mlx5);
+        let key = tandem_engine::HashKey::random().expect("getrandom");
+        let (out_hf, out_key) = rss_settings(Affinity::Rss, PortRole::Outside, 4, &mlx5, &key);
+        let (in_hf, in_key) = rss_settings(Affinity::Rss, PortRole::Inside, 4, &mlx5, &key);
         assert_eq!(out_hf & (rss::L3_DST_ONLY | rss::L4_DST_ONLY), 0);
         assert_eq!(in_hf & (rss::L3_SRC_ONLY | rss::L4_SRC_ONLY), 0);
         assert_ne!(out_hf & rss::L4_SRC_ONLY, 0);
@@ -312,11 +320,11 @@ mod tests {
         assert_eq!(out_key.map(|k| k.len()), Some(52));
         let ixgbe = info("net_ixgbe", rss::IPV4 | rss::NONFRAG_IPV4_TCP, 128, 40);
         assert_eq!(
-            rss_settings(Affinity::HandOff, PortRole::Inside, 4, &ixgbe).1,
+            rss_settings(Affinity::HandOff, PortRole::Inside, 4, &ixgbe, &key).1,
             None
         );
         assert_eq!(
-            rss_settings(Affinity::Single, PortRole::Inside, 1, &ixgbe).0,
+            rss_settings(Affinity::Single, PortRole::Inside, 1, &ixgbe, &key).0,
             0
         );
     }

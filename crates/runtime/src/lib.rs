@@ -86,6 +86,9 @@ pub enum RuntimeError {
     /// A worker lcore panicked or failed.
     #[error("worker on lcore {0} ended with status {1}")]
     Worker(u32, i32),
+    /// The kernel gave no random bytes for the start's hash key.
+    #[error("hash key: getrandom: {0}")]
+    Random(std::io::Error),
 }
 
 trait Context<T> {
@@ -153,6 +156,7 @@ fn start_port(
     pool: &Mempool,
     workers: u16,
     path: affinity::Affinity,
+    hash_key: &tandem_engine::HashKey,
 ) -> Result<Started, RuntimeError> {
     let cfg = profile.port(role);
     let Claimed {
@@ -172,7 +176,7 @@ fn start_port(
             info.driver_name, info.max_tx_queues
         )));
     }
-    let (rss_hf, rss_key) = affinity::rss_settings(path, role, cfg.queues, &info);
+    let (rss_hf, rss_key) = affinity::rss_settings(path, role, cfg.queues, &info, hash_key);
     let conf = PortConfig {
         rx_queues: cfg.queues,
         tx_queues,
@@ -265,6 +269,9 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
     let eal = Eal::init(&profile.eal.args).ctx(|| "EAL initialisation (eal.args)".to_owned())?;
     tracing::info!(version = %tandem_dpdk::version(), "EAL up");
     check_lcores(profile)?;
+    // One random key per start for every client-endpoint hash: the flow tables, the
+    // owner of a flow, the ports' RSS (tandem_engine::hash).
+    let hash_key = tandem_engine::HashKey::random().map_err(RuntimeError::Random)?;
     let l = &profile.limits;
     let pool = Mempool::new_pktmbuf(
         "tandem_mbufs",
@@ -286,7 +293,9 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
     let (mut path, mut why) = affinity::choose(profile, &outside.info, &inside.info);
     let mut ports = Vec::with_capacity(2);
     for (role, claimed) in PortRole::ALL.into_iter().zip([outside, inside]) {
-        ports.push(start_port(profile, role, claimed, &pool, nw, path)?);
+        ports.push(start_port(
+            profile, role, claimed, &pool, nw, path, &hash_key,
+        )?);
     }
     if path == affinity::Affinity::Rss {
         // Both ports must hash the client fields with one key and send a hash to the same
@@ -316,7 +325,7 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
             u32::from(profile.ports.outside.address.address),
             u32::from(profile.ports.inside.address.address),
         ];
-        affinity::handoff_rings(plan.len(), own)
+        affinity::handoff_rings(plan.len(), own, &hash_key)
             .ctx(|| "hand-off rings".to_owned())?
             .into_iter()
             .map(Some)
@@ -325,7 +334,8 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
         Vec::new()
     };
     let macs = (ports[0].mac, ports[1].mac);
-    let mapped = map_profile(profile, macs.0, macs.1)?;
+    let mut mapped = map_profile(profile, macs.0, macs.1)?;
+    mapped.engine.hash_key = hash_key;
     for w in &mapped.warnings {
         tracing::warn!("{w}");
     }

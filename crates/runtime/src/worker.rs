@@ -63,6 +63,8 @@ pub struct HandOff {
     /// The appliance's own port addresses (outside, inside), host order: TCP to them is
     /// a health-probe answer, kept by the receiving worker for the control core.
     pub own: [u32; 2],
+    /// The start's hash key: every worker computes the same owner.
+    pub key: tandem_engine::HashKey,
     /// To each worker, by worker id, a ring per side (outside, inside); `None` for this
     /// worker itself.
     pub to: Vec<Option<[Producer<Mbuf>; 2]>>,
@@ -314,7 +316,7 @@ pub fn run(
                 Some(h) => {
                     let s = side_index(side);
                     for mut m in rx.drain() {
-                        let owner = frame_owner(m.data(), side, h.own, me, h.workers);
+                        let owner = frame_owner(m.data(), side, h.own, me, h.workers, &h.key);
                         if owner == me {
                             match MbufBuf::new(m) {
                                 Ok(b) => bufs.push(b),
