@@ -68,6 +68,14 @@ const SWEEP_PREFETCH_AHEAD: FlowIdx = 8;
 /// `synack_wait`, before the flow goes on without it.
 pub const SYN_RETRIES: u8 = 3;
 
+/// Least time between two challenge ACKs of one flow (RFC 5961 §7: challenge ACKs are
+/// rate-limited): a flood of in-window RSTs is answered at most 1000 times a second.
+pub const CHALLENGE_GAP_NS: u64 = 1_000_000;
+
+/// Half-open flows expired from the front of their queue per poll, at most: the rest wait
+/// for the next poll, so a burst of expiries never holds up a receive burst.
+const HALF_OPEN_EXPIRY_BATCH: usize = 64;
+
 /// Size of the buffers the engine asks for when it synthesises a segment.
 const SYNTH_LEN: usize = 14 + 20 + 60;
 
@@ -106,6 +114,11 @@ pub struct Engine<B: PacketBuf> {
     rotation: Vec<usize>,
     /// Flows waiting for the rest of their SYN-ACKs: (slot, key, deadline).
     synack_queue: VecDeque<(FlowIdx, FlowKey, u64)>,
+    /// Flows in creation order while they may still be half-open: (slot, key, created).
+    /// The front is the oldest, the one a full table evicts for a new SYN and the next to
+    /// reach the SYN timeout. Entries of flows that completed their handshake or ended are
+    /// skipped when met (stale).
+    half_open: VecDeque<(FlowIdx, FlowKey, u64)>,
     sweep_cursor: FlowIdx,
     next_sweep_at: u64,
     /// [`EngineConfig::sweep_cover_ns`], computed once.
@@ -138,6 +151,7 @@ impl<B: PacketBuf> Engine<B> {
             counters: Counters::default(),
             rotation: vec![0; cfg.services.len()],
             synack_queue: VecDeque::with_capacity(cfg.max_flows.min(1 << 16)),
+            half_open: VecDeque::with_capacity(cfg.max_flows),
             sweep_cursor: 0,
             next_sweep_at: 0,
             sweep_cover_ns: cfg.sweep_cover_ns(),
@@ -460,7 +474,7 @@ impl<B: PacketBuf> Engine<B> {
             self.counters.drop(DropReason::EndpointInUse);
             return;
         }
-        let svc = &self.cfg.services[si];
+        let copies = self.cfg.services[si].copies;
         self.rotation[si] = self.rotation[si].wrapping_add(1);
         let key = FlowKey {
             client_ip: m.src,
@@ -468,11 +482,31 @@ impl<B: PacketBuf> Engine<B> {
             vip: m.dst,
             vip_port: m.dport,
         };
-        let Some(idx) = self.flows.insert(key) else {
-            self.counters.drop(DropReason::TableFull);
-            return;
+        let idx = match self.flows.insert(key) {
+            Some(idx) => idx,
+            // §3.11, SYN floods: a full table gives up its oldest half-open flow, never an
+            // established one (conntrack's early drop).
+            None => match self.evict_half_open(now, pool, out) {
+                true => match self.flows.insert(key) {
+                    Some(idx) => idx,
+                    None => {
+                        self.counters.drop(DropReason::TableFull);
+                        return;
+                    }
+                },
+                false => {
+                    self.counters.drop(DropReason::TableFull);
+                    return;
+                }
+            },
         };
         self.counters.flows_created += 1;
+        if self.half_open.len() == self.half_open.capacity() {
+            // Full of older entries (most of them stale): the oldest record goes; that
+            // flow still expires by the sweep.
+            self.half_open.pop_front();
+        }
+        self.half_open.push_back((idx, key, now));
         let frame = buf.bytes();
         let client_mac = EthernetFrame::new_unchecked(frame).src();
         let tcp = m.tcp(frame);
@@ -488,10 +522,12 @@ impl<B: PacketBuf> Engine<B> {
             f.client_tsval = tsval;
         }
         f.client_window = tcp.window();
+        // Windows in a SYN are never scaled (RFC 7323 §2.2).
+        f.client_max_wnd = u32::from(tcp.window());
         f.created_at = now;
         f.last_seen = now;
         f.n_legs = n as u8;
-        f.unprotected = n < svc.copies.min(MAX_COPIES);
+        f.unprotected = n < copies.min(MAX_COPIES);
         self.counters.flows_unprotected += u64::from(f.unprotected);
         f.checked_downs = self.replicas.down_generation();
         for (leg, &r) in f.legs.iter_mut().zip(&chosen[..n]) {
@@ -655,6 +691,7 @@ impl<B: PacketBuf> Engine<B> {
     /// Timers and the background sweep; call it every loop iteration (it is cheap when
     /// there is nothing to do).
     pub fn poll<P: BufferPool<B>>(&mut self, now: u64, pool: &mut P, out: &mut Output<B>) {
+        self.expire_half_open(now, pool, out);
         // Handshakes whose SYN-ACK wait is over.
         while let Some(&(idx, key, deadline)) = self.synack_queue.front() {
             if deadline > now || out.tx_room() < MAX_COPIES + 1 {
@@ -771,6 +808,79 @@ impl<B: PacketBuf> Engine<B> {
         }
     }
 
+    /// The front of the half-open queue if it is still a half-open flow, else `None`
+    /// after dropping the stale entries before it (at most `limit` of them).
+    fn oldest_half_open(&mut self, limit: usize) -> Option<(FlowIdx, u64)> {
+        for _ in 0..limit {
+            let &(idx, key, created) = self.half_open.front()?;
+            if self.flows.is_used(idx) {
+                let f = self.flows.get(idx);
+                if f.key == key && f.created_at == created && f.is_half_open() {
+                    return Some((idx, created));
+                }
+            }
+            self.half_open.pop_front();
+        }
+        None
+    }
+
+    /// §3.11: half-open flows never outlive `syn_timeout`, counted from their SYN: a
+    /// replica retransmitting its SYN-ACK keeps none alive. Their replicas get a RST, so
+    /// their own half-open connections end too.
+    fn expire_half_open<P: BufferPool<B>>(&mut self, now: u64, pool: &mut P, out: &mut Output<B>) {
+        let mut budget = HALF_OPEN_EXPIRY_BATCH;
+        while budget > 0 && out.tx_room() >= MAX_COPIES {
+            let Some((idx, created)) = self.oldest_half_open(HALF_OPEN_EXPIRY_BATCH) else {
+                return;
+            };
+            if now.saturating_sub(created) <= self.cfg.syn_timeout_ns {
+                return;
+            }
+            budget -= 1;
+            self.half_open.pop_front();
+            self.end_half_open(idx, now, pool, out);
+            self.counters.half_open_expired += 1;
+        }
+    }
+
+    /// A full table's room for a new SYN: the oldest half-open flow ends (its replicas
+    /// get a RST). False when there is none: established flows are never evicted.
+    fn evict_half_open<P: BufferPool<B>>(
+        &mut self,
+        now: u64,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) -> bool {
+        // Bounded: a table of established flows may have queued many stale entries.
+        let Some((idx, _)) = self.oldest_half_open(4 * BURST) else {
+            return false;
+        };
+        self.half_open.pop_front();
+        self.end_half_open(idx, now, pool, out);
+        self.counters.half_open_evicted += 1;
+        true
+    }
+
+    /// Ends half-open flow `idx`: a RST to each replica that answered (at the sequence
+    /// its half-open connection expects), then out of the table.
+    fn end_half_open<P: BufferPool<B>>(
+        &mut self,
+        idx: FlowIdx,
+        now: u64,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) {
+        let mut ctx = ctx!(self, pool, out, now);
+        let f = self.flows.get_mut(idx);
+        let seq = f.client_isn.wrapping_add(1);
+        for i in 0..f.n_legs as usize {
+            if f.legs[i].alive && f.legs[i].answered {
+                ctx.synth_rst_to_leg(f, i, seq);
+            }
+        }
+        self.remove_flow(idx);
+    }
+
     /// Whether a flow of the client endpoint of `m` (address and port) on the same port,
     /// through another VIP, uses one of `replicas`. A replica knows a connection by the
     /// client's address and port, its own address and the port, so to it both flows
@@ -878,25 +988,16 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
 
     /// A segment from the client of an existing flow.
     fn on_client(&mut self, f: &mut Flow, buf: B, m: &Meta) -> Fate {
-        f.last_seen = self.now;
         let flags = m.flags;
-        let ordinary = !flags.contains(TcpFlags::RST) && !flags.contains(TcpFlags::SYN);
-        if ordinary && f.phase != FlowPhase::SynSent {
-            // First what the client says, so that a failover below replays only what
-            // the client still lacks.
-            self.record_client(f, &buf, m);
-        }
-        if self.refresh_legs(f) == Fate::Remove {
-            return Fate::Remove;
-        }
         if flags.contains(TcpFlags::RST) {
-            // §3.8: a client RST goes to every replica; the flow ends with it.
-            self.copy_to_legs(f, buf, m);
-            return Fate::Remove;
+            return self.on_client_rst(f, buf, m);
         }
         if flags.contains(TcpFlags::SYN) {
             // A retransmitted SYN: the replicas answer it themselves.
             if m.seq == f.client_isn {
+                if self.refresh_legs(f) == Fate::Remove {
+                    return Fate::Remove;
+                }
                 self.copy_to_legs(f, buf, m);
             } else {
                 self.c.drop(DropReason::BadState);
@@ -907,6 +1008,31 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             // Nothing but a SYN can come before the client has seen a SYN-ACK.
             self.c.drop(DropReason::BadState);
             return Fate::Keep;
+        }
+        // §3.11: a segment the client's peer would not accept changes nothing.
+        let in_window = match self.accept_from_client(f, &buf, m) {
+            Ok(w) => w,
+            Err(reason) => {
+                self.c.drop(reason);
+                return Fate::Keep;
+            }
+        };
+        if in_window && flags.contains(TcpFlags::FIN) && !checksum_ok(buf.bytes(), m) {
+            self.c.drop(DropReason::BadChecksum);
+            return Fate::Keep;
+        }
+        f.last_seen = self.now;
+        if in_window {
+            // First what the client says, so that a failover below replays only what
+            // the client still lacks.
+            self.record_client(f, &buf, m);
+        }
+        if f.phase == FlowPhase::SynAckSent && m.ack == f.visible_isn.wrapping_add(1) {
+            // The client acked the SYN-ACK: the handshake is complete (§3.11).
+            f.phase = FlowPhase::Established;
+        }
+        if self.refresh_legs(f) == Fate::Remove {
+            return Fate::Remove;
         }
         // A segment wholly below the ack the client was sent (a retransmission, or a
         // keepalive probe) means that ack did not arrive. The replicas' answers tell
@@ -924,7 +1050,103 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         Fate::Keep
     }
 
-    /// The client's ack, window, TS.Recent, sequence and FIN.
+    /// §3.11: whether the client's peer would accept segment `m` (neither SYN nor RST)
+    /// of a flow whose SYN-ACK went out: `Ok(true)` in the receive window, `Ok(false)`
+    /// wholly before it (a retransmission or a keepalive: answered and passed on, nothing
+    /// recorded), or why it is dropped. The window is the one Tandem told the client.
+    fn accept_from_client(&self, f: &Flow, buf: &B, m: &Meta) -> Result<bool, DropReason> {
+        if !m.flags.contains(TcpFlags::ACK) {
+            return Err(DropReason::NoAck);
+        }
+        // RFC 5961 §5: SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT, in the visible space:
+        // an ack of bytes Tandem never sent the client is never recorded.
+        let una = if f.client_acked {
+            f.client_ack
+        } else {
+            f.visible_isn.wrapping_add(1)
+        };
+        if m.ack > f.to_client_nxt || m.ack < una.wrapping_sub(f.client_max_wnd.max(1)) {
+            return Err(DropReason::AckOutOfWindow);
+        }
+        // RFC 793 §3.3 acceptance, one byte past the edge for a zero-window probe.
+        let left = f.ack_sent;
+        let right = f.edge_sent.later(left).wrapping_add(1);
+        let in_window = in_window(m, left, right);
+        if !in_window {
+            // A retransmission from at most one largest window back.
+            let back = u32::from(u16::MAX) << f.visible_wscale;
+            let end = m.seq.wrapping_add(m.seq_len());
+            if !(end <= left && m.seq >= left.wrapping_sub(back)) {
+                return Err(DropReason::OutOfWindow);
+            }
+        }
+        // PAWS (RFC 7323 §5): never older than the last timestamp accepted.
+        if f.ts_on {
+            if let Some((tsval, _)) = m.timestamps(buf.bytes()) {
+                if Seq(tsval) < Seq(f.client_tsval) {
+                    return Err(DropReason::Paws);
+                }
+            }
+        }
+        Ok(in_window)
+    }
+
+    /// §3.11 and RFC 5961 §3: a client RST ends the flow only at the exact sequence
+    /// number expected (what the client has sent, or what a replica has acked); one
+    /// elsewhere in the window is answered with a challenge ACK, so that a real client
+    /// sends the exact RST; anything else is dropped. Tandem answers the challenge itself
+    /// rather than pass the RST on: a replica whose own next expected byte Tandem has not
+    /// seen acked yet could take it for exact, and leave the others diverged.
+    fn on_client_rst(&mut self, f: &mut Flow, buf: B, m: &Meta) -> Fate {
+        if !checksum_ok(buf.bytes(), m) {
+            self.c.drop(DropReason::BadChecksum);
+            return Fate::Keep;
+        }
+        let exact = if f.is_half_open() {
+            m.seq == f.client_isn.wrapping_add(1)
+        } else {
+            m.seq == f.client_snd_nxt
+                || m.seq == f.ack_sent
+                || f.legs()
+                    .iter()
+                    .any(|l| l.alive && l.answered && l.ack == m.seq)
+        };
+        if exact {
+            if self.refresh_legs(f) == Fate::Remove {
+                return Fate::Remove;
+            }
+            // §3.8: a client RST goes to every replica; the flow ends with it.
+            self.copy_to_legs(f, buf, m);
+            return Fate::Remove;
+        }
+        let right = f.edge_sent.later(f.ack_sent).wrapping_add(1);
+        if f.phase != FlowPhase::SynSent && m.seq >= f.ack_sent && m.seq < right {
+            self.c.drop(DropReason::RstInWindow);
+            if self.may_challenge(f) {
+                let seq = f.to_client_nxt;
+                if self.synth_to_client(f, TcpFlags::ACK, seq) {
+                    self.c.acks_to_client += 1;
+                }
+            }
+        } else {
+            self.c.drop(DropReason::RstOutOfWindow);
+        }
+        Fate::Keep
+    }
+
+    /// Whether flow `f` may send a challenge ACK now ([`CHALLENGE_GAP_NS`]); if so, the
+    /// time is taken.
+    fn may_challenge(&self, f: &mut Flow) -> bool {
+        if f.last_challenge_at != 0
+            && self.now.saturating_sub(f.last_challenge_at) < CHALLENGE_GAP_NS
+        {
+            return false;
+        }
+        f.last_challenge_at = self.now.max(1);
+        true
+    }
+
+    /// The client's ack, window, TS.Recent, sequence and FIN, from an accepted segment.
     fn record_client(&mut self, f: &mut Flow, buf: &B, m: &Meta) {
         let frame = buf.bytes();
         if m.flags.contains(TcpFlags::ACK) && (!f.client_acked || m.ack > f.client_ack) {
@@ -932,6 +1154,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             f.client_acked = true;
         }
         f.client_window = m.tcp(frame).window();
+        f.client_max_wnd = f
+            .client_max_wnd
+            .max(u32::from(f.client_window) << f.client_shift);
         if let Some((tsval, _)) = m.timestamps(frame) {
             if Seq(tsval) > Seq(f.client_tsval) {
                 f.client_tsval = tsval;
@@ -1139,9 +1364,6 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
 
     /// A segment from leg `i` of an existing flow.
     fn on_replica(&mut self, f: &mut Flow, i: usize, buf: B, m: &Meta) -> Fate {
-        f.last_seen = self.now;
-        // Evidence of life for the control core's probes (see `ReplicaTable::heard`).
-        self.replicas.heard(f.legs[i].replica, self.now);
         if self.refresh_legs(f) == Fate::Remove {
             return Fate::Remove;
         }
@@ -1164,6 +1386,16 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             self.c.drop(DropReason::BadState);
             return Fate::Keep;
         }
+        // §3.11: a segment outside the leg's sequence space changes nothing.
+        if let Err(reason) = self.accept_from_leg(f, i, &buf, m) {
+            self.c.drop(reason);
+            return Fate::Keep;
+        }
+        if flags.contains(TcpFlags::FIN) && !checksum_ok(buf.bytes(), m) {
+            self.c.drop(DropReason::BadChecksum);
+            return Fate::Keep;
+        }
+        self.heard_from(f, i);
         self.update_leg(f, i, &buf, m);
         if self.check_divergence(f) == Fate::Remove {
             return Fate::Remove;
@@ -1196,6 +1428,45 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         Fate::Keep
     }
 
+    /// An accepted segment of leg `i`: the flow is not idle, and the replica is alive
+    /// (evidence for the control core's probes, see `ReplicaTable::heard`). Never from a
+    /// segment that was not accepted: a forged one must not keep a dead replica up.
+    fn heard_from(&mut self, f: &mut Flow, i: usize) {
+        f.last_seen = self.now;
+        self.replicas.heard(f.legs[i].replica, self.now);
+    }
+
+    /// §3.11: whether the client would accept segment `m` (neither SYN nor RST) from leg
+    /// `i` of an answered flow: its ack no further than what the client has sent, its
+    /// sequence inside the window the leg was given (or a retransmission from at most one
+    /// window before it), its timestamp not older than the leg's last (PAWS).
+    fn accept_from_leg(&self, f: &Flow, i: usize, buf: &B, m: &Meta) -> Result<(), DropReason> {
+        let leg = &f.legs[i];
+        if !m.flags.contains(TcpFlags::ACK) {
+            return Err(DropReason::NoAck);
+        }
+        let leg_wnd = u32::from(u16::MAX) << leg.wscale;
+        if m.ack > f.client_snd_nxt || m.ack < leg.ack.wrapping_sub(leg_wnd) {
+            return Err(DropReason::AckOutOfWindow);
+        }
+        let wnd = f.client_max_wnd.max(1);
+        let left = leg.acked_to;
+        let right = left.wrapping_add(wnd).wrapping_add(1);
+        let end = m.seq.wrapping_add(m.seq_len());
+        let old = end <= left && m.seq >= left.wrapping_sub(wnd);
+        if !in_window(m, left, right) && !old {
+            return Err(DropReason::OutOfWindow);
+        }
+        if leg.ts_ok {
+            if let Some((tsval, _)) = m.timestamps(buf.bytes()) {
+                if Seq(tsval) < Seq(leg.last_tsval) {
+                    return Err(DropReason::Paws);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Records what leg `i` has sent and acknowledged.
     fn update_leg(&mut self, f: &mut Flow, i: usize, buf: &B, m: &Meta) {
         let frame = buf.bytes();
@@ -1211,7 +1482,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             leg.snd_nxt = end;
         }
         if let Some((tsval, _)) = ts {
-            leg.last_tsval = tsval;
+            leg.last_tsval = Seq(tsval).later(Seq(leg.last_tsval)).0;
         }
         if m.flags.contains(TcpFlags::FIN) && leg.fin.is_none() {
             leg.fin = Some(m.seq.wrapping_add(m.payload_len));
@@ -1554,6 +1825,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         if f.phase != FlowPhase::SynSent {
             // A retransmitted SYN-ACK: the client's SYN-ACK may have been lost.
             if i == f.active as usize && f.legs[i].answered && m.seq == f.legs[i].isn {
+                // Not `heard_from`: a SYN-ACK repeated keeps neither the flow (half-open
+                // flows expire from their SYN) nor, forged, the replica alive.
                 let mut buf = buf;
                 self.normalise_synack(f, &mut buf, m);
                 self.rewrite_to_client(f, i, &mut buf, m);
@@ -1568,6 +1841,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             self.c.drop(DropReason::BadState);
             return Fate::Keep;
         }
+        self.heard_from(f, i);
         let tcp = m.tcp(buf.bytes());
         let rank = f.legs().iter().filter(|l| l.answered).count() as u8 + 1;
         let client_ws = f.client_wscale;
@@ -1675,7 +1949,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             f.client_shift = 0;
             f.visible_wscale = 0;
         }
-        f.phase = FlowPhase::Established;
+        // Established only once the client acks this SYN-ACK (§3.11).
+        f.phase = FlowPhase::SynAckSent;
         f.to_client_nxt = f.visible_isn.wrapping_add(1);
         f.max_tsval_sent = a_tsval;
         f.ack_sent = f.client_isn.wrapping_add(1);
@@ -1701,7 +1976,34 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     }
 
     /// A replica RST kills its leg; forwarded only when it was the last live leg (§3.8).
+    /// Only a RST the client would take (§3.11): at the leg's next sequence number, or at
+    /// the ack it was last given (a closed socket answering a segment); one that refuses
+    /// the SYN acks it. One elsewhere in the leg's window gets a challenge ACK: a replica
+    /// whose connection is gone answers it with the exact RST.
     fn on_replica_rst(&mut self, f: &mut Flow, i: usize, mut buf: B, m: &Meta) -> Fate {
+        if !checksum_ok(buf.bytes(), m) {
+            self.c.drop(DropReason::BadChecksum);
+            return Fate::Keep;
+        }
+        let leg = f.legs[i];
+        let exact = if leg.answered {
+            m.seq == leg.snd_nxt || m.seq == leg.acked_to
+        } else {
+            m.flags.contains(TcpFlags::ACK) && m.ack == f.client_isn.wrapping_add(1)
+        };
+        if !exact {
+            let right = leg.acked_to.wrapping_add(f.client_max_wnd.max(1));
+            if leg.answered && m.seq >= leg.acked_to && m.seq < right {
+                self.c.drop(DropReason::RstInWindow);
+                if self.may_challenge(f) && self.synth_to_leg(f, i, TcpFlags::ACK, leg.acked_to) {
+                    self.c.acks_to_replica += 1;
+                }
+            } else {
+                self.c.drop(DropReason::RstOutOfWindow);
+            }
+            return Fate::Keep;
+        }
+        self.heard_from(f, i);
         if f.phase == FlowPhase::Closed {
             // Both directions are closed: the replica answers a late or duplicate segment
             // (say the client's last ACK, twice) of a connection it has already closed.
@@ -1859,7 +2161,11 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         }
         let idle = self.now.saturating_sub(f.last_seen);
         let expired = match f.phase {
-            FlowPhase::SynSent => idle > self.cfg.syn_timeout_ns,
+            // From the SYN, not the last packet: retransmitted SYN-ACKs keep nothing alive.
+            // (The half-open queue ends most of them sooner; this catches the rest.)
+            FlowPhase::SynSent | FlowPhase::SynAckSent => {
+                self.now.saturating_sub(f.created_at) > self.cfg.syn_timeout_ns
+            }
             FlowPhase::Established => idle > self.cfg.idle_timeout_ns,
             FlowPhase::Closed => self.now.saturating_sub(f.closed_at) > self.cfg.linger_ns,
             FlowPhase::Free => true,
@@ -2073,6 +2379,27 @@ fn to_leg<'o>(
         options,
         payload: &[],
     }
+}
+
+/// Whether segment `m` lies in the receive window `[left, right)` (RFC 793 §3.3): a
+/// segment without length at a sequence number inside it (or at its left edge for a
+/// zero window), one with length overlapping it.
+#[inline]
+fn in_window(m: &Meta, left: Seq, right: Seq) -> bool {
+    let len = m.seq_len();
+    if len == 0 {
+        m.seq >= left && m.seq < right
+    } else {
+        m.seq < right && m.seq.wrapping_add(len) > left
+    }
+}
+
+/// Whether `m`'s TCP checksum is right, checked in software: only RSTs and FINs pay for
+/// it, before they change any state (the rewrites keep a wrong checksum wrong for every
+/// other segment, so the receiving stack drops it).
+fn checksum_ok(frame: &[u8], m: &Meta) -> bool {
+    m.tcp(frame)
+        .verify_checksum(Ipv4Addr::from(m.src), Ipv4Addr::from(m.dst))
 }
 
 /// Offsets of the addresses in the IPv4 header.

@@ -36,7 +36,11 @@ pub enum FlowPhase {
     Free,
     /// Client SYN sent to the replicas; waiting for their SYN-ACKs.
     SynSent,
-    /// A SYN-ACK was forwarded to the client.
+    /// The SYN-ACK was forwarded to the client; waiting for the client's ACK of it. Still
+    /// half-open (DESIGN §3.11): it expires on the SYN timeout, replicas' retransmitted
+    /// SYN-ACKs or not, and a new SYN may evict it when the table is full.
+    SynAckSent,
+    /// The client acknowledged the SYN-ACK.
     Established,
     /// Both directions closed (or reset); removed after the linger time.
     Closed,
@@ -165,6 +169,13 @@ pub struct Flow {
     pub client_acked: bool,
     /// Client's latest window field (unscaled, as sent).
     pub client_window: u16,
+    /// Largest window the client has offered, in bytes: the bound of how far back its
+    /// acks and how far ahead a replica's sequence numbers may plausibly be (RFC 5961 §5).
+    pub client_max_wnd: u32,
+    /// When a challenge ACK was last sent for this flow, to either side (0: never): at
+    /// most one per [`crate::engine::CHALLENGE_GAP_NS`], so a flood of in-window RSTs is
+    /// not reflected at the client or a replica one for one.
+    pub last_challenge_at: u64,
     /// Client's latest TSval (TS.Recent).
     pub client_tsval: u32,
     /// Highest client sequence seen, plus length.
@@ -219,6 +230,12 @@ impl Flow {
     #[inline]
     pub fn leg_of(&self, addr: u32) -> Option<usize> {
         self.legs().iter().position(|l| l.addr == addr)
+    }
+
+    /// Whether the handshake has not completed: the client has not acked a SYN-ACK.
+    #[inline]
+    pub fn is_half_open(&self) -> bool {
+        matches!(self.phase, FlowPhase::SynSent | FlowPhase::SynAckSent)
     }
 
     /// Live legs.

@@ -36,7 +36,7 @@ pub mod table;
 
 pub use buffer::{BufferPool, PacketBuf, VecPool};
 pub use config::{EngineConfig, Service, ServicePort, MAX_POOL};
-pub use engine::{Engine, BURST};
+pub use engine::{Engine, BURST, CHALLENGE_GAP_NS};
 pub use flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, MAX_COPIES};
 pub use hash::HashKey;
 pub use output::{Counters, DropReason, Output, Side, Signal, SignalKind, Tx};

@@ -167,6 +167,26 @@ drop_reasons! {
     /// the same port to one of the replicas chosen: to that replica both would be one
     /// connection, and its answers could not be told apart. Refused until the first ends.
     EndpointInUse => "endpoint_in_use",
+    /// A RST whose sequence number is outside the receiver's window (RFC 5961 §3): a
+    /// blind guess, never acted on.
+    RstOutOfWindow => "rst_out_of_window",
+    /// A RST inside the receiver's window but not at the exact expected sequence number:
+    /// not acted on; the sender is sent a challenge ACK instead (RFC 5961 §3.2), so that
+    /// a real peer answers with the exact RST.
+    RstInWindow => "rst_in_window",
+    /// Data or a FIN outside the receiver's window (RFC 793 §3.3 acceptance test): it
+    /// changes no state.
+    OutOfWindow => "out_of_window",
+    /// An ACK of data never sent, or older than the largest window allows (RFC 5961 §5):
+    /// never recorded.
+    AckOutOfWindow => "ack_out_of_window",
+    /// A timestamp older than the last one accepted from that sender (PAWS, RFC 7323
+    /// §5).
+    Paws => "paws",
+    /// A RST or FIN whose TCP checksum is wrong: it changes no state.
+    BadChecksum => "bad_checksum",
+    /// A segment that is not an ACK where every segment after the SYN must be one.
+    NoAck => "no_ack",
 }
 
 /// Per-worker counters: plain integers, written by one worker, read by copying.
@@ -187,6 +207,11 @@ pub struct Counters {
     pub flows_adopted: u64,
     /// Flows removed.
     pub flows_removed: u64,
+    /// Half-open flows evicted, when the table was full, for a new SYN (as conntrack's
+    /// early drop; also in `flows_removed`).
+    pub half_open_evicted: u64,
+    /// Half-open flows that reached the SYN timeout (also in `flows_removed`).
+    pub half_open_expired: u64,
     /// Flows whose active replica changed.
     pub flow_failovers: u64,
     /// Flows reset towards the client because they lost their last replica.

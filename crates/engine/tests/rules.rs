@@ -672,8 +672,14 @@ fn bad_input_is_counted_never_forwarded() {
     );
     assert!(lab.feed(tandem_engine::Side::Outside, f).is_empty());
     assert_eq!(lab.engine.counters().dropped(DropReason::NotServed), 1);
-    // The table is full.
-    lab.client(1, 0, S, 64240, Opts::syn(1460, 7, 1), b"");
+    // Data from a replica before its SYN-ACK.
+    lab.client(1000, 0, S, 64240, Opts::syn(1460, 7, 100), b"");
+    assert!(lab
+        .replica(R::P, 1, 1, A, 1, Opts::default(), b"x")
+        .is_empty());
+    assert_eq!(lab.engine.counters().dropped(DropReason::BadState), 1);
+    // The table is full of established flows: none is evicted for a new SYN.
+    lab.handshake(&Hs::default());
     let f = Lab::frame(
         CLIENT_MAC,
         CLIENT_MAC,
@@ -703,11 +709,6 @@ fn bad_input_is_counted_never_forwarded() {
     );
     assert!(lab.feed(tandem_engine::Side::Inside, f).is_empty());
     assert_eq!(lab.engine.counters().dropped(DropReason::NoFlow), 2);
-    // Data from a replica before its SYN-ACK.
-    assert!(lab
-        .replica(R::P, 1, 1, A, 1, Opts::default(), b"x")
-        .is_empty());
-    assert_eq!(lab.engine.counters().dropped(DropReason::BadState), 1);
     // Traffic for the appliance itself goes to the control core.
     let f = Lab::frame(
         CLIENT_MAC,

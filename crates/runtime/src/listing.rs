@@ -166,6 +166,7 @@ pub fn format_flows(
         let phase = match r.phase {
             FlowPhase::Free => "free",
             FlowPhase::SynSent => "syn-sent",
+            FlowPhase::SynAckSent => "syn-ack-sent",
             FlowPhase::Established => "established",
             FlowPhase::Closed => "closed",
         };

@@ -335,7 +335,7 @@ io_counters! {
 }
 
 /// Number of plain engine counters published (see [`EngineSnapshot`]).
-const ENGINE_N: usize = 18;
+const ENGINE_N: usize = 20;
 
 /// The engine counters in a snapshot (drops apart).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -366,6 +366,8 @@ pub const ENGINE_LABELS: [&str; ENGINE_N] = [
     "flows",
     "flows_unprotected",
     "flows_adopted",
+    "half_open_evicted",
+    "half_open_expired",
 ];
 
 impl EngineSnapshot {
@@ -391,6 +393,8 @@ impl EngineSnapshot {
                 c.flows,
                 c.flows_unprotected,
                 c.flows_adopted,
+                c.half_open_evicted,
+                c.half_open_expired,
             ],
             drops: c.drops,
         }

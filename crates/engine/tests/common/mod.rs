@@ -231,10 +231,11 @@ impl Lab {
             .collect()
     }
 
-    /// Feeds a raw frame.
+    /// Feeds a raw frame, as a burst of one through the entry point the workers use.
     pub fn feed(&mut self, side: Side, frame: Vec<u8>) -> Vec<Seen> {
+        let mut burst = vec![frame];
         self.engine
-            .process(side, self.now, frame, &mut self.pool, &mut self.out);
+            .process_burst(side, self.now, &mut burst, &mut self.pool, &mut self.out);
         self.drain()
     }
 

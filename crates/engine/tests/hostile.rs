@@ -1,0 +1,428 @@
+//! DESIGN §3.11, acceptance: an off-path attacker who knows the addresses and ports but
+//! not the sequence numbers changes nothing that a TCP endpoint would not let it change.
+//! Each test fails on an engine that records what it is sent without checking it.
+
+mod common;
+
+use common::*;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::net::Ipv4Addr;
+
+use tandem_engine::{DropReason, EngineConfig, FlowPhase, Side, SignalKind, CHALLENGE_GAP_NS};
+use tandem_wire::{MacAddr, TcpFlags};
+
+const F: TcpFlags = TcpFlags::FIN;
+const RST: TcpFlags = TcpFlags::RST;
+
+fn data(n: usize, tag: u8) -> Vec<u8> {
+    (0..n).map(|i| tag.wrapping_add(i as u8)).collect()
+}
+
+/// An established flow with 100 bytes each way; returns (client next, primary next,
+/// backup next) after them.
+fn established(lab: &mut Lab) -> (u32, u32, u32) {
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    let out = lab.client(c1, p1, A, 502, Opts::ts(102, 5000), &data(100, 1));
+    assert_eq!(to(&out, PRIMARY).len() + to(&out, BACKUP).len(), 2);
+    lab.replica(
+        R::B,
+        b1,
+        c1 + 100,
+        A,
+        500,
+        Opts::ts(80_001, 102),
+        &data(100, 7),
+    );
+    let out = lab.replica(
+        R::P,
+        p1,
+        c1 + 100,
+        A,
+        500,
+        Opts::ts(5001, 102),
+        &data(100, 7),
+    );
+    assert_eq!(one(&out, CLIENT).payload, data(100, 7));
+    lab.client(c1 + 100, p1 + 100, A, 502, Opts::ts(103, 5001), b"");
+    (c1 + 100, p1 + 100, b1 + 100)
+}
+
+/// The stream goes on both ways after an attack: 50 more bytes from the client reach
+/// both replicas, and 50 from the primary reach the client, at the right places.
+fn stream_goes_on(lab: &mut Lab, (c, p, b): (u32, u32, u32)) {
+    let out = lab.client(c, p, A, 502, Opts::ts(200, 5001), &data(50, 9));
+    assert_eq!(one(&out, PRIMARY).payload, data(50, 9));
+    assert_eq!(one(&out, BACKUP).payload, data(50, 9));
+    assert_eq!(one(&out, BACKUP).seq, c);
+    lab.replica(R::B, b, c + 50, A, 500, Opts::ts(80_010, 200), &data(50, 4));
+    let out = lab.replica(R::P, p, c + 50, A, 500, Opts::ts(5010, 200), &data(50, 4));
+    let seg = one(&out, CLIENT);
+    assert_eq!((seg.seq, seg.ack), (p, c + 50));
+    assert_eq!(seg.payload, data(50, 4));
+    assert_eq!(lab.engine.flows().len(), 1);
+}
+
+fn dropped(lab: &mut Lab, r: DropReason) -> u64 {
+    lab.engine.counters().dropped(r)
+}
+
+fn phase(lab: &Lab) -> FlowPhase {
+    let mut list = Vec::with_capacity(4);
+    lab.engine
+        .list_flows(0, 64, lab.now, |_| true, 4, &mut list);
+    assert_eq!(list.len(), 1, "one flow");
+    list[0].phase
+}
+
+// ---- RST from the client ------------------------------------------------------------------
+
+#[test]
+fn two_hundred_blind_rsts_from_the_client_leave_the_flow_and_its_stream_intact() {
+    let mut lab = Lab::new();
+    let next = established(&mut lab);
+    let mut rng = ChaCha8Rng::seed_from_u64(5961);
+    for _ in 0..200 {
+        let seq: u32 = rng.random();
+        if seq == next.0 {
+            continue;
+        }
+        let out = lab.client(seq, 0, RST, 0, Opts::default(), b"");
+        assert!(to(&out, PRIMARY).is_empty() && to(&out, BACKUP).is_empty());
+    }
+    let c = lab.engine.counters();
+    assert_eq!(
+        c.dropped(DropReason::RstOutOfWindow) + c.dropped(DropReason::RstInWindow),
+        200
+    );
+    stream_goes_on(&mut lab, next);
+}
+
+#[test]
+fn an_in_window_rst_is_answered_with_one_challenge_ack_and_the_flow_stays() {
+    let mut lab = Lab::new();
+    let next = established(&mut lab);
+    let out = lab.client(next.0 + 1000, 0, RST, 0, Opts::default(), b"");
+    assert!(to(&out, PRIMARY).is_empty() && to(&out, BACKUP).is_empty());
+    let ack = one(&out, CLIENT);
+    assert_eq!(ack.flags, A, "a challenge ACK (RFC 5961 §3.2)");
+    assert_eq!((ack.seq, ack.ack), (next.1, next.0));
+    // A second within the gap is not answered: a flood is not reflected one for one.
+    let out = lab.client(next.0 + 2000, 0, RST, 0, Opts::default(), b"");
+    assert!(out.is_empty());
+    lab.advance(CHALLENGE_GAP_NS);
+    let out = lab.client(next.0 + 3000, 0, RST, 0, Opts::default(), b"");
+    assert_eq!(one(&out, CLIENT).flags, A);
+    assert_eq!(dropped(&mut lab, DropReason::RstInWindow), 3);
+    stream_goes_on(&mut lab, next);
+}
+
+#[test]
+fn the_exact_rst_ends_the_flow_and_reaches_every_replica() {
+    let mut lab = Lab::new();
+    let (c, _, _) = established(&mut lab);
+    let out = lab.client(c, 0, RST, 0, Opts::default(), b"");
+    assert_eq!(one(&out, PRIMARY).flags, RST);
+    assert_eq!(one(&out, BACKUP).flags, RST);
+    assert_eq!(lab.engine.flows().len(), 0);
+}
+
+#[test]
+fn an_exact_rst_with_a_wrong_checksum_changes_nothing() {
+    let mut lab = Lab::new();
+    let next = established(&mut lab);
+    let mut f = Lab::frame(
+        CLIENT_MAC,
+        MacAddr([2, 0, 0, 0, 0, 1]),
+        (CLIENT, CPORT),
+        (VIP, PORT),
+        next.0,
+        0,
+        RST,
+        0,
+        Opts::default(),
+        b"",
+    );
+    // TCP checksum: Ethernet 14 + IPv4 20 + 16.
+    f[50] ^= 0x5a;
+    assert!(lab.feed(Side::Outside, f).is_empty());
+    assert_eq!(dropped(&mut lab, DropReason::BadChecksum), 1);
+    stream_goes_on(&mut lab, next);
+}
+
+// ---- FIN, data and ACK from the client ------------------------------------------------------
+
+#[test]
+fn blind_fins_and_data_outside_the_window_change_nothing() {
+    let mut lab = Lab::new();
+    let next = established(&mut lab);
+    let mut rng = ChaCha8Rng::seed_from_u64(793);
+    let mut sent = 0;
+    while sent < 200 {
+        // Outside [next - 8 MiB, next + 8 MiB]: beyond the window, and too old to be a
+        // retransmission.
+        let seq = next
+            .0
+            .wrapping_add(rng.random_range(1u32 << 24..u32::MAX - (1 << 24)));
+        let flags = if sent % 2 == 0 { F | A } else { A };
+        let out = lab.client(seq, next.1, flags, 502, Opts::ts(150, 5001), &data(10, 0));
+        assert!(out.is_empty(), "nothing passed on: {out:?}");
+        sent += 1;
+    }
+    assert_eq!(dropped(&mut lab, DropReason::OutOfWindow), 200);
+    stream_goes_on(&mut lab, next);
+    // No FIN was recorded: the replicas' FINs and the client's ACK of them leave the
+    // flow open on the client's side, not closed.
+    assert_eq!(phase(&lab), FlowPhase::Established);
+}
+
+#[test]
+fn a_client_ack_of_bytes_never_sent_to_it_is_dropped_and_never_recorded() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    // The backup runs ahead: its 300 bytes are held, the primary has sent 100.
+    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(300, 3));
+    let out = lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 101), &data(100, 3));
+    assert_eq!(one(&out, CLIENT).payload, data(100, 3));
+    // An ack of all 300, of which the client was sent 100.
+    let out = lab.client(c1, p1 + 300, A, 502, Opts::ts(102, 5001), b"");
+    assert!(out.is_empty(), "not passed on: the replicas would take it");
+    assert_eq!(dropped(&mut lab, DropReason::AckOutOfWindow), 1);
+    assert_eq!(lab.engine.counters().held_bytes, 300, "nothing released");
+    // The primary dies: the client gets the 200 bytes it lacks from what was held.
+    lab.client(c1, p1 + 100, A, 502, Opts::ts(103, 5001), b"");
+    lab.kill(R::P);
+    lab.engine.request_failover_sweep();
+    let out = lab.poll();
+    let segs = to(&out, CLIENT);
+    assert_eq!(
+        segs[0].seq, p1,
+        "the held segment, whole: the client drops what it has"
+    );
+    let payload: Vec<u8> = segs.iter().flat_map(|s| s.payload.clone()).collect();
+    assert_eq!(payload, data(300, 3));
+}
+
+#[test]
+fn timestamps_are_recorded_only_from_accepted_segments() {
+    let mut lab = Lab::new();
+    let next = established(&mut lab);
+    // Outside the window, with a timestamp far ahead of the client's clock.
+    let out = lab.client(
+        next.0 + (1 << 30),
+        next.1,
+        A,
+        502,
+        Opts::ts(0x7000_0000, 5001),
+        b"x",
+    );
+    assert!(out.is_empty());
+    // A keepalive (one byte before the window): Tandem answers it, echoing TS.Recent,
+    // which must be the client's own clock, from the last segment in the window.
+    let out = lab.client(next.0 - 1, next.1, A, 502, Opts::ts(104, 5001), b"");
+    let ack = one(&out, CLIENT);
+    assert_eq!(ack.ts.map(|t| t.1), Some(103));
+    // A segment older than TS.Recent fails PAWS.
+    let out = lab.client(next.0, next.1, A, 502, Opts::ts(90, 5001), b"y");
+    assert!(out.is_empty());
+    assert_eq!(dropped(&mut lab, DropReason::Paws), 1);
+    stream_goes_on(&mut lab, next);
+}
+
+// ---- forged replica segments from the inside -----------------------------------------------
+
+#[test]
+fn forged_replica_rsts_and_fins_outside_the_legs_window_kill_no_leg() {
+    let mut lab = Lab::new();
+    let next = established(&mut lab);
+    let mut rng = ChaCha8Rng::seed_from_u64(1122);
+    for k in 0..200u32 {
+        let r = if k % 2 == 0 { R::P } else { R::B };
+        let leg_next = if r == R::P { next.1 } else { next.2 };
+        let seq = leg_next.wrapping_add(rng.random_range(1u32 << 24..u32::MAX - (1 << 24)));
+        let flags = if k % 4 < 2 { RST | A } else { F | A };
+        let out = lab.replica(r, seq, next.0, flags, 500, Opts::default(), b"");
+        assert!(out.is_empty(), "{out:?}");
+    }
+    assert_eq!(dropped(&mut lab, DropReason::RstOutOfWindow), 100);
+    assert_eq!(dropped(&mut lab, DropReason::OutOfWindow), 100);
+    lab.advance(100 * MS);
+    lab.poll();
+    assert_eq!(lab.engine.counters().legs_lost, 0);
+    assert!(
+        lab.signals.is_empty(),
+        "no replica suspected: {:?}",
+        lab.signals
+    );
+    stream_goes_on(&mut lab, next);
+}
+
+#[test]
+fn a_replica_rst_in_its_window_but_not_exact_gets_a_challenge_ack_and_the_exact_one_kills_the_leg()
+{
+    let mut lab = Lab::new();
+    let (c, _, b) = established(&mut lab);
+    let out = lab.replica(R::B, b + 5000, c, RST | A, 0, Opts::default(), b"");
+    let ack = one(&out, BACKUP);
+    assert_eq!((ack.flags, ack.ack, ack.src), (A, b, CLIENT));
+    assert_eq!(lab.engine.counters().legs_lost, 0);
+    // A replica whose connection is gone answers it with a RST at that ack.
+    let out = lab.replica(R::B, b, 0, RST, 0, Opts::default(), b"");
+    assert!(to(&out, CLIENT).is_empty());
+    assert_eq!(lab.engine.counters().legs_lost, 1);
+    assert!(lab
+        .signals
+        .iter()
+        .any(|s| s.replica == lab.b && s.kind == SignalKind::UnmatchedRst));
+}
+
+#[test]
+fn a_replica_ack_of_bytes_the_client_never_sent_is_dropped() {
+    let mut lab = Lab::new();
+    let (c, p, _) = established(&mut lab);
+    let out = lab.replica(R::P, p, c + 5000, A, 500, Opts::ts(5002, 103), b"");
+    assert!(out.is_empty());
+    assert_eq!(dropped(&mut lab, DropReason::AckOutOfWindow), 1);
+    // Had it been recorded, the synchronised ack would have let the client believe
+    // bytes it never sent were received; the next answer still acks `c`.
+    let out = lab.replica(R::B, 900_101, c, A, 500, Opts::ts(80_002, 103), b"");
+    assert!(to(&out, CLIENT).iter().all(|s| s.ack == c));
+}
+
+// ---- SYN floods --------------------------------------------------------------------------
+
+/// A SYN from a spoofed source `i` of the lab's range.
+fn spoofed_syn(lab: &mut Lab, i: u32) -> Vec<Seen> {
+    let src = Ipv4Addr::from(0xc612_1000 + i);
+    let f = Lab::frame(
+        MacAddr([2, 0, 0, 0, 0, 0x99]),
+        MacAddr([2, 0, 0, 0, 0, 1]),
+        (src, 1024 + (i % 60_000) as u16),
+        (VIP, PORT),
+        i.wrapping_mul(7919),
+        0,
+        S,
+        1024,
+        Opts::default(),
+        b"",
+    );
+    lab.feed(Side::Outside, f)
+}
+
+#[test]
+fn a_syn_flood_on_a_full_table_evicts_the_oldest_half_open_flows_never_an_established_one() {
+    let mut lab = Lab::with(EngineConfig {
+        max_flows: 8,
+        ..config()
+    });
+    let next = established(&mut lab);
+    for i in 0..500 {
+        let out = spoofed_syn(&mut lab, i);
+        assert_eq!(out.len(), 2, "every SYN reaches the replicas");
+    }
+    let c = lab.engine.counters();
+    assert_eq!(c.flows, 8);
+    assert_eq!(c.half_open_evicted, 500 - 7);
+    assert_eq!(c.dropped(DropReason::TableFull), 0);
+    // A legitimate client still gets in, and the established flow lives on.
+    let f = Lab::frame(
+        CLIENT_MAC,
+        MacAddr([2, 0, 0, 0, 0, 1]),
+        (CLIENT, CPORT + 1),
+        (VIP, PORT),
+        77,
+        0,
+        S,
+        64240,
+        Opts::syn(1460, 7, 1),
+        b"",
+    );
+    let out = lab.feed(Side::Outside, f);
+    assert_eq!(to(&out, PRIMARY).len(), 1);
+    assert_eq!(to(&out, BACKUP).len(), 1);
+    stream_goes_on_among_many(&mut lab, next);
+}
+
+/// As [`stream_goes_on`], where the table holds other flows too.
+fn stream_goes_on_among_many(lab: &mut Lab, (c, p, _): (u32, u32, u32)) {
+    let out = lab.client(c, p, A, 502, Opts::ts(200, 5001), &data(50, 9));
+    assert_eq!(one(&out, PRIMARY).payload, data(50, 9));
+    assert_eq!(one(&out, BACKUP).payload, data(50, 9));
+}
+
+#[test]
+fn a_half_open_flow_is_evicted_with_a_rst_to_the_replicas_that_answered() {
+    let mut lab = Lab::with(EngineConfig {
+        max_flows: 1,
+        synack_wait_ns: 0,
+        ..config()
+    });
+    lab.client(1000, 0, S, 64240, Opts::syn(1460, 7, 100), b"");
+    let out = lab.replica(R::P, 50_000, 1001, S | A, 65535, Opts::syn(1460, 7, 5), b"");
+    assert_eq!(one(&out, CLIENT).flags, S | A);
+    assert_eq!(phase(&lab), FlowPhase::SynAckSent);
+    let out = spoofed_syn(&mut lab, 1);
+    let rst = to(&out, PRIMARY)
+        .into_iter()
+        .find(|s| s.flags.contains(RST))
+        .expect("a RST to the primary");
+    assert_eq!((rst.seq, rst.dport), (1001, PORT));
+    assert_eq!(lab.engine.counters().half_open_evicted, 1);
+}
+
+#[test]
+fn a_flow_is_established_only_when_the_client_acks_the_syn_ack() {
+    let mut lab = Lab::new();
+    lab.client(1000, 0, S, 64240, Opts::syn(1460, 7, 100), b"");
+    lab.replica(R::P, 50_000, 1001, S | A, 65535, Opts::syn(1460, 7, 5), b"");
+    assert_eq!(phase(&lab), FlowPhase::SynSent);
+    lab.replica(
+        R::B,
+        900_000,
+        1001,
+        S | A,
+        65535,
+        Opts::syn(1460, 7, 9),
+        b"",
+    );
+    assert_eq!(phase(&lab), FlowPhase::SynAckSent);
+    // An ACK of another ISN completes nothing.
+    lab.client(1001, 60_001, A, 502, Opts::ts(101, 5), b"");
+    assert_eq!(phase(&lab), FlowPhase::SynAckSent);
+    lab.client(1001, 50_001, A, 502, Opts::ts(101, 5), b"");
+    assert_eq!(phase(&lab), FlowPhase::Established);
+}
+
+#[test]
+fn a_half_open_flow_expires_on_the_syn_timeout_while_its_syn_ack_is_retransmitted() {
+    let mut lab = Lab::new();
+    let syn_timeout = config().syn_timeout_ns;
+    lab.client(1000, 0, S, 64240, Opts::syn(1460, 7, 100), b"");
+    lab.replica(R::P, 50_000, 1001, S | A, 65535, Opts::syn(1460, 7, 5), b"");
+    lab.replica(
+        R::B,
+        900_000,
+        1001,
+        S | A,
+        65535,
+        Opts::syn(1460, 7, 9),
+        b"",
+    );
+    // The client never answers; the primary repeats its SYN-ACK every second.
+    let mut t = 0;
+    while t <= syn_timeout {
+        lab.advance(1_000 * MS);
+        t += 1_000 * MS;
+        let out = lab.replica(R::P, 50_000, 1001, S | A, 65535, Opts::syn(1460, 7, 5), b"");
+        lab.poll();
+        if t <= syn_timeout {
+            assert_eq!(one(&out, CLIENT).flags, S | A, "forwarded while half-open");
+        }
+    }
+    assert_eq!(lab.engine.flows().len(), 0);
+    assert_eq!(lab.engine.counters().half_open_expired, 1);
+}
