@@ -14,6 +14,9 @@ pub trait PacketBuf {
     fn bytes_mut(&mut self) -> &mut [u8];
     /// Shortens the frame to `len` bytes (no-op when already shorter).
     fn truncate(&mut self, len: usize);
+    /// Removes the first `n` bytes of the frame (an 802.1Q tag, once the MACs have moved
+    /// over it). False, and nothing changed, when the frame is shorter.
+    fn trim_front(&mut self, n: usize) -> bool;
 }
 
 /// Where new buffers come from.
@@ -33,6 +36,13 @@ impl PacketBuf for Vec<u8> {
     }
     fn truncate(&mut self, len: usize) {
         Vec::truncate(self, len)
+    }
+    fn trim_front(&mut self, n: usize) -> bool {
+        if n > self.len() {
+            return false;
+        }
+        self.drain(..n);
+        true
     }
 }
 

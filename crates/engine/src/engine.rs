@@ -21,8 +21,9 @@
 //!   the synchronised ack, Tandem sends the client a pure ACK of its own.
 //! - When hold budgets overflow, the oldest held segments of the leg are released; a
 //!   failover onto such a leg sends it three duplicate ACKs so it retransmits.
-//! - 802.1Q: frames with one tag are accepted and keep their tag; synthesised frames are
-//!   untagged.
+//! - 802.1Q: frames with one tag are accepted. A client frame's tag is removed before it
+//!   goes to the replicas (an outside sender must not choose the inside port's VLAN);
+//!   replicas' frames keep theirs; synthesised frames are untagged.
 //!
 //! Forward mode (`Service::forward`, for benchmarks with stateless generators such as
 //! pktgen; off unless a profile says `mode: forward`): any segment to the VIP that
@@ -71,6 +72,12 @@ pub const SYN_RETRIES: u8 = 3;
 /// Least time between two challenge ACKs of one flow (RFC 5961 §7: challenge ACKs are
 /// rate-limited): a flood of in-window RSTs is answered at most 1000 times a second.
 pub const CHALLENGE_GAP_NS: u64 = 1_000_000;
+
+/// RSTs for segments of no flow, at most, per worker and [`STRAY_RST_PERIOD_NS`]: a host
+/// answers them, but a flood of them must not turn the appliance into a reflector.
+pub const STRAY_RSTS_PER_PERIOD: u32 = 100;
+/// The period of [`STRAY_RSTS_PER_PERIOD`] (100 ms: 1000 RSTs a second).
+pub const STRAY_RST_PERIOD_NS: u64 = 100_000_000;
 
 /// Half-open flows expired from the front of their queue per poll, at most: the rest wait
 /// for the next poll, so a burst of expiries never holds up a receive burst.
@@ -128,6 +135,8 @@ pub struct Engine<B: PacketBuf> {
     /// When the last background sweep step ran (0: none yet).
     last_sweep_at: u64,
     failover_sweep_left: usize,
+    /// Start of the current period of stray RSTs, and the RSTs sent in it.
+    stray_rst_period: (u64, u32),
     /// The parse of the burst being handled (taken out of the engine meanwhile).
     classes: Vec<Class>,
 }
@@ -158,6 +167,7 @@ impl<B: PacketBuf> Engine<B> {
             sweep_round_flows: 0,
             last_sweep_at: 0,
             failover_sweep_left: 0,
+            stray_rst_period: (0, 0),
             classes: Vec::with_capacity(BURST),
             cfg,
             replicas,
@@ -373,10 +383,30 @@ impl<B: PacketBuf> Engine<B> {
                 return;
             }
         };
+        // An outside sender's 802.1Q tag never reaches the inside port (§3.11).
+        let mut buf = buf;
+        let untagged;
+        let m = if side == Side::Outside && m.l3 != 14 {
+            match untag(&mut buf, m) {
+                Some(u) => {
+                    untagged = u;
+                    &untagged
+                }
+                None => {
+                    self.counters.drop(DropReason::VlanTag);
+                    return;
+                }
+            }
+        } else {
+            m
+        };
         let Some(idx) = found else {
             match side {
                 Side::Outside => self.new_flow(now, buf, m, pool, out),
-                Side::Inside => self.counters.drop(DropReason::NoFlow),
+                Side::Inside => {
+                    self.counters.drop(DropReason::NoFlow);
+                    self.reset_stray(side, now, &buf, m, pool, out);
+                }
             }
             return;
         };
@@ -455,6 +485,10 @@ impl<B: PacketBuf> Engine<B> {
             self.counters.drop(DropReason::NotServed);
             return;
         };
+        if !client_source(m.src) || self.own.contains(&m.src) || self.vips.contains(&m.src) {
+            self.counters.drop(DropReason::BadSource);
+            return;
+        }
         if self.cfg.services[si].forward {
             self.adopt(si, now, buf, m, pool, out);
             return;
@@ -463,6 +497,7 @@ impl<B: PacketBuf> Engine<B> {
             != TcpFlags::SYN.0
         {
             self.counters.drop(DropReason::NoFlow);
+            self.reset_stray(Side::Outside, now, &buf, m, pool, out);
             return;
         }
         let (chosen, n) = self.choose(si);
@@ -879,6 +914,61 @@ impl<B: PacketBuf> Engine<B> {
             }
         }
         self.remove_flow(idx);
+    }
+
+    /// §3.10: a segment of no flow gets a RST, as a host without the connection answers
+    /// it (RFC 793 §3.4: at the segment's ack, or acking it when it has none), never one
+    /// for a RST, and at most [`STRAY_RSTS_PER_PERIOD`] a period.
+    fn reset_stray<P: BufferPool<B>>(
+        &mut self,
+        side: Side,
+        now: u64,
+        buf: &B,
+        m: &Meta,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) {
+        if m.flags.contains(TcpFlags::RST) {
+            return;
+        }
+        let (start, sent) = &mut self.stray_rst_period;
+        if now.saturating_sub(*start) >= STRAY_RST_PERIOD_NS {
+            (*start, *sent) = (now, 0);
+        }
+        if *sent >= STRAY_RSTS_PER_PERIOD {
+            return;
+        }
+        *sent += 1;
+        let (seq, ack, flags) = if m.flags.contains(TcpFlags::ACK) {
+            (m.ack.0, 0, TcpFlags::RST)
+        } else {
+            (
+                0,
+                m.seq.wrapping_add(m.seq_len()).0,
+                TcpFlags::RST | TcpFlags::ACK,
+            )
+        };
+        let eth = EthernetFrame::new_unchecked(buf.bytes());
+        let spec = TcpBuild {
+            src_mac: MacAddr::ZERO, // `Ctx::emit` sets the port's own
+            dst_mac: eth.src(),
+            vlan_tci: None,
+            src_ip: Ipv4Addr::from(m.dst),
+            dst_ip: Ipv4Addr::from(m.src),
+            src_port: m.dport,
+            dst_port: m.sport,
+            seq,
+            ack,
+            flags,
+            window: 0,
+            ttl: 64,
+            options: &[],
+            payload: &[],
+        };
+        let mut ctx = ctx!(self, pool, out, now);
+        if ctx.emit(side, &spec) {
+            self.counters.stray_resets += 1;
+        }
     }
 
     /// Whether a flow of the client endpoint of `m` (address and port) on the same port,
@@ -2171,6 +2261,18 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             FlowPhase::Free => true,
         };
         if expired {
+            if f.phase == FlowPhase::Established {
+                // §3.10: nobody is left holding a connection that no longer exists: the
+                // client and every replica get a RST, at the sequence each expects.
+                self.reset_client(f);
+                for i in 0..f.n_legs as usize {
+                    if f.legs[i].alive && f.legs[i].answered {
+                        let seq = f.client_snd_nxt;
+                        self.synth_rst_to_leg(f, i, seq);
+                    }
+                }
+                self.c.idle_resets += 1;
+            }
             return Fate::Remove;
         }
         if f.phase == FlowPhase::Established {
@@ -2392,6 +2494,35 @@ fn in_window(m: &Meta, left: Seq, right: Seq) -> bool {
     } else {
         m.seq < right && m.seq.wrapping_add(len) > left
     }
+}
+
+/// Whether `src` can be a client's address: not "this network" (0.0.0.0/8), loopback,
+/// multicast, or 240.0.0.0/4 with the limited broadcast (RFC 1122 §3.2.1.3, RFC 5735).
+#[inline]
+fn client_source(src: u32) -> bool {
+    let first = src >> 24;
+    first != 0 && first != 127 && first < 224
+}
+
+/// Removes the 802.1Q tag of `buf` (the MACs move over it), and returns `m` with its
+/// offsets moved to match. `None` when the buffer would not shorten.
+#[cold]
+fn untag<B: PacketBuf>(buf: &mut B, m: &Meta) -> Option<Meta> {
+    const TAG: usize = 4;
+    buf.bytes_mut().copy_within(0..12, TAG);
+    if !buf.trim_front(TAG) {
+        return None;
+    }
+    let ethertype = buf.bytes().get(12..14)?;
+    if ethertype != [0x08, 0x00] {
+        return None;
+    }
+    Some(Meta {
+        l3: m.l3 - TAG,
+        l4: m.l4 - TAG,
+        end: m.end - TAG,
+        ..*m
+    })
 }
 
 /// Whether `m`'s TCP checksum is right, checked in software: only RSTs and FINs pay for

@@ -187,6 +187,12 @@ drop_reasons! {
     BadChecksum => "bad_checksum",
     /// A segment that is not an ACK where every segment after the SYN must be one.
     NoAck => "no_ack",
+    /// A SYN from a source no client can have (0.0.0.0/8, 127.0.0.0/8, multicast,
+    /// 240.0.0.0/4 and broadcast, the appliance's own addresses, a VIP): no flow.
+    BadSource => "bad_source",
+    /// An 802.1Q-tagged client frame whose tag could not be removed before it went to
+    /// the inside port.
+    VlanTag => "vlan_tag",
 }
 
 /// Per-worker counters: plain integers, written by one worker, read by copying.
@@ -212,6 +218,12 @@ pub struct Counters {
     pub half_open_evicted: u64,
     /// Half-open flows that reached the SYN timeout (also in `flows_removed`).
     pub half_open_expired: u64,
+    /// Established flows that idled past their timeout, ended with a RST to the client
+    /// and to their replicas (also in `flows_removed`).
+    pub idle_resets: u64,
+    /// RSTs sent for segments of no flow, as a host answers them (rate-limited; the
+    /// segments are also counted as `no_flow` drops).
+    pub stray_resets: u64,
     /// Flows whose active replica changed.
     pub flow_failovers: u64,
     /// Flows reset towards the client because they lost their last replica.

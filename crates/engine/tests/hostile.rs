@@ -426,3 +426,140 @@ fn a_half_open_flow_expires_on_the_syn_timeout_while_its_syn_ack_is_retransmitte
     assert_eq!(lab.engine.flows().len(), 0);
     assert_eq!(lab.engine.counters().half_open_expired, 1);
 }
+
+// ---- sources and tags ------------------------------------------------------------------
+
+#[test]
+fn syns_from_sources_no_client_can_have_create_no_flow() {
+    let mut lab = Lab::new();
+    let bad = [
+        Ipv4Addr::new(0, 0, 0, 1),
+        Ipv4Addr::new(127, 0, 0, 1),
+        Ipv4Addr::new(224, 0, 0, 1),
+        Ipv4Addr::new(239, 1, 2, 3),
+        Ipv4Addr::new(255, 255, 255, 255),
+        OUTSIDE,
+        INSIDE,
+        VIP,
+    ];
+    for src in bad {
+        let f = Lab::frame(
+            CLIENT_MAC,
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            (src, 4000),
+            (VIP, PORT),
+            1,
+            0,
+            S,
+            1024,
+            Opts::default(),
+            b"",
+        );
+        assert!(lab.feed(Side::Outside, f).is_empty(), "from {src}");
+    }
+    assert_eq!(dropped(&mut lab, DropReason::BadSource), bad.len() as u64);
+    assert_eq!(lab.engine.flows().len(), 0);
+    // A client's own address is fine.
+    assert_eq!(
+        lab.client(1, 0, S, 64240, Opts::syn(1460, 7, 1), b"").len(),
+        2
+    );
+}
+
+#[test]
+fn an_outside_senders_vlan_tag_never_reaches_the_inside_port() {
+    let mut lab = Lab::new();
+    let mut buf = vec![0u8; 200];
+    let n = tandem_wire::build::tcp(
+        &mut buf,
+        &tandem_wire::build::TcpBuild {
+            src_mac: CLIENT_MAC,
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            vlan_tci: Some(42),
+            src_ip: CLIENT,
+            dst_ip: VIP,
+            src_port: CPORT,
+            dst_port: PORT,
+            seq: 1000,
+            ack: 0,
+            flags: S,
+            window: 64240,
+            ttl: 64,
+            options: &[],
+            payload: &[],
+        },
+    )
+    .expect("build");
+    buf.truncate(n);
+    let mut burst = vec![buf];
+    lab.engine.process_burst(
+        Side::Outside,
+        lab.now,
+        &mut burst,
+        &mut lab.pool,
+        &mut lab.out,
+    );
+    assert_eq!(lab.out.tx.len(), 2, "the SYN to both replicas");
+    for t in lab.out.tx.drain(..) {
+        assert_eq!(t.side, Side::Inside);
+        assert_eq!(&t.buf[12..14], &[0x08, 0x00], "untagged IPv4");
+        assert_eq!(t.buf.len(), n - 4);
+        // It parses, its checksums hold (the kit checks them), and it is the SYN.
+        let seen = Seen::parse(t.side, &t.buf);
+        assert!(seen.dst == PRIMARY || seen.dst == BACKUP);
+        assert_eq!((seen.seq, seen.flags), (1000, S));
+    }
+}
+
+// ---- idle flows and strays -------------------------------------------------------------
+
+#[test]
+fn an_established_flow_that_idles_past_its_timeout_is_reset_on_both_sides() {
+    let mut lab = Lab::new();
+    let (c, p, b) = established(&mut lab);
+    let idle = config().idle_timeout_ns;
+    let mut rsts = Vec::new();
+    // The sweep visits every flow within half the shortest timeout; poll past the idle one.
+    for _ in 0..4 {
+        lab.advance(idle / 2 + MS);
+        rsts.extend(lab.poll().into_iter().filter(|s| s.flags.contains(RST)));
+    }
+    assert_eq!(lab.engine.flows().len(), 0);
+    let to_client = one(&rsts, CLIENT);
+    assert_eq!((to_client.seq, to_client.ack), (p, c));
+    assert_eq!(one(&rsts, PRIMARY).seq, c);
+    assert_eq!(one(&rsts, BACKUP).seq, c);
+    let _ = b;
+    assert_eq!(lab.engine.counters().idle_resets, 1);
+}
+
+#[test]
+fn a_segment_of_no_flow_gets_a_rst_as_a_host_would_and_those_rsts_are_rate_limited() {
+    let mut lab = Lab::new();
+    // From the outside: an ACK to the VIP of no connection.
+    let out = lab.client(5000, 777, A, 500, Opts::default(), b"x");
+    let rst = one(&out, CLIENT);
+    assert_eq!((rst.src, rst.sport, rst.dport), (VIP, PORT, CPORT));
+    assert_eq!((rst.seq, rst.flags), (777, RST), "at the segment's ack");
+    // From the inside: a replica's segment to a client of no flow.
+    let out = lab.replica(R::P, 300, 0, TcpFlags::PSH, 500, Opts::default(), b"y");
+    let rst = one(&out, PRIMARY);
+    assert_eq!((rst.src, rst.sport, rst.dport), (CLIENT, CPORT, PORT));
+    assert_eq!((rst.seq, rst.ack, rst.flags), (0, 301, RST | A));
+    // A RST is never answered.
+    assert!(lab
+        .client(5000, 777, RST, 0, Opts::default(), b"")
+        .is_empty());
+    // A flood gets at most the period's share.
+    let mut sent = 2;
+    for k in 0..1000u32 {
+        sent += lab.client(k, k, A, 500, Opts::default(), b"").len();
+    }
+    assert_eq!(sent as u32, tandem_engine::engine::STRAY_RSTS_PER_PERIOD);
+    assert_eq!(
+        lab.engine.counters().stray_resets,
+        u64::from(tandem_engine::engine::STRAY_RSTS_PER_PERIOD)
+    );
+    lab.advance(tandem_engine::engine::STRAY_RST_PERIOD_NS);
+    assert_eq!(lab.client(1, 1, A, 500, Opts::default(), b"").len(), 1);
+}

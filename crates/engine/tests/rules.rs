@@ -654,8 +654,9 @@ fn bad_input_is_counted_never_forwarded() {
         .feed(tandem_engine::Side::Outside, vec![0u8; 10])
         .is_empty());
     assert_eq!(lab.engine.counters().dropped(DropReason::Malformed), 1);
-    // Not a SYN, no flow.
-    assert!(lab.client(5, 5, A, 500, Opts::default(), b"x").is_empty());
+    // Not a SYN, no flow: a RST, as a host answers it (§3.10).
+    let out = lab.client(5, 5, A, 500, Opts::default(), b"x");
+    assert_eq!(one(&out, CLIENT).flags, RST);
     assert_eq!(lab.engine.counters().dropped(DropReason::NoFlow), 1);
     // A port that is not served.
     let f = Lab::frame(
@@ -707,7 +708,12 @@ fn bad_input_is_counted_never_forwarded() {
         Opts::default(),
         b"x",
     );
-    assert!(lab.feed(tandem_engine::Side::Inside, f).is_empty());
+    let out = lab.feed(tandem_engine::Side::Inside, f);
+    assert_eq!(
+        one(&out, PRIMARY).flags,
+        RST,
+        "the replica is told, not the client"
+    );
     assert_eq!(lab.engine.counters().dropped(DropReason::NoFlow), 2);
     // Traffic for the appliance itself goes to the control core.
     let f = Lab::frame(
@@ -1240,9 +1246,11 @@ fn forward_adopts_a_mid_stream_segment_and_rewrites_both_ways() {
         1,
         "one flow, adopted once"
     );
-    // A segment from the replica that does not carry the flow is not forwarded.
+    // A segment from the replica that does not carry the flow is not forwarded; the
+    // replica is told there is no such connection.
     let out = lab.replica(R::B, 7000, 1005, A, 999, Opts::default(), b"x");
-    assert!(out.is_empty());
+    assert!(to(&out, CLIENT).is_empty());
+    assert_eq!(one(&out, BACKUP).flags, RST);
     assert_eq!(lab.engine.counters().dropped(DropReason::NoFlow), 1);
 }
 
@@ -1263,7 +1271,11 @@ fn forward_spreads_flows_over_the_pool() {
 fn mirror_mode_still_refuses_synless_creation() {
     let mut lab = Lab::new();
     let out = lab.client(1000, 5000, A, 1234, Opts::default(), b"hello");
-    assert!(out.is_empty());
+    assert_eq!(
+        one(&out, CLIENT).flags,
+        RST,
+        "a RST, as from a host without it"
+    );
     let c = lab.engine.counters().clone();
     assert_eq!((c.flows_created, c.flows_adopted, c.flows), (0, 0, 0));
     assert_eq!(c.dropped(DropReason::NoFlow), 1);
@@ -1286,9 +1298,9 @@ fn forward_flow_on_a_dead_replica_ends_and_is_readopted_on_a_live_one() {
     let c = lab.engine.counters().clone();
     assert_eq!((c.flows_adopted, c.flows_removed, c.flows), (2, 1, 1));
     assert_eq!(c.legs_lost, 1);
-    // The dead primary's late segments reach no one.
+    // The dead primary's late segments reach no client.
     let out = lab.replica(R::P, 5000, 1002, A, 999, Opts::default(), b"late");
-    assert!(out.is_empty());
+    assert!(to(&out, CLIENT).is_empty());
     // The backup's answers do.
     let out = lab.replica(R::B, 9000, 1002, A, 999, Opts::default(), b"ok");
     assert_eq!(one(&out, CLIENT).seq, 9000);

@@ -59,6 +59,12 @@ impl PacketBuf for MbufBuf {
             let _ = self.0.trim(u16::try_from(cur - len).unwrap_or(0));
         }
     }
+
+    #[inline]
+    fn trim_front(&mut self, n: usize) -> bool {
+        // rte_pktmbuf_adj: the data starts later, nothing is copied.
+        u16::try_from(n).is_ok_and(|n| self.0.adj(n))
+    }
 }
 
 /// New buffers for one worker's engine, from a mempool (per-lcore cached).

@@ -335,7 +335,7 @@ io_counters! {
 }
 
 /// Number of plain engine counters published (see [`EngineSnapshot`]).
-const ENGINE_N: usize = 20;
+const ENGINE_N: usize = 22;
 
 /// The engine counters in a snapshot (drops apart).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -368,6 +368,8 @@ pub const ENGINE_LABELS: [&str; ENGINE_N] = [
     "flows_adopted",
     "half_open_evicted",
     "half_open_expired",
+    "idle_resets",
+    "stray_resets",
 ];
 
 impl EngineSnapshot {
@@ -395,6 +397,8 @@ impl EngineSnapshot {
                 c.flows_adopted,
                 c.half_open_evicted,
                 c.half_open_expired,
+                c.idle_resets,
+                c.stray_resets,
             ],
             drops: c.drops,
         }
