@@ -68,6 +68,9 @@ pub fn client_end(frame: &[u8], side: Side, own: [u32; 2]) -> Option<ClientEnd> 
     };
     let ip = frame.get(l3..l3 + 20)?;
     let ihl = usize::from(ip[0] & 0x0f) * 4;
+    if side == Side::Outside && ip[9] == 1 {
+        return quoted_client_end(frame.get(l3 + ihl..)?);
+    }
     // Version 4, TCP, not a fragment (offset 0, no more-fragments bit): only those carry
     // the ports.
     if ip[0] >> 4 != 4 || ihl < 20 || ip[9] != 6 || u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0
@@ -93,6 +96,26 @@ pub fn client_end(frame: &[u8], side: Side, own: [u32; 2]) -> Option<ClientEnd> 
             ip: dst,
             port: dport,
         },
+    })
+}
+
+/// The client end of an ICMP error (`icmp`: the message) from the client's path: the
+/// destination of the TCP segment it quotes, one Tandem sent a client. So that "fragmentation
+/// needed" reaches the worker that owns the flow (the engine translates it, §3.11). On the
+/// RSS path the port hashes it as it likes: there it finds its flow only on one worker.
+fn quoted_client_end(icmp: &[u8]) -> Option<ClientEnd> {
+    if !matches!(icmp.first()?, 3 | 4 | 11 | 12) {
+        return None;
+    }
+    let inner = icmp.get(8..28)?;
+    let ihl = usize::from(inner[0] & 0x0f) * 4;
+    if inner[9] != 6 || ihl < 20 {
+        return None;
+    }
+    let ports = icmp.get(8 + ihl..8 + ihl + 4)?;
+    Some(ClientEnd {
+        ip: u32::from_be_bytes([inner[16], inner[17], inner[18], inner[19]]),
+        port: u16::from_be_bytes([ports[2], ports[3]]),
     })
 }
 

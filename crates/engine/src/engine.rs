@@ -43,7 +43,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use tandem_wire::build::{self, OptionWriter, TcpBuild};
-use tandem_wire::checksum::ChecksumDelta;
+use tandem_wire::checksum::{internet_checksum, ChecksumDelta};
 use tandem_wire::tcp::option_kind;
 use tandem_wire::{EthernetFrame, MacAddr, TcpFlags};
 
@@ -380,6 +380,10 @@ impl<B: PacketBuf> Engine<B> {
             }
             Class::Drop(reason) => {
                 self.counters.drop(*reason);
+                return;
+            }
+            Class::IcmpError => {
+                self.on_icmp_error(side, buf, pool, out);
                 return;
             }
         };
@@ -914,6 +918,93 @@ impl<B: PacketBuf> Engine<B> {
             }
         }
         self.remove_flow(idx);
+    }
+
+    /// §3.11, path-MTU discovery: an ICMP "fragmentation needed" from the client's path
+    /// about a segment Tandem sent the client goes to every replica of the flow, as if
+    /// about the segment that replica sent: addressed to it, quoting its address and its
+    /// own sequence number. Only when the quoted sequence number is one the flow has in
+    /// flight (RFC 5927 §4.1), so a blind ICMP cannot shrink anybody's MSS. Other ICMP
+    /// errors are counted and dropped: a TCP connection outlives them (RFC 1122
+    /// §4.2.3.9), and a replica cannot act on them.
+    #[cold]
+    fn on_icmp_error<P: BufferPool<B>>(
+        &mut self,
+        side: Side,
+        mut buf: B,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) {
+        let Some(mut q) = QuotedTcp::parse(buf.bytes()) else {
+            self.counters.drop(DropReason::Malformed);
+            return;
+        };
+        let key = FlowKey {
+            client_ip: q.dst,
+            client_port: q.dport,
+            vip: q.src,
+            vip_port: q.sport,
+        };
+        let found = self.flows.find_key(&key);
+        let (Side::Outside, Some(idx), true) = (side, found, q.frag_needed) else {
+            self.counters.drop(DropReason::IcmpError);
+            return;
+        };
+        let f = self.flows.get(idx);
+        // In flight: sent to the client and not yet acked by it.
+        let una = if f.client_acked {
+            f.client_ack
+        } else {
+            f.visible_isn
+        };
+        if f.is_half_open() || q.seq < una || q.seq >= f.to_client_nxt.later(una.wrapping_add(1)) {
+            self.counters.drop(DropReason::IcmpError);
+            return;
+        }
+        if q.l3 != 14 {
+            // An outside sender's tag stays outside (see `untag`).
+            buf.bytes_mut().copy_within(0..12, 4);
+            if !buf.trim_front(4) {
+                self.counters.drop(DropReason::VlanTag);
+                return;
+            }
+            q = q.shifted(4);
+        }
+        let n = f.n_legs as usize;
+        let targets = |l: &Leg| l.alive && l.answered;
+        let Some(last) = f.legs[..n].iter().rposition(targets) else {
+            self.counters.drop(DropReason::NoReplica);
+            return;
+        };
+        let mut original = Some(buf);
+        for i in 0..=last {
+            let leg = f.legs[i];
+            if !targets(&leg) {
+                continue;
+            }
+            let Some(mac) = self.replicas.mac(leg.replica) else {
+                self.counters.drop(DropReason::NoNeighbour);
+                continue;
+            };
+            let copy = if i == last {
+                original.take()
+            } else {
+                original.as_ref().and_then(|b| pool.copy(b))
+            };
+            let Some(mut copy) = copy else {
+                self.counters.drop(DropReason::NoBuffer);
+                continue;
+            };
+            q.rewrite_for(copy.bytes_mut(), leg.addr, q.seq.wrapping_add(leg.delta));
+            set_macs(copy.bytes_mut(), mac, self.cfg.inside_mac);
+            match out.push_tx(Side::Inside, copy) {
+                Ok(()) => {
+                    self.counters.tx += 1;
+                    self.counters.icmp_frag_needed += 1;
+                }
+                Err(_) => self.counters.drop(DropReason::TxFull),
+            }
+        }
     }
 
     /// §3.10: a segment of no flow gets a RST, as a host without the connection answers
@@ -2493,6 +2584,107 @@ fn in_window(m: &Meta, left: Seq, right: Seq) -> bool {
         m.seq >= left && m.seq < right
     } else {
         m.seq < right && m.seq.wrapping_add(len) > left
+    }
+}
+
+/// An ICMP error quoting a TCP segment (RFC 792: the quoted IP header and at least the
+/// first 8 bytes of its payload, which hold the ports and the sequence number).
+#[derive(Clone, Copy, Debug)]
+struct QuotedTcp {
+    /// Offset of the outer IPv4 header.
+    l3: usize,
+    /// Offset of the ICMP message.
+    icmp: usize,
+    /// Offset of the quoted IPv4 header.
+    inner: usize,
+    /// Offset of the quoted TCP header.
+    inner_l4: usize,
+    /// End of the outer IPv4 packet.
+    end: usize,
+    /// Type 3 code 4: fragmentation needed and DF set.
+    frag_needed: bool,
+    /// The quoted segment's addresses, ports and sequence number.
+    src: u32,
+    dst: u32,
+    sport: u16,
+    dport: u16,
+    seq: Seq,
+}
+
+impl QuotedTcp {
+    /// The quoted segment of an ICMP error frame that `classify` found to be one.
+    fn parse(frame: &[u8]) -> Option<QuotedTcp> {
+        let l3 = if frame.get(12..14)? == [0x81, 0x00] {
+            18
+        } else {
+            14
+        };
+        let ip = frame.get(l3..l3 + 20)?;
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        let end = l3 + usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        let icmp = l3 + ihl;
+        let msg = frame.get(icmp..end)?;
+        let inner_ip = msg.get(8..28)?;
+        let inner_ihl = usize::from(inner_ip[0] & 0x0f) * 4;
+        if inner_ip[0] >> 4 != 4 || inner_ihl < 20 || inner_ip[9] != 6 {
+            return None;
+        }
+        let inner = icmp + 8;
+        let inner_l4 = inner + inner_ihl;
+        let tcp = frame
+            .get(inner_l4..inner_l4 + 8)
+            .filter(|_| inner_l4 + 8 <= end)?;
+        let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        Some(QuotedTcp {
+            l3,
+            icmp,
+            inner,
+            inner_l4,
+            end,
+            frag_needed: msg[0] == 3 && msg[1] == 4,
+            src: be32(&inner_ip[12..16]),
+            dst: be32(&inner_ip[16..20]),
+            sport: u16::from_be_bytes([tcp[0], tcp[1]]),
+            dport: u16::from_be_bytes([tcp[2], tcp[3]]),
+            seq: Seq(be32(&tcp[4..8])),
+        })
+    }
+
+    /// The same offsets `n` bytes earlier (a tag removed in front).
+    fn shifted(self, n: usize) -> QuotedTcp {
+        QuotedTcp {
+            l3: self.l3 - n,
+            icmp: self.icmp - n,
+            inner: self.inner - n,
+            inner_l4: self.inner_l4 - n,
+            end: self.end - n,
+            ..self
+        }
+    }
+
+    /// Readdresses the error to replica `addr` about its own segment: the outer
+    /// destination and the quoted source become `addr`, the quoted sequence number
+    /// `seq`; the outer, quoted and ICMP checksums are made right again.
+    fn rewrite_for(&self, frame: &mut [u8], addr: u32, seq: Seq) {
+        let outer_dst = self.l3 + 16;
+        let mut outer = ChecksumDelta::new();
+        outer.u32(get_u32(frame, outer_dst), addr);
+        put_u32(frame, outer_dst, addr);
+        let c = outer.apply(u16::from_be_bytes([
+            frame[self.l3 + 10],
+            frame[self.l3 + 11],
+        ]));
+        frame[self.l3 + 10..self.l3 + 12].copy_from_slice(&c.to_be_bytes());
+        // The quoted header's checksum is recomputed whole: it is short, and a router
+        // may have quoted it with fields (TTL) changed since it was sent.
+        put_u32(frame, self.inner + 12, addr);
+        put_u32(frame, self.inner_l4 + 4, seq.0);
+        frame[self.inner + 10..self.inner + 12].fill(0);
+        let c = internet_checksum(&frame[self.inner..self.inner_l4]);
+        frame[self.inner + 10..self.inner + 12].copy_from_slice(&c.to_be_bytes());
+        frame[self.icmp + 2..self.icmp + 4].fill(0);
+        let c = internet_checksum(&frame[self.icmp..self.end]);
+        frame[self.icmp + 2..self.icmp + 4].copy_from_slice(&c.to_be_bytes());
     }
 }
 

@@ -193,6 +193,10 @@ drop_reasons! {
     /// An 802.1Q-tagged client frame whose tag could not be removed before it went to
     /// the inside port.
     VlanTag => "vlan_tag",
+    /// An ICMP error to a VIP that is not passed on: about no flow, quoting a sequence
+    /// number the flow never had in flight, or of a kind no replica needs (only
+    /// "fragmentation needed" is, for path-MTU discovery).
+    IcmpError => "icmp_error",
 }
 
 /// Per-worker counters: plain integers, written by one worker, read by copying.
@@ -221,6 +225,9 @@ pub struct Counters {
     /// Established flows that idled past their timeout, ended with a RST to the client
     /// and to their replicas (also in `flows_removed`).
     pub idle_resets: u64,
+    /// ICMP "fragmentation needed" about a flow's segment, translated and delivered to
+    /// each of its replicas (path-MTU discovery through the appliance).
+    pub icmp_frag_needed: u64,
     /// RSTs sent for segments of no flow, as a host answers them (rate-limited; the
     /// segments are also counted as `no_flow` drops).
     pub stray_resets: u64,

@@ -89,6 +89,9 @@ pub enum Class {
     Tcp(Meta),
     /// For the control core (ARP, or IPv4 to one of the appliance's addresses).
     Control,
+    /// An ICMP error (destination unreachable, source quench, time exceeded, parameter
+    /// problem) to a VIP: about a segment Tandem sent a client, for the engine (§3.11).
+    IcmpError,
     /// Drop it.
     Drop(DropReason),
 }
@@ -147,7 +150,12 @@ pub fn classify(frame: &[u8], own: &[u32], vips: &[u32]) -> Class {
     }
     if ip[9] != protocol::TCP {
         if ip[9] == protocol::ICMP && vips.contains(&dst) {
-            return Class::Control;
+            // Echo is the control core's to answer; errors quote a flow's segment.
+            // `total` ≤ `ip_bytes.len()`: checked above.
+            return match ip_bytes[..total].get(ihl) {
+                Some(3 | 4 | 11 | 12) => Class::IcmpError,
+                _ => Class::Control,
+            };
         }
         return Class::Drop(DropReason::NotTcp);
     }
@@ -265,7 +273,10 @@ mod tests {
         }
         if ip.protocol() != protocol::TCP {
             if ip.protocol() == protocol::ICMP && vips.contains(&dst) {
-                return Class::Control;
+                return match ip.payload().first() {
+                    Some(3 | 4 | 11 | 12) => Class::IcmpError,
+                    _ => Class::Control,
+                };
             }
             return Class::Drop(DropReason::NotTcp);
         }

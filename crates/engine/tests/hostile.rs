@@ -563,3 +563,111 @@ fn a_segment_of_no_flow_gets_a_rst_as_a_host_would_and_those_rsts_are_rate_limit
     lab.advance(tandem_engine::engine::STRAY_RST_PERIOD_NS);
     assert_eq!(lab.client(1, 1, A, 500, Opts::default(), b"").len(), 1);
 }
+
+// ---- ICMP about flows ------------------------------------------------------------------
+
+/// An ICMP error from a router on the client's path (`type_`, `code`) about the segment
+/// VIP:PORT → client with sequence number `seq`, quoting its IP header and 8 bytes.
+fn icmp_about(type_: u8, code: u8, seq: u32) -> Vec<u8> {
+    use tandem_wire::checksum::internet_checksum;
+    let router = Ipv4Addr::new(198, 18, 0, 254);
+    let mut quoted = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 63, 6, 0, 0];
+    quoted[2..4].copy_from_slice(&1440u16.to_be_bytes());
+    quoted.extend_from_slice(&VIP.octets());
+    quoted.extend_from_slice(&CLIENT.octets());
+    let c = internet_checksum(&quoted);
+    quoted[10..12].copy_from_slice(&c.to_be_bytes());
+    quoted.extend_from_slice(&PORT.to_be_bytes());
+    quoted.extend_from_slice(&CPORT.to_be_bytes());
+    quoted.extend_from_slice(&seq.to_be_bytes());
+    let mut icmp = vec![type_, code, 0, 0, 0, 0, 0x05, 0x00]; // next-hop MTU 1280
+    icmp.extend_from_slice(&quoted);
+    let c = internet_checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut ip = vec![0x45, 0, 0, 0, 0, 2, 0, 0, 64, 1, 0, 0];
+    ip[2..4].copy_from_slice(&((20 + icmp.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&router.octets());
+    ip.extend_from_slice(&VIP.octets());
+    let c = internet_checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut f = Vec::new();
+    f.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
+    f.extend_from_slice(&CLIENT_MAC.0);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&icmp);
+    f
+}
+
+#[test]
+fn fragmentation_needed_about_a_flows_segment_reaches_every_replica_translated() {
+    use tandem_wire::checksum::internet_checksum;
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    let (c, p, b) = established(&mut lab);
+    // The primary sends a segment the client's path cannot carry; the router says so,
+    // quoting it (visible space: the primary's own ISN is the visible one).
+    lab.replica(R::B, b, c, A, 500, Opts::ts(80_005, 103), &data(1000, 0));
+    let out = lab.replica(R::P, p, c, A, 500, Opts::ts(5005, 103), &data(1000, 0));
+    assert_eq!(one(&out, CLIENT).seq, p);
+    let mut burst = vec![icmp_about(3, 4, p)];
+    lab.engine.process_burst(
+        Side::Outside,
+        lab.now,
+        &mut burst,
+        &mut lab.pool,
+        &mut lab.out,
+    );
+    let sent: Vec<_> = lab.out.tx.drain(..).collect();
+    assert_eq!(sent.len(), 2, "one for each replica");
+    for t in &sent {
+        assert_eq!(t.side, Side::Inside);
+        let f = &t.buf;
+        let (outer, icmp) = (&f[14..34], &f[34..]);
+        let dst = Ipv4Addr::new(outer[16], outer[17], outer[18], outer[19]);
+        let (mac, own_seq) = if dst == PRIMARY {
+            (PRIMARY_MAC, p)
+        } else {
+            assert_eq!(dst, BACKUP);
+            (BACKUP_MAC, b)
+        };
+        assert_eq!(&f[..6], &mac.0);
+        assert_eq!(internet_checksum(outer), 0, "outer IPv4 checksum");
+        assert_eq!(internet_checksum(icmp), 0, "ICMP checksum");
+        assert_eq!((icmp[0], icmp[1]), (3, 4));
+        assert_eq!(&icmp[6..8], &[0x05, 0x00], "the MTU as the router said");
+        let quoted = &icmp[8..28];
+        assert_eq!(internet_checksum(quoted), 0, "quoted IPv4 checksum");
+        assert_eq!(
+            &quoted[12..16],
+            &dst.octets(),
+            "about the replica's own segment"
+        );
+        assert_eq!(&quoted[16..20], &CLIENT.octets());
+        let seq = u32::from_be_bytes([icmp[32], icmp[33], icmp[34], icmp[35]]);
+        assert_eq!(seq, own_seq, "in the replica's own sequence space");
+    }
+    let _ = hs;
+    assert_eq!(lab.engine.counters().icmp_frag_needed, 2);
+}
+
+#[test]
+fn icmp_errors_quoting_nothing_in_flight_or_of_other_kinds_are_counted_and_dropped() {
+    let mut lab = Lab::new();
+    let (_, p, _) = established(&mut lab);
+    // Blind: a sequence number the flow never sent.
+    assert!(lab
+        .feed(Side::Outside, icmp_about(3, 4, p + 5_000_000))
+        .is_empty());
+    // Already acked by the client.
+    assert!(lab.feed(Side::Outside, icmp_about(3, 4, p - 50)).is_empty());
+    // Time exceeded: nothing a replica can act on.
+    assert!(lab.feed(Side::Outside, icmp_about(11, 0, p - 1)).is_empty());
+    assert_eq!(dropped(&mut lab, DropReason::IcmpError), 3);
+    assert_eq!(lab.engine.counters().icmp_frag_needed, 0);
+    // Echo to the VIP still goes to the control core.
+    let mut echo = icmp_about(8, 0, 0);
+    echo[34 + 2..34 + 4].fill(0);
+    lab.feed(Side::Outside, echo);
+    assert_eq!(lab.engine.counters().to_control, 1);
+}

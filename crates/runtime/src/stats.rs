@@ -335,7 +335,7 @@ io_counters! {
 }
 
 /// Number of plain engine counters published (see [`EngineSnapshot`]).
-const ENGINE_N: usize = 22;
+const ENGINE_N: usize = 23;
 
 /// The engine counters in a snapshot (drops apart).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -370,6 +370,7 @@ pub const ENGINE_LABELS: [&str; ENGINE_N] = [
     "half_open_expired",
     "idle_resets",
     "stray_resets",
+    "icmp_frag_needed",
 ];
 
 impl EngineSnapshot {
@@ -399,6 +400,7 @@ impl EngineSnapshot {
                 c.half_open_expired,
                 c.idle_resets,
                 c.stray_resets,
+                c.icmp_frag_needed,
             ],
             drops: c.drops,
         }
