@@ -40,7 +40,8 @@
 //! limits: { flows_per_worker: 1048576, hold_bytes_per_flow: 262144,
 //!           hold_bytes_total: 268435456, hold_segments_total: 131072,
 //!           mbufs: 262143, mbuf_cache: 256 }
-//! management: { socket: /run/tandem/tandem.sock, metrics: 127.0.0.1:9450 }  # or off
+//! management: { socket: /run/tandem/tandem.sock, metrics: 127.0.0.1:9450,  # or off
+//!               group: tandem }                 # optional: may use the socket besides root
 //! logging: { format: human, level: info }
 //! ```
 //!
@@ -72,7 +73,9 @@
 //! - `timeouts`: greater than zero (`linger` may be 0).
 //! - `limits`: budgets greater than zero, per-flow at most total; the mbuf pool holds every
 //!   ring, every cache and the hold queue.
-//! - `management`: an absolute socket path; metrics `off` or an address:port.
+//! - `management`: an absolute socket path; metrics `off` or an address:port; the group,
+//!   when given, a portable group name (whether it exists is checked by `tandem run`, on
+//!   the host it runs on).
 
 use std::path::Path;
 

@@ -340,6 +340,9 @@ pub struct Management {
     pub socket: PathBuf,
     /// Address of the Prometheus metrics listener; `None`: off.
     pub metrics: Option<SocketAddr>,
+    /// A group whose members may use the socket besides root (resolved when the appliance
+    /// starts, on its host); `None`: root only.
+    pub group: Option<String>,
 }
 
 /// Log output format.

@@ -163,6 +163,8 @@ pub(crate) struct RawManagement {
     pub socket: Option<String>,
     #[serde(default)]
     pub metrics: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

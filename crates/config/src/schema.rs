@@ -167,9 +167,12 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
         "limits.hold_segments_total" => "1..=4294967295, below limits.mbufs",
         "limits.mbufs" => "enough mbufs for every ring, cache and the hold queue (see the message)",
         "limits.mbuf_cache" => "0..=512, at most limits.mbufs / 1.5",
-        "management" => "a mapping with `socket` and `metrics`",
+        "management" => "a mapping with `socket`, `metrics` and `group`",
         "management.socket" => "an absolute path",
         "management.metrics" => "an address and port like 127.0.0.1:9450 or [::1]:9450, or off",
+        "management.group" => {
+            "a group name: 1 to 32 letters, digits, `.`, `_` or `-`, not starting with `-`"
+        }
         "logging" => "a mapping with `format` and `level`",
         "logging.format" => "human, json",
         "logging.level" => "error, warn, info, debug, trace",

@@ -1025,5 +1025,25 @@ fn check_management(c: &mut Checker, p: &FieldPath, raw: RawManagement) -> Manag
             }
         }
     };
-    Management { socket, metrics }
+    let group = raw.group.map(|g| {
+        if !is_group_name(&g) {
+            c.bad(&p.key("group"), format!("`{g}` is not a group name"));
+        }
+        g
+    });
+    Management {
+        socket,
+        metrics,
+        group,
+    }
+}
+
+/// A portable POSIX group name (what `groupadd` accepts by default, without the
+/// trailing `$`), at most 32 bytes as Linux allows.
+fn is_group_name(g: &str) -> bool {
+    !g.is_empty()
+        && g.len() <= 32
+        && !g.starts_with('-')
+        && g.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }

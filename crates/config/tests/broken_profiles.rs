@@ -346,6 +346,40 @@ fn mbuf_pool_too_small() {
     );
 }
 
+/// `BASE` with a `management` section (lines 34 to 36) giving `group`.
+fn with_group(group: &str) -> String {
+    format!("{BASE}management:\n  socket: /run/tandem/t.sock\n  group: {group}\n")
+}
+
+#[test]
+fn management_group_is_optional_and_kept() {
+    match parse("configs/ok.yaml", &with_group("tandem-ops")) {
+        Ok(p) => assert_eq!(p.management.group.as_deref(), Some("tandem-ops")),
+        Err(e) => panic!("{e}"),
+    }
+    match parse("configs/ok.yaml", BASE) {
+        Ok(p) => assert_eq!(p.management.group, None),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn management_group_that_is_not_a_group_name() {
+    for bad in [
+        "\"ops team\"",
+        "-ops",
+        "\"\"",
+        "ops/x",
+        "a23456789012345678901234567890123",
+    ] {
+        rejects(
+            &with_group(bad),
+            "configs/bad.yaml:36:10: management.group: ",
+            "is not a group name (allowed: a group name: 1 to 32 letters",
+        );
+    }
+}
+
 // ---- explicit worker mapping --------------------------------------------------------
 
 /// `BASE` with an explicit `workers` list appended (`workers:` is line 34, its items 35 and on).

@@ -77,6 +77,8 @@ fn lab_profile_loads() {
         .service_for(Ipv4Addr::new(198, 18, 0, 100), 12345)
         .is_some());
     assert!(p.service_for(Ipv4Addr::new(198, 18, 0, 101), 80).is_none());
+    // The lab runs as root: no group may use its socket.
+    assert_eq!(p.management.group, None);
 }
 
 #[test]
@@ -110,6 +112,7 @@ fn appliance_profile_loads() {
     assert_eq!(p.services[1].mode, Mode::Reconnect);
     assert_eq!(p.services[1].copies, 1);
     assert_eq!(p.vips().len(), 2);
+    assert_eq!(p.management.group.as_deref(), Some("tandem"));
 }
 
 /// The explicit `workers` list of the appliance profile is what the default would derive.

@@ -1113,6 +1113,7 @@ impl Control {
                 }
                 None => s.push_str("recovery (first sign to switch): no failover detected yet\n"),
             }
+            s.push_str(&listener_line(&sh.listeners.read()));
         }
         s
     }
@@ -1123,6 +1124,22 @@ impl Control {
             let _ = p.enqueue(cmd);
         }
     }
+}
+
+/// The `status` line of the listeners' refused and cut connections, by reason.
+fn listener_line(listeners: &[(&str, [u64; 4])]) -> String {
+    let parts: Vec<String> = listeners
+        .iter()
+        .map(|(name, counts)| {
+            let by: Vec<String> = crate::serve::ListenerCounters::REASONS
+                .iter()
+                .zip(counts)
+                .map(|(reason, n)| format!("{reason} {n}"))
+                .collect();
+            format!("{name}: {}", by.join(", "))
+        })
+        .collect();
+    format!("listener drops: {}\n", parts.join("; "))
 }
 
 /// The control core's whole part in a failover, once it has decided: the replica's slot
@@ -1368,5 +1385,14 @@ mod tests {
             "a reply is no request"
         );
         assert_eq!(ArpSeen::parse(&reply[..30]), None);
+    }
+
+    #[test]
+    fn status_names_each_listener_drop_by_reason() {
+        assert_eq!(
+            listener_line(&[("management", [1, 2, 3, 4]), ("metrics", [0, 5, 0, 0])]),
+            "listener drops: management: peer_refused 1, deadline 2, overload 3, too_long 4; \
+             metrics: peer_refused 0, deadline 5, overload 0, too_long 0\n"
+        );
     }
 }

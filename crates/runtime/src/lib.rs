@@ -12,6 +12,9 @@
 //! - [`msg`]: typed ring messages (signals, commands), allocation-free.
 //! - [`stats`]: counters published by the workers, and the exit summary.
 //! - [`clock`]: the TSC as nanoseconds.
+//! - [`mgmt`], [`metrics`]: the management socket and the Prometheus listener, served
+//!   through [`serve`] (every client at once, each under deadlines); [`access`]: who may
+//!   use the socket.
 //!
 //! ## Queues
 //!
@@ -33,6 +36,7 @@
 //! own to their owner over single-producer single-consumer rings. The log says which
 //! path runs; `tandem_worker_io_total{event="handed_off"}` counts the hand-offs.
 
+pub mod access;
 pub mod affinity;
 pub mod buf;
 pub mod clock;
@@ -43,6 +47,7 @@ pub mod metrics;
 pub mod mgmt;
 pub mod msg;
 pub mod profile;
+pub mod serve;
 pub mod stats;
 pub mod worker;
 
@@ -89,6 +94,9 @@ pub enum RuntimeError {
     /// The kernel gave no random bytes for the start's hash key.
     #[error("hash key: getrandom: {0}")]
     Random(std::io::Error),
+    /// The management settings cannot be used on this host (an unknown group).
+    #[error("{0}")]
+    Management(String),
 }
 
 trait Context<T> {
@@ -262,6 +270,10 @@ pub fn runnable(profile: &Profile) -> Result<Vec<String>, RuntimeError> {
 /// are logged and the summary is still returned.
 pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError> {
     runnable(profile)?;
+    // Before the EAL: a group this host does not have is the profile's mistake; say so
+    // rather than run with a socket its operators cannot use.
+    let access = access::Access::resolve(profile.management.group.as_deref())
+        .map_err(RuntimeError::Management)?;
     // DPDK's own lines through our logger (JSON when asked), the EAL's first ones too.
     if let Err(e) = tandem_dpdk::log::redirect(|line| tracing::info!(target: "dpdk", "{line}")) {
         tracing::warn!(error = %e, "DPDK logs to stderr directly");
@@ -498,9 +510,16 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
         .map(|r| (r.name.clone(), r.id))
         .collect();
     // The management socket: the data path runs without it (a warning says why).
-    let (mgmt_server, mgmt_rx) = match mgmt::Server::start(&profile.management.socket) {
+    let listeners = metrics::Listeners::default();
+    let group = access.group.as_ref().map(|(name, _)| name.clone());
+    let (mgmt_server, mgmt_rx) = match mgmt::Server::start(
+        &profile.management.socket,
+        access,
+        listeners.management.clone(),
+    ) {
         Ok((s, rx)) => {
-            tracing::info!(socket = %profile.management.socket.display(), "management socket up");
+            tracing::info!(socket = %profile.management.socket.display(),
+                group = group.as_deref().unwrap_or("(root only)"), "management socket up");
             (Some(s), Some(rx))
         }
         Err(e) => {
@@ -533,6 +552,7 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
         recovery: std::sync::Mutex::new(stats::histogram(stats::RECOVERY_MAX_NS)),
         new_flows_per_second: std::sync::atomic::AtomicU64::new(0),
         replica_failovers: std::sync::Mutex::new(Vec::new()),
+        listeners,
     });
     for (cmd, help) in [
         (

@@ -37,12 +37,15 @@
 //! Forward mode (benchmarks): `tandem_flows_adopted_total` (per `lcore`) counts the flows
 //! adopted from whatever segment came first; they are also in `tandem_flows_created_total`.
 //!
+//! Listeners (issue #14): `tandem_listener_drops_total` (`listener`: `management` or
+//! `metrics`; `reason`: see [`ListenerCounters`]) counts the connections either listener
+//! refused or cut short.
+//!
 //! The same figures answer the DPDK telemetry commands `/tandem/stats` and
 //! `/tandem/status` ([`Shared::stats_dict`], [`Shared::status_dict`]).
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -52,6 +55,7 @@ use hdrhistogram::Histogram;
 use tandem_dpdk::telemetry::Value;
 use tandem_engine::{DropReason, Health, ReplicaId, ReplicaTable};
 
+use crate::serve::{Conns, Limits, Line, ListenerCounters, Reply};
 use crate::stats::{
     histogram, lock, merge, ControlCounters, EngineSnapshot, IoCounters, LatencyBuckets,
     LatencySummary, WorkerStats, ENGINE_LABELS, LATENCY_BUCKETS_NS, LATENCY_MAX_NS,
@@ -79,6 +83,27 @@ pub struct Shared {
     pub new_flows_per_second: AtomicU64,
     /// Failovers per replica (detected or ordered), kept by the control core.
     pub replica_failovers: Mutex<Vec<(ReplicaId, u64)>>,
+    /// Connections the management socket and this listener refused or cut short.
+    pub listeners: Listeners,
+}
+
+/// The counters of the two listeners (each served by its own thread).
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// The management socket's.
+    pub management: Arc<ListenerCounters>,
+    /// The metrics listener's.
+    pub metrics: Arc<ListenerCounters>,
+}
+
+impl Listeners {
+    /// Each listener's name and counts, in the order of [`ListenerCounters::REASONS`].
+    pub fn read(&self) -> [(&'static str, [u64; 4]); 2] {
+        [
+            ("management", self.management.read()),
+            ("metrics", self.metrics.read()),
+        ]
+    }
 }
 
 impl Shared {
@@ -132,7 +157,13 @@ impl Shared {
                 )
             })
             .collect();
-        render(&workers, &control, &replicas, &self.derived())
+        render(
+            &workers,
+            &control,
+            &replicas,
+            &self.listeners.read(),
+            &self.derived(),
+        )
     }
 
     /// Records a failover's recovery time, `ns` from its first sign to the switch (values
@@ -273,6 +304,11 @@ impl Shared {
             "new_flows_per_second".to_owned(),
             Value::U64(d.new_flows_per_second),
         ));
+        for (listener, counts) in self.listeners.read() {
+            for (reason, n) in ListenerCounters::REASONS.iter().zip(counts) {
+                out.push((format!("listener/{listener}/{reason}"), Value::U64(n)));
+            }
+        }
         out
     }
 
@@ -355,6 +391,7 @@ pub fn render(
     workers: &[(u32, EngineSnapshot, IoCounters)],
     control: &ControlCounters,
     replicas: &[(String, Ipv4Addr, Health, u64)],
+    listeners: &[(&str, [u64; 4])],
     derived: &Derived,
 ) -> String {
     let mut s = String::new();
@@ -449,6 +486,19 @@ pub fn render(
             "tandem_replica_failovers_total{{replica=\"{name}\"}} {n}"
         );
     }
+    let _ = writeln!(
+        s,
+        "# HELP tandem_listener_drops_total Connections to the management socket or the metrics listener refused or cut short, by reason"
+    );
+    let _ = writeln!(s, "# TYPE tandem_listener_drops_total counter");
+    for (listener, counts) in listeners {
+        for (reason, n) in ListenerCounters::REASONS.iter().zip(counts) {
+            let _ = writeln!(
+                s,
+                "tandem_listener_drops_total{{listener=\"{listener}\",reason=\"{reason}\"}} {n}"
+            );
+        }
+    }
     write_summary(
         &mut s,
         "tandem_added_latency",
@@ -486,8 +536,24 @@ pub struct Server {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Connections served at once (only the oldest still sending is closed to make room).
+const MAX_CONNS: usize = 32;
+
+const LIMITS: Limits = Limits {
+    name: "metrics",
+    // A scraper sends its request at once; a client that has not in 2 s never will.
+    request: Duration::from_secs(2),
+    life: Duration::from_secs(4),
+    max_line: 1024,
+    max_conns: MAX_CONNS,
+    timeout_answer:
+        "HTTP/1.0 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+};
+
 impl Server {
-    /// Listens on `addr` and serves `GET /metrics` from `shared`.
+    /// Listens on `addr` and serves `GET /metrics` from `shared`, to every client at once
+    /// without waiting on any ([`crate::serve`]): a client has 2 s for its request line
+    /// and 4 s in all; what is cut is counted in `shared.listeners.metrics`.
     ///
     /// # Errors
     ///
@@ -502,18 +568,32 @@ impl Server {
             .spawn(move || {
                 let start = Instant::now();
                 let mut rate = FlowRate::default();
+                let mut conns = Conns::new(LIMITS);
+                let counters = shared.listeners.metrics.clone();
                 while !flag.load(Ordering::Relaxed) {
-                    // A slow client can hold a pass up to its timeouts: the rate is then
-                    // over the longer span, still per second.
-                    let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                    if let Some(r) = rate.sample(now, || shared.flows_created()) {
+                    let now = Instant::now();
+                    let ns =
+                        u64::try_from(now.duration_since(start).as_nanos()).unwrap_or(u64::MAX);
+                    if let Some(r) = rate.sample(ns, || shared.flows_created()) {
                         shared.new_flows_per_second.store(r, Ordering::Relaxed);
                     }
-                    match listener.accept() {
-                        Ok((conn, _)) => {
-                            let _ = serve_one(conn, &shared);
+                    let mut moved = false;
+                    for _ in 0..MAX_CONNS {
+                        match listener.accept() {
+                            Ok((conn, _)) => {
+                                moved = true;
+                                if conn.set_nonblocking(true).is_ok() {
+                                    conns.admit(conn, now, None, &counters);
+                                }
+                            }
+                            Err(_) => break,
                         }
-                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                    moved |= conns.pass(now, &counters, |line| http_answer(line, &shared));
+                    if !moved {
+                        // Nothing ready: poll again soon (sooner while a client is open).
+                        let nap = if conns.len() == 0 { 20 } else { 5 };
+                        std::thread::sleep(Duration::from_millis(nap));
                     }
                 }
             })?;
@@ -533,29 +613,30 @@ impl Drop for Server {
     }
 }
 
-fn serve_one(mut conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
-    conn.set_nonblocking(false)?;
-    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
-    conn.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let mut line = String::new();
-    BufReader::new(std::io::Read::take(&conn, 1024)).read_line(&mut line)?;
-    let path = line.split_whitespace().nth(1).unwrap_or("");
-    let (status, body) = if line.starts_with("GET ") && (path == "/metrics" || path == "/") {
-        ("200 OK", shared.render())
-    } else {
-        ("404 Not Found", "GET /metrics\n".to_owned())
+/// The HTTP answer to a request line: the metrics for `GET /metrics` (or `/`).
+fn http_answer(line: Line<'_>, shared: &Shared) -> Reply {
+    let (status, body) = match line {
+        Line::TooLong => ("414 URI Too Long", "GET /metrics\n".to_owned()),
+        Line::Text(line) => {
+            let path = line.split_whitespace().nth(1).unwrap_or("");
+            if line.starts_with("GET ") && (path == "/metrics" || path == "/") {
+                ("200 OK", shared.render())
+            } else {
+                ("404 Not Found", "GET /metrics\n".to_owned())
+            }
+        }
     };
-    write!(
-        conn,
+    Reply::Now(format!(
         "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
 
     /// A histogram of `ns` values, with bounds as the workers'.
     fn latencies(values: &[u64]) -> Histogram<u64> {
@@ -607,6 +688,7 @@ mod tests {
                 Health::Down,
                 2,
             )],
+            &[("management", [1, 2, 3, 4]), ("metrics", [0; 4])],
             derived,
         )
     }
@@ -648,6 +730,10 @@ mod tests {
             "tandem_recovery_max_seconds 0",
             "# TYPE tandem_new_flows_per_second gauge",
             "tandem_new_flows_per_second 42",
+            "# TYPE tandem_listener_drops_total counter",
+            "tandem_listener_drops_total{listener=\"management\",reason=\"peer_refused\"} 1",
+            "tandem_listener_drops_total{listener=\"management\",reason=\"too_long\"} 4",
+            "tandem_listener_drops_total{listener=\"metrics\",reason=\"deadline\"} 0",
         ] {
             assert!(text.contains(want), "missing `{want}` in:\n{text}");
         }
@@ -811,6 +897,7 @@ mod tests {
             recovery: Mutex::new(histogram(crate::stats::RECOVERY_MAX_NS)),
             new_flows_per_second: AtomicU64::new(0),
             replica_failovers: Mutex::new(Vec::new()),
+            listeners: Listeners::default(),
         }
     }
 
@@ -879,8 +966,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_listener_serves_get_metrics() {
+    /// A metrics listener on a free loopback port.
+    fn listener() -> (Server, SocketAddr, Arc<Shared>) {
         let shared = Arc::new(shared(vec![(1, Arc::new(WorkerStats::default()))]));
         // An ephemeral port on loopback: find one, then serve it.
         let port = TcpListener::bind("127.0.0.1:0")
@@ -888,18 +975,100 @@ mod tests {
             .map(|a| a.port())
             .expect("a free port");
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let server = Server::start(addr, shared).expect("start");
-        let get = |path: &str| {
-            let mut c = TcpStream::connect(addr).expect("connect");
-            write!(c, "GET {path} HTTP/1.0\r\n\r\n").expect("write");
-            let mut s = String::new();
-            c.read_to_string(&mut s).expect("read");
-            s
-        };
-        let ok = get("/metrics");
+        let server = Server::start(addr, shared.clone()).expect("start");
+        (server, addr, shared)
+    }
+
+    fn get(addr: SocketAddr, path: &str) -> String {
+        let mut c = TcpStream::connect(addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        write!(c, "GET {path} HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n").expect("write");
+        let mut s = String::new();
+        c.read_to_string(&mut s).expect("read");
+        s
+    }
+
+    #[test]
+    fn the_listener_serves_get_metrics() {
+        let (server, addr, shared) = listener();
+        let ok = get(addr, "/metrics");
         assert!(ok.starts_with("HTTP/1.0 200 OK") && ok.contains("tandem_rx_packets_total"));
         assert!(ok.contains("tandem_added_latency_seconds_count 0"), "{ok}");
-        assert!(get("/other").starts_with("HTTP/1.0 404"));
+        let body = ok.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        assert!(
+            ok.contains(&format!("Content-Length: {}\r\n", body.len())),
+            "{ok}"
+        );
+        assert!(get(addr, "/other").starts_with("HTTP/1.0 404"));
+        let long = format!("/{}", "x".repeat(2000));
+        assert!(get(addr, &long).starts_with("HTTP/1.0 414"));
         drop(server);
+        assert_eq!(shared.listeners.metrics.read(), [0, 0, 0, 1]);
+    }
+
+    #[test]
+    fn a_silent_client_does_not_delay_a_scrape() {
+        let (server, addr, shared) = listener();
+        let mut silent = TcpStream::connect(addr).expect("connect");
+        silent
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        std::thread::sleep(Duration::from_millis(100)); // accepted first
+        let t = Instant::now();
+        assert!(get(addr, "/metrics").starts_with("HTTP/1.0 200 OK"));
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        let mut s = String::new();
+        let _ = silent.read_to_string(&mut s);
+        assert!(s.starts_with("HTTP/1.0 408"), "{s}");
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        drop(server);
+        assert_eq!(shared.listeners.metrics.read(), [0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn a_slow_loris_is_cut_off_at_the_deadline_and_scrapes_go_on() {
+        let (server, addr, shared) = listener();
+        let c = TcpStream::connect(addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        let loris = std::thread::spawn(move || {
+            crate::mgmt::tests::slow_loris(c, b'G', Duration::from_secs(8))
+        });
+        // Scrapes while it dribbles are answered at once.
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(300));
+            let t = Instant::now();
+            assert!(get(addr, "/metrics").starts_with("HTTP/1.0 200 OK"));
+            assert!(
+                t.elapsed() < Duration::from_millis(500),
+                "{:?}",
+                t.elapsed()
+            );
+        }
+        let (took, said) = loris.join().expect("loris");
+        assert!(
+            took >= Duration::from_millis(1900) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+        assert!(said.starts_with("HTTP/1.0 408"), "{said}");
+        drop(server);
+        assert_eq!(shared.listeners.metrics.read(), [0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn a_flood_of_silent_clients_does_not_keep_a_scrape_out() {
+        let (server, addr, shared) = listener();
+        let flood: Vec<TcpStream> = (0..MAX_CONNS + 8)
+            .map(|_| TcpStream::connect(addr).expect("connect"))
+            .collect();
+        std::thread::sleep(Duration::from_millis(200)); // all accepted
+        let t = Instant::now();
+        assert!(get(addr, "/metrics").starts_with("HTTP/1.0 200 OK"));
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        drop(server);
+        // The table held MAX_CONNS: each one past it closed the oldest silent one.
+        assert_eq!(shared.listeners.metrics.read(), [0, 0, 9, 0]);
+        drop(flood);
     }
 }

@@ -1,16 +1,20 @@
 //! The management socket (DESIGN §6, issue #5): `tandem status | flows | drain | fail |
 //! up | add | remove` against the running appliance.
 //!
-//! A Unix stream socket at the profile's `management.socket`, mode 0600 in a 0700
-//! directory (root only, nothing on the network). One request per connection: a line
-//! (`status`, `flows [service=S] [replica=R] [client=IP[:PORT]] [limit=N]`, `drain NAME`,
-//! `fail NAME`, `up NAME`, `add SERVICE NAME ADDRESS`, `remove NAME`), then the answer
-//! as text until the
-//! server closes; an answer that starts with `error:` is a refusal. A thread of its own
-//! (off the lcores) accepts and reads; the control core answers, between its passes, what
-//! the thread hands it over a channel ([`Pending`]).
+//! A Unix stream socket at the profile's `management.socket` (nothing on the network):
+//! mode 0600 in a 0700 directory, or, with `management.group`, 0660 in a 0750 directory,
+//! owned by the group; the socket has its mode before it can be reached at its path
+//! ([`stage`]). Each peer's credentials are checked after accept ([`crate::access`]):
+//! root, or the group; others are answered `error: permission denied`. One request per
+//! connection: a line (`status`, `flows [service=S] [replica=R] [client=IP[:PORT]]
+//! [limit=N]`, `drain NAME`, `fail NAME`, `up NAME`, `add SERVICE NAME ADDRESS`,
+//! `remove NAME`), then the answer as text until the server closes; an answer that
+//! starts with `error:` is a refusal. A thread of its own (off the lcores) serves every
+//! connection at once without waiting on any ([`crate::serve`]): a client has 2 s for its
+//! line and 6 s in all. The control core answers, between its passes, what the thread
+//! hands it over a channel ([`Pending`]).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -18,10 +22,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::access::{self, Access};
+use crate::serve::{Conns, Limits, Line, ListenerCounters, LogEvery, Reply};
 
 /// Longest request line read.
-const MAX_LINE: u64 = 512;
+const MAX_LINE: usize = 512;
 /// How long a client may take to send its line, and the control core to answer.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -269,23 +276,44 @@ pub struct Server {
     thread: Option<JoinHandle<()>>,
 }
 
+/// How long a client may take to send its line, and how long the control core has to
+/// answer it.
+const REQUEST_TIME: Duration = TIMEOUT;
+/// The most any one connection lives: its request, the control core's answer, and the
+/// same again for the client to read it.
+const LIFE: Duration = Duration::from_secs(6);
+/// Connections served at once (only the oldest still sending is closed to make room).
+const MAX_CONNS: usize = 16;
+/// The answer to a peer that is neither root nor in `management.group`.
+const DENIED: &str = "error: permission denied\n";
+
+const LIMITS: Limits = Limits {
+    name: "management",
+    request: REQUEST_TIME,
+    life: LIFE,
+    max_line: MAX_LINE,
+    max_conns: MAX_CONNS,
+    timeout_answer: "error: no request line within 2 s\n",
+};
+
 impl Server {
-    /// Binds `path` (its directory is created 0700; a stale socket left by a crashed run
-    /// is replaced, a live one is an error) and serves it; requests go to the returned
-    /// receiver.
+    /// Binds `path` and serves it; requests go to the returned receiver. The socket is
+    /// 0600 (0660 and owned by the group when `access` names one) before it can be
+    /// reached at `path`, and its directory, if made here, 0700 (0750 with the group). A
+    /// stale socket left by a crashed run is replaced, a live one is an error. Peers are
+    /// judged by `access`; refusals and cut connections are counted in `counters`.
     ///
     /// # Errors
     ///
     /// The directory or the socket cannot be made, or another appliance answers there.
-    pub fn start(path: &Path) -> std::io::Result<(Server, Receiver<Pending>)> {
+    pub fn start(
+        path: &Path,
+        access: Access,
+        counters: Arc<ListenerCounters>,
+    ) -> std::io::Result<(Server, Receiver<Pending>)> {
         use std::os::unix::fs::FileTypeExt;
-        // Only a directory made here is given mode 0700: a profile naming /tmp/x.sock
-        // must not change /tmp. The socket itself is 0600 either way.
         if let Some(dir) = path.parent() {
-            if !dir.exists() {
-                std::fs::create_dir_all(dir)?;
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-            }
+            make_dir(dir, &access)?;
         }
         match std::fs::symlink_metadata(path) {
             Ok(m) if m.file_type().is_socket() => {
@@ -308,15 +336,16 @@ impl Server {
             }
             Err(_) => {}
         }
-        let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        let (listener, staged) = stage(path, &access)?;
+        staged.publish(path)?;
+        drop(staged);
         listener.set_nonblocking(true)?;
         let (tx, rx) = mpsc::sync_channel(8);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("tandem-mgmt".to_owned())
-            .spawn(move || accept_loop(&listener, &tx, &flag))?;
+            .spawn(move || accept_loop(&listener, &access, &tx, &flag, &counters))?;
         Ok((
             Server {
                 path: path.to_owned(),
@@ -325,6 +354,112 @@ impl Server {
             },
             rx,
         ))
+    }
+}
+
+/// Makes the socket's directory if it is missing: 0700, or 0750 and owned by the group so
+/// that its members can reach the socket. Only a directory made here is changed: a
+/// profile naming /tmp/x.sock must not change /tmp.
+fn make_dir(dir: &Path, access: &Access) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mode = if access.group.is_some() { 0o750 } else { 0o700 };
+    if !dir.exists() {
+        if let Some(up) = dir.parent() {
+            std::fs::create_dir_all(up)?;
+        }
+        // Created narrow (mkdir's mode is only ever narrowed by the umask), then made
+        // exactly `mode` with its group.
+        match std::fs::DirBuilder::new().mode(mode).create(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        std::os::unix::fs::chown(dir, None, access.gid())?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
+    } else if let Some((name, _)) = &access.group {
+        let m = std::fs::metadata(dir)?.permissions().mode();
+        if m & 0o010 == 0 {
+            tracing::warn!(dir = %dir.display(), mode = format!("{:o}", m & 0o7777), group = %name,
+                "management.group cannot reach the socket: its directory does not let the group in");
+        }
+    }
+    Ok(())
+}
+
+/// A socket bound under a fresh private name beside its final one: the directory is
+/// removed, with whatever is left in it, when this is dropped.
+struct Staged {
+    dir: PathBuf,
+    sock: PathBuf,
+}
+
+/// Binds a socket in a new directory of mode 0700 beside `path` and gives it its final
+/// mode and group there: until [`Staged::publish`] nobody but root can reach it, so it is
+/// never connectable with a looser mode (binding at `path` and chmod'ing after leaves a
+/// window; a umask held around the bind would narrow every file any other thread of the
+/// process makes meanwhile).
+fn stage(path: &Path, access: &Access) -> std::io::Result<(UnixListener, Staged)> {
+    use std::os::unix::fs::DirBuilderExt;
+    let bad = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{}: not a socket path", path.display()),
+        )
+    };
+    let (dir, name) = (
+        path.parent().ok_or_else(bad)?,
+        path.file_name().ok_or_else(bad)?,
+    );
+    let private = dir.join(format!(
+        ".{}.{}.new",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let make = || std::fs::DirBuilder::new().mode(0o700).create(&private);
+    let made = match make() {
+        // Left by a run of the same pid that died while starting (in a container the pid
+        // is often the same every time): ours, so cleared; anyone else's is an error.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::symlink_metadata(&private)?;
+            if m.is_dir() && m.uid() == access::own_uid() {
+                let _ = std::fs::remove_file(private.join("socket"));
+                std::fs::remove_dir(&private).and_then(|()| make())
+            } else {
+                Err(e)
+            }
+        }
+        other => other,
+    };
+    made.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("{}: cannot make it: {e}", private.display()),
+        )
+    })?;
+    let staged = Staged {
+        sock: private.join("socket"),
+        dir: private,
+    };
+    let listener = UnixListener::bind(&staged.sock)?;
+    std::os::unix::fs::chown(&staged.sock, None, access.gid())?;
+    let mode = if access.group.is_some() { 0o660 } else { 0o600 };
+    std::fs::set_permissions(&staged.sock, std::fs::Permissions::from_mode(mode))?;
+    Ok((listener, staged))
+}
+
+impl Staged {
+    /// Gives the socket its public name. A link, not a rename: it never replaces what
+    /// may have appeared at `path` since the stale-socket check.
+    fn publish(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::hard_link(&self.sock, path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.sock);
+        let _ = std::fs::remove_dir(&self.dir);
     }
 }
 
@@ -338,48 +473,100 @@ impl Drop for Server {
     }
 }
 
-fn accept_loop(listener: &UnixListener, tx: &SyncSender<Pending>, stop: &AtomicBool) {
+fn accept_loop(
+    listener: &UnixListener,
+    access: &Access,
+    tx: &SyncSender<Pending>,
+    stop: &AtomicBool,
+    counters: &ListenerCounters,
+) {
+    let mut conns = Conns::new(LIMITS);
+    let mut refusals = LogEvery::default();
     while !stop.load(Ordering::Relaxed) {
-        match listener.accept() {
-            Ok((conn, _)) => {
-                if let Err(e) = serve_one(conn, tx) {
-                    tracing::debug!(error = %e, "management connection");
+        let now = Instant::now();
+        let mut moved = false;
+        for _ in 0..MAX_CONNS {
+            match listener.accept() {
+                Ok((conn, _)) => {
+                    moved = true;
+                    if let Err(e) = conn.set_nonblocking(true) {
+                        tracing::debug!(error = %e, "management connection");
+                        continue;
+                    }
+                    let refusal = judge(&conn, access, now, counters, &mut refusals);
+                    conns.admit(conn, now, refusal, counters);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "management socket: accept failed");
+                    std::thread::sleep(Duration::from_millis(200));
+                    break;
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "management socket: accept failed");
-                std::thread::sleep(Duration::from_millis(200));
-            }
+        }
+        moved |= conns.pass(now, counters, |line| reply(line, tx));
+        if !moved {
+            // Nothing ready: poll again soon (sooner while a connection is open).
+            let nap = if conns.len() == 0 { 20 } else { 5 };
+            std::thread::sleep(Duration::from_millis(nap));
         }
     }
 }
 
-fn serve_one(mut conn: UnixStream, tx: &SyncSender<Pending>) -> std::io::Result<()> {
-    conn.set_nonblocking(false)?;
-    conn.set_read_timeout(Some(TIMEOUT))?;
-    conn.set_write_timeout(Some(TIMEOUT))?;
-    let mut line = String::new();
-    BufReader::new((&conn).take(MAX_LINE)).read_line(&mut line)?;
-    let answer = match Request::parse(line.trim()) {
-        Err(e) => format!("error: {e}\n"),
+/// `None` if `conn`'s peer may use the socket, else the refusal it is answered with
+/// (counted, and logged at most once a second).
+fn judge(
+    conn: &UnixStream,
+    access: &Access,
+    now: Instant,
+    counters: &ListenerCounters,
+    log: &mut LogEvery,
+) -> Option<&'static str> {
+    let peer = access::peer_of(conn);
+    if peer.as_ref().is_ok_and(|p| access.allows(p)) {
+        return None;
+    }
+    counters.peer_refused.fetch_add(1, Ordering::Relaxed);
+    if let Some(held) = log.allow(now) {
+        let group = access.group.as_ref().map_or("(none)", |(n, _)| n.as_str());
+        match peer {
+            Ok(p) => tracing::warn!(pid = p.pid, uid = p.uid, gid = p.gid, groups = ?p.groups,
+                group, refused_before_unlogged = held,
+                "management socket: peer refused (neither root nor in management.group)"),
+            Err(e) => tracing::warn!(error = %e, refused_before_unlogged = held,
+                "management socket: peer refused (its credentials cannot be read)"),
+        }
+    }
+    Some(DENIED)
+}
+
+/// The answer to a request line: an error now, or the control core's answer later.
+fn reply(line: Line<'_>, tx: &SyncSender<Pending>) -> Reply {
+    let text = match line {
+        Line::TooLong => {
+            return Reply::Now(format!("error: request longer than {MAX_LINE} bytes\n"))
+        }
+        Line::Text(t) => t,
+    };
+    match Request::parse(text.trim()) {
+        Err(e) => Reply::Now(format!("error: {e}\n")),
         Ok(request) => {
             let (atx, arx) = mpsc::sync_channel(1);
+            let until = Instant::now() + TIMEOUT;
             match tx.try_send(Pending {
                 request,
-                deadline: std::time::Instant::now() + TIMEOUT,
+                deadline: until,
                 answer: atx,
             }) {
-                Err(_) => "error: the control core is busy; try again\n".to_owned(),
-                Ok(()) => arx
-                    .recv_timeout(TIMEOUT)
-                    .unwrap_or_else(|_| "error: the control core did not answer\n".to_owned()),
+                Err(_) => Reply::Now("error: the control core is busy; try again\n".to_owned()),
+                Ok(()) => Reply::Later {
+                    answer: arx,
+                    until,
+                    fallback: "error: the control core did not answer\n".to_owned(),
+                },
             }
         }
-    };
-    conn.write_all(answer.as_bytes())
+    }
 }
 
 /// Client side: sends `request` to the socket at `path`, returns the answer.
@@ -397,7 +584,7 @@ pub fn ask(path: &Path, request: &Request) -> std::io::Result<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -456,16 +643,47 @@ mod tests {
         );
     }
 
+    use std::os::unix::fs::MetadataExt;
+    use std::time::Instant;
+
+    /// A fresh directory for one test's socket (removed first if a killed run left it).
+    fn test_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tandem-mgmt-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).expect("exists").permissions().mode() & 0o7777
+    }
+
+    /// Answers what reaches the "control core" with `ok REQUEST` until the server goes.
+    fn control(rx: Receiver<Pending>) -> JoinHandle<usize> {
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while let Ok(p) = rx.recv_timeout(Duration::from_secs(15)) {
+                let _ = p.answer.send(format!("ok {:?}\n", p.request));
+                n += 1;
+            }
+            n
+        })
+    }
+
     #[test]
     fn the_socket_is_private_and_answers_through_the_channel() {
-        let dir = std::env::temp_dir().join(format!("tandem-mgmt-test-{}", std::process::id()));
+        let dir = test_dir("private");
         let path = dir.join("t.sock");
-        let (server, rx) = Server::start(&path).expect("start");
-        let mode = std::fs::metadata(&path)
-            .expect("socket")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+        let counters = Arc::new(ListenerCounters::default());
+        let (server, rx) =
+            Server::start(&path, Access::default(), counters.clone()).expect("start");
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir), 0o700);
+        // Nothing of the private name it was bound under is left beside it.
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["t.sock"]);
         let control = std::thread::spawn(move || {
             // Two requests reach the "control core"; the bad one never does.
             for _ in 0..2 {
@@ -491,9 +709,277 @@ mod tests {
         );
         control.join().expect("control");
         // A second server on a live socket is refused; dropping removes the socket.
-        assert!(Server::start(&path).is_err());
+        assert!(Server::start(&path, Access::default(), counters.clone()).is_err());
         drop(server);
         assert!(!path.exists());
+        assert_eq!(counters.read(), [0; 4]);
+        // A stale socket (its server gone without removing it) is replaced.
+        drop(UnixListener::bind(&path).expect("stale"));
+        let (server, _rx) = Server::start(&path, Access::default(), counters).expect("restart");
+        assert_eq!(mode(&path), 0o600);
+        drop(server);
         let _ = std::fs::remove_dir(&dir);
+    }
+
+    #[test]
+    fn the_socket_has_its_mode_before_it_can_be_reached_at_its_path() {
+        let dir = test_dir("staged");
+        std::fs::create_dir_all(&dir).expect("dir");
+        // A directory anyone may enter, as /tmp or /run can be.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = dir.join("t.sock");
+        for (access, want) in [
+            (Access::default(), 0o600),
+            (
+                Access {
+                    group: Some(("nogroup".into(), 65534)),
+                },
+                0o660,
+            ),
+        ] {
+            let (listener, staged) = stage(&path, &access).expect("stage");
+            // Bound, but only under a name in a directory nobody else may enter, and
+            // already with its final mode and group.
+            assert!(!path.exists(), "not at its public name yet");
+            let private = std::fs::metadata(&staged.dir).expect("private dir");
+            assert_eq!(private.permissions().mode() & 0o7777, 0o700);
+            assert_eq!(
+                private.uid(),
+                std::fs::metadata("/proc/self").expect("me").uid()
+            );
+            assert_eq!(staged.dir.parent(), Some(dir.as_path()), "same filesystem");
+            assert_eq!(mode(&staged.sock), want);
+            let gid = std::fs::metadata(&staged.sock).expect("socket").gid();
+            assert_eq!(Some(gid).filter(|_| want == 0o660), access.gid());
+            let inode = std::fs::metadata(&staged.sock).expect("socket").ino();
+            staged.publish(&path).expect("publish");
+            drop(staged);
+            // The same socket, with the same mode, now at its path; the private name gone.
+            assert_eq!(std::fs::metadata(&path).expect("published").ino(), inode);
+            assert_eq!(mode(&path), want);
+            assert!(!dir
+                .read_dir()
+                .expect("dir")
+                .any(|e| e.expect("entry").file_name() != "t.sock"));
+            let _client = UnixStream::connect(&path).expect("reachable through its path");
+            listener.set_nonblocking(true).expect("nonblocking");
+            assert!(listener.accept().is_ok(), "its listener is the one reached");
+            // Publishing never replaces what is there.
+            let (_l2, again) = stage(&path, &access).expect("stage again");
+            // A private name left by a start that died is cleared.
+            std::mem::forget(again);
+            let (_l2, again) = stage(&path, &access).expect("stage over a leftover");
+            assert!(again
+                .publish(&path)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists));
+            std::fs::remove_file(&path).expect("remove");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn with_a_group_the_socket_and_a_new_directory_let_the_group_in() {
+        let dir = test_dir("group").join("sub");
+        let path = dir.join("t.sock");
+        let access = Access {
+            group: Some(("nogroup".into(), 65534)),
+        };
+        let (server, _rx) = Server::start(&path, access, Arc::default()).expect("start");
+        assert_eq!(mode(&path), 0o660);
+        assert_eq!(mode(&dir), 0o750);
+        for p in [&path, &dir] {
+            assert_eq!(
+                std::fs::metadata(p).expect("exists").gid(),
+                65534,
+                "{}",
+                p.display()
+            );
+        }
+        drop(server);
+        let _ = std::fs::remove_dir_all(dir.parent().expect("parent"));
+    }
+
+    /// Not a test: a peer run by [`a_peer_neither_root_nor_in_the_group_is_refused`] as
+    /// another user. It asks `status` on the socket named in its environment and prints
+    /// the answer.
+    #[test]
+    #[ignore = "run by a_peer_neither_root_nor_in_the_group_is_refused as another user"]
+    fn peer_helper() {
+        let Some(path) = std::env::var_os("TANDEM_MGMT_TEST_SOCKET") else {
+            return;
+        };
+        let answer = ask(Path::new(&path), &Request::Status);
+        println!("ANSWER[{}]", answer.unwrap_or_else(|e| format!("io: {e}")));
+    }
+
+    /// Runs [`peer_helper`] as uid and gid 65534 (nobody, nogroup, no other groups)
+    /// against `path`; its answer.
+    fn ask_as_nobody(path: &Path) -> String {
+        use std::os::unix::process::CommandExt;
+        let exe = std::env::current_exe().expect("test binary");
+        let mut child = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "mgmt::tests::peer_helper",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("TANDEM_MGMT_TEST_SOCKET", path)
+            .uid(65534)
+            .gid(65534)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the peer");
+        let start = Instant::now();
+        while child.try_wait().expect("wait").is_none() {
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the peer did not finish");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut out = String::new();
+        if let Some(mut o) = child.stdout.take() {
+            let _ = o.read_to_string(&mut out);
+        }
+        let answer = out
+            .split_once("ANSWER[")
+            .and_then(|(_, rest)| rest.rsplit_once(']'))
+            .map(|(a, _)| a.to_owned());
+        answer.unwrap_or_else(|| panic!("no answer from the peer: {out}"))
+    }
+
+    #[test]
+    fn a_peer_neither_root_nor_in_the_group_is_refused() {
+        if access::own_uid() != 0 {
+            eprintln!("skipped: only root can run a peer as another user");
+            return;
+        }
+        let dir = test_dir("peers");
+        let path = dir.join("t.sock");
+        for (access, allowed) in [
+            (Access::default(), false),
+            (
+                Access {
+                    group: Some(("somegroup".into(), 4242)),
+                },
+                false,
+            ),
+            (
+                Access {
+                    group: Some(("nogroup".into(), 65534)),
+                },
+                true,
+            ),
+        ] {
+            let counters = Arc::new(ListenerCounters::default());
+            let (server, rx) = Server::start(&path, access, counters.clone()).expect("start");
+            // A mode that lets anyone in (an operator's mistake, a bind mount): the
+            // credentials still decide.
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("dir");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))
+                .expect("socket");
+            let control = control(rx);
+            let answer = ask_as_nobody(&path);
+            drop(server);
+            let served = control.join().expect("control");
+            if allowed {
+                assert_eq!(answer, "ok Status\n");
+                assert_eq!((served, counters.read()), (1, [0; 4]));
+            } else {
+                assert_eq!(answer, "error: permission denied\n");
+                assert_eq!(
+                    served, 0,
+                    "a refused request never reaches the control core"
+                );
+                assert_eq!(counters.read(), [1, 0, 0, 0]);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_silent_client_does_not_keep_a_second_client_waiting() {
+        let dir = test_dir("silent");
+        let path = dir.join("t.sock");
+        let counters = Arc::new(ListenerCounters::default());
+        let (server, rx) =
+            Server::start(&path, Access::default(), counters.clone()).expect("start");
+        let control = control(rx);
+        let mut silent = UnixStream::connect(&path).expect("connect");
+        silent
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        std::thread::sleep(Duration::from_millis(100)); // accepted first
+        let t = Instant::now();
+        assert_eq!(
+            ask(&path, &Request::Status).ok().as_deref(),
+            Some("ok Status\n")
+        );
+        // Well before the silent one's 2 s are up.
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        // The silent one is told and closed at its deadline.
+        let mut s = String::new();
+        let _ = silent.read_to_string(&mut s);
+        assert_eq!(s, "error: no request line within 2 s\n");
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        drop(server);
+        assert_eq!(control.join().expect("control"), 1);
+        assert_eq!(counters.read(), [0, 1, 0, 0]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Sends a byte every 500 ms, never a newline, and returns how long the server took
+    /// to close the connection (at most `within`) and what it said.
+    pub(crate) fn slow_loris(
+        mut c: impl Read + Write,
+        byte: u8,
+        within: Duration,
+    ) -> (Duration, String) {
+        let t = Instant::now();
+        let mut said = Vec::new();
+        while t.elapsed() < within {
+            if c.write_all(&[byte]).is_err() {
+                break;
+            }
+            // Waits up to 500 ms (the read timeout) for the server to answer or close.
+            let mut buf = [0u8; 256];
+            match c.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => said.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break,
+            }
+        }
+        (t.elapsed(), String::from_utf8_lossy(&said).into_owned())
+    }
+
+    #[test]
+    fn a_slow_loris_is_cut_off_at_the_deadline() {
+        let dir = test_dir("loris");
+        let path = dir.join("t.sock");
+        let counters = Arc::new(ListenerCounters::default());
+        let (server, rx) =
+            Server::start(&path, Access::default(), counters.clone()).expect("start");
+        let control = control(rx);
+        let c = UnixStream::connect(&path).expect("connect");
+        c.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        let (took, said) = slow_loris(c, b's', Duration::from_secs(8));
+        assert!(
+            took >= Duration::from_millis(1900) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+        assert_eq!(said, "error: no request line within 2 s\n");
+        assert_eq!(counters.read(), [0, 1, 0, 0]);
+        drop(server);
+        assert_eq!(control.join().expect("control"), 0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
