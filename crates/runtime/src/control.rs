@@ -12,6 +12,12 @@
 //! - **ICMP echo** to the appliance's addresses (and to the VIPs) is answered in place.
 //! - Everything else that reaches it is dropped and counted (`not_served`).
 //!
+//! - **Floods** (issue #14): each worker passes frames for the appliance through its
+//!   [`crate::gate`]; probe answers and ARP replies come over an answer ring per worker,
+//!   drained to the bottom every pass before the control rings, which are drained a
+//!   bounded number of bursts a pass. The health horizon therefore depends on the
+//!   answer rings only: a flood that keeps a control ring busy no longer holds it.
+//!
 //! - **Health** (DESIGN §5, [`crate::health`]): SYN probes from the inside address to
 //!   every probe port of every replica, the workers' signals, and a replica whose ARP
 //!   refresh goes unanswered, decide failovers: the replica is flipped to `Down` in the
@@ -160,8 +166,10 @@ pub struct Control {
     pub services_text: String,
     /// Outside then inside.
     pub ports: [ControlPort; 2],
-    /// Frames from each worker.
+    /// Frames from each worker (all but probe answers and ARP replies).
     pub from_workers: Vec<Consumer<Mbuf>>,
+    /// Probe answers and ARP replies from each worker (see [`crate::gate`]).
+    pub answers: Vec<Consumer<Mbuf>>,
     /// Signals from each worker.
     pub signals: Vec<Consumer<SignalMsg>>,
     /// Orders to each worker.
@@ -202,7 +210,6 @@ impl Control {
         // (publishes seen, when they last moved) per worker.
         let mut alive: Vec<(u64, u64)> = vec![(0, clock.now_ns()); self.workers.len()];
         let (mut unprotected, mut next_report) = (0u64, 0u64);
-        let mut last_horizon = 0u64;
         while !stop.load(Ordering::Relaxed) {
             let now = clock.now_ns();
             if now >= next_report {
@@ -221,20 +228,34 @@ impl Control {
                     return;
                 }
             }
-            // Read the workers' pass stamps before draining their rings: every frame
-            // they received before `horizon` is then handled in this pass (the probes'
-            // timeouts are judged against it, see `health`).
-            let mut horizon = self
+            // Read the workers' pass stamps before draining their answer rings: every
+            // answer they received before `horizon` is then handled in this pass (the
+            // probes' timeouts are judged against it, see `health`).
+            let horizon = self
                 .workers
                 .iter()
                 .map(|(_, s)| s.polled())
                 .min()
                 .unwrap_or(now);
             let mut busy = false;
+            for w in 0..self.answers.len() {
+                // A ring's worth at most: all it held when the stamps were read, however
+                // fast the worker refills it (see `drain_bounded`).
+                let capacity = self.answers[w].capacity();
+                let taken = drain_bounded(capacity, || {
+                    let n = self.answers[w].dequeue_burst(&mut burst);
+                    for m in burst.drain() {
+                        self.counters.rx += 1;
+                        self.handle(m, now, &mut out);
+                    }
+                    n
+                });
+                busy |= taken > 0;
+            }
             for w in 0..self.from_workers.len() {
                 // To the bottom of the ring, but a bounded number of bursts: a flood at
-                // the appliance's addresses must not starve probes and signals. Frames
-                // left behind may hold probe answers: the horizon then stays where it was.
+                // the appliance's addresses must not starve probes and signals. What is
+                // left behind holds no probe answer (they come over the answer rings).
                 let mut left = DRAIN_BURSTS;
                 while left > 0 && self.from_workers[w].dequeue_burst(&mut burst) > 0 {
                     left -= 1;
@@ -244,11 +265,7 @@ impl Control {
                         self.handle(m, now, &mut out);
                     }
                 }
-                if left == 0 {
-                    horizon = last_horizon;
-                }
             }
-            last_horizon = horizon;
             for w in 0..self.signals.len() {
                 while let Some(sig) = self.signals[w].dequeue() {
                     self.counters.signals += 1;
@@ -541,6 +558,8 @@ impl Control {
             &mut changes,
         );
         self.counters.probes_lost = self.monitor.probes_lost();
+        self.counters.probes_skipped = self.monitor.probes_skipped();
+        self.counters.probes_past_horizon = self.monitor.probes_past_horizon();
         self.apply(&changes);
         let i = 1;
         let (mac, addr) = (self.ports[i].mac, self.ports[i].address);
@@ -1080,6 +1099,31 @@ impl Control {
             "control: probes {}, answered {}, lost {}, failovers {}, signals {}",
             c.probes, c.probe_replies, c.probes_lost, c.failovers, c.signals
         );
+        let _ = writeln!(
+            s,
+            "  probes skipped (most outstanding) {}, timed out past the horizon {}",
+            c.probes_skipped, c.probes_past_horizon
+        );
+        // What the workers dropped on the way to the control core, all workers.
+        let mut io = crate::stats::IoCounters::default();
+        for (_, stats) in &self.workers {
+            let (_, w) = stats.read();
+            io.control_rate_limited += w.control_rate_limited;
+            io.answers_rate_limited += w.answers_rate_limited;
+            io.arp_replies_rate_limited += w.arp_replies_rate_limited;
+            io.control_ring_full += w.control_ring_full;
+            io.answer_ring_full += w.answer_ring_full;
+        }
+        let _ = writeln!(
+            s,
+            "  dropped on the way (workers): rate limited {}, probe answers rate limited {}, \
+             arp replies rate limited {}, control ring full {}, answer ring full {}",
+            io.control_rate_limited,
+            io.answers_rate_limited,
+            io.arp_replies_rate_limited,
+            io.control_ring_full,
+            io.answer_ring_full
+        );
         if let Some(sh) = &self.shared {
             let us = |ns: u64| ns as f64 / 1e3;
             let _ = writeln!(
@@ -1123,6 +1167,22 @@ impl Control {
             let _ = p.enqueue(cmd);
         }
     }
+}
+
+/// Takes a ring's items in bursts with `take` (which returns how many it took) until the
+/// ring is empty or `capacity` items (what the ring holds when full) were taken. Either
+/// way every item the ring held when it was called has been taken, first in first out,
+/// however fast its producer refills it, and the call ends. Returns the number taken.
+pub fn drain_bounded(capacity: usize, mut take: impl FnMut() -> usize) -> usize {
+    let mut taken = 0;
+    while taken < capacity {
+        let n = take();
+        if n == 0 {
+            break;
+        }
+        taken += n;
+    }
+    taken
 }
 
 /// The control core's whole part in a failover, once it has decided: the replica's slot
@@ -1322,6 +1382,38 @@ mod tests {
             echo_reply_in_place(&mut short, &[VIP], PORT_MAC),
             Echo::Malformed
         );
+    }
+
+    #[test]
+    fn an_answer_ring_kept_full_is_drained_of_all_it_held_and_the_pass_ends() {
+        use std::collections::VecDeque;
+        // A ring of 1024 that the worker refills to the top after every burst taken,
+        // with frames numbered in arrival order: 0..1024 were there when the stamps
+        // were read.
+        let capacity = 1024;
+        let mut ring: VecDeque<u32> = (0..capacity).collect();
+        let mut next = capacity;
+        let mut taken = Vec::new();
+        let n = drain_bounded(capacity as usize, || {
+            let k = ring.len().min(32);
+            taken.extend(ring.drain(..k));
+            while ring.len() < capacity as usize {
+                ring.push_back(next);
+                next += 1;
+            }
+            k
+        });
+        assert_eq!(n, capacity as usize);
+        assert!((0..capacity).all(|f| taken.contains(&f)), "all it held");
+        // An empty ring ends at once; a short one at its bottom.
+        assert_eq!(drain_bounded(capacity as usize, || 0), 0);
+        let mut left = 70;
+        let n = drain_bounded(capacity as usize, || {
+            let k = left.min(32);
+            left -= k;
+            k
+        });
+        assert_eq!((n, left), (70, 0));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`buf`]: the engine's buffer traits over mbufs.
 //! - [`profile`]: profile → engine settings and the shared replica table.
 //! - [`health`]: health probes, suspects and the failover decision (pure Rust).
+//! - [`gate`]: the workers' rate limits on frames for the control core (pure Rust).
 //! - [`msg`]: typed ring messages (signals, commands), allocation-free.
 //! - [`stats`]: counters published by the workers, and the exit summary.
 //! - [`clock`]: the TSC as nanoseconds.
@@ -37,6 +38,7 @@ pub mod affinity;
 pub mod buf;
 pub mod clock;
 pub mod control;
+pub mod gate;
 pub mod health;
 pub mod listing;
 pub mod metrics;
@@ -335,6 +337,7 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
 
     // Rings and workers.
     let mut from_workers = Vec::new();
+    let mut answers_rx = Vec::new();
     let mut signal_rx = Vec::new();
     let mut command_tx = Vec::new();
     let mut stats = Vec::new();
@@ -344,6 +347,13 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
     for w in &plan {
         let (to_control, from) = ring::spsc(&format!("tandem_ctl_{}", w.id), RING_SIZE, None)
             .ctx(|| "ring to the control core".to_owned())?;
+        let (answers_tx, answers) = ring::spsc(
+            &format!("tandem_ans_{}", w.id),
+            gate::ANSWER_RING_SIZE,
+            None,
+        )
+        .ctx(|| "answer ring to the control core".to_owned())?;
+        answers_rx.push(answers);
         let (sig_tx, sig_rx) = ring::spsc(&format!("tandem_sig_{}", w.id), MSG_RING_SIZE, None)
             .ctx(|| "signal ring".to_owned())?;
         let (cmd_tx, cmd_rx) = ring::spsc(&format!("tandem_cmd_{}", w.id), MSG_RING_SIZE, None)
@@ -402,6 +412,8 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
             tx_outside,
             tx_inside,
             to_control,
+            answers: answers_tx,
+            gate: gate::Gate::new(profile.limits.control_rate, profile.limits.control_burst),
             signals: sig_tx,
             commands: cmd_rx,
             control_tx: via,
@@ -582,6 +594,7 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
         services_text,
         ports: cports,
         from_workers,
+        answers: answers_rx,
         signals: signal_rx,
         commands: command_tx,
         pool,

@@ -408,6 +408,8 @@ pub fn render(
         ("echo_replies", control.echo_replies),
         ("not_served", control.not_served),
         ("tx_refused", control.tx_refused),
+        ("probes_skipped", control.probes_skipped),
+        ("probes_past_horizon", control.probes_past_horizon),
     ] {
         let _ = writeln!(s, "# TYPE tandem_control_{name}_total counter");
         let _ = writeln!(s, "tandem_control_{name}_total {v}");

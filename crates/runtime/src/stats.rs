@@ -332,6 +332,15 @@ io_counters! {
     handoff_received => "handoff_received",
     /// Frames lost because the owner's hand-off ring was full.
     handoff_ring_full => "handoff_ring_full",
+    /// Frames for the control core (all but probe answers and ARP replies) dropped by the
+    /// worker's rate limit (`limits.control_rate`, see `gate`).
+    control_rate_limited => "control_rate_limited",
+    /// Probe answers dropped by their own rate limit (a flood to the probe ports).
+    answers_rate_limited => "answers_rate_limited",
+    /// ARP replies dropped by their own rate limit.
+    arp_replies_rate_limited => "arp_replies_rate_limited",
+    /// Probe answers and ARP replies lost because the answer ring was full.
+    answer_ring_full => "answer_ring_full",
 }
 
 /// Number of plain engine counters published (see [`EngineSnapshot`]).
@@ -557,6 +566,10 @@ pub struct ControlCounters {
     pub probes_lost: u64,
     /// Replicas declared down.
     pub failovers: u64,
+    /// Probes not sent because their endpoint had its most outstanding (`health`).
+    pub probes_skipped: u64,
+    /// Probes timed out by the horizon's deadline, not by the workers' stamps (`health`).
+    pub probes_past_horizon: u64,
 }
 
 /// One port's DPDK counters at exit.
@@ -662,6 +675,8 @@ impl fmt::Display for Summary {
             ("probe_replies", c.probe_replies),
             ("probes_lost", c.probes_lost),
             ("failovers", c.failovers),
+            ("probes_skipped", c.probes_skipped),
+            ("probes_past_horizon", c.probes_past_horizon),
         ] {
             writeln!(f, "  control.{label:<12} {v}")?;
         }
