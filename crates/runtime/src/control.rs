@@ -4,11 +4,12 @@
 //! - **ARP** (RFC 826): answers requests for the outside address and every VIP on the
 //!   outside port, for the inside address on the inside port, always with that port's
 //!   MAC. Learns from every request and reply whose sender is a neighbour it tracks.
-//! - **Neighbours**: each replica's next hop (itself, or the inside gateway) and the
-//!   gateways. Unresolved ones are asked for every [`RETRY_NS`]; resolved ones are
-//!   refreshed every `timeouts.arp_refresh` (a MAC is never forgotten: a stale MAC is
-//!   better than a black hole). A replica's MAC goes to the shared replica table, where
-//!   the workers read it.
+//! - **Neighbours** ([`crate::neighbour`]): each replica's next hop (itself, or the inside
+//!   gateway) and the gateways. Unresolved ones are asked for every [`RETRY_NS`];
+//!   resolved ones are refreshed every `timeouts.arp_refresh`, an unanswered refresh
+//!   retried, and a message that would change a known MAC applied only once confirmed (a
+//!   MAC is never forgotten: a stale MAC is better than a black hole). A replica's MAC
+//!   goes to the shared replica table, where the workers read it.
 //! - **ICMP echo** to the appliance's addresses (and to the VIPs) is answered in place.
 //! - Everything else that reaches it is dropped and counted (`not_served`).
 //!
@@ -20,9 +21,10 @@
 //!
 //! - **Health** (DESIGN §5, [`crate::health`]): SYN probes from the inside address to
 //!   every probe port of every replica, the workers' signals, and a replica whose ARP
-//!   refresh goes unanswered, decide failovers: the replica is flipped to `Down` in the
-//!   shared table and every worker is sent [`Command::FailoverSweep`]; after `rise` good
-//!   probes it is `Up` again (new flows only). Every change is one `tracing` event with
+//!   refresh and its retries go unanswered (confirmed by a probe burst), decide
+//!   failovers: the replica is flipped to `Down` in the shared table and every worker is
+//!   sent [`Command::FailoverSweep`]; after `rise` good probes it is `Up` again (new
+//!   flows only). Every change is one `tracing` event with
 //!   its cause and the time from the first sign to the switch.
 
 use std::net::Ipv4Addr;
@@ -41,10 +43,10 @@ use crate::health::{self, Cause, Change, Monitor, ProbeReply, ProbeSend};
 use crate::listing::{FlowFilter, FlowList, LIST_WAIT_NS};
 use crate::mgmt::{Pending, Request};
 use crate::msg::{Command, SignalMsg};
+use crate::neighbour::{Decided, Heard};
+pub use crate::neighbour::{Neighbour, RETRY_NS};
 use crate::stats::{ControlCounters, WorkerStats};
 
-/// Time between ARP requests for a neighbour that has not answered.
-pub const RETRY_NS: u64 = 1_000_000_000;
 /// Least time between two requests for an unresolved neighbour that workers need.
 pub const HURRY_NS: u64 = 100_000_000;
 /// A worker that has not published its counters for this long has stopped (it publishes
@@ -80,25 +82,6 @@ pub struct ControlPort {
     pub answers: Vec<Ipv4Addr>,
     /// How to send.
     pub tx: ControlTx,
-}
-
-/// A neighbour the control core resolves.
-#[derive(Debug, Clone)]
-pub struct Neighbour {
-    /// Its address.
-    pub ip: Ipv4Addr,
-    /// The side it is on.
-    pub side: Side,
-    /// Its MAC, once resolved.
-    pub mac: Option<MacAddr>,
-    /// What it is (`replica lab/primary`, `outside gateway`).
-    pub what: String,
-    /// Replicas whose next hop it is.
-    pub replicas: Vec<ReplicaId>,
-    /// When it was last asked for (0: never).
-    pub asked_at: u64,
-    /// When it last answered.
-    pub seen_at: u64,
 }
 
 /// What an operator set on a replica (`tandem drain` / `tandem fail`).
@@ -399,25 +382,45 @@ impl Control {
         Verdict::Drop
     }
 
-    /// Records `mac` for `ip` if it is a tracked neighbour on `side`.
+    /// An ARP message says `ip` (on `side`) is at `mac`: resolves or refreshes a tracked
+    /// neighbour, or, when it would change a known MAC, makes a claim that applies only
+    /// once confirmed (see [`crate::neighbour`]).
     fn learn(&mut self, side: Side, ip: Ipv4Addr, mac: MacAddr, now: u64) {
-        if !mac.is_unicast() {
-            return;
-        }
+        let c = &mut self.counters;
         for n in self
             .neighbours
             .iter_mut()
             .filter(|n| n.ip == ip && n.side == side)
         {
-            if n.mac != Some(mac) {
-                tracing::info!(neighbour = %ip, mac = %fmt_mac(mac), what = %n.what, "neighbour resolved");
-                n.mac = Some(mac);
-                for &r in &n.replicas {
-                    self.replicas.set_mac(r, mac);
+            match n.heard(mac, now) {
+                Heard::Ignored | Heard::ClaimPending => {}
+                Heard::Resolved => {
+                    tracing::info!(neighbour = %ip, mac = %fmt_mac(mac), what = %n.what, "neighbour resolved");
+                    for &r in &n.replicas {
+                        self.replicas.set_mac(r, mac);
+                    }
+                    c.arp_learned += 1;
+                }
+                Heard::Refreshed => c.arp_learned += 1,
+                Heard::Refused(claimed) => {
+                    tracing::warn!(event = "arp_claim_refused", neighbour = %ip, what = %n.what,
+                        mac = ?n.mac.map(fmt_mac), claimed = %fmt_mac(claimed),
+                        "the known MAC still answers: the claim of another MAC is refused");
+                    c.arp_learned += 1;
+                    c.arp_mac_refused += 1;
+                }
+                Heard::Claim(claimed) => {
+                    tracing::warn!(event = "arp_claim", neighbour = %ip, what = %n.what,
+                        mac = ?n.mac.map(fmt_mac), claimed = %fmt_mac(claimed),
+                        "an ARP message gives the neighbour another MAC: not applied until confirmed");
+                    c.arp_mac_claims += 1;
+                }
+                Heard::ClaimIgnored(other) => {
+                    tracing::debug!(neighbour = %ip, claimed = %fmt_mac(other),
+                        "another MAC claimed while a claim waits or just after one: ignored");
+                    c.arp_mac_ignored += 1;
                 }
             }
-            n.seen_at = now;
-            self.counters.arp_learned += 1;
         }
     }
 
@@ -494,52 +497,69 @@ impl Control {
         }
     }
 
-    /// Asks for the neighbours that are due.
+    /// Asks for the neighbours that are due; carries out what their refresh rounds
+    /// decided (see [`crate::neighbour`]).
     fn resolve(&mut self, now: u64, out: &mut [Burst<Mbuf>; 2]) {
         for k in 0..self.neighbours.len() {
-            let n = &self.neighbours[k];
-            let due = if n.asked_at == 0 {
-                true
-            } else if n.mac.is_none() {
-                now.saturating_sub(n.asked_at) >= RETRY_NS
-            } else {
-                now.saturating_sub(n.asked_at) >= self.arp_refresh_ns
-            };
-            if !due {
-                continue;
-            }
-            // A resolved host that did not answer the previous refresh is silent: its
-            // replicas are down.
-            if n.mac.is_some() && n.asked_at > 0 && n.seen_at < n.asked_at {
-                let (since, ids) = (n.asked_at, n.replicas.clone());
-                let mut changes = Vec::new();
-                for id in ids {
-                    self.monitor.host_silent(id, since, now, &mut changes);
+            let due = self.neighbours[k].poll(now, self.arp_refresh_ns);
+            let (ip, side) = (self.neighbours[k].ip, self.neighbours[k].side);
+            let what = &self.neighbours[k].what;
+            match due.decided {
+                Some(Decided::Applied { old, new }) => {
+                    tracing::warn!(event = "arp_mac_changed", neighbour = %ip, %what,
+                        old = %fmt_mac(old), new = %fmt_mac(new),
+                        "confirmed: the old MAC stopped answering and the new one answers; applied");
+                    for &r in &self.neighbours[k].replicas {
+                        self.replicas.set_mac(r, new);
+                    }
+                    self.counters.arp_mac_changes += 1;
                 }
-                self.apply(&changes);
+                Some(Decided::Unconfirmed(claimed)) => {
+                    tracing::warn!(event = "arp_claim_unconfirmed", neighbour = %ip, %what,
+                        claimed = %fmt_mac(claimed),
+                        "neither the known nor the claimed MAC answered: the claim is dropped");
+                    self.counters.arp_mac_unconfirmed += 1;
+                }
+                None => {}
             }
-            let n = &self.neighbours[k];
-            let (ip, side) = (n.ip, n.side);
-            let i = usize::from(side == Side::Inside);
-            let (mac, addr) = (self.ports[i].mac, self.ports[i].address);
-            // A refresh is unicast to the known MAC (RFC 1122 §2.3.2.1); a first
-            // resolution is broadcast.
-            let eth_dst = n.mac.unwrap_or(MacAddr::BROADCAST);
-            self.neighbours[k].asked_at = now;
-            if let Some(req) = self.frame(|buf| {
-                build::arp(
-                    buf,
-                    ArpPacket::<&[u8]>::REQUEST,
-                    eth_dst,
-                    mac,
-                    addr,
-                    MacAddr::ZERO,
-                    ip,
-                )
-            }) {
-                self.counters.arp_requests += 1;
-                self.emit(out, i, req);
+            if let Some(since) = due.silent_since {
+                // A whole round unanswered: its replicas are probed, and fail over only
+                // if the probes confirm.
+                self.counters.arp_silent += 1;
+                tracing::warn!(event = "arp_silent", neighbour = %ip, what = %self.neighbours[k].what,
+                    "the neighbour left an ARP refresh and its retries unanswered: probing its replicas");
+                let ids = self.neighbours[k].replicas.clone();
+                for id in ids {
+                    self.monitor.arp_silent(id, since, now);
+                }
             }
+            if due.retry {
+                self.counters.arp_retries += 1;
+            }
+            for eth_dst in due.ask.into_iter().chain(due.ask_claim) {
+                self.ask(ip, side, eth_dst, out);
+            }
+        }
+    }
+
+    /// Sends an ARP request for `ip` out of `side`'s port, to Ethernet `eth_dst` (a
+    /// known MAC for a refresh, RFC 1122 §2.3.2.1; broadcast for a first resolution).
+    fn ask(&mut self, ip: Ipv4Addr, side: Side, eth_dst: MacAddr, out: &mut [Burst<Mbuf>; 2]) {
+        let i = usize::from(side == Side::Inside);
+        let (mac, addr) = (self.ports[i].mac, self.ports[i].address);
+        if let Some(req) = self.frame(|buf| {
+            build::arp(
+                buf,
+                ArpPacket::<&[u8]>::REQUEST,
+                eth_dst,
+                mac,
+                addr,
+                MacAddr::ZERO,
+                ip,
+            )
+        }) {
+            self.counters.arp_requests += 1;
+            self.emit(out, i, req);
         }
     }
 
@@ -601,7 +621,9 @@ impl Control {
                     format!("{kind:?} confirmed by a probe burst on port {port}")
                 }
                 Cause::OutputLag => "output lag (needs no probe confirmation)".to_owned(),
-                Cause::ArpSilent => "the host stopped answering ARP".to_owned(),
+                Cause::ArpSilent(port) => format!(
+                    "the host left an ARP refresh and its retries unanswered, confirmed by a probe burst on port {port}"
+                ),
                 Cause::Recovered => "probes answered on every port".to_owned(),
             };
             let admin = self.admin_of(c.replica);
@@ -954,15 +976,12 @@ impl Control {
                         self.replicas.set_mac(id, mac);
                     }
                 }
-                None => self.neighbours.push(Neighbour {
-                    ip: hop,
-                    side: Side::Inside,
-                    mac: None,
-                    what: format!("replica {full}"),
-                    replicas: vec![id],
-                    asked_at: 0,
-                    seen_at: 0,
-                }),
+                None => self.neighbours.push(Neighbour::new(
+                    hop,
+                    Side::Inside,
+                    format!("replica {full}"),
+                    vec![id],
+                )),
             }
         }
         self.services[si].pool.push(id);
@@ -1103,6 +1122,17 @@ impl Control {
             s,
             "  probes skipped (most outstanding) {}, timed out past the horizon {}",
             c.probes_skipped, c.probes_past_horizon
+        );
+        let _ = writeln!(
+            s,
+            "  arp: retries {}, silent {}, mac claims {}, changed {}, refused {}, unconfirmed {}, ignored {}",
+            c.arp_retries,
+            c.arp_silent,
+            c.arp_mac_claims,
+            c.arp_mac_changes,
+            c.arp_mac_refused,
+            c.arp_mac_unconfirmed,
+            c.arp_mac_ignored
         );
         // What the workers dropped on the way to the control core, all workers.
         let mut io = crate::stats::IoCounters::default();

@@ -36,7 +36,9 @@
 //!   probes cannot bring it back for [`OUTPUT_LAG_HOLD_NS`]. Workers raise it only when
 //!   the profile sets `output_lag` above 0, for the active replica of a flow whose output
 //!   stopped while a standby's went on.
-//! - **ARP.** A host that stops answering ARP refreshes is down ([`Monitor::host_silent`]).
+//! - **ARP.** A host that leaves an ARP refresh and its retries unanswered is suspect
+//!   ([`Monitor::arp_silent`]): a probe burst confirms it (down, [`Cause::ArpSilent`]) or
+//!   clears it. One lost ARP reply fails nothing.
 //! - **Bounds** (issue #14). The horizon cannot hold a probe forever: one the workers'
 //!   horizon has not judged [`HORIZON_MAX_LAG_NS`] after it was queued is judged against
 //!   the control core's clock less that lag, so a dead host is failed over even while a
@@ -129,8 +131,9 @@ pub enum Cause {
     Confirmed(SignalKind, u16),
     /// A worker's output-lag signal, which needs no confirmation.
     OutputLag,
-    /// The host stopped answering ARP.
-    ArpSilent,
+    /// The host left an ARP refresh and its retries unanswered, confirmed by a suspect
+    /// burst on the port.
+    ArpSilent(u16),
     /// `rise` good probes on every port.
     Recovered,
 }
@@ -196,6 +199,8 @@ enum Why {
     Signal(SignalKind),
     /// A routine probe went unanswered.
     Unanswered,
+    /// The host left an ARP refresh and its retries unanswered.
+    ArpSilent,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -616,6 +621,7 @@ impl Monitor {
                 let cause = match sp.why {
                     Why::Signal(kind) => Cause::Confirmed(kind, port),
                     Why::Unanswered => Cause::Probes(port, silent),
+                    Why::ArpSilent => Cause::ArpSilent(port),
                 };
                 Some((cause, sp.since_ns.min(first_fail)))
             }
@@ -681,15 +687,31 @@ impl Monitor {
         }
     }
 
-    /// The host `id` stopped answering ARP since `since`: down with all its endpoints.
-    pub fn host_silent(&mut self, id: ReplicaId, since: u64, now: u64, changes: &mut Vec<Change>) {
-        if let Some((r, _)) = self
+    /// The host `id` left an ARP refresh and its retries unanswered since `since`: it is
+    /// suspect, and a probe burst starts at `now` (unless one runs). The burst confirms it
+    /// (down, [`Cause::ArpSilent`]) as it confirms a worker's signal, or clears it: a host
+    /// that answers its probes keeps its flows, whatever became of its ARP replies.
+    /// Returns whether a burst started.
+    pub fn arp_silent(&mut self, id: ReplicaId, since: u64, now: u64) -> bool {
+        let Some((r, si)) = self
             .replicas
             .iter_mut()
             .find(|(r, _)| r.id == id && !r.down)
-        {
-            Self::down(r, Cause::ArpSilent, since, now, changes);
+        else {
+            return false;
+        };
+        if r.suspect.is_some() {
+            return false;
         }
+        tracing::info!(replica = id.0, addr = %r.addr,
+            "host silent to ARP: probing it now before anything fails over");
+        r.suspect = Some(Suspect {
+            why: Why::ArpSilent,
+            since_ns: since,
+            left: self.settings[*si].suspect_burst,
+            next_ns: now,
+        });
+        true
     }
 }
 
@@ -1107,7 +1129,7 @@ mod tests {
     }
 
     #[test]
-    fn output_lag_and_arp_silence_need_no_confirmation() {
+    fn output_lag_needs_no_confirmation_but_arp_silence_does() {
         let mut m = monitor();
         let mut ch = Vec::new();
         m.signal(ReplicaId(0), SignalKind::NeighbourMissing, 0, &mut ch);
@@ -1117,11 +1139,23 @@ mod tests {
         assert_eq!(ch[0].cause, Cause::OutputLag);
         m.signal(ReplicaId(0), SignalKind::OutputLag, 8 * MS, &mut ch);
         assert_eq!(ch.len(), 1, "a down replica changes no more");
+        assert!(!m.arp_silent(ReplicaId(0), MS, 9 * MS), "down already");
+        // ARP silence only starts a burst; a host that answers none of it is down.
         let mut m = monitor();
         ch.clear();
-        m.host_silent(ReplicaId(0), MS, 3 * MS, &mut ch);
-        assert_eq!(ch[0].cause, Cause::ArpSilent);
-        assert_eq!(ch[0].elapsed_us(), 2_000);
+        assert!(m.arp_silent(ReplicaId(0), MS, 3 * MS));
+        assert!(ch.is_empty() && !m.is_down(ReplicaId(0)));
+        let mut t = 3 * MS;
+        while ch.is_empty() && t < 100 * MS {
+            pass(&mut m, t, &mut Vec::new(), &mut ch);
+            t += MS;
+        }
+        assert_eq!(ch.len(), 1, "{ch:?}");
+        assert!(matches!(ch[0].cause, Cause::ArpSilent(_)), "{ch:?}");
+        assert_eq!(
+            ch[0].first_sign_ns, MS,
+            "from the first unanswered ARP request"
+        );
     }
 
     #[test]

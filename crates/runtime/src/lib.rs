@@ -9,6 +9,7 @@
 //! - [`buf`]: the engine's buffer traits over mbufs.
 //! - [`profile`]: profile → engine settings and the shared replica table.
 //! - [`health`]: health probes, suspects and the failover decision (pure Rust).
+//! - [`neighbour`]: ARP resolution, refresh retries and confirmed MAC changes (pure Rust).
 //! - [`gate`]: the workers' rate limits on frames for the control core (pure Rust).
 //! - [`msg`]: typed ring messages (signals, commands), allocation-free.
 //! - [`stats`]: counters published by the workers, and the exit summary.
@@ -44,6 +45,7 @@ pub mod listing;
 pub mod metrics;
 pub mod mgmt;
 pub mod msg;
+pub mod neighbour;
 pub mod profile;
 pub mod stats;
 pub mod worker;
@@ -457,15 +459,12 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
         |ip: Ipv4Addr, side: Side, what: String, replica: Option<tandem_engine::ReplicaId>| {
             match neighbours.iter_mut().find(|n| n.ip == ip && n.side == side) {
                 Some(n) => n.replicas.extend(replica),
-                None => neighbours.push(Neighbour {
+                None => neighbours.push(Neighbour::new(
                     ip,
                     side,
-                    mac: None,
                     what,
-                    replicas: replica.into_iter().collect(),
-                    asked_at: 0,
-                    seen_at: 0,
-                }),
+                    replica.into_iter().collect(),
+                )),
             }
         };
     for r in &mapped.replica_list {

@@ -570,6 +570,20 @@ pub struct ControlCounters {
     pub probes_skipped: u64,
     /// Probes timed out by the horizon's deadline, not by the workers' stamps (`health`).
     pub probes_past_horizon: u64,
+    /// ARP refresh requests sent again after no answer.
+    pub arp_retries: u64,
+    /// Refresh rounds left unanswered (the neighbour's replicas are probed).
+    pub arp_silent: u64,
+    /// ARP messages that would change a known neighbour's MAC (claims, not applied).
+    pub arp_mac_claims: u64,
+    /// Claims confirmed and applied (the old MAC silent, the new one answering).
+    pub arp_mac_changes: u64,
+    /// Claims refused (the known MAC still answers).
+    pub arp_mac_refused: u64,
+    /// Claims dropped unconfirmed (neither MAC answered).
+    pub arp_mac_unconfirmed: u64,
+    /// Claims of other MACs ignored while one waited or just after one.
+    pub arp_mac_ignored: u64,
 }
 
 /// One port's DPDK counters at exit.
@@ -677,6 +691,13 @@ impl fmt::Display for Summary {
             ("failovers", c.failovers),
             ("probes_skipped", c.probes_skipped),
             ("probes_past_horizon", c.probes_past_horizon),
+            ("arp_retries", c.arp_retries),
+            ("arp_silent", c.arp_silent),
+            ("arp_mac_claims", c.arp_mac_claims),
+            ("arp_mac_changes", c.arp_mac_changes),
+            ("arp_mac_refused", c.arp_mac_refused),
+            ("arp_mac_unconfirmed", c.arp_mac_unconfirmed),
+            ("arp_mac_ignored", c.arp_mac_ignored),
         ] {
             writeln!(f, "  control.{label:<12} {v}")?;
         }
