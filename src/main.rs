@@ -280,13 +280,16 @@ fn describe(p: &Profile) -> String {
     let l = &p.limits;
     let _ = writeln!(
         s,
-        "limits: flows/worker {} hold/flow {} B hold total {} B / {} segments, mbufs {} (cache {})",
+        "limits: flows/worker {} hold/flow {} B hold total {} B / {} segments, mbufs {} (cache {}), \
+         control frames/worker {}/s (burst {})",
         l.flows_per_worker,
         l.hold_bytes_per_flow,
         l.hold_bytes_total,
         l.hold_segments_total,
         l.mbufs,
-        l.mbuf_cache
+        l.mbuf_cache,
+        l.control_rate,
+        l.control_burst
     );
     let _ = writeln!(s, "eal: {}", p.eal.args.join(" "));
     s

@@ -331,6 +331,12 @@ pub struct Limits {
     pub mbufs: u32,
     /// Per-lcore mbuf cache of the pool.
     pub mbuf_cache: u32,
+    /// Frames for the appliance itself (ARP requests, ICMP echo, anything to its
+    /// addresses; not probe answers or ARP replies) each worker passes to the control
+    /// core per second; the rest are dropped and counted.
+    pub control_rate: u32,
+    /// How many of them a worker passes at once (the rate limit's burst).
+    pub control_burst: u32,
 }
 
 /// The management interface.

@@ -154,6 +154,10 @@ pub(crate) struct RawLimits {
     pub mbufs: Option<u32>,
     #[serde(default)]
     pub mbuf_cache: Option<u32>,
+    #[serde(default)]
+    pub control_rate: Option<u32>,
+    #[serde(default)]
+    pub control_burst: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -76,6 +76,18 @@ pub const HANDOFF_RING_FRAMES: u32 = 1024;
 pub(crate) const MBUF_CACHE: u32 = 256;
 /// Most `limits.mbuf_cache` (DPDK's `RTE_MEMPOOL_CACHE_MAX_SIZE`).
 pub(crate) const MAX_MBUF_CACHE: u32 = 512;
+/// Default `limits.control_rate`: frames a second per worker for the control core (but
+/// probe answers and ARP replies). Neighbours ask for the appliance's MACs a few times a
+/// minute and echo requests come from monitoring: a few thousand a second is far above
+/// that, and several workers together stay well within what the control core answers.
+pub(crate) const CONTROL_RATE: u32 = 4_000;
+/// Default `limits.control_burst`.
+pub(crate) const CONTROL_BURST: u32 = 256;
+/// Most `limits.control_rate`: the control core answers about a million frames a second
+/// in all; more per worker would only move the drops into its ring.
+pub(crate) const MAX_CONTROL_RATE: u32 = 1_000_000;
+/// Most `limits.control_burst` (the control ring holds 4096 frames).
+pub(crate) const MAX_CONTROL_BURST: u32 = 4_096;
 
 /// Default `management.socket`.
 pub(crate) const SOCKET: &str = "/run/tandem/tandem.sock";
@@ -159,7 +171,7 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
         "timeouts" => "a mapping with syn, established, linger, synack_wait, arp_refresh",
         "timeouts.linger" => "a duration like 2s, or 0",
         "limits" => {
-            "a mapping with flows_per_worker, hold_bytes_per_flow, hold_bytes_total, hold_segments_total, mbufs, mbuf_cache"
+            "a mapping with flows_per_worker, hold_bytes_per_flow, hold_bytes_total, hold_segments_total, mbufs, mbuf_cache, control_rate, control_burst"
         }
         "limits.flows_per_worker" => "1..=268435456",
         "limits.hold_bytes_per_flow" => "1..=4294967295 bytes, at most limits.hold_bytes_total",
@@ -167,6 +179,8 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
         "limits.hold_segments_total" => "1..=4294967295, below limits.mbufs",
         "limits.mbufs" => "enough mbufs for every ring, cache and the hold queue (see the message)",
         "limits.mbuf_cache" => "0..=512, at most limits.mbufs / 1.5",
+        "limits.control_rate" => "frames a second per worker, 1..=1000000 (default 4000)",
+        "limits.control_burst" => "frames, 1..=4096 (default 256)",
         "management" => "a mapping with `socket`, `metrics` and `group`",
         "management.socket" => "an absolute path",
         "management.metrics" => "an address and port like 127.0.0.1:9450 or [::1]:9450, or off",

@@ -980,6 +980,17 @@ fn check_limits(
             ),
         );
     }
+    let control_rate = raw.control_rate.unwrap_or(schema::CONTROL_RATE);
+    if control_rate == 0 || control_rate > schema::MAX_CONTROL_RATE {
+        c.bad(
+            &p.key("control_rate"),
+            format!("{control_rate} frames a second"),
+        );
+    }
+    let control_burst = raw.control_burst.unwrap_or(schema::CONTROL_BURST);
+    if control_burst == 0 || control_burst > schema::MAX_CONTROL_BURST {
+        c.bad(&p.key("control_burst"), format!("{control_burst} frames"));
+    }
     Limits {
         flows_per_worker,
         hold_bytes_per_flow,
@@ -987,6 +998,8 @@ fn check_limits(
         hold_segments_total,
         mbufs,
         mbuf_cache,
+        control_rate,
+        control_burst,
     }
 }
 

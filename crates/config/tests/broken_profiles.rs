@@ -380,6 +380,20 @@ fn management_group_that_is_not_a_group_name() {
     }
 }
 
+#[test]
+fn control_rate_zero_or_too_high() {
+    rejects(
+        &edit("mbufs: 32767\n", "mbufs: 32767\n  control_rate: 0\n"),
+        "configs/bad.yaml:33:17: limits.control_rate: ",
+        "0 frames a second",
+    );
+    rejects(
+        &edit("mbufs: 32767\n", "mbufs: 32767\n  control_burst: 5000\n"),
+        "configs/bad.yaml:33:18: limits.control_burst: ",
+        "5000 frames",
+    );
+}
+
 // ---- explicit worker mapping --------------------------------------------------------
 
 /// `BASE` with an explicit `workers` list appended (`workers:` is line 34, its items 35 and on).

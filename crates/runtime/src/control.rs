@@ -4,19 +4,27 @@
 //! - **ARP** (RFC 826): answers requests for the outside address and every VIP on the
 //!   outside port, for the inside address on the inside port, always with that port's
 //!   MAC. Learns from every request and reply whose sender is a neighbour it tracks.
-//! - **Neighbours**: each replica's next hop (itself, or the inside gateway) and the
-//!   gateways. Unresolved ones are asked for every [`RETRY_NS`]; resolved ones are
-//!   refreshed every `timeouts.arp_refresh` (a MAC is never forgotten: a stale MAC is
-//!   better than a black hole). A replica's MAC goes to the shared replica table, where
-//!   the workers read it.
+//! - **Neighbours** ([`crate::neighbour`]): each replica's next hop (itself, or the inside
+//!   gateway) and the gateways. Unresolved ones are asked for every [`RETRY_NS`];
+//!   resolved ones are refreshed every `timeouts.arp_refresh`, an unanswered refresh
+//!   retried, and a message that would change a known MAC applied only once confirmed (a
+//!   MAC is never forgotten: a stale MAC is better than a black hole). A replica's MAC
+//!   goes to the shared replica table, where the workers read it.
 //! - **ICMP echo** to the appliance's addresses (and to the VIPs) is answered in place.
 //! - Everything else that reaches it is dropped and counted (`not_served`).
 //!
+//! - **Floods** (issue #14): each worker passes frames for the appliance through its
+//!   [`crate::gate`]; probe answers and ARP replies come over an answer ring per worker,
+//!   drained to the bottom every pass before the control rings, which are drained a
+//!   bounded number of bursts a pass. The health horizon therefore depends on the
+//!   answer rings only: a flood that keeps a control ring busy no longer holds it.
+//!
 //! - **Health** (DESIGN §5, [`crate::health`]): SYN probes from the inside address to
 //!   every probe port of every replica, the workers' signals, and a replica whose ARP
-//!   refresh goes unanswered, decide failovers: the replica is flipped to `Down` in the
-//!   shared table and every worker is sent [`Command::FailoverSweep`]; after `rise` good
-//!   probes it is `Up` again (new flows only). Every change is one `tracing` event with
+//!   refresh and its retries go unanswered (confirmed by a probe burst), decide
+//!   failovers: the replica is flipped to `Down` in the shared table and every worker is
+//!   sent [`Command::FailoverSweep`]; after `rise` good probes it is `Up` again (new
+//!   flows only). Every change is one `tracing` event with
 //!   its cause and the time from the first sign to the switch.
 
 use std::net::Ipv4Addr;
@@ -35,10 +43,10 @@ use crate::health::{self, Cause, Change, Monitor, ProbeReply, ProbeSend};
 use crate::listing::{FlowFilter, FlowList, LIST_WAIT_NS};
 use crate::mgmt::{Pending, Request};
 use crate::msg::{Command, SignalMsg};
+use crate::neighbour::{Decided, Heard};
+pub use crate::neighbour::{Neighbour, RETRY_NS};
 use crate::stats::{ControlCounters, WorkerStats};
 
-/// Time between ARP requests for a neighbour that has not answered.
-pub const RETRY_NS: u64 = 1_000_000_000;
 /// Least time between two requests for an unresolved neighbour that workers need.
 pub const HURRY_NS: u64 = 100_000_000;
 /// A worker that has not published its counters for this long has stopped (it publishes
@@ -74,25 +82,6 @@ pub struct ControlPort {
     pub answers: Vec<Ipv4Addr>,
     /// How to send.
     pub tx: ControlTx,
-}
-
-/// A neighbour the control core resolves.
-#[derive(Debug, Clone)]
-pub struct Neighbour {
-    /// Its address.
-    pub ip: Ipv4Addr,
-    /// The side it is on.
-    pub side: Side,
-    /// Its MAC, once resolved.
-    pub mac: Option<MacAddr>,
-    /// What it is (`replica lab/primary`, `outside gateway`).
-    pub what: String,
-    /// Replicas whose next hop it is.
-    pub replicas: Vec<ReplicaId>,
-    /// When it was last asked for (0: never).
-    pub asked_at: u64,
-    /// When it last answered.
-    pub seen_at: u64,
 }
 
 /// What an operator set on a replica (`tandem drain` / `tandem fail`).
@@ -160,8 +149,10 @@ pub struct Control {
     pub services_text: String,
     /// Outside then inside.
     pub ports: [ControlPort; 2],
-    /// Frames from each worker.
+    /// Frames from each worker (all but probe answers and ARP replies).
     pub from_workers: Vec<Consumer<Mbuf>>,
+    /// Probe answers and ARP replies from each worker (see [`crate::gate`]).
+    pub answers: Vec<Consumer<Mbuf>>,
     /// Signals from each worker.
     pub signals: Vec<Consumer<SignalMsg>>,
     /// Orders to each worker.
@@ -202,7 +193,6 @@ impl Control {
         // (publishes seen, when they last moved) per worker.
         let mut alive: Vec<(u64, u64)> = vec![(0, clock.now_ns()); self.workers.len()];
         let (mut unprotected, mut next_report) = (0u64, 0u64);
-        let mut last_horizon = 0u64;
         while !stop.load(Ordering::Relaxed) {
             let now = clock.now_ns();
             if now >= next_report {
@@ -221,20 +211,34 @@ impl Control {
                     return;
                 }
             }
-            // Read the workers' pass stamps before draining their rings: every frame
-            // they received before `horizon` is then handled in this pass (the probes'
-            // timeouts are judged against it, see `health`).
-            let mut horizon = self
+            // Read the workers' pass stamps before draining their answer rings: every
+            // answer they received before `horizon` is then handled in this pass (the
+            // probes' timeouts are judged against it, see `health`).
+            let horizon = self
                 .workers
                 .iter()
                 .map(|(_, s)| s.polled())
                 .min()
                 .unwrap_or(now);
             let mut busy = false;
+            for w in 0..self.answers.len() {
+                // A ring's worth at most: all it held when the stamps were read, however
+                // fast the worker refills it (see `drain_bounded`).
+                let capacity = self.answers[w].capacity();
+                let taken = drain_bounded(capacity, || {
+                    let n = self.answers[w].dequeue_burst(&mut burst);
+                    for m in burst.drain() {
+                        self.counters.rx += 1;
+                        self.handle(m, now, &mut out);
+                    }
+                    n
+                });
+                busy |= taken > 0;
+            }
             for w in 0..self.from_workers.len() {
                 // To the bottom of the ring, but a bounded number of bursts: a flood at
-                // the appliance's addresses must not starve probes and signals. Frames
-                // left behind may hold probe answers: the horizon then stays where it was.
+                // the appliance's addresses must not starve probes and signals. What is
+                // left behind holds no probe answer (they come over the answer rings).
                 let mut left = DRAIN_BURSTS;
                 while left > 0 && self.from_workers[w].dequeue_burst(&mut burst) > 0 {
                     left -= 1;
@@ -244,11 +248,7 @@ impl Control {
                         self.handle(m, now, &mut out);
                     }
                 }
-                if left == 0 {
-                    horizon = last_horizon;
-                }
             }
-            last_horizon = horizon;
             for w in 0..self.signals.len() {
                 while let Some(sig) = self.signals[w].dequeue() {
                     self.counters.signals += 1;
@@ -382,25 +382,45 @@ impl Control {
         Verdict::Drop
     }
 
-    /// Records `mac` for `ip` if it is a tracked neighbour on `side`.
+    /// An ARP message says `ip` (on `side`) is at `mac`: resolves or refreshes a tracked
+    /// neighbour, or, when it would change a known MAC, makes a claim that applies only
+    /// once confirmed (see [`crate::neighbour`]).
     fn learn(&mut self, side: Side, ip: Ipv4Addr, mac: MacAddr, now: u64) {
-        if !mac.is_unicast() {
-            return;
-        }
+        let c = &mut self.counters;
         for n in self
             .neighbours
             .iter_mut()
             .filter(|n| n.ip == ip && n.side == side)
         {
-            if n.mac != Some(mac) {
-                tracing::info!(neighbour = %ip, mac = %fmt_mac(mac), what = %n.what, "neighbour resolved");
-                n.mac = Some(mac);
-                for &r in &n.replicas {
-                    self.replicas.set_mac(r, mac);
+            match n.heard(mac, now) {
+                Heard::Ignored | Heard::ClaimPending => {}
+                Heard::Resolved => {
+                    tracing::info!(neighbour = %ip, mac = %fmt_mac(mac), what = %n.what, "neighbour resolved");
+                    for &r in &n.replicas {
+                        self.replicas.set_mac(r, mac);
+                    }
+                    c.arp_learned += 1;
+                }
+                Heard::Refreshed => c.arp_learned += 1,
+                Heard::Refused(claimed) => {
+                    tracing::warn!(event = "arp_claim_refused", neighbour = %ip, what = %n.what,
+                        mac = ?n.mac.map(fmt_mac), claimed = %fmt_mac(claimed),
+                        "the known MAC still answers: the claim of another MAC is refused");
+                    c.arp_learned += 1;
+                    c.arp_mac_refused += 1;
+                }
+                Heard::Claim(claimed) => {
+                    tracing::warn!(event = "arp_claim", neighbour = %ip, what = %n.what,
+                        mac = ?n.mac.map(fmt_mac), claimed = %fmt_mac(claimed),
+                        "an ARP message gives the neighbour another MAC: not applied until confirmed");
+                    c.arp_mac_claims += 1;
+                }
+                Heard::ClaimIgnored(other) => {
+                    tracing::debug!(neighbour = %ip, claimed = %fmt_mac(other),
+                        "another MAC claimed while a claim waits or just after one: ignored");
+                    c.arp_mac_ignored += 1;
                 }
             }
-            n.seen_at = now;
-            self.counters.arp_learned += 1;
         }
     }
 
@@ -477,52 +497,69 @@ impl Control {
         }
     }
 
-    /// Asks for the neighbours that are due.
+    /// Asks for the neighbours that are due; carries out what their refresh rounds
+    /// decided (see [`crate::neighbour`]).
     fn resolve(&mut self, now: u64, out: &mut [Burst<Mbuf>; 2]) {
         for k in 0..self.neighbours.len() {
-            let n = &self.neighbours[k];
-            let due = if n.asked_at == 0 {
-                true
-            } else if n.mac.is_none() {
-                now.saturating_sub(n.asked_at) >= RETRY_NS
-            } else {
-                now.saturating_sub(n.asked_at) >= self.arp_refresh_ns
-            };
-            if !due {
-                continue;
-            }
-            // A resolved host that did not answer the previous refresh is silent: its
-            // replicas are down.
-            if n.mac.is_some() && n.asked_at > 0 && n.seen_at < n.asked_at {
-                let (since, ids) = (n.asked_at, n.replicas.clone());
-                let mut changes = Vec::new();
-                for id in ids {
-                    self.monitor.host_silent(id, since, now, &mut changes);
+            let due = self.neighbours[k].poll(now, self.arp_refresh_ns);
+            let (ip, side) = (self.neighbours[k].ip, self.neighbours[k].side);
+            let what = &self.neighbours[k].what;
+            match due.decided {
+                Some(Decided::Applied { old, new }) => {
+                    tracing::warn!(event = "arp_mac_changed", neighbour = %ip, %what,
+                        old = %fmt_mac(old), new = %fmt_mac(new),
+                        "confirmed: the old MAC stopped answering and the new one answers; applied");
+                    for &r in &self.neighbours[k].replicas {
+                        self.replicas.set_mac(r, new);
+                    }
+                    self.counters.arp_mac_changes += 1;
                 }
-                self.apply(&changes);
+                Some(Decided::Unconfirmed(claimed)) => {
+                    tracing::warn!(event = "arp_claim_unconfirmed", neighbour = %ip, %what,
+                        claimed = %fmt_mac(claimed),
+                        "neither the known nor the claimed MAC answered: the claim is dropped");
+                    self.counters.arp_mac_unconfirmed += 1;
+                }
+                None => {}
             }
-            let n = &self.neighbours[k];
-            let (ip, side) = (n.ip, n.side);
-            let i = usize::from(side == Side::Inside);
-            let (mac, addr) = (self.ports[i].mac, self.ports[i].address);
-            // A refresh is unicast to the known MAC (RFC 1122 §2.3.2.1); a first
-            // resolution is broadcast.
-            let eth_dst = n.mac.unwrap_or(MacAddr::BROADCAST);
-            self.neighbours[k].asked_at = now;
-            if let Some(req) = self.frame(|buf| {
-                build::arp(
-                    buf,
-                    ArpPacket::<&[u8]>::REQUEST,
-                    eth_dst,
-                    mac,
-                    addr,
-                    MacAddr::ZERO,
-                    ip,
-                )
-            }) {
-                self.counters.arp_requests += 1;
-                self.emit(out, i, req);
+            if let Some(since) = due.silent_since {
+                // A whole round unanswered: its replicas are probed, and fail over only
+                // if the probes confirm.
+                self.counters.arp_silent += 1;
+                tracing::warn!(event = "arp_silent", neighbour = %ip, what = %self.neighbours[k].what,
+                    "the neighbour left an ARP refresh and its retries unanswered: probing its replicas");
+                let ids = self.neighbours[k].replicas.clone();
+                for id in ids {
+                    self.monitor.arp_silent(id, since, now);
+                }
             }
+            if due.retry {
+                self.counters.arp_retries += 1;
+            }
+            for eth_dst in due.ask.into_iter().chain(due.ask_claim) {
+                self.ask(ip, side, eth_dst, out);
+            }
+        }
+    }
+
+    /// Sends an ARP request for `ip` out of `side`'s port, to Ethernet `eth_dst` (a
+    /// known MAC for a refresh, RFC 1122 §2.3.2.1; broadcast for a first resolution).
+    fn ask(&mut self, ip: Ipv4Addr, side: Side, eth_dst: MacAddr, out: &mut [Burst<Mbuf>; 2]) {
+        let i = usize::from(side == Side::Inside);
+        let (mac, addr) = (self.ports[i].mac, self.ports[i].address);
+        if let Some(req) = self.frame(|buf| {
+            build::arp(
+                buf,
+                ArpPacket::<&[u8]>::REQUEST,
+                eth_dst,
+                mac,
+                addr,
+                MacAddr::ZERO,
+                ip,
+            )
+        }) {
+            self.counters.arp_requests += 1;
+            self.emit(out, i, req);
         }
     }
 
@@ -541,6 +578,8 @@ impl Control {
             &mut changes,
         );
         self.counters.probes_lost = self.monitor.probes_lost();
+        self.counters.probes_skipped = self.monitor.probes_skipped();
+        self.counters.probes_past_horizon = self.monitor.probes_past_horizon();
         self.apply(&changes);
         let i = 1;
         let (mac, addr) = (self.ports[i].mac, self.ports[i].address);
@@ -582,7 +621,9 @@ impl Control {
                     format!("{kind:?} confirmed by a probe burst on port {port}")
                 }
                 Cause::OutputLag => "output lag (needs no probe confirmation)".to_owned(),
-                Cause::ArpSilent => "the host stopped answering ARP".to_owned(),
+                Cause::ArpSilent(port) => format!(
+                    "the host left an ARP refresh and its retries unanswered, confirmed by a probe burst on port {port}"
+                ),
                 Cause::Recovered => "probes answered on every port".to_owned(),
             };
             let admin = self.admin_of(c.replica);
@@ -935,15 +976,12 @@ impl Control {
                         self.replicas.set_mac(id, mac);
                     }
                 }
-                None => self.neighbours.push(Neighbour {
-                    ip: hop,
-                    side: Side::Inside,
-                    mac: None,
-                    what: format!("replica {full}"),
-                    replicas: vec![id],
-                    asked_at: 0,
-                    seen_at: 0,
-                }),
+                None => self.neighbours.push(Neighbour::new(
+                    hop,
+                    Side::Inside,
+                    format!("replica {full}"),
+                    vec![id],
+                )),
             }
         }
         self.services[si].pool.push(id);
@@ -1080,6 +1118,42 @@ impl Control {
             "control: probes {}, answered {}, lost {}, failovers {}, signals {}",
             c.probes, c.probe_replies, c.probes_lost, c.failovers, c.signals
         );
+        let _ = writeln!(
+            s,
+            "  probes skipped (most outstanding) {}, timed out past the horizon {}",
+            c.probes_skipped, c.probes_past_horizon
+        );
+        let _ = writeln!(
+            s,
+            "  arp: retries {}, silent {}, mac claims {}, changed {}, refused {}, unconfirmed {}, ignored {}",
+            c.arp_retries,
+            c.arp_silent,
+            c.arp_mac_claims,
+            c.arp_mac_changes,
+            c.arp_mac_refused,
+            c.arp_mac_unconfirmed,
+            c.arp_mac_ignored
+        );
+        // What the workers dropped on the way to the control core, all workers.
+        let mut io = crate::stats::IoCounters::default();
+        for (_, stats) in &self.workers {
+            let (_, w) = stats.read();
+            io.control_rate_limited += w.control_rate_limited;
+            io.answers_rate_limited += w.answers_rate_limited;
+            io.arp_replies_rate_limited += w.arp_replies_rate_limited;
+            io.control_ring_full += w.control_ring_full;
+            io.answer_ring_full += w.answer_ring_full;
+        }
+        let _ = writeln!(
+            s,
+            "  dropped on the way (workers): rate limited {}, probe answers rate limited {}, \
+             arp replies rate limited {}, control ring full {}, answer ring full {}",
+            io.control_rate_limited,
+            io.answers_rate_limited,
+            io.arp_replies_rate_limited,
+            io.control_ring_full,
+            io.answer_ring_full
+        );
         if let Some(sh) = &self.shared {
             let us = |ns: u64| ns as f64 / 1e3;
             let _ = writeln!(
@@ -1140,6 +1214,22 @@ fn listener_line(listeners: &[(&str, [u64; 4])]) -> String {
         })
         .collect();
     format!("listener drops: {}\n", parts.join("; "))
+}
+
+/// Takes a ring's items in bursts with `take` (which returns how many it took) until the
+/// ring is empty or `capacity` items (what the ring holds when full) were taken. Either
+/// way every item the ring held when it was called has been taken, first in first out,
+/// however fast its producer refills it, and the call ends. Returns the number taken.
+pub fn drain_bounded(capacity: usize, mut take: impl FnMut() -> usize) -> usize {
+    let mut taken = 0;
+    while taken < capacity {
+        let n = take();
+        if n == 0 {
+            break;
+        }
+        taken += n;
+    }
+    taken
 }
 
 /// The control core's whole part in a failover, once it has decided: the replica's slot
@@ -1339,6 +1429,38 @@ mod tests {
             echo_reply_in_place(&mut short, &[VIP], PORT_MAC),
             Echo::Malformed
         );
+    }
+
+    #[test]
+    fn an_answer_ring_kept_full_is_drained_of_all_it_held_and_the_pass_ends() {
+        use std::collections::VecDeque;
+        // A ring of 1024 that the worker refills to the top after every burst taken,
+        // with frames numbered in arrival order: 0..1024 were there when the stamps
+        // were read.
+        let capacity = 1024;
+        let mut ring: VecDeque<u32> = (0..capacity).collect();
+        let mut next = capacity;
+        let mut taken = Vec::new();
+        let n = drain_bounded(capacity as usize, || {
+            let k = ring.len().min(32);
+            taken.extend(ring.drain(..k));
+            while ring.len() < capacity as usize {
+                ring.push_back(next);
+                next += 1;
+            }
+            k
+        });
+        assert_eq!(n, capacity as usize);
+        assert!((0..capacity).all(|f| taken.contains(&f)), "all it held");
+        // An empty ring ends at once; a short one at its bottom.
+        assert_eq!(drain_bounded(capacity as usize, || 0), 0);
+        let mut left = 70;
+        let n = drain_bounded(capacity as usize, || {
+            let k = left.min(32);
+            left -= k;
+            k
+        });
+        assert_eq!((n, left), (70, 0));
     }
 
     #[test]

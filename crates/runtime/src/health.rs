@@ -36,7 +36,17 @@
 //!   probes cannot bring it back for [`OUTPUT_LAG_HOLD_NS`]. Workers raise it only when
 //!   the profile sets `output_lag` above 0, for the active replica of a flow whose output
 //!   stopped while a standby's went on.
-//! - **ARP.** A host that stops answering ARP refreshes is down ([`Monitor::host_silent`]).
+//! - **ARP.** A host that leaves an ARP refresh and its retries unanswered is suspect
+//!   ([`Monitor::arp_silent`]): a probe burst confirms it (down, [`Cause::ArpSilent`]) or
+//!   clears it. One lost ARP reply fails nothing.
+//! - **Bounds** (issue #14). The horizon cannot hold a probe forever: one the workers'
+//!   horizon has not judged [`HORIZON_MAX_LAG_NS`] after it was queued is judged against
+//!   the control core's clock less that lag, so a dead host is failed over even while a
+//!   worker's stamp stands still. And an endpoint has at most
+//!   [`MAX_ROUTINE_OUTSTANDING`] routine probes and `suspect_burst` burst probes
+//!   outstanding (a probe due beyond that is skipped and counted), so the list of
+//!   outstanding probes holds at most (`MAX_ROUTINE_OUTSTANDING` + `suspect_burst`) per
+//!   probed port of every replica, whatever the horizon does.
 
 use std::net::Ipv4Addr;
 
@@ -55,6 +65,22 @@ pub const SEQ_TAG: u32 = 0x7d00_0000;
 /// it is made suspect anyway (200 ms at 10 ms intervals: longer than the overloads seen
 /// in the lab, where answers queue behind data).
 pub const LOST_RUN_SUSPECT: u32 = 20;
+
+/// The longest the workers' horizon may hold back a probe's timeout: past it, the probe is
+/// judged against the control core's clock less this lag ([`Monitor::probes_past_horizon`]
+/// counts those timed out so). Ten times the longest a worker's own stamp lags while its
+/// receive queues stay full (`worker::MAX_RX_BACKLOG_NS`), so a busy but running data
+/// path never reaches it; a worker stopped this long is lost anyway (the control core
+/// stops the appliance after `control::WORKER_SILENCE_NS`). A probe is thus declared
+/// lost at most this long after its deadline.
+pub const HORIZON_MAX_LAG_NS: u64 = 1_000_000_000;
+
+/// Routine probes an endpoint may have outstanding. The profile's timeout is at most the
+/// interval, so with a current horizon an endpoint has one or two; eight lets the horizon
+/// lag six intervals (a busy host's stalls, 60 ms at the default 10 ms interval) without
+/// skipping any. A probe due beyond that is skipped: it would be judged only after the
+/// eight already waiting, so it adds nothing but memory.
+pub const MAX_ROUTINE_OUTSTANDING: u32 = 8;
 
 /// A replica taken down for output lag comes back no sooner than this: its kernel answers
 /// probes while its process is frozen, so `rise` good probes prove nothing about it.
@@ -105,8 +131,9 @@ pub enum Cause {
     Confirmed(SignalKind, u16),
     /// A worker's output-lag signal, which needs no confirmation.
     OutputLag,
-    /// The host stopped answering ARP.
-    ArpSilent,
+    /// The host left an ARP refresh and its retries unanswered, confirmed by a suspect
+    /// burst on the port.
+    ArpSilent(u16),
     /// `rise` good probes on every port.
     Recovered,
 }
@@ -159,12 +186,26 @@ struct Endpoint {
     /// When the first failure of the current run was sent (0: none).
     first_fail_ns: u64,
     first_ok_ns: u64,
+    /// Routine probes outstanding (at most [`MAX_ROUTINE_OUTSTANDING`]).
+    routine_out: u32,
+    /// Burst probes outstanding (at most `suspect_burst`).
+    burst_out: u32,
+}
+
+/// What made a replica suspect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    /// A worker's signal.
+    Signal(SignalKind),
+    /// A routine probe went unanswered.
+    Unanswered,
+    /// The host left an ARP refresh and its retries unanswered.
+    ArpSilent,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Suspect {
-    /// The worker signal that raised it; `None`: a routine probe went unanswered.
-    kind: Option<SignalKind>,
+    why: Why,
     since_ns: u64,
     left: u32,
     next_ns: u64,
@@ -206,6 +247,10 @@ pub struct Monitor {
     counter: u32,
     /// Routine probes that went unanswered while the host was heard on the data path.
     lost: u64,
+    /// Probes not sent because their endpoint had its most outstanding.
+    skipped: u64,
+    /// Probes timed out by [`HORIZON_MAX_LAG_NS`] rather than by the workers' horizon.
+    past_horizon: u64,
     /// `outstanding[fresh..]` were emitted by the last [`Monitor::poll`].
     fresh: usize,
 }
@@ -219,6 +264,8 @@ impl Monitor {
             outstanding: Vec::new(),
             counter: 0,
             lost: 0,
+            skipped: 0,
+            past_horizon: 0,
             fresh: 0,
         }
     }
@@ -293,6 +340,36 @@ impl Monitor {
         self.lost
     }
 
+    /// Probes not sent because their endpoint had [`MAX_ROUTINE_OUTSTANDING`] routine (or
+    /// `suspect_burst` burst) probes outstanding.
+    pub fn probes_skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Probes timed out [`HORIZON_MAX_LAG_NS`] after they were queued because the workers'
+    /// horizon had not reached their deadline (a worker's stamp stood still).
+    pub fn probes_past_horizon(&self) -> u64 {
+        self.past_horizon
+    }
+
+    /// Takes `outstanding[k]` off the list (and off its endpoint's count).
+    fn take(&mut self, k: usize) -> Outstanding {
+        let o = self.outstanding.swap_remove(k);
+        if let Some(ep) = self
+            .replicas
+            .get_mut(o.replica)
+            .and_then(|(r, _)| r.endpoints.get_mut(o.endpoint))
+        {
+            let n = if o.burst {
+                &mut ep.burst_out
+            } else {
+                &mut ep.routine_out
+            };
+            *n = n.saturating_sub(1);
+        }
+        o
+    }
+
     /// Whether `id` is down here.
     pub fn is_down(&self, id: ReplicaId) -> bool {
         self.replicas.iter().any(|(r, _)| r.id == id && r.down)
@@ -332,7 +409,7 @@ impl Monitor {
             .iter()
             .position(|o| o.src_port == p.src_port && o.seq == p.seq)
         {
-            self.outstanding.swap_remove(k);
+            self.take(k);
         }
     }
 
@@ -340,7 +417,9 @@ impl Monitor {
     /// changes go to `changes`.
     ///
     /// - `horizon`: every frame the workers received before it has been given to
-    ///   [`Monitor::reply`] (the caller reads the workers' stamps, then drains their rings).
+    ///   [`Monitor::reply`] (the caller reads the workers' stamps, then drains their
+    ///   answer rings). A horizon more than [`HORIZON_MAX_LAG_NS`] behind `now` is taken
+    ///   as `now` less that lag.
     /// - `can_probe(id)`: a probe can be sent now (the next hop is resolved).
     /// - `last_heard(id)`: when the data path last received from the host (0: never).
     pub fn poll(
@@ -352,6 +431,9 @@ impl Monitor {
         send: &mut Vec<ProbeSend>,
         changes: &mut Vec<Change>,
     ) {
+        let floor = now.saturating_sub(HORIZON_MAX_LAG_NS);
+        let forced = horizon < floor;
+        let horizon = horizon.max(floor);
         let mut k = 0;
         while k < self.outstanding.len() {
             let o = &mut self.outstanding[k];
@@ -367,7 +449,10 @@ impl Monitor {
                 k += 1;
                 continue;
             }
-            let o = self.outstanding.swap_remove(k);
+            let o = self.take(k);
+            if forced {
+                self.past_horizon += 1;
+            }
             let id = self.replicas[o.replica].0.id;
             if !o.burst && last_heard(id) > o.out_ns {
                 // The host is talking: the probe or its answer was lost on the way. But a
@@ -382,7 +467,7 @@ impl Monitor {
                     tracing::info!(replica = r.id.0, addr = %r.addr, port = ep.port,
                         "probes unanswered by a host that is still sending: probing it now");
                     r.suspect = Some(Suspect {
-                        kind: None,
+                        why: Why::Unanswered,
                         since_ns: o.sent_ns,
                         left: self.settings[*si].suspect_burst,
                         next_ns: now,
@@ -395,7 +480,8 @@ impl Monitor {
         self.fresh = self.outstanding.len();
         for ri in 0..self.replicas.len() {
             let s = &self.settings[self.replicas[ri].1];
-            let (interval, burst_gap) = (s.interval_ns, s.suspect_interval_ns.max(1));
+            let (interval, burst_gap, burst_max) =
+                (s.interval_ns, s.suspect_interval_ns.max(1), s.suspect_burst);
             let id = self.replicas[ri].0.id;
             if !can_probe(id) {
                 continue;
@@ -418,7 +504,17 @@ impl Monitor {
                 r.next_ns = now + interval;
             }
             for ei in 0..self.replicas[ri].0.endpoints.len() {
-                // One probe outstanding per endpoint at a time but in a burst.
+                let ep = &mut self.replicas[ri].0.endpoints[ei];
+                let (out, max) = if burst {
+                    (&mut ep.burst_out, burst_max)
+                } else {
+                    (&mut ep.routine_out, MAX_ROUTINE_OUTSTANDING)
+                };
+                if *out >= max {
+                    self.skipped += 1;
+                    continue;
+                }
+                *out += 1;
                 let (src_port, seq) = self.next_probe();
                 let r = &self.replicas[ri].0;
                 send.push(ProbeSend {
@@ -445,7 +541,7 @@ impl Monitor {
             if let Some(sp) = r.suspect {
                 let pending = self.outstanding.iter().any(|o| o.replica == ri);
                 if sp.left == 0 && !pending {
-                    tracing::info!(replica = r.id.0, addr = %r.addr, kind = ?sp.kind,
+                    tracing::info!(replica = r.id.0, addr = %r.addr, why = ?sp.why,
                         "suspect cleared: the burst did not confirm");
                     self.replicas[ri].0.suspect = None;
                 }
@@ -464,7 +560,7 @@ impl Monitor {
         }) else {
             return false;
         };
-        let o = self.outstanding.swap_remove(k);
+        let o = self.take(k);
         self.outcome(o, r.syn_ack, false, now, changes);
         true
     }
@@ -522,9 +618,10 @@ impl Monitor {
             // A RST is an answer, not a silence that loss could explain: nothing listens
             // on the port any more, and one is proof enough for a suspect.
             Some(sp) if !silent || fails >= s.suspect_burst.min(s.fall) => {
-                let cause = match sp.kind {
-                    Some(kind) => Cause::Confirmed(kind, port),
-                    None => Cause::Probes(port, silent),
+                let cause = match sp.why {
+                    Why::Signal(kind) => Cause::Confirmed(kind, port),
+                    Why::Unanswered => Cause::Probes(port, silent),
+                    Why::ArpSilent => Cause::ArpSilent(port),
                 };
                 Some((cause, sp.since_ns.min(first_fail)))
             }
@@ -538,7 +635,7 @@ impl Monitor {
             tracing::info!(replica = r.id.0, addr = %r.addr, port,
                 "probe unanswered by a silent host: probing it now");
             r.suspect = Some(Suspect {
-                kind: None,
+                why: Why::Unanswered,
                 since_ns: first_fail,
                 left: s.suspect_burst,
                 next_ns: now,
@@ -580,7 +677,7 @@ impl Monitor {
                 if r.suspect.is_none() {
                     tracing::info!(replica = id.0, addr = %r.addr, ?kind, "replica suspect: probing it now");
                     r.suspect = Some(Suspect {
-                        kind: Some(kind),
+                        why: Why::Signal(kind),
                         since_ns: now,
                         left: self.settings[*si].suspect_burst,
                         next_ns: now,
@@ -590,15 +687,31 @@ impl Monitor {
         }
     }
 
-    /// The host `id` stopped answering ARP since `since`: down with all its endpoints.
-    pub fn host_silent(&mut self, id: ReplicaId, since: u64, now: u64, changes: &mut Vec<Change>) {
-        if let Some((r, _)) = self
+    /// The host `id` left an ARP refresh and its retries unanswered since `since`: it is
+    /// suspect, and a probe burst starts at `now` (unless one runs). The burst confirms it
+    /// (down, [`Cause::ArpSilent`]) as it confirms a worker's signal, or clears it: a host
+    /// that answers its probes keeps its flows, whatever became of its ARP replies.
+    /// Returns whether a burst started.
+    pub fn arp_silent(&mut self, id: ReplicaId, since: u64, now: u64) -> bool {
+        let Some((r, si)) = self
             .replicas
             .iter_mut()
             .find(|(r, _)| r.id == id && !r.down)
-        {
-            Self::down(r, Cause::ArpSilent, since, now, changes);
+        else {
+            return false;
+        };
+        if r.suspect.is_some() {
+            return false;
         }
+        tracing::info!(replica = id.0, addr = %r.addr,
+            "host silent to ARP: probing it now before anything fails over");
+        r.suspect = Some(Suspect {
+            why: Why::ArpSilent,
+            since_ns: since,
+            left: self.settings[*si].suspect_burst,
+            next_ns: now,
+        });
+        true
     }
 }
 
@@ -1016,7 +1129,7 @@ mod tests {
     }
 
     #[test]
-    fn output_lag_and_arp_silence_need_no_confirmation() {
+    fn output_lag_needs_no_confirmation_but_arp_silence_does() {
         let mut m = monitor();
         let mut ch = Vec::new();
         m.signal(ReplicaId(0), SignalKind::NeighbourMissing, 0, &mut ch);
@@ -1026,11 +1139,89 @@ mod tests {
         assert_eq!(ch[0].cause, Cause::OutputLag);
         m.signal(ReplicaId(0), SignalKind::OutputLag, 8 * MS, &mut ch);
         assert_eq!(ch.len(), 1, "a down replica changes no more");
+        assert!(!m.arp_silent(ReplicaId(0), MS, 9 * MS), "down already");
+        // ARP silence only starts a burst; a host that answers none of it is down.
         let mut m = monitor();
         ch.clear();
-        m.host_silent(ReplicaId(0), MS, 3 * MS, &mut ch);
-        assert_eq!(ch[0].cause, Cause::ArpSilent);
-        assert_eq!(ch[0].elapsed_us(), 2_000);
+        assert!(m.arp_silent(ReplicaId(0), MS, 3 * MS));
+        assert!(ch.is_empty() && !m.is_down(ReplicaId(0)));
+        let mut t = 3 * MS;
+        while ch.is_empty() && t < 100 * MS {
+            pass(&mut m, t, &mut Vec::new(), &mut ch);
+            t += MS;
+        }
+        assert_eq!(ch.len(), 1, "{ch:?}");
+        assert!(matches!(ch[0].cause, Cause::ArpSilent(_)), "{ch:?}");
+        assert_eq!(
+            ch[0].first_sign_ns, MS,
+            "from the first unanswered ARP request"
+        );
+    }
+
+    #[test]
+    fn a_stalled_horizon_still_fails_a_silent_replica_over_within_a_bound() {
+        // A flood keeps a worker's stamp at 5 ms (the old control loop held the horizon
+        // wherever a ring stayed busy); the host dies at 5 ms and answers nothing more.
+        let mut m = monitor();
+        let mut ch = Vec::new();
+        step(&mut m, 0, 0, |_| Some(true), &mut ch);
+        let stalled = 5 * MS;
+        let mut t = MS;
+        while ch.is_empty() && t < 10 * HORIZON_MAX_LAG_NS {
+            m.poll(t, stalled, |_| true, |_| 0, &mut Vec::new(), &mut ch);
+            assert!(m.outstanding() <= 2 * (MAX_ROUTINE_OUTSTANDING as usize + 3));
+            t += MS;
+        }
+        assert_eq!(ch.len(), 1, "never failed over");
+        assert!(ch[0].down && matches!(ch[0].cause, Cause::Probes(_, true)));
+        // The first probe after the death (10 ms) is judged a lag past its deadline; the
+        // burst it starts is judged the same way.
+        let bound = 10 * MS + 2 * (HORIZON_MAX_LAG_NS + 10 * MS) + 10 * MS;
+        assert!(
+            ch[0].at_ns <= bound,
+            "down at {} ms, later than {} ms",
+            ch[0].at_ns / MS,
+            bound / MS
+        );
+        assert!(m.probes_past_horizon() >= 3, "{}", m.probes_past_horizon());
+        // A horizon that lags less than the bound still holds the timeouts (the workers
+        // have not looked for the answers yet): nothing is judged before it.
+        let mut m = monitor();
+        let mut ch = Vec::new();
+        for t in 0..900 {
+            m.poll(t * MS, 0, |_| true, |_| 0, &mut Vec::new(), &mut ch);
+        }
+        assert!(ch.is_empty() && m.probes_past_horizon() == 0, "{ch:?}");
+    }
+
+    #[test]
+    fn outstanding_probes_stay_bounded_whatever_the_horizon() {
+        let mut m = monitor();
+        let mut ch = Vec::new();
+        let mut send = Vec::new();
+        // Workers stamped once at 1 µs, then a horizon that never moves; a suspect burst
+        // on top. Routine probes every 10 ms on two ports for a second would be 200.
+        m.signal(ReplicaId(0), SignalKind::AckLag, 0, &mut ch);
+        let bound = 2 * (MAX_ROUTINE_OUTSTANDING as usize + 3);
+        for t in 0..HORIZON_MAX_LAG_NS / MS {
+            m.poll(t * MS, 1_000, |_| true, |_| 0, &mut send, &mut ch);
+            assert!(m.outstanding() <= bound, "{} at {t} ms", m.outstanding());
+        }
+        assert_eq!(
+            m.outstanding(),
+            2 * (MAX_ROUTINE_OUTSTANDING as usize + 3),
+            "each port: its routine probes and the burst"
+        );
+        assert!(m.probes_skipped() > 150, "{}", m.probes_skipped());
+        assert!(ch.is_empty(), "nothing judged: {ch:?}");
+        // Once the horizon moves past them, they are judged and probing goes on.
+        let now = HORIZON_MAX_LAG_NS;
+        m.poll(now, now, |_| true, |_| 0, &mut Vec::new(), &mut ch);
+        let mut send = Vec::new();
+        let later = now + 11 * MS;
+        m.poll(later, later, |_| true, |_| 0, &mut send, &mut ch);
+        assert_eq!(send.len(), 2, "{send:?}");
+        assert_eq!(m.outstanding(), 2, "only the new ones");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - [`buf`]: the engine's buffer traits over mbufs.
 //! - [`profile`]: profile → engine settings and the shared replica table.
 //! - [`health`]: health probes, suspects and the failover decision (pure Rust).
+//! - [`neighbour`]: ARP resolution, refresh retries and confirmed MAC changes (pure Rust).
+//! - [`gate`]: the workers' rate limits on frames for the control core (pure Rust).
 //! - [`msg`]: typed ring messages (signals, commands), allocation-free.
 //! - [`stats`]: counters published by the workers, and the exit summary.
 //! - [`clock`]: the TSC as nanoseconds.
@@ -41,11 +43,13 @@ pub mod affinity;
 pub mod buf;
 pub mod clock;
 pub mod control;
+pub mod gate;
 pub mod health;
 pub mod listing;
 pub mod metrics;
 pub mod mgmt;
 pub mod msg;
+pub mod neighbour;
 pub mod profile;
 pub mod serve;
 pub mod stats;
@@ -357,6 +361,7 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
 
     // Rings and workers.
     let mut from_workers = Vec::new();
+    let mut answers_rx = Vec::new();
     let mut signal_rx = Vec::new();
     let mut command_tx = Vec::new();
     let mut stats = Vec::new();
@@ -366,6 +371,13 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
     for w in &plan {
         let (to_control, from) = ring::spsc(&format!("tandem_ctl_{}", w.id), RING_SIZE, None)
             .ctx(|| "ring to the control core".to_owned())?;
+        let (answers_tx, answers) = ring::spsc(
+            &format!("tandem_ans_{}", w.id),
+            gate::ANSWER_RING_SIZE,
+            None,
+        )
+        .ctx(|| "answer ring to the control core".to_owned())?;
+        answers_rx.push(answers);
         let (sig_tx, sig_rx) = ring::spsc(&format!("tandem_sig_{}", w.id), MSG_RING_SIZE, None)
             .ctx(|| "signal ring".to_owned())?;
         let (cmd_tx, cmd_rx) = ring::spsc(&format!("tandem_cmd_{}", w.id), MSG_RING_SIZE, None)
@@ -424,6 +436,8 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
             tx_outside,
             tx_inside,
             to_control,
+            answers: answers_tx,
+            gate: gate::Gate::new(profile.limits.control_rate, profile.limits.control_burst),
             signals: sig_tx,
             commands: cmd_rx,
             control_tx: via,
@@ -467,15 +481,12 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
         |ip: Ipv4Addr, side: Side, what: String, replica: Option<tandem_engine::ReplicaId>| {
             match neighbours.iter_mut().find(|n| n.ip == ip && n.side == side) {
                 Some(n) => n.replicas.extend(replica),
-                None => neighbours.push(Neighbour {
+                None => neighbours.push(Neighbour::new(
                     ip,
                     side,
-                    mac: None,
                     what,
-                    replicas: replica.into_iter().collect(),
-                    asked_at: 0,
-                    seen_at: 0,
-                }),
+                    replica.into_iter().collect(),
+                )),
             }
         };
     for r in &mapped.replica_list {
@@ -612,6 +623,7 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
         services_text,
         ports: cports,
         from_workers,
+        answers: answers_rx,
         signals: signal_rx,
         commands: command_tx,
         pool,

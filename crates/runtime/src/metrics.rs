@@ -445,6 +445,15 @@ pub fn render(
         ("echo_replies", control.echo_replies),
         ("not_served", control.not_served),
         ("tx_refused", control.tx_refused),
+        ("probes_skipped", control.probes_skipped),
+        ("probes_past_horizon", control.probes_past_horizon),
+        ("arp_retries", control.arp_retries),
+        ("arp_silent", control.arp_silent),
+        ("arp_mac_claims", control.arp_mac_claims),
+        ("arp_mac_changes", control.arp_mac_changes),
+        ("arp_mac_refused", control.arp_mac_refused),
+        ("arp_mac_unconfirmed", control.arp_mac_unconfirmed),
+        ("arp_mac_ignored", control.arp_mac_ignored),
     ] {
         let _ = writeln!(s, "# TYPE tandem_control_{name}_total counter");
         let _ = writeln!(s, "tandem_control_{name}_total {v}");

@@ -332,6 +332,15 @@ io_counters! {
     handoff_received => "handoff_received",
     /// Frames lost because the owner's hand-off ring was full.
     handoff_ring_full => "handoff_ring_full",
+    /// Frames for the control core (all but probe answers and ARP replies) dropped by the
+    /// worker's rate limit (`limits.control_rate`, see `gate`).
+    control_rate_limited => "control_rate_limited",
+    /// Probe answers dropped by their own rate limit (a flood to the probe ports).
+    answers_rate_limited => "answers_rate_limited",
+    /// ARP replies dropped by their own rate limit.
+    arp_replies_rate_limited => "arp_replies_rate_limited",
+    /// Probe answers and ARP replies lost because the answer ring was full.
+    answer_ring_full => "answer_ring_full",
 }
 
 /// Number of plain engine counters published (see [`EngineSnapshot`]).
@@ -567,6 +576,24 @@ pub struct ControlCounters {
     pub probes_lost: u64,
     /// Replicas declared down.
     pub failovers: u64,
+    /// Probes not sent because their endpoint had its most outstanding (`health`).
+    pub probes_skipped: u64,
+    /// Probes timed out by the horizon's deadline, not by the workers' stamps (`health`).
+    pub probes_past_horizon: u64,
+    /// ARP refresh requests sent again after no answer.
+    pub arp_retries: u64,
+    /// Refresh rounds left unanswered (the neighbour's replicas are probed).
+    pub arp_silent: u64,
+    /// ARP messages that would change a known neighbour's MAC (claims, not applied).
+    pub arp_mac_claims: u64,
+    /// Claims confirmed and applied (the old MAC silent, the new one answering).
+    pub arp_mac_changes: u64,
+    /// Claims refused (the known MAC still answers).
+    pub arp_mac_refused: u64,
+    /// Claims dropped unconfirmed (neither MAC answered).
+    pub arp_mac_unconfirmed: u64,
+    /// Claims of other MACs ignored while one waited or just after one.
+    pub arp_mac_ignored: u64,
 }
 
 /// One port's DPDK counters at exit.
@@ -672,6 +699,15 @@ impl fmt::Display for Summary {
             ("probe_replies", c.probe_replies),
             ("probes_lost", c.probes_lost),
             ("failovers", c.failovers),
+            ("probes_skipped", c.probes_skipped),
+            ("probes_past_horizon", c.probes_past_horizon),
+            ("arp_retries", c.arp_retries),
+            ("arp_silent", c.arp_silent),
+            ("arp_mac_claims", c.arp_mac_claims),
+            ("arp_mac_changes", c.arp_mac_changes),
+            ("arp_mac_refused", c.arp_mac_refused),
+            ("arp_mac_unconfirmed", c.arp_mac_unconfirmed),
+            ("arp_mac_ignored", c.arp_mac_ignored),
         ] {
             writeln!(f, "  control.{label:<12} {v}")?;
         }

@@ -3,8 +3,10 @@
 //!
 //! On the packet path: no lock, no allocation (every buffer and vector is sized before
 //! the loop), no system call and no log. Frames for the appliance itself go to the
-//! control core over a ring; signals over another; counters are published into the
-//! worker's [`WorkerStats`] slot every millisecond.
+//! control core through the worker's [`Gate`] (a token bucket per lane): probe answers and
+//! ARP replies over the answer ring, everything else over the control ring, what finds
+//! no token dropped and counted; signals over another ring; counters are published into
+//! the worker's [`WorkerStats`] slot every millisecond.
 //!
 //! Added latency (DESIGN §4): each receive burst is stamped with the clock when it
 //! arrives, every frame the engine puts out while processing it carries that stamp into
@@ -32,6 +34,7 @@ use tandem_engine::{Engine, EngineConfig, Output, ReplicaTable, Side, BURST};
 
 use crate::buf::{MbufBuf, MbufPool};
 use crate::clock::Clock;
+use crate::gate::{Admit, Gate, Lane};
 use crate::listing::{FlowList, LIST_SLOTS_PER_PASS};
 use crate::msg::{Command, SignalMsg};
 use crate::stats::{
@@ -84,8 +87,12 @@ pub struct WorkerIo {
     pub tx_outside: TxQueue,
     /// Its transmit queue on the inside port.
     pub tx_inside: TxQueue,
-    /// Frames for the control core.
+    /// Frames for the control core (all but probe answers and ARP replies).
     pub to_control: Producer<Mbuf>,
+    /// Probe answers and ARP replies for the control core (see [`crate::gate`]).
+    pub answers: Producer<Mbuf>,
+    /// What may go to the control core.
+    pub gate: Gate,
     /// Signals for the control core.
     pub signals: Producer<SignalMsg>,
     /// Orders from the control core.
@@ -201,34 +208,75 @@ impl TxSide {
     }
 }
 
+/// The worker's way to the control core: its gate and its two rings.
+struct ToControl {
+    gate: Gate,
+    ring: Producer<Mbuf>,
+    answers: Producer<Mbuf>,
+}
+
+/// Enqueues `burst` on `ring`; what does not fit is freed and counted in `lost`.
+#[inline]
+fn enqueue_all(ring: &mut Producer<Mbuf>, burst: &mut Burst<Mbuf, BURST>, lost: &mut u64) {
+    ring.enqueue_burst(burst);
+    *lost += burst.len() as u64;
+    burst.clear();
+}
+
+impl ToControl {
+    /// Passes `frames` (for the control core, received on `side`) through the gate at
+    /// `now`: each to its ring, or dropped and counted when its lane has no token.
+    #[inline]
+    fn send(&mut self, frames: &mut Vec<MbufBuf>, side: Side, now: u64, io: &mut IoCounters) {
+        if frames.is_empty() {
+            return;
+        }
+        let mut ctl: Burst<Mbuf, BURST> = Burst::new();
+        let mut ans: Burst<Mbuf, BURST> = Burst::new();
+        for b in frames.drain(..) {
+            let (ring, burst, lost) = match self.gate.admit(b.mbuf().data(), side, now) {
+                Admit::Answer => (&mut self.answers, &mut ans, &mut io.answer_ring_full),
+                Admit::Control => (&mut self.ring, &mut ctl, &mut io.control_ring_full),
+                Admit::Limited(lane) => {
+                    *match lane {
+                        Lane::ProbeAnswer => &mut io.answers_rate_limited,
+                        Lane::ArpReply => &mut io.arp_replies_rate_limited,
+                        Lane::Other => &mut io.control_rate_limited,
+                    } += 1;
+                    // Dropping the buffer frees the mbuf.
+                    continue;
+                }
+            };
+            if let Err(m) = burst.push(b.into_mbuf()) {
+                enqueue_all(ring, burst, lost);
+                // The burst is empty now.
+                let _ = burst.push(m);
+            }
+        }
+        enqueue_all(&mut self.answers, &mut ans, &mut io.answer_ring_full);
+        enqueue_all(&mut self.ring, &mut ctl, &mut io.control_ring_full);
+    }
+}
+
 /// Drains the engine's output: frames to the transmit buffers (stamped `stamp`, the
-/// receive burst they answer; 0 for none), frames for the control core and signals to
-/// their rings.
+/// receive burst they answer; 0 for none), frames for the control core (received on
+/// `side`, gated at `now`) and signals to their rings.
+#[allow(clippy::too_many_arguments)]
 #[inline]
 fn drain(
     out: &mut Output<MbufBuf>,
+    side: Side,
+    now: u64,
     stamp: u64,
     tx: &mut TxSide,
-    to_control: &mut Producer<Mbuf>,
+    to_control: &mut ToControl,
     signals: &mut Producer<SignalMsg>,
     io: &mut IoCounters,
 ) {
     for t in out.tx.drain(..) {
         tx.push(t.side, t.buf.into_mbuf(), stamp, io);
     }
-    if !out.to_control.is_empty() {
-        let mut burst: Burst<Mbuf, BURST> = Burst::new();
-        for b in out.to_control.drain(..) {
-            if let Err(m) = burst.push(b.into_mbuf()) {
-                to_control.enqueue_burst(&mut burst);
-                io.control_ring_full += burst.len() as u64;
-                burst.clear();
-                let _ = burst.push(m);
-            }
-        }
-        to_control.enqueue_burst(&mut burst);
-        io.control_ring_full += burst.len() as u64;
-    }
+    to_control.send(&mut out.to_control, side, now, io);
     for s in out.signals.drain(..) {
         if signals.enqueue(SignalMsg::from(&s)).is_err() {
             io.signal_ring_full += 1;
@@ -249,7 +297,9 @@ pub fn run(
         rx: mut rx_queues,
         tx_outside,
         tx_inside,
-        mut to_control,
+        to_control,
+        answers,
+        gate,
         mut signals,
         mut commands,
         mut control_tx,
@@ -261,6 +311,11 @@ pub fn run(
         ..
     } = io;
     let mut engine: Engine<MbufBuf> = Engine::new(cfg, replicas);
+    let mut to_control = ToControl {
+        gate,
+        ring: to_control,
+        answers,
+    };
     let mut pool = MbufPool::new(pool);
     let mut out: Output<MbufBuf> = Output::with_capacity(TX_CAPACITY, BURST, 64);
     let mut bufs: Vec<MbufBuf> = Vec::with_capacity(BURST);
@@ -337,17 +392,14 @@ pub fn run(
             engine.process_burst(side, now, &mut bufs, &mut pool, &mut out);
             drain(
                 &mut out,
+                side,
+                now,
                 stamp,
                 &mut tx,
                 &mut to_control,
                 &mut signals,
                 &mut c,
             );
-            if !ctl.is_empty() {
-                to_control.enqueue_burst(&mut ctl);
-                c.control_ring_full += ctl.len() as u64;
-                ctl.clear();
-            }
             // Out before the next queue is read: a frame waits for its own burst only,
             // not for the other side's (mirror mode receives on both at once).
             tx.flush_all(&mut c);
@@ -373,6 +425,8 @@ pub fn run(
                             engine.process_burst(side, now, &mut bufs, &mut pool, &mut out);
                             drain(
                                 &mut out,
+                                side,
+                                now,
                                 run_stamp,
                                 &mut tx,
                                 &mut to_control,
@@ -390,6 +444,8 @@ pub fn run(
                         engine.process_burst(side, now, &mut bufs, &mut pool, &mut out);
                         drain(
                             &mut out,
+                            side,
+                            now,
                             run_stamp,
                             &mut tx,
                             &mut to_control,
@@ -408,7 +464,18 @@ pub fn run(
         tx.flush_all(&mut c);
         // Timers: what they send answers no received frame (no stamp).
         engine.poll(now, &mut pool, &mut out);
-        drain(&mut out, 0, &mut tx, &mut to_control, &mut signals, &mut c);
+        // Timers put out nothing for the control core; were they to, it is gated as if
+        // from outside (no answer lane).
+        drain(
+            &mut out,
+            Side::Outside,
+            now,
+            0,
+            &mut tx,
+            &mut to_control,
+            &mut signals,
+            &mut c,
+        );
         // Frames the control core sends through this worker.
         for (side, ring) in [Side::Outside, Side::Inside]
             .into_iter()
@@ -423,9 +490,10 @@ pub fn run(
             }
         }
         tx.flush_all(&mut c);
-        // What arrived before `seen` is in the control ring now: all of it after a pass
-        // that emptied the queues; after a full one, what is older than the longest
-        // time a frame is assumed to wait in a receive ring.
+        // What arrived before `seen` is in the control or the answer ring now (or was
+        // dropped by the gate): all of it after a pass that emptied the queues; after a
+        // full one, what is older than the longest time a frame is assumed to wait in a
+        // receive ring.
         let seen = if drained {
             now
         } else {
