@@ -20,10 +20,13 @@ pub(crate) const MIN_DESCRIPTORS: u16 = 64;
 pub(crate) const MAX_DESCRIPTORS: u16 = 32768;
 /// Default MTU.
 pub(crate) const MTU: u16 = 1500;
-/// MTU bounds: the IPv4 minimum (RFC 791) and a common jumbo maximum.
+/// MTU bounds: the IPv4 minimum (RFC 791), and the most one mbuf holds: the runtime's
+/// pool has DPDK's default data room (`RTE_MBUF_DEFAULT_DATAROOM`, 2048 bytes) and the
+/// engine handles one-segment frames only, so a frame (MTU + Ethernet header + one
+/// 802.1Q tag) must fit in it. Larger frames would be dropped as `nonlinear`.
 pub(crate) const MIN_MTU: u16 = 68;
 /// MTU bounds.
-pub(crate) const MAX_MTU: u16 = 9216;
+pub(crate) const MAX_MTU: u16 = 2048 - 14 - 4;
 /// Default and most replicas per flow.
 pub(crate) const COPIES: u8 = 2;
 /// Most replicas per flow.
@@ -198,7 +201,7 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
             "gateway" => "a unicast IPv4 address on the port's subnet",
             "queues" => "1..=1024",
             "rx_descriptors" | "tx_descriptors" => "a power of two 64..=32768",
-            "mtu" => "68..=9216",
+            "mtu" => "68..=2030 (a frame must fit one 2048-byte mbuf; jumbo frames are not supported)",
             _ => return None,
         },
         _ if in_health => match leaf {

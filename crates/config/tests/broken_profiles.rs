@@ -567,7 +567,19 @@ fn mtu_out_of_type_range() {
             "    address: 198.19.0.1/24\n    mtu: 70000\n",
         ),
         "configs/bad.yaml:14:10: ports.inside.mtu: ",
-        "`70000` is not a whole number that fits u16 (allowed: 68..=9216)",
+        "`70000` is not a whole number that fits u16 (allowed: 68..=2030",
+    );
+}
+
+#[test]
+fn mtu_larger_than_one_mbuf_holds() {
+    rejects(
+        &edit(
+            "    address: 198.19.0.1/24\n",
+            "    address: 198.19.0.1/24\n    mtu: 9000\n",
+        ),
+        "configs/bad.yaml:14:10: ports.inside.mtu: ",
+        "MTU 9000 is out of range (allowed: 68..=2030 (a frame must fit one 2048-byte mbuf",
     );
 }
 

@@ -51,6 +51,20 @@ pub struct Service {
     /// onto one live replica and is passed through with NAT only, no translation and no
     /// protection (see [`crate::engine`]). `copies` is 1.
     pub forward: bool,
+    /// This service's [`EngineConfig::ack_lag_ns`] (`None`: the engine's).
+    pub ack_lag_ns: Option<u64>,
+    /// This service's [`EngineConfig::output_lag_ns`] (`None`: the engine's).
+    pub output_lag_ns: Option<u64>,
+}
+
+impl Service {
+    /// The ack-lag and output-lag thresholds of this service's flows under `cfg`.
+    pub fn lags(&self, cfg: &EngineConfig) -> (u64, u64) {
+        (
+            self.ack_lag_ns.unwrap_or(cfg.ack_lag_ns),
+            self.output_lag_ns.unwrap_or(cfg.output_lag_ns),
+        )
+    }
 }
 
 /// Engine settings.
@@ -81,9 +95,10 @@ pub struct EngineConfig {
     /// How long a closed flow lingers (to absorb retransmitted FINs and ACKs).
     pub linger_ns: u64,
     /// A replica whose acks lag the others' this long with data outstanding is signalled
-    /// (0: off).
+    /// (0: off), for services that do not set their own.
     pub ack_lag_ns: u64,
-    /// A replica whose output lags the others' this long is signalled (0: off).
+    /// A replica whose output lags the others' this long is signalled (0: off), for
+    /// services that do not set their own.
     pub output_lag_ns: u64,
     /// How long an unmatched FIN may wait for the other replicas' before it is signalled.
     pub fin_grace_ns: u64,
@@ -109,6 +124,10 @@ impl EngineConfig {
     /// `sweep_batch` per `sweep_interval_ns` is enough for the table; a million flows
     /// take longer). At least one interval.
     pub fn sweep_cover_ns(&self) -> u64 {
+        let lags = self.services.iter().flat_map(|s| {
+            let (a, o) = s.lags(self);
+            [a, o]
+        });
         let shortest = [
             self.syn_timeout_ns,
             self.idle_timeout_ns,
@@ -118,6 +137,7 @@ impl EngineConfig {
             self.fin_grace_ns,
         ]
         .into_iter()
+        .chain(lags)
         .filter(|&t| t > 0)
         .min()
         .unwrap_or(u64::MAX);

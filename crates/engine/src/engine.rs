@@ -504,6 +504,9 @@ impl<B: PacketBuf> Engine<B> {
             self.reset_stray(Side::Outside, now, &buf, m, pool, out);
             return;
         }
+        // Read before the choice: a replica that goes down while it is made bumps the
+        // generation past this, and the flow's first packet then drops that leg.
+        let downs = self.replicas.down_generation();
         let (chosen, n) = self.choose(si);
         if n == 0 {
             self.counters.drop(DropReason::NoReplica);
@@ -560,6 +563,7 @@ impl<B: PacketBuf> Engine<B> {
             f.client_ts_ok = true;
             f.client_tsval = tsval;
         }
+        f.service = u16::try_from(si).unwrap_or(u16::MAX);
         f.client_window = tcp.window();
         // Windows in a SYN are never scaled (RFC 7323 §2.2).
         f.client_max_wnd = u32::from(tcp.window());
@@ -568,7 +572,7 @@ impl<B: PacketBuf> Engine<B> {
         f.n_legs = n as u8;
         f.unprotected = n < copies.min(MAX_COPIES);
         self.counters.flows_unprotected += u64::from(f.unprotected);
-        f.checked_downs = self.replicas.down_generation();
+        f.checked_downs = downs;
         for (leg, &r) in f.legs.iter_mut().zip(&chosen[..n]) {
             *leg = Leg {
                 replica: r,
@@ -641,6 +645,7 @@ impl<B: PacketBuf> Engine<B> {
         pool: &mut P,
         out: &mut Output<B>,
     ) {
+        let downs = self.replicas.down_generation();
         let (chosen, n) = self.choose(si);
         if n == 0 {
             self.counters.drop(DropReason::NoReplica);
@@ -667,12 +672,13 @@ impl<B: PacketBuf> Engine<B> {
         let client_mac = EthernetFrame::new_unchecked(buf.bytes()).src();
         let f = self.flows.get_mut(idx);
         f.forward = true;
+        f.service = u16::try_from(si).unwrap_or(u16::MAX);
         f.phase = FlowPhase::Established;
         f.client_mac = client_mac;
         f.created_at = now;
         f.n_legs = 1;
         f.active = 0;
-        f.checked_downs = self.replicas.down_generation();
+        f.checked_downs = downs;
         f.legs[0] = Leg {
             replica: r,
             epoch: self.replicas.epoch(r),
@@ -1914,7 +1920,14 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
 
     /// Ack and output lag (§5 passive signals).
     fn check_lag(&mut self, f: &mut Flow) {
-        let (ack_lag, out_lag) = (self.cfg.ack_lag_ns, self.cfg.output_lag_ns);
+        // The flow's own service's thresholds (§5: each service has its health settings).
+        let (ack_lag, out_lag) = self
+            .cfg
+            .services
+            .get(usize::from(f.service))
+            .map_or((self.cfg.ack_lag_ns, self.cfg.output_lag_ns), |s| {
+                s.lags(self.cfg)
+            });
         if ack_lag == 0 && out_lag == 0 {
             return;
         }

@@ -122,6 +122,8 @@ pub struct Flow {
     pub phase: FlowPhase,
     /// A forward-mode flow: one leg, NAT only (see [`crate::engine`]).
     pub forward: bool,
+    /// Index of its service in the engine's configuration.
+    pub service: u16,
     /// MAC to send to the client with (the source MAC of its SYN: the client or its router).
     pub client_mac: MacAddr,
     /// Number of legs in `legs`.

@@ -70,6 +70,8 @@ impl Appliance {
                 // The primary is every flow's active replica.
                 ordered: true,
                 forward: false,
+                ack_lag_ns: None,
+                output_lag_ns: None,
             }],
             ..EngineConfig::default()
         };

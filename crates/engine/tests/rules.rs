@@ -773,6 +773,44 @@ fn a_replica_whose_acks_lag_is_signalled() {
         .any(|s| s.replica == lab.b && s.kind == SignalKind::AckLag));
 }
 
+/// A lab whose engine-wide ack lag is `engine_lag`, and its one service's `service_lag`.
+fn lab_with_lags(engine_lag: u64, service_lag: Option<u64>) -> Lab {
+    let mut lab = Lab::with(EngineConfig {
+        ack_lag_ns: engine_lag,
+        ..config()
+    });
+    let mut cfg = lab.engine.config().clone();
+    cfg.services[0].ack_lag_ns = service_lag;
+    lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
+    lab
+}
+
+#[test]
+fn each_service_times_ack_lag_by_its_own_threshold() {
+    for (engine_lag, service_lag, signalled) in [
+        (0, Some(10 * MS), true),
+        (10 * MS, Some(0), false),
+        (10 * MS, None, true),
+    ] {
+        let mut lab = lab_with_lags(engine_lag, service_lag);
+        let hs = Hs::default();
+        lab.handshake(&hs);
+        let (c1, p1) = (hs.cisn + 1, hs.pisn + 1);
+        lab.client(c1, p1, A, 502, Opts::ts(102, 5000), &data(100, 0));
+        lab.replica(R::P, p1, c1 + 100, A, 500, Opts::ts(5001, 102), b"");
+        lab.advance(11 * MS);
+        lab.replica(R::P, p1, c1 + 100, A, 500, Opts::ts(5002, 102), b"");
+        let got = lab
+            .signals
+            .iter()
+            .any(|s| s.replica == lab.b && s.kind == SignalKind::AckLag);
+        assert_eq!(
+            got, signalled,
+            "engine {engine_lag}, service {service_lag:?}"
+        );
+    }
+}
+
 #[test]
 fn a_frozen_active_whose_output_lags_is_signalled() {
     let cfg = EngineConfig {
@@ -840,6 +878,8 @@ fn ordered_selection_keeps_the_pool_order_and_spread_rotates() {
             copies: 1,
             ordered,
             forward: false,
+            ack_lag_ns: None,
+            output_lag_ns: None,
         }];
         lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
         if kill_primary {
@@ -993,6 +1033,8 @@ fn spread_selection_cycles_the_primary_over_the_live_pool() {
             copies: 2,
             ordered: false,
             forward: false,
+            ack_lag_ns: None,
+            output_lag_ns: None,
         }];
         lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
         if let Some(addr) = down {
@@ -1056,6 +1098,8 @@ fn a_replica_added_to_the_pool_takes_new_flows_and_a_removed_one_none() {
         copies: 2,
         ordered: false,
         forward: false,
+        ack_lag_ns: None,
+        output_lag_ns: None,
     }];
     lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
     let syn = |k: u16| {
@@ -1186,6 +1230,8 @@ fn forward_lab(max_flows: usize) -> Lab {
         copies: 1,
         ordered: false,
         forward: true,
+        ack_lag_ns: None,
+        output_lag_ns: None,
     }];
     lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
     lab

@@ -145,12 +145,14 @@ pub fn map_profile(
             copies: usize::from(s.copies),
             ordered: s.selection == Selection::Ordered,
             forward: s.mode == Mode::Forward,
+            ack_lag_ns: Some(s.health.ack_lag.map_or(0, ns)),
+            output_lag_ns: Some(s.health.output_lag.map_or(0, ns)),
         });
     }
     let t = &profile.timeouts;
     let l = &profile.limits;
-    // The health settings of the first service that has them stand for all (the engine
-    // has one ack-lag and output-lag threshold).
+    // Each service has its own lag thresholds (above); the engine-wide ones are the first
+    // service's, for a service added without its own.
     let (ack_lag, output_lag) = profile
         .services
         .first()

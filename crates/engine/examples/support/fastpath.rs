@@ -111,6 +111,8 @@ impl Bench {
                 copies: if forward { 1 } else { 2 },
                 ordered: false,
                 forward,
+                ack_lag_ns: None,
+                output_lag_ns: None,
             }],
             max_flows: n,
             hold_segments: 1 << 16,

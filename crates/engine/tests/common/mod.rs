@@ -158,6 +158,8 @@ impl Lab {
             copies: 2,
             ordered: false,
             forward: false,
+            ack_lag_ns: None,
+            output_lag_ns: None,
         }];
         Lab {
             engine: Engine::new(cfg, replicas.clone()),

@@ -85,6 +85,8 @@ pub fn run(ops: &[Op]) {
             copies: 3,
             ordered: false,
             forward: false,
+            ack_lag_ns: None,
+            output_lag_ns: None,
         }],
         max_flows: 4,
         hold_segments: 8,

@@ -398,6 +398,8 @@ impl World {
                 copies: 2,
                 ordered: false,
                 forward: false,
+                ack_lag_ns: None,
+                output_lag_ns: None,
             }],
             max_flows: 16,
             hold_bytes_per_flow: sc.hold_per_flow,

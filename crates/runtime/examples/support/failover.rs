@@ -163,6 +163,8 @@ impl Worker {
                 // A fixed primary: every flow has the failed replica active.
                 ordered: true,
                 forward: false,
+                ack_lag_ns: None,
+                output_lag_ns: None,
             }],
             max_flows: capacity.max(n),
             ..EngineConfig::default()
