@@ -1845,6 +1845,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             self.c.drop(DropReason::Suppressed);
             return;
         }
+        self.trim_to_fair_share(leg);
         let per_flow = self.cfg.hold_bytes_per_flow;
         let total = self.cfg.hold_bytes_total;
         while leg.hold.bytes + len > per_flow
@@ -1863,6 +1864,31 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 leg.hold_gap = true;
                 self.c.drop(DropReason::HoldBudget);
             }
+        }
+    }
+
+    /// §3.6, shared fairly: while the hold pool is three-quarters full (bytes or slots),
+    /// no leg keeps more than an equal share among the legs holding and one more (room
+    /// for a newcomer); its oldest segments beyond that are released, as over any
+    /// budget. Without it, a few flows whose clients never ack pin the whole pool and every
+    /// other flow's standby output is refused. Called when a leg holds more, and from the
+    /// sweep, which reaches the legs that no longer grow.
+    fn trim_to_fair_share(&mut self, leg: &mut Leg) {
+        let total = self.cfg.hold_bytes_total;
+        let slots = self.hold.capacity();
+        let pressed = self.hold.bytes().saturating_mul(4) > total.saturating_mul(3)
+            || self.hold.segments() * 4 > slots * 3;
+        if !pressed || leg.hold.is_empty() {
+            return;
+        }
+        let shares = self.hold.holders() + 1;
+        let (bytes, segments) = (total / shares as u64, slots / shares);
+        while u64::from(leg.hold.bytes) > bytes || leg.hold.segments as usize > segments {
+            if self.hold.pop_front(&mut leg.hold).is_none() {
+                break;
+            }
+            leg.hold_gap = true;
+            self.c.drop(DropReason::HoldBudget);
         }
     }
 
@@ -2380,6 +2406,12 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             return Fate::Remove;
         }
         if f.phase == FlowPhase::Established {
+            let active = f.active as usize;
+            for (i, leg) in f.legs[..f.n_legs as usize].iter_mut().enumerate() {
+                if i != active {
+                    self.trim_to_fair_share(leg);
+                }
+            }
             self.ack_client_if_moved(f);
             // A frozen replica sends nothing, and its peers soon nothing either (they wait
             // for acks): the lags are timed here too, not only when segments arrive.

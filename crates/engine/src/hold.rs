@@ -60,6 +60,8 @@ pub struct HoldPool<B> {
     slots: Vec<Slot<B>>,
     free: Vec<u32>,
     bytes: u64,
+    /// Lists holding at least one segment.
+    holders: usize,
 }
 
 impl<B> HoldPool<B> {
@@ -77,7 +79,20 @@ impl<B> HoldPool<B> {
                 .collect(),
             free: (0..capacity as u32).rev().collect(),
             bytes: 0,
+            holders: 0,
         }
+    }
+
+    /// Slots in all.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Lists that hold at least one segment.
+    #[inline]
+    pub fn holders(&self) -> usize {
+        self.holders
     }
 
     /// Bytes held over all lists.
@@ -109,6 +124,7 @@ impl<B> HoldPool<B> {
         s.len = len;
         s.next = NIL;
         if list.tail == NIL {
+            self.holders += 1;
             list.head = i;
         } else {
             self.slots[list.tail as usize].next = i;
@@ -144,6 +160,7 @@ impl<B> HoldPool<B> {
         list.head = s.next;
         if list.head == NIL {
             list.tail = NIL;
+            self.holders -= 1;
         }
         list.bytes -= held.len;
         list.segments -= 1;

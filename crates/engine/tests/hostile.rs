@@ -671,3 +671,117 @@ fn icmp_errors_quoting_nothing_in_flight_or_of_other_kinds_are_counted_and_dropp
     lab.feed(Side::Outside, echo);
     assert_eq!(lab.engine.counters().to_control, 1);
 }
+
+// ---- the hold pool, shared ---------------------------------------------------------------
+
+/// A second flow, from the client's port `port`: the handshake, then `n` 10-byte segments
+/// from its standby that the client never acks (from `k0` on).
+fn second_flow_standby_data(lab: &mut Lab, port: u16, handshake: bool, k0: u32, n: u32) {
+    let frame_from = |mac, ip, seq, ack, flags, o, payload: &[u8]| {
+        Lab::frame(
+            mac,
+            MacAddr([2, 0, 0, 0, 0, 2]),
+            (ip, PORT),
+            (CLIENT, port),
+            seq,
+            ack,
+            flags,
+            65535,
+            o,
+            payload,
+        )
+    };
+    if handshake {
+        let syn = Lab::frame(
+            CLIENT_MAC,
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            (CLIENT, port),
+            (VIP, PORT),
+            7000,
+            0,
+            S,
+            64240,
+            Opts::default(),
+            b"",
+        );
+        assert_eq!(lab.feed(Side::Outside, syn).len(), 2);
+        let f = frame_from(PRIMARY_MAC, PRIMARY, 300, 7001, S | A, Opts::default(), b"");
+        lab.feed(Side::Inside, f);
+        let f = frame_from(BACKUP_MAC, BACKUP, 900, 7001, S | A, Opts::default(), b"");
+        let synack = lab.feed(Side::Inside, f);
+        assert_eq!(one(&synack, CLIENT).flags, S | A);
+        let ack = Lab::frame(
+            CLIENT_MAC,
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            (CLIENT, port),
+            (VIP, PORT),
+            7001,
+            301,
+            A,
+            502,
+            Opts::default(),
+            b"",
+        );
+        assert_eq!(lab.feed(Side::Outside, ack).len(), 2);
+    }
+    for k in k0..k0 + n {
+        // Selection spreads: this flow's active replica is the backup, its standby the
+        // primary.
+        let f = frame_from(
+            PRIMARY_MAC,
+            PRIMARY,
+            301 + 10 * k,
+            7001,
+            A,
+            Opts::default(),
+            &data(10, 0),
+        );
+        let out = lab.feed(Side::Inside, f);
+        assert!(out.is_empty(), "held, not sent: {out:?}");
+    }
+}
+
+#[test]
+fn a_flow_whose_client_never_acks_cannot_pin_the_hold_pool_against_other_flows() {
+    let mut lab = Lab::with(EngineConfig {
+        hold_segments: 8,
+        ..config()
+    });
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    // The backup of the first flow runs ahead and its client never acks: six of the
+    // pool's eight slots, held.
+    for k in 0..6u32 {
+        let seq = hs.bisn + 1 + 10 * k;
+        lab.replica(
+            R::B,
+            seq,
+            hs.cisn + 1,
+            A,
+            500,
+            Opts::ts(80_001, 101),
+            &data(10, 0),
+        );
+    }
+    assert_eq!(lab.engine.counters().held_segments, 6);
+    // A second flow's standby output gets what is left, and loses its own oldest beyond.
+    second_flow_standby_data(&mut lab, CPORT + 1, true, 0, 4);
+    assert_eq!(lab.engine.counters().held_segments, 8);
+    let refused = dropped(&mut lab, DropReason::HoldBudget);
+    assert!(refused > 0);
+    // The sweep takes the first flow down to a fair share: the pool holds two legs and
+    // room for one more, so each keeps at most a third of it.
+    for _ in 0..4 {
+        lab.advance(20 * MS);
+        lab.poll();
+    }
+    assert!(lab.engine.counters().held_segments <= 6);
+    // The second flow now keeps what its backup sends.
+    let before = dropped(&mut lab, DropReason::HoldBudget);
+    second_flow_standby_data(&mut lab, CPORT + 1, false, 4, 2);
+    assert_eq!(
+        dropped(&mut lab, DropReason::HoldBudget),
+        before,
+        "nothing refused"
+    );
+}
