@@ -363,7 +363,7 @@ impl<B: PacketBuf> Engine<B> {
         &mut self,
         side: Side,
         now: u64,
-        buf: B,
+        mut buf: B,
         class: &Class,
         found: Option<FlowIdx>,
         pool: &mut P,
@@ -388,7 +388,6 @@ impl<B: PacketBuf> Engine<B> {
             }
         };
         // An outside sender's 802.1Q tag never reaches the inside port (§3.11).
-        let mut buf = buf;
         let untagged;
         let m = if side == Side::Outside && m.l3 != 14 {
             match untag(&mut buf, m) {
