@@ -1112,6 +1112,9 @@ impl Control {
             flows.saturating_sub(unprotected)
         );
         s.push_str(&lines);
+        s.push_str(&data_path_lines(
+            self.workers.iter().map(|(_, st)| st.read().0),
+        ));
         let c = &self.counters;
         let _ = writeln!(
             s,
@@ -1198,6 +1201,49 @@ impl Control {
             let _ = p.enqueue(cmd);
         }
     }
+}
+
+/// The `status` lines of the data path's drops by reason (those that happened) and of the
+/// defences that acted (§3.11), summed over the workers' snapshots `engines`.
+fn data_path_lines(engines: impl Iterator<Item = crate::stats::EngineSnapshot>) -> String {
+    use tandem_engine::DropReason;
+    let mut drops = [0u64; DropReason::COUNT];
+    let events = [
+        ("half-open evicted", "half_open_evicted"),
+        ("half-open expired", "half_open_expired"),
+        ("idle resets", "idle_resets"),
+        ("stray resets", "stray_resets"),
+        ("icmp frag-needed translated", "icmp_frag_needed"),
+    ];
+    let mut counts = [0u64; 5];
+    for e in engines {
+        for (d, n) in drops.iter_mut().zip(e.drops) {
+            *d += n;
+        }
+        for (c, (_, label)) in counts.iter_mut().zip(events) {
+            *c += e.get(label).unwrap_or(0);
+        }
+    }
+    let by_reason: Vec<String> = DropReason::ALL
+        .iter()
+        .zip(drops)
+        .filter(|(_, n)| *n > 0)
+        .map(|(r, n)| format!("{} {n}", r.label()))
+        .collect();
+    let by_reason = if by_reason.is_empty() {
+        "none".to_owned()
+    } else {
+        by_reason.join(", ")
+    };
+    let events: Vec<String> = events
+        .iter()
+        .zip(counts)
+        .map(|((name, _), n)| format!("{name} {n}"))
+        .collect();
+    format!(
+        "data path drops: {by_reason}\ndefences: {}\n",
+        events.join(", ")
+    )
 }
 
 /// The `status` line of the listeners' refused and cut connections, by reason.
@@ -1507,6 +1553,30 @@ mod tests {
             "a reply is no request"
         );
         assert_eq!(ArpSeen::parse(&reply[..30]), None);
+    }
+
+    #[test]
+    fn status_names_each_data_path_drop_by_reason_and_each_defence() {
+        use tandem_engine::{Counters, DropReason};
+        let mut a = Counters::default();
+        a.drop(DropReason::RstOutOfWindow);
+        a.drop(DropReason::RstOutOfWindow);
+        a.half_open_evicted = 7;
+        let mut b = Counters::default();
+        b.drop(DropReason::RstOutOfWindow);
+        b.drop(DropReason::Paws);
+        b.stray_resets = 3;
+        let text = data_path_lines([a, b].iter().map(crate::stats::EngineSnapshot::of));
+        assert_eq!(
+            text,
+            "data path drops: rst_out_of_window 3, paws 1\n\
+             defences: half-open evicted 7, half-open expired 0, idle resets 0, \
+             stray resets 3, icmp frag-needed translated 0\n"
+        );
+        assert_eq!(
+            data_path_lines(std::iter::empty()).lines().next(),
+            Some("data path drops: none")
+        );
     }
 
     #[test]
