@@ -5,7 +5,7 @@
 #   TANDEM_FUZZ_SECONDS=60 appliance/test.sh    longer fuzz smoke runs (default 20 s each; 0 skips)
 #
 # The end-to-end steps (appliance/e2e/basic.sh, appliance/e2e/failover.sh for each
-# failure kind, appliance/e2e/pool.sh, appliance/e2e/workers.sh) need root; without it, they say "skipped".
+# failure kind, appliance/e2e/pool.sh, appliance/e2e/workers.sh, appliance/e2e/hostile.sh) need root; without it, they say "skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$(pwd)
@@ -57,6 +57,13 @@ if [ "$(id -u)" = 0 ]; then
     TANDEM_E2E_NO_BUILD=1 appliance/e2e/workers.sh
 else
     echo "e2e workers: skipped: needs root (run appliance/e2e/workers.sh as root)"
+fi
+
+step "end-to-end: hostile traffic against live connections (appliance/e2e/hostile.sh)"
+if [ "$(id -u)" = 0 ]; then
+    TANDEM_E2E_NO_BUILD=1 appliance/e2e/hostile.sh
+else
+    echo "e2e hostile: skipped: needs root (run appliance/e2e/hostile.sh as root)"
 fi
 
 fuzz_seconds=${TANDEM_FUZZ_SECONDS:-20}

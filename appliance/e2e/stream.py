@@ -18,6 +18,11 @@ with the line, which the client checks. The client prints one line per connectio
 summary: bytes each way, the longest gap of the whole run, and the stalls (min, median,
 max over the connections). Exit status 0 only if every connection finished with every
 byte correct.
+
+Two optional environment variables (appliance/e2e/hostile.sh): STREAM_STOP, a file whose
+appearance ends the run early (checked between requests), and STREAM_GAPS, a file the
+client writes at the end with every gap longer than 2 ms, one line "CONN START END"
+(epoch seconds) each.
 """
 import hashlib
 import os
@@ -75,6 +80,10 @@ def serve(addr: str, pidfile: str) -> None:
 def client(vip: str, conns: int, secs: float, killfile: str) -> int:
     results = [None] * conns
     start = time.monotonic()
+    stopfile = os.environ.get("STREAM_STOP", "")
+
+    def going() -> bool:
+        return time.monotonic() - start < secs and not (stopfile and os.path.exists(stopfile))
 
     def run(k: int) -> None:
         got = 0
@@ -87,7 +96,7 @@ def client(vip: str, conns: int, secs: float, killfile: str) -> int:
             s = socket.create_connection((vip, PORT), timeout=10)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             last = time.monotonic()
-            while time.monotonic() - start < secs:
+            while going():
                 line = f"{k} {i} {SIZE} {UPLOAD}".encode()
                 s.sendall(line + b"\n" + upload(line, UPLOAD))
                 sent += UPLOAD
@@ -120,6 +129,12 @@ def client(vip: str, conns: int, secs: float, killfile: str) -> int:
         t.start()
     for t in threads:
         t.join(secs + 30)
+    gapfile = os.environ.get("STREAM_GAPS", "")
+    if gapfile:
+        with open(gapfile, "w") as f:
+            for k, r in enumerate(results):
+                for a, b in r[5] if r else []:
+                    f.write(f"{k} {a:.6f} {b:.6f}\n")
     killed = None
     try:
         with open(killfile) as f:
