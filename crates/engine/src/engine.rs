@@ -523,23 +523,15 @@ impl<B: PacketBuf> Engine<B> {
             vip: m.dst,
             vip_port: m.dport,
         };
-        let idx = match self.flows.insert(key) {
-            Some(idx) => idx,
-            // §3.11, SYN floods: a full table gives up its oldest half-open flow, never an
-            // established one (conntrack's early drop).
-            None => match self.evict_half_open(now, pool, out) {
-                true => match self.flows.insert(key) {
-                    Some(idx) => idx,
-                    None => {
-                        self.counters.drop(DropReason::TableFull);
-                        return;
-                    }
-                },
-                false => {
-                    self.counters.drop(DropReason::TableFull);
-                    return;
-                }
-            },
+        // §3.11, SYN floods: a full table gives up its oldest half-open flow, never an
+        // established one (conntrack's early drop).
+        let mut slot = self.flows.insert(key);
+        if slot.is_none() && self.evict_half_open(now, pool, out) {
+            slot = self.flows.insert(key);
+        }
+        let Some(idx) = slot else {
+            self.counters.drop(DropReason::TableFull);
+            return;
         };
         self.counters.flows_created += 1;
         if self.half_open.len() == self.half_open.capacity() {
