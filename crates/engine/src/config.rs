@@ -116,6 +116,13 @@ pub struct EngineConfig {
     /// Key of the client-endpoint hash (flow table, owner of a flow): random per start,
     /// the same for every worker ([`crate::hash`]).
     pub hash_key: HashKey,
+    /// Half-open flows (a SYN seen, the client's ACK not yet) beyond which a new SYN is
+    /// answered with a SYN cookie instead of a flow (§3.11; [`crate::cookie`]). 0: every
+    /// SYN; above `max_flows`: never.
+    pub syn_backlog: usize,
+    /// The MSS a SYN cookie's SYN-ACK announces to the client for the replicas: the
+    /// inside port's MTU less 40.
+    pub syn_cookie_mss: u16,
 }
 
 impl EngineConfig {
@@ -168,6 +175,8 @@ impl Default for EngineConfig {
             sweep_interval_ns: 20_000,
             failover_sweep_batch: 512,
             hash_key: HashKey::random().unwrap_or_else(|_| HashKey::from_clock()),
+            syn_backlog: 1024,
+            syn_cookie_mss: 1460,
         }
     }
 }

@@ -49,6 +49,7 @@ use tandem_wire::{EthernetFrame, MacAddr, TcpFlags};
 
 use crate::buffer::{BufferPool, PacketBuf};
 use crate::config::{EngineConfig, MAX_POOL};
+use crate::cookie::{self, SynOptions};
 use crate::flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, MAX_COPIES};
 use crate::hold::HoldPool;
 use crate::output::{Counters, DropReason, Output, Side, Signal, SignalKind};
@@ -85,6 +86,17 @@ const HALF_OPEN_EXPIRY_BATCH: usize = 64;
 
 /// Size of the buffers the engine asks for when it synthesises a segment.
 const SYNTH_LEN: usize = 14 + 20 + 60;
+
+/// The window scale a SYN cookie's SYN-ACK announces (Linux's with its default buffers):
+/// the replicas' windows are rescaled to it, as to an active replica's after a failover.
+pub const COOKIE_WSCALE: u8 = 7;
+/// How long a cookie-made flow waits for its replicas' SYN-ACKs before it sends their SYN
+/// again (the client does not: it is established), and how often, at most.
+const COOKIE_SYN_RTO_NS: u64 = 200_000_000;
+const COOKIE_SYN_RETRIES: u8 = 5;
+/// How long after a SYN cookie went out ACKs of no flow are checked for one: the two
+/// time slots [`cookie::check`] accepts.
+const COOKIE_LIFE_NS: u64 = 1 << 36;
 
 /// The rules' context, borrowed from the engine's fields apart from the flow table.
 macro_rules! ctx {
@@ -137,6 +149,11 @@ pub struct Engine<B: PacketBuf> {
     failover_sweep_left: usize,
     /// Start of the current period of stray RSTs, and the RSTs sent in it.
     stray_rst_period: (u64, u32),
+    /// Until when an ACK of no flow may carry a SYN cookie (0: none ever sent).
+    cookies_until: u64,
+    /// Cookie-made flows waiting for their replicas' first SYN-ACK: (slot, key, when the
+    /// SYN is sent again). Deadlines in order: every entry waits the same time.
+    cookie_syn_queue: VecDeque<(FlowIdx, FlowKey, u64)>,
     /// The parse of the burst being handled (taken out of the engine meanwhile).
     classes: Vec<Class>,
 }
@@ -168,6 +185,8 @@ impl<B: PacketBuf> Engine<B> {
             last_sweep_at: 0,
             failover_sweep_left: 0,
             stray_rst_period: (0, 0),
+            cookies_until: 0,
+            cookie_syn_queue: VecDeque::with_capacity(cfg.max_flows.min(1 << 16)),
             classes: Vec::with_capacity(BURST),
             cfg,
             replicas,
@@ -496,9 +515,16 @@ impl<B: PacketBuf> Engine<B> {
             self.adopt(si, now, buf, m, pool, out);
             return;
         }
-        if m.flags.0 & (TcpFlags::SYN.0 | TcpFlags::ACK.0 | TcpFlags::RST.0 | TcpFlags::FIN.0)
-            != TcpFlags::SYN.0
-        {
+        let handshake = m.flags.0
+            & (TcpFlags::SYN.0 | TcpFlags::ACK.0 | TcpFlags::RST.0 | TcpFlags::FIN.0);
+        if handshake == TcpFlags::ACK.0 && now < self.cookies_until {
+            // Perhaps the ACK of a SYN cookie's SYN-ACK (§3.11).
+            match self.check_cookie(now, &buf, m) {
+                Some((isn, o)) => return self.cookie_flow(si, now, &buf, m, isn, o, pool, out),
+                None => self.counters.syn_cookies_failed += 1,
+            }
+        }
+        if handshake != TcpFlags::SYN.0 {
             self.counters.drop(DropReason::NoFlow);
             self.reset_stray(Side::Outside, now, &buf, m, pool, out);
             return;
@@ -509,6 +535,12 @@ impl<B: PacketBuf> Engine<B> {
         let (chosen, n) = self.choose(si);
         if n == 0 {
             self.counters.drop(DropReason::NoReplica);
+            return;
+        }
+        // §3.11, SYN floods: past the backlog a SYN makes no flow; Tandem answers it
+        // with a cookie, and the client's ACK makes the flow (`cookie_flow`).
+        if self.counters.half_open as usize >= self.cfg.syn_backlog {
+            self.send_cookie(now, &buf, m, pool, out);
             return;
         }
         if self.endpoint_in_use(m, &chosen[..n]) {
@@ -534,6 +566,7 @@ impl<B: PacketBuf> Engine<B> {
             return;
         };
         self.counters.flows_created += 1;
+        self.counters.half_open += 1;
         if self.half_open.len() == self.half_open.capacity() {
             // Full of older entries (most of them stale): the oldest record goes; that
             // flow still expires by the sweep.
@@ -575,6 +608,195 @@ impl<B: PacketBuf> Engine<B> {
         }
         let mut ctx = ctx!(self, pool, out, now);
         ctx.copy_to_legs(f, buf, m);
+    }
+
+    /// §3.11, SYN floods: answers the SYN `m` with a SYN-ACK whose ISN is a SYN cookie
+    /// ([`cookie`]), and keeps nothing. Its window is zero: the client may send no data
+    /// until the replicas have answered, when `complete_cookie_handshake` opens it (a
+    /// window update, which Linux acts on at once); nothing the client sends is lost.
+    fn send_cookie<P: BufferPool<B>>(
+        &mut self,
+        now: u64,
+        buf: &B,
+        m: &Meta,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) {
+        let frame = buf.bytes();
+        let tcp = m.tcp(frame);
+        let ts = tcp.timestamps();
+        let o = SynOptions::from_syn(
+            tcp.mss(),
+            tcp.window_scale(),
+            tcp.sack_permitted(),
+            ts.is_some(),
+        );
+        let key = FlowKey {
+            client_ip: m.src,
+            client_port: m.sport,
+            vip: m.dst,
+            vip_port: m.dport,
+        };
+        let isn = cookie::make(&self.cfg.hash_key, now, &key, m.seq, o);
+        let mut opts = OptionWriter::new();
+        opts.mss(self.cfg.syn_cookie_mss);
+        if o.sack {
+            opts.sack_permitted();
+        }
+        if let Some((tsval, _)) = ts {
+            // Tandem's clock, in milliseconds; replicas' are shifted onto it later.
+            opts.timestamps((now / 1_000_000) as u32, tsval);
+        }
+        if o.wscale.is_some() {
+            opts.window_scale(COOKIE_WSCALE);
+        }
+        let spec = TcpBuild {
+            src_mac: MacAddr::ZERO, // `Ctx::emit` sets the port's own
+            dst_mac: EthernetFrame::new_unchecked(frame).src(),
+            vlan_tci: None,
+            src_ip: Ipv4Addr::from(m.dst),
+            dst_ip: Ipv4Addr::from(m.src),
+            src_port: m.dport,
+            dst_port: m.sport,
+            seq: isn.0,
+            ack: m.seq.wrapping_add(1).0,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window: 0,
+            ttl: 64,
+            options: opts.as_bytes(),
+            payload: &[],
+        };
+        let mut ctx = ctx!(self, pool, out, now);
+        if ctx.emit(Side::Outside, &spec) {
+            self.counters.syn_cookies_sent += 1;
+            self.cookies_until = now + COOKIE_LIFE_NS;
+        }
+    }
+
+    /// The client's ISN and SYN options if ACK `m` acks a SYN cookie. Its sequence number
+    /// is the ISN plus one, or, in a zero-window probe (Linux sends one when the ACK that
+    /// should have made the flow was lost), the ISN itself.
+    fn check_cookie(&self, now: u64, buf: &B, m: &Meta) -> Option<(Seq, SynOptions)> {
+        let key = FlowKey {
+            client_ip: m.src,
+            client_port: m.sport,
+            vip: m.dst,
+            vip_port: m.dport,
+        };
+        let cookie = m.ack.wrapping_sub(1);
+        let k = &self.cfg.hash_key;
+        let isn = m.seq.wrapping_sub(1);
+        let found = match cookie::check(k, now, &key, isn, cookie) {
+            Some(o) => Some((isn, o)),
+            None if m.payload_len == 0 => {
+                cookie::check(k, now, &key, m.seq, cookie).map(|o| (m.seq, o))
+            }
+            None => None,
+        }?;
+        // A client that agreed to timestamps sends them on every segment (RFC 7323).
+        (!found.1.ts || m.timestamps(buf.bytes()).is_some()).then_some(found)
+    }
+
+    /// A flow from a SYN cookie the client's ACK `m` brought back: the client is
+    /// established with Tandem, which now opens the replicas' connections with the
+    /// client's ISN and options (`resend_syn`) and completes them itself when they answer
+    /// (`complete_cookie_handshake`). Where none can be made the client gets a RST at
+    /// once, as a host that lost the connection would send.
+    #[allow(clippy::too_many_arguments)]
+    fn cookie_flow<P: BufferPool<B>>(
+        &mut self,
+        si: usize,
+        now: u64,
+        buf: &B,
+        m: &Meta,
+        isn: Seq,
+        o: SynOptions,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) {
+        let downs = self.replicas.down_generation();
+        let (chosen, n) = self.choose(si);
+        let refused = if n == 0 {
+            Some(DropReason::NoReplica)
+        } else if self.endpoint_in_use(m, &chosen[..n]) {
+            Some(DropReason::EndpointInUse)
+        } else {
+            None
+        };
+        let key = FlowKey {
+            client_ip: m.src,
+            client_port: m.sport,
+            vip: m.dst,
+            vip_port: m.dport,
+        };
+        let mut slot = None;
+        if refused.is_none() {
+            slot = self.flows.insert(key);
+            if slot.is_none() && self.evict_half_open(now, pool, out) {
+                slot = self.flows.insert(key);
+            }
+        }
+        let Some(idx) = slot else {
+            self.counters.drop(refused.unwrap_or(DropReason::TableFull));
+            self.reset_stray(Side::Outside, now, buf, m, pool, out);
+            return;
+        };
+        self.counters.syn_cookies_accepted += 1;
+        self.counters.flows_created += 1;
+        self.rotation[si] = self.rotation[si].wrapping_add(1);
+        let copies = self.cfg.services[si].copies;
+        let frame = buf.bytes();
+        let tcp = m.tcp(frame);
+        let f = self.flows.get_mut(idx);
+        f.proxied = true;
+        f.client_mac = EthernetFrame::new_unchecked(frame).src();
+        f.service = u16::try_from(si).unwrap_or(u16::MAX);
+        f.client_isn = isn;
+        f.client_snd_nxt = isn.wrapping_add(1);
+        f.client_mss = o.mss;
+        f.client_wscale = o.wscale;
+        f.client_sack_ok = o.sack;
+        if let (true, Some((tsval, tsecr))) = (o.ts, tcp.timestamps()) {
+            f.client_ts_ok = true;
+            f.client_tsval = tsval;
+            // The TSval of the cookie's SYN-ACK, echoed: the client's view of the clock.
+            f.max_tsval_sent = tsecr;
+        }
+        // What Tandem's SYN-ACK agreed with the client (`send_cookie`).
+        f.client_shift = o.wscale.unwrap_or(0);
+        f.visible_wscale = if o.wscale.is_some() { COOKIE_WSCALE } else { 0 };
+        f.visible_mss = self.cfg.syn_cookie_mss;
+        f.sack_on = o.sack;
+        f.ts_on = o.ts;
+        f.visible_isn = m.ack.wrapping_sub(1);
+        f.to_client_nxt = m.ack;
+        f.client_ack = m.ack;
+        f.client_acked = true;
+        f.ack_sent = f.client_snd_nxt;
+        f.edge_sent = f.client_snd_nxt;
+        f.client_window = tcp.window();
+        f.client_max_wnd = u32::from(tcp.window()) << f.client_shift;
+        f.created_at = now;
+        f.last_seen = now;
+        f.n_legs = n as u8;
+        f.unprotected = n < copies.min(MAX_COPIES);
+        self.counters.flows_unprotected += u64::from(f.unprotected);
+        f.checked_downs = downs;
+        for (leg, &r) in f.legs.iter_mut().zip(&chosen[..n]) {
+            *leg = Leg {
+                replica: r,
+                epoch: self.replicas.epoch(r),
+                addr: u32::from(self.replicas.addr(r)),
+                alive: true,
+                ..Leg::default()
+            };
+        }
+        let mut ctx = ctx!(self, pool, out, now);
+        ctx.resend_syn(f);
+        if self.cookie_syn_queue.len() < self.cookie_syn_queue.capacity() {
+            self.cookie_syn_queue
+                .push_back((idx, key, now + COOKIE_SYN_RTO_NS));
+        }
     }
 
     /// Picks up to `copies` replicas for a new flow of service `si` from the live (not
@@ -728,6 +950,7 @@ impl<B: PacketBuf> Engine<B> {
     /// there is nothing to do).
     pub fn poll<P: BufferPool<B>>(&mut self, now: u64, pool: &mut P, out: &mut Output<B>) {
         self.expire_half_open(now, pool, out);
+        self.repeat_cookie_syns(now, pool, out);
         // Handshakes whose SYN-ACK wait is over.
         while let Some(&(idx, key, deadline)) = self.synack_queue.front() {
             if deadline > now || out.tx_room() < MAX_COPIES + 1 {
@@ -844,6 +1067,33 @@ impl<B: PacketBuf> Engine<B> {
         }
     }
 
+    /// Cookie-made flows whose replicas have not answered get their SYN again: the client,
+    /// established, repeats nothing that would. The sweep ends those still silent at the
+    /// SYN timeout.
+    fn repeat_cookie_syns<P: BufferPool<B>>(&mut self, now: u64, pool: &mut P, out: &mut Output<B>) {
+        while let Some(&(idx, key, due)) = self.cookie_syn_queue.front() {
+            if due > now || out.tx_room() < MAX_COPIES {
+                return;
+            }
+            self.cookie_syn_queue.pop_front();
+            if !self.flows.is_used(idx) {
+                continue;
+            }
+            let f = self.flows.get_mut(idx);
+            let waiting = f.key == key && f.proxied && f.phase == FlowPhase::SynSent;
+            if !waiting || f.first_synack_at != 0 || f.syn_retries >= COOKIE_SYN_RETRIES {
+                continue;
+            }
+            f.syn_retries += 1;
+            let mut ctx = ctx!(self, pool, out, now);
+            ctx.resend_syn(f);
+            if self.cookie_syn_queue.len() < self.cookie_syn_queue.capacity() {
+                self.cookie_syn_queue
+                    .push_back((idx, key, now + COOKIE_SYN_RTO_NS));
+            }
+        }
+    }
+
     /// The front of the half-open queue if it is still a half-open flow, else `None`
     /// after dropping the stale entries before it (at most `limit` of them).
     fn oldest_half_open(&mut self, limit: usize) -> Option<(FlowIdx, u64)> {
@@ -851,7 +1101,7 @@ impl<B: PacketBuf> Engine<B> {
             let &(idx, key, created) = self.half_open.front()?;
             if self.flows.is_used(idx) {
                 let f = self.flows.get(idx);
-                if f.key == key && f.created_at == created && f.is_half_open() {
+                if f.key == key && f.created_at == created && f.is_half_open() && !f.proxied {
                     return Some((idx, created));
                 }
             }
@@ -1085,6 +1335,9 @@ impl<B: PacketBuf> Engine<B> {
         if f.unprotected {
             self.counters.flows_unprotected = self.counters.flows_unprotected.saturating_sub(1);
         }
+        if f.is_half_open() && !f.proxied {
+            self.counters.half_open = self.counters.half_open.saturating_sub(1);
+        }
         f.phase = FlowPhase::Free;
         self.flows.remove(idx);
         self.counters.flows_removed += 1;
@@ -1171,8 +1424,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             return self.on_client_rst(f, buf, m);
         }
         if flags.contains(TcpFlags::SYN) {
-            // A retransmitted SYN: the replicas answer it themselves.
-            if m.seq == f.client_isn {
+            // A retransmitted SYN: the replicas answer it themselves. (Not of a cookie-made
+            // flow: its client has its SYN-ACK, from Tandem.)
+            if m.seq == f.client_isn && !f.proxied {
                 if self.refresh_legs(f) == Fate::Remove {
                     return Fate::Remove;
                 }
@@ -1208,6 +1462,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         if f.phase == FlowPhase::SynAckSent && m.ack == f.visible_isn.wrapping_add(1) {
             // The client acked the SYN-ACK: the handshake is complete (§3.11).
             f.phase = FlowPhase::Established;
+            self.c.half_open = self.c.half_open.saturating_sub(1);
         }
         if self.refresh_legs(f) == Fate::Remove {
             return Fate::Remove;
@@ -2034,6 +2289,18 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     /// the wait is over.
     fn on_synack(&mut self, f: &mut Flow, i: usize, buf: B, m: &Meta) -> Fate {
         if f.phase != FlowPhase::SynSent {
+            let leg = f.legs[i];
+            if f.proxied {
+                // The replica lost Tandem's ACK of its SYN-ACK (the client had Tandem's own).
+                if leg.alive && leg.answered && m.seq == leg.isn {
+                    if self.synth_to_leg(f, i, TcpFlags::ACK, leg.isn.wrapping_add(1)) {
+                        self.c.acks_to_replica += 1;
+                    }
+                } else {
+                    self.c.drop(DropReason::BadState);
+                }
+                return Fate::Keep;
+            }
             // A retransmitted SYN-ACK: the client's SYN-ACK may have been lost.
             if i == f.active as usize && f.legs[i].answered && m.seq == f.legs[i].isn {
                 // Not `heard_from`: a SYN-ACK repeated keeps neither the flow (half-open
@@ -2117,8 +2384,15 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             .filter(|&i| f.legs[i].alive && f.legs[i].answered)
             .min_by_key(|&i| if i == 0 { 0 } else { f.legs[i].answer_rank })
         else {
+            if f.proxied {
+                self.reset_client(f);
+                self.c.flows_lost += 1;
+            }
             return Fate::Remove;
         };
+        if f.proxied {
+            return self.complete_cookie_handshake(f, active);
+        }
         f.active = active as u8;
         let a = f.legs[active];
         f.visible_isn = a.isn;
@@ -2168,6 +2442,57 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         self.normalise_synack(f, &mut buf, &m);
         self.rewrite_to_client(f, active, &mut buf, &m);
         self.tx(Side::Outside, buf);
+        Fate::Keep
+    }
+
+    /// The replicas of a cookie-made flow have answered (or the wait is over): Tandem
+    /// acks their SYN-ACKs, shifts each into the sequence and timestamp spaces it agreed
+    /// with the client, and opens the client's window. A replica that refused timestamps
+    /// the client was promised cannot carry the flow and leaves it.
+    fn complete_cookie_handshake(&mut self, f: &mut Flow, first: usize) -> Fate {
+        let n = f.n_legs as usize;
+        if f.ts_on {
+            for i in 0..n {
+                if f.legs[i].alive && !f.legs[i].ts_ok {
+                    let seq = f.client_snd_nxt;
+                    f.legs[i].alive = false;
+                    self.c.legs_lost += 1;
+                    self.synth_rst_to_leg(f, i, seq);
+                }
+            }
+            self.note_protection(f);
+        }
+        let active = if f.legs[first].alive {
+            Some(first)
+        } else {
+            (0..n)
+                .filter(|&i| f.legs[i].alive && f.legs[i].answered)
+                .min_by_key(|&i| f.legs[i].answer_rank)
+        };
+        let Some(active) = active else {
+            self.reset_client(f);
+            self.c.flows_lost += 1;
+            return Fate::Remove;
+        };
+        f.active = active as u8;
+        for l in f.legs[..n].iter_mut() {
+            l.delta = l.isn.0.wrapping_sub(f.visible_isn.0);
+            l.ts_offset = l.last_tsval.wrapping_sub(f.max_tsval_sent);
+            // Their SYN-ACKs have done their work.
+            while self.hold.pop_front(&mut l.hold).is_some() {}
+        }
+        f.phase = FlowPhase::Established;
+        for i in 0..n {
+            let leg = f.legs[i];
+            if leg.alive && self.synth_to_leg(f, i, TcpFlags::ACK, leg.isn.wrapping_add(1)) {
+                self.c.acks_to_replica += 1;
+            }
+        }
+        // The window update the client waits for (its SYN-ACK had a zero window).
+        let seq = f.to_client_nxt;
+        if self.synth_to_client(f, TcpFlags::ACK, seq) {
+            self.c.acks_to_client += 1;
+        }
         Fate::Keep
     }
 
@@ -2382,6 +2707,19 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             FlowPhase::Free => true,
         };
         if expired {
+            if f.proxied && f.phase == FlowPhase::SynSent {
+                // The client is established (with Tandem): it learns at once that no
+                // replica took its connection.
+                self.reset_client(f);
+                self.c.flows_lost += 1;
+                for i in 0..f.n_legs as usize {
+                    if f.legs[i].alive && f.legs[i].answered {
+                        let seq = f.client_snd_nxt;
+                        self.synth_rst_to_leg(f, i, seq);
+                    }
+                }
+                return Fate::Remove;
+            }
             if f.phase == FlowPhase::Established {
                 // §3.10: nobody is left holding a connection that no longer exists: the
                 // client and every replica get a RST, at the sequence each expects.
@@ -2515,7 +2853,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
 
     /// §3.9: the flow lost its last replica: the client gets a RST.
     fn reset_client(&mut self, f: &mut Flow) {
-        let (seq, flags) = if f.phase == FlowPhase::SynSent {
+        let (seq, flags) = if f.phase == FlowPhase::SynSent && !f.proxied {
             (Seq(0), TcpFlags::RST | TcpFlags::ACK)
         } else {
             (f.to_client_nxt, TcpFlags::RST | TcpFlags::ACK)

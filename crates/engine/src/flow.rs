@@ -120,6 +120,10 @@ pub struct Flow {
     pub key: FlowKey,
     /// Life phase.
     pub phase: FlowPhase,
+    /// Made from a SYN cookie (§3.11): the client completed its handshake with Tandem,
+    /// which then opened the replicas' connections itself; until they answer the flow
+    /// is `SynSent` towards them while the client is established.
+    pub proxied: bool,
     /// A forward-mode flow: one leg, NAT only (see [`crate::engine`]).
     pub forward: bool,
     /// Index of its service in the engine's configuration.

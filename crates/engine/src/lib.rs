@@ -8,6 +8,7 @@
 //! - [`replica`]: the shared replica-state table (atomics, one writer).
 //! - [`table`]: the per-worker flow table (fixed capacity, burst lookups with prefetch).
 //! - [`hash`]: the keyed hash of a client endpoint (SipHash-1-3, a random key per start).
+//! - [`cookie`]: SYN cookies, for SYN floods.
 //! - [`flow`]: per-flow mirror-mode state.
 //! - [`hold`]: the hold queue for standby output.
 //! - [`engine`]: the mirror-mode rules, packet by packet, and forward mode (NAT only, for
@@ -24,6 +25,7 @@
 pub mod affinity;
 pub mod buffer;
 pub mod config;
+pub mod cookie;
 pub mod engine;
 pub mod flow;
 pub mod hash;

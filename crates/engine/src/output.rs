@@ -222,6 +222,14 @@ pub struct Counters {
     pub half_open_evicted: u64,
     /// Half-open flows that reached the SYN timeout (also in `flows_removed`).
     pub half_open_expired: u64,
+    /// SYNs answered with a SYN cookie, no flow made, because `syn_backlog` half-open
+    /// flows were waiting (§3.11).
+    pub syn_cookies_sent: u64,
+    /// Client ACKs whose SYN cookie checked: each made a flow.
+    pub syn_cookies_accepted: u64,
+    /// ACKs of no flow, while SYN cookies were out, whose cookie did not check (forged,
+    /// stale, or of a connection that ended; also counted as `no_flow` drops).
+    pub syn_cookies_failed: u64,
     /// Established flows that idled past their timeout, ended with a RST to the client
     /// and to their replicas (also in `flows_removed`).
     pub idle_resets: u64,
@@ -253,6 +261,8 @@ pub struct Counters {
     pub held_bytes: u64,
     /// Flows currently in the table (gauge).
     pub flows: u64,
+    /// Half-open flows: a SYN seen, the client's ack of the SYN-ACK not yet (gauge).
+    pub half_open: u64,
     /// Flows running with fewer replicas than their service asks for: they lost one, or
     /// were created while too few were up (gauge; DESIGN §5).
     pub flows_unprotected: u64,
