@@ -39,7 +39,8 @@
 //! timeouts: { syn: 5s, established: 300s, linger: 2s, synack_wait: 2ms, arp_refresh: 30s }
 //! limits: { flows_per_worker: 1048576, hold_bytes_per_flow: 262144,
 //!           hold_bytes_total: 268435456, hold_segments_total: 131072,
-//!           mbufs: 262143, mbuf_cache: 256, control_rate: 4000, control_burst: 256 }
+//!           mbufs: 262143, mbuf_cache: 256, control_rate: 4000, control_burst: 256,
+//!           syn_backlog: 1024 }                 # half-open flows before SYN cookies
 //! management: { socket: /run/tandem/tandem.sock, metrics: 127.0.0.1:9450,  # or off
 //!               group: tandem }                 # optional: may use the socket besides root
 //! logging: { format: human, level: info }
@@ -73,7 +74,7 @@
 //! - `timeouts`: greater than zero (`linger` may be 0).
 //! - `limits`: budgets greater than zero, per-flow at most total; the mbuf pool holds every
 //!   ring, every cache and the hold queue; `control_rate` 1..=1000000 and `control_burst`
-//!   1..=4096.
+//!   1..=4096; `syn_backlog` at most `flows_per_worker` (0: a cookie for every SYN).
 //! - `management`: an absolute socket path; metrics `off` or an address:port; the group,
 //!   when given, a portable group name (whether it exists is checked by `tandem run`, on
 //!   the host it runs on).

@@ -337,6 +337,9 @@ pub struct Limits {
     pub control_rate: u32,
     /// How many of them a worker passes at once (the rate limit's burst).
     pub control_burst: u32,
+    /// Half-open flows per worker beyond which a new SYN is answered with a SYN cookie
+    /// instead of a flow (DESIGN §3.11); 0: every SYN.
+    pub syn_backlog: u32,
 }
 
 /// The management interface.

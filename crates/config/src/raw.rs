@@ -158,6 +158,8 @@ pub(crate) struct RawLimits {
     pub control_rate: Option<u32>,
     #[serde(default)]
     pub control_burst: Option<u32>,
+    #[serde(default)]
+    pub syn_backlog: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -86,6 +86,10 @@ pub(crate) const MAX_MBUF_CACHE: u32 = 512;
 pub(crate) const CONTROL_RATE: u32 = 4_000;
 /// Default `limits.control_burst`.
 pub(crate) const CONTROL_BURST: u32 = 256;
+/// Default `limits.syn_backlog` (or half of `flows_per_worker`, if less): handshakes in
+/// flight per worker before SYN cookies. Legitimate ones last a round trip: a thousand at
+/// once is tens of thousands of new connections a second; a flood passes it at once.
+pub(crate) const SYN_BACKLOG: u32 = 1_024;
 /// Most `limits.control_rate`: the control core answers about a million frames a second
 /// in all; more per worker would only move the drops into its ring.
 pub(crate) const MAX_CONTROL_RATE: u32 = 1_000_000;
@@ -174,7 +178,7 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
         "timeouts" => "a mapping with syn, established, linger, synack_wait, arp_refresh",
         "timeouts.linger" => "a duration like 2s, or 0",
         "limits" => {
-            "a mapping with flows_per_worker, hold_bytes_per_flow, hold_bytes_total, hold_segments_total, mbufs, mbuf_cache, control_rate, control_burst"
+            "a mapping with flows_per_worker, hold_bytes_per_flow, hold_bytes_total, hold_segments_total, mbufs, mbuf_cache, control_rate, control_burst, syn_backlog"
         }
         "limits.flows_per_worker" => "1..=268435456",
         "limits.hold_bytes_per_flow" => "1..=4294967295 bytes, at most limits.hold_bytes_total",
@@ -184,6 +188,9 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
         "limits.mbuf_cache" => "0..=512, at most limits.mbufs / 1.5",
         "limits.control_rate" => "frames a second per worker, 1..=1000000 (default 4000)",
         "limits.control_burst" => "frames, 1..=4096 (default 256)",
+        "limits.syn_backlog" => {
+            "half-open flows per worker, 0..=limits.flows_per_worker (default 1024, or half of flows_per_worker)"
+        }
         "management" => "a mapping with `socket`, `metrics` and `group`",
         "management.socket" => "an absolute path",
         "management.metrics" => "an address and port like 127.0.0.1:9450 or [::1]:9450, or off",

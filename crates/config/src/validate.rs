@@ -991,6 +991,17 @@ fn check_limits(
     if control_burst == 0 || control_burst > schema::MAX_CONTROL_BURST {
         c.bad(&p.key("control_burst"), format!("{control_burst} frames"));
     }
+    let syn_backlog = raw
+        .syn_backlog
+        .unwrap_or(schema::SYN_BACKLOG.min(flows_per_worker / 2));
+    if syn_backlog > flows_per_worker {
+        c.bad(
+            &p.key("syn_backlog"),
+            format!(
+                "{syn_backlog} half-open flows, more than flows_per_worker ({flows_per_worker})"
+            ),
+        );
+    }
     Limits {
         flows_per_worker,
         hold_bytes_per_flow,
@@ -1000,6 +1011,7 @@ fn check_limits(
         mbuf_cache,
         control_rate,
         control_burst,
+        syn_backlog,
     }
 }
 

@@ -394,6 +394,15 @@ fn control_rate_zero_or_too_high() {
     );
 }
 
+#[test]
+fn a_syn_backlog_larger_than_the_flow_table() {
+    rejects(
+        &edit("mbufs: 32767\n", "mbufs: 32767\n  syn_backlog: 99999999\n"),
+        "configs/bad.yaml:33:16: limits.syn_backlog: ",
+        "more than flows_per_worker",
+    );
+}
+
 // ---- explicit worker mapping --------------------------------------------------------
 
 /// `BASE` with an explicit `workers` list appended (`workers:` is line 34, its items 35 and on).

@@ -159,9 +159,18 @@ mod tests {
 
     #[test]
     fn the_mss_is_rounded_down_to_the_table() {
-        assert_eq!(SynOptions::from_syn(Some(1400), None, false, false).mss, 1220);
-        assert_eq!(SynOptions::from_syn(Some(1460), None, false, false).mss, 1460);
-        assert_eq!(SynOptions::from_syn(Some(8960), None, false, false).mss, 1460);
+        assert_eq!(
+            SynOptions::from_syn(Some(1400), None, false, false).mss,
+            1220
+        );
+        assert_eq!(
+            SynOptions::from_syn(Some(1460), None, false, false).mss,
+            1460
+        );
+        assert_eq!(
+            SynOptions::from_syn(Some(8960), None, false, false).mss,
+            1460
+        );
         assert_eq!(SynOptions::from_syn(Some(200), None, false, false).mss, 536);
     }
 

@@ -515,8 +515,8 @@ impl<B: PacketBuf> Engine<B> {
             self.adopt(si, now, buf, m, pool, out);
             return;
         }
-        let handshake = m.flags.0
-            & (TcpFlags::SYN.0 | TcpFlags::ACK.0 | TcpFlags::RST.0 | TcpFlags::FIN.0);
+        let handshake =
+            m.flags.0 & (TcpFlags::SYN.0 | TcpFlags::ACK.0 | TcpFlags::RST.0 | TcpFlags::FIN.0);
         if handshake == TcpFlags::ACK.0 && now < self.cookies_until {
             // Perhaps the ACK of a SYN cookie's SYN-ACK (§3.11).
             match self.check_cookie(now, &buf, m) {
@@ -1070,7 +1070,12 @@ impl<B: PacketBuf> Engine<B> {
     /// Cookie-made flows whose replicas have not answered get their SYN again: the client,
     /// established, repeats nothing that would. The sweep ends those still silent at the
     /// SYN timeout.
-    fn repeat_cookie_syns<P: BufferPool<B>>(&mut self, now: u64, pool: &mut P, out: &mut Output<B>) {
+    fn repeat_cookie_syns<P: BufferPool<B>>(
+        &mut self,
+        now: u64,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) {
         while let Some(&(idx, key, due)) = self.cookie_syn_queue.front() {
             if due > now || out.tx_room() < MAX_COPIES {
                 return;

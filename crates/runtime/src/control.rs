@@ -1214,8 +1214,11 @@ fn data_path_lines(engines: impl Iterator<Item = crate::stats::EngineSnapshot>) 
         ("idle resets", "idle_resets"),
         ("stray resets", "stray_resets"),
         ("icmp frag-needed translated", "icmp_frag_needed"),
+        ("syn cookies sent", "syn_cookies_sent"),
+        ("syn cookies accepted", "syn_cookies_accepted"),
+        ("syn cookies failed", "syn_cookies_failed"),
     ];
-    let mut counts = [0u64; 5];
+    let mut counts = [0u64; 8];
     for e in engines {
         for (d, n) in drops.iter_mut().zip(e.drops) {
             *d += n;
@@ -1566,12 +1569,14 @@ mod tests {
         b.drop(DropReason::RstOutOfWindow);
         b.drop(DropReason::Paws);
         b.stray_resets = 3;
+        b.syn_cookies_sent = 5;
         let text = data_path_lines([a, b].iter().map(crate::stats::EngineSnapshot::of));
         assert_eq!(
             text,
             "data path drops: rst_out_of_window 3, paws 1\n\
              defences: half-open evicted 7, half-open expired 0, idle resets 0, \
-             stray resets 3, icmp frag-needed translated 0\n"
+             stray resets 3, icmp frag-needed translated 0, syn cookies sent 5, \
+             syn cookies accepted 0, syn cookies failed 0\n"
         );
         assert_eq!(
             data_path_lines(std::iter::empty()).lines().next(),

@@ -62,7 +62,13 @@ use crate::stats::{
 };
 
 /// Engine values that are gauges (the others are counters).
-const GAUGES: [&str; 4] = ["held_segments", "held_bytes", "flows", "flows_unprotected"];
+const GAUGES: [&str; 5] = [
+    "held_segments",
+    "held_bytes",
+    "flows",
+    "flows_unprotected",
+    "half_open",
+];
 
 /// What the metrics thread reads.
 pub struct Shared {

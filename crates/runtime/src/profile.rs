@@ -179,6 +179,9 @@ pub fn map_profile(
         linger_ns: ns(t.linger),
         ack_lag_ns: ack_lag.map_or(0, ns),
         output_lag_ns: output_lag.map_or(0, ns),
+        syn_backlog: l.syn_backlog as usize,
+        // What a replica behind the inside port would announce itself.
+        syn_cookie_mss: profile.ports.inside.mtu.saturating_sub(40),
         ..defaults
     };
     Ok(Mapped {

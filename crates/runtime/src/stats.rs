@@ -344,7 +344,7 @@ io_counters! {
 }
 
 /// Number of plain engine counters published (see [`EngineSnapshot`]).
-const ENGINE_N: usize = 23;
+const ENGINE_N: usize = 27;
 
 /// The engine counters in a snapshot (drops apart).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -380,6 +380,10 @@ pub const ENGINE_LABELS: [&str; ENGINE_N] = [
     "idle_resets",
     "stray_resets",
     "icmp_frag_needed",
+    "half_open",
+    "syn_cookies_sent",
+    "syn_cookies_accepted",
+    "syn_cookies_failed",
 ];
 
 impl EngineSnapshot {
@@ -410,6 +414,10 @@ impl EngineSnapshot {
                 c.idle_resets,
                 c.stray_resets,
                 c.icmp_frag_needed,
+                c.half_open,
+                c.syn_cookies_sent,
+                c.syn_cookies_accepted,
+                c.syn_cookies_failed,
             ],
             drops: c.drops,
         }
