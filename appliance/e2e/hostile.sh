@@ -449,12 +449,16 @@ done
 created=$(mdelta "$m0" "$m_after" tandem_flows_created_total)
 evicted=$(mdelta "$m0" "$m_after" tandem_half_open_evicted_total)
 expired=$(mdelta "$m0" "$m_after" tandem_half_open_expired_total)
+cookies=$(mdelta "$m0" "$m_after" tandem_syn_cookies_sent_total)
+cookies_ok=$(mdelta "$m0" "$m_after" tandem_syn_cookies_accepted_total)
+cookies_bad=$(mdelta "$m0" "$m_after" tandem_syn_cookies_failed_total)
 echo "e2e $E2E_NAME: $phase: flows_created +$created, half_open_evicted +$evicted, half_open_expired +$expired," \
+    "syn_cookies_sent +$cookies, syn_cookies_accepted +$cookies_ok, syn_cookies_failed +$cookies_bad," \
     "table_full +$(dsum "$m0" "$m_after" table_full), answers_rate_limited +$(mdelta "$m0" "$m_after" tandem_worker_io_total 'event="answers_rate_limited"')"
-if [ "$created" -gt "$attempts" ] && [ $((evicted + expired)) -gt 0 ]; then
-    ok "$phase: the flood counted: flows_created +$created, half-open evicted +$evicted, expired +$expired"
+if [ "$created" -gt "$attempts" ] && [ $((evicted + expired + cookies)) -gt 0 ]; then
+    ok "$phase: the flood counted: flows_created +$created, half-open evicted +$evicted, expired +$expired, syn cookies sent +$cookies, accepted +$cookies_ok"
 else
-    bad "$phase: the flood is not in the counters (flows_created +$created, evicted +$evicted, expired +$expired)"
+    bad "$phase: the flood is not in the counters (flows_created +$created, evicted +$evicted, expired +$expired, syn cookies +$cookies)"
 fi
 phase_end
 
