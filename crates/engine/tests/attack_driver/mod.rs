@@ -7,6 +7,9 @@
 //!
 //! The check: every byte the client receives is the replicas' stream at its offset, every
 //! byte a replica receives is the client's, nobody is sent a RST, and the flow lives.
+//! The flow is made either by the usual handshake or from a SYN cookie (§3.11): the
+//! client's sequence space is then Tandem's cookie, and every replica is translated.
+//!
 //! Shared by the `offpath` cargo-fuzz target and a proptest smoke test.
 
 #![allow(dead_code)]
@@ -16,8 +19,17 @@ mod common;
 
 use arbitrary::Arbitrary;
 use common::*;
-use tandem_engine::Side;
+use tandem_engine::{EngineConfig, Side};
 use tandem_wire::{MacAddr, TcpFlags};
+
+/// How the flow under attack was made.
+#[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The client's SYN reached the replicas; the primary's SYN-ACK reached the client.
+    Handshake,
+    /// The SYN came past the backlog: Tandem's cookie, the replicas opened by Tandem.
+    Cookie,
+}
 
 /// What happens next.
 #[derive(Arbitrary, Debug, Clone)]
@@ -66,6 +78,8 @@ fn server_byte(k: u32) -> u8 {
 struct Run {
     lab: Lab,
     hs: Hs,
+    /// The client's view of the replicas' ISN: the primary's, or the cookie.
+    visible: u32,
     /// Bytes the client has sent; the replicas have sent.
     c_sent: u32,
     s_sent: u32,
@@ -84,7 +98,7 @@ impl Run {
         for s in out {
             assert!(!s.flags.contains(TcpFlags::RST), "a RST was sent: {s:?}");
             let (base, rcv, byte): (u32, &mut u32, fn(u32) -> u8) = if s.dst == CLIENT {
-                (self.hs.pisn.wrapping_add(1), &mut self.c_rcv, server_byte)
+                (self.visible.wrapping_add(1), &mut self.c_rcv, server_byte)
             } else if s.dst == PRIMARY {
                 (self.c1(), &mut self.r_rcv[0], client_byte)
             } else if s.dst == BACKUP {
@@ -134,8 +148,7 @@ impl Run {
                     .wrapping_add(self.c_sent)
                     .wrapping_add(far(g.seq_off));
                 let ack = self
-                    .hs
-                    .pisn
+                    .visible
                     .wrapping_add(1)
                     .wrapping_add(self.s_sent)
                     .wrapping_add(far(g.ack_off));
@@ -182,14 +195,72 @@ impl Run {
     }
 }
 
+/// A flow made from a cookie, both replicas answered; returns the cookie.
+fn cookie_handshake(lab: &mut Lab, hs: &Hs) -> u32 {
+    let out = lab.client(hs.cisn, 0, S, 64240, Opts::default(), b"");
+    let cookie = one(&out, CLIENT).seq;
+    let out = lab.client(
+        hs.cisn.wrapping_add(1),
+        cookie.wrapping_add(1),
+        A,
+        500,
+        Opts::default(),
+        b"",
+    );
+    assert_eq!(
+        to(&out, PRIMARY).len() + to(&out, BACKUP).len(),
+        2,
+        "SYNs to both"
+    );
+    lab.replica(
+        R::P,
+        hs.pisn,
+        hs.cisn.wrapping_add(1),
+        S | A,
+        65535,
+        Opts::default(),
+        b"",
+    );
+    let out = lab.replica(
+        R::B,
+        hs.bisn,
+        hs.cisn.wrapping_add(1),
+        S | A,
+        65535,
+        Opts::default(),
+        b"",
+    );
+    assert!(one(&out, CLIENT).window > 0, "the client's window opened");
+    cookie
+}
+
 /// Plays `ops` against a fresh flow; panics if the attacker changed anything.
 pub fn run(ops: &[Op]) {
-    let mut lab = Lab::new();
+    run_from(Start::Handshake, ops);
+}
+
+/// Plays `ops` against a fresh flow made as `start` says.
+pub fn run_from(start: Start, ops: &[Op]) {
     let hs = Hs::default();
-    lab.handshake(&hs);
+    let (lab, visible) = match start {
+        Start::Handshake => {
+            let mut lab = Lab::new();
+            lab.handshake(&hs);
+            (lab, hs.pisn)
+        }
+        Start::Cookie => {
+            let mut lab = Lab::with(EngineConfig {
+                syn_backlog: 0,
+                ..config()
+            });
+            let cookie = cookie_handshake(&mut lab, &hs);
+            (lab, cookie)
+        }
+    };
     let mut run = Run {
         lab,
         hs,
+        visible,
         c_sent: 0,
         s_sent: 0,
         c_rcv: 0,
@@ -202,7 +273,7 @@ pub fn run(ops: &[Op]) {
                 let from = run.c_sent;
                 let payload: Vec<u8> = (from..from + n).map(client_byte).collect();
                 let seq = run.c1().wrapping_add(from);
-                let ack = run.hs.pisn.wrapping_add(1).wrapping_add(run.c_rcv);
+                let ack = run.visible.wrapping_add(1).wrapping_add(run.c_rcv);
                 let out = run.lab.client(seq, ack, A, 500, Opts::default(), &payload);
                 run.c_sent += n;
                 run.take(out);
@@ -222,7 +293,7 @@ pub fn run(ops: &[Op]) {
             }
             Op::ClientAck => {
                 let seq = run.c1().wrapping_add(run.c_sent);
-                let ack = run.hs.pisn.wrapping_add(1).wrapping_add(run.c_rcv);
+                let ack = run.visible.wrapping_add(1).wrapping_add(run.c_rcv);
                 let out = run.lab.client(seq, ack, A, 500, Opts::default(), b"");
                 run.take(out);
             }
