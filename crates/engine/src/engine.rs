@@ -21,6 +21,13 @@
 //!   the synchronised ack, Tandem sends the client a pure ACK of its own.
 //! - When hold budgets overflow, the oldest held segments of the leg are released; a
 //!   failover onto such a leg sends it three duplicate ACKs so it retransmits.
+//! - SYN floods (§3.11): past `syn_backlog` half-open flows a SYN makes no flow; Tandem
+//!   answers it with a SYN cookie ([`crate::cookie`]) and a zero window, and the ACK that
+//!   brings the cookie back makes a flow whose client side Tandem agreed itself (its ISN,
+//!   options, timestamp clock and window scale [`COOKIE_WSCALE`]). Tandem then opens the
+//!   replicas' connections with the client's ISN and options, acks their SYN-ACKs and
+//!   translates every replica into the client's spaces, as an active replica after a
+//!   failover; the window update that ends the handshake lets the client send.
 //! - 802.1Q: frames with one tag are accepted. A client frame's tag is removed before it
 //!   goes to the replicas (an outside sender must not choose the inside port's VLAN);
 //!   replicas' frames keep theirs; synthesised frames are untagged.
