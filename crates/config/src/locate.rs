@@ -78,7 +78,8 @@ impl fmt::Display for FieldPath {
                     if !first {
                         f.write_str(".")?;
                     }
-                    f.write_str(k)?;
+                    // An empty key (`'': 1`) is still a place to name.
+                    f.write_str(if k.is_empty() { "\"\"" } else { k })?;
                 }
                 Seg::Index(i) => write!(f, "[{i}]")?,
             }

@@ -395,6 +395,16 @@ fn control_rate_zero_or_too_high() {
 }
 
 #[test]
+fn an_empty_key_is_named() {
+    // Found by the robustness test's splice: `'':` put at the start of a line.
+    rejects(
+        &edit("limits:\n", "'': 1\nlimits:\n"),
+        "configs/bad.yaml:31:1: \"\": ",
+        "unknown key ``",
+    );
+}
+
+#[test]
 fn a_syn_backlog_larger_than_the_flow_table() {
     rejects(
         &edit("mbufs: 32767\n", "mbufs: 32767\n  syn_backlog: 99999999\n"),
