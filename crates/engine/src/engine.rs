@@ -50,9 +50,9 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use tandem_wire::build::{self, OptionWriter, TcpBuild};
-use tandem_wire::checksum::{internet_checksum, ChecksumDelta};
+use tandem_wire::checksum::ChecksumDelta;
 use tandem_wire::tcp::option_kind;
-use tandem_wire::{EthernetFrame, MacAddr, TcpFlags};
+use tandem_wire::{EthernetFrame, Icmpv4Packet, Ipv4Packet, MacAddr, TcpFlags, TcpSegment};
 
 use crate::buffer::{BufferPool, PacketBuf};
 use crate::config::{EngineConfig, MAX_POOL};
@@ -1683,7 +1683,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         };
         let frame = buf.bytes_mut();
         set_macs(frame, mac, self.cfg.inside_mac);
-        let mut sum = set_addr(frame, m, IP_DST, leg.addr);
+        let mut sum = ipv4_mut(frame, m).set_dst(Ipv4Addr::from(leg.addr));
         let mut tcp = m.tcp_mut(frame);
         if leg.answered && !m.flags.contains(TcpFlags::SYN) {
             if m.flags.contains(TcpFlags::ACK) {
@@ -1701,13 +1701,10 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             }
         }
         if leg.answered && ts_on && m.ts_at != 0 {
-            let at = usize::from(m.ts_at) + 4;
-            let tsecr = get_u32(tcp.as_bytes(), at);
-            if tsecr != 0 {
-                let new = tsecr.wrapping_add(leg.ts_offset);
-                sum.u32_at(at, tsecr, new);
-                put_u32(tcp.as_bytes_mut(), at, new);
-            }
+            let off = leg.ts_offset;
+            tcp.map_tsecr(&mut sum, usize::from(m.ts_at), |e| {
+                (e != 0).then(|| e.wrapping_add(off))
+            });
         }
         tcp.adjust_checksum(sum);
         if leg.answered && m.sack && leg.delta != 0 {
@@ -1743,7 +1740,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         let addr = leg.addr;
         let frame = buf.bytes_mut();
         set_macs(frame, mac, self.cfg.inside_mac);
-        let sum = set_addr(frame, m, IP_DST, addr);
+        let sum = ipv4_mut(frame, m).set_dst(Ipv4Addr::from(addr));
         m.tcp_mut(frame).adjust_checksum(sum);
         self.tx(Side::Inside, buf);
         self.forward_fate(f, flags, m, true)
@@ -2044,7 +2041,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     #[inline]
     fn nat_to_client(&self, f: &Flow, frame: &mut [u8], m: &Meta) -> ChecksumDelta {
         set_macs(frame, f.client_mac, self.cfg.outside_mac);
-        set_addr(frame, m, IP_SRC, f.key.vip)
+        ipv4_mut(frame, m).set_src(Ipv4Addr::from(f.key.vip))
     }
 
     /// Rewrites a segment of leg `i` for the client: source VIP, seq −delta, ack and
@@ -2076,14 +2073,10 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             // Never backwards for the client (§3.3): held segments replayed after a
             // failover (and reordered ones) carry older TSvals, which the client's PAWS
             // test would drop.
-            let at = usize::from(m.ts_at);
-            let tsval = get_u32(tcp.as_bytes(), at);
-            let v = Seq(tsval.wrapping_sub(leg.ts_offset))
-                .later(Seq(f.max_tsval_sent))
-                .0;
-            f.max_tsval_sent = v;
-            sum.u32_at(at, tsval, v);
-            put_u32(tcp.as_bytes_mut(), at, v);
+            let (off, max) = (leg.ts_offset, Seq(f.max_tsval_sent));
+            f.max_tsval_sent = tcp.map_tsval(&mut sum, usize::from(m.ts_at), |v| {
+                Some(Seq(v.wrapping_sub(off)).later(max).0)
+            });
         }
         tcp.adjust_checksum(sum);
         if !f.ts_on && m.ts_at != 0 {
@@ -3052,25 +3045,18 @@ impl QuotedTcp {
     /// destination and the quoted source become `addr`, the quoted sequence number
     /// `seq`; the outer, quoted and ICMP checksums are made right again.
     fn rewrite_for(&self, frame: &mut [u8], addr: u32, seq: Seq) {
-        let outer_dst = self.l3 + 16;
-        let mut outer = ChecksumDelta::new();
-        outer.u32(get_u32(frame, outer_dst), addr);
-        put_u32(frame, outer_dst, addr);
-        let c = outer.apply(u16::from_be_bytes([
-            frame[self.l3 + 10],
-            frame[self.l3 + 11],
-        ]));
-        frame[self.l3 + 10..self.l3 + 12].copy_from_slice(&c.to_be_bytes());
+        let addr = Ipv4Addr::from(addr);
+        // The ICMP message carries no pseudo-header: the outer change stops at the IPv4
+        // checksum.
+        let _ = Ipv4Packet::new_unchecked(&mut frame[self.l3..self.icmp]).set_dst(addr);
+        // The quoted TCP header is 8 bytes at least: its ports and sequence number.
+        TcpSegment::new_unchecked(&mut frame[self.inner_l4..self.end]).set_seq_raw(seq.0);
         // The quoted header's checksum is recomputed whole: it is short, and a router
         // may have quoted it with fields (TTL) changed since it was sent.
-        put_u32(frame, self.inner + 12, addr);
-        put_u32(frame, self.inner_l4 + 4, seq.0);
-        frame[self.inner + 10..self.inner + 12].fill(0);
-        let c = internet_checksum(&frame[self.inner..self.inner_l4]);
-        frame[self.inner + 10..self.inner + 12].copy_from_slice(&c.to_be_bytes());
-        frame[self.icmp + 2..self.icmp + 4].fill(0);
-        let c = internet_checksum(&frame[self.icmp..self.end]);
-        frame[self.icmp + 2..self.icmp + 4].copy_from_slice(&c.to_be_bytes());
+        let mut inner = Ipv4Packet::new_unchecked(&mut frame[self.inner..self.inner_l4]);
+        inner.set_src_raw(addr);
+        inner.fill_checksum();
+        Icmpv4Packet::new_unchecked(&mut frame[self.icmp..self.end]).fill_checksum();
     }
 }
 
@@ -3111,42 +3097,26 @@ fn checksum_ok(frame: &[u8], m: &Meta) -> bool {
         .verify_checksum(Ipv4Addr::from(m.src), Ipv4Addr::from(m.dst))
 }
 
-/// Offsets of the addresses in the IPv4 header.
-const IP_SRC: usize = 12;
-const IP_DST: usize = 16;
-
 /// Writes the Ethernet destination and source.
 #[inline]
 fn set_macs(frame: &mut [u8], dst: MacAddr, src: MacAddr) {
-    let h = &mut frame[..12];
-    h[..6].copy_from_slice(&dst.0);
-    h[6..].copy_from_slice(&src.0);
+    EthernetFrame::new_unchecked(frame).set_addrs(dst, src);
 }
 
-/// Rewrites the IPv4 address at `at` ([`IP_SRC`] or [`IP_DST`]) of `m`'s frame to
-/// `new`, keeping the header checksum valid, and returns the same change for the TCP
-/// checksum, whose pseudo-header covers the address: one RFC 1624 delta serves both
-/// checksums. The old address is read from the frame, not taken from the parse, so the
-/// checksums stay right whatever rewrote the frame since.
+/// The IPv4 header of `m`'s frame, writable. Its address setters keep the header checksum
+/// and return the change for the TCP checksum, whose pseudo-header covers the addresses:
+/// one RFC 1624 delta serves both. The old address is read from the frame, not taken from
+/// the parse, so the checksums stay right whatever rewrote the frame since.
+///
+/// A fixed-size header: the view's field accesses need no bounds checks of their own.
 #[inline]
-fn set_addr(frame: &mut [u8], m: &Meta, at: usize, new: u32) -> ChecksumDelta {
-    let ip = &mut frame[m.l3..m.l3 + 20];
-    let mut sum = ChecksumDelta::new();
-    sum.u32(get_u32(ip, at), new);
-    put_u32(ip, at, new);
-    let c = sum.apply(u16::from_be_bytes([ip[10], ip[11]]));
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    sum
-}
-
-#[inline]
-fn get_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-#[inline]
-fn put_u32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+fn ipv4_mut<'f>(frame: &'f mut [u8], m: &Meta) -> Ipv4Packet<&'f mut [u8; 20]> {
+    let header: &mut [u8; 20] = match (&mut frame[m.l3..m.l3 + 20]).try_into() {
+        Ok(h) => h,
+        // A 20-byte range is 20 bytes long.
+        Err(_) => unreachable!(),
+    };
+    Ipv4Packet::new_unchecked(header)
 }
 
 /// §3.5: the ack and right window edge the client may be told: the minimum over the live

@@ -209,6 +209,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
         self.buffer.as_mut()[field::SRC..field::SRC + 6].copy_from_slice(&addr.0);
     }
 
+    /// Sets both MAC addresses (a frame readdressed for its next hop).
+    #[inline]
+    pub fn set_addrs(&mut self, dst: MacAddr, src: MacAddr) {
+        let h = &mut self.buffer.as_mut()[..field::SRC + 6];
+        h[field::DST..field::DST + 6].copy_from_slice(&dst.0);
+        h[field::SRC..field::SRC + 6].copy_from_slice(&src.0);
+    }
+
     /// Sets the tag control information of an existing 802.1Q tag; does nothing on an
     /// untagged frame (adding a tag changes the header length, which a view cannot do).
     #[inline]

@@ -214,28 +214,30 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 
     /// Sets the source address, keeping the header checksum valid (RFC 1624). The TCP
-    /// checksum, which covers the address through its pseudo-header, is not touched: pass
-    /// the change to [`crate::TcpSegment::adjust_checksum`].
+    /// checksum, which covers the address through its pseudo-header, is not touched: the
+    /// change is returned, for [`crate::TcpSegment::adjust_checksum`].
     #[inline]
-    pub fn set_src(&mut self, addr: Ipv4Addr) {
+    pub fn set_src(&mut self, addr: Ipv4Addr) -> ChecksumDelta {
         let old = self.src();
         let mut d = ChecksumDelta::new();
         d.ipv4(old, addr);
         self.set_src_raw(addr);
         let c = d.apply(self.checksum());
         self.set_checksum_raw_inner(c);
+        d
     }
 
     /// Sets the destination address, keeping the header checksum valid (RFC 1624). The
-    /// TCP checksum is not touched (see [`Self::set_src`]).
+    /// TCP checksum is not touched: the change is returned (see [`Self::set_src`]).
     #[inline]
-    pub fn set_dst(&mut self, addr: Ipv4Addr) {
+    pub fn set_dst(&mut self, addr: Ipv4Addr) -> ChecksumDelta {
         let old = self.dst();
         let mut d = ChecksumDelta::new();
         d.ipv4(old, addr);
         self.set_dst_raw(addr);
         let c = d.apply(self.checksum());
         self.set_checksum_raw_inner(c);
+        d
     }
 
     /// Sets the time to live, keeping the header checksum valid (RFC 1624).

@@ -550,6 +550,62 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
         put_u32(self.buffer.as_mut(), at, new);
     }
 
+    /// The TSval of the timestamps option whose value starts at `ts_at` (the offset the
+    /// options parse found; the TSecr follows it).
+    #[inline]
+    pub fn tsval_at(&self, ts_at: usize) -> u32 {
+        get_u32(self.buffer.as_ref(), ts_at)
+    }
+
+    /// The TSecr of the timestamps option at `ts_at` (see [`Self::tsval_at`]).
+    #[inline]
+    pub fn tsecr_at(&self, ts_at: usize) -> u32 {
+        get_u32(self.buffer.as_ref(), ts_at + 4)
+    }
+
+    /// Rewrites the TSval at `ts_at` to what `f` makes of it (`None`: left as it is),
+    /// recording the checksum change in `d` (options sit at odd offsets too;
+    /// [`ChecksumDelta::u32_at`] takes care of that). Returns the TSval now there. One read
+    /// and one write: this is on every translated segment.
+    #[inline]
+    pub fn map_tsval(
+        &mut self,
+        d: &mut ChecksumDelta,
+        ts_at: usize,
+        f: impl FnOnce(u32) -> Option<u32>,
+    ) -> u32 {
+        self.map_u32(d, ts_at, f)
+    }
+
+    /// The same as [`Self::map_tsval`] for the TSecr of the option at `ts_at`.
+    #[inline]
+    pub fn map_tsecr(
+        &mut self,
+        d: &mut ChecksumDelta,
+        ts_at: usize,
+        f: impl FnOnce(u32) -> Option<u32>,
+    ) -> u32 {
+        self.map_u32(d, ts_at + 4, f)
+    }
+
+    #[inline]
+    fn map_u32(
+        &mut self,
+        d: &mut ChecksumDelta,
+        at: usize,
+        f: impl FnOnce(u32) -> Option<u32>,
+    ) -> u32 {
+        let old = get_u32(self.buffer.as_ref(), at);
+        match f(old) {
+            Some(new) => {
+                d.u32_at(at, old, new);
+                put_u32(self.buffer.as_mut(), at, new);
+                new
+            }
+            None => old,
+        }
+    }
+
     /// Sets the source port, keeping the checksum valid.
     #[inline]
     pub fn set_src_port(&mut self, port: u16) {
