@@ -13,7 +13,8 @@
 use std::hint::black_box;
 
 use tandem_dpdk::Burst;
-use tandem_runtime::stats::{histogram, StampedBurst, WorkerStats, LATENCY_MAX_NS};
+use tandem_runtime::stats::{histogram, WorkerStats, LATENCY_MAX_NS};
+use tandem_runtime::worker::tx::StampedBurst;
 
 /// Frames per receive burst, as the lab's worker gets under load.
 const FRAMES: u64 = 32;

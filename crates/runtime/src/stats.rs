@@ -7,7 +7,7 @@
 //! set is a snapshot within one publish interval.
 //!
 //! Added latency (DESIGN §4) travels differently, because a histogram is too big to copy
-//! every millisecond: the worker records into a histogram of its own ([`StampedBurst`]
+//! every millisecond: the worker records into a histogram of its own (`worker::tx`'s `StampedBurst`
 //! stamps each buffered frame with its receive time and records at transmit), and every
 //! [`LATENCY_FOLD_INTERVAL_NS`] adds it into its slot's shared histogram under a
 //! `try_lock` ([`WorkerStats::fold_latency`]): a reader holding the lock only defers the
@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use hdrhistogram::Histogram;
-use tandem_dpdk::Burst;
 use tandem_engine::{Counters, DropReason};
 
 /// How often a worker publishes its counters.
@@ -184,108 +183,6 @@ impl fmt::Display for LatencySummary {
             human_ns(self.p999),
             human_ns(self.max)
         )
-    }
-}
-
-/// A transmit buffer: up to `N` frames, each with the receive stamp of the burst it came
-/// from (0: not from a received frame — frames the control core hands over, segments the
-/// engine's timers synthesise — and not recorded).
-///
-/// At [`flush`](Self::flush) the clock is read once and each stamped frame the queue
-/// took is recorded as `now - stamp`: the latency the appliance added to it, from its
-/// receive burst to its transmit enqueue. Frames of one receive burst share its stamp and
-/// sit side by side, so stamps are kept as runs and recorded one run at a time
-/// (`perf/latency-cost.sh`: a record per frame cost 68 instructions a frame).
-pub struct StampedBurst<T, const N: usize> {
-    frames: Burst<T, N>,
-    /// Runs of frames with the same stamp, in frame order: `(stamp, frames)`.
-    runs: [(u64, u32); N],
-    /// Runs in use.
-    n_runs: usize,
-    /// Whether any frame has a nonzero stamp (none: no clock read at flush).
-    stamped: bool,
-}
-
-impl<T, const N: usize> StampedBurst<T, N> {
-    /// An empty buffer.
-    pub const fn new() -> Self {
-        StampedBurst {
-            frames: Burst::new(),
-            runs: [(0, 0); N],
-            n_runs: 0,
-            stamped: false,
-        }
-    }
-
-    /// The number of frames.
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.frames.len()
-    }
-
-    /// Whether there are none.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
-    }
-
-    /// Adds `frame` received at `stamp` (0: none), or gives it back when full.
-    #[inline]
-    pub fn push(&mut self, frame: T, stamp: u64) -> Result<(), T> {
-        self.frames.push(frame)?;
-        match self.n_runs.checked_sub(1).map(|k| &mut self.runs[k]) {
-            Some(run) if run.0 == stamp => run.1 += 1,
-            // A run per frame at most: `runs` has room for N.
-            _ => {
-                self.runs[self.n_runs] = (stamp, 1);
-                self.n_runs += 1;
-            }
-        }
-        self.stamped |= stamp != 0;
-        Ok(())
-    }
-
-    /// Sends the frames: `send` takes frames from the front of the burst and leaves the
-    /// ones it refused; those are dropped (mbufs freed). Records the latency of every
-    /// stamped frame taken into `latency`, reading `now` once (and only if there is one).
-    /// Returns the number refused.
-    #[inline]
-    pub fn flush(
-        &mut self,
-        send: impl FnOnce(&mut Burst<T, N>),
-        now: impl FnOnce() -> u64,
-        latency: &mut Histogram<u64>,
-    ) -> usize {
-        let n = self.frames.len();
-        if n == 0 {
-            return 0;
-        }
-        send(&mut self.frames);
-        let refused = self.frames.len().min(n);
-        let mut sent = (n - refused) as u64;
-        if self.stamped && sent > 0 {
-            let t = now();
-            for &(stamp, frames) in &self.runs[..self.n_runs] {
-                let taken = u64::from(frames).min(sent);
-                if stamp != 0 {
-                    latency.saturating_record_n(t.saturating_sub(stamp), taken);
-                }
-                sent -= taken;
-                if sent == 0 {
-                    break;
-                }
-            }
-        }
-        self.frames.clear();
-        self.n_runs = 0;
-        self.stamped = false;
-        refused
-    }
-}
-
-impl<T, const N: usize> Default for StampedBurst<T, N> {
-    fn default() -> Self {
-        StampedBurst::new()
     }
 }
 
@@ -749,82 +646,6 @@ impl fmt::Display for Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A transmit queue that takes the first `k` frames and leaves the rest.
-    fn takes<const N: usize>(
-        k: usize,
-        sent: &mut Vec<u32>,
-    ) -> impl FnOnce(&mut Burst<u32, N>) + '_ {
-        move |b| {
-            let all: Vec<u32> = b.drain().collect();
-            for (i, f) in all.into_iter().enumerate() {
-                if i < k {
-                    sent.push(f);
-                } else {
-                    let _ = b.push(f);
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn a_flush_records_the_stamped_frames_the_queue_took() {
-        let mut b: StampedBurst<u32, 4> = StampedBurst::new();
-        let mut h = histogram(LATENCY_MAX_NS);
-        // Two frames of a burst received at 1000, one from the control core (no stamp),
-        // one received at 1500.
-        for (f, stamp) in [(1, 1_000), (2, 1_000), (3, 0), (4, 1_500)] {
-            assert!(b.push(f, stamp).is_ok());
-        }
-        assert_eq!(b.push(5, 2_000), Err(5), "full");
-        let mut sent = Vec::new();
-        // The queue takes three: the unstamped one is not recorded, the fourth is refused.
-        let refused = b.flush(takes(3, &mut sent), || 1_200, &mut h);
-        assert_eq!((refused, sent.as_slice()), (1, &[1, 2, 3][..]));
-        assert!(b.is_empty());
-        assert_eq!(h.len(), 2);
-        assert_eq!(h.count_at(200), 2);
-        // The stamps start over with the buffer.
-        assert!(b.push(6, 1_100).is_ok());
-        let refused = b.flush(takes(4, &mut sent), || 1_300, &mut h);
-        assert_eq!(refused, 0);
-        assert_eq!((h.len(), h.count_at(200)), (3, 3));
-        // A run of one burst's frames cut by the queue: only those taken count.
-        for f in 7..10 {
-            assert!(b.push(f, 2_000).is_ok());
-        }
-        let refused = b.flush(takes(2, &mut sent), || 2_050, &mut h);
-        assert_eq!((refused, h.len(), h.count_at(50)), (1, 5, 2));
-    }
-
-    #[test]
-    fn a_flush_reads_the_clock_only_for_stamped_frames_sent() {
-        let mut b: StampedBurst<u32, 4> = StampedBurst::new();
-        let mut h = histogram(LATENCY_MAX_NS);
-        let mut sent = Vec::new();
-        let never = || -> u64 { panic!("no clock read") };
-        assert_eq!(b.flush(takes(4, &mut sent), never, &mut h), 0);
-        let _ = b.push(1, 0);
-        assert_eq!(b.flush(takes(4, &mut sent), never, &mut h), 0);
-        let _ = b.push(2, 5);
-        assert_eq!(b.flush(takes(0, &mut sent), never, &mut h), 1);
-        assert!(h.is_empty());
-    }
-
-    #[test]
-    fn latencies_past_the_top_or_before_the_stamp_are_clamped() {
-        let mut b: StampedBurst<u32, 4> = StampedBurst::new();
-        let mut h = histogram(LATENCY_MAX_NS);
-        let mut sent = Vec::new();
-        let _ = b.push(1, 1);
-        let _ = b.push(2, u64::MAX - 1); // a stamp after the flush's clock: 0, not a wrap
-        b.flush(takes(4, &mut sent), || u64::MAX, &mut h);
-        assert_eq!(h.len(), 2);
-        assert!(h.equivalent(h.max(), LATENCY_MAX_NS), "{}", h.max());
-        let _ = b.push(3, 10);
-        b.flush(takes(4, &mut sent), || 5, &mut h);
-        assert_eq!((h.len(), h.min()), (3, 0));
-    }
 
     #[test]
     fn folding_moves_the_values_and_empties_the_source() {
