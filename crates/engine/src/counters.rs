@@ -206,7 +206,9 @@ macro_rules! counters {
 
             fn add(&mut self, other: &Self) {
                 $( self.$field = self.$field.wrapping_add(other.$field); )*
-                $($( $crate::counters::Accumulate::accumulate(&mut self.$xfield, &other.$xfield); )*)?
+                $($(
+                    $crate::counters::Accumulate::accumulate(&mut self.$xfield, &other.$xfield);
+                )*)?
             }
         }
     };

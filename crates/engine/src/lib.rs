@@ -14,7 +14,7 @@
 //! - [`engine`]: the mirror-mode rules, packet by packet, and forward mode (NAT only, for
 //!   benchmarks).
 //! - [`affinity`]: which worker owns a flow (RSS model, hand-off owner).
-//! - [`counters`]: counters declared once (field, kind, Prometheus name, help), for the
+//! - [`counters`](mod@counters): counters declared once (field, kind, Prometheus name, help), for the
 //!   engine's [`Counters`] and the runtime's own.
 //! - [`buffer`], [`output`], [`config`], [`parse`]: the interface to the I/O layer.
 //!

@@ -6,6 +6,12 @@
 //! Names follow Prometheus conventions: `tandem_…_total` for counters, base units, one
 //! label per dimension (`lcore`, `reason`, `replica`).
 //!
+//! The counters' metrics come from their declarations ([`tandem_engine::counters!`]):
+//! name, type and `# HELP` of the engine's [`Counters`] (per `lcore`), the workers'
+//! [`IoCounters`] (one family, `tandem_worker_io_total{lcore,event}`) and the control
+//! core's [`ControlCounters`]; the drops come from [`DropReason`]. The telemetry
+//! dictionary walks the same tables.
+//!
 //! Latency and recovery (issues #5, #6) are summaries in seconds, over the whole run:
 //!
 //! - `tandem_added_latency_seconds` (quantiles 0.5, 0.99, 0.999, `_sum`, `_count`): the
@@ -53,22 +59,15 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use tandem_dpdk::telemetry::Value;
-use tandem_engine::{DropReason, Health, ReplicaId, ReplicaTable};
+use tandem_engine::{
+    CounterKind, CounterSet, Counters, DropReason, Health, ReplicaId, ReplicaTable,
+};
 
 use crate::serve::{Conns, Limits, Line, ListenerCounters, Reply};
 use crate::stats::{
-    histogram, lock, merge, ControlCounters, EngineSnapshot, IoCounters, LatencyBuckets,
-    LatencySummary, WorkerStats, ENGINE_LABELS, LATENCY_BUCKETS_NS, LATENCY_MAX_NS,
+    histogram, lock, merge, ControlCounters, IoCounters, LatencyBuckets, LatencySummary,
+    WorkerStats, LATENCY_BUCKETS_NS, LATENCY_MAX_NS,
 };
-
-/// Engine values that are gauges (the others are counters).
-const GAUGES: [&str; 5] = [
-    "held_segments",
-    "held_bytes",
-    "flows",
-    "flows_unprotected",
-    "half_open",
-];
 
 /// What the metrics thread reads.
 pub struct Shared {
@@ -141,15 +140,30 @@ impl Shared {
             .map_or(0, |(_, n)| *n)
     }
 
-    fn render(&self) -> String {
-        let workers: Vec<(u32, EngineSnapshot, IoCounters)> = self
-            .workers
+    /// Each worker's lcore and last published counters.
+    fn snapshots(&self) -> Vec<(u32, Counters, IoCounters)> {
+        self.workers
             .iter()
             .map(|(lc, s)| {
                 let (e, io) = s.read();
                 (*lc, e, io)
             })
-            .collect();
+            .collect()
+    }
+
+    /// The counters of all workers added up (as of their last publish).
+    fn totals(&self) -> (Counters, IoCounters) {
+        let (mut engine, mut io) = (Counters::default(), IoCounters::default());
+        for (_, s) in &self.workers {
+            let (e, w) = s.read();
+            engine.add(&e);
+            io.add(&w);
+        }
+        (engine, io)
+    }
+
+    fn render(&self) -> String {
+        let workers = self.snapshots();
         let control = self.control.lock().map(|c| *c).unwrap_or_default();
         let names = self.names();
         let replicas: Vec<(String, Ipv4Addr, Health, u64)> = names
@@ -203,7 +217,7 @@ impl Shared {
     pub fn flows_created(&self) -> u64 {
         self.workers
             .iter()
-            .map(|(_, s)| s.read().0.get("flows_created").unwrap_or(0))
+            .map(|(_, s)| s.read().0.flows_created)
             .sum()
     }
 
@@ -262,37 +276,21 @@ impl FlowRate {
 }
 
 impl Shared {
-    /// `/tandem/stats` (DPDK telemetry): every worker counter summed, drops by reason,
-    /// the control core's counters.
+    /// `/tandem/stats` (DPDK telemetry): every worker counter summed (the engine's by
+    /// name, `drop/<reason>`, `io/<name>`), the control core's (`control/<name>`).
     pub fn stats_dict(&self) -> Vec<(String, Value)> {
-        let mut total = EngineSnapshot::default();
-        for (_, s) in &self.workers {
-            let (e, _) = s.read();
-            for (t, v) in total.values.iter_mut().zip(e.values) {
-                *t += v;
-            }
-            for (t, v) in total.drops.iter_mut().zip(e.drops) {
-                *t += v;
-            }
-        }
-        let mut out: Vec<(String, Value)> = ENGINE_LABELS
-            .iter()
-            .zip(total.values)
-            .map(|(l, v)| ((*l).to_owned(), Value::U64(v)))
-            .collect();
+        let (engine, io) = self.totals();
+        let mut out = Vec::new();
+        dict_set(&mut out, "", &engine);
         for r in DropReason::ALL {
-            out.push((format!("drop/{}", r.label()), Value::U64(total.dropped(*r))));
+            out.push((
+                format!("drop/{}", r.label()),
+                Value::U64(engine.dropped(*r)),
+            ));
         }
-        let c = self.control.lock().map(|c| *c).unwrap_or_default();
-        for (l, v) in [
-            ("control/probes", c.probes),
-            ("control/probe_answers", c.probe_replies),
-            ("control/probes_lost", c.probes_lost),
-            ("control/failovers", c.failovers),
-            ("control/signals", c.signals),
-        ] {
-            out.push((l.to_owned(), Value::U64(v)));
-        }
+        dict_set(&mut out, "io/", &io);
+        let control = self.control.lock().map(|c| *c).unwrap_or_default();
+        dict_set(&mut out, "control/", &control);
         let d = self.derived();
         for (prefix, sum) in [("latency", d.latency), ("recovery", d.recovery)] {
             let sum = sum.unwrap_or_default();
@@ -336,16 +334,69 @@ impl Shared {
                 )
             })
             .collect();
-        let (mut flows, mut unprotected) = (0, 0);
-        for (_, s) in &self.workers {
-            let (e, _) = s.read();
-            flows += e.get("flows").unwrap_or(0);
-            unprotected += e.get("flows_unprotected").unwrap_or(0);
-        }
-        out.push(("flows".to_owned(), Value::U64(flows)));
-        out.push(("flows_unprotected".to_owned(), Value::U64(unprotected)));
+        let (engine, _) = self.totals();
+        out.push(("flows".to_owned(), Value::U64(engine.flows)));
+        out.push((
+            "flows_unprotected".to_owned(),
+            Value::U64(engine.flows_unprotected),
+        ));
         out.push(("workers".to_owned(), Value::U64(self.workers.len() as u64)));
         out
+    }
+}
+
+/// Appends each counter of `set` to a telemetry dictionary, keyed `<prefix><name>`.
+fn dict_set<S: CounterSet>(out: &mut Vec<(String, Value)>, prefix: &str, set: &S) {
+    out.extend(
+        set.counters()
+            .map(|(c, v)| (format!("{prefix}{}", c.name), Value::U64(v))),
+    );
+}
+
+/// A metric's `# HELP` and `# TYPE` lines.
+fn write_header(s: &mut String, name: &str, kind: CounterKind, help: &str) {
+    let _ = writeln!(s, "# HELP {name} {help}");
+    let _ = writeln!(s, "# TYPE {name} {}", kind.prometheus_type());
+}
+
+/// One sample line: `name{labels} value`, or `name value` with no labels.
+fn write_sample(s: &mut String, name: &str, labels: &str, value: u64) {
+    if labels.is_empty() {
+        let _ = writeln!(s, "{name} {value}");
+    } else {
+        let _ = writeln!(s, "{name}{{{labels}}} {value}");
+    }
+}
+
+/// The counters of a [`CounterSet`] from each of `sources` (its labels, such as
+/// `lcore="1"`, or none, and its values), from the set's declarations: a metric per
+/// counter, or one family with a series per counter when the set is declared as one.
+fn write_set<S: CounterSet>(s: &mut String, sources: &[(String, &S)]) {
+    if let Some(family) = S::FAMILY {
+        // A family has one type: its counters are declared with the same kind.
+        let kind = S::SPECS.first().map_or(CounterKind::Counter, |c| c.kind);
+        write_header(s, family.name, kind, family.help);
+        for (labels, set) in sources {
+            for (c, v) in set.counters() {
+                let sep = if labels.is_empty() { "" } else { "," };
+                let labels = format!("{labels}{sep}{}=\"{}\"", family.label, c.name);
+                write_sample(s, family.name, &labels, v);
+            }
+        }
+        return;
+    }
+    // Metric by metric, each with all its sources' samples.
+    let mut columns: Vec<(&str, _)> = sources
+        .iter()
+        .map(|(labels, set)| (labels.as_str(), set.values()))
+        .collect();
+    for c in S::SPECS {
+        write_header(s, c.prometheus, c.kind, c.help);
+        for (labels, values) in &mut columns {
+            if let Some(v) = values.next() {
+                write_sample(s, c.prometheus, labels, v);
+            }
+        }
     }
 }
 
@@ -394,32 +445,21 @@ fn write_buckets(s: &mut String, name: &str, help: &str, b: &LatencyBuckets) {
 
 /// The exposition text.
 pub fn render(
-    workers: &[(u32, EngineSnapshot, IoCounters)],
+    workers: &[(u32, Counters, IoCounters)],
     control: &ControlCounters,
     replicas: &[(String, Ipv4Addr, Health, u64)],
     listeners: &[(&str, [u64; 4])],
     derived: &Derived,
 ) -> String {
     let mut s = String::new();
-    for (i, label) in ENGINE_LABELS.iter().enumerate() {
-        let gauge = GAUGES.contains(label);
-        let name = match *label {
-            "rx" => "tandem_rx_packets_total".to_owned(),
-            "tx" => "tandem_tx_packets_total".to_owned(),
-            "to_control" => "tandem_to_control_packets_total".to_owned(),
-            "held_bytes" => "tandem_held_bytes".to_owned(),
-            l if gauge => format!("tandem_{l}"),
-            l => format!("tandem_{l}_total"),
-        };
-        let _ = writeln!(
-            s,
-            "# TYPE {name} {}",
-            if gauge { "gauge" } else { "counter" }
-        );
-        for (lcore, e, _) in workers {
-            let _ = writeln!(s, "{name}{{lcore=\"{lcore}\"}} {}", e.values[i]);
-        }
-    }
+    let lcore = |lc: &u32| format!("lcore=\"{lc}\"");
+    let engines: Vec<(String, &Counters)> =
+        workers.iter().map(|(lc, e, _)| (lcore(lc), e)).collect();
+    write_set(&mut s, &engines);
+    let _ = writeln!(
+        s,
+        "# HELP tandem_drops_total Packets the data path dropped, by reason"
+    );
     let _ = writeln!(s, "# TYPE tandem_drops_total counter");
     for (lcore, e, _) in workers {
         for r in DropReason::ALL {
@@ -431,39 +471,10 @@ pub fn render(
             );
         }
     }
-    let _ = writeln!(s, "# TYPE tandem_worker_io_total counter");
-    for (lcore, _, io) in workers {
-        for (label, v) in IoCounters::LABELS.iter().zip(io.to_array()) {
-            let _ = writeln!(
-                s,
-                "tandem_worker_io_total{{lcore=\"{lcore}\",event=\"{label}\"}} {v}"
-            );
-        }
-    }
-    for (name, v) in [
-        ("probes", control.probes),
-        ("probe_answers", control.probe_replies),
-        ("probes_lost", control.probes_lost),
-        ("failovers", control.failovers),
-        ("signals", control.signals),
-        ("arp_requests", control.arp_requests),
-        ("arp_replies", control.arp_replies),
-        ("echo_replies", control.echo_replies),
-        ("not_served", control.not_served),
-        ("tx_refused", control.tx_refused),
-        ("probes_skipped", control.probes_skipped),
-        ("probes_past_horizon", control.probes_past_horizon),
-        ("arp_retries", control.arp_retries),
-        ("arp_silent", control.arp_silent),
-        ("arp_mac_claims", control.arp_mac_claims),
-        ("arp_mac_changes", control.arp_mac_changes),
-        ("arp_mac_refused", control.arp_mac_refused),
-        ("arp_mac_unconfirmed", control.arp_mac_unconfirmed),
-        ("arp_mac_ignored", control.arp_mac_ignored),
-    ] {
-        let _ = writeln!(s, "# TYPE tandem_control_{name}_total counter");
-        let _ = writeln!(s, "tandem_control_{name}_total {v}");
-    }
+    let ios: Vec<(String, &IoCounters)> =
+        workers.iter().map(|(lc, _, io)| (lcore(lc), io)).collect();
+    write_set(&mut s, &ios);
+    write_set(&mut s, &[(String::new(), control)]);
     let _ = writeln!(
         s,
         "# HELP tandem_replica_up 1: takes new flows; 0: draining or down (see tandem_replica_state)"
@@ -678,18 +689,12 @@ mod tests {
     }
 
     fn exposition(derived: &Derived) -> String {
-        let mut e = EngineSnapshot::default();
-        e.values[0] = 7; // rx
-        let flows = ENGINE_LABELS
-            .iter()
-            .position(|l| *l == "flows")
-            .unwrap_or(0);
-        e.values[flows] = 3;
-        let created = ENGINE_LABELS
-            .iter()
-            .position(|l| *l == "flows_created")
-            .unwrap_or(0);
-        e.values[created] = 5;
+        let e = Counters {
+            rx: 7,
+            flows: 3,
+            flows_created: 5,
+            ..Counters::default()
+        };
         let c = ControlCounters {
             failovers: 2,
             ..ControlCounters::default()
