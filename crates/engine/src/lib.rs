@@ -14,8 +14,8 @@
 //! - [`engine`]: the mirror-mode rules, packet by packet, and forward mode (NAT only, for
 //!   benchmarks).
 //! - [`affinity`]: which worker owns a flow (RSS model, hand-off owner).
-//! - [`counters`](mod@counters): counters declared once (field, kind, Prometheus name, help), for the
-//!   engine's [`Counters`] and the runtime's own.
+//! - [`counters`](mod@counters): counters declared once (field, kind, Prometheus name,
+//!   help), for the engine's [`Counters`] and the runtime's own.
 //! - [`buffer`], [`output`], [`config`], [`parse`]: the interface to the I/O layer.
 //!
 //! The caller (a worker lcore, or a test) hands the engine a buffer, the port it came

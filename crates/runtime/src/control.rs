@@ -1184,7 +1184,7 @@ impl Control {
 
 /// The `status` lines of the workers' snapshots (lcore, engine and I/O counters): flows,
 /// a line per worker, and [`data_path_lines`].
-fn data_path_status(workers: &[(u32, Counters, IoCounters)]) -> String {
+pub(crate) fn data_path_status(workers: &[(u32, Counters, IoCounters)]) -> String {
     use std::fmt::Write;
     let mut total = Counters::default();
     let mut lines = String::new();

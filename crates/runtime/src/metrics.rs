@@ -663,6 +663,7 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::net::TcpStream;
+    use tandem_engine::CounterSpec;
 
     /// A histogram of `ns` values, with bounds as the workers'.
     fn latencies(values: &[u64]) -> Histogram<u64> {
@@ -919,6 +920,138 @@ mod tests {
             replica_failovers: Mutex::new(Vec::new()),
             listeners: Listeners::default(),
         }
+    }
+
+    /// The summary's lines as the e2e scripts read them (`awk '$1 == k { print $2 }'`):
+    /// (key, value).
+    fn summary_fields(summary: &str) -> Vec<(&str, &str)> {
+        summary
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                Some((f.next()?, f.next()?)).filter(|_| f.next().is_none())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_declared_counter_reaches_the_metrics_the_telemetry_and_the_summary() {
+        // Each counter a value of its own, through a worker's slot as a worker publishes.
+        let mut engine = Counters::from_array(std::array::from_fn(|i| 1_000 + i as u64));
+        engine.drops = std::array::from_fn(|i| 2_000 + i as u64);
+        let io = IoCounters::from_array(std::array::from_fn(|i| 3_000 + i as u64));
+        let control = ControlCounters::from_array(std::array::from_fn(|i| 4_000 + i as u64));
+        let slot = Arc::new(WorkerStats::default());
+        slot.publish(&engine, &io);
+        assert_eq!(
+            slot.read(),
+            (engine.clone(), io),
+            "slots keep every counter"
+        );
+        let sh = shared(vec![(1, slot)]);
+        *lock(&sh.control) = control;
+        let text = sh.render();
+        let dict = sh.stats_dict();
+        let summary = crate::stats::Summary {
+            workers: sh.snapshots(),
+            control,
+            ..crate::stats::Summary::default()
+        }
+        .to_string();
+        let fields = summary_fields(&summary);
+        let shown = |prometheus: &str, key: &str, summary_key: &str, v: u64| {
+            assert!(
+                text.contains(&format!("{prometheus} {v}\n")),
+                "{prometheus}:\n{text}"
+            );
+            assert!(
+                dict.iter()
+                    .any(|(k, x)| k == key && matches!(x, Value::U64(n) if *n == v)),
+                "telemetry {key}"
+            );
+            let in_summary: Vec<_> = fields.iter().filter(|(k, _)| *k == summary_key).collect();
+            assert_eq!(in_summary, [&(summary_key, &*v.to_string())], "{summary}");
+        };
+        let described = |c: &CounterSpec, name: &str, help: &str| {
+            let kind = c.kind.prometheus_type();
+            let header = format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
+            assert_eq!(text.matches(&header).count(), 1, "{header}");
+        };
+        for (c, v) in engine.counters() {
+            described(c, c.prometheus, c.help);
+            shown(
+                &format!("{}{{lcore=\"1\"}}", c.prometheus),
+                c.name,
+                c.name,
+                v,
+            );
+        }
+        for r in DropReason::ALL {
+            let (label, v) = (r.label(), engine.dropped(*r));
+            shown(
+                &format!("tandem_drops_total{{lcore=\"1\",reason=\"{label}\"}}"),
+                &format!("drop/{label}"),
+                &format!("drop.{label}"),
+                v,
+            );
+        }
+        let family = IoCounters::FAMILY.expect("the workers' I/O is one family");
+        for (c, v) in io.counters() {
+            described(c, family.name, family.help);
+            let series = format!(
+                "{}{{lcore=\"1\",{}=\"{}\"}}",
+                family.name, family.label, c.name
+            );
+            shown(&series, &format!("io/{}", c.name), c.name, v);
+        }
+        for (c, v) in control.counters() {
+            described(c, c.prometheus, c.help);
+            let (key, summary_key) = (format!("control/{}", c.name), format!("control.{}", c.name));
+            shown(c.prometheus, &key, &summary_key, v);
+        }
+    }
+
+    #[test]
+    fn a_counter_a_worker_publishes_shows_in_status_metrics_telemetry_and_summary() {
+        // `syn_cookies_sent`, declared once in `Counters`, as a worker publishes it.
+        let slot = Arc::new(WorkerStats::default());
+        let engine = Counters {
+            syn_cookies_sent: 5,
+            flows: 3,
+            flows_unprotected: 1,
+            ..Counters::default()
+        };
+        slot.publish(&engine, &IoCounters::default());
+        let sh = shared(vec![(4, slot)]);
+        let workers = sh.snapshots();
+        let status = crate::control::data_path_status(&workers);
+        assert!(status.contains("syn cookies sent 5"), "{status}");
+        assert!(
+            status.starts_with(
+                "flows: 3 (protected 2, unprotected 1)\n  worker lcore 4: flows 3, unprotected 1,"
+            ),
+            "{status}"
+        );
+        let text = sh.render();
+        assert!(text.contains(
+            "# HELP tandem_syn_cookies_sent_total SYNs answered with a SYN cookie, no flow made, \
+             because `syn_backlog` half-open flows were waiting (§3.11).\n\
+             # TYPE tandem_syn_cookies_sent_total counter\n\
+             tandem_syn_cookies_sent_total{lcore=\"4\"} 5\n"
+        ), "{text}");
+        assert!(sh
+            .stats_dict()
+            .iter()
+            .any(|(k, v)| k == "syn_cookies_sent" && matches!(v, Value::U64(5))));
+        let summary = crate::stats::Summary {
+            workers,
+            ..crate::stats::Summary::default()
+        }
+        .to_string();
+        assert!(
+            summary_fields(&summary).contains(&("syn_cookies_sent", "5")),
+            "{summary}"
+        );
     }
 
     #[test]

@@ -537,6 +537,41 @@ mod tests {
     }
 
     #[test]
+    fn worker_and_control_counters_follow_the_prometheus_conventions() {
+        use tandem_engine::{CounterKind, CounterSet, CounterSpec};
+        let check = |specs: &[CounterSpec]| {
+            for (i, c) in specs.iter().enumerate() {
+                assert!(c.prometheus.starts_with("tandem_"), "{c:?}");
+                let total = c.prometheus.ends_with("_total");
+                assert_eq!(total, c.kind == CounterKind::Counter, "{c:?}");
+                assert!(
+                    !c.help.is_empty() && !c.help.contains(['\n', '\\']),
+                    "{c:?}"
+                );
+                assert!(specs[..i].iter().all(|o| o.name != c.name), "{c:?} twice");
+            }
+        };
+        check(IoCounters::SPECS);
+        check(ControlCounters::SPECS);
+        // One family, one type.
+        assert!(IoCounters::SPECS
+            .iter()
+            .all(|c| c.kind == CounterKind::Counter));
+        assert_eq!(ControlCounters::FAMILY, None);
+        let names: Vec<&str> = ControlCounters::SPECS
+            .iter()
+            .map(|c| c.prometheus)
+            .collect();
+        assert!(
+            names
+                .iter()
+                .enumerate()
+                .all(|(i, n)| !names[..i].contains(n)),
+            "{names:?}"
+        );
+    }
+
+    #[test]
     fn summaries_have_monotone_quantiles() {
         let mut h = histogram(LATENCY_MAX_NS);
         assert_eq!(LatencySummary::of(&h), None);
