@@ -1091,7 +1091,7 @@ mod tests {
         assert_eq!(r.count, 2);
         assert!(r.p50 >= 3_000_000 && r.p50 < 3_010_000, "{r:?}");
         let dict = sh.stats_dict();
-        let get = |k: &str| {
+        let entry = |k: &str| {
             dict.iter()
                 .find(|(n, _)| n == k)
                 .map(|(_, v)| v.clone())
@@ -1106,10 +1106,10 @@ mod tests {
             "recovery/max_ns",
             "new_flows_per_second",
         ] {
-            let _ = get(k);
+            let _ = entry(k);
         }
-        assert!(matches!(get("latency/count"), Value::U64(100)));
-        assert!(matches!(get("recovery/count"), Value::U64(2)));
+        assert!(matches!(entry("latency/count"), Value::U64(100)));
+        assert!(matches!(entry("recovery/count"), Value::U64(2)));
         for (n, _) in &dict {
             assert!(
                 n.chars()
