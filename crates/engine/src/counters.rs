@@ -103,7 +103,8 @@ pub const fn prometheus_name(
     }
 }
 
-/// A doc comment's lines, concatenated, without the space that starts each.
+/// A doc comment's lines as `concat!` joins them (each starts with a space, which keeps
+/// the words apart), trimmed.
 #[doc(hidden)]
 pub const fn help_text(doc: &'static str) -> &'static str {
     doc.trim_ascii()
@@ -140,6 +141,19 @@ pub const fn help_text(doc: &'static str) -> &'static str {
 ///
 /// Generated: the struct (each counter a `pub u64`); `N`, `to_array` and `from_array`
 /// (the counters in field order); and [`CounterSet`].
+///
+/// A counter with no Prometheus name, in a set that is no family, does not compile:
+///
+/// ```compile_fail
+/// tandem_engine::counters! {
+///     /// A set.
+///     #[derive(Default)]
+///     pub struct Unnamed {
+///         /// Requests answered.
+///         requests: counter,
+///     }
+/// }
+/// ```
 #[macro_export]
 macro_rules! counters {
     (@kind counter) => { $crate::CounterKind::Counter };
@@ -211,6 +225,10 @@ macro_rules! counters {
                 )*)?
             }
         }
+
+        // Evaluates the table where the set is declared, so that a counter without a
+        // Prometheus name is an error even before anything reads the table.
+        const _: &[$crate::CounterSpec] = <$set as $crate::CounterSet>::SPECS;
     };
 }
 
