@@ -14,6 +14,8 @@
 //! - [`engine`]: the mirror-mode rules, packet by packet, and forward mode (NAT only, for
 //!   benchmarks).
 //! - [`affinity`]: which worker owns a flow (RSS model, hand-off owner).
+//! - [`counters`](mod@counters): counters declared once (field, kind, Prometheus name,
+//!   help), for the engine's [`Counters`] and the runtime's own.
 //! - [`buffer`], [`output`], [`config`], [`parse`]: the interface to the I/O layer.
 //!
 //! The caller (a worker lcore, or a test) hands the engine a buffer, the port it came
@@ -26,6 +28,7 @@ pub mod affinity;
 pub mod buffer;
 pub mod config;
 pub mod cookie;
+pub mod counters;
 pub mod engine;
 pub mod flow;
 pub mod hash;
@@ -38,6 +41,7 @@ pub mod table;
 
 pub use buffer::{BufferPool, PacketBuf, VecPool};
 pub use config::{EngineConfig, Service, ServicePort, MAX_POOL};
+pub use counters::{Accumulate, CounterFamily, CounterKind, CounterSet, CounterSpec};
 pub use engine::{Engine, BURST, CHALLENGE_GAP_NS};
 pub use flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, MAX_COPIES};
 pub use hash::HashKey;

@@ -199,73 +199,83 @@ drop_reasons! {
     IcmpError => "icmp_error",
 }
 
-/// Per-worker counters: plain integers, written by one worker, read by copying.
-#[derive(Clone, Debug, Default)]
-pub struct Counters {
-    /// Frames received.
-    pub rx: u64,
-    /// Frames queued for transmission (forwarded, copied and synthesised).
-    pub tx: u64,
-    /// Frames passed to the control core.
-    pub to_control: u64,
-    /// Drops, indexed by `DropReason as usize`.
-    pub drops: [u64; DropReason::COUNT],
-    /// Flows created.
-    pub flows_created: u64,
-    /// Forward-mode flows adopted: created from whatever segment came first, SYN or not
-    /// (also counted in `flows_created`).
-    pub flows_adopted: u64,
-    /// Flows removed.
-    pub flows_removed: u64,
-    /// Half-open flows evicted, when the table was full, for a new SYN (as conntrack's
-    /// early drop; also in `flows_removed`).
-    pub half_open_evicted: u64,
-    /// Half-open flows that reached the SYN timeout (also in `flows_removed`).
-    pub half_open_expired: u64,
-    /// SYNs answered with a SYN cookie, no flow made, because `syn_backlog` half-open
-    /// flows were waiting (§3.11).
-    pub syn_cookies_sent: u64,
-    /// Client ACKs whose SYN cookie checked: each made a flow.
-    pub syn_cookies_accepted: u64,
-    /// ACKs of no flow, while SYN cookies were out, whose cookie did not check (forged,
-    /// stale, or of a connection that ended; also counted as `no_flow` drops).
-    pub syn_cookies_failed: u64,
-    /// Established flows that idled past their timeout, ended with a RST to the client
-    /// and to their replicas (also in `flows_removed`).
-    pub idle_resets: u64,
-    /// ICMP "fragmentation needed" about a flow's segment, translated and delivered to
-    /// each of its replicas (path-MTU discovery through the appliance).
-    pub icmp_frag_needed: u64,
-    /// RSTs sent for segments of no flow, as a host answers them (rate-limited; the
-    /// segments are also counted as `no_flow` drops).
-    pub stray_resets: u64,
-    /// Flows whose active replica changed.
-    pub flow_failovers: u64,
-    /// Flows reset towards the client because they lost their last replica.
-    pub flows_lost: u64,
-    /// Flow legs lost to a dead or diverged replica (each leaves the flow less protected).
-    pub legs_lost: u64,
-    /// Pure ACKs synthesised towards clients.
-    pub acks_to_client: u64,
-    /// Pure ACKs synthesised towards replicas.
-    pub acks_to_replica: u64,
-    /// Held segments replayed to the client after a failover.
-    pub replayed_segments: u64,
-    /// Signals raised.
-    pub signals: u64,
-    /// Signals lost because the signal queue was full.
-    pub signals_lost: u64,
-    /// Segments currently held (gauge).
-    pub held_segments: u64,
-    /// Bytes currently held (gauge).
-    pub held_bytes: u64,
-    /// Flows currently in the table (gauge).
-    pub flows: u64,
-    /// Half-open flows: a SYN seen, the client's ack of the SYN-ACK not yet (gauge).
-    pub half_open: u64,
-    /// Flows running with fewer replicas than their service asks for: they lost one, or
-    /// were created while too few were up (gauge; DESIGN §5).
-    pub flows_unprotected: u64,
+crate::counters! {
+    /// Per-worker counters: plain integers, written by one worker, read by copying. Each
+    /// line is the counter's whole declaration (`crate::counters`): its kind, its
+    /// Prometheus name and, in its doc comment, its help text. Listed in the order the
+    /// exit summary prints them.
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    pub struct Counters {
+        /// Frames received.
+        rx: counter "tandem_rx_packets_total",
+        /// Frames queued for transmission (forwarded, copied and synthesised).
+        tx: counter "tandem_tx_packets_total",
+        /// Frames passed to the control core.
+        to_control: counter "tandem_to_control_packets_total",
+        /// Flows created.
+        flows_created: counter "tandem_flows_created_total",
+        /// Flows removed.
+        flows_removed: counter "tandem_flows_removed_total",
+        /// Flows whose active replica changed.
+        flow_failovers: counter "tandem_flow_failovers_total",
+        /// Flows reset towards the client because they lost their last replica.
+        flows_lost: counter "tandem_flows_lost_total",
+        /// Flow legs lost to a dead or diverged replica (each leaves the flow less
+        /// protected).
+        legs_lost: counter "tandem_legs_lost_total",
+        /// Pure ACKs synthesised towards clients.
+        acks_to_client: counter "tandem_acks_to_client_total",
+        /// Pure ACKs synthesised towards replicas.
+        acks_to_replica: counter "tandem_acks_to_replica_total",
+        /// Held segments replayed to the client after a failover.
+        replayed_segments: counter "tandem_replayed_segments_total",
+        /// Signals raised.
+        signals: counter "tandem_signals_total",
+        /// Signals lost because the signal queue was full.
+        signals_lost: counter "tandem_signals_lost_total",
+        /// Segments held now.
+        held_segments: gauge "tandem_held_segments",
+        /// Bytes held now.
+        held_bytes: gauge "tandem_held_bytes",
+        /// Flows in the table now.
+        flows: gauge "tandem_flows",
+        /// Flows running with fewer replicas than their service asks for: they lost one,
+        /// or were created while too few were up (DESIGN §5).
+        flows_unprotected: gauge "tandem_flows_unprotected",
+        /// Forward-mode flows adopted: created from whatever segment came first, SYN or
+        /// not (also counted in `flows_created`).
+        flows_adopted: counter "tandem_flows_adopted_total",
+        /// Half-open flows evicted, when the table was full, for a new SYN (as
+        /// conntrack's early drop; also in `flows_removed`).
+        half_open_evicted: counter "tandem_half_open_evicted_total",
+        /// Half-open flows that reached the SYN timeout (also in `flows_removed`).
+        half_open_expired: counter "tandem_half_open_expired_total",
+        /// Established flows that idled past their timeout, ended with a RST to the
+        /// client and to their replicas (also in `flows_removed`).
+        idle_resets: counter "tandem_idle_resets_total",
+        /// RSTs sent for segments of no flow, as a host answers them (rate-limited; the
+        /// segments are also counted as `no_flow` drops).
+        stray_resets: counter "tandem_stray_resets_total",
+        /// ICMP "fragmentation needed" about a flow's segment, translated and delivered
+        /// to each of its replicas (path-MTU discovery through the appliance).
+        icmp_frag_needed: counter "tandem_icmp_frag_needed_total",
+        /// Half-open flows now: a SYN seen, the client's ack of the SYN-ACK not yet.
+        half_open: gauge "tandem_half_open",
+        /// SYNs answered with a SYN cookie, no flow made, because `syn_backlog`
+        /// half-open flows were waiting (§3.11).
+        syn_cookies_sent: counter "tandem_syn_cookies_sent_total",
+        /// Client ACKs whose SYN cookie checked: each made a flow.
+        syn_cookies_accepted: counter "tandem_syn_cookies_accepted_total",
+        /// ACKs of no flow, while SYN cookies were out, whose cookie did not check
+        /// (forged, stale, or of a connection that ended; also counted as `no_flow`
+        /// drops).
+        syn_cookies_failed: counter "tandem_syn_cookies_failed_total",
+    }
+    and {
+        /// Drops, indexed by `DropReason as usize`: not in the table, as [`DropReason`]
+        /// declares them (one family, `tandem_drops_total{reason}`).
+        pub drops: [u64; DropReason::COUNT],
+    }
 }
 
 impl Counters {
@@ -278,5 +288,30 @@ impl Counters {
     /// Drops counted for `reason`.
     pub fn dropped(&self, reason: DropReason) -> u64 {
         self.drops[reason as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CounterKind, CounterSet};
+
+    #[test]
+    fn engine_counters_follow_the_prometheus_conventions() {
+        for (i, c) in Counters::SPECS.iter().enumerate() {
+            assert!(c.prometheus.starts_with("tandem_"), "{c:?}");
+            let total = c.prometheus.ends_with("_total");
+            assert_eq!(total, c.kind == CounterKind::Counter, "{c:?}");
+            assert!(
+                !c.help.is_empty() && !c.help.contains(['\n', '\\']),
+                "{c:?}"
+            );
+            assert!(
+                Counters::SPECS[..i]
+                    .iter()
+                    .all(|o| o.name != c.name && o.prometheus != c.prometheus),
+                "{c:?} twice"
+            );
+        }
     }
 }

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use tandem_dpdk::ring::{Consumer, Producer};
 use tandem_dpdk::{Burst, Mbuf, Mempool, TxQueue};
-use tandem_engine::{Health, ReplicaId, ReplicaTable, Side, SignalKind};
+use tandem_engine::{CounterSet, Counters, Health, ReplicaId, ReplicaTable, Side, SignalKind};
 use tandem_wire::ipv4::protocol;
 use tandem_wire::{build, ArpPacket, EtherType, EthernetFrame, Icmpv4Packet, Ipv4Packet, MacAddr};
 
@@ -45,7 +45,7 @@ use crate::mgmt::{Pending, Request};
 use crate::msg::{Command, SignalMsg};
 use crate::neighbour::{Decided, Heard};
 pub use crate::neighbour::{Neighbour, RETRY_NS};
-use crate::stats::{ControlCounters, WorkerStats};
+use crate::stats::{ControlCounters, IoCounters, WorkerStats};
 
 /// Least time between two requests for an unresolved neighbour that workers need.
 pub const HURRY_NS: u64 = 100_000_000;
@@ -291,7 +291,7 @@ impl Control {
         let n: u64 = self
             .workers
             .iter()
-            .filter_map(|(_, s)| s.read().0.get("flows_unprotected"))
+            .map(|(_, s)| s.read().0.flows_unprotected)
             .sum();
         if n != last {
             if n > 0 {
@@ -1090,31 +1090,15 @@ impl Control {
                 self.replicas.addr(*id).to_string()
             );
         }
-        let (mut flows, mut unprotected) = (0, 0);
-        let mut lines = String::new();
-        for (lcore, stats) in &self.workers {
-            let (e, _) = stats.read();
-            let f = e.get("flows").unwrap_or(0);
-            let u = e.get("flows_unprotected").unwrap_or(0);
-            flows += f;
-            unprotected += u;
-            let _ = writeln!(
-                lines,
-                "  worker lcore {lcore}: flows {f}, unprotected {u}, failovers {}, rx {}, tx {}",
-                e.get("flow_failovers").unwrap_or(0),
-                e.get("rx").unwrap_or(0),
-                e.get("tx").unwrap_or(0)
-            );
-        }
-        let _ = writeln!(
-            s,
-            "flows: {flows} (protected {}, unprotected {unprotected})",
-            flows.saturating_sub(unprotected)
-        );
-        s.push_str(&lines);
-        s.push_str(&data_path_lines(
-            self.workers.iter().map(|(_, st)| st.read().0),
-        ));
+        let workers: Vec<(u32, Counters, IoCounters)> = self
+            .workers
+            .iter()
+            .map(|(lcore, stats)| {
+                let (e, io) = stats.read();
+                (*lcore, e, io)
+            })
+            .collect();
+        s.push_str(&data_path_status(&workers));
         let c = &self.counters;
         let _ = writeln!(
             s,
@@ -1138,14 +1122,9 @@ impl Control {
             c.arp_mac_ignored
         );
         // What the workers dropped on the way to the control core, all workers.
-        let mut io = crate::stats::IoCounters::default();
-        for (_, stats) in &self.workers {
-            let (_, w) = stats.read();
-            io.control_rate_limited += w.control_rate_limited;
-            io.answers_rate_limited += w.answers_rate_limited;
-            io.arp_replies_rate_limited += w.arp_replies_rate_limited;
-            io.control_ring_full += w.control_ring_full;
-            io.answer_ring_full += w.answer_ring_full;
+        let mut io = IoCounters::default();
+        for (_, _, w) in &workers {
+            io.add(w);
         }
         let _ = writeln!(
             s,
@@ -1203,33 +1182,38 @@ impl Control {
     }
 }
 
-/// The `status` lines of the data path's drops by reason (those that happened) and of the
-/// defences that acted (§3.11), summed over the workers' snapshots `engines`.
-fn data_path_lines(engines: impl Iterator<Item = crate::stats::EngineSnapshot>) -> String {
-    use tandem_engine::DropReason;
-    let mut drops = [0u64; DropReason::COUNT];
-    let events = [
-        ("half-open evicted", "half_open_evicted"),
-        ("half-open expired", "half_open_expired"),
-        ("idle resets", "idle_resets"),
-        ("stray resets", "stray_resets"),
-        ("icmp frag-needed translated", "icmp_frag_needed"),
-        ("syn cookies sent", "syn_cookies_sent"),
-        ("syn cookies accepted", "syn_cookies_accepted"),
-        ("syn cookies failed", "syn_cookies_failed"),
-    ];
-    let mut counts = [0u64; 8];
-    for e in engines {
-        for (d, n) in drops.iter_mut().zip(e.drops) {
-            *d += n;
-        }
-        for (c, (_, label)) in counts.iter_mut().zip(events) {
-            *c += e.get(label).unwrap_or(0);
-        }
+/// The `status` lines of the workers' snapshots (lcore, engine and I/O counters): flows,
+/// a line per worker, and [`data_path_lines`].
+pub(crate) fn data_path_status(workers: &[(u32, Counters, IoCounters)]) -> String {
+    use std::fmt::Write;
+    let mut total = Counters::default();
+    let mut lines = String::new();
+    for (lcore, e, _) in workers {
+        total.add(e);
+        let _ = writeln!(
+            lines,
+            "  worker lcore {lcore}: flows {}, unprotected {}, failovers {}, rx {}, tx {}",
+            e.flows, e.flows_unprotected, e.flow_failovers, e.rx, e.tx
+        );
     }
+    let mut s = format!(
+        "flows: {} (protected {}, unprotected {})\n",
+        total.flows,
+        total.flows.saturating_sub(total.flows_unprotected),
+        total.flows_unprotected
+    );
+    s.push_str(&lines);
+    s.push_str(&data_path_lines(&total));
+    s
+}
+
+/// The `status` lines of the data path's drops by reason (those that happened) and of the
+/// defences that acted (§3.11), from the workers' counters summed in `total`.
+fn data_path_lines(total: &Counters) -> String {
+    use tandem_engine::DropReason;
     let by_reason: Vec<String> = DropReason::ALL
         .iter()
-        .zip(drops)
+        .map(|r| (r, total.dropped(*r)))
         .filter(|(_, n)| *n > 0)
         .map(|(r, n)| format!("{} {n}", r.label()))
         .collect();
@@ -1238,11 +1222,19 @@ fn data_path_lines(engines: impl Iterator<Item = crate::stats::EngineSnapshot>) 
     } else {
         by_reason.join(", ")
     };
-    let events: Vec<String> = events
-        .iter()
-        .zip(counts)
-        .map(|((name, _), n)| format!("{name} {n}"))
-        .collect();
+    let events: Vec<String> = [
+        ("half-open evicted", total.half_open_evicted),
+        ("half-open expired", total.half_open_expired),
+        ("idle resets", total.idle_resets),
+        ("stray resets", total.stray_resets),
+        ("icmp frag-needed translated", total.icmp_frag_needed),
+        ("syn cookies sent", total.syn_cookies_sent),
+        ("syn cookies accepted", total.syn_cookies_accepted),
+        ("syn cookies failed", total.syn_cookies_failed),
+    ]
+    .iter()
+    .map(|(name, n)| format!("{name} {n}"))
+    .collect();
     format!(
         "data path drops: {by_reason}\ndefences: {}\n",
         events.join(", ")
@@ -1560,7 +1552,7 @@ mod tests {
 
     #[test]
     fn status_names_each_data_path_drop_by_reason_and_each_defence() {
-        use tandem_engine::{Counters, DropReason};
+        use tandem_engine::DropReason;
         let mut a = Counters::default();
         a.drop(DropReason::RstOutOfWindow);
         a.drop(DropReason::RstOutOfWindow);
@@ -1570,7 +1562,8 @@ mod tests {
         b.drop(DropReason::Paws);
         b.stray_resets = 3;
         b.syn_cookies_sent = 5;
-        let text = data_path_lines([a, b].iter().map(crate::stats::EngineSnapshot::of));
+        a.add(&b);
+        let text = data_path_lines(&a);
         assert_eq!(
             text,
             "data path drops: rst_out_of_window 3, paws 1\n\
@@ -1579,7 +1572,7 @@ mod tests {
              syn cookies accepted 0, syn cookies failed 0\n"
         );
         assert_eq!(
-            data_path_lines(std::iter::empty()).lines().next(),
+            data_path_lines(&Counters::default()).lines().next(),
             Some("data path drops: none")
         );
     }

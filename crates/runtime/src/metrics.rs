@@ -6,6 +6,12 @@
 //! Names follow Prometheus conventions: `tandem_…_total` for counters, base units, one
 //! label per dimension (`lcore`, `reason`, `replica`).
 //!
+//! The counters' metrics come from their declarations ([`tandem_engine::counters!`]):
+//! name, type and `# HELP` of the engine's [`Counters`] (per `lcore`), the workers'
+//! [`IoCounters`] (one family, `tandem_worker_io_total{lcore,event}`) and the control
+//! core's [`ControlCounters`]; the drops come from [`DropReason`]. The telemetry
+//! dictionary walks the same tables.
+//!
 //! Latency and recovery (issues #5, #6) are summaries in seconds, over the whole run:
 //!
 //! - `tandem_added_latency_seconds` (quantiles 0.5, 0.99, 0.999, `_sum`, `_count`): the
@@ -53,22 +59,15 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use tandem_dpdk::telemetry::Value;
-use tandem_engine::{DropReason, Health, ReplicaId, ReplicaTable};
+use tandem_engine::{
+    CounterKind, CounterSet, Counters, DropReason, Health, ReplicaId, ReplicaTable,
+};
 
 use crate::serve::{Conns, Limits, Line, ListenerCounters, Reply};
 use crate::stats::{
-    histogram, lock, merge, ControlCounters, EngineSnapshot, IoCounters, LatencyBuckets,
-    LatencySummary, WorkerStats, ENGINE_LABELS, LATENCY_BUCKETS_NS, LATENCY_MAX_NS,
+    histogram, lock, merge, ControlCounters, IoCounters, LatencyBuckets, LatencySummary,
+    WorkerStats, LATENCY_BUCKETS_NS, LATENCY_MAX_NS,
 };
-
-/// Engine values that are gauges (the others are counters).
-const GAUGES: [&str; 5] = [
-    "held_segments",
-    "held_bytes",
-    "flows",
-    "flows_unprotected",
-    "half_open",
-];
 
 /// What the metrics thread reads.
 pub struct Shared {
@@ -141,15 +140,30 @@ impl Shared {
             .map_or(0, |(_, n)| *n)
     }
 
-    fn render(&self) -> String {
-        let workers: Vec<(u32, EngineSnapshot, IoCounters)> = self
-            .workers
+    /// Each worker's lcore and last published counters.
+    fn snapshots(&self) -> Vec<(u32, Counters, IoCounters)> {
+        self.workers
             .iter()
             .map(|(lc, s)| {
                 let (e, io) = s.read();
                 (*lc, e, io)
             })
-            .collect();
+            .collect()
+    }
+
+    /// The counters of all workers added up (as of their last publish).
+    fn totals(&self) -> (Counters, IoCounters) {
+        let (mut engine, mut io) = (Counters::default(), IoCounters::default());
+        for (_, s) in &self.workers {
+            let (e, w) = s.read();
+            engine.add(&e);
+            io.add(&w);
+        }
+        (engine, io)
+    }
+
+    fn render(&self) -> String {
+        let workers = self.snapshots();
         let control = self.control.lock().map(|c| *c).unwrap_or_default();
         let names = self.names();
         let replicas: Vec<(String, Ipv4Addr, Health, u64)> = names
@@ -203,7 +217,7 @@ impl Shared {
     pub fn flows_created(&self) -> u64 {
         self.workers
             .iter()
-            .map(|(_, s)| s.read().0.get("flows_created").unwrap_or(0))
+            .map(|(_, s)| s.read().0.flows_created)
             .sum()
     }
 
@@ -262,37 +276,21 @@ impl FlowRate {
 }
 
 impl Shared {
-    /// `/tandem/stats` (DPDK telemetry): every worker counter summed, drops by reason,
-    /// the control core's counters.
+    /// `/tandem/stats` (DPDK telemetry): every worker counter summed (the engine's by
+    /// name, `drop/<reason>`, `io/<name>`), the control core's (`control/<name>`).
     pub fn stats_dict(&self) -> Vec<(String, Value)> {
-        let mut total = EngineSnapshot::default();
-        for (_, s) in &self.workers {
-            let (e, _) = s.read();
-            for (t, v) in total.values.iter_mut().zip(e.values) {
-                *t += v;
-            }
-            for (t, v) in total.drops.iter_mut().zip(e.drops) {
-                *t += v;
-            }
-        }
-        let mut out: Vec<(String, Value)> = ENGINE_LABELS
-            .iter()
-            .zip(total.values)
-            .map(|(l, v)| ((*l).to_owned(), Value::U64(v)))
-            .collect();
+        let (engine, io) = self.totals();
+        let mut out = Vec::new();
+        dict_set(&mut out, "", &engine);
         for r in DropReason::ALL {
-            out.push((format!("drop/{}", r.label()), Value::U64(total.dropped(*r))));
+            out.push((
+                format!("drop/{}", r.label()),
+                Value::U64(engine.dropped(*r)),
+            ));
         }
-        let c = self.control.lock().map(|c| *c).unwrap_or_default();
-        for (l, v) in [
-            ("control/probes", c.probes),
-            ("control/probe_answers", c.probe_replies),
-            ("control/probes_lost", c.probes_lost),
-            ("control/failovers", c.failovers),
-            ("control/signals", c.signals),
-        ] {
-            out.push((l.to_owned(), Value::U64(v)));
-        }
+        dict_set(&mut out, "io/", &io);
+        let control = self.control.lock().map(|c| *c).unwrap_or_default();
+        dict_set(&mut out, "control/", &control);
         let d = self.derived();
         for (prefix, sum) in [("latency", d.latency), ("recovery", d.recovery)] {
             let sum = sum.unwrap_or_default();
@@ -336,16 +334,69 @@ impl Shared {
                 )
             })
             .collect();
-        let (mut flows, mut unprotected) = (0, 0);
-        for (_, s) in &self.workers {
-            let (e, _) = s.read();
-            flows += e.get("flows").unwrap_or(0);
-            unprotected += e.get("flows_unprotected").unwrap_or(0);
-        }
-        out.push(("flows".to_owned(), Value::U64(flows)));
-        out.push(("flows_unprotected".to_owned(), Value::U64(unprotected)));
+        let (engine, _) = self.totals();
+        out.push(("flows".to_owned(), Value::U64(engine.flows)));
+        out.push((
+            "flows_unprotected".to_owned(),
+            Value::U64(engine.flows_unprotected),
+        ));
         out.push(("workers".to_owned(), Value::U64(self.workers.len() as u64)));
         out
+    }
+}
+
+/// Appends each counter of `set` to a telemetry dictionary, keyed `<prefix><name>`.
+fn dict_set<S: CounterSet>(out: &mut Vec<(String, Value)>, prefix: &str, set: &S) {
+    out.extend(
+        set.counters()
+            .map(|(c, v)| (format!("{prefix}{}", c.name), Value::U64(v))),
+    );
+}
+
+/// A metric's `# HELP` and `# TYPE` lines.
+fn write_header(s: &mut String, name: &str, kind: CounterKind, help: &str) {
+    let _ = writeln!(s, "# HELP {name} {help}");
+    let _ = writeln!(s, "# TYPE {name} {}", kind.prometheus_type());
+}
+
+/// One sample line: `name{labels} value`, or `name value` with no labels.
+fn write_sample(s: &mut String, name: &str, labels: &str, value: u64) {
+    if labels.is_empty() {
+        let _ = writeln!(s, "{name} {value}");
+    } else {
+        let _ = writeln!(s, "{name}{{{labels}}} {value}");
+    }
+}
+
+/// The counters of a [`CounterSet`] from each of `sources` (its labels, such as
+/// `lcore="1"`, or none, and its values), from the set's declarations: a metric per
+/// counter, or one family with a series per counter when the set is declared as one.
+fn write_set<S: CounterSet>(s: &mut String, sources: &[(String, &S)]) {
+    if let Some(family) = S::FAMILY {
+        // A family has one type: its counters are declared with the same kind.
+        let kind = S::SPECS.first().map_or(CounterKind::Counter, |c| c.kind);
+        write_header(s, family.name, kind, family.help);
+        for (labels, set) in sources {
+            for (c, v) in set.counters() {
+                let sep = if labels.is_empty() { "" } else { "," };
+                let labels = format!("{labels}{sep}{}=\"{}\"", family.label, c.name);
+                write_sample(s, family.name, &labels, v);
+            }
+        }
+        return;
+    }
+    // Metric by metric, each with all its sources' samples.
+    let mut columns: Vec<(&str, _)> = sources
+        .iter()
+        .map(|(labels, set)| (labels.as_str(), set.values()))
+        .collect();
+    for c in S::SPECS {
+        write_header(s, c.prometheus, c.kind, c.help);
+        for (labels, values) in &mut columns {
+            if let Some(v) = values.next() {
+                write_sample(s, c.prometheus, labels, v);
+            }
+        }
     }
 }
 
@@ -394,32 +445,21 @@ fn write_buckets(s: &mut String, name: &str, help: &str, b: &LatencyBuckets) {
 
 /// The exposition text.
 pub fn render(
-    workers: &[(u32, EngineSnapshot, IoCounters)],
+    workers: &[(u32, Counters, IoCounters)],
     control: &ControlCounters,
     replicas: &[(String, Ipv4Addr, Health, u64)],
     listeners: &[(&str, [u64; 4])],
     derived: &Derived,
 ) -> String {
     let mut s = String::new();
-    for (i, label) in ENGINE_LABELS.iter().enumerate() {
-        let gauge = GAUGES.contains(label);
-        let name = match *label {
-            "rx" => "tandem_rx_packets_total".to_owned(),
-            "tx" => "tandem_tx_packets_total".to_owned(),
-            "to_control" => "tandem_to_control_packets_total".to_owned(),
-            "held_bytes" => "tandem_held_bytes".to_owned(),
-            l if gauge => format!("tandem_{l}"),
-            l => format!("tandem_{l}_total"),
-        };
-        let _ = writeln!(
-            s,
-            "# TYPE {name} {}",
-            if gauge { "gauge" } else { "counter" }
-        );
-        for (lcore, e, _) in workers {
-            let _ = writeln!(s, "{name}{{lcore=\"{lcore}\"}} {}", e.values[i]);
-        }
-    }
+    let lcore = |lc: &u32| format!("lcore=\"{lc}\"");
+    let engines: Vec<(String, &Counters)> =
+        workers.iter().map(|(lc, e, _)| (lcore(lc), e)).collect();
+    write_set(&mut s, &engines);
+    let _ = writeln!(
+        s,
+        "# HELP tandem_drops_total Packets the data path dropped, by reason"
+    );
     let _ = writeln!(s, "# TYPE tandem_drops_total counter");
     for (lcore, e, _) in workers {
         for r in DropReason::ALL {
@@ -431,39 +471,10 @@ pub fn render(
             );
         }
     }
-    let _ = writeln!(s, "# TYPE tandem_worker_io_total counter");
-    for (lcore, _, io) in workers {
-        for (label, v) in IoCounters::LABELS.iter().zip(io.to_array()) {
-            let _ = writeln!(
-                s,
-                "tandem_worker_io_total{{lcore=\"{lcore}\",event=\"{label}\"}} {v}"
-            );
-        }
-    }
-    for (name, v) in [
-        ("probes", control.probes),
-        ("probe_answers", control.probe_replies),
-        ("probes_lost", control.probes_lost),
-        ("failovers", control.failovers),
-        ("signals", control.signals),
-        ("arp_requests", control.arp_requests),
-        ("arp_replies", control.arp_replies),
-        ("echo_replies", control.echo_replies),
-        ("not_served", control.not_served),
-        ("tx_refused", control.tx_refused),
-        ("probes_skipped", control.probes_skipped),
-        ("probes_past_horizon", control.probes_past_horizon),
-        ("arp_retries", control.arp_retries),
-        ("arp_silent", control.arp_silent),
-        ("arp_mac_claims", control.arp_mac_claims),
-        ("arp_mac_changes", control.arp_mac_changes),
-        ("arp_mac_refused", control.arp_mac_refused),
-        ("arp_mac_unconfirmed", control.arp_mac_unconfirmed),
-        ("arp_mac_ignored", control.arp_mac_ignored),
-    ] {
-        let _ = writeln!(s, "# TYPE tandem_control_{name}_total counter");
-        let _ = writeln!(s, "tandem_control_{name}_total {v}");
-    }
+    let ios: Vec<(String, &IoCounters)> =
+        workers.iter().map(|(lc, _, io)| (lcore(lc), io)).collect();
+    write_set(&mut s, &ios);
+    write_set(&mut s, &[(String::new(), control)]);
     let _ = writeln!(
         s,
         "# HELP tandem_replica_up 1: takes new flows; 0: draining or down (see tandem_replica_state)"
@@ -652,6 +663,7 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::net::TcpStream;
+    use tandem_engine::CounterSpec;
 
     /// A histogram of `ns` values, with bounds as the workers'.
     fn latencies(values: &[u64]) -> Histogram<u64> {
@@ -678,18 +690,12 @@ mod tests {
     }
 
     fn exposition(derived: &Derived) -> String {
-        let mut e = EngineSnapshot::default();
-        e.values[0] = 7; // rx
-        let flows = ENGINE_LABELS
-            .iter()
-            .position(|l| *l == "flows")
-            .unwrap_or(0);
-        e.values[flows] = 3;
-        let created = ENGINE_LABELS
-            .iter()
-            .position(|l| *l == "flows_created")
-            .unwrap_or(0);
-        e.values[created] = 5;
+        let e = Counters {
+            rx: 7,
+            flows: 3,
+            flows_created: 5,
+            ..Counters::default()
+        };
         let c = ControlCounters {
             failovers: 2,
             ..ControlCounters::default()
@@ -916,6 +922,138 @@ mod tests {
         }
     }
 
+    /// The summary's lines as the e2e scripts read them (`awk '$1 == k { print $2 }'`):
+    /// (key, value).
+    fn summary_fields(summary: &str) -> Vec<(&str, &str)> {
+        summary
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                Some((f.next()?, f.next()?)).filter(|_| f.next().is_none())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_declared_counter_reaches_the_metrics_the_telemetry_and_the_summary() {
+        // Each counter a value of its own, through a worker's slot as a worker publishes.
+        let mut engine = Counters::from_array(std::array::from_fn(|i| 1_000 + i as u64));
+        engine.drops = std::array::from_fn(|i| 2_000 + i as u64);
+        let io = IoCounters::from_array(std::array::from_fn(|i| 3_000 + i as u64));
+        let control = ControlCounters::from_array(std::array::from_fn(|i| 4_000 + i as u64));
+        let slot = Arc::new(WorkerStats::default());
+        slot.publish(&engine, &io);
+        assert_eq!(
+            slot.read(),
+            (engine.clone(), io),
+            "slots keep every counter"
+        );
+        let sh = shared(vec![(1, slot)]);
+        *lock(&sh.control) = control;
+        let text = sh.render();
+        let dict = sh.stats_dict();
+        let summary = crate::stats::Summary {
+            workers: sh.snapshots(),
+            control,
+            ..crate::stats::Summary::default()
+        }
+        .to_string();
+        let fields = summary_fields(&summary);
+        let shown = |prometheus: &str, key: &str, summary_key: &str, v: u64| {
+            assert!(
+                text.contains(&format!("{prometheus} {v}\n")),
+                "{prometheus}:\n{text}"
+            );
+            assert!(
+                dict.iter()
+                    .any(|(k, x)| k == key && matches!(x, Value::U64(n) if *n == v)),
+                "telemetry {key}"
+            );
+            let in_summary: Vec<_> = fields.iter().filter(|(k, _)| *k == summary_key).collect();
+            assert_eq!(in_summary, [&(summary_key, &*v.to_string())], "{summary}");
+        };
+        let described = |c: &CounterSpec, name: &str, help: &str| {
+            let kind = c.kind.prometheus_type();
+            let header = format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
+            assert_eq!(text.matches(&header).count(), 1, "{header}");
+        };
+        for (c, v) in engine.counters() {
+            described(c, c.prometheus, c.help);
+            shown(
+                &format!("{}{{lcore=\"1\"}}", c.prometheus),
+                c.name,
+                c.name,
+                v,
+            );
+        }
+        for r in DropReason::ALL {
+            let (label, v) = (r.label(), engine.dropped(*r));
+            shown(
+                &format!("tandem_drops_total{{lcore=\"1\",reason=\"{label}\"}}"),
+                &format!("drop/{label}"),
+                &format!("drop.{label}"),
+                v,
+            );
+        }
+        let family = IoCounters::FAMILY.expect("the workers' I/O is one family");
+        for (c, v) in io.counters() {
+            described(c, family.name, family.help);
+            let series = format!(
+                "{}{{lcore=\"1\",{}=\"{}\"}}",
+                family.name, family.label, c.name
+            );
+            shown(&series, &format!("io/{}", c.name), c.name, v);
+        }
+        for (c, v) in control.counters() {
+            described(c, c.prometheus, c.help);
+            let (key, summary_key) = (format!("control/{}", c.name), format!("control.{}", c.name));
+            shown(c.prometheus, &key, &summary_key, v);
+        }
+    }
+
+    #[test]
+    fn a_counter_a_worker_publishes_shows_in_status_metrics_telemetry_and_summary() {
+        // `syn_cookies_sent`, declared once in `Counters`, as a worker publishes it.
+        let slot = Arc::new(WorkerStats::default());
+        let engine = Counters {
+            syn_cookies_sent: 5,
+            flows: 3,
+            flows_unprotected: 1,
+            ..Counters::default()
+        };
+        slot.publish(&engine, &IoCounters::default());
+        let sh = shared(vec![(4, slot)]);
+        let workers = sh.snapshots();
+        let status = crate::control::data_path_status(&workers);
+        assert!(status.contains("syn cookies sent 5"), "{status}");
+        assert!(
+            status.starts_with(
+                "flows: 3 (protected 2, unprotected 1)\n  worker lcore 4: flows 3, unprotected 1,"
+            ),
+            "{status}"
+        );
+        let text = sh.render();
+        assert!(text.contains(
+            "# HELP tandem_syn_cookies_sent_total SYNs answered with a SYN cookie, no flow made, \
+             because `syn_backlog` half-open flows were waiting (§3.11).\n\
+             # TYPE tandem_syn_cookies_sent_total counter\n\
+             tandem_syn_cookies_sent_total{lcore=\"4\"} 5\n"
+        ), "{text}");
+        assert!(sh
+            .stats_dict()
+            .iter()
+            .any(|(k, v)| k == "syn_cookies_sent" && matches!(v, Value::U64(5))));
+        let summary = crate::stats::Summary {
+            workers,
+            ..crate::stats::Summary::default()
+        }
+        .to_string();
+        assert!(
+            summary_fields(&summary).contains(&("syn_cookies_sent", "5")),
+            "{summary}"
+        );
+    }
+
     #[test]
     fn failovers_are_counted_per_replica_and_forgotten_with_it() {
         let sh = shared(Vec::new());
@@ -953,7 +1091,7 @@ mod tests {
         assert_eq!(r.count, 2);
         assert!(r.p50 >= 3_000_000 && r.p50 < 3_010_000, "{r:?}");
         let dict = sh.stats_dict();
-        let get = |k: &str| {
+        let entry = |k: &str| {
             dict.iter()
                 .find(|(n, _)| n == k)
                 .map(|(_, v)| v.clone())
@@ -968,10 +1106,10 @@ mod tests {
             "recovery/max_ns",
             "new_flows_per_second",
         ] {
-            let _ = get(k);
+            let _ = entry(k);
         }
-        assert!(matches!(get("latency/count"), Value::U64(100)));
-        assert!(matches!(get("recovery/count"), Value::U64(2)));
+        assert!(matches!(entry("latency/count"), Value::U64(100)));
+        assert!(matches!(entry("recovery/count"), Value::U64(2)));
         for (n, _) in &dict {
             assert!(
                 n.chars()

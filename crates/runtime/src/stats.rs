@@ -1,5 +1,11 @@
 //! Counters that workers publish for the control core, and the summary printed at exit.
 //!
+//! The counters are declared once, with their kind, Prometheus name and help
+//! ([`tandem_engine::counters!`]): the engine's [`Counters`], and here the workers'
+//! [`IoCounters`] and the control core's [`ControlCounters`]. A worker's slot holds them
+//! as arrays of atomics in declaration order; the summary prints them by walking the
+//! declarations.
+//!
 //! Each worker owns one [`WorkerStats`] slot and writes it every
 //! [`PUBLISH_INTERVAL_NS`] (and once more when it stops) with relaxed atomic stores: no
 //! lock, no read-modify-write, no shared cache line with another worker. Readers (the
@@ -19,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use hdrhistogram::Histogram;
-use tandem_engine::{Counters, DropReason};
+use tandem_engine::{CounterSet, Counters, DropReason};
 
 /// How often a worker publishes its counters.
 pub const PUBLISH_INTERVAL_NS: u64 = 1_000_000;
@@ -186,168 +192,50 @@ impl fmt::Display for LatencySummary {
     }
 }
 
-macro_rules! io_counters {
-    ($($(#[doc = $doc:literal])* $name:ident => $label:literal,)*) => {
-        /// The worker's own counters, besides the engine's.
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-        pub struct IoCounters { $($(#[doc = $doc])* pub $name: u64,)* }
-
-        impl IoCounters {
-            const N: usize = [$($label,)*].len();
-            /// Labels, in field order.
-            pub const LABELS: &'static [&'static str] = &[$($label,)*];
-
-            /// The values, in [`IoCounters::LABELS`] order.
-            pub fn to_array(self) -> [u64; Self::N] { [$(self.$name,)*] }
-
-            fn from_array(a: [u64; Self::N]) -> IoCounters {
-                let mut it = a.into_iter();
-                IoCounters { $($name: it.next().unwrap_or(0),)* }
-            }
-        }
-    };
-}
-
-io_counters! {
-    /// Receive bursts that brought at least one frame.
-    rx_bursts => "rx_bursts",
-    /// Frames the transmit queue refused (freed and counted).
-    tx_refused => "tx_refused",
-    /// Frames for the control core lost because its ring was full.
-    control_ring_full => "control_ring_full",
-    /// Signals lost because the signal ring was full.
-    signal_ring_full => "signal_ring_full",
-    /// Chained mbufs that could not be linearised (dropped).
-    nonlinear => "nonlinear",
-    /// Failed buffer allocations (copies, synthesised segments).
-    alloc_failures => "alloc_failures",
-    /// Commands received from the control core.
-    commands => "commands",
-    /// Frames passed to the worker that owns their flow (hand-off path).
-    handed_off => "handed_off",
-    /// Frames other workers passed to this one.
-    handoff_received => "handoff_received",
-    /// Frames lost because the owner's hand-off ring was full.
-    handoff_ring_full => "handoff_ring_full",
-    /// Frames for the control core (all but probe answers and ARP replies) dropped by the
-    /// worker's rate limit (`limits.control_rate`, see `gate`).
-    control_rate_limited => "control_rate_limited",
-    /// Probe answers dropped by their own rate limit (a flood to the probe ports).
-    answers_rate_limited => "answers_rate_limited",
-    /// ARP replies dropped by their own rate limit.
-    arp_replies_rate_limited => "arp_replies_rate_limited",
-    /// Probe answers and ARP replies lost because the answer ring was full.
-    answer_ring_full => "answer_ring_full",
-}
-
-/// Number of plain engine counters published (see [`EngineSnapshot`]).
-const ENGINE_N: usize = 27;
-
-/// The engine counters in a snapshot (drops apart).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EngineSnapshot {
-    /// `Counters` without the drop array, in [`ENGINE_LABELS`] order.
-    pub values: [u64; ENGINE_N],
-    /// Drops, indexed by `DropReason as usize`.
-    pub drops: [u64; DropReason::COUNT],
-}
-
-/// Labels of [`EngineSnapshot::values`].
-pub const ENGINE_LABELS: [&str; ENGINE_N] = [
-    "rx",
-    "tx",
-    "to_control",
-    "flows_created",
-    "flows_removed",
-    "flow_failovers",
-    "flows_lost",
-    "legs_lost",
-    "acks_to_client",
-    "acks_to_replica",
-    "replayed_segments",
-    "signals",
-    "signals_lost",
-    "held_segments",
-    "held_bytes",
-    "flows",
-    "flows_unprotected",
-    "flows_adopted",
-    "half_open_evicted",
-    "half_open_expired",
-    "idle_resets",
-    "stray_resets",
-    "icmp_frag_needed",
-    "half_open",
-    "syn_cookies_sent",
-    "syn_cookies_accepted",
-    "syn_cookies_failed",
-];
-
-impl EngineSnapshot {
-    /// The snapshot of `c`.
-    pub fn of(c: &Counters) -> EngineSnapshot {
-        EngineSnapshot {
-            values: [
-                c.rx,
-                c.tx,
-                c.to_control,
-                c.flows_created,
-                c.flows_removed,
-                c.flow_failovers,
-                c.flows_lost,
-                c.legs_lost,
-                c.acks_to_client,
-                c.acks_to_replica,
-                c.replayed_segments,
-                c.signals,
-                c.signals_lost,
-                c.held_segments,
-                c.held_bytes,
-                c.flows,
-                c.flows_unprotected,
-                c.flows_adopted,
-                c.half_open_evicted,
-                c.half_open_expired,
-                c.idle_resets,
-                c.stray_resets,
-                c.icmp_frag_needed,
-                c.half_open,
-                c.syn_cookies_sent,
-                c.syn_cookies_accepted,
-                c.syn_cookies_failed,
-            ],
-            drops: c.drops,
-        }
+tandem_engine::counters! {
+    /// The worker's own counters, besides the engine's: one Prometheus family,
+    /// `tandem_worker_io_total{event}`.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct IoCounters {
+        /// Receive bursts that brought at least one frame.
+        rx_bursts: counter,
+        /// Frames the transmit queue refused (freed and counted).
+        tx_refused: counter,
+        /// Frames for the control core lost because its ring was full.
+        control_ring_full: counter,
+        /// Signals lost because the signal ring was full.
+        signal_ring_full: counter,
+        /// Chained mbufs that could not be linearised (dropped).
+        nonlinear: counter,
+        /// Failed buffer allocations (copies, synthesised segments).
+        alloc_failures: counter,
+        /// Commands received from the control core.
+        commands: counter,
+        /// Frames passed to the worker that owns their flow (hand-off path).
+        handed_off: counter,
+        /// Frames other workers passed to this one.
+        handoff_received: counter,
+        /// Frames lost because the owner's hand-off ring was full.
+        handoff_ring_full: counter,
+        /// Frames for the control core (all but probe answers and ARP replies) dropped by the
+        /// worker's rate limit (`limits.control_rate`, see `gate`).
+        control_rate_limited: counter,
+        /// Probe answers dropped by their own rate limit (a flood to the probe ports).
+        answers_rate_limited: counter,
+        /// ARP replies dropped by their own rate limit.
+        arp_replies_rate_limited: counter,
+        /// Probe answers and ARP replies lost because the answer ring was full.
+        answer_ring_full: counter,
     }
-
-    /// The value of the counter labelled `label`.
-    pub fn get(&self, label: &str) -> Option<u64> {
-        ENGINE_LABELS
-            .iter()
-            .position(|l| *l == label)
-            .map(|i| self.values[i])
-    }
-
-    /// Drops counted for `reason`.
-    pub fn dropped(&self, reason: DropReason) -> u64 {
-        self.drops[reason as usize]
-    }
-
-    fn add(&mut self, o: &EngineSnapshot) {
-        for (a, b) in self.values.iter_mut().zip(o.values) {
-            *a += b;
-        }
-        for (a, b) in self.drops.iter_mut().zip(o.drops) {
-            *a += b;
-        }
-    }
+    family "tandem_worker_io_total" by "event",
+        "The workers' own events (besides the engine's counters), by event";
 }
 
 /// One worker's published counters. Aligned to its own cache lines.
 #[derive(Debug)]
 #[repr(align(128))]
 pub struct WorkerStats {
-    engine: [AtomicU64; ENGINE_N],
+    engine: [AtomicU64; Counters::N],
     drops: [AtomicU64; DropReason::COUNT],
     io: [AtomicU64; IoCounters::N],
     /// Publishes so far (0: the worker has not started).
@@ -368,7 +256,7 @@ pub struct PolledStamp(AtomicU64);
 impl Default for WorkerStats {
     fn default() -> Self {
         WorkerStats {
-            engine: [const { AtomicU64::new(0) }; ENGINE_N],
+            engine: [const { AtomicU64::new(0) }; Counters::N],
             drops: [const { AtomicU64::new(0) }; DropReason::COUNT],
             io: [const { AtomicU64::new(0) }; IoCounters::N],
             publishes: AtomicU64::new(0),
@@ -381,11 +269,10 @@ impl Default for WorkerStats {
 impl WorkerStats {
     /// Worker: writes a snapshot.
     pub fn publish(&self, c: &Counters, io: &IoCounters) {
-        let e = EngineSnapshot::of(c);
-        for (slot, v) in self.engine.iter().zip(e.values) {
+        for (slot, v) in self.engine.iter().zip(c.to_array()) {
             slot.store(v, Ordering::Relaxed);
         }
-        for (slot, v) in self.drops.iter().zip(e.drops) {
+        for (slot, v) in self.drops.iter().zip(c.drops) {
             slot.store(v, Ordering::Relaxed);
         }
         for (slot, v) in self.io.iter().zip(io.to_array()) {
@@ -431,74 +318,70 @@ impl WorkerStats {
     }
 
     /// Reader: copies the last snapshot.
-    pub fn read(&self) -> (EngineSnapshot, IoCounters) {
+    pub fn read(&self) -> (Counters, IoCounters) {
         let _ = self.publishes.load(Ordering::Acquire);
-        let mut e = EngineSnapshot::default();
-        for (v, slot) in e.values.iter_mut().zip(&self.engine) {
-            *v = slot.load(Ordering::Relaxed);
-        }
-        for (v, slot) in e.drops.iter_mut().zip(&self.drops) {
-            *v = slot.load(Ordering::Relaxed);
-        }
-        let io =
-            IoCounters::from_array(std::array::from_fn(|i| self.io[i].load(Ordering::Relaxed)));
-        (e, io)
+        let load = |slot: &AtomicU64| slot.load(Ordering::Relaxed);
+        let mut e = Counters::from_array(self.engine.each_ref().map(load));
+        e.drops = self.drops.each_ref().map(load);
+        (e, IoCounters::from_array(self.io.each_ref().map(load)))
     }
 }
 
-/// Counters of the control core.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ControlCounters {
-    /// Frames taken from the workers' rings.
-    pub rx: u64,
-    /// Frames sent (ARP replies and requests, echo replies).
-    pub tx: u64,
-    /// Frames its transmit queues refused.
-    pub tx_refused: u64,
-    /// ARP requests answered.
-    pub arp_replies: u64,
-    /// ARP requests sent (resolution and refresh).
-    pub arp_requests: u64,
-    /// Neighbour entries learned or refreshed.
-    pub arp_learned: u64,
-    /// ARP frames not for the appliance (ignored).
-    pub arp_ignored: u64,
-    /// ICMP echo requests answered.
-    pub echo_replies: u64,
-    /// Frames to the appliance's addresses that nothing serves (dropped).
-    pub not_served: u64,
-    /// Malformed frames (dropped).
-    pub malformed: u64,
-    /// Buffer allocations that failed.
-    pub no_buffer: u64,
-    /// Signals received from workers.
-    pub signals: u64,
-    /// Health probes (SYNs) sent.
-    pub probes: u64,
-    /// Answers to health probes (SYN-ACK or RST) matched to a probe.
-    pub probe_replies: u64,
-    /// Routine probes unanswered while the data path heard from the host (not failures).
-    pub probes_lost: u64,
-    /// Replicas declared down.
-    pub failovers: u64,
-    /// Probes not sent because their endpoint had its most outstanding (`health`).
-    pub probes_skipped: u64,
-    /// Probes timed out by the horizon's deadline, not by the workers' stamps (`health`).
-    pub probes_past_horizon: u64,
-    /// ARP refresh requests sent again after no answer.
-    pub arp_retries: u64,
-    /// Refresh rounds left unanswered (the neighbour's replicas are probed).
-    pub arp_silent: u64,
-    /// ARP messages that would change a known neighbour's MAC (claims, not applied).
-    pub arp_mac_claims: u64,
-    /// Claims confirmed and applied (the old MAC silent, the new one answering).
-    pub arp_mac_changes: u64,
-    /// Claims refused (the known MAC still answers).
-    pub arp_mac_refused: u64,
-    /// Claims dropped unconfirmed (neither MAC answered).
-    pub arp_mac_unconfirmed: u64,
-    /// Claims of other MACs ignored while one waited or just after one.
-    pub arp_mac_ignored: u64,
+tandem_engine::counters! {
+    /// Counters of the control core.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ControlCounters {
+        /// Frames taken from the workers' rings.
+        rx: counter "tandem_control_rx_packets_total",
+        /// Frames sent (ARP replies and requests, echo replies).
+        tx: counter "tandem_control_tx_packets_total",
+        /// Frames its transmit queues refused.
+        tx_refused: counter "tandem_control_tx_refused_total",
+        /// ARP requests answered.
+        arp_replies: counter "tandem_control_arp_replies_total",
+        /// ARP requests sent (resolution and refresh).
+        arp_requests: counter "tandem_control_arp_requests_total",
+        /// Neighbour entries learned or refreshed.
+        arp_learned: counter "tandem_control_arp_learned_total",
+        /// ARP frames not for the appliance (ignored).
+        arp_ignored: counter "tandem_control_arp_ignored_total",
+        /// ICMP echo requests answered.
+        echo_replies: counter "tandem_control_echo_replies_total",
+        /// Frames to the appliance's addresses that nothing serves (dropped).
+        not_served: counter "tandem_control_not_served_total",
+        /// Malformed frames (dropped).
+        malformed: counter "tandem_control_malformed_total",
+        /// Buffer allocations that failed.
+        no_buffer: counter "tandem_control_no_buffer_total",
+        /// Signals received from workers.
+        signals: counter "tandem_control_signals_total",
+        /// Health probes (SYNs) sent.
+        probes: counter "tandem_control_probes_total",
+        /// Answers to health probes (SYN-ACK or RST) matched to a probe.
+        probe_replies: counter "tandem_control_probe_answers_total",
+        /// Routine probes unanswered while the data path heard from the host (not failures).
+        probes_lost: counter "tandem_control_probes_lost_total",
+        /// Replicas declared down.
+        failovers: counter "tandem_control_failovers_total",
+        /// Probes not sent because their endpoint had its most outstanding (`health`).
+        probes_skipped: counter "tandem_control_probes_skipped_total",
+        /// Probes timed out by the horizon's deadline, not by the workers' stamps (`health`).
+        probes_past_horizon: counter "tandem_control_probes_past_horizon_total",
+        /// ARP refresh requests sent again after no answer.
+        arp_retries: counter "tandem_control_arp_retries_total",
+        /// Refresh rounds left unanswered (the neighbour's replicas are probed).
+        arp_silent: counter "tandem_control_arp_silent_total",
+        /// ARP messages that would change a known neighbour's MAC (claims, not applied).
+        arp_mac_claims: counter "tandem_control_arp_mac_claims_total",
+        /// Claims confirmed and applied (the old MAC silent, the new one answering).
+        arp_mac_changes: counter "tandem_control_arp_mac_changes_total",
+        /// Claims refused (the known MAC still answers).
+        arp_mac_refused: counter "tandem_control_arp_mac_refused_total",
+        /// Claims dropped unconfirmed (neither MAC answered).
+        arp_mac_unconfirmed: counter "tandem_control_arp_mac_unconfirmed_total",
+        /// Claims of other MACs ignored while one waited or just after one.
+        arp_mac_ignored: counter "tandem_control_arp_mac_ignored_total",
+    }
 }
 
 /// One port's DPDK counters at exit.
@@ -518,7 +401,7 @@ pub struct Summary {
     /// Seconds the data path ran.
     pub seconds: f64,
     /// Per worker: lcore, engine and I/O counters.
-    pub workers: Vec<(u32, EngineSnapshot, IoCounters)>,
+    pub workers: Vec<(u32, Counters, IoCounters)>,
     /// The control core.
     pub control: ControlCounters,
     /// Per port.
@@ -529,8 +412,8 @@ pub struct Summary {
 
 impl Summary {
     /// The engine counters of all workers added up.
-    pub fn engine_total(&self) -> EngineSnapshot {
-        let mut t = EngineSnapshot::default();
+    pub fn engine_total(&self) -> Counters {
+        let mut t = Counters::default();
         for (_, e, _) in &self.workers {
             t.add(e);
         }
@@ -539,13 +422,11 @@ impl Summary {
 
     /// The I/O counters of all workers added up.
     pub fn io_total(&self) -> IoCounters {
-        let mut t = [0u64; IoCounters::N];
+        let mut t = IoCounters::default();
         for (_, _, io) in &self.workers {
-            for (a, b) in t.iter_mut().zip(io.to_array()) {
-                *a += b;
-            }
+            t.add(io);
         }
-        IoCounters::from_array(t)
+        t
     }
 }
 
@@ -564,57 +445,29 @@ impl fmt::Display for Summary {
         let t = self.engine_total();
         writeln!(f, "tandem summary after {:.1} s", self.seconds)?;
         writeln!(f, "data path (all workers):")?;
-        for (label, v) in ENGINE_LABELS.iter().zip(t.values) {
-            writeln!(f, "  {label:<20} {v}")?;
+        for (c, v) in t.counters() {
+            writeln!(f, "  {:<20} {v}", c.name)?;
         }
         writeln!(f, "drops by reason (all workers):")?;
         for r in DropReason::ALL {
             writeln!(f, "  drop.{:<15} {}", r.label(), t.dropped(*r))?;
         }
-        let io = self.io_total();
         writeln!(f, "worker I/O (all workers):")?;
-        for (label, v) in IoCounters::LABELS.iter().zip(io.to_array()) {
-            writeln!(f, "  {label:<20} {v}")?;
+        for (c, v) in self.io_total().counters() {
+            writeln!(f, "  {:<20} {v}", c.name)?;
         }
         if self.workers.len() > 1 {
             for (lcore, e, _) in &self.workers {
                 writeln!(
                     f,
                     "  worker lcore {lcore}: rx {} tx {} flows_created {}",
-                    e.values[0], e.values[1], e.values[3]
+                    e.rx, e.tx, e.flows_created
                 )?;
             }
         }
-        let c = &self.control;
         writeln!(f, "control core:")?;
-        for (label, v) in [
-            ("rx", c.rx),
-            ("tx", c.tx),
-            ("tx_refused", c.tx_refused),
-            ("arp_replies", c.arp_replies),
-            ("arp_requests", c.arp_requests),
-            ("arp_learned", c.arp_learned),
-            ("arp_ignored", c.arp_ignored),
-            ("echo_replies", c.echo_replies),
-            ("not_served", c.not_served),
-            ("malformed", c.malformed),
-            ("no_buffer", c.no_buffer),
-            ("signals", c.signals),
-            ("probes", c.probes),
-            ("probe_replies", c.probe_replies),
-            ("probes_lost", c.probes_lost),
-            ("failovers", c.failovers),
-            ("probes_skipped", c.probes_skipped),
-            ("probes_past_horizon", c.probes_past_horizon),
-            ("arp_retries", c.arp_retries),
-            ("arp_silent", c.arp_silent),
-            ("arp_mac_claims", c.arp_mac_claims),
-            ("arp_mac_changes", c.arp_mac_changes),
-            ("arp_mac_refused", c.arp_mac_refused),
-            ("arp_mac_unconfirmed", c.arp_mac_unconfirmed),
-            ("arp_mac_ignored", c.arp_mac_ignored),
-        ] {
-            writeln!(f, "  control.{label:<12} {v}")?;
+        for (c, v) in self.control.counters() {
+            writeln!(f, "  control.{:<12} {v}", c.name)?;
         }
         writeln!(f, "neighbours:")?;
         for (ip, mac, what) in &self.neighbours {
@@ -681,6 +534,41 @@ mod tests {
         assert!(slot.fold_latency(&mut local));
         assert!(local.is_empty());
         assert_eq!(slot.with_latency(|h| h.len()), 1);
+    }
+
+    #[test]
+    fn worker_and_control_counters_follow_the_prometheus_conventions() {
+        use tandem_engine::{CounterKind, CounterSet, CounterSpec};
+        let check = |specs: &[CounterSpec]| {
+            for (i, c) in specs.iter().enumerate() {
+                assert!(c.prometheus.starts_with("tandem_"), "{c:?}");
+                let total = c.prometheus.ends_with("_total");
+                assert_eq!(total, c.kind == CounterKind::Counter, "{c:?}");
+                assert!(
+                    !c.help.is_empty() && !c.help.contains(['\n', '\\']),
+                    "{c:?}"
+                );
+                assert!(specs[..i].iter().all(|o| o.name != c.name), "{c:?} twice");
+            }
+        };
+        check(IoCounters::SPECS);
+        check(ControlCounters::SPECS);
+        // One family, one type.
+        assert!(IoCounters::SPECS
+            .iter()
+            .all(|c| c.kind == CounterKind::Counter));
+        assert_eq!(ControlCounters::FAMILY, None);
+        let names: Vec<&str> = ControlCounters::SPECS
+            .iter()
+            .map(|c| c.prometheus)
+            .collect();
+        assert!(
+            names
+                .iter()
+                .enumerate()
+                .all(|(i, n)| !names[..i].contains(n)),
+            "{names:?}"
+        );
     }
 
     #[test]

@@ -328,9 +328,7 @@ fn a_pass_sends_a_syn_to_both_replicas_and_the_appliances_own_frames_to_their_ri
     assert_eq!((p.control.len(), p.answers.len()), (1, 1));
     // Counters are published on the first pass; the horizon is this pass's time.
     let (engine, io) = b.stats.read();
-    assert_eq!(engine.get("rx"), Some(3));
-    assert_eq!(engine.get("tx"), Some(2));
-    assert_eq!(engine.get("flows"), Some(1));
+    assert_eq!((engine.rx, engine.tx, engine.flows), (3, 2, 1));
     assert_eq!((io.rx_bursts, io.tx_refused), (2, 0));
     assert_eq!(b.stats.polled(), b.clock.now_ns());
 }
