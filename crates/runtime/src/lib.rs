@@ -6,17 +6,19 @@
 //! ICMP echo, health probes and failover) on the EAL main lcore until asked to stop, then stops everything and
 //! returns a [`Summary`] of the counters.
 //!
+//! - [`worker`]: the worker loop, a `Worker` over a small ports trait.
+//! - [`control`]: the control core's loop (ARP, ICMP echo, probes, operator commands).
 //! - [`buf`]: the engine's buffer traits over mbufs.
-//! - [`profile`]: profile → engine settings and the shared replica table.
-//! - [`health`]: health probes, suspects and the failover decision (pure Rust).
-//! - [`neighbour`]: ARP resolution, refresh retries and confirmed MAC changes (pure Rust).
 //! - [`gate`]: the workers' rate limits on frames for the control core (pure Rust).
 //! - [`msg`]: typed ring messages (signals, commands), allocation-free.
 //! - [`stats`]: counters published by the workers, and the exit summary.
 //! - [`clock`]: the TSC as nanoseconds.
-//! - [`mgmt`], [`metrics`]: the management socket and the Prometheus listener, served
-//!   through [`serve`] (every client at once, each under deadlines); [`access`]: who may
-//!   use the socket.
+//! - [`metrics`]: the Prometheus listener and the DPDK telemetry dictionary.
+//! - From `tandem-control` (no DPDK; re-exported under their old paths): [`profile`]
+//!   (profile → engine settings and the shared replica table), [`health`] (probes,
+//!   suspects, the failover decision), [`neighbour`] (ARP resolution and confirmed MAC
+//!   changes), [`mgmt`] (the management socket), [`serve`] (the listeners' connections,
+//!   under deadlines), [`access`] (who may use the socket), [`listing`] (`tandem flows`).
 //!
 //! ## Queues
 //!
@@ -38,22 +40,18 @@
 //! own to their owner over single-producer single-consumer rings. The log says which
 //! path runs; `tandem_worker_io_total{event="handed_off"}` counts the hand-offs.
 
-pub mod access;
 pub mod affinity;
 pub mod buf;
 pub mod clock;
 pub mod control;
 pub mod gate;
-pub mod health;
-pub mod listing;
 pub mod metrics;
-pub mod mgmt;
 pub mod msg;
-pub mod neighbour;
-pub mod profile;
-pub mod serve;
 pub mod stats;
 pub mod worker;
+
+// The decisions without DPDK live in tandem-control; their paths here stay as they were.
+pub use tandem_control::{access, health, listing, mgmt, neighbour, profile, serve};
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -736,7 +734,7 @@ mod tests {
     use super::*;
     use tandem_config::WorkerAssignment;
 
-    use crate::profile::tests::lab;
+    use tandem_control::testing::lab;
 
     #[test]
     fn the_lab_is_runnable() {

@@ -618,7 +618,7 @@ impl Server {
                     moved |= conns.pass(now, &counters, |line| http_answer(line, &shared));
                     if !moved {
                         // Nothing ready: poll again soon (sooner while a client is open).
-                        let nap = if conns.len() == 0 { 20 } else { 5 };
+                        let nap = if conns.is_empty() { 20 } else { 5 };
                         std::thread::sleep(Duration::from_millis(nap));
                     }
                 }
@@ -1186,7 +1186,7 @@ mod tests {
         c.set_read_timeout(Some(Duration::from_millis(500)))
             .expect("timeout");
         let loris = std::thread::spawn(move || {
-            crate::mgmt::tests::slow_loris(c, b'G', Duration::from_secs(8))
+            tandem_control::testing::slow_loris(c, b'G', Duration::from_secs(8))
         });
         // Scrapes while it dribbles are answered at once.
         for _ in 0..3 {

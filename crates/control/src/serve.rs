@@ -51,7 +51,7 @@ fn bump(c: &AtomicU64) {
 
 /// How long and how many.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
+pub struct Limits {
     /// The listener's name, for the log.
     pub name: &'static str,
     /// From accept to the end of the request line.
@@ -67,7 +67,7 @@ pub(crate) struct Limits {
 }
 
 /// What a connection's request line gets.
-pub(crate) enum Reply {
+pub enum Reply {
     /// This answer.
     Now(String),
     /// The answer comes on `answer`; if it has not by `until`, `fallback` is sent.
@@ -82,7 +82,7 @@ pub(crate) enum Reply {
 }
 
 /// A request line, or why there is none.
-pub(crate) enum Line<'a> {
+pub enum Line<'a> {
     /// The line, without its line ending (a last line without one as it came).
     Text(&'a str),
     /// Longer than `max_line`.
@@ -112,7 +112,7 @@ struct Conn<S> {
 }
 
 /// The open connections of one listener.
-pub(crate) struct Conns<S> {
+pub struct Conns<S> {
     limits: Limits,
     conns: Vec<Conn<S>>,
 }
@@ -133,6 +133,11 @@ impl<S: Read + Write> Conns<S> {
     /// Connections open.
     pub fn len(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Whether none is open.
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
     }
 
     /// Takes a new connection (already non-blocking), answered with `refusal` if given.
@@ -363,7 +368,7 @@ fn drain<S: Read>(s: &mut S) {
 /// Logs at most one line a second of something a client can cause at will, with the
 /// number held back since.
 #[derive(Debug, Default)]
-pub(crate) struct LogEvery {
+pub struct LogEvery {
     last: Option<Instant>,
     held: u64,
 }

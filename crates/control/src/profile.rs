@@ -193,17 +193,10 @@ pub fn map_profile(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
-    /// The shipped lab profile.
-    pub(crate) fn lab() -> Profile {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/lab.yaml");
-        match tandem_config::load(std::path::Path::new(path)) {
-            Ok(p) => p,
-            Err(e) => panic!("{e}"),
-        }
-    }
+    pub use crate::testing::lab;
 
     #[test]
     fn lab_profile_maps_to_the_engine() {

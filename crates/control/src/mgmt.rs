@@ -507,7 +507,7 @@ fn accept_loop(
         moved |= conns.pass(now, counters, |line| reply(line, tx));
         if !moved {
             // Nothing ready: poll again soon (sooner while a connection is open).
-            let nap = if conns.len() == 0 { 20 } else { 5 };
+            let nap = if conns.is_empty() { 20 } else { 5 };
             std::thread::sleep(Duration::from_millis(nap));
         }
     }
@@ -584,7 +584,7 @@ pub fn ask(path: &Path, request: &Request) -> std::io::Result<String> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     #[test]
@@ -931,34 +931,7 @@ pub(crate) mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// Sends a byte every 500 ms, never a newline, and returns how long the server took
-    /// to close the connection (at most `within`) and what it said.
-    pub(crate) fn slow_loris(
-        mut c: impl Read + Write,
-        byte: u8,
-        within: Duration,
-    ) -> (Duration, String) {
-        let t = Instant::now();
-        let mut said = Vec::new();
-        while t.elapsed() < within {
-            if c.write_all(&[byte]).is_err() {
-                break;
-            }
-            // Waits up to 500 ms (the read timeout) for the server to answer or close.
-            let mut buf = [0u8; 256];
-            match c.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => said.extend_from_slice(&buf[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => break,
-            }
-        }
-        (t.elapsed(), String::from_utf8_lossy(&said).into_owned())
-    }
+    pub use crate::testing::slow_loris;
 
     #[test]
     fn a_slow_loris_is_cut_off_at_the_deadline() {

@@ -1,0 +1,24 @@
+//! # tandem-control
+//!
+//! The control core's decisions, with no DPDK in them (DESIGN §4, §5), so that they build
+//! and are tested on any machine: `cargo test -p tandem-control` needs no libdpdk.
+//! `tandem-runtime` keeps the I/O (ports, workers, rings, the control lcore's loop) and
+//! drives what is here.
+//!
+//! - [`health`]: probes and the decisions of DESIGN §5 (up, suspect, down; failover).
+//! - [`neighbour`]: ARP resolution of the replicas, and when a MAC change is believed.
+//! - [`mgmt`]: the management socket's protocol and listener ([`serve`] for the
+//!   listeners' connection handling, [`access`] for who may use them).
+//! - [`listing`]: `tandem flows`, collected from the workers in steps.
+//! - [`profile`]: a profile mapped to the engine's and the runtime's settings.
+
+pub mod access;
+pub mod health;
+pub mod listing;
+pub mod mgmt;
+pub mod neighbour;
+pub mod profile;
+pub mod serve;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
