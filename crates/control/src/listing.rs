@@ -2,7 +2,7 @@
 //! into a list shared with the control core, which merges and formats them.
 //!
 //! The control core writes the filter, the limit and a request number into every
-//! worker's [`FlowList`] and sends [`crate::msg::Command::ListFlows`]; a worker walks its
+//! worker's [`FlowList`] and sends `tandem_runtime::msg::Command::ListFlows`; a worker walks its
 //! table [`LIST_SLOTS_PER_PASS`] slots at a time, between its bursts (no burst waits for
 //! a whole table), and stamps the list with the request number when it reaches the end;
 //! the control core answers once every worker has, or after [`LIST_WAIT_NS`] with what
