@@ -9,29 +9,16 @@
 //! exchanges data both ways; a frame delivered to a worker that does not hold its flow
 //! would be dropped as `no_flow` or answered wrongly, and the checks below would fail.
 
-mod common;
-
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 
-use common::*;
 use tandem_engine::affinity::{self, RssModel};
-use tandem_engine::{
-    DropReason, Engine, EngineConfig, HashKey, Output, ReplicaTable, Service, ServicePort, Side,
-    VecPool,
-};
-use tandem_wire::{MacAddr, TcpFlags};
+use tandem_engine::{DropReason, HashKey, Service, Side};
+use tandem_testkit::*;
 
 const FLOWS: u32 = 1500;
 /// The appliance's port addresses.
 const OWN: [u32; 2] = [0xc612_0001, 0xc613_0001];
 const WORKERS: usize = 4;
-
-struct Worker {
-    engine: Engine<Vec<u8>>,
-    pool: VecPool,
-    out: Output<Vec<u8>>,
-}
 
 /// How frames reach a worker.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -44,7 +31,8 @@ enum Path {
 }
 
 struct Appliance {
-    workers: Vec<Worker>,
+    /// Each worker's engine.
+    workers: Vec<Rig>,
     path: Path,
     rss: RssModel,
     /// Frames that arrived at a worker other than their owner.
@@ -54,34 +42,16 @@ struct Appliance {
 
 impl Appliance {
     fn new(path: Path) -> Appliance {
-        let replicas = Arc::new(ReplicaTable::new(8));
-        let p = replicas.add(PRIMARY).expect("room");
-        let b = replicas.add(BACKUP).expect("room");
-        replicas.set_mac(p, PRIMARY_MAC);
-        replicas.set_mac(b, BACKUP_MAC);
-        let cfg = EngineConfig {
-            own_addrs: vec![OUTSIDE, INSIDE],
-            max_flows: FLOWS as usize,
-            services: vec![Service {
-                vip: VIP,
-                port: ServicePort::Port(PORT),
-                replicas: vec![p, b],
-                copies: 2,
-                // The primary is every flow's active replica.
-                ordered: true,
-                forward: false,
-                ack_lag_ns: None,
-                output_lag_ns: None,
-            }],
-            ..EngineConfig::default()
+        let (replicas, p, b) = lab_replicas();
+        let service = Service {
+            // The primary is every flow's active replica.
+            ordered: true,
+            ..mirror(&[p, b])
         };
+        let cfg = engine_config(vec![service], FLOWS as usize);
         Appliance {
             workers: (0..WORKERS)
-                .map(|_| Worker {
-                    engine: Engine::new(cfg.clone(), replicas.clone()),
-                    pool: VecPool::default(),
-                    out: Output::with_capacity(1024, 64, 64),
-                })
+                .map(|_| Rig::new(cfg.clone(), replicas.clone()))
                 .collect(),
             path,
             // A 128-entry table, as many NICs have, over one queue per worker.
@@ -91,9 +61,10 @@ impl Appliance {
         }
     }
 
-    /// Delivers `frame` on `side`; `spread` varies the arrival worker on the hand-off
+    /// Delivers `seg` on its side; `spread` varies the arrival worker on the hand-off
     /// path. Returns what the owning worker sent.
-    fn deliver(&mut self, side: Side, frame: Vec<u8>, spread: usize) -> Vec<Seen> {
+    fn deliver(&mut self, seg: Seg, spread: usize) -> Vec<Seen> {
+        let (side, frame) = (seg.side, seg.frame());
         let own = [u32::from(OUTSIDE), u32::from(INSIDE)];
         let owner = match self.path {
             Path::HandOff => {
@@ -108,15 +79,9 @@ impl Appliance {
             Path::Rss => usize::from(self.rss.queue(&frame, side).expect("a TCP frame")),
         };
         let w = &mut self.workers[owner];
-        w.engine
-            .process(side, self.now, frame, &mut w.pool, &mut w.out);
+        w.rx_one(side, self.now, frame);
         w.out.signals.clear();
-        w.out.to_control.clear();
-        w.out
-            .tx
-            .drain(..)
-            .map(|t| Seen::parse(t.side, &t.buf))
-            .collect()
+        w.seen()
     }
 }
 
@@ -124,29 +89,6 @@ fn client_of(i: u32) -> (Ipv4Addr, u16) {
     (
         Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 1, 0)) + i / 7),
         40_000 + (i % 7) as u16 * 997,
-    )
-}
-
-fn segment(
-    src: (Ipv4Addr, u16),
-    dst: (Ipv4Addr, u16),
-    seq: u32,
-    ack: u32,
-    flags: TcpFlags,
-    o: Opts,
-    payload: &[u8],
-) -> Vec<u8> {
-    Lab::frame(
-        CLIENT_MAC,
-        MacAddr([2, 0, 0, 0, 0, 1]),
-        src,
-        dst,
-        seq,
-        ack,
-        flags,
-        64_000,
-        o,
-        payload,
     )
 }
 
@@ -159,87 +101,61 @@ fn run_flows(path: Path) -> Appliance {
         let (cisn, pisn, bisn) = (1000 + i, 50_000 + i * 3, 90_000 + i * 5);
         let k = i as usize;
         // SYN: copies to both replicas.
-        let out = a.deliver(
-            Side::Outside,
-            segment(client, (VIP, PORT), cisn, 0, S, Opts::syn(1460, 7, 1), b""),
-            k,
-        );
+        let syn = Seg {
+            seq: cisn,
+            opts: Opts::syn(1460, 7, 1),
+            ..Seg::CLIENT_SYN.for_client(client)
+        };
+        let out = a.deliver(syn, k);
         assert_eq!(out.len(), 2, "flow {i}: a SYN to each replica");
         assert!(out.iter().all(|s| s.is_syn() && s.dport == PORT));
         // The replicas' SYN-ACKs arrive on the inside, addressed to the client itself.
-        let out = a.deliver(
-            Side::Inside,
-            segment(
-                (PRIMARY, PORT),
-                client,
-                pisn,
-                cisn + 1,
-                S | A,
-                Opts::syn(1460, 7, 10),
-                b"",
-            ),
-            k + 1,
-        );
+        let synack = Seg {
+            seq: pisn,
+            ack: cisn + 1,
+            opts: Opts::syn(1460, 7, 10),
+            ..Seg::PRIMARY_SYNACK.for_client(client)
+        };
+        let out = a.deliver(synack, k + 1);
         assert!(out.is_empty(), "flow {i}: waits for the backup's SYN-ACK");
-        let out = a.deliver(
-            Side::Inside,
-            segment(
-                (BACKUP, PORT),
-                client,
-                bisn,
-                cisn + 1,
-                S | A,
-                Opts::syn(1460, 7, 20),
-                b"",
-            ),
-            k + 2,
-        );
+        let synack = Seg {
+            seq: bisn,
+            ack: cisn + 1,
+            opts: Opts::syn(1460, 7, 20),
+            ..Seg::BACKUP_SYNACK.for_client(client)
+        };
+        let out = a.deliver(synack, k + 2);
         let synack = one(&out, client.0);
         assert_eq!((synack.seq, synack.dport), (pisn, client.1), "flow {i}");
         // The client's ACK and request reach both replicas.
-        let out = a.deliver(
-            Side::Outside,
-            segment(
-                client,
-                (VIP, PORT),
-                cisn + 1,
-                pisn + 1,
-                A,
-                Opts::ts(2, 10),
-                b"ping",
-            ),
-            k + 3,
-        );
+        let ping = Seg {
+            seq: cisn + 1,
+            ack: pisn + 1,
+            opts: Opts::ts(2, 10),
+            payload: b"ping",
+            ..Seg::CLIENT.for_client(client)
+        };
+        let out = a.deliver(ping, k + 3);
         assert_eq!(one(&out, PRIMARY).payload, b"ping", "flow {i}");
         assert_eq!(one(&out, BACKUP).payload, b"ping", "flow {i}");
         // The primary's answer reaches the client; the backup's is held.
-        let out = a.deliver(
-            Side::Inside,
-            segment(
-                (PRIMARY, PORT),
-                client,
-                pisn + 1,
-                cisn + 5,
-                A,
-                Opts::ts(11, 2),
-                b"pong",
-            ),
-            k + 5,
-        );
+        let pong = Seg {
+            seq: pisn + 1,
+            ack: cisn + 5,
+            opts: Opts::ts(11, 2),
+            payload: b"pong",
+            ..Seg::PRIMARY.for_client(client)
+        };
+        let out = a.deliver(pong, k + 5);
         assert_eq!(one(&out, client.0).payload, b"pong", "flow {i}");
-        let out = a.deliver(
-            Side::Inside,
-            segment(
-                (BACKUP, PORT),
-                client,
-                bisn + 1,
-                cisn + 5,
-                A,
-                Opts::ts(21, 2),
-                b"pong",
-            ),
-            k + 6,
-        );
+        let pong = Seg {
+            seq: bisn + 1,
+            ack: cisn + 5,
+            opts: Opts::ts(21, 2),
+            payload: b"pong",
+            ..Seg::BACKUP.for_client(client)
+        };
+        let out = a.deliver(pong, k + 6);
         // Its ack may release a pure ACK to the client (both have the request now),
         // never its payload.
         assert!(
@@ -298,8 +214,19 @@ fn rss_queues_agree_each_way_and_frames_for_the_appliance_stay_local() {
     let rss = RssModel::new(affinity::rss_key(52, &key), 512, 6);
     for i in 0..20_000 {
         let client = client_of(i);
-        let req = segment(client, (VIP, PORT), 1, 0, S, Opts::default(), b"");
-        let reply = segment((BACKUP, PORT), client, 1, 2, S | A, Opts::default(), b"");
+        let req = Seg {
+            seq: 1,
+            opts: Opts::NONE,
+            ..Seg::CLIENT_SYN.for_client(client)
+        }
+        .frame();
+        let reply = Seg {
+            seq: 1,
+            ack: 2,
+            opts: Opts::NONE,
+            ..Seg::BACKUP_SYNACK.for_client(client)
+        }
+        .frame();
         let q = rss.queue(&req, Side::Outside);
         assert_eq!(q, rss.queue(&reply, Side::Inside), "client {client:?}");
         assert_eq!(
@@ -308,15 +235,13 @@ fn rss_queues_agree_each_way_and_frames_for_the_appliance_stay_local() {
         );
     }
     // A probe's answer (to the appliance's own inside address) is not a flow's.
-    let probe_answer = segment(
-        (PRIMARY, PORT),
-        (INSIDE, 33_000),
-        1,
-        2,
-        S | A,
-        Opts::default(),
-        b"",
-    );
+    let probe_answer = Seg {
+        seq: 1,
+        ack: 2,
+        opts: Opts::NONE,
+        ..Seg::PRIMARY_SYNACK.for_client((INSIDE, 33_000))
+    }
+    .frame();
     assert_eq!(
         affinity::frame_owner(&probe_answer, Side::Inside, OWN, 3, 4, &key),
         3
@@ -333,7 +258,12 @@ fn rss_queues_agree_each_way_and_frames_for_the_appliance_stay_local() {
         1
     );
     // A fragment has no ports to hash: it stays (and the engine drops it, counted).
-    let mut frag = segment(client_of(3), (VIP, PORT), 1, 0, A, Opts::default(), b"x");
+    let mut frag = Seg {
+        seq: 1,
+        payload: b"x",
+        ..Seg::CLIENT.for_client(client_of(3))
+    }
+    .frame();
     frag[14 + 6] |= 0x20;
     assert_eq!(
         affinity::frame_owner(&frag, Side::Outside, OWN, 1, 4, &key),

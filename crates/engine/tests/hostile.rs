@@ -2,22 +2,16 @@
 //! not the sequence numbers changes nothing that a TCP endpoint would not let it change.
 //! Each test fails on an engine that records what it is sent without checking it.
 
-mod common;
-
-use common::*;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::net::Ipv4Addr;
+use tandem_testkit::*;
 
 use tandem_engine::{DropReason, EngineConfig, FlowPhase, Side, SignalKind, CHALLENGE_GAP_NS};
-use tandem_wire::{MacAddr, TcpFlags};
+use tandem_wire::TcpFlags;
 
 const F: TcpFlags = TcpFlags::FIN;
 const RST: TcpFlags = TcpFlags::RST;
-
-fn data(n: usize, tag: u8) -> Vec<u8> {
-    (0..n).map(|i| tag.wrapping_add(i as u8)).collect()
-}
 
 /// An established flow with 100 bytes each way; returns (client next, primary next,
 /// backup next) after them.
@@ -25,40 +19,65 @@ fn established(lab: &mut Lab) -> (u32, u32, u32) {
     let hs = Hs::default();
     lab.handshake(&hs);
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
-    let out = lab.client(c1, p1, A, 502, Opts::ts(102, 5000), &data(100, 1));
+    let out = lab.send(Seg {
+        seq: c1,
+        ack: p1,
+        opts: Opts::ts(102, 5000),
+        payload: &data(100, 1),
+        ..Seg::CLIENT
+    });
     assert_eq!(to(&out, PRIMARY).len() + to(&out, BACKUP).len(), 2);
-    lab.replica(
-        R::B,
-        b1,
-        c1 + 100,
-        A,
-        500,
-        Opts::ts(80_001, 102),
-        &data(100, 7),
-    );
-    let out = lab.replica(
-        R::P,
-        p1,
-        c1 + 100,
-        A,
-        500,
-        Opts::ts(5001, 102),
-        &data(100, 7),
-    );
+    lab.send(Seg {
+        seq: b1,
+        ack: c1 + 100,
+        opts: Opts::ts(80_001, 102),
+        payload: &data(100, 7),
+        ..Seg::BACKUP
+    });
+    let out = lab.send(Seg {
+        seq: p1,
+        ack: c1 + 100,
+        opts: Opts::ts(5001, 102),
+        payload: &data(100, 7),
+        ..Seg::PRIMARY
+    });
     assert_eq!(one(&out, CLIENT).payload, data(100, 7));
-    lab.client(c1 + 100, p1 + 100, A, 502, Opts::ts(103, 5001), b"");
+    lab.send(Seg {
+        seq: c1 + 100,
+        ack: p1 + 100,
+        opts: Opts::ts(103, 5001),
+        ..Seg::CLIENT
+    });
     (c1 + 100, p1 + 100, b1 + 100)
 }
 
 /// The stream goes on both ways after an attack: 50 more bytes from the client reach
 /// both replicas, and 50 from the primary reach the client, at the right places.
 fn stream_goes_on(lab: &mut Lab, (c, p, b): (u32, u32, u32)) {
-    let out = lab.client(c, p, A, 502, Opts::ts(200, 5001), &data(50, 9));
+    let out = lab.send(Seg {
+        seq: c,
+        ack: p,
+        opts: Opts::ts(200, 5001),
+        payload: &data(50, 9),
+        ..Seg::CLIENT
+    });
     assert_eq!(one(&out, PRIMARY).payload, data(50, 9));
     assert_eq!(one(&out, BACKUP).payload, data(50, 9));
     assert_eq!(one(&out, BACKUP).seq, c);
-    lab.replica(R::B, b, c + 50, A, 500, Opts::ts(80_010, 200), &data(50, 4));
-    let out = lab.replica(R::P, p, c + 50, A, 500, Opts::ts(5010, 200), &data(50, 4));
+    lab.send(Seg {
+        seq: b,
+        ack: c + 50,
+        opts: Opts::ts(80_010, 200),
+        payload: &data(50, 4),
+        ..Seg::BACKUP
+    });
+    let out = lab.send(Seg {
+        seq: p,
+        ack: c + 50,
+        opts: Opts::ts(5010, 200),
+        payload: &data(50, 4),
+        ..Seg::PRIMARY
+    });
     let seg = one(&out, CLIENT);
     assert_eq!((seg.seq, seg.ack), (p, c + 50));
     assert_eq!(seg.payload, data(50, 4));
@@ -67,14 +86,6 @@ fn stream_goes_on(lab: &mut Lab, (c, p, b): (u32, u32, u32)) {
 
 fn dropped(lab: &mut Lab, r: DropReason) -> u64 {
     lab.engine.counters().dropped(r)
-}
-
-fn phase(lab: &Lab) -> FlowPhase {
-    let mut list = Vec::with_capacity(4);
-    lab.engine
-        .list_flows(0, 64, lab.now, |_| true, 4, &mut list);
-    assert_eq!(list.len(), 1, "one flow");
-    list[0].phase
 }
 
 // ---- RST from the client ------------------------------------------------------------------
@@ -89,7 +100,12 @@ fn two_hundred_blind_rsts_from_the_client_leave_the_flow_and_its_stream_intact()
         if seq == next.0 {
             continue;
         }
-        let out = lab.client(seq, 0, RST, 0, Opts::default(), b"");
+        let out = lab.send(Seg {
+            seq,
+            flags: RST,
+            window: 0,
+            ..Seg::CLIENT
+        });
         assert!(to(&out, PRIMARY).is_empty() && to(&out, BACKUP).is_empty());
     }
     let c = lab.engine.counters();
@@ -104,16 +120,31 @@ fn two_hundred_blind_rsts_from_the_client_leave_the_flow_and_its_stream_intact()
 fn an_in_window_rst_is_answered_with_one_challenge_ack_and_the_flow_stays() {
     let mut lab = Lab::new();
     let next = established(&mut lab);
-    let out = lab.client(next.0 + 1000, 0, RST, 0, Opts::default(), b"");
+    let out = lab.send(Seg {
+        seq: next.0 + 1000,
+        flags: RST,
+        window: 0,
+        ..Seg::CLIENT
+    });
     assert!(to(&out, PRIMARY).is_empty() && to(&out, BACKUP).is_empty());
     let ack = one(&out, CLIENT);
     assert_eq!(ack.flags, A, "a challenge ACK (RFC 5961 §3.2)");
     assert_eq!((ack.seq, ack.ack), (next.1, next.0));
     // A second within the gap is not answered: a flood is not reflected one for one.
-    let out = lab.client(next.0 + 2000, 0, RST, 0, Opts::default(), b"");
+    let out = lab.send(Seg {
+        seq: next.0 + 2000,
+        flags: RST,
+        window: 0,
+        ..Seg::CLIENT
+    });
     assert!(out.is_empty());
     lab.advance(CHALLENGE_GAP_NS);
-    let out = lab.client(next.0 + 3000, 0, RST, 0, Opts::default(), b"");
+    let out = lab.send(Seg {
+        seq: next.0 + 3000,
+        flags: RST,
+        window: 0,
+        ..Seg::CLIENT
+    });
     assert_eq!(one(&out, CLIENT).flags, A);
     assert_eq!(dropped(&mut lab, DropReason::RstInWindow), 3);
     stream_goes_on(&mut lab, next);
@@ -123,7 +154,12 @@ fn an_in_window_rst_is_answered_with_one_challenge_ack_and_the_flow_stays() {
 fn the_exact_rst_ends_the_flow_and_reaches_every_replica() {
     let mut lab = Lab::new();
     let (c, _, _) = established(&mut lab);
-    let out = lab.client(c, 0, RST, 0, Opts::default(), b"");
+    let out = lab.send(Seg {
+        seq: c,
+        flags: RST,
+        window: 0,
+        ..Seg::CLIENT
+    });
     assert_eq!(one(&out, PRIMARY).flags, RST);
     assert_eq!(one(&out, BACKUP).flags, RST);
     assert_eq!(lab.engine.flows().len(), 0);
@@ -133,18 +169,13 @@ fn the_exact_rst_ends_the_flow_and_reaches_every_replica() {
 fn an_exact_rst_with_a_wrong_checksum_changes_nothing() {
     let mut lab = Lab::new();
     let next = established(&mut lab);
-    let mut f = Lab::frame(
-        CLIENT_MAC,
-        MacAddr([2, 0, 0, 0, 0, 1]),
-        (CLIENT, CPORT),
-        (VIP, PORT),
-        next.0,
-        0,
-        RST,
-        0,
-        Opts::default(),
-        b"",
-    );
+    let mut f = Seg {
+        seq: next.0,
+        flags: RST,
+        window: 0,
+        ..Seg::CLIENT
+    }
+    .frame();
     // TCP checksum: Ethernet 14 + IPv4 20 + 16.
     f[50] ^= 0x5a;
     assert!(lab.feed(Side::Outside, f).is_empty());
@@ -167,7 +198,14 @@ fn blind_fins_and_data_outside_the_window_change_nothing() {
             .0
             .wrapping_add(rng.random_range(1u32 << 24..u32::MAX - (1 << 24)));
         let flags = if sent % 2 == 0 { F | A } else { A };
-        let out = lab.client(seq, next.1, flags, 502, Opts::ts(150, 5001), &data(10, 0));
+        let out = lab.send(Seg {
+            seq,
+            ack: next.1,
+            flags,
+            opts: Opts::ts(150, 5001),
+            payload: &data(10, 0),
+            ..Seg::CLIENT
+        });
         assert!(out.is_empty(), "nothing passed on: {out:?}");
         sent += 1;
     }
@@ -175,7 +213,7 @@ fn blind_fins_and_data_outside_the_window_change_nothing() {
     stream_goes_on(&mut lab, next);
     // No FIN was recorded: the replicas' FINs and the client's ACK of them leave the
     // flow open on the client's side, not closed.
-    assert_eq!(phase(&lab), FlowPhase::Established);
+    assert_eq!(lab.phase(), FlowPhase::Established);
 }
 
 #[test]
@@ -185,16 +223,38 @@ fn a_client_ack_of_bytes_never_sent_to_it_is_dropped_and_never_recorded() {
     lab.handshake(&hs);
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
     // The backup runs ahead: its 300 bytes are held, the primary has sent 100.
-    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(300, 3));
-    let out = lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 101), &data(100, 3));
+    lab.send(Seg {
+        seq: b1,
+        ack: c1,
+        opts: Opts::ts(80_001, 101),
+        payload: &data(300, 3),
+        ..Seg::BACKUP
+    });
+    let out = lab.send(Seg {
+        seq: p1,
+        ack: c1,
+        opts: Opts::ts(5001, 101),
+        payload: &data(100, 3),
+        ..Seg::PRIMARY
+    });
     assert_eq!(one(&out, CLIENT).payload, data(100, 3));
     // An ack of all 300, of which the client was sent 100.
-    let out = lab.client(c1, p1 + 300, A, 502, Opts::ts(102, 5001), b"");
+    let out = lab.send(Seg {
+        seq: c1,
+        ack: p1 + 300,
+        opts: Opts::ts(102, 5001),
+        ..Seg::CLIENT
+    });
     assert!(out.is_empty(), "not passed on: the replicas would take it");
     assert_eq!(dropped(&mut lab, DropReason::AckOutOfWindow), 1);
     assert_eq!(lab.engine.counters().held_bytes, 300, "nothing released");
     // The primary dies: the client gets the 200 bytes it lacks from what was held.
-    lab.client(c1, p1 + 100, A, 502, Opts::ts(103, 5001), b"");
+    lab.send(Seg {
+        seq: c1,
+        ack: p1 + 100,
+        opts: Opts::ts(103, 5001),
+        ..Seg::CLIENT
+    });
     lab.kill(R::P);
     lab.engine.request_failover_sweep();
     let out = lab.poll();
@@ -212,22 +272,32 @@ fn timestamps_are_recorded_only_from_accepted_segments() {
     let mut lab = Lab::new();
     let next = established(&mut lab);
     // Outside the window, with a timestamp far ahead of the client's clock.
-    let out = lab.client(
-        next.0 + (1 << 30),
-        next.1,
-        A,
-        502,
-        Opts::ts(0x7000_0000, 5001),
-        b"x",
-    );
+    let out = lab.send(Seg {
+        seq: next.0 + (1 << 30),
+        ack: next.1,
+        opts: Opts::ts(0x7000_0000, 5001),
+        payload: b"x",
+        ..Seg::CLIENT
+    });
     assert!(out.is_empty());
     // A keepalive (one byte before the window): Tandem answers it, echoing TS.Recent,
     // which must be the client's own clock, from the last segment in the window.
-    let out = lab.client(next.0 - 1, next.1, A, 502, Opts::ts(104, 5001), b"");
+    let out = lab.send(Seg {
+        seq: next.0 - 1,
+        ack: next.1,
+        opts: Opts::ts(104, 5001),
+        ..Seg::CLIENT
+    });
     let ack = one(&out, CLIENT);
     assert_eq!(ack.ts.map(|t| t.1), Some(103));
     // A segment older than TS.Recent fails PAWS.
-    let out = lab.client(next.0, next.1, A, 502, Opts::ts(90, 5001), b"y");
+    let out = lab.send(Seg {
+        seq: next.0,
+        ack: next.1,
+        opts: Opts::ts(90, 5001),
+        payload: b"y",
+        ..Seg::CLIENT
+    });
     assert!(out.is_empty());
     assert_eq!(dropped(&mut lab, DropReason::Paws), 1);
     stream_goes_on(&mut lab, next);
@@ -245,7 +315,12 @@ fn forged_replica_rsts_and_fins_outside_the_legs_window_kill_no_leg() {
         let leg_next = if r == R::P { next.1 } else { next.2 };
         let seq = leg_next.wrapping_add(rng.random_range(1u32 << 24..u32::MAX - (1 << 24)));
         let flags = if k % 4 < 2 { RST | A } else { F | A };
-        let out = lab.replica(r, seq, next.0, flags, 500, Opts::default(), b"");
+        let out = lab.send(Seg {
+            seq,
+            ack: next.0,
+            flags,
+            ..Seg::replica(r)
+        });
         assert!(out.is_empty(), "{out:?}");
     }
     assert_eq!(dropped(&mut lab, DropReason::RstOutOfWindow), 100);
@@ -266,12 +341,23 @@ fn a_replica_rst_in_its_window_but_not_exact_gets_a_challenge_ack_and_the_exact_
 {
     let mut lab = Lab::new();
     let (c, _, b) = established(&mut lab);
-    let out = lab.replica(R::B, b + 5000, c, RST | A, 0, Opts::default(), b"");
+    let out = lab.send(Seg {
+        seq: b + 5000,
+        ack: c,
+        flags: RST | A,
+        window: 0,
+        ..Seg::BACKUP
+    });
     let ack = one(&out, BACKUP);
     assert_eq!((ack.flags, ack.ack, ack.src), (A, b, CLIENT));
     assert_eq!(lab.engine.counters().legs_lost, 0);
     // A replica whose connection is gone answers it with a RST at that ack.
-    let out = lab.replica(R::B, b, 0, RST, 0, Opts::default(), b"");
+    let out = lab.send(Seg {
+        seq: b,
+        flags: RST,
+        window: 0,
+        ..Seg::BACKUP
+    });
     assert!(to(&out, CLIENT).is_empty());
     assert_eq!(lab.engine.counters().legs_lost, 1);
     assert!(lab
@@ -284,34 +370,26 @@ fn a_replica_rst_in_its_window_but_not_exact_gets_a_challenge_ack_and_the_exact_
 fn a_replica_ack_of_bytes_the_client_never_sent_is_dropped() {
     let mut lab = Lab::new();
     let (c, p, _) = established(&mut lab);
-    let out = lab.replica(R::P, p, c + 5000, A, 500, Opts::ts(5002, 103), b"");
+    let out = lab.send(Seg {
+        seq: p,
+        ack: c + 5000,
+        opts: Opts::ts(5002, 103),
+        ..Seg::PRIMARY
+    });
     assert!(out.is_empty());
     assert_eq!(dropped(&mut lab, DropReason::AckOutOfWindow), 1);
     // Had it been recorded, the synchronised ack would have let the client believe
     // bytes it never sent were received; the next answer still acks `c`.
-    let out = lab.replica(R::B, 900_101, c, A, 500, Opts::ts(80_002, 103), b"");
+    let out = lab.send(Seg {
+        seq: 900_101,
+        ack: c,
+        opts: Opts::ts(80_002, 103),
+        ..Seg::BACKUP
+    });
     assert!(to(&out, CLIENT).iter().all(|s| s.ack == c));
 }
 
 // ---- SYN floods --------------------------------------------------------------------------
-
-/// A SYN from a spoofed source `i` of the lab's range.
-fn spoofed_syn(lab: &mut Lab, i: u32) -> Vec<Seen> {
-    let src = Ipv4Addr::from(0xc612_1000 + i);
-    let f = Lab::frame(
-        MacAddr([2, 0, 0, 0, 0, 0x99]),
-        MacAddr([2, 0, 0, 0, 0, 1]),
-        (src, 1024 + (i % 60_000) as u16),
-        (VIP, PORT),
-        i.wrapping_mul(7919),
-        0,
-        S,
-        1024,
-        Opts::default(),
-        b"",
-    );
-    lab.feed(Side::Outside, f)
-}
 
 #[test]
 fn a_syn_flood_on_a_full_table_evicts_the_oldest_half_open_flows_never_an_established_one() {
@@ -321,7 +399,7 @@ fn a_syn_flood_on_a_full_table_evicts_the_oldest_half_open_flows_never_an_establ
     });
     let next = established(&mut lab);
     for i in 0..500 {
-        let out = spoofed_syn(&mut lab, i);
+        let out = lab.send(Seg::spoofed_syn(i));
         assert_eq!(out.len(), 2, "every SYN reaches the replicas");
     }
     let c = lab.engine.counters();
@@ -329,19 +407,12 @@ fn a_syn_flood_on_a_full_table_evicts_the_oldest_half_open_flows_never_an_establ
     assert_eq!(c.half_open_evicted, 500 - 7);
     assert_eq!(c.dropped(DropReason::TableFull), 0);
     // A legitimate client still gets in, and the established flow lives on.
-    let f = Lab::frame(
-        CLIENT_MAC,
-        MacAddr([2, 0, 0, 0, 0, 1]),
-        (CLIENT, CPORT + 1),
-        (VIP, PORT),
-        77,
-        0,
-        S,
-        64240,
-        Opts::syn(1460, 7, 1),
-        b"",
-    );
-    let out = lab.feed(Side::Outside, f);
+    let out = lab.send(Seg {
+        sport: CPORT + 1,
+        seq: 77,
+        opts: Opts::syn(1460, 7, 1),
+        ..Seg::CLIENT_SYN
+    });
     assert_eq!(to(&out, PRIMARY).len(), 1);
     assert_eq!(to(&out, BACKUP).len(), 1);
     stream_goes_on_among_many(&mut lab, next);
@@ -349,7 +420,13 @@ fn a_syn_flood_on_a_full_table_evicts_the_oldest_half_open_flows_never_an_establ
 
 /// As [`stream_goes_on`], where the table holds other flows too.
 fn stream_goes_on_among_many(lab: &mut Lab, (c, p, _): (u32, u32, u32)) {
-    let out = lab.client(c, p, A, 502, Opts::ts(200, 5001), &data(50, 9));
+    let out = lab.send(Seg {
+        seq: c,
+        ack: p,
+        opts: Opts::ts(200, 5001),
+        payload: &data(50, 9),
+        ..Seg::CLIENT
+    });
     assert_eq!(one(&out, PRIMARY).payload, data(50, 9));
     assert_eq!(one(&out, BACKUP).payload, data(50, 9));
 }
@@ -361,11 +438,19 @@ fn a_half_open_flow_is_evicted_with_a_rst_to_the_replicas_that_answered() {
         synack_wait_ns: 0,
         ..config()
     });
-    lab.client(1000, 0, S, 64240, Opts::syn(1460, 7, 100), b"");
-    let out = lab.replica(R::P, 50_000, 1001, S | A, 65535, Opts::syn(1460, 7, 5), b"");
+    lab.send(Seg {
+        seq: 1000,
+        ..Seg::CLIENT_SYN
+    });
+    let out = lab.send(Seg {
+        seq: 50_000,
+        ack: 1001,
+        opts: Opts::syn(1460, 7, 5),
+        ..Seg::PRIMARY_SYNACK
+    });
     assert_eq!(one(&out, CLIENT).flags, S | A);
-    assert_eq!(phase(&lab), FlowPhase::SynAckSent);
-    let out = spoofed_syn(&mut lab, 1);
+    assert_eq!(lab.phase(), FlowPhase::SynAckSent);
+    let out = lab.send(Seg::spoofed_syn(1));
     let rst = to(&out, PRIMARY)
         .into_iter()
         .find(|s| s.flags.contains(RST))
@@ -377,47 +462,72 @@ fn a_half_open_flow_is_evicted_with_a_rst_to_the_replicas_that_answered() {
 #[test]
 fn a_flow_is_established_only_when_the_client_acks_the_syn_ack() {
     let mut lab = Lab::new();
-    lab.client(1000, 0, S, 64240, Opts::syn(1460, 7, 100), b"");
-    lab.replica(R::P, 50_000, 1001, S | A, 65535, Opts::syn(1460, 7, 5), b"");
-    assert_eq!(phase(&lab), FlowPhase::SynSent);
-    lab.replica(
-        R::B,
-        900_000,
-        1001,
-        S | A,
-        65535,
-        Opts::syn(1460, 7, 9),
-        b"",
-    );
-    assert_eq!(phase(&lab), FlowPhase::SynAckSent);
+    lab.send(Seg {
+        seq: 1000,
+        ..Seg::CLIENT_SYN
+    });
+    lab.send(Seg {
+        seq: 50_000,
+        ack: 1001,
+        opts: Opts::syn(1460, 7, 5),
+        ..Seg::PRIMARY_SYNACK
+    });
+    assert_eq!(lab.phase(), FlowPhase::SynSent);
+    lab.send(Seg {
+        seq: 900_000,
+        ack: 1001,
+        opts: Opts::syn(1460, 7, 9),
+        ..Seg::BACKUP_SYNACK
+    });
+    assert_eq!(lab.phase(), FlowPhase::SynAckSent);
     // An ACK of another ISN completes nothing.
-    lab.client(1001, 60_001, A, 502, Opts::ts(101, 5), b"");
-    assert_eq!(phase(&lab), FlowPhase::SynAckSent);
-    lab.client(1001, 50_001, A, 502, Opts::ts(101, 5), b"");
-    assert_eq!(phase(&lab), FlowPhase::Established);
+    lab.send(Seg {
+        seq: 1001,
+        ack: 60_001,
+        opts: Opts::ts(101, 5),
+        ..Seg::CLIENT
+    });
+    assert_eq!(lab.phase(), FlowPhase::SynAckSent);
+    lab.send(Seg {
+        seq: 1001,
+        ack: 50_001,
+        opts: Opts::ts(101, 5),
+        ..Seg::CLIENT
+    });
+    assert_eq!(lab.phase(), FlowPhase::Established);
 }
 
 #[test]
 fn a_half_open_flow_expires_on_the_syn_timeout_while_its_syn_ack_is_retransmitted() {
     let mut lab = Lab::new();
     let syn_timeout = config().syn_timeout_ns;
-    lab.client(1000, 0, S, 64240, Opts::syn(1460, 7, 100), b"");
-    lab.replica(R::P, 50_000, 1001, S | A, 65535, Opts::syn(1460, 7, 5), b"");
-    lab.replica(
-        R::B,
-        900_000,
-        1001,
-        S | A,
-        65535,
-        Opts::syn(1460, 7, 9),
-        b"",
-    );
+    lab.send(Seg {
+        seq: 1000,
+        ..Seg::CLIENT_SYN
+    });
+    lab.send(Seg {
+        seq: 50_000,
+        ack: 1001,
+        opts: Opts::syn(1460, 7, 5),
+        ..Seg::PRIMARY_SYNACK
+    });
+    lab.send(Seg {
+        seq: 900_000,
+        ack: 1001,
+        opts: Opts::syn(1460, 7, 9),
+        ..Seg::BACKUP_SYNACK
+    });
     // The client never answers; the primary repeats its SYN-ACK every second.
     let mut t = 0;
     while t <= syn_timeout {
         lab.advance(1_000 * MS);
         t += 1_000 * MS;
-        let out = lab.replica(R::P, 50_000, 1001, S | A, 65535, Opts::syn(1460, 7, 5), b"");
+        let out = lab.send(Seg {
+            seq: 50_000,
+            ack: 1001,
+            opts: Opts::syn(1460, 7, 5),
+            ..Seg::PRIMARY_SYNACK
+        });
         lab.poll();
         if t <= syn_timeout {
             assert_eq!(one(&out, CLIENT).flags, S | A, "forwarded while half-open");
@@ -443,25 +553,26 @@ fn syns_from_sources_no_client_can_have_create_no_flow() {
         VIP,
     ];
     for src in bad {
-        let f = Lab::frame(
-            CLIENT_MAC,
-            MacAddr([2, 0, 0, 0, 0, 1]),
-            (src, 4000),
-            (VIP, PORT),
-            1,
-            0,
-            S,
-            1024,
-            Opts::default(),
-            b"",
-        );
-        assert!(lab.feed(Side::Outside, f).is_empty(), "from {src}");
+        let syn = Seg {
+            src,
+            sport: 4000,
+            seq: 1,
+            window: 1024,
+            opts: Opts::NONE,
+            ..Seg::CLIENT_SYN
+        };
+        assert!(lab.send(syn).is_empty(), "from {src}");
     }
     assert_eq!(dropped(&mut lab, DropReason::BadSource), bad.len() as u64);
     assert_eq!(lab.engine.flows().len(), 0);
     // A client's own address is fine.
     assert_eq!(
-        lab.client(1, 0, S, 64240, Opts::syn(1460, 7, 1), b"").len(),
+        lab.send(Seg {
+            seq: 1,
+            opts: Opts::syn(1460, 7, 1),
+            ..Seg::CLIENT_SYN
+        })
+        .len(),
         2
     );
 }
@@ -469,36 +580,16 @@ fn syns_from_sources_no_client_can_have_create_no_flow() {
 #[test]
 fn an_outside_senders_vlan_tag_never_reaches_the_inside_port() {
     let mut lab = Lab::new();
-    let mut buf = vec![0u8; 200];
-    let n = tandem_wire::build::tcp(
-        &mut buf,
-        &tandem_wire::build::TcpBuild {
-            src_mac: CLIENT_MAC,
-            dst_mac: MacAddr([2, 0, 0, 0, 0, 1]),
-            vlan_tci: Some(42),
-            src_ip: CLIENT,
-            dst_ip: VIP,
-            src_port: CPORT,
-            dst_port: PORT,
-            seq: 1000,
-            ack: 0,
-            flags: S,
-            window: 64240,
-            ttl: 64,
-            options: &[],
-            payload: &[],
-        },
-    )
-    .expect("build");
-    buf.truncate(n);
-    let mut burst = vec![buf];
-    lab.engine.process_burst(
-        Side::Outside,
-        lab.now,
-        &mut burst,
-        &mut lab.pool,
-        &mut lab.out,
-    );
+    let f = Seg {
+        vlan: Some(42),
+        seq: 1000,
+        opts: Opts::NONE,
+        ..Seg::CLIENT_SYN
+    }
+    .frame();
+    let n = f.len();
+    // Straight to the rig: the frames are checked before the kit parses them.
+    lab.rig.rx_one(Side::Outside, lab.now, f);
     assert_eq!(lab.out.tx.len(), 2, "the SYN to both replicas");
     for t in lab.out.tx.drain(..) {
         assert_eq!(t.side, Side::Inside);
@@ -537,23 +628,47 @@ fn an_established_flow_that_idles_past_its_timeout_is_reset_on_both_sides() {
 fn a_segment_of_no_flow_gets_a_rst_as_a_host_would_and_those_rsts_are_rate_limited() {
     let mut lab = Lab::new();
     // From the outside: an ACK to the VIP of no connection.
-    let out = lab.client(5000, 777, A, 500, Opts::default(), b"x");
+    let out = lab.send(Seg {
+        seq: 5000,
+        ack: 777,
+        window: 500,
+        payload: b"x",
+        ..Seg::CLIENT
+    });
     let rst = one(&out, CLIENT);
     assert_eq!((rst.src, rst.sport, rst.dport), (VIP, PORT, CPORT));
     assert_eq!((rst.seq, rst.flags), (777, RST), "at the segment's ack");
     // From the inside: a replica's segment to a client of no flow.
-    let out = lab.replica(R::P, 300, 0, TcpFlags::PSH, 500, Opts::default(), b"y");
+    let out = lab.send(Seg {
+        seq: 300,
+        flags: TcpFlags::PSH,
+        payload: b"y",
+        ..Seg::PRIMARY
+    });
     let rst = one(&out, PRIMARY);
     assert_eq!((rst.src, rst.sport, rst.dport), (CLIENT, CPORT, PORT));
     assert_eq!((rst.seq, rst.ack, rst.flags), (0, 301, RST | A));
     // A RST is never answered.
     assert!(lab
-        .client(5000, 777, RST, 0, Opts::default(), b"")
+        .send(Seg {
+            seq: 5000,
+            ack: 777,
+            flags: RST,
+            window: 0,
+            ..Seg::CLIENT
+        })
         .is_empty());
     // A flood gets at most the period's share.
     let mut sent = 2;
     for k in 0..1000u32 {
-        sent += lab.client(k, k, A, 500, Opts::default(), b"").len();
+        sent += lab
+            .send(Seg {
+                seq: k,
+                ack: k,
+                window: 500,
+                ..Seg::CLIENT
+            })
+            .len();
     }
     assert_eq!(sent as u32, tandem_engine::engine::STRAY_RSTS_PER_PERIOD);
     assert_eq!(
@@ -561,7 +676,16 @@ fn a_segment_of_no_flow_gets_a_rst_as_a_host_would_and_those_rsts_are_rate_limit
         u64::from(tandem_engine::engine::STRAY_RSTS_PER_PERIOD)
     );
     lab.advance(tandem_engine::engine::STRAY_RST_PERIOD_NS);
-    assert_eq!(lab.client(1, 1, A, 500, Opts::default(), b"").len(), 1);
+    assert_eq!(
+        lab.send(Seg {
+            seq: 1,
+            ack: 1,
+            window: 500,
+            ..Seg::CLIENT
+        })
+        .len(),
+        1
+    );
 }
 
 // ---- ICMP about flows ------------------------------------------------------------------
@@ -607,17 +731,23 @@ fn fragmentation_needed_about_a_flows_segment_reaches_every_replica_translated()
     let (c, p, b) = established(&mut lab);
     // The primary sends a segment the client's path cannot carry; the router says so,
     // quoting it (visible space: the primary's own ISN is the visible one).
-    lab.replica(R::B, b, c, A, 500, Opts::ts(80_005, 103), &data(1000, 0));
-    let out = lab.replica(R::P, p, c, A, 500, Opts::ts(5005, 103), &data(1000, 0));
+    lab.send(Seg {
+        seq: b,
+        ack: c,
+        opts: Opts::ts(80_005, 103),
+        payload: &data(1000, 0),
+        ..Seg::BACKUP
+    });
+    let out = lab.send(Seg {
+        seq: p,
+        ack: c,
+        opts: Opts::ts(5005, 103),
+        payload: &data(1000, 0),
+        ..Seg::PRIMARY
+    });
     assert_eq!(one(&out, CLIENT).seq, p);
-    let mut burst = vec![icmp_about(3, 4, p)];
-    lab.engine.process_burst(
-        Side::Outside,
-        lab.now,
-        &mut burst,
-        &mut lab.pool,
-        &mut lab.out,
-    );
+    // Straight to the rig: the kit's parse is for TCP.
+    lab.rig.rx_one(Side::Outside, lab.now, icmp_about(3, 4, p));
     let sent: Vec<_> = lab.out.tx.drain(..).collect();
     assert_eq!(sent.len(), 2, "one for each replica");
     for t in &sent {
@@ -677,66 +807,49 @@ fn icmp_errors_quoting_nothing_in_flight_or_of_other_kinds_are_counted_and_dropp
 /// A second flow, from the client's port `port`: the handshake, then `n` 10-byte segments
 /// from its standby that the client never acks (from `k0` on).
 fn second_flow_standby_data(lab: &mut Lab, port: u16, handshake: bool, k0: u32, n: u32) {
-    let frame_from = |mac, ip, seq, ack, flags, o, payload: &[u8]| {
-        Lab::frame(
-            mac,
-            MacAddr([2, 0, 0, 0, 0, 2]),
-            (ip, PORT),
-            (CLIENT, port),
-            seq,
-            ack,
-            flags,
-            65535,
-            o,
-            payload,
-        )
+    // Replica segments to that port, with the window a replica opens.
+    let to_port = |template: Seg<'static>| Seg {
+        dport: port,
+        window: 65535,
+        opts: Opts::NONE,
+        ..template
     };
     if handshake {
-        let syn = Lab::frame(
-            CLIENT_MAC,
-            MacAddr([2, 0, 0, 0, 0, 1]),
-            (CLIENT, port),
-            (VIP, PORT),
-            7000,
-            0,
-            S,
-            64240,
-            Opts::default(),
-            b"",
-        );
-        assert_eq!(lab.feed(Side::Outside, syn).len(), 2);
-        let f = frame_from(PRIMARY_MAC, PRIMARY, 300, 7001, S | A, Opts::default(), b"");
-        lab.feed(Side::Inside, f);
-        let f = frame_from(BACKUP_MAC, BACKUP, 900, 7001, S | A, Opts::default(), b"");
-        let synack = lab.feed(Side::Inside, f);
+        let syn = Seg {
+            sport: port,
+            seq: 7000,
+            opts: Opts::NONE,
+            ..Seg::CLIENT_SYN
+        };
+        assert_eq!(lab.send(syn).len(), 2);
+        lab.send(Seg {
+            seq: 300,
+            ack: 7001,
+            ..to_port(Seg::PRIMARY_SYNACK)
+        });
+        let synack = lab.send(Seg {
+            seq: 900,
+            ack: 7001,
+            ..to_port(Seg::BACKUP_SYNACK)
+        });
         assert_eq!(one(&synack, CLIENT).flags, S | A);
-        let ack = Lab::frame(
-            CLIENT_MAC,
-            MacAddr([2, 0, 0, 0, 0, 1]),
-            (CLIENT, port),
-            (VIP, PORT),
-            7001,
-            301,
-            A,
-            502,
-            Opts::default(),
-            b"",
-        );
-        assert_eq!(lab.feed(Side::Outside, ack).len(), 2);
+        let ack = Seg {
+            sport: port,
+            seq: 7001,
+            ack: 301,
+            ..Seg::CLIENT
+        };
+        assert_eq!(lab.send(ack).len(), 2);
     }
     for k in k0..k0 + n {
         // Selection spreads: this flow's active replica is the backup, its standby the
         // primary.
-        let f = frame_from(
-            PRIMARY_MAC,
-            PRIMARY,
-            301 + 10 * k,
-            7001,
-            A,
-            Opts::default(),
-            &data(10, 0),
-        );
-        let out = lab.feed(Side::Inside, f);
+        let out = lab.send(Seg {
+            seq: 301 + 10 * k,
+            ack: 7001,
+            payload: &data(10, 0),
+            ..to_port(Seg::PRIMARY)
+        });
         assert!(out.is_empty(), "held, not sent: {out:?}");
     }
 }
@@ -753,15 +866,13 @@ fn a_flow_whose_client_never_acks_cannot_pin_the_hold_pool_against_other_flows()
     // pool's eight slots, held.
     for k in 0..6u32 {
         let seq = hs.bisn + 1 + 10 * k;
-        lab.replica(
-            R::B,
+        lab.send(Seg {
             seq,
-            hs.cisn + 1,
-            A,
-            500,
-            Opts::ts(80_001, 101),
-            &data(10, 0),
-        );
+            ack: hs.cisn + 1,
+            opts: Opts::ts(80_001, 101),
+            payload: &data(10, 0),
+            ..Seg::BACKUP
+        });
     }
     assert_eq!(lab.engine.counters().held_segments, 6);
     // A second flow's standby output gets what is left, and loses its own oldest beyond.

@@ -1,20 +1,14 @@
 //! One test (or more) per rule of DESIGN §3, each failing if the rule is broken.
 //! Segments are built by hand, fed to the engine, and what leaves it is parsed back.
 
-mod common;
-
-use common::*;
 use std::net::Ipv4Addr;
+use tandem_testkit::*;
 
-use tandem_engine::{DropReason, EngineConfig, Side, SignalKind};
+use tandem_engine::{DropReason, EngineConfig, SignalKind};
 use tandem_wire::{MacAddr, TcpFlags};
 
 const F: TcpFlags = TcpFlags::FIN;
 const RST: TcpFlags = TcpFlags::RST;
-
-fn data(n: usize, tag: u8) -> Vec<u8> {
-    (0..n).map(|i| tag.wrapping_add(i as u8)).collect()
-}
 
 // ---- §3.1 handshake ---------------------------------------------------------------------
 
@@ -63,15 +57,13 @@ fn timestamps_are_removed_when_one_replica_lacks_them() {
     assert_eq!(synack.ts, None);
     assert!(synack.sack_ok);
     // ...and the primary's later segments reach the client without them.
-    let out = lab.replica(
-        R::P,
-        hs.pisn + 1,
-        hs.cisn + 1,
-        A,
-        500,
-        Opts::ts(5001, 101),
-        b"hello",
-    );
+    let out = lab.send(Seg {
+        seq: hs.pisn + 1,
+        ack: hs.cisn + 1,
+        opts: Opts::ts(5001, 101),
+        payload: b"hello",
+        ..Seg::PRIMARY
+    });
     let seg = one(&out, CLIENT);
     assert_eq!(seg.ts, None);
     assert_eq!(seg.payload, b"hello");
@@ -80,9 +72,18 @@ fn timestamps_are_removed_when_one_replica_lacks_them() {
 #[test]
 fn primary_that_never_answers_gives_way_to_the_backup() {
     let mut lab = Lab::new();
-    let out = lab.client(7, 0, S, 64240, Opts::syn(1460, 7, 1), b"");
+    let out = lab.send(Seg {
+        seq: 7,
+        opts: Opts::syn(1460, 7, 1),
+        ..Seg::CLIENT_SYN
+    });
     assert_eq!(out.len(), 2);
-    let out = lab.replica(R::B, 4000, 8, S | A, 65535, Opts::syn(1460, 7, 9), b"");
+    let out = lab.send(Seg {
+        seq: 4000,
+        ack: 8,
+        opts: Opts::syn(1460, 7, 9),
+        ..Seg::BACKUP_SYNACK
+    });
     assert!(out.is_empty(), "waits for the primary");
     lab.advance(MS);
     assert!(lab.poll().is_empty(), "still within the wait");
@@ -109,9 +110,21 @@ fn primary_that_never_answers_gives_way_to_the_backup() {
         "the silent primary is reset and dropped"
     );
     // Data now flows from the backup, and the client's ack goes only to it.
-    let out = lab.replica(R::B, 4001, 8, A, 500, Opts::ts(10, 2), b"abc");
+    let out = lab.send(Seg {
+        seq: 4001,
+        ack: 8,
+        opts: Opts::ts(10, 2),
+        payload: b"abc",
+        ..Seg::BACKUP
+    });
     assert_eq!(one(&out, CLIENT).payload, b"abc");
-    let out = lab.client(8, 4004, A, 500, Opts::ts(3, 10), b"");
+    let out = lab.send(Seg {
+        seq: 8,
+        ack: 4004,
+        window: 500,
+        opts: Opts::ts(3, 10),
+        ..Seg::CLIENT
+    });
     assert_eq!(one(&out, BACKUP).ack, 4004);
     assert!(to(&out, PRIMARY).is_empty());
 }
@@ -119,8 +132,17 @@ fn primary_that_never_answers_gives_way_to_the_backup() {
 #[test]
 fn a_lost_syn_to_the_backup_is_repeated_and_the_flow_stays_protected() {
     let mut lab = Lab::new();
-    lab.client(7, 0, S, 64240, Opts::syn(1460, 7, 1), b"");
-    lab.replica(R::P, 300, 8, S | A, 65535, Opts::syn(1460, 7, 9), b"");
+    lab.send(Seg {
+        seq: 7,
+        opts: Opts::syn(1460, 7, 1),
+        ..Seg::CLIENT_SYN
+    });
+    lab.send(Seg {
+        seq: 300,
+        ack: 8,
+        opts: Opts::syn(1460, 7, 9),
+        ..Seg::PRIMARY_SYNACK
+    });
     lab.advance(3 * MS);
     let out = lab.poll();
     assert_eq!(
@@ -128,7 +150,12 @@ fn a_lost_syn_to_the_backup_is_repeated_and_the_flow_stays_protected() {
         S,
         "the SYN the backup never got, again"
     );
-    let out = lab.replica(R::B, 9000, 8, S | A, 65535, Opts::syn(1460, 7, 50), b"");
+    let out = lab.send(Seg {
+        seq: 9000,
+        ack: 8,
+        opts: Opts::syn(1460, 7, 50),
+        ..Seg::BACKUP_SYNACK
+    });
     assert_eq!(one(&out, CLIENT).seq, 300);
     assert_eq!(lab.engine.counters().legs_lost, 0);
 }
@@ -136,10 +163,24 @@ fn a_lost_syn_to_the_backup_is_repeated_and_the_flow_stays_protected() {
 #[test]
 fn primary_answering_late_still_wins_within_the_wait() {
     let mut lab = Lab::new();
-    lab.client(7, 0, S, 64240, Opts::syn(1460, 7, 1), b"");
-    lab.replica(R::B, 4000, 8, S | A, 65535, Opts::syn(1460, 7, 9), b"");
+    lab.send(Seg {
+        seq: 7,
+        opts: Opts::syn(1460, 7, 1),
+        ..Seg::CLIENT_SYN
+    });
+    lab.send(Seg {
+        seq: 4000,
+        ack: 8,
+        opts: Opts::syn(1460, 7, 9),
+        ..Seg::BACKUP_SYNACK
+    });
     lab.advance(MS);
-    let out = lab.replica(R::P, 300, 8, S | A, 65535, Opts::syn(1460, 7, 9), b"");
+    let out = lab.send(Seg {
+        seq: 300,
+        ack: 8,
+        opts: Opts::syn(1460, 7, 9),
+        ..Seg::PRIMARY_SYNACK
+    });
     assert_eq!(
         one(&out, CLIENT).seq,
         300,
@@ -163,7 +204,13 @@ fn seq_and_ack_translate_across_the_2_32_wrap() {
     let p1 = hs.pisn.wrapping_add(1);
     let b1 = hs.bisn.wrapping_add(1);
     // Client data crosses the wrap; each replica gets its own ack.
-    let out = lab.client(c1, p1, A, 502, Opts::ts(102, 5000), &data(100, 1));
+    let out = lab.send(Seg {
+        seq: c1,
+        ack: p1,
+        opts: Opts::ts(102, 5000),
+        payload: &data(100, 1),
+        ..Seg::CLIENT
+    });
     assert_eq!(one(&out, PRIMARY).ack, p1);
     assert_eq!(one(&out, BACKUP).ack, b1);
     assert_eq!(
@@ -172,40 +219,34 @@ fn seq_and_ack_translate_across_the_2_32_wrap() {
         "client sequence is never translated"
     );
     // Both replicas answer 100 bytes each, starting from their own ISNs.
-    let out = lab.replica(
-        R::B,
-        b1,
-        c1.wrapping_add(100),
-        A,
-        500,
-        Opts::ts(80_001, 102),
-        &data(100, 9),
-    );
+    let out = lab.send(Seg {
+        seq: b1,
+        ack: c1.wrapping_add(100),
+        opts: Opts::ts(80_001, 102),
+        payload: &data(100, 9),
+        ..Seg::BACKUP
+    });
     assert!(
         to(&out, CLIENT).iter().all(|s| s.payload.is_empty()),
         "standby output is held"
     );
-    let out = lab.replica(
-        R::P,
-        p1,
-        c1.wrapping_add(100),
-        A,
-        500,
-        Opts::ts(5001, 102),
-        &data(100, 9),
-    );
+    let out = lab.send(Seg {
+        seq: p1,
+        ack: c1.wrapping_add(100),
+        opts: Opts::ts(5001, 102),
+        payload: &data(100, 9),
+        ..Seg::PRIMARY
+    });
     let seg = one(&out, CLIENT);
     assert_eq!(seg.seq, p1, "visible sequence, wrapping");
     assert_eq!(seg.ack, c1.wrapping_add(100));
     // The client's ack of those bytes reaches the backup translated into its space.
-    let out = lab.client(
-        c1.wrapping_add(100),
-        p1.wrapping_add(100),
-        A,
-        502,
-        Opts::ts(103, 5001),
-        b"",
-    );
+    let out = lab.send(Seg {
+        seq: c1.wrapping_add(100),
+        ack: p1.wrapping_add(100),
+        opts: Opts::ts(103, 5001),
+        ..Seg::CLIENT
+    });
     assert_eq!(one(&out, BACKUP).ack, b1.wrapping_add(100));
     assert_eq!(one(&out, PRIMARY).ack, p1.wrapping_add(100));
 }
@@ -216,11 +257,28 @@ fn backup_ahead_of_primary_is_held_then_released_by_the_client_ack() {
     let hs = Hs::default();
     lab.handshake(&hs);
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
-    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(300, 3));
+    lab.send(Seg {
+        seq: b1,
+        ack: c1,
+        opts: Opts::ts(80_001, 101),
+        payload: &data(300, 3),
+        ..Seg::BACKUP
+    });
     assert_eq!(lab.engine.counters().held_bytes, 300);
-    let out = lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 101), &data(300, 3));
+    let out = lab.send(Seg {
+        seq: p1,
+        ack: c1,
+        opts: Opts::ts(5001, 101),
+        payload: &data(300, 3),
+        ..Seg::PRIMARY
+    });
     assert_eq!(one(&out, CLIENT).payload, data(300, 3));
-    lab.client(c1, p1 + 300, A, 502, Opts::ts(102, 5001), b"");
+    lab.send(Seg {
+        seq: c1,
+        ack: p1 + 300,
+        opts: Opts::ts(102, 5001),
+        ..Seg::CLIENT
+    });
     assert_eq!(
         lab.engine.counters().held_bytes,
         0,
@@ -234,9 +292,26 @@ fn primary_ahead_of_backup_the_backup_is_acked_only_up_to_what_it_sent() {
     let hs = Hs::default();
     lab.handshake(&hs);
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
-    lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 101), &data(200, 3));
-    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(100, 3));
-    let out = lab.client(c1, p1 + 200, A, 502, Opts::ts(102, 5001), b"");
+    lab.send(Seg {
+        seq: p1,
+        ack: c1,
+        opts: Opts::ts(5001, 101),
+        payload: &data(200, 3),
+        ..Seg::PRIMARY
+    });
+    lab.send(Seg {
+        seq: b1,
+        ack: c1,
+        opts: Opts::ts(80_001, 101),
+        payload: &data(100, 3),
+        ..Seg::BACKUP
+    });
+    let out = lab.send(Seg {
+        seq: c1,
+        ack: p1 + 200,
+        opts: Opts::ts(102, 5001),
+        ..Seg::CLIENT
+    });
     assert_eq!(one(&out, PRIMARY).ack, p1 + 200);
     assert_eq!(
         one(&out, BACKUP).ack,
@@ -244,15 +319,13 @@ fn primary_ahead_of_backup_the_backup_is_acked_only_up_to_what_it_sent() {
         "§3.7: never ack unsent data"
     );
     // The backup catches up: the client already has those bytes, so Tandem acks them.
-    let out = lab.replica(
-        R::B,
-        b1 + 100,
-        c1,
-        A,
-        500,
-        Opts::ts(80_002, 101),
-        &data(100, 103),
-    );
+    let out = lab.send(Seg {
+        seq: b1 + 100,
+        ack: c1,
+        opts: Opts::ts(80_002, 101),
+        payload: &data(100, 103),
+        ..Seg::BACKUP
+    });
     assert!(to(&out, CLIENT).is_empty(), "not sent to the client twice");
     let ack = one(&out, BACKUP);
     assert_eq!(ack.ack, b1 + 200);
@@ -269,14 +342,26 @@ fn timestamps_translate_per_replica_clock() {
     let hs = Hs::default(); // primary clock 5000, backup 80000 at the SYN-ACK
     lab.handshake(&hs);
     let (c1, p1) = (hs.cisn + 1, hs.pisn + 1);
-    let out = lab.client(c1, p1, A, 502, Opts::ts(110, 5000), b"x");
+    let out = lab.send(Seg {
+        seq: c1,
+        ack: p1,
+        opts: Opts::ts(110, 5000),
+        payload: b"x",
+        ..Seg::CLIENT
+    });
     assert_eq!(one(&out, PRIMARY).ts, Some((110, 5000)));
     assert_eq!(
         one(&out, BACKUP).ts,
         Some((110, 80_000)),
         "TSecr into the backup's clock"
     );
-    let out = lab.replica(R::P, p1, c1 + 1, A, 500, Opts::ts(5007, 110), b"y");
+    let out = lab.send(Seg {
+        seq: p1,
+        ack: c1 + 1,
+        opts: Opts::ts(5007, 110),
+        payload: b"y",
+        ..Seg::PRIMARY
+    });
     assert_eq!(one(&out, CLIENT).ts, Some((5007, 110)));
 }
 
@@ -287,20 +372,35 @@ fn failover_rebases_timestamps_so_the_client_never_sees_them_go_back() {
     lab.handshake(&hs);
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
     // The primary's clock runs far ahead; the backup's barely moves.
-    let out = lab.replica(R::P, p1, c1, A, 500, Opts::ts(9000, 101), &data(10, 0));
+    let out = lab.send(Seg {
+        seq: p1,
+        ack: c1,
+        opts: Opts::ts(9000, 101),
+        payload: &data(10, 0),
+        ..Seg::PRIMARY
+    });
     assert_eq!(one(&out, CLIENT).ts.map(|t| t.0), Some(9000));
-    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_010, 101), &data(10, 0));
-    lab.replica(
-        R::B,
-        b1 + 10,
-        c1,
-        A,
-        500,
-        Opts::ts(80_020, 101),
-        &data(10, 10),
-    );
+    lab.send(Seg {
+        seq: b1,
+        ack: c1,
+        opts: Opts::ts(80_010, 101),
+        payload: &data(10, 0),
+        ..Seg::BACKUP
+    });
+    lab.send(Seg {
+        seq: b1 + 10,
+        ack: c1,
+        opts: Opts::ts(80_020, 101),
+        payload: &data(10, 10),
+        ..Seg::BACKUP
+    });
     lab.kill(R::P);
-    let out = lab.client(c1, p1 + 10, A, 502, Opts::ts(120, 9000), b"");
+    let out = lab.send(Seg {
+        seq: c1,
+        ack: p1 + 10,
+        opts: Opts::ts(120, 9000),
+        ..Seg::CLIENT
+    });
     let seg = one(&out, CLIENT);
     assert_eq!(seg.payload, data(10, 10), "held data replayed at once");
     let tsval = seg.ts.expect("ts").0;
@@ -309,18 +409,21 @@ fn failover_rebases_timestamps_so_the_client_never_sees_them_go_back() {
         "TSval {tsval} went backwards: PAWS would drop it"
     );
     // The backup's later segments keep increasing from there.
-    let out = lab.replica(
-        R::B,
-        b1 + 20,
-        c1,
-        A,
-        500,
-        Opts::ts(80_021, 120),
-        &data(5, 20),
-    );
+    let out = lab.send(Seg {
+        seq: b1 + 20,
+        ack: c1,
+        opts: Opts::ts(80_021, 120),
+        payload: &data(5, 20),
+        ..Seg::BACKUP
+    });
     assert!(one(&out, CLIENT).ts.expect("ts").0 > tsval);
     // The client's TSecr is mapped back into the backup's clock consistently.
-    let out = lab.client(c1, p1 + 25, A, 502, Opts::ts(121, tsval), b"");
+    let out = lab.send(Seg {
+        seq: c1,
+        ack: p1 + 25,
+        opts: Opts::ts(121, tsval),
+        ..Seg::CLIENT
+    });
     assert_eq!(one(&out, BACKUP).ts, Some((121, 80_020)));
 }
 
@@ -337,8 +440,21 @@ fn windows_of_replicas_with_different_scales_are_rescaled() {
     let synack = lab.handshake(&hs);
     assert_eq!(synack.wscale, Some(7), "the client sees the active's scale");
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
-    lab.replica(R::B, b1, c1, A, 1000, Opts::ts(80_001, 101), b""); // 4000 bytes
-    let out = lab.replica(R::P, p1, c1, A, 100, Opts::ts(5001, 101), b"z"); // 12800 bytes
+    lab.send(Seg {
+        seq: b1,
+        ack: c1,
+        window: 1000, // 4000 bytes
+        opts: Opts::ts(80_001, 101),
+        ..Seg::BACKUP
+    });
+    let out = lab.send(Seg {
+        seq: p1,
+        ack: c1,
+        window: 100, // 12800 bytes
+        opts: Opts::ts(5001, 101),
+        payload: b"z",
+        ..Seg::PRIMARY
+    });
     let seg = one(&out, CLIENT);
     assert_eq!(
         seg.window,
@@ -355,13 +471,27 @@ fn client_sack_blocks_are_translated_per_replica() {
     let hs = Hs::default();
     lab.handshake(&hs);
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
-    lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 101), &data(300, 0));
-    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(300, 0));
-    let mut w = tandem_wire::build::OptionWriter::new();
-    w.timestamps(105, 5001);
-    w.sack(&[(p1 + 200, p1 + 300)]);
-    let frame = Lab::frame_raw_opts(c1, p1 + 100, w.as_bytes());
-    let out = lab.feed(tandem_engine::Side::Outside, frame);
+    lab.send(Seg {
+        seq: p1,
+        ack: c1,
+        opts: Opts::ts(5001, 101),
+        payload: &data(300, 0),
+        ..Seg::PRIMARY
+    });
+    lab.send(Seg {
+        seq: b1,
+        ack: c1,
+        opts: Opts::ts(80_001, 101),
+        payload: &data(300, 0),
+        ..Seg::BACKUP
+    });
+    let out = lab.send(Seg {
+        seq: c1,
+        ack: p1 + 100,
+        opts: Opts::ts(105, 5001),
+        sack: &[(p1 + 200, p1 + 300)],
+        ..Seg::CLIENT
+    });
     assert_eq!(one(&out, PRIMARY).sack, vec![(p1 + 200, p1 + 300)]);
     assert_eq!(one(&out, BACKUP).sack, vec![(b1 + 200, b1 + 300)]);
 }
@@ -374,20 +504,42 @@ fn client_is_told_the_minimum_ack_and_a_standby_ack_raising_it_makes_a_pure_ack(
     let hs = Hs::default();
     lab.handshake(&hs);
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
-    lab.client(c1, p1, A, 502, Opts::ts(110, 5000), &data(100, 0));
+    lab.send(Seg {
+        seq: c1,
+        ack: p1,
+        opts: Opts::ts(110, 5000),
+        payload: &data(100, 0),
+        ..Seg::CLIENT
+    });
     // The primary acks and answers; the backup has not acked yet.
-    let out = lab.replica(R::P, p1, c1 + 100, A, 500, Opts::ts(5001, 110), b"resp");
+    let out = lab.send(Seg {
+        seq: p1,
+        ack: c1 + 100,
+        opts: Opts::ts(5001, 110),
+        payload: b"resp",
+        ..Seg::PRIMARY
+    });
     let seg = one(&out, CLIENT);
     assert_eq!(seg.ack, c1, "not acked until every live replica has it");
     // The backup's ack raises the minimum: Tandem sends the client a pure ACK itself.
-    let out = lab.replica(R::B, b1, c1 + 100, A, 500, Opts::ts(80_001, 110), b"");
+    let out = lab.send(Seg {
+        seq: b1,
+        ack: c1 + 100,
+        opts: Opts::ts(80_001, 110),
+        ..Seg::BACKUP
+    });
     let ack = one(&out, CLIENT);
     assert_eq!(ack.ack, c1 + 100);
     assert_eq!(ack.seq, p1 + 4, "at the client's next expected sequence");
     assert!(ack.payload.is_empty());
     assert!(ack.ts.is_some());
     // A redundant pure ACK from the primary tells the client nothing and is dropped.
-    let out = lab.replica(R::P, p1 + 4, c1 + 100, A, 500, Opts::ts(5002, 110), b"");
+    let out = lab.send(Seg {
+        seq: p1 + 4,
+        ack: c1 + 100,
+        opts: Opts::ts(5002, 110),
+        ..Seg::PRIMARY
+    });
     assert!(out.is_empty());
 }
 
@@ -399,19 +551,28 @@ fn held_standby_output_is_replayed_translated_on_failover() {
     let hs = Hs::default();
     lab.handshake(&hs);
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
-    lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 101), &data(100, 0));
+    lab.send(Seg {
+        seq: p1,
+        ack: c1,
+        opts: Opts::ts(5001, 101),
+        payload: &data(100, 0),
+        ..Seg::PRIMARY
+    });
     for k in 0..3u32 {
-        lab.replica(
-            R::B,
-            b1 + 100 * k,
-            c1,
-            A,
-            500,
-            Opts::ts(80_001, 101),
-            &data(100, (100 * k) as u8),
-        );
+        lab.send(Seg {
+            seq: b1 + 100 * k,
+            ack: c1,
+            opts: Opts::ts(80_001, 101),
+            payload: &data(100, (100 * k) as u8),
+            ..Seg::BACKUP
+        });
     }
-    lab.client(c1, p1 + 100, A, 502, Opts::ts(102, 5001), b"");
+    lab.send(Seg {
+        seq: c1,
+        ack: p1 + 100,
+        opts: Opts::ts(102, 5001),
+        ..Seg::CLIENT
+    });
     lab.kill(R::P);
     // Idle flow: the control core asks for a sweep; the held bytes go out at once.
     lab.engine.request_failover_sweep();
@@ -432,9 +593,21 @@ fn failover_on_the_flows_next_packet_without_a_sweep() {
     let hs = Hs::default();
     lab.handshake(&hs);
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
-    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(50, 0));
+    lab.send(Seg {
+        seq: b1,
+        ack: c1,
+        opts: Opts::ts(80_001, 101),
+        payload: &data(50, 0),
+        ..Seg::BACKUP
+    });
     lab.kill(R::P);
-    let out = lab.client(c1, p1, A, 502, Opts::ts(102, 5000), b"more");
+    let out = lab.send(Seg {
+        seq: c1,
+        ack: p1,
+        opts: Opts::ts(102, 5000),
+        payload: b"more",
+        ..Seg::CLIENT
+    });
     assert_eq!(one(&out, CLIENT).payload, data(50, 0));
     assert!(to(&out, PRIMARY).is_empty(), "nothing to the dead primary");
     assert_eq!(one(&out, BACKUP).payload, b"more");
@@ -451,21 +624,29 @@ fn over_budget_hold_releases_oldest_and_failover_asks_for_retransmission() {
     lab.handshake(&hs);
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
     for k in 0..3u32 {
-        lab.replica(
-            R::B,
-            b1 + 600 * k,
-            c1,
-            A,
-            500,
-            Opts::ts(80_001, 101),
-            &data(600, 0),
-        );
+        lab.send(Seg {
+            seq: b1 + 600 * k,
+            ack: c1,
+            opts: Opts::ts(80_001, 101),
+            payload: &data(600, 0),
+            ..Seg::BACKUP
+        });
     }
     assert!(lab.engine.counters().dropped(DropReason::HoldBudget) >= 2);
     assert!(lab.engine.counters().held_bytes <= 1000);
-    lab.client(c1, p1, A, 502, Opts::ts(102, 5000), b"");
+    lab.send(Seg {
+        seq: c1,
+        ack: p1,
+        opts: Opts::ts(102, 5000),
+        ..Seg::CLIENT
+    });
     lab.kill(R::P);
-    let out = lab.client(c1, p1, A, 502, Opts::ts(103, 5000), b"");
+    let out = lab.send(Seg {
+        seq: c1,
+        ack: p1,
+        opts: Opts::ts(103, 5000),
+        ..Seg::CLIENT
+    });
     let dupacks: Vec<_> = to(&out, BACKUP)
         .into_iter()
         .filter(|s| s.payload.is_empty() && s.ack == b1)
@@ -481,22 +662,52 @@ fn fin_is_forwarded_only_when_every_replica_sent_it_at_the_same_place() {
     let hs = Hs::default();
     lab.handshake(&hs);
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
-    let out = lab.replica(R::P, p1, c1, A | F, 500, Opts::ts(5001, 101), b"bye");
+    let out = lab.send(Seg {
+        seq: p1,
+        ack: c1,
+        flags: A | F,
+        opts: Opts::ts(5001, 101),
+        payload: b"bye",
+        ..Seg::PRIMARY
+    });
     let seg = one(&out, CLIENT);
     assert_eq!(seg.payload, b"bye");
     assert!(
         !seg.flags.contains(F),
         "the data goes, the lone FIN does not"
     );
-    let out = lab.replica(R::B, b1, c1, A | F, 500, Opts::ts(80_001, 101), b"bye");
+    let out = lab.send(Seg {
+        seq: b1,
+        ack: c1,
+        flags: A | F,
+        opts: Opts::ts(80_001, 101),
+        payload: b"bye",
+        ..Seg::BACKUP
+    });
     let fin = one(&out, CLIENT);
     assert!(fin.flags.contains(F));
     assert_eq!(fin.seq, p1 + 3);
     // Client acks the FIN and closes its side; both replicas ack: the flow closes, and
     // goes away after the linger time.
-    lab.client(c1, p1 + 4, A | F, 502, Opts::ts(102, 5001), b"");
-    lab.replica(R::P, p1 + 4, c1 + 1, A, 500, Opts::ts(5002, 102), b"");
-    lab.replica(R::B, b1 + 4, c1 + 1, A, 500, Opts::ts(80_002, 102), b"");
+    lab.send(Seg {
+        seq: c1,
+        ack: p1 + 4,
+        flags: A | F,
+        opts: Opts::ts(102, 5001),
+        ..Seg::CLIENT
+    });
+    lab.send(Seg {
+        seq: p1 + 4,
+        ack: c1 + 1,
+        opts: Opts::ts(5002, 102),
+        ..Seg::PRIMARY
+    });
+    lab.send(Seg {
+        seq: b1 + 4,
+        ack: c1 + 1,
+        opts: Opts::ts(80_002, 102),
+        ..Seg::BACKUP
+    });
     assert_eq!(lab.engine.flows().len(), 1, "lingers");
     lab.advance(3_000 * MS);
     for _ in 0..10 {
@@ -512,9 +723,22 @@ fn a_fin_overtaken_by_the_other_replicas_data_is_divergence() {
     lab.handshake(&hs);
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
     // The primary's process dies: its kernel sends a FIN after 10 bytes.
-    lab.replica(R::P, p1, c1, A | F, 500, Opts::ts(5001, 101), &data(10, 0));
+    lab.send(Seg {
+        seq: p1,
+        ack: c1,
+        flags: A | F,
+        opts: Opts::ts(5001, 101),
+        payload: &data(10, 0),
+        ..Seg::PRIMARY
+    });
     // The backup goes on past that point: the primary diverged.
-    let out = lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(50, 0));
+    let out = lab.send(Seg {
+        seq: b1,
+        ack: c1,
+        opts: Opts::ts(80_001, 101),
+        payload: &data(50, 0),
+        ..Seg::BACKUP
+    });
     assert!(lab
         .signals
         .iter()
@@ -535,20 +759,44 @@ fn unmatched_replica_rst_kills_that_leg_only() {
     let hs = Hs::default();
     lab.handshake(&hs);
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
-    let out = lab.replica(R::B, b1, c1, RST | A, 0, Opts::default(), b"");
+    let out = lab.send(Seg {
+        seq: b1,
+        ack: c1,
+        flags: RST | A,
+        window: 0,
+        ..Seg::BACKUP
+    });
     assert!(to(&out, CLIENT).is_empty(), "not forwarded");
     assert!(lab
         .signals
         .iter()
         .any(|s| s.replica == lab.b && s.kind == SignalKind::UnmatchedRst));
-    let out = lab.client(c1, p1, A, 502, Opts::ts(102, 5000), b"q");
+    let out = lab.send(Seg {
+        seq: c1,
+        ack: p1,
+        opts: Opts::ts(102, 5000),
+        payload: b"q",
+        ..Seg::CLIENT
+    });
     assert_eq!(to(&out, BACKUP).len(), 0);
     assert_eq!(to(&out, PRIMARY).len(), 1);
     // With one leg left, its ack alone is the synchronised ack.
-    let out = lab.replica(R::P, p1, c1 + 1, A, 500, Opts::ts(5001, 102), b"a");
+    let out = lab.send(Seg {
+        seq: p1,
+        ack: c1 + 1,
+        opts: Opts::ts(5001, 102),
+        payload: b"a",
+        ..Seg::PRIMARY
+    });
     assert_eq!(one(&out, CLIENT).ack, c1 + 1);
     // The last live replica's RST is forwarded and ends the flow.
-    let out = lab.replica(R::P, p1 + 1, c1 + 1, RST | A, 0, Opts::default(), b"");
+    let out = lab.send(Seg {
+        seq: p1 + 1,
+        ack: c1 + 1,
+        flags: RST | A,
+        window: 0,
+        ..Seg::PRIMARY
+    });
     assert!(one(&out, CLIENT).flags.contains(RST));
     assert_eq!(lab.engine.flows().len(), 0);
 }
@@ -558,7 +806,13 @@ fn client_rst_goes_to_every_replica_and_ends_the_flow() {
     let mut lab = Lab::new();
     let hs = Hs::default();
     lab.handshake(&hs);
-    let out = lab.client(hs.cisn + 1, hs.pisn + 1, RST | A, 0, Opts::default(), b"");
+    let out = lab.send(Seg {
+        seq: hs.cisn + 1,
+        ack: hs.pisn + 1,
+        flags: RST | A,
+        window: 0,
+        ..Seg::CLIENT
+    });
     assert!(one(&out, PRIMARY).flags.contains(RST));
     assert!(one(&out, BACKUP).flags.contains(RST));
     assert_eq!(lab.engine.flows().len(), 0);
@@ -573,10 +827,22 @@ fn a_dead_standby_changes_nothing_for_the_client() {
     lab.handshake(&hs);
     let (c1, p1) = (hs.cisn + 1, hs.pisn + 1);
     lab.kill(R::B);
-    let out = lab.client(c1, p1, A, 502, Opts::ts(102, 5000), b"req");
+    let out = lab.send(Seg {
+        seq: c1,
+        ack: p1,
+        opts: Opts::ts(102, 5000),
+        payload: b"req",
+        ..Seg::CLIENT
+    });
     assert_eq!(to(&out, PRIMARY).len(), 1);
     assert!(to(&out, BACKUP).is_empty());
-    let out = lab.replica(R::P, p1, c1 + 3, A, 500, Opts::ts(5001, 102), b"resp");
+    let out = lab.send(Seg {
+        seq: p1,
+        ack: c1 + 3,
+        opts: Opts::ts(5001, 102),
+        payload: b"resp",
+        ..Seg::PRIMARY
+    });
     let seg = one(&out, CLIENT);
     assert_eq!(
         (seg.seq, seg.ack),
@@ -604,7 +870,13 @@ fn losing_every_replica_resets_the_client() {
     lab.handshake(&hs);
     lab.kill(R::P);
     lab.kill(R::B);
-    let out = lab.client(hs.cisn + 1, hs.pisn + 1, A, 502, Opts::ts(102, 5000), b"x");
+    let out = lab.send(Seg {
+        seq: hs.cisn + 1,
+        ack: hs.pisn + 1,
+        opts: Opts::ts(102, 5000),
+        payload: b"x",
+        ..Seg::CLIENT
+    });
     let rst = one(&out, CLIENT);
     assert!(rst.flags.contains(RST));
     assert_eq!(rst.seq, hs.pisn + 1);
@@ -619,7 +891,13 @@ fn a_replica_that_comes_back_serves_new_flows_only() {
     lab.handshake(&hs);
     lab.kill(R::B);
     lab.replicas.set_health(lab.b, tandem_engine::Health::Up);
-    let out = lab.client(hs.cisn + 1, hs.pisn + 1, A, 502, Opts::ts(102, 5000), b"x");
+    let out = lab.send(Seg {
+        seq: hs.cisn + 1,
+        ack: hs.pisn + 1,
+        opts: Opts::ts(102, 5000),
+        payload: b"x",
+        ..Seg::CLIENT
+    });
     assert!(
         to(&out, BACKUP).is_empty(),
         "the old flow has no state on it"
@@ -631,7 +909,11 @@ fn a_replica_that_comes_back_serves_new_flows_only() {
 #[test]
 fn idle_and_half_open_flows_time_out() {
     let mut lab = Lab::new();
-    lab.client(1, 0, S, 64240, Opts::syn(1460, 7, 1), b"");
+    lab.send(Seg {
+        seq: 1,
+        opts: Opts::syn(1460, 7, 1),
+        ..Seg::CLIENT_SYN
+    });
     assert_eq!(lab.engine.flows().len(), 1);
     lab.advance(6_000 * MS);
     lab.poll();
@@ -655,60 +937,66 @@ fn bad_input_is_counted_never_forwarded() {
         .is_empty());
     assert_eq!(lab.engine.counters().dropped(DropReason::Malformed), 1);
     // Not a SYN, no flow: a RST, as a host answers it (§3.10).
-    let out = lab.client(5, 5, A, 500, Opts::default(), b"x");
+    let out = lab.send(Seg {
+        seq: 5,
+        ack: 5,
+        window: 500,
+        payload: b"x",
+        ..Seg::CLIENT
+    });
     assert_eq!(one(&out, CLIENT).flags, RST);
     assert_eq!(lab.engine.counters().dropped(DropReason::NoFlow), 1);
     // A port that is not served.
-    let f = Lab::frame(
-        CLIENT_MAC,
-        CLIENT_MAC,
-        (CLIENT, 1),
-        (VIP, 22),
-        1,
-        0,
-        S,
-        1,
-        Opts::default(),
-        b"",
-    );
-    assert!(lab.feed(tandem_engine::Side::Outside, f).is_empty());
+    assert!(lab
+        .send(Seg {
+            dst_mac: CLIENT_MAC,
+            sport: 1,
+            dport: 22,
+            seq: 1,
+            window: 1,
+            opts: Opts::NONE,
+            ..Seg::CLIENT_SYN
+        })
+        .is_empty());
     assert_eq!(lab.engine.counters().dropped(DropReason::NotServed), 1);
     // Data from a replica before its SYN-ACK.
-    lab.client(1000, 0, S, 64240, Opts::syn(1460, 7, 100), b"");
+    lab.send(Seg {
+        seq: 1000,
+        ..Seg::CLIENT_SYN
+    });
     assert!(lab
-        .replica(R::P, 1, 1, A, 1, Opts::default(), b"x")
+        .send(Seg {
+            seq: 1,
+            ack: 1,
+            window: 1,
+            payload: b"x",
+            ..Seg::PRIMARY
+        })
         .is_empty());
     assert_eq!(lab.engine.counters().dropped(DropReason::BadState), 1);
     // The table is full of established flows: none is evicted for a new SYN.
     lab.handshake(&Hs::default());
-    let f = Lab::frame(
-        CLIENT_MAC,
-        CLIENT_MAC,
-        (CLIENT, 2),
-        (VIP, PORT),
-        1,
-        0,
-        S,
-        1,
-        Opts::default(),
-        b"",
-    );
-    assert!(lab.feed(tandem_engine::Side::Outside, f).is_empty());
+    assert!(lab
+        .send(Seg {
+            dst_mac: CLIENT_MAC,
+            sport: 2,
+            seq: 1,
+            window: 1,
+            opts: Opts::NONE,
+            ..Seg::CLIENT_SYN
+        })
+        .is_empty());
     assert_eq!(lab.engine.counters().dropped(DropReason::TableFull), 1);
     // A replica segment for no flow.
-    let f = Lab::frame(
-        PRIMARY_MAC,
-        CLIENT_MAC,
-        (PRIMARY, PORT),
-        (CLIENT, 9),
-        1,
-        1,
-        A,
-        1,
-        Opts::default(),
-        b"x",
-    );
-    let out = lab.feed(tandem_engine::Side::Inside, f);
+    let out = lab.send(Seg {
+        dst_mac: CLIENT_MAC,
+        dport: 9,
+        seq: 1,
+        ack: 1,
+        window: 1,
+        payload: b"x",
+        ..Seg::PRIMARY
+    });
     assert_eq!(
         one(&out, PRIMARY).flags,
         RST,
@@ -716,33 +1004,28 @@ fn bad_input_is_counted_never_forwarded() {
     );
     assert_eq!(lab.engine.counters().dropped(DropReason::NoFlow), 2);
     // Traffic for the appliance itself goes to the control core.
-    let f = Lab::frame(
-        CLIENT_MAC,
-        CLIENT_MAC,
-        (CLIENT, 1),
-        (OUTSIDE, 80),
-        1,
-        0,
-        S,
-        1,
-        Opts::default(),
-        b"",
-    );
-    lab.feed(tandem_engine::Side::Outside, f);
+    lab.send(Seg {
+        dst_mac: CLIENT_MAC,
+        sport: 1,
+        dst: OUTSIDE,
+        dport: 80,
+        seq: 1,
+        window: 1,
+        opts: Opts::NONE,
+        ..Seg::CLIENT_SYN
+    });
     assert_eq!(lab.engine.counters().to_control, 1);
     // ICMP to a VIP too (the control core answers echo for it); other non-TCP is dropped.
-    let mut f = Lab::frame(
-        CLIENT_MAC,
-        CLIENT_MAC,
-        (CLIENT, 1),
-        (VIP, 80),
-        1,
-        0,
-        S,
-        1,
-        Opts::default(),
-        b"",
-    );
+    let mut f = Seg {
+        dst_mac: CLIENT_MAC,
+        sport: 1,
+        dport: 80,
+        seq: 1,
+        window: 1,
+        opts: Opts::NONE,
+        ..Seg::CLIENT_SYN
+    }
+    .frame();
     f[23] = 1;
     lab.feed(tandem_engine::Side::Outside, f.clone());
     assert_eq!(lab.engine.counters().to_control, 2);
@@ -763,10 +1046,26 @@ fn a_replica_whose_acks_lag_is_signalled() {
     let hs = Hs::default();
     lab.handshake(&hs);
     let (c1, p1) = (hs.cisn + 1, hs.pisn + 1);
-    lab.client(c1, p1, A, 502, Opts::ts(102, 5000), &data(100, 0));
-    lab.replica(R::P, p1, c1 + 100, A, 500, Opts::ts(5001, 102), b"");
+    lab.send(Seg {
+        seq: c1,
+        ack: p1,
+        opts: Opts::ts(102, 5000),
+        payload: &data(100, 0),
+        ..Seg::CLIENT
+    });
+    lab.send(Seg {
+        seq: p1,
+        ack: c1 + 100,
+        opts: Opts::ts(5001, 102),
+        ..Seg::PRIMARY
+    });
     lab.advance(11 * MS);
-    lab.replica(R::P, p1, c1 + 100, A, 500, Opts::ts(5002, 102), b"");
+    lab.send(Seg {
+        seq: p1,
+        ack: c1 + 100,
+        opts: Opts::ts(5002, 102),
+        ..Seg::PRIMARY
+    });
     assert!(lab
         .signals
         .iter()
@@ -796,10 +1095,26 @@ fn each_service_times_ack_lag_by_its_own_threshold() {
         let hs = Hs::default();
         lab.handshake(&hs);
         let (c1, p1) = (hs.cisn + 1, hs.pisn + 1);
-        lab.client(c1, p1, A, 502, Opts::ts(102, 5000), &data(100, 0));
-        lab.replica(R::P, p1, c1 + 100, A, 500, Opts::ts(5001, 102), b"");
+        lab.send(Seg {
+            seq: c1,
+            ack: p1,
+            opts: Opts::ts(102, 5000),
+            payload: &data(100, 0),
+            ..Seg::CLIENT
+        });
+        lab.send(Seg {
+            seq: p1,
+            ack: c1 + 100,
+            opts: Opts::ts(5001, 102),
+            ..Seg::PRIMARY
+        });
         lab.advance(11 * MS);
-        lab.replica(R::P, p1, c1 + 100, A, 500, Opts::ts(5002, 102), b"");
+        lab.send(Seg {
+            seq: p1,
+            ack: c1 + 100,
+            opts: Opts::ts(5002, 102),
+            ..Seg::PRIMARY
+        });
         let got = lab
             .signals
             .iter()
@@ -821,17 +1136,21 @@ fn a_frozen_active_whose_output_lags_is_signalled() {
     let hs = Hs::default();
     lab.handshake(&hs);
     let (c1, b1) = (hs.cisn + 1, hs.bisn + 1);
-    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(100, 0));
+    lab.send(Seg {
+        seq: b1,
+        ack: c1,
+        opts: Opts::ts(80_001, 101),
+        payload: &data(100, 0),
+        ..Seg::BACKUP
+    });
     lab.advance(11 * MS);
-    lab.replica(
-        R::B,
-        b1 + 100,
-        c1,
-        A,
-        500,
-        Opts::ts(80_002, 101),
-        &data(100, 0),
-    );
+    lab.send(Seg {
+        seq: b1 + 100,
+        ack: c1,
+        opts: Opts::ts(80_002, 101),
+        payload: &data(100, 0),
+        ..Seg::BACKUP
+    });
     assert!(lab
         .signals
         .iter()
@@ -850,7 +1169,13 @@ fn a_frozen_active_is_signalled_by_the_sweep_when_everything_goes_quiet() {
     let (c1, b1) = (hs.cisn + 1, hs.bisn + 1);
     // The backup answers, then waits for acks; the frozen primary sends nothing, and the
     // client has nothing to send: no segment arrives to time the lag on.
-    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(100, 0));
+    lab.send(Seg {
+        seq: b1,
+        ack: c1,
+        opts: Opts::ts(80_001, 101),
+        payload: &data(100, 0),
+        ..Seg::BACKUP
+    });
     lab.advance(5 * MS);
     lab.poll();
     assert!(lab.signals.is_empty());
@@ -872,14 +1197,9 @@ fn ordered_selection_keeps_the_pool_order_and_spread_rotates() {
         let mut lab = Lab::new();
         let mut cfg = config();
         cfg.services = vec![tandem_engine::Service {
-            vip: VIP,
-            port: tandem_engine::ServicePort::Port(PORT),
-            replicas: vec![lab.p, lab.b],
             copies: 1,
             ordered,
-            forward: false,
-            ack_lag_ns: None,
-            output_lag_ns: None,
+            ..mirror(&[lab.p, lab.b])
         }];
         lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
         if kill_primary {
@@ -887,19 +1207,12 @@ fn ordered_selection_keeps_the_pool_order_and_spread_rotates() {
         }
         (0..4u16)
             .map(|k| {
-                let syn = Lab::frame(
-                    CLIENT_MAC,
-                    MacAddr([2, 0, 0, 0, 0, 1]),
-                    (CLIENT, 40_000 + k),
-                    (VIP, PORT),
-                    1,
-                    0,
-                    S,
-                    64240,
-                    Opts::syn(1460, 7, 1),
-                    b"",
-                );
-                let out = lab.feed(Side::Outside, syn);
+                let out = lab.send(Seg {
+                    sport: 40_000 + k,
+                    seq: 1,
+                    opts: Opts::syn(1460, 7, 1),
+                    ..Seg::CLIENT_SYN
+                });
                 assert_eq!(out.len(), 1, "{out:#?}");
                 out[0].dst
             })
@@ -929,17 +1242,21 @@ fn a_standby_whose_output_lags_is_not_signalled() {
     let (c1, p1) = (hs.cisn + 1, hs.pisn + 1);
     // The primary (active) answers; the backup is slower, or retransmitting: the client
     // is served, and the backup catches up.
-    lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 101), &data(100, 0));
+    lab.send(Seg {
+        seq: p1,
+        ack: c1,
+        opts: Opts::ts(5001, 101),
+        payload: &data(100, 0),
+        ..Seg::PRIMARY
+    });
     lab.advance(11 * MS);
-    lab.replica(
-        R::P,
-        p1 + 100,
-        c1,
-        A,
-        500,
-        Opts::ts(5002, 101),
-        &data(100, 0),
-    );
+    lab.send(Seg {
+        seq: p1 + 100,
+        ack: c1,
+        opts: Opts::ts(5002, 101),
+        payload: &data(100, 0),
+        ..Seg::PRIMARY
+    });
     lab.poll();
     assert!(
         !lab.signals.iter().any(|s| s.kind == SignalKind::OutputLag),
@@ -960,8 +1277,20 @@ fn an_active_waiting_to_retransmit_is_not_taken_for_frozen() {
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
     // The active's 100 bytes are in flight (the client has not acked them: lost on the
     // way, say); the standby is 100 bytes further.
-    lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 101), &data(100, 0));
-    lab.replica(R::B, b1, c1, A, 500, Opts::ts(80_001, 101), &data(200, 0));
+    lab.send(Seg {
+        seq: p1,
+        ack: c1,
+        opts: Opts::ts(5001, 101),
+        payload: &data(100, 0),
+        ..Seg::PRIMARY
+    });
+    lab.send(Seg {
+        seq: b1,
+        ack: c1,
+        opts: Opts::ts(80_001, 101),
+        payload: &data(200, 0),
+        ..Seg::BACKUP
+    });
     lab.advance(11 * MS);
     lab.poll();
     lab.advance(11 * MS);
@@ -972,7 +1301,12 @@ fn an_active_waiting_to_retransmit_is_not_taken_for_frozen() {
         lab.signals
     );
     // The client acks all the active sent, and the active sends no more: frozen.
-    lab.client(c1, p1 + 100, A, 502, Opts::ts(102, 5001), b"");
+    lab.send(Seg {
+        seq: c1,
+        ack: p1 + 100,
+        opts: Opts::ts(102, 5001),
+        ..Seg::CLIENT
+    });
     lab.advance(MS);
     lab.poll();
     lab.advance(11 * MS);
@@ -995,17 +1329,26 @@ fn an_active_missing_client_data_is_not_taken_for_frozen() {
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
     // A request reaches both; the copy to the active is lost (it acks only the handshake)
     // while the standby answers it.
-    lab.client(c1, p1, A, 502, Opts::ts(102, 5000), b"req");
-    lab.replica(R::P, p1, c1, A, 500, Opts::ts(5001, 102), b"");
-    lab.replica(
-        R::B,
-        b1,
-        c1 + 3,
-        A,
-        500,
-        Opts::ts(80_001, 102),
-        &data(200, 0),
-    );
+    lab.send(Seg {
+        seq: c1,
+        ack: p1,
+        opts: Opts::ts(102, 5000),
+        payload: b"req",
+        ..Seg::CLIENT
+    });
+    lab.send(Seg {
+        seq: p1,
+        ack: c1,
+        opts: Opts::ts(5001, 102),
+        ..Seg::PRIMARY
+    });
+    lab.send(Seg {
+        seq: b1,
+        ack: c1 + 3,
+        opts: Opts::ts(80_001, 102),
+        payload: &data(200, 0),
+        ..Seg::BACKUP
+    });
     for _ in 0..3 {
         lab.advance(11 * MS);
         lab.poll();
@@ -1027,14 +1370,8 @@ fn spread_selection_cycles_the_primary_over_the_live_pool() {
         let mut cfg = config();
         cfg.max_flows = 1024;
         cfg.services = vec![tandem_engine::Service {
-            vip: VIP,
-            port: tandem_engine::ServicePort::Port(PORT),
-            replicas: vec![lab.p, lab.b, s],
             copies: 2,
-            ordered: false,
-            forward: false,
-            ack_lag_ns: None,
-            output_lag_ns: None,
+            ..mirror(&[lab.p, lab.b, s])
         }];
         lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
         if let Some(addr) = down {
@@ -1042,19 +1379,12 @@ fn spread_selection_cycles_the_primary_over_the_live_pool() {
             lab.replicas.set_health(id, tandem_engine::Health::Down);
         }
         for k in 0..300u16 {
-            let syn = Lab::frame(
-                CLIENT_MAC,
-                MacAddr([2, 0, 0, 0, 0, 1]),
-                (CLIENT, 20_000 + k),
-                (VIP, PORT),
-                1,
-                0,
-                S,
-                64240,
-                Opts::syn(1460, 7, 1),
-                b"",
-            );
-            lab.feed(Side::Outside, syn);
+            lab.send(Seg {
+                sport: 20_000 + k,
+                seq: 1,
+                opts: Opts::syn(1460, 7, 1),
+                ..Seg::CLIENT_SYN
+            });
         }
         // (designated primary, member) counts per replica address.
         let mut seen = std::collections::HashMap::new();
@@ -1091,30 +1421,13 @@ fn a_replica_added_to_the_pool_takes_new_flows_and_a_removed_one_none() {
     let mut lab = Lab::new();
     let mut cfg = config();
     cfg.max_flows = 64;
-    cfg.services = vec![tandem_engine::Service {
-        vip: VIP,
-        port: tandem_engine::ServicePort::Port(PORT),
-        replicas: vec![lab.p, lab.b],
-        copies: 2,
-        ordered: false,
-        forward: false,
-        ack_lag_ns: None,
-        output_lag_ns: None,
-    }];
+    cfg.services = vec![mirror(&[lab.p, lab.b])];
     lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
-    let syn = |k: u16| {
-        Lab::frame(
-            CLIENT_MAC,
-            MacAddr([2, 0, 0, 0, 0, 1]),
-            (CLIENT, 30_000 + k),
-            (VIP, PORT),
-            1,
-            0,
-            S,
-            64240,
-            Opts::syn(1460, 7, 1),
-            b"",
-        )
+    let syn = |k: u16| Seg {
+        sport: 30_000 + k,
+        seq: 1,
+        opts: Opts::syn(1460, 7, 1),
+        ..Seg::CLIENT_SYN
     };
     // Flows from client port 30000 + `from` on with a copy on the replica at `of`.
     let members = |lab: &Lab, of: Ipv4Addr, from: u16| -> usize {
@@ -1126,7 +1439,7 @@ fn a_replica_added_to_the_pool_takes_new_flows_and_a_removed_one_none() {
             .count()
     };
     for k in 0..6 {
-        lab.feed(Side::Outside, syn(k));
+        lab.send(syn(k));
     }
     // The spare joins (as the control core does on `tandem add`): new flows only.
     let s = lab.replicas.add(spare_ip).expect("room");
@@ -1136,7 +1449,7 @@ fn a_replica_added_to_the_pool_takes_new_flows_and_a_removed_one_none() {
     assert!(!lab.engine.pool_add(7, s), "no such service");
     assert_eq!(members(&lab, spare_ip, 0), 0, "old flows keep their legs");
     for k in 6..12 {
-        lab.feed(Side::Outside, syn(k));
+        lab.send(syn(k));
     }
     // Six new flows, two copies each, over three replicas: four each.
     for ip in [PRIMARY, BACKUP, spare_ip] {
@@ -1146,7 +1459,7 @@ fn a_replica_added_to_the_pool_takes_new_flows_and_a_removed_one_none() {
     assert!(lab.engine.pool_remove(0, s));
     assert!(!lab.engine.pool_remove(0, s));
     for k in 12..18 {
-        lab.feed(Side::Outside, syn(k));
+        lab.send(syn(k));
     }
     assert_eq!(members(&lab, spare_ip, 12), 0);
     assert_eq!(members(&lab, PRIMARY, 12), 6);
@@ -1158,14 +1471,13 @@ fn the_flow_list_shows_replicas_bytes_and_age_and_stops_at_its_capacity() {
     let mut lab = Lab::new();
     let hs = Hs::default();
     lab.handshake(&hs);
-    lab.client(
-        hs.cisn + 1,
-        hs.pisn + 1,
-        A,
-        502,
-        Opts::ts(102, 5000),
-        b"hello",
-    );
+    lab.send(Seg {
+        seq: hs.cisn + 1,
+        ack: hs.pisn + 1,
+        opts: Opts::ts(102, 5000),
+        payload: b"hello",
+        ..Seg::CLIENT
+    });
     let now = lab.now + 7;
     let list = |lab: &Lab, keep: fn(&tandem_engine::FlowRecord) -> bool| {
         let mut v = Vec::with_capacity(4);
@@ -1210,7 +1522,12 @@ fn the_flow_list_shows_replicas_bytes_and_age_and_stops_at_its_capacity() {
     lab.kill(R::P);
     let (_, v) = list(&lab, |_| true);
     assert_eq!(v[0].legs(), &[(lab.p, false), (lab.b, true)]);
-    lab.client(hs.cisn + 6, hs.pisn + 1, A, 502, Opts::ts(103, 5000), b"");
+    lab.send(Seg {
+        seq: hs.cisn + 6,
+        ack: hs.pisn + 1,
+        opts: Opts::ts(103, 5000),
+        ..Seg::CLIENT
+    });
     let (_, v) = list(&lab, |_| true);
     assert_eq!(v[0].active, lab.b, "{:?}", v[0]);
     assert!(v[0].unprotected);
@@ -1223,43 +1540,33 @@ fn forward_lab(max_flows: usize) -> Lab {
     let mut lab = Lab::new();
     let mut cfg = config();
     cfg.max_flows = max_flows;
-    cfg.services = vec![tandem_engine::Service {
-        vip: VIP,
-        port: tandem_engine::ServicePort::Port(PORT),
-        replicas: vec![lab.p, lab.b],
-        copies: 1,
-        ordered: false,
-        forward: true,
-        ack_lag_ns: None,
-        output_lag_ns: None,
-    }];
+    cfg.services = vec![forward(&[lab.p, lab.b])];
     lab.engine = tandem_engine::Engine::new(cfg, lab.replicas.clone());
     lab
 }
 
-/// A client segment from port `cport`.
-fn client_from(lab: &mut Lab, cport: u16, seq: u32, ack: u32, flags: TcpFlags) -> Vec<Seen> {
-    let f = Lab::frame(
-        CLIENT_MAC,
-        MacAddr([2, 0, 0, 0, 0, 1]),
-        (CLIENT, cport),
-        (VIP, PORT),
-        seq,
-        ack,
-        flags,
-        1000,
-        Opts::default(),
-        b"xy",
-    );
-    lab.feed(Side::Outside, f)
-}
+/// A client's data segment in the forward-mode tests (from `sport`, at `seq`, acking `ack`).
+const FWD: Seg = Seg {
+    seq: 1,
+    ack: 1,
+    window: 1000,
+    payload: b"xy",
+    ..Seg::CLIENT
+};
 
 #[test]
 fn forward_adopts_a_mid_stream_segment_and_rewrites_both_ways() {
     let mut lab = forward_lab(64);
     let defaults = EngineConfig::default();
     // No SYN ever: a data segment in the middle of a stream, with timestamps.
-    let out = lab.client(1000, 5000, A, 1234, Opts::ts(77, 88), b"hello");
+    let out = lab.send(Seg {
+        seq: 1000,
+        ack: 5000,
+        window: 1234,
+        opts: Opts::ts(77, 88),
+        payload: b"hello",
+        ..Seg::CLIENT
+    });
     let seg = one(&out, PRIMARY);
     assert_eq!((seg.src, seg.sport, seg.dport), (CLIENT, CPORT, PORT));
     assert_eq!(seg.dst_mac, PRIMARY_MAC);
@@ -1273,7 +1580,14 @@ fn forward_adopts_a_mid_stream_segment_and_rewrites_both_ways() {
     let c = lab.engine.counters().clone();
     assert_eq!((c.flows_adopted, c.flows_created, c.flows), (1, 1, 1));
     // The replica's answer, whatever its numbers, goes back as it is, from the VIP.
-    let out = lab.replica(R::P, 5000, 1005, A, 999, Opts::ts(99, 77), b"world");
+    let out = lab.send(Seg {
+        seq: 5000,
+        ack: 1005,
+        window: 999,
+        opts: Opts::ts(99, 77),
+        payload: b"world",
+        ..Seg::PRIMARY
+    });
     let seg = one(&out, CLIENT);
     assert_eq!((seg.src, seg.sport, seg.dport), (VIP, PORT, CPORT));
     assert_eq!(seg.dst_mac, CLIENT_MAC);
@@ -1284,7 +1598,12 @@ fn forward_adopts_a_mid_stream_segment_and_rewrites_both_ways() {
     );
     assert_eq!(seg.payload, b"world");
     // Nothing is held or synthesised: one frame in, one frame out.
-    let out = lab.client(1005, 5005, A, 1234, Opts::default(), b"");
+    let out = lab.send(Seg {
+        seq: 1005,
+        ack: 5005,
+        window: 1234,
+        ..Seg::CLIENT
+    });
     assert_eq!(out.len(), 1);
     assert_eq!(one(&out, PRIMARY).ack, 5005);
     assert_eq!(
@@ -1294,7 +1613,13 @@ fn forward_adopts_a_mid_stream_segment_and_rewrites_both_ways() {
     );
     // A segment from the replica that does not carry the flow is not forwarded; the
     // replica is told there is no such connection.
-    let out = lab.replica(R::B, 7000, 1005, A, 999, Opts::default(), b"x");
+    let out = lab.send(Seg {
+        seq: 7000,
+        ack: 1005,
+        window: 999,
+        payload: b"x",
+        ..Seg::BACKUP
+    });
     assert!(to(&out, CLIENT).is_empty());
     assert_eq!(one(&out, BACKUP).flags, RST);
     assert_eq!(lab.engine.counters().dropped(DropReason::NoFlow), 1);
@@ -1305,7 +1630,10 @@ fn forward_spreads_flows_over_the_pool() {
     let mut lab = forward_lab(64);
     let dsts: Vec<Ipv4Addr> = (0..4u16)
         .map(|i| {
-            let out = client_from(&mut lab, 41000 + i, 1, 1, A);
+            let out = lab.send(Seg {
+                sport: 41000 + i,
+                ..FWD
+            });
             assert_eq!(out.len(), 1);
             out[0].dst
         })
@@ -1316,7 +1644,13 @@ fn forward_spreads_flows_over_the_pool() {
 #[test]
 fn mirror_mode_still_refuses_synless_creation() {
     let mut lab = Lab::new();
-    let out = lab.client(1000, 5000, A, 1234, Opts::default(), b"hello");
+    let out = lab.send(Seg {
+        seq: 1000,
+        ack: 5000,
+        window: 1234,
+        payload: b"hello",
+        ..Seg::CLIENT
+    });
     assert_eq!(
         one(&out, CLIENT).flags,
         RST,
@@ -1330,11 +1664,23 @@ fn mirror_mode_still_refuses_synless_creation() {
 #[test]
 fn forward_flow_on_a_dead_replica_ends_and_is_readopted_on_a_live_one() {
     let mut lab = forward_lab(64);
-    let out = lab.client(1000, 5000, A, 1234, Opts::default(), b"a");
+    let out = lab.send(Seg {
+        seq: 1000,
+        ack: 5000,
+        window: 1234,
+        payload: b"a",
+        ..Seg::CLIENT
+    });
     one(&out, PRIMARY);
     lab.kill(R::P);
     // The next client segment ends the flow and adopts a new one on the backup.
-    let out = lab.client(1001, 5000, A, 1234, Opts::default(), b"b");
+    let out = lab.send(Seg {
+        seq: 1001,
+        ack: 5000,
+        window: 1234,
+        payload: b"b",
+        ..Seg::CLIENT
+    });
     let seg = one(&out, BACKUP);
     assert_eq!((seg.seq, seg.dst_mac), (1001, BACKUP_MAC));
     assert!(
@@ -1345,10 +1691,22 @@ fn forward_flow_on_a_dead_replica_ends_and_is_readopted_on_a_live_one() {
     assert_eq!((c.flows_adopted, c.flows_removed, c.flows), (2, 1, 1));
     assert_eq!(c.legs_lost, 1);
     // The dead primary's late segments reach no client.
-    let out = lab.replica(R::P, 5000, 1002, A, 999, Opts::default(), b"late");
+    let out = lab.send(Seg {
+        seq: 5000,
+        ack: 1002,
+        window: 999,
+        payload: b"late",
+        ..Seg::PRIMARY
+    });
     assert!(to(&out, CLIENT).is_empty());
     // The backup's answers do.
-    let out = lab.replica(R::B, 9000, 1002, A, 999, Opts::default(), b"ok");
+    let out = lab.send(Seg {
+        seq: 9000,
+        ack: 1002,
+        window: 999,
+        payload: b"ok",
+        ..Seg::BACKUP
+    });
     assert_eq!(one(&out, CLIENT).seq, 9000);
 }
 
@@ -1356,7 +1714,13 @@ fn forward_flow_on_a_dead_replica_ends_and_is_readopted_on_a_live_one() {
 fn forward_flow_of_a_dead_replica_is_swept_when_idle() {
     let mut lab = forward_lab(64);
     one(
-        &lab.client(1000, 5000, A, 1234, Opts::default(), b"a"),
+        &lab.send(Seg {
+            seq: 1000,
+            ack: 5000,
+            window: 1234,
+            payload: b"a",
+            ..Seg::CLIENT
+        }),
         PRIMARY,
     );
     lab.kill(R::P);
@@ -1371,40 +1735,102 @@ fn forward_table_full_is_a_counted_drop() {
     let mut lab = forward_lab(4);
     let cap = lab.engine.flows().capacity();
     for i in 0..cap as u16 {
-        assert_eq!(client_from(&mut lab, 42000 + i, 1, 1, A).len(), 1);
+        assert_eq!(
+            lab.send(Seg {
+                sport: 42000 + i,
+                ..FWD
+            })
+            .len(),
+            1
+        );
     }
-    let out = client_from(&mut lab, 43000, 1, 1, A);
+    let out = lab.send(Seg {
+        sport: 43000,
+        ..FWD
+    });
     assert!(out.is_empty());
     let c = lab.engine.counters().clone();
     assert_eq!(c.dropped(DropReason::TableFull), 1);
     assert_eq!((c.flows_adopted, c.flows), (cap as u64, cap as u64));
     // An existing flow still passes.
-    assert_eq!(client_from(&mut lab, 42000, 3, 1, A).len(), 1);
+    assert_eq!(
+        lab.send(Seg {
+            sport: 42000,
+            seq: 3,
+            ..FWD
+        })
+        .len(),
+        1
+    );
 }
 
 #[test]
 fn forward_rst_ends_the_flow_and_fins_close_it_after_the_linger() {
     let mut lab = forward_lab(64);
-    one(&lab.client(1, 1, A, 1000, Opts::default(), b"a"), PRIMARY);
+    one(
+        &lab.send(Seg {
+            seq: 1,
+            ack: 1,
+            window: 1000,
+            payload: b"a",
+            ..Seg::CLIENT
+        }),
+        PRIMARY,
+    );
     // Both FINs: the flow closes, and the last ACK still passes during the linger.
     one(
-        &lab.client(2, 1, A | F, 1000, Opts::default(), b""),
+        &lab.send(Seg {
+            seq: 2,
+            ack: 1,
+            flags: A | F,
+            window: 1000,
+            ..Seg::CLIENT
+        }),
         PRIMARY,
     );
     one(
-        &lab.replica(R::P, 1, 3, A | F, 1000, Opts::default(), b""),
+        &lab.send(Seg {
+            seq: 1,
+            ack: 3,
+            flags: A | F,
+            window: 1000,
+            ..Seg::PRIMARY
+        }),
         CLIENT,
     );
-    one(&lab.client(3, 2, A, 1000, Opts::default(), b""), PRIMARY);
+    one(
+        &lab.send(Seg {
+            seq: 3,
+            ack: 2,
+            window: 1000,
+            ..Seg::CLIENT
+        }),
+        PRIMARY,
+    );
     assert_eq!(lab.engine.counters().flows, 1);
     lab.advance(EngineConfig::default().linger_ns + MS);
     lab.poll();
     assert_eq!(lab.engine.counters().flows, 0, "removed after the linger");
     // A RST ends a flow at once (and is forwarded).
-    one(&lab.client(10, 1, A, 1000, Opts::default(), b"b"), BACKUP);
+    one(
+        &lab.send(Seg {
+            seq: 10,
+            ack: 1,
+            window: 1000,
+            payload: b"b",
+            ..Seg::CLIENT
+        }),
+        BACKUP,
+    );
     assert_eq!(lab.engine.counters().flows, 1);
     one(
-        &lab.replica(R::B, 1, 11, RST, 0, Opts::default(), b""),
+        &lab.send(Seg {
+            seq: 1,
+            ack: 11,
+            flags: RST,
+            window: 0,
+            ..Seg::BACKUP
+        }),
         CLIENT,
     );
     assert_eq!(lab.engine.counters().flows, 0);
@@ -1433,7 +1859,7 @@ fn sweep_covers_idle_flows(gap_ns: u64, per_step: u64) {
     assert_eq!(cfg.sweep_cover_ns(), 10 * MS);
     lab.engine = tandem_engine::Engine::new(cfg.clone(), lab.replicas.clone());
     for port in 1..=flows {
-        assert_eq!(client_from(&mut lab, port, 1, 1, A).len(), 1);
+        assert_eq!(lab.send(Seg { sport: port, ..FWD }).len(), 1);
     }
     assert_eq!(lab.engine.counters().flows, u64::from(flows));
     let start = lab.now;
@@ -1473,19 +1899,13 @@ fn a_client_endpoint_reaches_a_replica_through_one_vip_at_a_time() {
     cfg.services.push(second);
     lab.engine = tandem_engine::Engine::new(cfg.clone(), lab.replicas.clone());
     let syn_to = |lab: &mut Lab, vip: Ipv4Addr, cport: u16| {
-        let f = Lab::frame(
-            CLIENT_MAC,
-            MacAddr([2, 0, 0, 0, 0, 1]),
-            (CLIENT, cport),
-            (vip, PORT),
-            7,
-            0,
-            S,
-            64240,
-            Opts::syn(1460, 7, 1),
-            b"",
-        );
-        lab.feed(Side::Outside, f)
+        lab.send(Seg {
+            sport: cport,
+            dst: vip,
+            seq: 7,
+            opts: Opts::syn(1460, 7, 1),
+            ..Seg::CLIENT_SYN
+        })
     };
     let out = syn_to(&mut lab, VIP, CPORT);
     assert_eq!((to(&out, PRIMARY).len(), to(&out, BACKUP).len()), (1, 1));
@@ -1498,7 +1918,12 @@ fn a_client_endpoint_reaches_a_replica_through_one_vip_at_a_time() {
     let out = syn_to(&mut lab, vip2, CPORT + 1);
     assert_eq!((to(&out, PRIMARY).len(), to(&out, BACKUP).len()), (1, 1));
     // Once the first flow has ended (and lingered, if it does), the endpoint is free.
-    lab.client(8, 0, TcpFlags::RST, 0, Opts::default(), b"");
+    lab.send(Seg {
+        seq: 8,
+        flags: TcpFlags::RST,
+        window: 0,
+        ..Seg::CLIENT
+    });
     lab.advance(cfg.linger_ns + cfg.sweep_cover_ns() + MS);
     for _ in 0..100 {
         lab.advance(cfg.sweep_interval_ns);

@@ -2,19 +2,13 @@
 //! Tandem answers it with a SYN cookie, and the client's ACK makes the flow, opens the
 //! replicas' connections and splices them in with the translation of every other flow.
 
-mod common;
-
-use common::*;
 use std::net::Ipv4Addr;
+use tandem_testkit::*;
 
 use tandem_engine::{DropReason, EngineConfig, FlowPhase, Side};
-use tandem_wire::{MacAddr, TcpFlags};
+use tandem_wire::TcpFlags;
 
 const RST: TcpFlags = TcpFlags::RST;
-
-fn data(n: usize, tag: u8) -> Vec<u8> {
-    (0..n).map(|i| tag.wrapping_add(i as u8)).collect()
-}
 
 /// Every SYN past none: a cookie.
 fn cookies_always() -> EngineConfig {
@@ -24,34 +18,12 @@ fn cookies_always() -> EngineConfig {
     }
 }
 
-/// A SYN from a spoofed source `i` of the lab's range.
-fn spoofed_syn(lab: &mut Lab, i: u32) -> Vec<Seen> {
-    let f = Lab::frame(
-        MacAddr([2, 0, 0, 0, 0, 0x99]),
-        MacAddr([2, 0, 0, 0, 0, 1]),
-        (Ipv4Addr::from(0xc612_1000 + i), 1024 + (i % 60_000) as u16),
-        (VIP, PORT),
-        i.wrapping_mul(7919),
-        0,
-        S,
-        1024,
-        Opts::default(),
-        b"",
-    );
-    lab.feed(Side::Outside, f)
-}
-
-fn phase(lab: &Lab) -> FlowPhase {
-    let mut list = Vec::with_capacity(4);
-    lab.engine
-        .list_flows(0, 64, lab.now, |_| true, 4, &mut list);
-    assert_eq!(list.len(), 1, "one flow");
-    list[0].phase
-}
-
 /// The client's SYN (ISN 1000, TSval 100), answered with a cookie; returns the SYN-ACK.
 fn cookie_synack(lab: &mut Lab) -> Seen {
-    let out = lab.client(1000, 0, S, 64240, Opts::syn(1460, 7, 100), b"");
+    let out = lab.send(Seg {
+        seq: 1000,
+        ..Seg::CLIENT_SYN
+    });
     assert!(to(&out, PRIMARY).is_empty() && to(&out, BACKUP).is_empty());
     one(&out, CLIENT)
 }
@@ -61,26 +33,23 @@ fn cookie_flow(lab: &mut Lab) -> (u32, u32) {
     let synack = cookie_synack(lab);
     let cookie = synack.seq;
     let our_ts = synack.ts.expect("timestamps").0;
-    let out = lab.client(1001, cookie + 1, A, 502, Opts::ts(101, our_ts), b"");
+    let out = lab.send(Seg {
+        seq: 1001,
+        ack: cookie + 1,
+        opts: Opts::ts(101, our_ts),
+        ..Seg::CLIENT
+    });
     assert_eq!(one(&out, PRIMARY).flags, S);
-    lab.replica(
-        R::P,
-        50_000,
-        1001,
-        S | A,
-        65535,
-        Opts::syn(1460, 7, 5000),
-        b"",
-    );
-    lab.replica(
-        R::B,
-        900_000,
-        1001,
-        S | A,
-        65535,
-        Opts::syn(1460, 7, 80_000),
-        b"",
-    );
+    lab.send(Seg {
+        seq: 50_000,
+        ack: 1001,
+        ..Seg::PRIMARY_SYNACK
+    });
+    lab.send(Seg {
+        seq: 900_000,
+        ack: 1001,
+        ..Seg::BACKUP_SYNACK
+    });
     (cookie, our_ts)
 }
 
@@ -91,7 +60,7 @@ fn past_the_backlog_a_syn_is_answered_with_a_cookie_and_makes_no_flow() {
         ..config()
     });
     for i in 0..10 {
-        let out = spoofed_syn(&mut lab, i);
+        let out = lab.send(Seg::spoofed_syn(i));
         if i < 4 {
             assert_eq!(out.len(), 2, "SYN {i} to both replicas");
         } else {
@@ -123,7 +92,11 @@ fn a_cookies_syn_ack_carries_the_clients_options_and_a_closed_window() {
     // The same SYN again gets the same cookie: nothing was kept, nothing needed.
     assert_eq!(cookie_synack(&mut lab).seq, synack.seq);
     // A client without options gets none.
-    let out = lab.client(2000, 0, S, 64240, Opts::default(), b"");
+    let out = lab.send(Seg {
+        seq: 2000,
+        opts: Opts::NONE,
+        ..Seg::CLIENT_SYN
+    });
     let bare = one(&out, CLIENT);
     assert_eq!((bare.wscale, bare.sack_ok, bare.ts), (None, false, None));
 }
@@ -133,7 +106,12 @@ fn the_ack_of_a_cookie_opens_both_replicas_with_the_clients_isn_and_options() {
     let mut lab = Lab::with(cookies_always());
     let synack = cookie_synack(&mut lab);
     let our_ts = synack.ts.expect("ts").0;
-    let out = lab.client(1001, synack.seq + 1, A, 502, Opts::ts(101, our_ts), b"");
+    let out = lab.send(Seg {
+        seq: 1001,
+        ack: synack.seq + 1,
+        opts: Opts::ts(101, our_ts),
+        ..Seg::CLIENT
+    });
     for r in [PRIMARY, BACKUP] {
         let syn = one(&out, r);
         assert_eq!(
@@ -146,7 +124,7 @@ fn the_ack_of_a_cookie_opens_both_replicas_with_the_clients_isn_and_options() {
         );
         assert_eq!(syn.ts.map(|t| t.0), Some(101));
     }
-    assert_eq!(phase(&lab), FlowPhase::SynSent);
+    assert_eq!(lab.phase(), FlowPhase::SynSent);
     assert_eq!(lab.engine.counters().syn_cookies_accepted, 1);
     assert_eq!(
         lab.engine.counters().half_open,
@@ -154,25 +132,17 @@ fn the_ack_of_a_cookie_opens_both_replicas_with_the_clients_isn_and_options() {
         "the client is established"
     );
     // The primary answers: its SYN-ACK waits for the backup's, as for any flow.
-    let out = lab.replica(
-        R::P,
-        50_000,
-        1001,
-        S | A,
-        65535,
-        Opts::syn(1460, 7, 5000),
-        b"",
-    );
+    let out = lab.send(Seg {
+        seq: 50_000,
+        ack: 1001,
+        ..Seg::PRIMARY_SYNACK
+    });
     assert!(out.is_empty());
-    let out = lab.replica(
-        R::B,
-        900_000,
-        1001,
-        S | A,
-        65535,
-        Opts::syn(1460, 7, 80_000),
-        b"",
-    );
+    let out = lab.send(Seg {
+        seq: 900_000,
+        ack: 1001,
+        ..Seg::BACKUP_SYNACK
+    });
     // Tandem completes each replica's handshake, and opens the client's window.
     let p = one(&out, PRIMARY);
     assert_eq!(
@@ -192,7 +162,7 @@ fn the_ack_of_a_cookie_opens_both_replicas_with_the_clients_isn_and_options() {
         "the replicas' window, in the scale Tandem gave"
     );
     assert_eq!(c.ts, Some((our_ts, 101)));
-    assert_eq!(phase(&lab), FlowPhase::Established);
+    assert_eq!(lab.phase(), FlowPhase::Established);
 }
 
 #[test]
@@ -201,7 +171,13 @@ fn a_cookie_flows_stream_is_translated_both_ways_and_survives_a_failover_byte_ex
     let (cookie, our_ts) = cookie_flow(&mut lab);
     let v1 = cookie + 1;
     // Client → both replicas, acks and echoed timestamps in each one's space.
-    let out = lab.client(1001, v1, A, 502, Opts::ts(102, our_ts), &data(100, 1));
+    let out = lab.send(Seg {
+        seq: 1001,
+        ack: v1,
+        opts: Opts::ts(102, our_ts),
+        payload: &data(100, 1),
+        ..Seg::CLIENT
+    });
     let p = one(&out, PRIMARY);
     assert_eq!(
         (p.seq, p.ack, p.ts, &p.payload),
@@ -211,41 +187,45 @@ fn a_cookie_flows_stream_is_translated_both_ways_and_survives_a_failover_byte_ex
     assert_eq!((b.ack, b.ts), (900_001, Some((102, 80_000))));
     // Replicas → client: the primary's bytes, in the cookie's sequence space and
     // Tandem's clock.
-    let out = lab.replica(
-        R::B,
-        900_001,
-        1101,
-        A,
-        500,
-        Opts::ts(80_001, 102),
-        &data(100, 7),
-    );
+    let out = lab.send(Seg {
+        seq: 900_001,
+        ack: 1101,
+        opts: Opts::ts(80_001, 102),
+        payload: &data(100, 7),
+        ..Seg::BACKUP
+    });
     assert!(to(&out, CLIENT).is_empty(), "the backup's output is held");
-    let out = lab.replica(
-        R::P,
-        50_001,
-        1101,
-        A,
-        500,
-        Opts::ts(5001, 102),
-        &data(100, 7),
-    );
+    let out = lab.send(Seg {
+        seq: 50_001,
+        ack: 1101,
+        opts: Opts::ts(5001, 102),
+        payload: &data(100, 7),
+        ..Seg::PRIMARY
+    });
     let seg = one(&out, CLIENT);
     assert_eq!((seg.seq, seg.ack, &seg.payload), (v1, 1101, &data(100, 7)));
     assert_eq!(seg.ts, Some((our_ts + 1, 102)));
     // The primary sends 50 more that the client never gets; then it dies.
-    lab.replica(
-        R::B,
-        900_101,
-        1101,
-        A,
-        500,
-        Opts::ts(80_002, 102),
-        &data(50, 3),
-    );
-    lab.client(1101, v1 + 100, A, 502, Opts::ts(103, our_ts + 1), b"");
+    lab.send(Seg {
+        seq: 900_101,
+        ack: 1101,
+        opts: Opts::ts(80_002, 102),
+        payload: &data(50, 3),
+        ..Seg::BACKUP
+    });
+    lab.send(Seg {
+        seq: 1101,
+        ack: v1 + 100,
+        opts: Opts::ts(103, our_ts + 1),
+        ..Seg::CLIENT
+    });
     lab.kill(R::P);
-    let mut out = lab.client(1101, v1 + 100, A, 502, Opts::ts(104, our_ts + 1), b"");
+    let mut out = lab.send(Seg {
+        seq: 1101,
+        ack: v1 + 100,
+        opts: Opts::ts(104, our_ts + 1),
+        ..Seg::CLIENT
+    });
     out.extend(lab.poll());
     // The backup's held bytes follow on at the client's next sequence number.
     let seg = to(&out, CLIENT)
@@ -262,21 +242,24 @@ fn a_forged_or_stale_cookie_makes_no_flow_and_is_counted() {
     let mut lab = Lab::with(cookies_always());
     let synack = cookie_synack(&mut lab);
     // Off by one, and a thousand blind guesses.
-    let out = lab.client(1001, synack.seq + 2, A, 502, Opts::ts(101, 1), b"");
+    let out = lab.send(Seg {
+        seq: 1001,
+        ack: synack.seq + 2,
+        opts: Opts::ts(101, 1),
+        ..Seg::CLIENT
+    });
     assert_eq!(
         one(&out, CLIENT).flags,
         RST,
         "a host's answer to a stray ACK"
     );
     for i in 0..1000u32 {
-        lab.client(
-            1001,
-            i.wrapping_mul(2_654_435_761),
-            A,
-            502,
-            Opts::ts(101, 1),
-            b"",
-        );
+        lab.send(Seg {
+            seq: 1001,
+            ack: i.wrapping_mul(2_654_435_761),
+            opts: Opts::ts(101, 1),
+            ..Seg::CLIENT
+        });
     }
     assert_eq!(lab.engine.flows().len(), 0);
     let c = lab.engine.counters();
@@ -284,12 +267,27 @@ fn a_forged_or_stale_cookie_makes_no_flow_and_is_counted() {
     assert_eq!(c.syn_cookies_accepted, 0);
     assert_eq!(c.dropped(DropReason::NoFlow), 1001);
     // The right cookie with another client ISN, or without the timestamps it promised.
-    lab.client(1002, synack.seq + 1, A, 502, Opts::ts(101, 1), &[1]);
-    lab.client(1001, synack.seq + 1, A, 502, Opts::default(), b"");
+    lab.send(Seg {
+        seq: 1002,
+        ack: synack.seq + 1,
+        opts: Opts::ts(101, 1),
+        payload: &[1],
+        ..Seg::CLIENT
+    });
+    lab.send(Seg {
+        seq: 1001,
+        ack: synack.seq + 1,
+        ..Seg::CLIENT
+    });
     assert_eq!(lab.engine.flows().len(), 0);
     // The right one, two time slots (about 69 s) later.
     lab.advance(1 << 36);
-    lab.client(1001, synack.seq + 1, A, 502, Opts::ts(101, 1), b"");
+    lab.send(Seg {
+        seq: 1001,
+        ack: synack.seq + 1,
+        opts: Opts::ts(101, 1),
+        ..Seg::CLIENT
+    });
     assert_eq!(lab.engine.flows().len(), 0);
     assert_eq!(lab.engine.counters().syn_cookies_accepted, 0);
 }
@@ -299,7 +297,12 @@ fn a_lost_ack_of_a_cookie_is_made_good_by_the_clients_zero_window_probe() {
     let mut lab = Lab::with(cookies_always());
     let synack = cookie_synack(&mut lab);
     // Linux probes a zero window at snd_una - 1: the client's ISN itself.
-    let out = lab.client(1000, synack.seq + 1, A, 502, Opts::ts(150, 1), b"");
+    let out = lab.send(Seg {
+        seq: 1000,
+        ack: synack.seq + 1,
+        opts: Opts::ts(150, 1),
+        ..Seg::CLIENT
+    });
     assert_eq!(one(&out, PRIMARY).seq, 1000);
     assert_eq!(lab.engine.counters().syn_cookies_accepted, 1);
 }
@@ -314,39 +317,39 @@ fn a_syn_flood_past_the_backlog_cannot_push_out_a_client_whose_handshake_spans_i
             ..config()
         });
         for i in 0..100 {
-            spoofed_syn(&mut lab, i);
+            lab.send(Seg::spoofed_syn(i));
         }
-        let out = lab.client(1000, 0, S, 64240, Opts::syn(1460, 7, 100), b"");
+        let out = lab.send(Seg {
+            seq: 1000,
+            ..Seg::CLIENT_SYN
+        });
         let (synack_seq, our_ts) = match to(&out, CLIENT).first() {
             Some(s) => (s.seq, s.ts.map_or(0, |t| t.0)),
             None => {
                 // No cookie: the flow waits for the replicas' SYN-ACKs.
-                lab.replica(
-                    R::P,
-                    50_000,
-                    1001,
-                    S | A,
-                    65535,
-                    Opts::syn(1460, 7, 5000),
-                    b"",
-                );
-                let out = lab.replica(
-                    R::B,
-                    900_000,
-                    1001,
-                    S | A,
-                    65535,
-                    Opts::syn(1460, 7, 80_000),
-                    b"",
-                );
+                lab.send(Seg {
+                    seq: 50_000,
+                    ack: 1001,
+                    ..Seg::PRIMARY_SYNACK
+                });
+                let out = lab.send(Seg {
+                    seq: 900_000,
+                    ack: 1001,
+                    ..Seg::BACKUP_SYNACK
+                });
                 let s = one(&out, CLIENT);
                 (s.seq, s.ts.map_or(0, |t| t.0))
             }
         };
         for i in 100..1100 {
-            spoofed_syn(&mut lab, i);
+            lab.send(Seg::spoofed_syn(i));
         }
-        let out = lab.client(1001, synack_seq + 1, A, 502, Opts::ts(101, our_ts), b"");
+        let out = lab.send(Seg {
+            seq: 1001,
+            ack: synack_seq + 1,
+            opts: Opts::ts(101, our_ts),
+            ..Seg::CLIENT
+        });
         let reset = to(&out, CLIENT).iter().any(|s| s.flags.contains(RST));
         let opened = !to(&out, PRIMARY).is_empty();
         assert_eq!((opened, !reset), (gets_in, gets_in), "backlog {backlog}");
@@ -361,21 +364,27 @@ fn a_replica_that_refuses_the_timestamps_the_client_was_promised_leaves_a_cookie
     let mut lab = Lab::with(cookies_always());
     let synack = cookie_synack(&mut lab);
     let our_ts = synack.ts.expect("ts").0;
-    lab.client(1001, synack.seq + 1, A, 502, Opts::ts(101, our_ts), b"");
-    lab.replica(
-        R::P,
-        50_000,
-        1001,
-        S | A,
-        65535,
-        Opts::syn(1460, 7, 5000),
-        b"",
-    );
+    lab.send(Seg {
+        seq: 1001,
+        ack: synack.seq + 1,
+        opts: Opts::ts(101, our_ts),
+        ..Seg::CLIENT
+    });
+    lab.send(Seg {
+        seq: 50_000,
+        ack: 1001,
+        ..Seg::PRIMARY_SYNACK
+    });
     let no_ts = Opts {
         ts: None,
         ..Opts::syn(1460, 7, 0)
     };
-    let out = lab.replica(R::B, 900_000, 1001, S | A, 65535, no_ts, b"");
+    let out = lab.send(Seg {
+        seq: 900_000,
+        ack: 1001,
+        opts: no_ts,
+        ..Seg::BACKUP_SYNACK
+    });
     assert!(one(&out, BACKUP).flags.contains(RST));
     assert_eq!(one(&out, PRIMARY).ack, 50_001);
     assert!(one(&out, CLIENT).window > 0);
@@ -387,7 +396,12 @@ fn a_replica_that_refuses_the_timestamps_the_client_was_promised_leaves_a_cookie
 fn a_cookie_flow_whose_replicas_stay_silent_gets_its_syn_repeated_then_a_rst() {
     let mut lab = Lab::with(cookies_always());
     let synack = cookie_synack(&mut lab);
-    lab.client(1001, synack.seq + 1, A, 502, Opts::ts(101, 1), b"");
+    lab.send(Seg {
+        seq: 1001,
+        ack: synack.seq + 1,
+        opts: Opts::ts(101, 1),
+        ..Seg::CLIENT
+    });
     let mut repeats = 0;
     let mut reset = None;
     for _ in 0..80 {
@@ -413,31 +427,31 @@ fn a_cookie_flow_whose_replicas_stay_silent_gets_its_syn_repeated_then_a_rst() {
 #[test]
 fn the_half_open_gauge_follows_handshakes_in_and_out() {
     let mut lab = Lab::new();
-    lab.client(1000, 0, S, 64240, Opts::syn(1460, 7, 100), b"");
+    lab.send(Seg {
+        seq: 1000,
+        ..Seg::CLIENT_SYN
+    });
     assert_eq!(lab.engine.counters().half_open, 1);
-    lab.replica(
-        R::P,
-        50_000,
-        1001,
-        S | A,
-        65535,
-        Opts::syn(1460, 7, 5000),
-        b"",
-    );
-    let out = lab.replica(
-        R::B,
-        900_000,
-        1001,
-        S | A,
-        65535,
-        Opts::syn(1460, 7, 80_000),
-        b"",
-    );
+    lab.send(Seg {
+        seq: 50_000,
+        ack: 1001,
+        ..Seg::PRIMARY_SYNACK
+    });
+    let out = lab.send(Seg {
+        seq: 900_000,
+        ack: 1001,
+        ..Seg::BACKUP_SYNACK
+    });
     let s = one(&out, CLIENT);
     assert_eq!(lab.engine.counters().half_open, 1);
-    lab.client(1001, s.seq + 1, A, 502, Opts::ts(101, 5000), b"");
+    lab.send(Seg {
+        seq: 1001,
+        ack: s.seq + 1,
+        opts: Opts::ts(101, 5000),
+        ..Seg::CLIENT
+    });
     assert_eq!(lab.engine.counters().half_open, 0);
-    spoofed_syn(&mut lab, 1);
+    lab.send(Seg::spoofed_syn(1));
     assert_eq!(lab.engine.counters().half_open, 1);
     lab.advance(config().syn_timeout_ns + MS);
     lab.poll();

@@ -1,10 +1,8 @@
 //! Property tests: translation round-trips for any ISNs, timestamp clocks and window
 //! scales, across the 2^32 wrap (DESIGN §3.2–3.4, §3.6).
 
-mod common;
-
-use common::*;
 use proptest::prelude::*;
+use tandem_testkit::*;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
@@ -42,9 +40,23 @@ proptest! {
         for (k, &len) in chunks.iter().enumerate() {
             let bytes = vec![k as u8; len];
             // The backup answers first: held.
-            let out = lab.replica(R::B, b, c1, A, 1000, Opts::ts(bts.wrapping_add(k as u32 + 1), 101), &bytes);
+            let out = lab.send(Seg {
+                seq: b,
+                ack: c1,
+                window: 1000,
+                opts: Opts::ts(bts.wrapping_add(k as u32 + 1), 101),
+                payload: &bytes,
+                ..Seg::BACKUP
+            });
             prop_assert!(to(&out, CLIENT).iter().all(|s| s.payload.is_empty()));
-            let out = lab.replica(R::P, p, c1, A, 1000, Opts::ts(pts.wrapping_add(k as u32 + 1), 101), &bytes);
+            let out = lab.send(Seg {
+                seq: p,
+                ack: c1,
+                window: 1000,
+                opts: Opts::ts(pts.wrapping_add(k as u32 + 1), 101),
+                payload: &bytes,
+                ..Seg::PRIMARY
+            });
             let seg = one(&out, CLIENT);
             prop_assert_eq!(seg.seq, p, "primary delta is 0");
             prop_assert_eq!(seg.ts.map(|t| t.0), Some(pts.wrapping_add(k as u32 + 1)));
@@ -57,11 +69,13 @@ proptest! {
         let ack_vis = visible.get(acked).map_or(p, |v| v.0);
         let echo = visible.get(acked.saturating_sub(1)).map_or(pts, |v| v.2);
         let last = *visible.last().expect("a chunk");
-        let mut w = tandem_wire::build::OptionWriter::new();
-        w.timestamps(200, echo);
-        w.sack(&[(last.0, last.0.wrapping_add(last.1 as u32))]);
-        let frame = Lab::frame_raw_opts(c1, ack_vis, w.as_bytes());
-        let out = lab.feed(tandem_engine::Side::Outside, frame);
+        let out = lab.send(Seg {
+            seq: c1,
+            ack: ack_vis,
+            opts: Opts::ts(200, echo),
+            sack: &[(last.0, last.0.wrapping_add(last.1 as u32))],
+            ..Seg::CLIENT
+        });
         let delta = bisn.wrapping_sub(pisn);
         let to_b = one(&out, BACKUP);
         prop_assert_eq!(to_b.ack, ack_vis.wrapping_add(delta));

@@ -14,13 +14,10 @@
 
 #![allow(dead_code)]
 
-#[path = "../common/mod.rs"]
-mod common;
-
 use arbitrary::Arbitrary;
-use common::*;
-use tandem_engine::{EngineConfig, Side};
-use tandem_wire::{MacAddr, TcpFlags};
+use tandem_engine::EngineConfig;
+use tandem_testkit::*;
+use tandem_wire::TcpFlags;
 
 /// How the flow under attack was made.
 #[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +62,11 @@ pub struct Guess {
 fn far(x: u32) -> u32 {
     const EDGE: u32 = 1 << 24;
     EDGE + x % (u32::MAX - 2 * EDGE + 1)
+}
+
+/// The attacker's payload: `g.len` bytes.
+fn payload_of(g: &Guess) -> Vec<u8> {
+    (0..u32::from(g.len)).map(|i| i as u8).collect()
 }
 
 /// The client's stream at offset `k`, and the replicas'.
@@ -127,109 +129,84 @@ impl Run {
         let payload: Vec<u8> = (from..from + n).map(server_byte).collect();
         let ack = self.c1().wrapping_add(self.r_rcv[usize::from(r == R::B)]);
         let seq = isn.wrapping_add(1).wrapping_add(from);
-        let out = self
-            .lab
-            .replica(r, seq, ack, A, 500, Opts::default(), &payload);
+        let out = self.lab.send(Seg {
+            seq,
+            ack,
+            payload: &payload,
+            ..Seg::replica(r)
+        });
         self.take(out);
     }
 
-    fn guess_frame(&self, g: &Guess, from: Option<R>) -> Vec<u8> {
-        // SYN|ACK and bare SYN from the outside make no new flow here: the flow exists.
-        let flags = TcpFlags(g.flags);
-        let payload: Vec<u8> = (0..u32::from(g.len)).map(|i| i as u8).collect();
-        let o = Opts {
-            ts: g.ts,
-            ..Opts::default()
-        };
-        match from {
-            None => {
-                let seq = self
-                    .c1()
-                    .wrapping_add(self.c_sent)
-                    .wrapping_add(far(g.seq_off));
-                let ack = self
-                    .visible
-                    .wrapping_add(1)
-                    .wrapping_add(self.s_sent)
-                    .wrapping_add(far(g.ack_off));
-                Lab::frame(
-                    CLIENT_MAC,
-                    MacAddr([2, 0, 0, 0, 0, 1]),
-                    (CLIENT, CPORT),
-                    (VIP, PORT),
-                    seq,
-                    ack,
-                    flags,
-                    500,
-                    o,
-                    &payload,
-                )
-            }
+    /// The attacker's segment `g` with `payload`, as the client (`None`) or as replica
+    /// `r`: its sequence and ack numbers far from the true ones. (SYN|ACK and bare SYN
+    /// from the outside make no new flow here: the flow exists.)
+    fn guess<'a>(&self, g: &Guess, from: Option<R>, payload: &'a [u8]) -> Seg<'a> {
+        let (template, seq, ack) = match from {
+            None => (
+                Seg::CLIENT,
+                self.c1().wrapping_add(self.c_sent),
+                self.visible.wrapping_add(1).wrapping_add(self.s_sent),
+            ),
             Some(r) => {
-                let (mac, ip, isn) = match r {
-                    R::P => (PRIMARY_MAC, PRIMARY, self.hs.pisn),
-                    R::B => (BACKUP_MAC, BACKUP, self.hs.bisn),
+                let isn = if r == R::P {
+                    self.hs.pisn
+                } else {
+                    self.hs.bisn
                 };
-                let seq = isn
-                    .wrapping_add(1)
-                    .wrapping_add(self.s_sent)
-                    .wrapping_add(far(g.seq_off));
-                let ack = self
-                    .c1()
-                    .wrapping_add(self.c_sent)
-                    .wrapping_add(far(g.ack_off));
-                Lab::frame(
-                    mac,
-                    MacAddr([2, 0, 0, 0, 0, 2]),
-                    (ip, PORT),
-                    (CLIENT, CPORT),
-                    seq,
-                    ack,
-                    flags,
-                    500,
-                    o,
-                    &payload,
+                (
+                    Seg::replica(r),
+                    isn.wrapping_add(1).wrapping_add(self.s_sent),
+                    self.c1().wrapping_add(self.c_sent),
                 )
             }
+        };
+        Seg {
+            seq: seq.wrapping_add(far(g.seq_off)),
+            ack: ack.wrapping_add(far(g.ack_off)),
+            flags: TcpFlags(g.flags),
+            window: 500,
+            opts: Opts {
+                ts: g.ts,
+                ..Opts::NONE
+            },
+            payload,
+            ..template
         }
     }
 }
 
 /// A flow made from a cookie, both replicas answered; returns the cookie.
 fn cookie_handshake(lab: &mut Lab, hs: &Hs) -> u32 {
-    let out = lab.client(hs.cisn, 0, S, 64240, Opts::default(), b"");
+    let out = lab.send(Seg {
+        seq: hs.cisn,
+        opts: Opts::NONE,
+        ..Seg::CLIENT_SYN
+    });
     let cookie = one(&out, CLIENT).seq;
-    let out = lab.client(
-        hs.cisn.wrapping_add(1),
-        cookie.wrapping_add(1),
-        A,
-        500,
-        Opts::default(),
-        b"",
-    );
+    let out = lab.send(Seg {
+        seq: hs.cisn.wrapping_add(1),
+        ack: cookie.wrapping_add(1),
+        window: 500,
+        ..Seg::CLIENT
+    });
     assert_eq!(
         to(&out, PRIMARY).len() + to(&out, BACKUP).len(),
         2,
         "SYNs to both"
     );
-    lab.replica(
-        R::P,
-        hs.pisn,
-        hs.cisn.wrapping_add(1),
-        S | A,
-        65535,
-        Opts::default(),
-        b"",
-    );
-    let out = lab.replica(
-        R::B,
-        hs.bisn,
-        hs.cisn.wrapping_add(1),
-        S | A,
-        65535,
-        Opts::default(),
-        b"",
-    );
+    lab.send(Seg {
+        seq: hs.pisn,
+        ack: hs.cisn.wrapping_add(1),
+        opts: Opts::NONE,
+        ..Seg::PRIMARY_SYNACK
+    });
+    let out = lab.send(Seg {
+        seq: hs.bisn,
+        ack: hs.cisn.wrapping_add(1),
+        opts: Opts::NONE,
+        ..Seg::BACKUP_SYNACK
+    });
     assert!(one(&out, CLIENT).window > 0, "the client's window opened");
     cookie
 }
@@ -274,7 +251,13 @@ pub fn run_from(start: Start, ops: &[Op]) {
                 let payload: Vec<u8> = (from..from + n).map(client_byte).collect();
                 let seq = run.c1().wrapping_add(from);
                 let ack = run.visible.wrapping_add(1).wrapping_add(run.c_rcv);
-                let out = run.lab.client(seq, ack, A, 500, Opts::default(), &payload);
+                let out = run.lab.send(Seg {
+                    seq,
+                    ack,
+                    window: 500,
+                    payload: &payload,
+                    ..Seg::CLIENT
+                });
                 run.c_sent += n;
                 run.take(out);
             }
@@ -294,20 +277,29 @@ pub fn run_from(start: Start, ops: &[Op]) {
             Op::ClientAck => {
                 let seq = run.c1().wrapping_add(run.c_sent);
                 let ack = run.visible.wrapping_add(1).wrapping_add(run.c_rcv);
-                let out = run.lab.client(seq, ack, A, 500, Opts::default(), b"");
+                let out = run.lab.send(Seg {
+                    seq,
+                    ack,
+                    window: 500,
+                    ..Seg::CLIENT
+                });
                 run.take(out);
             }
             Op::ServerAck => {
                 for (r, isn) in [(R::P, run.hs.pisn), (R::B, run.hs.bisn)] {
                     let seq = isn.wrapping_add(1).wrapping_add(run.s_sent);
                     let ack = run.c1().wrapping_add(run.r_rcv[usize::from(r == R::B)]);
-                    let out = run.lab.replica(r, seq, ack, A, 500, Opts::default(), b"");
+                    let out = run.lab.send(Seg {
+                        seq,
+                        ack,
+                        ..Seg::replica(r)
+                    });
                     run.take(out);
                 }
             }
             Op::Blind(g) => {
-                let f = run.guess_frame(g, None);
-                let out = run.lab.feed(Side::Outside, f);
+                let payload = payload_of(g);
+                let out = run.lab.send(run.guess(g, None, &payload));
                 // A challenge ACK is all the client may get.
                 for s in &out {
                     assert!(s.dst == CLIENT && s.payload.is_empty(), "{s:?}");
@@ -316,8 +308,8 @@ pub fn run_from(start: Start, ops: &[Op]) {
             }
             Op::Forged { backup, guess } => {
                 let r = if *backup { R::B } else { R::P };
-                let f = run.guess_frame(guess, Some(r));
-                let out = run.lab.feed(Side::Inside, f);
+                let payload = payload_of(guess);
+                let out = run.lab.send(run.guess(guess, Some(r), &payload));
                 // At most a challenge ACK to that replica.
                 for s in &out {
                     assert!(s.src == CLIENT && s.payload.is_empty(), "{s:?}");
