@@ -10,23 +10,14 @@
 #![allow(dead_code)]
 
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 
 use arbitrary::Arbitrary;
-use tandem_engine::{
-    Engine, EngineConfig, Health, Output, ReplicaTable, Service, ServicePort, Side, VecPool,
-};
-use tandem_wire::build::{self, OptionWriter, TcpBuild};
+use tandem_engine::{EngineConfig, Health, Output, Side};
+use tandem_testkit::{self as kit, Opts, Rig, VecPool, CLIENT, PORT, VIP};
 use tandem_wire::{EthernetFrame, Ipv4Packet, MacAddr, TcpFlags, TcpSegment};
 
-const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
-const REPLICAS: [Ipv4Addr; 3] = [
-    Ipv4Addr::new(198, 19, 0, 11),
-    Ipv4Addr::new(198, 19, 0, 12),
-    Ipv4Addr::new(198, 19, 0, 13),
-];
-const PORT: u16 = 7000;
+/// The lab's primary and backup, and a third replica.
+const REPLICAS: [Ipv4Addr; 3] = [kit::PRIMARY, kit::BACKUP, Ipv4Addr::new(198, 19, 0, 13)];
 
 /// A segment's fields, relative to what the harness has seen.
 #[derive(Arbitrary, Debug, Clone)]
@@ -68,45 +59,34 @@ struct Track {
 }
 
 pub fn run(ops: &[Op]) {
-    let replicas = Arc::new(ReplicaTable::new(4));
-    let ids: Vec<_> = REPLICAS
-        .iter()
-        .map(|a| replicas.add(*a).expect("room"))
+    let hosts: Vec<_> = (0u8..)
+        .zip(REPLICAS)
+        .map(|(i, a)| (a, MacAddr([2, 0, 0, 0, 0, 0x11 + i])))
         .collect();
-    for (i, id) in ids.iter().enumerate() {
-        replicas.set_mac(*id, MacAddr([2, 0, 0, 0, 0, 0x11 + i as u8]));
-    }
+    let (replicas, ids) = kit::replica_table(&hosts);
     let cfg = EngineConfig {
-        own_addrs: vec![Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 19, 0, 1)],
-        services: vec![Service {
-            vip: VIP,
-            port: ServicePort::Port(PORT),
-            replicas: ids.clone(),
-            copies: 3,
-            ordered: false,
-            forward: false,
-            ack_lag_ns: None,
-            output_lag_ns: None,
-        }],
-        max_flows: 4,
         hold_segments: 8,
         hold_bytes_per_flow: 3000,
         hold_bytes_total: 6000,
         ack_lag_ns: 1000,
         output_lag_ns: 1000,
         fin_grace_ns: 1000,
-        ..EngineConfig::default()
+        ..kit::engine_config(vec![kit::mirror(&ids)], 4)
     };
-    let mut engine: Engine<Vec<u8>> = Engine::new(cfg, replicas.clone());
-    let mut pool = VecPool::default();
-    let mut out = Output::with_capacity(12, 4, 4);
+    // A small output, so that it runs full.
+    let mut rig = Rig::with(
+        cfg,
+        replicas.clone(),
+        VecPool::default(),
+        Output::with_capacity(12, 4, 4),
+    );
     let mut now = 1u64 << 40;
     let mut track = [Track::default(); 4];
     for op in ops {
         match op {
             Op::Raw { inside, bytes } => {
                 let side = if *inside { Side::Inside } else { Side::Outside };
-                engine.process(side, now, bytes.clone(), &mut pool, &mut out);
+                rig.rx_one(side, now, bytes.clone());
             }
             Op::Client(seg) => {
                 let t = &mut track[usize::from(seg.flow % 4)];
@@ -117,11 +97,9 @@ pub fn run(ops: &[Op]) {
                     t.to_client_nxt,
                     seg,
                 );
-                if let Some(f) = f {
-                    let len = u32::from(seg.payload_len.min(1400));
-                    t.c_nxt = t.c_nxt.wrapping_add(seg.seq_off as u32).wrapping_add(len);
-                    engine.process(Side::Outside, now, f, &mut pool, &mut out);
-                }
+                let len = u32::from(seg.payload_len.min(1400));
+                t.c_nxt = t.c_nxt.wrapping_add(seg.seq_off as u32).wrapping_add(len);
+                rig.rx_one(Side::Outside, now, f);
             }
             Op::Replica { which, seg } => {
                 let r = usize::from(which % 3);
@@ -133,31 +111,29 @@ pub fn run(ops: &[Op]) {
                     t.c_nxt,
                     seg,
                 );
-                if let Some(f) = f {
-                    let len = u32::from(seg.payload_len.min(1400));
-                    t.r_nxt[r] = t.r_nxt[r]
-                        .wrapping_add(seg.seq_off as u32)
-                        .wrapping_add(len);
-                    engine.process(Side::Inside, now, f, &mut pool, &mut out);
-                }
+                let len = u32::from(seg.payload_len.min(1400));
+                t.r_nxt[r] = t.r_nxt[r]
+                    .wrapping_add(seg.seq_off as u32)
+                    .wrapping_add(len);
+                rig.rx_one(Side::Inside, now, f);
             }
             Op::Advance(ns) => now += u64::from(*ns),
             Op::Kill(r) => {
                 replicas.set_health(ids[usize::from(r % 3)], Health::Down);
-                engine.request_failover_sweep();
+                rig.engine.request_failover_sweep();
             }
             Op::Revive(r) => replicas.set_health(ids[usize::from(r % 3)], Health::Up),
-            Op::Sweep => engine.request_failover_sweep(),
-            Op::DrainPool(n) => pool.remaining = Some(usize::from(*n % 4)),
+            Op::Sweep => rig.engine.request_failover_sweep(),
+            Op::DrainPool(n) => rig.pool.remaining = Some(usize::from(*n % 4)),
         }
-        engine.poll(now, &mut pool, &mut out);
+        rig.poll(now);
         // Learn the sequence numbers the engine sent, as the endpoints would.
-        for tx in out.tx.drain(..) {
+        for tx in rig.out.tx.drain(..) {
             learn(&tx.buf, tx.side, &mut track);
         }
-        out.to_control.clear();
-        out.signals.clear();
-        let c = engine.counters().clone();
+        rig.out.to_control.clear();
+        rig.out.signals.clear();
+        let c = rig.engine.counters().clone();
         assert!(c.flows <= 4);
         assert!(c.held_segments <= 8);
         assert!(c.held_bytes <= 6000 + 1500);
@@ -194,57 +170,34 @@ fn learn(frame: &[u8], side: Side, track: &mut [Track; 4]) {
     }
 }
 
-fn frame(
-    src: (Ipv4Addr, u16),
-    dst: (Ipv4Addr, u16),
-    seq: u32,
-    ack: u32,
-    s: &Seg,
-) -> Option<Vec<u8>> {
-    let mut w = OptionWriter::new();
-    if let Some(m) = s.mss {
-        w.mss(m);
-    }
-    if s.sack_ok {
-        w.sack_permitted();
-    }
-    if let Some((v, e)) = s.ts {
-        w.timestamps(u32::from(v), u32::from(e));
-    }
-    if let Some(ws) = s.wscale {
-        w.window_scale(ws);
-    }
-    let blocks: Vec<(u32, u32)> = s
+/// The frame of `s`, its sequence numbers `seq` and `ack` moved by its offsets, SACK
+/// blocks relative to `ack`. Every frame has the client's MAC, as the driver always sent.
+fn frame(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), seq: u32, ack: u32, s: &Seg) -> Vec<u8> {
+    let sack: Vec<(u32, u32)> = s
         .sack
         .iter()
         .take(4)
         .map(|(l, r)| (ack.wrapping_add(*l as u32), ack.wrapping_add(*r as u32)))
         .collect();
-    if !blocks.is_empty() {
-        w.sack(&blocks);
-    }
     let payload = vec![0xa5u8; usize::from(s.payload_len.min(1400))];
-    let mut buf = vec![0u8; 1600];
-    let n = build::tcp(
-        &mut buf,
-        &TcpBuild {
-            src_mac: MacAddr([2, 0, 0, 0, 0, 0xc1]),
-            dst_mac: MacAddr([2, 0, 0, 0, 0, 1]),
-            vlan_tci: None,
-            src_ip: src.0,
-            dst_ip: dst.0,
-            src_port: src.1,
-            dst_port: dst.1,
-            seq: seq.wrapping_add(s.seq_off as u32),
-            ack: ack.wrapping_add(s.ack_off as u32),
-            flags: TcpFlags(s.flags),
-            window: s.window,
-            ttl: 64,
-            options: w.as_bytes(),
-            payload: &payload,
+    kit::Seg {
+        src: src.0,
+        sport: src.1,
+        dst: dst.0,
+        dport: dst.1,
+        seq: seq.wrapping_add(s.seq_off as u32),
+        ack: ack.wrapping_add(s.ack_off as u32),
+        flags: TcpFlags(s.flags),
+        window: s.window,
+        opts: Opts {
+            mss: s.mss,
+            wscale: s.wscale,
+            sack_ok: s.sack_ok,
+            ts: s.ts.map(|(v, e)| (u32::from(v), u32::from(e))),
         },
-    )
-    .ok()?;
-    buf.truncate(n);
-    Some(buf)
+        sack: &sack,
+        payload: &payload,
+        ..kit::Seg::CLIENT
+    }
+    .frame()
 }

@@ -19,23 +19,25 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use smoltcp::socket::tcp::State;
 use tandem_engine::{
-    Counters, DropReason, Engine, EngineConfig, FlowPhase, Health, Output, ReplicaId, ReplicaTable,
-    Service, ServicePort, Side, Signal, VecPool,
+    Counters, DropReason, EngineConfig, FlowPhase, Health, ReplicaId, ReplicaTable, ServicePort,
+    Side, Signal,
 };
+use tandem_testkit::{engine_config, mirror, replica_table, Rig, VecPool};
 use tandem_wire::arp::ArpPacket;
 use tandem_wire::{build, EtherType, EthernetFrame, Ipv4Packet, MacAddr, TcpFlags, TcpSegment};
 
 use apps::{ClientApp, Request, ServerApp};
 use net::{set_clock, Host, LinkParams, SockParams, MS, US};
 
-pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
-pub const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-pub const INSIDE_IP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
-pub const REPLICA_IPS: [Ipv4Addr; 2] =
-    [Ipv4Addr::new(198, 19, 0, 11), Ipv4Addr::new(198, 19, 0, 12)];
-pub const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xc1];
-pub const REPLICA_MACS: [[u8; 6]; 2] = [[2, 0, 0, 0, 0, 0x11], [2, 0, 0, 0, 0, 0x12]];
+// The kit's lab, in the forms smoltcp's hosts take.
+pub use tandem_testkit::VIP;
+pub const CLIENT_IP: Ipv4Addr = tandem_testkit::CLIENT;
+pub const OUTSIDE_IP: Ipv4Addr = tandem_testkit::OUTSIDE;
+pub const INSIDE_IP: Ipv4Addr = tandem_testkit::INSIDE;
+pub const REPLICA_IPS: [Ipv4Addr; 2] = [tandem_testkit::PRIMARY, tandem_testkit::BACKUP];
+pub const CLIENT_MAC: [u8; 6] = tandem_testkit::CLIENT_MAC.0;
+pub const REPLICA_MACS: [[u8; 6]; 2] =
+    [tandem_testkit::PRIMARY_MAC.0, tandem_testkit::BACKUP_MAC.0];
 
 /// Simulated time at which a run starts.
 const T0: u64 = 1_000 * MS;
@@ -321,9 +323,7 @@ impl Paws {
 }
 
 struct Appliance {
-    engine: Engine<Vec<u8>>,
-    pool: VecPool,
-    out: Output<Vec<u8>>,
+    rig: Rig,
     table: Arc<ReplicaTable>,
     ids: [ReplicaId; 2],
     outside_mac: MacAddr,
@@ -380,37 +380,35 @@ impl World {
     fn new(sc: Scenario) -> World {
         let rng = ChaCha8Rng::seed_from_u64(sc.seed ^ 0x5eed_0f7a_4de1_1a00);
         set_clock(T0);
-        let table = Arc::new(ReplicaTable::new(8));
-        let p = table.add(REPLICA_IPS[0]).expect("room");
-        let b = table.add(REPLICA_IPS[1]).expect("room");
-        table.set_mac(p, MacAddr(REPLICA_MACS[0]));
-        table.set_mac(b, MacAddr(REPLICA_MACS[1]));
+        let (table, ids) = replica_table(&[
+            (REPLICA_IPS[0], MacAddr(REPLICA_MACS[0])),
+            (REPLICA_IPS[1], MacAddr(REPLICA_MACS[1])),
+        ]);
+        let (p, b) = (ids[0], ids[1]);
+        let port = if sc.any_port {
+            ServicePort::Any
+        } else {
+            ServicePort::Port(sc.port)
+        };
+        let service = tandem_engine::Service {
+            port,
+            ..mirror(&ids)
+        };
         let cfg = EngineConfig {
-            own_addrs: vec![OUTSIDE_IP, INSIDE_IP],
-            services: vec![Service {
-                vip: VIP,
-                port: if sc.any_port {
-                    ServicePort::Any
-                } else {
-                    ServicePort::Port(sc.port)
-                },
-                replicas: vec![p, b],
-                copies: 2,
-                ordered: false,
-                forward: false,
-                ack_lag_ns: None,
-                output_lag_ns: None,
-            }],
-            max_flows: 16,
             hold_bytes_per_flow: sc.hold_per_flow,
             hold_segments: 4096,
             // Longer than the spread of the replicas' round trips (up to ~6 ms on a slow
             // link), as an operator would set it: a slow backup is not dropped.
             synack_wait_ns: 10 * MS,
-            ..EngineConfig::default()
+            ..engine_config(vec![service], 16)
         };
         let (outside_mac, inside_mac) = (cfg.outside_mac, cfg.inside_mac);
-        let engine = Engine::new(cfg, table.clone());
+        let rig = Rig::with(
+            cfg,
+            table.clone(),
+            VecPool::default(),
+            tandem_engine::Output::with_capacity(256, 64, 64),
+        );
         let mut client = Host::new(CLIENT_MAC, CLIENT_IP, OUTSIDE_IP, &sc.client, T0);
         let servers = [0, 1].map(|r| {
             let mut h = Host::new(
@@ -447,9 +445,7 @@ impl World {
             capp,
             sapps: [ServerApp::default(), ServerApp::default()],
             t: Appliance {
-                engine,
-                pool: VecPool::default(),
-                out: Output::with_capacity(256, 64, 64),
+                rig,
                 table,
                 ids: [p, b],
                 outside_mac,
@@ -570,8 +566,11 @@ impl World {
         self.trace.push_back(rec);
     }
 
-    /// Delivers the events due now.
+    /// Delivers the events due now. The appliance receives its frames in bursts, as a
+    /// worker does: one burst for each run of frames due on the same port.
     fn deliver(&mut self) {
+        let mut burst = Vec::new();
+        let mut burst_side = Side::Outside;
         while self.events.peek().is_some_and(|e| e.at <= self.now) {
             let ev = self.events.pop().expect("peeked");
             match ev.to {
@@ -581,14 +580,11 @@ impl World {
                             continue;
                         }
                     }
-                    self.t.engine.process(
-                        side,
-                        self.now,
-                        ev.frame,
-                        &mut self.t.pool,
-                        &mut self.t.out,
-                    );
-                    self.drain_engine();
+                    if side != burst_side {
+                        self.rx_burst(burst_side, &mut burst);
+                        burst_side = side;
+                    }
+                    burst.push(ev.frame);
                 }
                 Node::Client => {
                     self.inspect_client_rx(&ev.frame);
@@ -601,6 +597,16 @@ impl World {
                 }
             }
         }
+        self.rx_burst(burst_side, &mut burst);
+    }
+
+    /// The engine's handling of a burst received on `side`, and of what it sent.
+    fn rx_burst(&mut self, side: Side, burst: &mut Vec<Vec<u8>>) {
+        if burst.is_empty() {
+            return;
+        }
+        self.t.rig.rx(side, self.now, burst);
+        self.drain_engine();
     }
 
     /// Counts the RSTs that reach the client.
@@ -622,7 +628,7 @@ impl World {
     // ---- the appliance and its control core --------------------------------------------
 
     fn drain_engine(&mut self) {
-        let tx: Vec<_> = self.t.out.tx.drain(..).collect();
+        let tx: Vec<_> = self.t.rig.out.tx.drain(..).collect();
         for t in tx {
             if let Err(e) = self.check_emitted(&t.buf) {
                 self.fail(format!("engine emitted a bad frame on {:?}: {e}", t.side));
@@ -649,8 +655,8 @@ impl World {
             };
             self.send(Node::Engine(t.side), to, t.buf);
         }
-        self.t.signals.append(&mut self.t.out.signals);
-        let control: Vec<_> = self.t.out.to_control.drain(..).collect();
+        self.t.signals.append(&mut self.t.rig.out.signals);
+        let control: Vec<_> = self.t.rig.out.to_control.drain(..).collect();
         for f in control {
             self.control(&f);
         }
@@ -724,7 +730,7 @@ impl World {
     }
 
     fn flow(&self) -> Option<&tandem_engine::Flow> {
-        let flows = self.t.engine.flows();
+        let flows = self.t.rig.engine.flows();
         flows.next_used(0).map(|i| flows.get(i))
     }
 
@@ -785,14 +791,12 @@ impl World {
         }
         self.down[v] = true;
         self.t.table.set_health(self.t.ids[v], Health::Down);
-        self.t.engine.request_failover_sweep();
+        self.t.rig.engine.request_failover_sweep();
         self.poll_engine();
     }
 
     fn poll_engine(&mut self) {
-        self.t
-            .engine
-            .poll(self.now, &mut self.t.pool, &mut self.t.out);
+        self.t.rig.poll(self.now);
         self.drain_engine();
         self.engine_next = self.now + MS;
     }
@@ -937,7 +941,7 @@ impl World {
     }
 
     fn final_checks(&mut self) {
-        let c = self.t.engine.counters().clone();
+        let c = self.t.rig.engine.counters().clone();
         let mut bad = Vec::new();
         if !self.unprotected {
             if !self.capp.complete() {
@@ -1095,8 +1099,8 @@ impl World {
                 frames: self.frames,
                 lost: self.lost,
                 signals: self.t.signals.len(),
-                replayed: self.t.engine.counters().replayed_segments,
-                acks_to_client: self.t.engine.counters().acks_to_client,
+                replayed: self.t.rig.engine.counters().replayed_segments,
+                acks_to_client: self.t.rig.engine.counters().acks_to_client,
             }),
             Some(f) => Err(self.dump(&f)),
         }
@@ -1168,7 +1172,7 @@ impl World {
                 a.output.len()
             );
         }
-        let c: Counters = self.t.engine.counters().clone();
+        let c: Counters = self.t.rig.engine.counters().clone();
         let drops: Vec<String> = DropReason::ALL
             .iter()
             .filter(|&&r| c.dropped(r) > 0)
