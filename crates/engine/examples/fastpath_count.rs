@@ -30,7 +30,7 @@ fn main() {
         bench.recycle();
     }
     let mode = if forward { "forward" } else { "mirror" };
-    let c = bench.engine.counters();
+    let c = bench.rig.engine.counters();
     // tx and adopted show that the frames were forwarded, not dropped.
     println!(
         "mode={mode} flows={flows} bursts={bursts} packets={} tx={} flows_adopted={} drops={}",

@@ -297,27 +297,6 @@ impl<B: PacketBuf> Engine<B> {
         self.failover_sweep_left > 0
     }
 
-    /// Handles one frame received on `side`.
-    pub fn process<P: BufferPool<B>>(
-        &mut self,
-        side: Side,
-        now: u64,
-        buf: B,
-        pool: &mut P,
-        out: &mut Output<B>,
-    ) {
-        self.counters.rx += 1;
-        let mut class = classify(buf.bytes(), &self.own, &self.vips);
-        if let Class::Tcp(m) = &mut class {
-            set_hash(m, side == Side::Outside, &self.cfg.hash_key);
-        }
-        let found = match &class {
-            Class::Tcp(m) => self.lookup(side, m),
-            _ => None,
-        };
-        self.dispatch(side, now, buf, &class, found, pool, out);
-    }
-
     /// Handles a burst received on `side`, draining `bufs`. Lookups of the whole burst
     /// are issued with prefetches before any packet is handled.
     pub fn process_burst<P: BufferPool<B>>(

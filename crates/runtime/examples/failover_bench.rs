@@ -85,7 +85,7 @@ fn main() -> Result<()> {
         let (mut max_pass, mut writes, mut orders_sent, mut tx) = (0, 0, 0, 0);
         let mut mem = (0, 0);
         for _ in 0..reps {
-            let (table, primary, backup) = failover::replica_table();
+            let (table, primary, backup) = tandem_testkit::lab_replicas();
             let mut w = failover::Worker::establish(&table, primary, backup, n, capacity, 0)?;
             let on_primary = w.active_on(primary);
             if on_primary != n {

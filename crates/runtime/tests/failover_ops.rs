@@ -5,13 +5,14 @@
 #[path = "../examples/support/failover.rs"]
 mod failover;
 
-use failover::{control_switch, replica_table, Worker};
+use failover::{control_switch, Worker};
 use tandem_runtime::msg::Command;
+use tandem_testkit::lab_replicas;
 
 /// The control core's failover with `workers` workers of `n` flows each: what it sent and
 /// how many replica-table values it changed. Fails unless every flow then moved.
 fn fail_primary(workers: usize, n: usize) -> (Vec<(usize, Command)>, usize) {
-    let (table, primary, backup) = replica_table();
+    let (table, primary, backup) = lab_replicas();
     let mut ws: Vec<Worker> = (0..workers)
         .map(|w| Worker::establish(&table, primary, backup, n, n, w * n).expect("established"))
         .collect();

@@ -9,66 +9,21 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tandem_engine::{
-    BufferPool, Engine, EngineConfig, FlowKey, FlowPhase, Output, PacketBuf, ReplicaId,
-    ReplicaTable, Service, ServicePort, Side, BURST,
-};
+use tandem_engine::{FlowKey, FlowPhase, Output, ReplicaId, ReplicaTable, Service, BURST};
 use tandem_runtime::control::fail_over;
 use tandem_runtime::msg::Command;
-use tandem_wire::build::{self, OptionWriter, TcpBuild};
-use tandem_wire::{EthernetFrame, Ipv4Packet, MacAddr, TcpFlags, TcpSegment};
+use tandem_testkit::{engine_config, mirror, Opts, Recycler, Rig, Seen, Seg, BACKUP, PORT, S, VIP};
 
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
-pub const PRIMARY: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 11);
-pub const BACKUP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 12);
-const PORT: u16 = 7000;
-const MAC_C: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xc1]);
-const MAC_P: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x11]);
-const MAC_B: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x12]);
 /// Bytes of each data segment.
 const DATA: u32 = 100;
 /// The worker's transmit buffer (`worker.rs`: `TX_CAPACITY`): the sweep stops a pass
 /// when it is nearly full, so the bench gives it the same room.
 const TX_CAPACITY: usize = BURST * 8;
-
-/// A mempool stand-in: buffers are recycled, never freed.
-#[derive(Default)]
-pub struct Recycler {
-    free: Vec<Vec<u8>>,
-}
-
-impl Recycler {
-    fn get(&mut self) -> Vec<u8> {
-        self.free.pop().unwrap_or_else(|| Vec::with_capacity(256))
-    }
-    fn put(&mut self, mut v: Vec<u8>) {
-        v.clear();
-        self.free.push(v);
-    }
-}
-
-impl BufferPool<Vec<u8>> for Recycler {
-    fn alloc(&mut self, len: usize) -> Option<Vec<u8>> {
-        let mut v = self.get();
-        v.resize(len, 0);
-        Some(v)
-    }
-    fn copy(&mut self, src: &Vec<u8>) -> Option<Vec<u8>> {
-        let mut v = self.get();
-        v.extend_from_slice(src.bytes());
-        Some(v)
-    }
-}
-
-/// The replica table of the lab: primary and backup, both resolved.
-pub fn replica_table() -> (Arc<ReplicaTable>, ReplicaId, ReplicaId) {
-    let t = Arc::new(ReplicaTable::new(4));
-    let p = t.add(PRIMARY).expect("room for the primary");
-    let b = t.add(BACKUP).expect("room for the backup");
-    t.set_mac(p, MAC_P);
-    t.set_mac(b, MAC_B);
-    (t, p, b)
-}
+/// The options of the handshake's SYN and SYN-ACKs (no timestamps).
+const SYN_OPTS: Opts = Opts {
+    ts: None,
+    ..Opts::syn(1460, 7, 0)
+};
 
 /// What the replica table holds, slot by slot, as the workers read it.
 pub fn snapshot(t: &ReplicaTable) -> Vec<u64> {
@@ -112,6 +67,16 @@ struct FlowGen {
     b_nxt: u32,
 }
 
+impl FlowGen {
+    /// `template` for this flow's client, with the bench's window.
+    fn seg(&self, template: Seg<'static>) -> Seg<'static> {
+        Seg {
+            window: 1000,
+            ..template.for_client((self.client, self.port))
+        }
+    }
+}
+
 /// What a worker's sweep took.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Sweep {
@@ -131,9 +96,8 @@ pub struct Sweep {
 
 /// One worker: its engine and N established flows.
 pub struct Worker {
-    pub engine: Engine<Vec<u8>>,
-    pool: Recycler,
-    out: Output<Vec<u8>>,
+    /// The worker's engine, its pool and output.
+    pub rig: Rig<Recycler>,
     flows: Vec<FlowGen>,
     now: u64,
     primary: ReplicaId,
@@ -153,26 +117,15 @@ impl Worker {
         capacity: usize,
         first: usize,
     ) -> Result<Worker, String> {
-        let cfg = EngineConfig {
-            own_addrs: vec![Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 19, 0, 1)],
-            services: vec![Service {
-                vip: VIP,
-                port: ServicePort::Port(PORT),
-                replicas: vec![primary, backup],
-                copies: 2,
-                // A fixed primary: every flow has the failed replica active.
-                ordered: true,
-                forward: false,
-                ack_lag_ns: None,
-                output_lag_ns: None,
-            }],
-            max_flows: capacity.max(n),
-            ..EngineConfig::default()
+        let service = Service {
+            // A fixed primary: every flow has the failed replica active.
+            ordered: true,
+            ..mirror(&[primary, backup])
         };
+        let cfg = engine_config(vec![service], capacity.max(n));
+        let out = Output::with_capacity(TX_CAPACITY, BURST, 64);
         let mut w = Worker {
-            engine: Engine::new(cfg, table.clone()),
-            pool: Recycler::default(),
-            out: Output::with_capacity(TX_CAPACITY, BURST, 64),
+            rig: Rig::with(cfg, table.clone(), Recycler::default(), out),
             flows: Vec::with_capacity(n),
             now: 1_000_000_000,
             primary,
@@ -196,93 +149,51 @@ impl Worker {
         Ok(w)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn frame(
-        &mut self,
-        src: (MacAddr, Ipv4Addr, u16),
-        dst: (Ipv4Addr, u16),
-        seq: u32,
-        ack: u32,
-        flags: TcpFlags,
-        len: u32,
-        syn_opts: bool,
-    ) -> Vec<u8> {
-        let mut v = self.pool.get();
-        v.resize(14 + 20 + 40 + DATA as usize, 0);
-        let mut w = OptionWriter::new();
-        if syn_opts {
-            w.mss(1460).window_scale(7).sack_permitted();
-        }
-        let payload = [0x5au8; DATA as usize];
-        let n = build::tcp(
-            &mut v,
-            &TcpBuild {
-                src_mac: src.0,
-                dst_mac: MacAddr([2, 0, 0, 0, 0, 1]),
-                vlan_tci: None,
-                src_ip: src.1,
-                dst_ip: dst.0,
-                src_port: src.2,
-                dst_port: dst.1,
-                seq,
-                ack,
-                flags,
-                window: 1000,
-                ttl: 64,
-                options: w.as_bytes(),
-                payload: &payload[..len as usize],
-            },
-        )
-        .expect("the frame fits its buffer");
-        v.truncate(n);
-        v
-    }
-
-    /// Runs one frame through the engine; returns what it sent, parsed. The clock moves
-    /// 1 µs a frame.
-    fn one(&mut self, side: Side, f: Vec<u8>) -> Vec<Seen> {
+    /// Runs `seg` through the engine (a burst of one); returns what it sent, parsed. The
+    /// clock moves 1 µs a frame.
+    fn one(&mut self, seg: Seg) -> Vec<Seen> {
         self.now += 1_000;
-        self.engine
-            .process(side, self.now, f, &mut self.pool, &mut self.out);
+        let mut f = self.rig.pool.get();
+        seg.write(&mut f);
+        self.rig.rx_one(seg.side, self.now, f);
         self.drain()
     }
 
     /// Recycles what the engine sent (the worker's transmit), parsed on the way.
     fn drain(&mut self) -> Vec<Seen> {
-        let mut out = std::mem::take(&mut self.out.tx);
-        let seen = out.iter().filter_map(|t| Seen::parse(&t.buf)).collect();
-        for t in out.drain(..) {
-            self.pool.put(t.buf);
-        }
-        self.out.tx = out;
-        self.out.to_control.clear();
-        self.out.signals.clear();
+        let seen = self
+            .rig
+            .out
+            .tx
+            .iter()
+            .filter_map(|t| Seen::try_parse(t.side, &t.buf).ok())
+            .collect();
+        self.rig.recycle();
         seen
-    }
-
-    fn client(&self, g: &FlowGen) -> (MacAddr, Ipv4Addr, u16) {
-        (MAC_C, g.client, g.port)
     }
 
     /// The handshake and one exchange of data each way.
     fn open(&mut self, mut g: FlowGen) -> Result<FlowGen, String> {
-        let (a, s) = (TcpFlags::ACK, TcpFlags::SYN);
-        let f = self.frame(self.client(&g), (VIP, PORT), g.c_nxt, 0, s, 0, true);
-        self.one(Side::Outside, f);
+        let data = [0x5au8; DATA as usize];
+        self.one(Seg {
+            seq: g.c_nxt,
+            flags: S,
+            opts: SYN_OPTS,
+            ..g.seg(Seg::CLIENT)
+        });
         g.c_nxt = g.c_nxt.wrapping_add(1);
-        let dst = (g.client, g.port);
-        let f = self.frame(
-            (MAC_P, PRIMARY, PORT),
-            dst,
-            g.p_nxt,
-            g.c_nxt,
-            s | a,
-            0,
-            true,
-        );
-        self.one(Side::Inside, f);
-        let f = self.frame((MAC_B, BACKUP, PORT), dst, g.b_nxt, g.c_nxt, s | a, 0, true);
-        let out = self.one(Side::Inside, f);
+        self.one(Seg {
+            seq: g.p_nxt,
+            ack: g.c_nxt,
+            opts: SYN_OPTS,
+            ..g.seg(Seg::PRIMARY_SYNACK)
+        });
+        let out = self.one(Seg {
+            seq: g.b_nxt,
+            ack: g.c_nxt,
+            opts: SYN_OPTS,
+            ..g.seg(Seg::BACKUP_SYNACK)
+        });
         g.p_nxt = g.p_nxt.wrapping_add(1);
         g.b_nxt = g.b_nxt.wrapping_add(1);
         // The SYN-ACK goes out on the backup's (the last awaited): both legs answered.
@@ -295,38 +206,40 @@ impl Worker {
                 g.client, g.port
             ));
         }
-        let f = self.frame(self.client(&g), (VIP, PORT), g.c_nxt, g.p_nxt, a, 0, false);
-        self.one(Side::Outside, f);
+        self.one(Seg {
+            seq: g.c_nxt,
+            ack: g.p_nxt,
+            ..g.seg(Seg::CLIENT)
+        });
         // Data each way; the client acks the primary's (the backup's copy was held).
-        let f = self.frame(
-            self.client(&g),
-            (VIP, PORT),
-            g.c_nxt,
-            g.p_nxt,
-            a,
-            DATA,
-            false,
-        );
-        self.one(Side::Outside, f);
+        self.one(Seg {
+            seq: g.c_nxt,
+            ack: g.p_nxt,
+            payload: &data,
+            ..g.seg(Seg::CLIENT)
+        });
         g.c_nxt = g.c_nxt.wrapping_add(DATA);
-        let f = self.frame(
-            (MAC_P, PRIMARY, PORT),
-            dst,
-            g.p_nxt,
-            g.c_nxt,
-            a,
-            DATA,
-            false,
-        );
-        self.one(Side::Inside, f);
-        let f = self.frame((MAC_B, BACKUP, PORT), dst, g.b_nxt, g.c_nxt, a, DATA, false);
-        self.one(Side::Inside, f);
+        self.one(Seg {
+            seq: g.p_nxt,
+            ack: g.c_nxt,
+            payload: &data,
+            ..g.seg(Seg::PRIMARY)
+        });
+        self.one(Seg {
+            seq: g.b_nxt,
+            ack: g.c_nxt,
+            payload: &data,
+            ..g.seg(Seg::BACKUP)
+        });
         g.p_nxt = g.p_nxt.wrapping_add(DATA);
         g.b_nxt = g.b_nxt.wrapping_add(DATA);
-        let f = self.frame(self.client(&g), (VIP, PORT), g.c_nxt, g.p_nxt, a, 0, false);
-        self.one(Side::Outside, f);
+        self.one(Seg {
+            seq: g.c_nxt,
+            ack: g.p_nxt,
+            ..g.seg(Seg::CLIENT)
+        });
         // The worker's loop polls between bursts: handshake timers, background sweep.
-        self.engine.poll(self.now, &mut self.pool, &mut self.out);
+        self.rig.poll(self.now);
         self.drain();
         Ok(g)
     }
@@ -345,11 +258,12 @@ impl Worker {
         self.flows
             .iter()
             .filter(|g| {
-                self.engine
+                self.rig
+                    .engine
                     .flows()
                     .find_key(&Self::key(g))
                     .is_some_and(|i| {
-                        let f = self.engine.flows().get(i);
+                        let f = self.rig.engine.flows().get(i);
                         let l = &f.legs[f.active as usize];
                         f.phase == FlowPhase::Established && l.replica == replica && l.alive
                     })
@@ -362,21 +276,21 @@ impl Worker {
     /// `now` moves 1 µs a pass (the worker's loop with nothing received).
     pub fn sweep(&mut self, cmd: Command) -> Sweep {
         let mut s = Sweep::default();
-        let mut passes = Vec::with_capacity(self.engine.flows().capacity() / 64 + 16);
+        let mut passes = Vec::with_capacity(self.rig.engine.flows().capacity() / 64 + 16);
         let t0 = Instant::now();
         if cmd == Command::FailoverSweep {
-            self.engine.request_failover_sweep();
+            self.rig.engine.request_failover_sweep();
         }
-        while self.engine.failover_sweep_pending() {
+        while self.rig.engine.failover_sweep_pending() {
             self.now += 1_000;
             let p0 = Instant::now();
-            self.engine.poll(self.now, &mut self.pool, &mut self.out);
+            self.rig.poll(self.now);
             let ns = p0.elapsed().as_nanos() as u64;
             s.passes += 1;
             s.poll_ns += ns;
             s.max_pass_ns = s.max_pass_ns.max(ns);
             passes.push(ns);
-            s.tx += self.out.tx.len() as u64;
+            s.tx += self.rig.out.tx.len() as u64;
             self.drain();
         }
         s.wall_ns = t0.elapsed().as_nanos() as u64;
@@ -396,22 +310,18 @@ impl Worker {
                 self.flows.len()
             ));
         }
-        let a = TcpFlags::ACK;
+        let data = [0x5au8; DATA as usize];
         for k in 0..self.flows.len() {
             let mut g = self.flows[k];
-            let f = self.frame(
-                self.client(&g),
-                (VIP, PORT),
-                g.c_nxt,
-                g.p_nxt,
-                a,
-                DATA,
-                false,
-            );
-            let out = self.one(Side::Outside, f);
+            let out = self.one(Seg {
+                seq: g.c_nxt,
+                ack: g.p_nxt,
+                payload: &data,
+                ..g.seg(Seg::CLIENT)
+            });
             let want = (BACKUP, g.c_nxt, g.b_nxt, DATA as usize);
             match out.as_slice() {
-                [x] if (x.dst, x.seq, x.ack, x.len) == want => {}
+                [x] if (x.dst, x.seq, x.ack, x.payload.len()) == want => {}
                 _ => {
                     return Err(format!(
                         "{}:{}: client data gave {out:?}, not one segment to the backup \
@@ -421,12 +331,15 @@ impl Worker {
                 }
             }
             g.c_nxt = g.c_nxt.wrapping_add(DATA);
-            let dst = (g.client, g.port);
-            let f = self.frame((MAC_B, BACKUP, PORT), dst, g.b_nxt, g.c_nxt, a, DATA, false);
-            let out = self.one(Side::Inside, f);
+            let out = self.one(Seg {
+                seq: g.b_nxt,
+                ack: g.c_nxt,
+                payload: &data,
+                ..g.seg(Seg::BACKUP)
+            });
             let want = (g.client, g.p_nxt, g.c_nxt, DATA as usize);
             match out.as_slice() {
-                [x] if (x.dst, x.seq, x.ack, x.len) == want => {}
+                [x] if (x.dst, x.seq, x.ack, x.payload.len()) == want => {}
                 _ => {
                     return Err(format!(
                         "{}:{}: backup data gave {out:?}, not one segment to the client \
@@ -444,30 +357,7 @@ impl Worker {
 
     /// Bytes of the flow table and its capacity.
     pub fn table_bytes(&self) -> (usize, usize) {
-        let t = self.engine.flows();
+        let t = self.rig.engine.flows();
         (t.memory_bytes(), t.capacity())
-    }
-}
-
-/// A transmitted segment, the fields the checks compare.
-#[derive(Debug)]
-pub struct Seen {
-    pub dst: Ipv4Addr,
-    pub seq: u32,
-    pub ack: u32,
-    pub len: usize,
-}
-
-impl Seen {
-    fn parse(frame: &[u8]) -> Option<Seen> {
-        let eth = EthernetFrame::new_checked(frame).ok()?;
-        let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-        let tcp = TcpSegment::new_checked(ip.payload()).ok()?;
-        Some(Seen {
-            dst: ip.dst(),
-            seq: tcp.seq(),
-            ack: tcp.ack(),
-            len: tcp.payload().len(),
-        })
     }
 }
