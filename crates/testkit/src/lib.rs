@@ -12,6 +12,7 @@
 //! - [`rig`]: an engine with its pool and output, fed in bursts.
 //! - [`seg`]: named segment templates ([`Seg::CLIENT`], [`Seg::PRIMARY`], …) in the style
 //!   of smoltcp's test templates, and [`Seen`], a segment as it left the engine.
+//! - [`conn`]: many connections, as the benchmarks drive them.
 //! - [`lab`]: the rules tests' bench: a [`Lab`] with the lab's service on a rig, its
 //!   handshake, and helpers to pick segments out of what the engine sent.
 //!
@@ -37,6 +38,7 @@
 //! [`Lab`]: lab::Lab
 
 pub mod addr;
+pub mod conn;
 pub mod fixture;
 pub mod lab;
 pub mod pool;
@@ -44,6 +46,7 @@ pub mod rig;
 pub mod seg;
 
 pub use addr::*;
+pub use conn::Conn;
 pub use fixture::{engine_config, forward, lab_replicas, mirror, replica_table};
 pub use lab::{config, one, to, Hs, Lab, R};
 pub use pool::{Recycler, VecPool};

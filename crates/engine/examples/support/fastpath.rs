@@ -3,10 +3,10 @@
 
 #![allow(dead_code)]
 
-use std::net::Ipv4Addr;
-
 use tandem_engine::{EngineConfig, Output, Side};
-use tandem_testkit::{engine_config, lab_replicas, mirror, Opts, Recycler, Rig, Seg, BACKUP, S};
+use tandem_testkit::{
+    engine_config, lab_replicas, mirror, Conn, Opts, Recycler, Rig, Seg, BACKUP, S,
+};
 
 /// Frames per burst.
 pub const BURST: usize = 32;
@@ -15,26 +15,13 @@ const PAYLOAD: usize = 6;
 /// The options of the handshake's SYN and SYN-ACKs (data segments have none).
 const SYN_OPTS: Opts = Opts::syn(1460, 7, 1);
 
+/// A flow of the bench: its connection, and where it is in its round.
 #[derive(Clone, Copy)]
 struct FlowGen {
-    client: Ipv4Addr,
-    port: u16,
-    c_nxt: u32,
-    p_nxt: u32,
-    b_nxt: u32,
+    c: Conn,
     step: u8,
     /// Forward mode: the replica that adopted the flow (primary: false, backup: true).
     on_backup: bool,
-}
-
-impl FlowGen {
-    /// `template` for this flow's client, with the bench's window.
-    fn seg(&self, template: Seg<'static>) -> Seg<'static> {
-        Seg {
-            window: 1000,
-            ..template.for_client((self.client, self.port))
-        }
-    }
 }
 
 /// N established flows and the frames that drive them.
@@ -89,33 +76,28 @@ impl Bench {
             forward,
         };
         for i in 0..n {
-            // Clients spread over 198.18.0.0/15's first /16, ports 1024.. .
-            let client = Ipv4Addr::from(
-                0xc612_0000u32 | ((i as u32 / 60_000 + 2) << 8) | (i as u32 % 250 + 2),
-            );
-            let port = 1024 + (i % 60_000) as u16;
-            let g = FlowGen {
-                client,
-                port,
-                c_nxt: 1000 + i as u32,
-                p_nxt: 50_000 + i as u32,
-                b_nxt: 0xffff_ff00u32.wrapping_add(i as u32),
-                step: 0,
-                on_backup: false,
-            };
+            let c = Conn::nth(i);
             if forward {
-                let on_backup = bench.adopt(g);
-                bench.flows.push(FlowGen { on_backup, ..g });
+                let on_backup = bench.adopt(c);
+                bench.flows.push(FlowGen {
+                    c,
+                    step: 0,
+                    on_backup,
+                });
                 continue;
             }
-            bench.handshake(g);
-            let g = FlowGen {
-                c_nxt: g.c_nxt + 1,
-                p_nxt: g.p_nxt + 1,
-                b_nxt: g.b_nxt.wrapping_add(1),
-                ..g
+            bench.handshake(c);
+            let c = Conn {
+                c_nxt: c.c_nxt + 1,
+                p_nxt: c.p_nxt + 1,
+                b_nxt: c.b_nxt.wrapping_add(1),
+                ..c
             };
-            bench.flows.push(g);
+            bench.flows.push(FlowGen {
+                c,
+                step: 0,
+                on_backup: false,
+            });
         }
         bench
     }
@@ -136,12 +118,12 @@ impl Bench {
 
     /// Forward mode: a client data segment adopts the flow; returns whether the backup
     /// took it.
-    fn adopt(&mut self, g: FlowGen) -> bool {
+    fn adopt(&mut self, c: Conn) -> bool {
         let f = self.frame(Seg {
-            seq: g.c_nxt,
-            ack: g.p_nxt,
+            seq: c.c_nxt,
+            ack: c.p_nxt,
             payload: &[0x5a; PAYLOAD],
-            ..g.seg(Seg::CLIENT)
+            ..c.seg(Seg::CLIENT)
         });
         self.rig.rx_one(Side::Outside, self.now, f);
         let to = self.rig.out.tx.first().map(|t| t.buf[30..34].to_vec());
@@ -149,28 +131,28 @@ impl Bench {
         to.as_deref() == Some(&BACKUP.octets()[..])
     }
 
-    fn handshake(&mut self, g: FlowGen) {
+    fn handshake(&mut self, c: Conn) {
         self.one(Seg {
-            seq: g.c_nxt,
+            seq: c.c_nxt,
             flags: S,
             opts: SYN_OPTS,
-            ..g.seg(Seg::CLIENT)
+            ..c.seg(Seg::CLIENT)
         });
         for (isn, template) in [
-            (g.p_nxt, Seg::PRIMARY_SYNACK),
-            (g.b_nxt, Seg::BACKUP_SYNACK),
+            (c.p_nxt, Seg::PRIMARY_SYNACK),
+            (c.b_nxt, Seg::BACKUP_SYNACK),
         ] {
             self.one(Seg {
                 seq: isn,
-                ack: g.c_nxt + 1,
+                ack: c.c_nxt + 1,
                 opts: SYN_OPTS,
-                ..g.seg(template)
+                ..c.seg(template)
             });
         }
         self.one(Seg {
-            seq: g.c_nxt + 1,
-            ack: g.p_nxt + 1,
-            ..g.seg(Seg::CLIENT)
+            seq: c.c_nxt + 1,
+            ack: c.p_nxt + 1,
+            ..c.seg(Seg::CLIENT)
         });
     }
 
@@ -193,10 +175,10 @@ impl Bench {
                 // Client data, then the replica's answer, alternately.
                 if g.step == 0 {
                     Seg {
-                        seq: g.c_nxt,
-                        ack: g.p_nxt,
+                        seq: g.c.c_nxt,
+                        ack: g.c.p_nxt,
                         payload: &payload,
-                        ..g.seg(Seg::CLIENT)
+                        ..g.c.seg(Seg::CLIENT)
                     }
                 } else {
                     let template = if g.on_backup {
@@ -205,36 +187,36 @@ impl Bench {
                         Seg::PRIMARY
                     };
                     Seg {
-                        seq: g.p_nxt,
-                        ack: g.c_nxt,
+                        seq: g.c.p_nxt,
+                        ack: g.c.c_nxt,
                         payload: &payload,
-                        ..g.seg(template)
+                        ..g.c.seg(template)
                     }
                 }
             } else {
                 match g.step {
                     0 => Seg {
-                        seq: g.c_nxt,
-                        ack: g.p_nxt,
+                        seq: g.c.c_nxt,
+                        ack: g.c.p_nxt,
                         payload: &payload,
-                        ..g.seg(Seg::CLIENT)
+                        ..g.c.seg(Seg::CLIENT)
                     },
                     1 => Seg {
-                        seq: g.p_nxt,
-                        ack: g.c_nxt + PAYLOAD as u32,
+                        seq: g.c.p_nxt,
+                        ack: g.c.c_nxt + PAYLOAD as u32,
                         payload: &payload,
-                        ..g.seg(Seg::PRIMARY)
+                        ..g.c.seg(Seg::PRIMARY)
                     },
                     2 => Seg {
-                        seq: g.b_nxt,
-                        ack: g.c_nxt + PAYLOAD as u32,
+                        seq: g.c.b_nxt,
+                        ack: g.c.c_nxt + PAYLOAD as u32,
                         payload: &payload,
-                        ..g.seg(Seg::BACKUP)
+                        ..g.c.seg(Seg::BACKUP)
                     },
                     _ => Seg {
-                        seq: g.c_nxt + PAYLOAD as u32,
-                        ack: g.p_nxt + PAYLOAD as u32,
-                        ..g.seg(Seg::CLIENT)
+                        seq: g.c.c_nxt + PAYLOAD as u32,
+                        ack: g.c.p_nxt + PAYLOAD as u32,
+                        ..g.c.seg(Seg::CLIENT)
                     },
                 }
             };
@@ -246,14 +228,14 @@ impl Bench {
             let g = &mut self.flows[i];
             if self.forward {
                 g.step ^= 1;
-                g.c_nxt = g.c_nxt.wrapping_add(PAYLOAD as u32);
+                g.c.c_nxt = g.c.c_nxt.wrapping_add(PAYLOAD as u32);
                 continue;
             }
             g.step = (g.step + 1) % 4;
             if g.step == 0 {
-                g.c_nxt += PAYLOAD as u32;
-                g.p_nxt += PAYLOAD as u32;
-                g.b_nxt = g.b_nxt.wrapping_add(PAYLOAD as u32);
+                g.c.c_nxt += PAYLOAD as u32;
+                g.c.p_nxt += PAYLOAD as u32;
+                g.c.b_nxt = g.c.b_nxt.wrapping_add(PAYLOAD as u32);
             }
         }
     }

@@ -5,14 +5,15 @@
 
 #![allow(dead_code)]
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tandem_engine::{FlowKey, FlowPhase, Output, ReplicaId, ReplicaTable, Service, BURST};
 use tandem_runtime::control::fail_over;
 use tandem_runtime::msg::Command;
-use tandem_testkit::{engine_config, mirror, Opts, Recycler, Rig, Seen, Seg, BACKUP, PORT, S, VIP};
+use tandem_testkit::{
+    engine_config, mirror, Conn, Opts, Recycler, Rig, Seen, Seg, BACKUP, PORT, S, VIP,
+};
 
 /// Bytes of each data segment.
 const DATA: u32 = 100;
@@ -57,26 +58,6 @@ pub fn control_switch(
     (ns, changed)
 }
 
-#[derive(Clone, Copy)]
-struct FlowGen {
-    client: Ipv4Addr,
-    port: u16,
-    /// Next sequence of the client, the primary, the backup (each in its own space).
-    c_nxt: u32,
-    p_nxt: u32,
-    b_nxt: u32,
-}
-
-impl FlowGen {
-    /// `template` for this flow's client, with the bench's window.
-    fn seg(&self, template: Seg<'static>) -> Seg<'static> {
-        Seg {
-            window: 1000,
-            ..template.for_client((self.client, self.port))
-        }
-    }
-}
-
 /// What a worker's sweep took.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Sweep {
@@ -98,7 +79,7 @@ pub struct Sweep {
 pub struct Worker {
     /// The worker's engine, its pool and output.
     pub rig: Rig<Recycler>,
-    flows: Vec<FlowGen>,
+    flows: Vec<Conn>,
     now: u64,
     primary: ReplicaId,
     backup: ReplicaId,
@@ -132,18 +113,7 @@ impl Worker {
             backup,
         };
         for i in first..first + n {
-            // Clients in 198.18.2.0–198.18.255.255, ports 1024.. .
-            let g = FlowGen {
-                client: Ipv4Addr::from(
-                    0xc612_0000u32 | ((i as u32 / 60_000 + 2) << 8) | (i as u32 % 250 + 2),
-                ),
-                port: 1024 + (i % 60_000) as u16,
-                c_nxt: 1000u32.wrapping_add(i as u32),
-                p_nxt: 50_000u32.wrapping_add(i as u32),
-                // Near the wrap, so that the translation crosses 2^32.
-                b_nxt: 0xffff_ff00u32.wrapping_add(i as u32),
-            };
-            let g = w.open(g)?;
+            let g = w.open(Conn::nth(i))?;
             w.flows.push(g);
         }
         Ok(w)
@@ -173,7 +143,7 @@ impl Worker {
     }
 
     /// The handshake and one exchange of data each way.
-    fn open(&mut self, mut g: FlowGen) -> Result<FlowGen, String> {
+    fn open(&mut self, mut g: Conn) -> Result<Conn, String> {
         let data = [0x5au8; DATA as usize];
         self.one(Seg {
             seq: g.c_nxt,
@@ -244,7 +214,7 @@ impl Worker {
         Ok(g)
     }
 
-    fn key(g: &FlowGen) -> FlowKey {
+    fn key(g: &Conn) -> FlowKey {
         FlowKey {
             client_ip: u32::from(g.client),
             client_port: g.port,
