@@ -577,21 +577,15 @@ impl<B: PacketBuf> Engine<B> {
         f.client_window = tcp.window();
         // Windows in a SYN are never scaled (RFC 7323 §2.2).
         f.client_max_wnd = u32::from(tcp.window());
-        f.created_at = now;
-        f.last_seen = now;
-        f.n_legs = n as u8;
-        f.unprotected = n < copies.min(MAX_COPIES);
-        self.counters.flows_unprotected += u64::from(f.unprotected);
-        f.checked_downs = downs;
-        for (leg, &r) in f.legs.iter_mut().zip(&chosen[..n]) {
-            *leg = Leg {
-                replica: r,
-                epoch: self.replicas.epoch(r),
-                addr: u32::from(self.replicas.addr(r)),
-                alive: true,
-                ..Leg::default()
-            };
-        }
+        start_legs(
+            f,
+            now,
+            &chosen[..n],
+            copies,
+            downs,
+            &self.replicas,
+            &mut self.counters,
+        );
         let mut ctx = ctx!(self, pool, out, now);
         ctx.copy_to_legs(f, buf, m);
     }
@@ -762,21 +756,15 @@ impl<B: PacketBuf> Engine<B> {
         f.edge_sent = f.client_snd_nxt;
         f.client_window = tcp.window();
         f.client_max_wnd = u32::from(tcp.window()) << f.client_shift;
-        f.created_at = now;
-        f.last_seen = now;
-        f.n_legs = n as u8;
-        f.unprotected = n < copies.min(MAX_COPIES);
-        self.counters.flows_unprotected += u64::from(f.unprotected);
-        f.checked_downs = downs;
-        for (leg, &r) in f.legs.iter_mut().zip(&chosen[..n]) {
-            *leg = Leg {
-                replica: r,
-                epoch: self.replicas.epoch(r),
-                addr: u32::from(self.replicas.addr(r)),
-                alive: true,
-                ..Leg::default()
-            };
-        }
+        start_legs(
+            f,
+            now,
+            &chosen[..n],
+            copies,
+            downs,
+            &self.replicas,
+            &mut self.counters,
+        );
         let mut ctx = ctx!(self, pool, out, now);
         ctx.resend_syn(f);
         if self.cookie_syn_queue.len() < self.cookie_syn_queue.capacity() {
@@ -2929,6 +2917,34 @@ fn to_leg<'o>(
         ttl: 64,
         options,
         payload: &[],
+    }
+}
+
+/// A new flow's legs on `chosen` (its replica set at `downs`, the down generation read
+/// before the choice), its times, and whether it runs with fewer than `copies` replicas.
+fn start_legs(
+    f: &mut Flow,
+    now: u64,
+    chosen: &[ReplicaId],
+    copies: usize,
+    downs: u32,
+    replicas: &ReplicaTable,
+    c: &mut Counters,
+) {
+    f.created_at = now;
+    f.last_seen = now;
+    f.n_legs = chosen.len() as u8;
+    f.unprotected = chosen.len() < copies.min(MAX_COPIES);
+    c.flows_unprotected += u64::from(f.unprotected);
+    f.checked_downs = downs;
+    for (leg, &r) in f.legs.iter_mut().zip(chosen) {
+        *leg = Leg {
+            replica: r,
+            epoch: replicas.epoch(r),
+            addr: u32::from(replicas.addr(r)),
+            alive: true,
+            ..Leg::default()
+        };
     }
 }
 
