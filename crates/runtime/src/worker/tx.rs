@@ -199,6 +199,9 @@ fn flush<P: Ports>(
     burst: &mut StampedBurst<P::Frame, TX_BURST>,
     latency: &mut Histogram<u64>,
 ) -> usize {
+    // Checked here too, not only in `StampedBurst::flush`: the buffer of the port that
+    // got nothing is the common case, and this keeps it to one compare (0.6 instructions
+    // a frame, perf/flush-cost.sh).
     if burst.is_empty() {
         return 0;
     }
