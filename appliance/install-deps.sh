@@ -11,7 +11,7 @@ PKGS_BUILD=(libdpdk-dev dpdk pkg-config libclang-dev clang gcc make)
 PKGS_LAB=(iproute2 ethtool nftables iputils-ping procps psmisc tcpdump)
 # servers and clients for the end-to-end tests; scapy and hping3 for the hostile-traffic
 # test (appliance/e2e/hostile.sh), which sends only into the lab's own addresses
-PKGS_E2E=(nginx-light curl socat python3 python3-scapy hping3)
+PKGS_E2E=(nginx-light curl socat python3 python3-scapy hping3 jq)
 # perf
 PKGS_PERF=(valgrind)
 PKGS=("${PKGS_BUILD[@]}" "${PKGS_LAB[@]}" "${PKGS_E2E[@]}" "${PKGS_PERF[@]}")

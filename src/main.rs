@@ -8,7 +8,12 @@
 //! tandem drain|fail|up REPLICA [--profile P | --socket S]   # no new flows / fail over now / undo
 //! tandem flows [--service S] [--replica R] [--client IP[:PORT]] [--limit N]   # list flows
 //! tandem add SERVICE NAME ADDRESS | tandem remove REPLICA    # change a pool while running
+//! tandem status --json                        # any of the five above: the answer as JSON
 //! ```
+//!
+//! The management commands print the appliance's typed answer
+//! ([`tandem_runtime::answer::Response`]) as text, or with `--json` as JSON for scripts;
+//! a refusal exits with status 1 (with `--json`, after printing `{"error": ...}`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,6 +23,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tandem_config::{format_duration, LogFormat, Profile};
+use tandem_runtime::answer::Response;
 use tandem_runtime::mgmt::Request;
 
 /// The version line: crate version, git revision, DPDK version found at build time.
@@ -71,14 +77,14 @@ enum Cmd {
     /// The running appliance: services, replicas and their health, flows per worker.
     Status {
         #[command(flatten)]
-        at: Socket,
+        at: Manage,
     },
     /// The replica takes no new flows; its flows stay (maintenance, step 1).
     Drain {
         /// `service/replica`, or the replica's name alone when it is unique.
         replica: String,
         #[command(flatten)]
-        at: Socket,
+        at: Manage,
     },
     /// The replica fails over now: its flows move to their standby; probes do not bring
     /// it back (maintenance, step 2).
@@ -86,14 +92,14 @@ enum Cmd {
         /// `service/replica`, or the replica's name alone when it is unique.
         replica: String,
         #[command(flatten)]
-        at: Socket,
+        at: Manage,
     },
     /// Undoes `drain` or `fail`: the replica takes new flows once probes say it is up.
     Up {
         /// `service/replica`, or the replica's name alone when it is unique.
         replica: String,
         #[command(flatten)]
-        at: Socket,
+        at: Manage,
     },
     /// The flows: client, service, phase, bytes each way, held standby bytes, age, idle
     /// time, replicas (the active one starred).
@@ -112,7 +118,7 @@ enum Cmd {
               value_parser = parse_limit)]
         limit: usize,
         #[command(flatten)]
-        at: Socket,
+        at: Manage,
     },
     /// Adds a replica to a service's pool: probed from now on, it takes new flows once
     /// its probes answer; existing flows keep their replicas.
@@ -124,14 +130,14 @@ enum Cmd {
         /// Its IPv4 address (on the inside subnet, or behind the inside gateway).
         address: std::net::Ipv4Addr,
         #[command(flatten)]
-        at: Socket,
+        at: Manage,
     },
     /// Takes a replica out of its pools: its flows fail over now to their other replicas.
     Remove {
         /// `service/replica`, or the replica's name alone when it is unique.
         replica: String,
         #[command(flatten)]
-        at: Socket,
+        at: Manage,
     },
 }
 
@@ -147,18 +153,21 @@ fn parse_client(v: &str) -> Result<(std::net::Ipv4Addr, Option<u16>), String> {
     tandem_runtime::mgmt::parse_client(v)
 }
 
-/// Where the running appliance's management socket is.
+/// Where the running appliance's management socket is, and how to print its answer.
 #[derive(clap::Args, Debug)]
-struct Socket {
+struct Manage {
     /// The socket (default: the profile's `management.socket`, else /run/tandem/tandem.sock).
     #[arg(long)]
     socket: Option<PathBuf>,
     /// The profile the appliance runs (for its `management.socket`).
     #[arg(long, short)]
     profile: Option<PathBuf>,
+    /// Print the answer as JSON (for scripts) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
-impl Socket {
+impl Manage {
     fn path(&self) -> anyhow::Result<PathBuf> {
         if let Some(s) = &self.socket {
             return Ok(s.clone());
@@ -170,8 +179,9 @@ impl Socket {
     }
 }
 
-/// Sends a management request; prints the answer; an `error:` answer is a failure.
-fn manage(at: &Socket, request: tandem_runtime::mgmt::Request) -> anyhow::Result<()> {
+/// Sends a management request; prints the answer as text, or as JSON with `--json`; a
+/// refusal is a failure.
+fn manage(at: &Manage, request: Request) -> anyhow::Result<()> {
     let path = at.path()?;
     let answer = tandem_runtime::mgmt::ask(&path, &request).with_context(|| {
         format!(
@@ -179,13 +189,14 @@ fn manage(at: &Socket, request: tandem_runtime::mgmt::Request) -> anyhow::Result
             path.display()
         )
     })?;
-    if let Some(e) = answer.strip_prefix("error: ") {
-        anyhow::bail!("{}", e.trim_end());
+    if at.json {
+        println!("{}", answer.to_json_pretty());
     }
-    if answer.is_empty() {
-        anyhow::bail!("{}: the appliance closed without an answer", path.display());
+    match answer {
+        Response::Error(e) => anyhow::bail!("{e}"),
+        _ if at.json => {}
+        answer => print!("{answer}"),
     }
-    print!("{answer}");
     Ok(())
 }
 

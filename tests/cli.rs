@@ -1,4 +1,5 @@
-//! The `tandem` binary without DPDK: `--version` and `check`.
+//! The `tandem` binary without DPDK: `--version`, `check`, and the management commands
+//! against a stand-in appliance.
 
 use std::process::Command;
 
@@ -135,4 +136,76 @@ fn management_commands_say_when_no_appliance_answers() {
     assert!(!ok && err.contains("not an IPv4 address"), "{err}");
     let (ok, _, err) = tandem(&["add", "lab", "extra", "198.19.0", "--socket", &s]);
     assert!(!ok && err.contains("ADDRESS"), "{err}");
+}
+
+/// A stand-in appliance: answers one request on a socket with `answer`, returns the
+/// request line it read.
+fn answer_once(
+    sock: &std::path::Path,
+    answer: &tandem_runtime::answer::Response,
+) -> std::thread::JoinHandle<String> {
+    use std::io::{BufRead, Write};
+    let listener = std::os::unix::net::UnixListener::bind(sock).expect("bind");
+    let wire = answer.to_wire();
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().expect("accept");
+        let mut line = String::new();
+        let mut reader = std::io::BufReader::new(&conn);
+        reader.read_line(&mut line).expect("request");
+        (&conn).write_all(wire.as_bytes()).expect("answer");
+        line
+    })
+}
+
+#[test]
+fn management_commands_print_the_answer_as_text_or_with_json_as_json() {
+    use tandem_runtime::answer::{Change, ReplicaChange, Response};
+    let dir = std::env::temp_dir().join(format!("tandem-cli-answer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let sock = dir.join("t.sock");
+    let s = sock.to_string_lossy().into_owned();
+    let drained = Response::Replica(ReplicaChange {
+        replica: "lab/spare".into(),
+        address: "198.19.0.13".parse().expect("ip"),
+        change: Change::Draining,
+    });
+    for json in [false, true] {
+        let _ = std::fs::remove_file(&sock);
+        let appliance = answer_once(&sock, &drained);
+        let mut args = vec!["drain", "spare", "--socket", &s];
+        if json {
+            args.push("--json");
+        }
+        let (ok, out, err) = tandem(&args);
+        assert_eq!(appliance.join().expect("appliance"), "drain spare\n");
+        assert!(ok, "{err}");
+        if json {
+            let v: serde_json::Value = serde_json::from_str(&out).expect("JSON on stdout");
+            assert_eq!(v["replica"], "lab/spare");
+            assert_eq!(v["change"], "draining");
+        } else {
+            assert_eq!(out, "lab/spare: draining (no new flows; its flows stay)\n");
+        }
+    }
+    // A refusal fails the command; with --json it is also on stdout, as JSON.
+    for json in [false, true] {
+        let _ = std::fs::remove_file(&sock);
+        let appliance = answer_once(&sock, &Response::error("no replica `nope`"));
+        let mut args = vec!["fail", "nope", "--socket", &s];
+        if json {
+            args.push("--json");
+        }
+        let (ok, out, err) = tandem(&args);
+        appliance.join().expect("appliance");
+        assert!(!ok);
+        assert!(err.contains("no replica `nope`"), "{err}");
+        if json {
+            let v: serde_json::Value = serde_json::from_str(&out).expect("JSON on stdout");
+            assert_eq!(v["error"], "no replica `nope`");
+        } else {
+            assert_eq!(out, "");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -124,15 +124,18 @@ fi
 
 # 3b. The management socket: status, drain, fail, up, and a wrong name.
 mgmt() { "$tandem" "$@" --profile configs/lab.yaml; }
+# Whether the replica named $1 in `tandem status --json` passes the jq test $2.
+replica_is() { mgmt status --json 2>/dev/null | jq -e --arg n "$1" "any(.replicas[]; .name == \$n and ($2))" >/dev/null; }
 st=$(mgmt status 2>&1 || true)
 echo "$st" | sed 's/^/e2e basic: status: /'
-if grep -qE '^  lab/primary +198\.19\.0\.11 +up' <<<"$st" && grep -qE '^flows: [0-9]+' <<<"$st"; then
-    ok "tandem status answers: replicas and flows"
+if replica_is lab/primary '.address == "198.19.0.11" and .health == "up"' &&
+    mgmt status --json | jq -e '.data_path.flows >= 0 and (.data_path.workers | length) == 1' >/dev/null; then
+    ok "tandem status answers: replicas and flows (text above, and --json)"
 else
     bad "tandem status: unexpected answer"
 fi
 mgmt drain spare >/dev/null 2>&1 || true
-if mgmt status 2>/dev/null | grep -qE 'lab/spare .*draining \(operator: drain\)'; then
+if replica_is lab/spare '.health == "draining" and .operator == "drain"'; then
     ok "tandem drain spare: draining"
 else
     bad "tandem drain spare did not take"
@@ -144,7 +147,7 @@ sleep 0.3
 lab_exec "$(lab_replica_ns spare)" ip link set "$LAB_HOST_IF" up
 lab_exec "$(lab_replica_ns spare)" ip route replace default via "$LAB_IN_IP" dev "$LAB_HOST_IF" || true
 sleep 0.5
-if mgmt status 2>/dev/null | grep -qE 'lab/spare .*down \(operator: fail\)' &&
+if replica_is lab/spare '.health == "down" and .operator == "fail"' &&
     grep -qE 'addr=198\.19\.0\.13.*stays down|failed by the operator\) also fails' "$tmp/tandem.log"; then
     ok "tandem fail lab/spare: down, and its probes failing then answering again did not bring it back"
 else
@@ -152,7 +155,7 @@ else
     grep -E '198\.19\.0\.13' "$tmp/tandem.log" | tail -n 5
 fi
 mgmt up spare >/dev/null 2>&1 || true
-if mgmt status 2>/dev/null | grep -qE 'lab/spare .*up, mac'; then
+if replica_is lab/spare '.health == "up" and .operator == null and .mac != null'; then
     ok "tandem up spare: back in service"
 else
     bad "tandem up spare did not take"
@@ -163,6 +166,11 @@ elif grep -q 'lab/primary, lab/backup, lab/spare' <<<"$err"; then
     ok "a wrong name is refused with the valid ones: $(tail -n 1 <<<"$err")"
 else
     bad "tandem fail nosuch: unexpected error: $err"
+fi
+if ! out=$(mgmt fail nosuch --json 2>/dev/null) && jq -e '.error | startswith("no replica `nosuch`")' <<<"$out" >/dev/null; then
+    ok "with --json the refusal is JSON too, and the exit status 1"
+else
+    bad "tandem fail nosuch --json: '$out'"
 fi
 
 # 4. Unserved traffic: an address no service has, and an unserved port of the appliance.

@@ -73,8 +73,8 @@ start_server() {
     exit 1
 }
 kill_server() { kill -KILL "$(cat "$tmp/stream-$1.pid")" 2>/dev/null || true; }
-# `tandem status`'s line for a replica: "  lab/spare   198.19.0.13  up, mac ..."
-health_of() { ctl status | awk -v n="lab/$1" '$1 == n { sub(/,$/, "", $3); print $3 }'; }
+# A replica's health in `tandem status --json`: up, draining, down.
+health_of() { ctl status --json | jq -r --arg n "lab/$1" '.replicas[] | select(.name == $n) | .health'; }
 wait_health() {
     local name=$1 want=$2
     for _ in $(seq 1 50); do
@@ -86,7 +86,7 @@ wait_health() {
 scrape() { lab_exec "$LAB_APPLIANCE_NS" curl -sS --max-time 5 http://127.0.0.1:9450/metrics || true; }
 metric() { awk -v k="$1" '$1 == k { print $2 }' <<<"$2"; }
 # Flows with a copy on replica $1 (live or not), from `tandem flows`.
-flows_on() { ctl flows --replica "$1" --limit 10000 | awk '/^flows:/ { print $2 }'; }
+flows_on() { ctl flows --json --replica "$1" --limit 10000 | jq .matched; }
 # Runs the stream clients in the background (phase $1).
 clients() {
     lab_exec "$LAB_CLIENT_NS" timeout $((secs + 60)) python3 "$repo/appliance/e2e/stream.py" \
@@ -132,11 +132,10 @@ fi
 before=$(scrape)
 clients 1
 sleep 1.5
-listing=$(ctl flows --limit 10000)
-echo "$listing" | head -n 4
+ctl flows --limit 3 || true
 per=""
 for name in primary backup spare; do per="$per $name=$(flows_on "$name")"; done
-total=$(awk '/^flows:/ { print $2 }' <<<"$listing")
+total=$(ctl flows --json --limit 10000 | jq .matched)
 if [ "${total:-0}" -ge "$conns" ] && ! grep -qE '(primary|backup|spare)=(0|)( |$)' <<<"$per "; then
     ok "tandem flows: $total flows, copies on each of the three:$per"
 else
@@ -146,7 +145,7 @@ log_mark=$(wc -l <"$tmp/tandem.log")
 kill_server primary
 sleep 0.3
 during=$(scrape)
-status=$(ctl status)
+status=$(ctl status --json)
 clients_done 1 "the failure of the primary"
 fo0=$(metric tandem_control_failovers_total "$before")
 fo1=$(metric tandem_control_failovers_total "$during")
@@ -169,9 +168,9 @@ if [ -n "$fo1" ] && [ "$fo1" = $((fo0 + 1)) ] && [ -n "$rc1" ] && [ "$rc1" = $((
 else
     bad "metrics during the failover (above)"
 fi
-st_fo=$(awk '/^control:/ { for (i = 1; i <= NF; i++) if ($i == "failovers") { v = $(i + 1); sub(/,$/, "", v); print v } }' <<<"$status")
-st_pf=$(awk '$1 == "lab/primary" { for (i = 1; i <= NF; i++) if ($i == "failovers") print $(i + 1) }' <<<"$status")
-st_unprot=$(sed -nE 's/^flows: [0-9]+ \(protected [0-9]+, unprotected ([0-9]+)\)$/\1/p' <<<"$status")
+st_fo=$(jq .control.failovers <<<"$status")
+st_pf=$(jq '.replicas[] | select(.name == "lab/primary") | .failovers' <<<"$status")
+st_unprot=$(jq .data_path.unprotected <<<"$status")
 if [ "$st_fo" = "$fo1" ] && [ "$st_pf" = "$pf1" ] && [ "${st_unprot:-0}" -gt 0 ]; then
     ok "tandem status agrees: failovers $st_fo (the primary's $st_pf), unprotected $st_unprot"
 else
@@ -206,8 +205,8 @@ else
     bad "tandem remove: $answer (copies on the spare: ${on_spare:-?})"
 fi
 clients_done 3 "the removal of the spare"
-status=$(ctl status) || status=""
-if [ -n "$status" ] && ! grep -q "lab/spare" <<<"$status"; then
+status=$(ctl status --json) || status=""
+if [ -n "$status" ] && jq -e 'all(.replicas[]; .name != "lab/spare")' <<<"$status" >/dev/null; then
     ok "the spare is gone from tandem status"
 else
     bad "tandem status after the removal: ${status:-no answer}"

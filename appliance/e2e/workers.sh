@@ -81,7 +81,7 @@ start_server() {
     cat "$tmp/stream-$name.log"
     exit 1
 }
-health_of() { ctl status | awk -v n="lab/$1" '$1 == n { sub(/,$/, "", $3); print $3 }'; }
+health_of() { ctl status --json | jq -r --arg n "lab/$1" '.replicas[] | select(.name == $n) | .health'; }
 wait_health() {
     for _ in $(seq 1 50); do
         [ "$(health_of "$1")" = "$2" ] && return 0
@@ -102,16 +102,16 @@ lab_exec "$LAB_CLIENT_NS" timeout $((secs + 60)) python3 "$repo/appliance/e2e/st
     client "$LAB_VIP" "$conns" "$secs" >"$tmp/client.out" 2>&1 &
 client_pid=$!
 sleep 1.5
-listing=$(ctl flows --limit 10000)
-# Data lines start with the client's address and port; each connection once.
-clients=$(awk -v ip="$LAB_CLIENT_IP" 'index($1, ip ":") == 1 { print $1 }' <<<"$listing")
+listing=$(ctl flows --json --limit 10000)
+# The client's connections, by port; each once.
+clients=$(jq -r --arg ip "$LAB_CLIENT_IP" '.flows[] | select(.client == $ip) | .client_port' <<<"$listing")
 listed=$(sort <<<"$clients" | grep -c . || true)
 unique=$(sort -u <<<"$clients" | grep -c . || true)
 if [ "$listed" = "$conns" ] && [ "$unique" = "$conns" ]; then
     ok "tandem flows: $conns connections, each listed once over the two workers' tables"
 else
     bad "tandem flows: $listed listed, $unique distinct, $conns connections"
-    echo "$listing" | head -n 40
+    ctl flows --limit 40 || true
 fi
 mid=$(scrape)
 owned=()
@@ -124,7 +124,7 @@ fi
 
 # 3. The primary fails under them: every flow has both copies first.
 sleep 0.5
-unprot=$(ctl status | sed -nE 's/^flows: [0-9]+ \(protected [0-9]+, unprotected ([0-9]+)\)$/\1/p')
+unprot=$(ctl status --json | jq .data_path.unprotected)
 if [ "${unprot:-x}" = 0 ]; then
     ok "every flow has its two copies before the failure"
 else

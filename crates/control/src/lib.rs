@@ -8,17 +8,24 @@
 //! - [`health`]: probes and the decisions of DESIGN §5 (up, suspect, down; failover).
 //! - [`neighbour`]: ARP resolution of the replicas, and when a MAC change is believed.
 //! - [`mgmt`]: the management socket's protocol and listener ([`serve`] for the
-//!   listeners' connection handling, [`access`] for who may use them).
+//!   listeners' connection handling, [`access`] for who may use them); [`answer`]: its
+//!   typed answers, which the CLI prints as text or JSON.
+//! - [`counters`]: the control core's counters.
 //! - [`listing`]: `tandem flows`, collected from the workers in steps.
 //! - [`profile`]: a profile mapped to the engine's and the runtime's settings.
 
 pub mod access;
+pub mod answer;
+pub mod counters;
 pub mod health;
 pub mod listing;
 pub mod mgmt;
 pub mod neighbour;
 pub mod profile;
 pub mod serve;
+
+pub use answer::Response;
+pub use counters::ControlCounters;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -1,5 +1,6 @@
 //! `tandem flows`: each worker lists its own flows (only it may read its flow table)
-//! into a list shared with the control core, which merges and formats them.
+//! into a list shared with the control core, which merges them into the answer
+//! ([`crate::answer::Flows`]).
 //!
 //! The control core writes the filter, the limit and a request number into every
 //! worker's [`FlowList`] and sends `tandem_runtime::msg::Command::ListFlows`; a worker walks its
@@ -10,11 +11,9 @@
 //! core refuses a request while a list is busy. The list's capacity is reserved once:
 //! listing allocates nothing on the worker.
 
-use std::fmt::Write as _;
-use std::net::Ipv4Addr;
 use std::sync::Mutex;
 
-use tandem_engine::{FlowPhase, FlowRecord, ReplicaId, ServicePort};
+use tandem_engine::{FlowRecord, ReplicaId, ServicePort};
 
 use crate::mgmt::MAX_FLOWS_LISTED;
 
@@ -124,99 +123,12 @@ impl FlowList {
     }
 }
 
-/// The replicas as the control core knows them: `service/replica` name, slot, address.
-pub type Names<'a> = &'a [(String, ReplicaId, u32)];
-
-/// The name of the replica at `addr` in slot `id`; its address if the slot has another
-/// replica now (it was removed).
-fn name_of(names: Names<'_>, id: ReplicaId, addr: u32) -> String {
-    names
-        .iter()
-        .find(|(_, r, a)| *r == id && *a == addr)
-        .map_or_else(|| Ipv4Addr::from(addr).to_string(), |(n, _, _)| n.clone())
-}
-
-/// Seconds with one decimal, for ages.
-fn secs(ns: u64) -> String {
-    format!("{:.1}s", ns as f64 / 1e9)
-}
-
-/// The `flows` answer: a header, one line per flow (at most `limit`), and a total.
-/// `services` maps a flow's VIP and port to its service's name. A leg is written
-/// `name*` when active and `name(dead)` when it is no longer part of the flow.
-pub fn format_flows(
-    records: &[FlowRecord],
-    matched: usize,
-    limit: usize,
-    names: Names<'_>,
-    services: &[(String, u32, ServicePort)],
-    missing: &[u32],
-) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{:<21} {:<10} {:<11} {:>12} {:>12} {:>9} {:>8} {:>7}  replicas (* active)",
-        "client", "service", "phase", "from_client", "to_client", "held", "age", "idle"
-    );
-    for r in records.iter().take(limit) {
-        let service = services
-            .iter()
-            .find(|(_, vip, port)| *vip == r.key.vip && port.covers(r.key.vip_port))
-            .map_or("?", |(n, _, _)| n.as_str());
-        let phase = match r.phase {
-            FlowPhase::Free => "free",
-            FlowPhase::SynSent => "syn-sent",
-            FlowPhase::SynAckSent => "syn-ack-sent",
-            FlowPhase::Established => "established",
-            FlowPhase::Closed => "closed",
-        };
-        let legs: Vec<String> = r
-            .legs()
-            .iter()
-            .zip(&r.addrs)
-            .map(|(&(id, alive), &addr)| {
-                let n = name_of(names, id, addr);
-                match (alive, id == r.active) {
-                    (false, _) => format!("{n}(dead)"),
-                    (true, true) => format!("{n}*"),
-                    (true, false) => n,
-                }
-            })
-            .collect();
-        let client = format!("{}:{}", Ipv4Addr::from(r.key.client_ip), r.key.client_port);
-        let _ = writeln!(
-            s,
-            "{client:<21} {service:<10} {phase:<11} {:>12} {:>12} {:>9} {:>8} {:>7}  {}{}",
-            r.bytes_from_client,
-            r.bytes_to_client,
-            r.held_bytes,
-            secs(r.age_ns),
-            secs(r.idle_ns),
-            legs.join(","),
-            if r.unprotected { " (unprotected)" } else { "" }
-        );
-    }
-    let shown = records.len().min(limit);
-    let _ = write!(s, "flows: {matched} matched, {shown} shown");
-    if matched > shown {
-        let _ = write!(s, " (limit={limit}; the others not shown)");
-    }
-    s.push('\n');
-    if !missing.is_empty() {
-        let l: Vec<String> = missing.iter().map(u32::to_string).collect();
-        let _ = writeln!(
-            s,
-            "warning: the worker(s) on lcore {} did not answer in time: their flows are missing",
-            l.join(", ")
-        );
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tandem_engine::FlowKey;
+    use crate::answer::Flows;
+    use std::net::Ipv4Addr;
+    use tandem_engine::{FlowKey, FlowPhase};
 
     /// Replica `id`'s address in these tests.
     fn addr_of(id: u16) -> u32 {
@@ -352,7 +264,7 @@ mod tests {
         let mut r3 = rec(4002, &[(0, true), (1, false)], 0);
         r3.addrs[1] = addr_of(7);
         let records = [rec(4000, &[(0, true), (1, true)], 0), r2, r3];
-        let text = format_flows(&records, 4, 3, &names, &services, &[3]);
+        let text = Flows::of(&records, 4, 3, &names, &services, &[3]).to_string();
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("client"), "{text}");
         assert!(

@@ -8,8 +8,8 @@
 //! root, or the group; others are answered `error: permission denied`. One request per
 //! connection: a line (`status`, `flows [service=S] [replica=R] [client=IP[:PORT]]
 //! [limit=N]`, `drain NAME`, `fail NAME`, `up NAME`, `add SERVICE NAME ADDRESS`,
-//! `remove NAME`), then the answer as text until the server closes; an answer that
-//! starts with `error:` is a refusal. A thread of its own (off the lcores) serves every
+//! `remove NAME`), then the answer, one line of JSON ([`crate::answer::Response`]), and
+//! the server closes; `{"error": ...}` is a refusal. A thread of its own (off the lcores) serves every
 //! connection at once without waiting on any ([`crate::serve`]): a client has 2 s for its
 //! line and 6 s in all. The control core answers, between its passes, what the thread
 //! hands it over a channel ([`Pending`]).
@@ -25,6 +25,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::access::{self, Access};
+use crate::answer::Response;
 use crate::serve::{Conns, Limits, Line, ListenerCounters, LogEvery, Reply};
 
 /// Longest request line read.
@@ -238,8 +239,15 @@ pub struct Pending {
     /// After this the client has been told the control core did not answer: the request
     /// must not be carried out late.
     pub deadline: std::time::Instant,
-    /// Where the answer goes.
-    pub answer: SyncSender<String>,
+    /// Where the answer goes, on the wire.
+    answer: SyncSender<String>,
+}
+
+impl Pending {
+    /// Answers the client (without waiting: a client that gave up is not waited for).
+    pub fn reply(&self, response: &Response) {
+        let _ = self.answer.try_send(response.to_wire());
+    }
 }
 
 /// Resolves a replica name against `names` (`service/replica`): the full name, or the
@@ -284,8 +292,11 @@ const REQUEST_TIME: Duration = TIMEOUT;
 const LIFE: Duration = Duration::from_secs(6);
 /// Connections served at once (only the oldest still sending is closed to make room).
 const MAX_CONNS: usize = 16;
-/// The answer to a peer that is neither root nor in `management.group`.
-const DENIED: &str = "error: permission denied\n";
+/// The answer to a peer that is neither root nor in `management.group`
+/// (`Response::error("permission denied")` on the wire).
+const DENIED: &str = "{\"error\":\"permission denied\"}\n";
+/// The answer to a client that sent no line in time, on the wire.
+const NO_LINE: &str = "{\"error\":\"no request line within 2 s\"}\n";
 
 const LIMITS: Limits = Limits {
     name: "management",
@@ -293,7 +304,7 @@ const LIMITS: Limits = Limits {
     life: LIFE,
     max_line: MAX_LINE,
     max_conns: MAX_CONNS,
-    timeout_answer: "error: no request line within 2 s\n",
+    timeout_answer: NO_LINE,
 };
 
 impl Server {
@@ -544,12 +555,14 @@ fn judge(
 fn reply(line: Line<'_>, tx: &SyncSender<Pending>) -> Reply {
     let text = match line {
         Line::TooLong => {
-            return Reply::Now(format!("error: request longer than {MAX_LINE} bytes\n"))
+            return Reply::Now(
+                Response::error(format!("request longer than {MAX_LINE} bytes")).to_wire(),
+            )
         }
         Line::Text(t) => t,
     };
     match Request::parse(text.trim()) {
-        Err(e) => Reply::Now(format!("error: {e}\n")),
+        Err(e) => Reply::Now(Response::error(e).to_wire()),
         Ok(request) => {
             let (atx, arx) = mpsc::sync_channel(1);
             let until = Instant::now() + TIMEOUT;
@@ -558,11 +571,13 @@ fn reply(line: Line<'_>, tx: &SyncSender<Pending>) -> Reply {
                 deadline: until,
                 answer: atx,
             }) {
-                Err(_) => Reply::Now("error: the control core is busy; try again\n".to_owned()),
+                Err(_) => {
+                    Reply::Now(Response::error("the control core is busy; try again").to_wire())
+                }
                 Ok(()) => Reply::Later {
                     answer: arx,
                     until,
-                    fallback: "error: the control core did not answer\n".to_owned(),
+                    fallback: Response::error("the control core did not answer").to_wire(),
                 },
             }
         }
@@ -573,14 +588,29 @@ fn reply(line: Line<'_>, tx: &SyncSender<Pending>) -> Reply {
 ///
 /// # Errors
 ///
-/// The socket cannot be reached or read.
-pub fn ask(path: &Path, request: &Request) -> std::io::Result<String> {
+/// The socket cannot be reached or read, or what came is no answer (nothing, or an
+/// appliance of another version).
+pub fn ask(path: &Path, request: &Request) -> std::io::Result<Response> {
     let mut conn = UnixStream::connect(path)?;
     conn.set_read_timeout(Some(TIMEOUT * 2))?;
     conn.write_all(format!("{}\n", request.line()).as_bytes())?;
     let mut answer = String::new();
     conn.read_to_string(&mut answer)?;
-    Ok(answer)
+    if answer.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the appliance closed without an answer",
+        ));
+    }
+    Response::from_wire(&answer).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "not an answer this tandem can read ({e}): {}",
+                answer.trim_end()
+            ),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -657,16 +687,31 @@ mod tests {
         std::fs::metadata(p).expect("exists").permissions().mode() & 0o7777
     }
 
-    /// Answers what reaches the "control core" with `ok REQUEST` until the server goes.
+    /// The "control core"'s answer in these tests: any answer will do, these tests
+    /// check that it reaches the client. A refusal naming the request is the shortest.
+    fn echoed(r: &Request) -> Response {
+        Response::Error(format!("echo {r:?}"))
+    }
+
+    /// Answers what reaches the "control core" with [`echoed`] until the server goes.
     fn control(rx: Receiver<Pending>) -> JoinHandle<usize> {
         std::thread::spawn(move || {
             let mut n = 0;
             while let Ok(p) = rx.recv_timeout(Duration::from_secs(15)) {
-                let _ = p.answer.send(format!("ok {:?}\n", p.request));
+                p.reply(&echoed(&p.request));
                 n += 1;
             }
             n
         })
+    }
+
+    #[test]
+    fn the_listeners_own_refusals_are_answers_on_the_wire() {
+        assert_eq!(DENIED, Response::error("permission denied").to_wire());
+        assert_eq!(
+            NO_LINE,
+            Response::error("no request line within 2 s").to_wire()
+        );
     }
 
     #[test]
@@ -688,12 +733,12 @@ mod tests {
             // Two requests reach the "control core"; the bad one never does.
             for _ in 0..2 {
                 let p = rx.recv_timeout(Duration::from_secs(5)).expect("request");
-                let _ = p.answer.send(format!("ok {:?}\n", p.request));
+                p.reply(&echoed(&p.request));
             }
         });
         assert_eq!(
-            ask(&path, &Request::Status).ok().as_deref(),
-            Some("ok Status\n")
+            ask(&path, &Request::Status).ok(),
+            Some(echoed(&Request::Status))
         );
         let bad = {
             let mut c = UnixStream::connect(&path).expect("connect");
@@ -702,11 +747,12 @@ mod tests {
             c.read_to_string(&mut s).expect("read");
             s
         };
-        assert!(bad.starts_with("error: unknown request"), "{bad}");
-        assert_eq!(
-            ask(&path, &Request::Fail("x".into())).ok().as_deref(),
-            Some("ok Fail(\"x\")\n")
+        assert!(
+            matches!(Response::from_wire(&bad), Ok(Response::Error(e)) if e.starts_with("unknown request")),
+            "{bad}"
         );
+        let fail = Request::Fail("x".into());
+        assert_eq!(ask(&path, &fail).ok(), Some(echoed(&fail)));
         control.join().expect("control");
         // A second server on a live socket is refused; dropping removes the socket.
         assert!(Server::start(&path, Access::default(), counters.clone()).is_err());
@@ -809,7 +855,10 @@ mod tests {
             return;
         };
         let answer = ask(Path::new(&path), &Request::Status);
-        println!("ANSWER[{}]", answer.unwrap_or_else(|e| format!("io: {e}")));
+        println!(
+            "ANSWER[{}]",
+            answer.map_or_else(|e| format!("io: {e}"), |r| r.to_wire())
+        );
     }
 
     /// Runs [`peer_helper`] as uid and gid 65534 (nobody, nogroup, no other groups)
@@ -886,10 +935,10 @@ mod tests {
             drop(server);
             let served = control.join().expect("control");
             if allowed {
-                assert_eq!(answer, "ok Status\n");
+                assert_eq!(answer, echoed(&Request::Status).to_wire());
                 assert_eq!((served, counters.read()), (1, [0; 4]));
             } else {
-                assert_eq!(answer, "error: permission denied\n");
+                assert_eq!(answer, DENIED);
                 assert_eq!(
                     served, 0,
                     "a refused request never reaches the control core"
@@ -915,15 +964,15 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100)); // accepted first
         let t = Instant::now();
         assert_eq!(
-            ask(&path, &Request::Status).ok().as_deref(),
-            Some("ok Status\n")
+            ask(&path, &Request::Status).ok(),
+            Some(echoed(&Request::Status))
         );
         // Well before the silent one's 2 s are up.
         assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
         // The silent one is told and closed at its deadline.
         let mut s = String::new();
         let _ = silent.read_to_string(&mut s);
-        assert_eq!(s, "error: no request line within 2 s\n");
+        assert_eq!(s, NO_LINE);
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
         drop(server);
         assert_eq!(control.join().expect("control"), 1);
@@ -949,7 +998,7 @@ mod tests {
             took >= Duration::from_millis(1900) && took < Duration::from_secs(3),
             "{took:?}"
         );
-        assert_eq!(said, "error: no request line within 2 s\n");
+        assert_eq!(said, NO_LINE);
         assert_eq!(counters.read(), [0, 1, 0, 0]);
         drop(server);
         assert_eq!(control.join().expect("control"), 0);

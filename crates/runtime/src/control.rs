@@ -38,6 +38,10 @@ use tandem_engine::{CounterSet, Counters, Health, ReplicaId, ReplicaTable, Side,
 use tandem_wire::ipv4::protocol;
 use tandem_wire::{build, ArpPacket, EtherType, EthernetFrame, Icmpv4Packet, Ipv4Packet, MacAddr};
 
+use crate::answer::{
+    self, Change as Changed, DataPath, Operator, Percentiles, ReplicaChange, ReplicaStatus,
+    Response, ServiceStatus,
+};
 use crate::clock::Clock;
 use crate::health::{self, Cause, Change, Monitor, ProbeReply, ProbeSend};
 use crate::listing::{FlowFilter, FlowList, LIST_WAIT_NS};
@@ -145,8 +149,8 @@ pub struct Control {
     pub names: Vec<(String, ReplicaId)>,
     /// Operators' settings, by replica.
     pub admin: Vec<(ReplicaId, Admin)>,
-    /// The services, one line each, for `status`.
-    pub services_text: String,
+    /// The services as `status` shows them.
+    pub service_status: Vec<ServiceStatus>,
     /// Outside then inside.
     pub ports: [ControlPort; 2],
     /// Frames from each worker (all but probe answers and ARP replies).
@@ -703,35 +707,39 @@ impl Control {
                         });
                         continue;
                     }
-                    Err(e) => e,
+                    Err(e) => Response::error(e),
                 },
                 Request::Add {
                     service,
                     name,
                     address,
-                } => self.add_replica(service, name, *address),
-                Request::Remove(name) => self.remove_replica(name),
+                } => self
+                    .add_replica(service, name, *address)
+                    .map_or_else(Response::error, Response::Replica),
+                Request::Remove(name) => self
+                    .remove_replica(name)
+                    .map_or_else(Response::error, Response::Replica),
                 request => self.answer(request),
             };
-            let _ = p.answer.try_send(answer);
+            p.reply(&answer);
         }
     }
 
-    fn answer(&mut self, req: &Request) -> String {
+    fn answer(&mut self, req: &Request) -> Response {
         let name = match req {
-            Request::Status => return self.status(),
+            Request::Status => return Response::Status(Box::new(self.status())),
             Request::Drain(n) | Request::Fail(n) | Request::Up(n) => n,
             Request::Flows(_) | Request::Add { .. } | Request::Remove(_) => {
-                return "error: not answered here\n".to_owned()
+                return Response::error("not answered here")
             }
         };
         let (full, id) = match crate::mgmt::resolve(name, &self.names) {
             Ok((full, id)) => (full.to_owned(), id),
-            Err(e) => return format!("{e}\n"),
+            Err(e) => return Response::error(e),
         };
         self.admin.retain(|(r, _)| *r != id);
         let addr = self.replicas.addr(id);
-        match req {
+        let change = match req {
             Request::Drain(_) => {
                 self.admin.push((id, Admin::Drained));
                 // Up, or down by `fail` only (the probes say it is well): draining.
@@ -740,7 +748,7 @@ impl Control {
                     self.replicas.set_health(id, Health::Draining);
                 }
                 tracing::warn!(event = "drain", replica = %full, %addr, "operator: no new flows");
-                format!("{full}: draining (no new flows; its flows stay)\n")
+                Changed::Draining
             }
             Request::Fail(_) => {
                 self.admin.push((id, Admin::Failed));
@@ -757,7 +765,7 @@ impl Control {
                 tracing::warn!(event = "failover", replica = id.0, %addr,
                     cause = %"operator (tandem fail)", first_sign_to_switch_us = 0u64,
                     "replica down: its flows fail over");
-                format!("{full}: failed over (its flows move; probes will not bring it back)\n")
+                Changed::FailedOver
             }
             Request::Up(_) => {
                 let health = if self.monitor.is_down(id) {
@@ -768,12 +776,17 @@ impl Control {
                 self.replicas.set_health(id, health);
                 tracing::info!(event = "up", replica = %full, %addr, "operator: back in service");
                 match health {
-                    Health::Up => format!("{full}: up (takes new flows)\n"),
-                    _ => format!("{full}: probes say it is down; it comes up when they answer\n"),
+                    Health::Up => Changed::Up,
+                    _ => Changed::UpWhenProbesAnswer,
                 }
             }
-            _ => "error: not answered here\n".to_owned(),
-        }
+            _ => return Response::error("not answered here"),
+        };
+        Response::Replica(ReplicaChange {
+            replica: full,
+            address: addr,
+            change,
+        })
     }
 
     /// Starts a `flows` request: resolves its filter, hands it to every worker's list
@@ -786,7 +799,7 @@ impl Control {
     ) -> Result<(u64, usize), String> {
         if let Some(l) = &self.listing {
             if now.saturating_sub(l.since_ns) < LIST_WAIT_NS {
-                return Err("error: another `tandem flows` is being answered; try again\n".into());
+                return Err("another `tandem flows` is being answered; try again".into());
             }
         }
         let mut filter = FlowFilter::default();
@@ -794,14 +807,14 @@ impl Control {
             let Some(svc) = self.services.iter().find(|s| &s.name == name) else {
                 let all: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
                 return Err(format!(
-                    "error: no service `{name}` (services: {})\n",
+                    "no service `{name}` (services: {})",
                     all.join(", ")
                 ));
             };
             filter.service = Some((u32::from(svc.vip), svc.port));
         }
         if let Some(name) = &q.replica {
-            let (_, id) = crate::mgmt::resolve(name, &self.names).map_err(|e| format!("{e}\n"))?;
+            let (_, id) = crate::mgmt::resolve(name, &self.names)?;
             filter.replica = Some((id, u32::from(self.replicas.addr(id))));
         }
         if let Some((ip, port)) = q.client {
@@ -814,7 +827,7 @@ impl Control {
         for list in &self.lists {
             match list.0.try_lock() {
                 Ok(st) => lists.push(st),
-                Err(_) => return Err("error: a worker is still listing; try again\n".to_owned()),
+                Err(_) => return Err("a worker is still listing; try again".to_owned()),
             }
         }
         self.list_seq += 1;
@@ -876,9 +889,8 @@ impl Control {
             .iter()
             .map(|(n, id)| (n.clone(), *id, u32::from(self.replicas.addr(*id))))
             .collect();
-        let text =
-            crate::listing::format_flows(&records, matched, l.limit, &names, &services, &missing);
-        let _ = l.pending.answer.try_send(text);
+        let flows = answer::Flows::of(&records, matched, l.limit, &names, &services, &missing);
+        l.pending.reply(&Response::Flows(flows));
     }
 
     /// Sends `cmd` to every worker; false if a worker's command ring was full.
@@ -902,22 +914,27 @@ impl Control {
     /// `tandem add SERVICE NAME ADDRESS`: a new replica in the service's pool. It is
     /// probed from now on and takes new flows once its probes answer (`rise` on every
     /// port); existing flows keep their replicas.
-    fn add_replica(&mut self, service: &str, name: &str, address: Ipv4Addr) -> String {
+    fn add_replica(
+        &mut self,
+        service: &str,
+        name: &str,
+        address: Ipv4Addr,
+    ) -> Result<ReplicaChange, String> {
         let Some(si) = self.services.iter().position(|s| s.name == service) else {
             let all: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
-            return format!(
-                "error: no service `{service}` (services: {})\n",
+            return Err(format!(
+                "no service `{service}` (services: {})",
                 all.join(", ")
-            );
+            ));
         };
         if !tandem_config::valid_name(name) {
-            return format!(
-                "error: `{name}` is not a valid replica name (1 to 32 letters, digits, - or _)\n"
-            );
+            return Err(format!(
+                "`{name}` is not a valid replica name (1 to 32 letters, digits, - or _)"
+            ));
         }
         let full = format!("{service}/{name}");
         if self.names.iter().any(|(n, _)| *n == full) {
-            return format!("error: {full} exists already\n");
+            return Err(format!("{full} exists already"));
         }
         let own = self
             .ports
@@ -929,22 +946,24 @@ impl Control {
             || address.is_multicast()
             || address.is_loopback()
         {
-            return format!(
-                "error: {address} cannot be a replica (the appliance's own, or not unicast)\n"
-            );
+            return Err(format!(
+                "{address} cannot be a replica (the appliance's own, or not unicast)"
+            ));
         }
         let svc = &self.services[si];
         if svc.pool.iter().any(|&r| self.replicas.addr(r) == address) {
-            return format!("error: {address} is in the pool of {service} already\n");
+            return Err(format!("{address} is in the pool of {service} already"));
         }
         if svc.pool.len() >= MAX_POOL {
-            return format!("error: the pool of {service} is full ({MAX_POOL} replicas)\n");
+            return Err(format!(
+                "the pool of {service} is full ({MAX_POOL} replicas)"
+            ));
         }
         let Some(hop) = self.inside.next_hop(address) else {
-            return format!(
-                "error: {address} is not on the inside subnet ({}) and the inside port has no gateway\n",
+            return Err(format!(
+                "{address} is not on the inside subnet ({}) and the inside port has no gateway",
                 self.inside.address
-            );
+            ));
         };
         let settings = svc.health.clone();
         // A replica of another service already: the same slot, probed already.
@@ -952,7 +971,7 @@ impl Control {
             Some(id) => (id, false),
             None => match self.replicas.add(address) {
                 Some(id) => (id, true),
-                None => return "error: the replica table is full\n".to_owned(),
+                None => return Err("the replica table is full".to_owned()),
             },
         };
         let probed = new && !settings.ports.is_empty();
@@ -990,31 +1009,31 @@ impl Control {
             replica: id,
         }) {
             tracing::error!(replica = %full, "a worker's command ring is full: the replica is not in its pool");
-            return format!("error: {full}: a worker did not take the order (command ring full); `tandem remove {full}` and try again\n");
+            return Err(format!("{full}: a worker did not take the order (command ring full); `tandem remove {full}` and try again"));
         }
         tracing::warn!(event = "add", replica = %full, %address, id = id.0, "operator: replica added to the pool");
-        if probed {
-            format!(
-                "{full}: added ({address}); it takes new flows once its probes answer ({} good on ports {:?})\n",
-                settings.rise, settings.ports
-            )
-        } else {
-            format!("{full}: added ({address}); it takes new flows now\n")
-        }
+        Ok(ReplicaChange {
+            replica: full,
+            address,
+            change: Changed::Added {
+                rise: if probed { settings.rise } else { 0 },
+                ports: if probed { settings.ports } else { Vec::new() },
+            },
+        })
     }
 
     /// `tandem remove NAME`: the replica leaves every pool; its flows fail over now to
     /// their other replicas (a flow with none left is reset, as on any failure).
-    fn remove_replica(&mut self, name: &str) -> String {
+    fn remove_replica(&mut self, name: &str) -> Result<ReplicaChange, String> {
         let (full, id) = match crate::mgmt::resolve(name, &self.names) {
             Ok((full, id)) => (full.to_owned(), id),
-            Err(e) => return format!("{e}\n"),
+            Err(e) => return Err(e),
         };
         if let Some(s) = self.services.iter().find(|s| s.pool == [id]) {
-            return format!(
-                "error: {full} is the last replica of {}: add another first\n",
+            return Err(format!(
+                "{full} is the last replica of {}: add another first",
                 s.name
-            );
+            ));
         }
         let addr = self.replicas.addr(id);
         let serving = self.replicas.health(id) != Health::Down;
@@ -1056,40 +1075,32 @@ impl Control {
             "replica removed from its pools: its flows fail over");
         if !ok {
             tracing::error!(replica = %full, "a worker's command ring is full: the replica is down for good, its slot not reused");
-            return format!("error: {full}: its flows failed over, but a worker did not take the order (command ring full): its slot stays down and is not reused until a restart\n");
+            return Err(format!("{full}: its flows failed over, but a worker did not take the order (command ring full): its slot stays down and is not reused until a restart"));
         }
-        format!("{full}: removed ({addr}); its flows fail over to their other replicas\n")
+        Ok(ReplicaChange {
+            replica: full,
+            address: addr,
+            change: Changed::Removed,
+        })
     }
 
     /// The `status` answer.
-    fn status(&self) -> String {
-        use std::fmt::Write;
-        let mut s = String::from("services:\n");
-        s.push_str(&self.services_text);
-        s.push_str("replicas:\n");
-        for (name, id) in &self.names {
-            let health = match self.replicas.health(*id) {
-                Health::Up => "up",
-                Health::Draining => "draining",
-                Health::Down => "down",
-                Health::Unused => "unused",
-            };
-            let admin = match self.admin_of(*id) {
-                Some(Admin::Drained) => " (operator: drain)",
-                Some(Admin::Failed) => " (operator: fail)",
-                None => "",
-            };
-            let mac = self
-                .replicas
-                .mac(*id)
-                .map_or_else(|| "unresolved".to_owned(), fmt_mac);
-            let failovers = self.shared.as_ref().map_or(0, |sh| sh.failovers_of(*id));
-            let _ = writeln!(
-                s,
-                "  {name:<24} {:<15} {health}{admin}, mac {mac}, failovers {failovers}",
-                self.replicas.addr(*id).to_string()
-            );
-        }
+    fn status(&self) -> answer::Status {
+        let replicas = self
+            .names
+            .iter()
+            .map(|(name, id)| ReplicaStatus {
+                name: name.clone(),
+                address: self.replicas.addr(*id),
+                health: self.replicas.health(*id).into(),
+                operator: self.admin_of(*id).map(|a| match a {
+                    Admin::Drained => Operator::Drain,
+                    Admin::Failed => Operator::Fail,
+                }),
+                mac: self.replicas.mac(*id).map(fmt_mac),
+                failovers: self.shared.as_ref().map_or(0, |sh| sh.failovers_of(*id)),
+            })
+            .collect();
         let workers: Vec<(u32, Counters, IoCounters)> = self
             .workers
             .iter()
@@ -1098,80 +1109,28 @@ impl Control {
                 (*lcore, e, io)
             })
             .collect();
-        s.push_str(&data_path_status(&workers));
-        let c = &self.counters;
-        let _ = writeln!(
-            s,
-            "control: probes {}, answered {}, lost {}, failovers {}, signals {}",
-            c.probes, c.probe_replies, c.probes_lost, c.failovers, c.signals
-        );
-        let _ = writeln!(
-            s,
-            "  probes skipped (most outstanding) {}, timed out past the horizon {}",
-            c.probes_skipped, c.probes_past_horizon
-        );
-        let _ = writeln!(
-            s,
-            "  arp: retries {}, silent {}, mac claims {}, changed {}, refused {}, unconfirmed {}, ignored {}",
-            c.arp_retries,
-            c.arp_silent,
-            c.arp_mac_claims,
-            c.arp_mac_changes,
-            c.arp_mac_refused,
-            c.arp_mac_unconfirmed,
-            c.arp_mac_ignored
-        );
-        // What the workers dropped on the way to the control core, all workers.
-        let mut io = IoCounters::default();
-        for (_, _, w) in &workers {
-            io.add(w);
-        }
-        let _ = writeln!(
-            s,
-            "  dropped on the way (workers): rate limited {}, probe answers rate limited {}, \
-             arp replies rate limited {}, control ring full {}, answer ring full {}",
-            io.control_rate_limited,
-            io.answers_rate_limited,
-            io.arp_replies_rate_limited,
-            io.control_ring_full,
-            io.answer_ring_full
-        );
+        let mut status = answer::Status {
+            services: self.service_status.clone(),
+            replicas,
+            data_path: DataPath::of(workers.iter().map(|(lcore, e, _)| (*lcore, e))),
+            control: self.counters,
+            to_control_dropped: to_control_dropped(workers.iter().map(|(_, _, io)| io)),
+            ..answer::Status::default()
+        };
         if let Some(sh) = &self.shared {
-            let us = |ns: u64| ns as f64 / 1e3;
-            let _ = writeln!(
-                s,
-                "new flows: {} per second",
-                sh.new_flows_per_second.load(Ordering::Relaxed)
-            );
-            match sh.latency_summary() {
-                Some(l) => {
-                    let _ = writeln!(
-                        s,
-                        "added latency: p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us ({} packets)",
-                        us(l.p50),
-                        us(l.p99),
-                        us(l.p999),
-                        us(l.max),
-                        l.count
-                    );
-                }
-                None => s.push_str("added latency: nothing measured yet\n"),
-            }
-            match sh.recovery_summary() {
-                Some(r) => {
-                    let _ = writeln!(
-                        s,
-                        "recovery (first sign to switch): p50 {:.1} ms, max {:.1} ms ({} failovers detected)",
-                        r.p50 as f64 / 1e6,
-                        r.max as f64 / 1e6,
-                        r.count
-                    );
-                }
-                None => s.push_str("recovery (first sign to switch): no failover detected yet\n"),
-            }
-            s.push_str(&listener_line(&sh.listeners.read()));
+            let percentiles = |l: crate::stats::LatencySummary| Percentiles {
+                count: l.count,
+                p50: l.p50,
+                p99: l.p99,
+                p999: l.p999,
+                max: l.max,
+            };
+            status.new_flows_per_second = Some(sh.new_flows_per_second.load(Ordering::Relaxed));
+            status.added_latency_ns = sh.latency_summary().map(percentiles);
+            status.recovery_ns = sh.recovery_summary().map(percentiles);
+            status.listeners = listener_drops(&sh.listeners.read());
         }
-        s
+        status
     }
 
     /// Sends every worker a command (a failover sweep, a stats publish).
@@ -1182,79 +1141,40 @@ impl Control {
     }
 }
 
-/// The `status` lines of the workers' snapshots (lcore, engine and I/O counters): flows,
-/// a line per worker, and [`data_path_lines`].
-pub(crate) fn data_path_status(workers: &[(u32, Counters, IoCounters)]) -> String {
-    use std::fmt::Write;
-    let mut total = Counters::default();
-    let mut lines = String::new();
-    for (lcore, e, _) in workers {
-        total.add(e);
-        let _ = writeln!(
-            lines,
-            "  worker lcore {lcore}: flows {}, unprotected {}, failovers {}, rx {}, tx {}",
-            e.flows, e.flows_unprotected, e.flow_failovers, e.rx, e.tx
-        );
+/// What the workers dropped on the way to the control core, all of them, from their
+/// I/O counters.
+pub(crate) fn to_control_dropped<'a>(
+    workers: impl IntoIterator<Item = &'a IoCounters>,
+) -> answer::ToControlDropped {
+    let mut io = IoCounters::default();
+    for w in workers {
+        io.add(w);
     }
-    let mut s = format!(
-        "flows: {} (protected {}, unprotected {})\n",
-        total.flows,
-        total.flows.saturating_sub(total.flows_unprotected),
-        total.flows_unprotected
-    );
-    s.push_str(&lines);
-    s.push_str(&data_path_lines(&total));
-    s
+    answer::ToControlDropped {
+        rate_limited: io.control_rate_limited,
+        probe_answers_rate_limited: io.answers_rate_limited,
+        arp_replies_rate_limited: io.arp_replies_rate_limited,
+        control_ring_full: io.control_ring_full,
+        answer_ring_full: io.answer_ring_full,
+    }
 }
 
-/// The `status` lines of the data path's drops by reason (those that happened) and of the
-/// defences that acted (§3.11), from the workers' counters summed in `total`.
-fn data_path_lines(total: &Counters) -> String {
-    use tandem_engine::DropReason;
-    let by_reason: Vec<String> = DropReason::ALL
+/// The listeners' refused and cut connections, by reason.
+fn listener_drops(listeners: &[(&str, [u64; 4])]) -> Vec<answer::ListenerDrops> {
+    listeners
         .iter()
-        .map(|r| (r, total.dropped(*r)))
-        .filter(|(_, n)| *n > 0)
-        .map(|(r, n)| format!("{} {n}", r.label()))
-        .collect();
-    let by_reason = if by_reason.is_empty() {
-        "none".to_owned()
-    } else {
-        by_reason.join(", ")
-    };
-    let events: Vec<String> = [
-        ("half-open evicted", total.half_open_evicted),
-        ("half-open expired", total.half_open_expired),
-        ("idle resets", total.idle_resets),
-        ("stray resets", total.stray_resets),
-        ("icmp frag-needed translated", total.icmp_frag_needed),
-        ("syn cookies sent", total.syn_cookies_sent),
-        ("syn cookies accepted", total.syn_cookies_accepted),
-        ("syn cookies failed", total.syn_cookies_failed),
-    ]
-    .iter()
-    .map(|(name, n)| format!("{name} {n}"))
-    .collect();
-    format!(
-        "data path drops: {by_reason}\ndefences: {}\n",
-        events.join(", ")
-    )
-}
-
-/// The `status` line of the listeners' refused and cut connections, by reason.
-fn listener_line(listeners: &[(&str, [u64; 4])]) -> String {
-    let parts: Vec<String> = listeners
-        .iter()
-        .map(|(name, counts)| {
-            let by: Vec<String> = crate::serve::ListenerCounters::REASONS
+        .map(|(name, counts)| answer::ListenerDrops {
+            listener: (*name).to_owned(),
+            drops: crate::serve::ListenerCounters::REASONS
                 .iter()
                 .zip(counts)
-                .map(|(reason, n)| format!("{reason} {n}"))
-                .collect();
-            format!("{name}: {}", by.join(", "))
+                .map(|(reason, n)| answer::Count {
+                    name: (*reason).to_owned(),
+                    count: *n,
+                })
+                .collect(),
         })
-        .collect();
-    format!("listener drops: {}\n", parts.join("; "))
+        .collect()
 }
 
 /// Takes a ring's items in bursts with `take` (which returns how many it took) until the
@@ -1551,38 +1471,14 @@ mod tests {
     }
 
     #[test]
-    fn status_names_each_data_path_drop_by_reason_and_each_defence() {
-        use tandem_engine::DropReason;
-        let mut a = Counters::default();
-        a.drop(DropReason::RstOutOfWindow);
-        a.drop(DropReason::RstOutOfWindow);
-        a.half_open_evicted = 7;
-        let mut b = Counters::default();
-        b.drop(DropReason::RstOutOfWindow);
-        b.drop(DropReason::Paws);
-        b.stray_resets = 3;
-        b.syn_cookies_sent = 5;
-        a.add(&b);
-        let text = data_path_lines(&a);
-        assert_eq!(
-            text,
-            "data path drops: rst_out_of_window 3, paws 1\n\
-             defences: half-open evicted 7, half-open expired 0, idle resets 0, \
-             stray resets 3, icmp frag-needed translated 0, syn cookies sent 5, \
-             syn cookies accepted 0, syn cookies failed 0\n"
-        );
-        assert_eq!(
-            data_path_lines(&Counters::default()).lines().next(),
-            Some("data path drops: none")
-        );
-    }
-
-    #[test]
     fn status_names_each_listener_drop_by_reason() {
-        assert_eq!(
-            listener_line(&[("management", [1, 2, 3, 4]), ("metrics", [0, 5, 0, 0])]),
+        let status = answer::Status {
+            listeners: listener_drops(&[("management", [1, 2, 3, 4]), ("metrics", [0, 5, 0, 0])]),
+            ..answer::Status::default()
+        };
+        assert!(status.to_string().contains(
             "listener drops: management: peer_refused 1, deadline 2, overload 3, too_long 4; \
              metrics: peer_refused 0, deadline 5, overload 0, too_long 0\n"
-        );
+        ));
     }
 }

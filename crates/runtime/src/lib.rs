@@ -52,7 +52,7 @@ pub mod stats;
 pub mod worker;
 
 // The decisions without DPDK live in tandem-control; their paths here stay as they were.
-pub use tandem_control::{access, health, listing, mgmt, neighbour, profile, serve};
+pub use tandem_control::{access, answer, health, listing, mgmt, neighbour, profile, serve};
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

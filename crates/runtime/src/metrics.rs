@@ -1024,7 +1024,8 @@ mod tests {
         slot.publish(&engine, &IoCounters::default());
         let sh = shared(vec![(4, slot)]);
         let workers = sh.snapshots();
-        let status = crate::control::data_path_status(&workers);
+        let status = tandem_control::answer::DataPath::of(workers.iter().map(|(l, e, _)| (*l, e)))
+            .to_string();
         assert!(status.contains("syn cookies sent 5"), "{status}");
         assert!(
             status.starts_with(

@@ -491,19 +491,16 @@ pub(crate) fn control(
             (None, None)
         }
     };
-    let services_text: String = profile
+    let service_status: Vec<crate::answer::ServiceStatus> = profile
         .services
         .iter()
-        .map(|s| {
-            format!(
-                "  {}: {} port {}, {}, copies {}, {} selection\n",
-                s.name,
-                s.vip,
-                s.port,
-                s.mode,
-                s.copies,
-                format!("{:?}", s.selection).to_lowercase()
-            )
+        .map(|s| crate::answer::ServiceStatus {
+            name: s.name.clone(),
+            vip: s.vip,
+            port: s.port.to_string(),
+            mode: s.mode.to_string(),
+            copies: usize::from(s.copies),
+            selection: format!("{:?}", s.selection).to_lowercase(),
         })
         .collect();
     // Prometheus metrics: the data path runs without them too.
@@ -572,7 +569,7 @@ pub(crate) fn control(
         mgmt: mgmt_rx,
         names,
         admin: Vec::new(),
-        services_text,
+        service_status,
         ports: cports,
         from_workers,
         answers: answers_rx,
