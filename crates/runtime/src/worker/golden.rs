@@ -8,9 +8,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use tandem_dpdk::Burst;
-use tandem_engine::{EngineConfig, HashKey, ReplicaTable, Service, ServicePort, Side, VecPool};
-use tandem_wire::build::{self, TcpBuild};
-use tandem_wire::{ArpPacket, MacAddr, TcpFlags};
+use tandem_engine::{EngineConfig, HashKey, Side, VecPool};
+use tandem_testkit::addr::{
+    BACKUP, CLIENT, INSIDE, INSIDE_MAC as IN_MAC, OUTSIDE, OUTSIDE_MAC as OUT_MAC, PRIMARY,
+};
+use tandem_testkit::{fixture, Seg};
+use tandem_wire::build;
+use tandem_wire::{ArpPacket, MacAddr};
 
 use super::ports::{ControlRing, Frame, Now, Ports};
 use super::tx::TX_BURST;
@@ -21,15 +25,6 @@ use crate::msg::{Command, SignalMsg};
 use crate::stats::WorkerStats;
 
 const MS: u64 = 1_000_000;
-const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
-const OUTSIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const INSIDE: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
-const PRIMARY: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 11);
-const BACKUP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 12);
-const PORT: u16 = 7000;
-const OUT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
-const IN_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
 
 /// A frame in memory, with the stamp a hand-off ring carries.
 #[derive(Debug)]
@@ -195,56 +190,14 @@ impl TestClock {
     }
 }
 
-fn config(replicas: &ReplicaTable) -> EngineConfig {
-    let p = replicas.add(PRIMARY).expect("room");
-    let b = replicas.add(BACKUP).expect("room");
-    replicas.set_mac(p, MacAddr([2, 0, 0, 0, 0, 0x11]));
-    replicas.set_mac(b, MacAddr([2, 0, 0, 0, 0, 0x12]));
-    EngineConfig {
-        outside_mac: OUT_MAC,
-        inside_mac: IN_MAC,
-        own_addrs: vec![OUTSIDE, INSIDE],
-        services: vec![Service {
-            vip: VIP,
-            port: ServicePort::Port(PORT),
-            replicas: vec![p, b],
-            copies: 2,
-            ordered: false,
-            forward: false,
-            ack_lag_ns: None,
-            output_lag_ns: None,
-        }],
-        max_flows: 64,
-        hash_key: HashKey::fixed(1, 2),
-        ..EngineConfig::default()
-    }
-}
-
 /// A client's SYN to the VIP from `port`.
 fn syn(port: u16) -> Vec<u8> {
-    let mut buf = vec![0u8; 128];
-    let n = build::tcp(
-        &mut buf,
-        &TcpBuild {
-            src_mac: MacAddr([2, 0, 0, 0, 0, 0xc1]),
-            dst_mac: OUT_MAC,
-            vlan_tci: None,
-            src_ip: CLIENT,
-            dst_ip: VIP,
-            src_port: port,
-            dst_port: PORT,
-            seq: 1000,
-            ack: 0,
-            flags: TcpFlags::SYN,
-            window: 64240,
-            ttl: 64,
-            options: &[],
-            payload: &[],
-        },
-    )
-    .expect("room");
-    buf.truncate(n);
-    buf
+    Seg {
+        sport: port,
+        seq: 1000,
+        ..Seg::CLIENT_SYN
+    }
+    .frame()
 }
 
 /// An ARP frame of operation `op` from `sender`, to the port with `mac`.
@@ -271,8 +224,14 @@ struct Bench {
 }
 
 fn bench(steering: Option<Steering>, ports: MemPorts) -> Bench {
-    let replicas = Arc::new(ReplicaTable::new(8));
-    let cfg = config(&replicas);
+    // The lab's mirrored service on its primary and backup, the flow hash fixed.
+    let (replicas, primary, backup) = fixture::lab_replicas();
+    let cfg = EngineConfig {
+        outside_mac: OUT_MAC,
+        inside_mac: IN_MAC,
+        hash_key: HashKey::fixed(1, 2),
+        ..fixture::engine_config(vec![fixture::mirror(&[primary, backup])], 64)
+    };
     let clock = TestClock::default();
     clock.advance(1_000 * MS);
     let stats = Arc::new(WorkerStats::default());
