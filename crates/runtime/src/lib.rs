@@ -3,11 +3,13 @@
 //! Tandem on a real DPDK data path (DESIGN §4): [`run`] initialises the EAL from the
 //! profile, configures and starts both ports, launches one worker per worker lcore (the
 //! engine's burst loop, [`worker`]), runs the control core ([`control`]: ARP, neighbours,
-//! ICMP echo, health probes and failover) on the EAL main lcore until asked to stop, then stops everything and
-//! returns a [`Summary`] of the counters.
+//! ICMP echo, health probes and failover) on the EAL main lcore until asked to stop, then
+//! stops everything and returns a [`Summary`] of the counters. The stages of a run
+//! (ports, workers, control, launch, teardown) are in `stages.rs`.
 //!
 //! - [`worker`]: the worker loop, a `Worker` over a small ports trait.
-//! - [`control`]: the control core's loop (ARP, ICMP echo, probes, operator commands).
+//! - [`control`]: the control core's loop (ARP, ICMP echo, probes) and its answers to the
+//!   operator's commands (typed: [`answer`]).
 //! - [`buf`]: the engine's buffer traits over mbufs.
 //! - [`gate`]: the workers' rate limits on frames for the control core (pure Rust).
 //! - [`msg`]: typed ring messages (signals, commands), allocation-free.
@@ -18,7 +20,8 @@
 //!   (profile → engine settings and the shared replica table), [`health`] (probes,
 //!   suspects, the failover decision), [`neighbour`] (ARP resolution and confirmed MAC
 //!   changes), [`mgmt`] (the management socket), [`serve`] (the listeners' connections,
-//!   under deadlines), [`access`] (who may use the socket), [`listing`] (`tandem flows`).
+//!   under deadlines), [`access`] (who may use the socket), [`listing`] (`tandem flows`),
+//!   [`answer`] (the commands' typed answers, shown as text or JSON).
 //!
 //! ## Queues
 //!
