@@ -12,6 +12,7 @@
 //! latency percentile distribution as CSV.
 
 mod dut_latency;
+mod link;
 mod mirror;
 mod packet;
 mod stream;

@@ -15,25 +15,24 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
-use tandem_dpdk::{lcore, Burst, Eal, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue};
+use tandem_dpdk::{lcore, Burst, Eal, Mbuf, Mempool, Port, RxQueue, TxQueue};
 use tandem_wire::build::{self, OptionWriter, TcpBuild};
 use tandem_wire::{
     ArpPacket, EtherType, EthernetFrame, Ipv4Addr, Ipv4Packet, MacAddr, TcpFlags, TcpSegment,
 };
 
+use crate::link::{self, write};
 use crate::packet;
 
 /// Frames per receive and transmit burst.
 const BURST: usize = 32;
 /// Buffers for everything the generator sends and receives.
 const POOL: u32 = 16383;
-/// How long the memif links get to come up.
-const LINK_WAIT: Duration = Duration::from_secs(15);
 /// MSS announced by every end.
 const MSS: u16 = 1460;
 /// Payload bytes per segment: the MSS less the timestamp option (12 bytes with padding).
@@ -566,65 +565,17 @@ pub fn run(a: &MirrorArgs) -> Result<()> {
     Ok(())
 }
 
+/// The links, with the generator's transmit side around their transmit queues.
 fn open_link(rx_queues: u16, pool: Mempool) -> Result<Link> {
-    let mut ports = Vec::new();
-    let mut rx = Vec::new();
-    let mut tx = Vec::new();
-    let mut macs = Vec::new();
-    for id in 0..2u16 {
-        let mut port = Port::from_id(id)
-            .with_context(|| format!("port {id}: two --vdev ports are needed in the EAL args"))?;
-        let conf = PortConfig {
-            rx_queues,
-            tx_queues: 1,
-            rx_desc: 1024,
-            tx_desc: 1024,
-            rss_hf: 0,
-            rss_key: None,
-            tx_checksum_offload: false,
-            mtu: None,
-            promiscuous: true,
-        };
-        let setup = port
-            .configure(&conf, &pool)
-            .with_context(|| format!("port {id}: configure"))?;
-        port.start().with_context(|| format!("port {id}: start"))?;
-        macs.push(MacAddr(
-            port.mac_addr().with_context(|| format!("port {id}: MAC"))?,
-        ));
-        rx.push(setup.rx);
-        tx.extend(setup.tx.into_iter().take(1));
-        ports.push(port);
-    }
-    let deadline = Instant::now() + LINK_WAIT;
-    for p in &ports {
-        while !p.link().context("link state")?.up {
-            if Instant::now() > deadline {
-                bail!(
-                    "port {}: link not up after {:?} (is the device's memif server running?)",
-                    p.id(),
-                    LINK_WAIT
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    let (Ok(ports), Ok(rx), Ok(tx), Ok(macs)) = (
-        <[Port; 2]>::try_from(ports),
-        <[Vec<RxQueue>; 2]>::try_from(rx),
-        <[TxQueue; 2]>::try_from(tx),
-        <[MacAddr; 2]>::try_from(macs),
-    ) else {
-        bail!("two ports with one transmit queue each were expected");
-    };
+    let l = link::open(rx_queues, &pool)?;
     Ok(Link {
-        ports,
-        rx,
+        ports: l.ports,
+        rx: l.rx,
         io: Io {
-            tx,
+            tx: l.tx,
             out: [Burst::new(), Burst::new()],
             pool,
-            macs,
+            macs: l.macs,
             tx_dropped: 0,
             frames_sent: 0,
             ident: [0, 0],
@@ -1724,10 +1675,6 @@ impl<'a> Gen<'a> {
         );
         Ok(())
     }
-}
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

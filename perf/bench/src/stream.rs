@@ -4,15 +4,15 @@
 //! one for the device's forwarding lcore, one for everything else.
 
 use std::fmt::Write as _;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
-use tandem_dpdk::{lcore, Burst, Eal, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue};
+use tandem_dpdk::{lcore, Burst, Eal, Mbuf, Mempool};
 use tandem_wire::{Ipv4Addr, MacAddr};
 
 use crate::dut_latency::{Buckets, WindowScrape};
+use crate::link::{self, write, Link};
 use crate::packet::{self, Rx, Template};
 use crate::{Phase, StreamArgs};
 
@@ -23,9 +23,6 @@ const BURST: usize = 32;
 const TX_POOL: u32 = 8191;
 /// Receive pool (memif copies every received frame into one of these).
 const RX_POOL: u32 = 16383;
-/// How long the memif links get to come up.
-const LINK_WAIT: Duration = Duration::from_secs(15);
-
 /// Rate of the priming stream.
 const PRIME_RATE: u64 = 10_000;
 /// How long the priming stream waits for its first packet back.
@@ -68,14 +65,6 @@ struct Counts {
     arp_replies: u64,
 }
 
-/// The two ports and their queues.
-struct Link {
-    ports: [Port; 2],
-    rx: [Vec<RxQueue>; 2],
-    tx: [TxQueue; 2],
-    macs: [MacAddr; 2],
-}
-
 /// Runs the phases of a stream; writes their results.
 pub fn run(args: &StreamArgs) -> Result<()> {
     if args.flows == 0 || args.flows > packet::MAX_FLOWS {
@@ -114,7 +103,7 @@ pub fn run(args: &StreamArgs) -> Result<()> {
         None,
     )
     .context("receive mempool")?;
-    let mut link = open_link(args.rx_queues, &rx_pool)?;
+    let mut link = link::open(args.rx_queues, &rx_pool)?;
     let template = Template::new(
         args.frame_size,
         link.macs[0],
@@ -155,71 +144,6 @@ pub fn run(args: &StreamArgs) -> Result<()> {
         let _ = p.stop();
     }
     Ok(())
-}
-
-/// Claims ports 0 and 1, configures one transmit queue and `rx_queues` receive queues on
-/// each, starts them and waits for both links.
-fn open_link(rx_queues: u16, pool: &Mempool) -> Result<Link> {
-    let mut ports = Vec::new();
-    let mut rx = Vec::new();
-    let mut tx = Vec::new();
-    let mut macs = Vec::new();
-    for id in 0..2u16 {
-        let mut port = Port::from_id(id)
-            .with_context(|| format!("port {id}: two --vdev ports are needed in the EAL args"))?;
-        let conf = PortConfig {
-            rx_queues,
-            tx_queues: 1,
-            rx_desc: 1024,
-            tx_desc: 1024,
-            rss_hf: 0,
-            rss_key: None,
-            tx_checksum_offload: false,
-            mtu: None,
-            promiscuous: true,
-        };
-        let setup = port
-            .configure(&conf, pool)
-            .with_context(|| format!("port {id}: configure"))?;
-        port.start().with_context(|| format!("port {id}: start"))?;
-        macs.push(MacAddr(
-            port.mac_addr().with_context(|| format!("port {id}: MAC"))?,
-        ));
-        rx.push(setup.rx);
-        tx.extend(setup.tx.into_iter().take(1));
-        ports.push(port);
-    }
-    let deadline = Instant::now() + LINK_WAIT;
-    for p in &ports {
-        loop {
-            if p.link().context("link state")?.up {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "port {} ({}): link not up after {:?} (is the device's memif server running?)",
-                    p.id(),
-                    p.name().unwrap_or_default(),
-                    LINK_WAIT
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    let (Ok(ports), Ok(rx), Ok(tx), Ok(macs)) = (
-        <[Port; 2]>::try_from(ports),
-        <[Vec<RxQueue>; 2]>::try_from(rx),
-        <[TxQueue; 2]>::try_from(tx),
-        <[MacAddr; 2]>::try_from(macs),
-    ) else {
-        bail!("two ports with one transmit queue each were expected");
-    };
-    Ok(Link {
-        ports,
-        rx,
-        tx,
-        macs,
-    })
 }
 
 /// Writes the template into every buffer of the transmit pool, so that payload bytes
@@ -605,8 +529,4 @@ fn write_results(
         dut_line,
     );
     Ok(())
-}
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
