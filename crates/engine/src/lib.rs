@@ -11,6 +11,7 @@
 //! - [`cookie`]: SYN cookies, for SYN floods.
 //! - [`flow`]: per-flow mirror-mode state.
 //! - [`hold`]: the hold queue for standby output.
+//! - [`verify`]: verified standbys: each leg's output compared with the active's (CRC32C).
 //! - [`engine`]: the mirror-mode rules, packet by packet, and forward mode (NAT only, for
 //!   benchmarks).
 //! - [`affinity`]: which worker owns a flow (RSS model, hand-off owner).
@@ -38,6 +39,7 @@ pub mod parse;
 pub mod replica;
 pub mod seq;
 pub mod table;
+pub mod verify;
 
 pub use buffer::{BufferPool, PacketBuf, VecPool};
 pub use config::{EngineConfig, Service, ServicePort, MAX_POOL};

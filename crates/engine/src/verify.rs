@@ -1,0 +1,748 @@
+//! Verified standbys (DESIGN §3.12): a standby may take over only for the part of the
+//! stream where its output was checked equal to the active's at the same offsets.
+//!
+//! Offsets are client-visible sequence numbers, so that the same byte of the stream has
+//! the same number on every leg. Each leg keeps a CRC32C of its output in order
+//! ([`Check::at`], [`Check::crc`]); a *checked* leg (a standby) is compared with its
+//! *reference* (the active) wherever both CRCs are known at one offset. Both CRCs run
+//! from the first byte, so one equal pair covers every byte before it: every byte is
+//! compared, not a sample (a difference goes unseen with CRC32C's odds, 2^-32; the
+//! replicas are the appliance's own servers, not an adversary choosing their output).
+//!
+//! Where the check lands:
+//! - **A standby behind the active** passes the active's *marks* (its CRC at the end of
+//!   each advance while a standby was behind, [`MARKS`] kept; when more are due the
+//!   newest moves forward) and its current end, and computes its own CRC there from the
+//!   bytes in hand.
+//! - **A standby ahead of the active** has its output held (DESIGN §3.6): when the active
+//!   advances, the standby's held bytes from its last verified offset are read up to the
+//!   active's new end and compared there ([`HeldOutput`]).
+//! - **Out of order:** a segment past a gap is digested when the gap fills ([`PENDING`]
+//!   pieces a leg, joined with CRC32C's combine). More pieces, a retransmission that
+//!   overlaps a piece in part, or held bytes that are gone before they were checked
+//!   (released over budget) leave the leg [`State::Lost`]: not wrong, but no longer
+//!   verifiable, so it is no standby any more (a lost reference loses its standbys).
+//! - **At failover** ([`take_over`]) the new active must be verified up to what the
+//!   client has. Ahead, it is already (or is refused); behind, it *catches up*: its
+//!   output is compared with the dead active's CRC at that point as it arrives, and none
+//!   of it reaches the client unverified ([`Check::verified`]).
+//!
+//! Cost: a CRC32C of every payload byte of every leg (the SSE4.2 instruction, 8 bytes a
+//! step, where the CPU has it), and for a standby ahead of the active a walk of its held
+//! segments. Memory: `size_of::<Check>()` per leg (see `perf/RESULTS.md`).
+
+use crate::seq::Seq;
+
+/// Marks a leg keeps for the legs behind it.
+pub const MARKS: usize = 8;
+/// Out-of-order pieces a leg keeps until the gap before them fills.
+pub const PENDING: usize = 2;
+
+/// Where a leg's verification stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum State {
+    /// Checked equal so far ([`Check::verified`]).
+    #[default]
+    Checking,
+    /// Its output differs from its reference's between [`Check::verified`] and
+    /// [`Check::diverged_by`]: it may never take over.
+    Diverged,
+    /// Its output can no longer be checked (see the module docs): it may not take over
+    /// beyond [`Check::verified`].
+    Lost,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Mark {
+    at: Seq,
+    crc: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Piece {
+    seq: Seq,
+    len: u32,
+    crc: u32,
+}
+
+/// One leg's verification state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Check {
+    /// Its output is digested up to here: every byte before, in order.
+    pub at: Seq,
+    /// CRC32C of its output from the first byte up to [`Check::at`].
+    pub crc: u32,
+    /// Checked equal to its reference up to here.
+    pub verified: Seq,
+    /// CRC32C of its output up to [`Check::verified`] (the reference's, too).
+    pub verified_crc: u32,
+    /// Where it stands.
+    pub state: State,
+    /// When diverged: the offset of the check that failed (the first difference lies
+    /// after [`Check::verified`] and before this).
+    pub diverged_by: Seq,
+    marks: [Mark; MARKS],
+    n_marks: u8,
+    pending: [Piece; PENDING],
+    n_pending: u8,
+}
+
+/// Who a leg is compared with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Links {
+    /// The leg it is checked against (a standby's: the active).
+    pub reference: Option<usize>,
+    /// The legs checked against it (the active's: its live standbys), a bit per leg.
+    pub checked: u8,
+}
+
+/// What one segment changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Legs (a bit each) found diverged by this segment.
+    pub diverged: u8,
+    /// Legs (a bit each) that became unverifiable.
+    pub lost: u8,
+}
+
+/// A leg's held output, for checking a standby that is ahead of the active.
+pub trait HeldOutput {
+    /// Calls `each` with every held segment of leg `leg` that carries data, oldest first
+    /// (the client-visible sequence number of its first payload byte, and the payload),
+    /// until `each` returns false.
+    fn held(&self, leg: usize, each: &mut dyn FnMut(Seq, &[u8]) -> bool);
+}
+
+/// No held output (tests, and legs that hold nothing).
+pub struct NothingHeld;
+
+impl HeldOutput for NothingHeld {
+    fn held(&self, _: usize, _: &mut dyn FnMut(Seq, &[u8]) -> bool) {}
+}
+
+/// CRC32C of `bytes` appended to a stream whose CRC32C so far is `crc`.
+#[inline]
+fn append(crc: u32, bytes: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc, bytes)
+}
+
+impl Check {
+    /// A leg whose first byte of output is at `start` (the visible ISN plus one).
+    pub fn start(start: Seq) -> Check {
+        Check {
+            at: start,
+            verified: start,
+            ..Check::default()
+        }
+    }
+
+    /// Whether it may still take over for what it checked.
+    #[inline]
+    pub fn usable(&self) -> bool {
+        self.state == State::Checking
+    }
+
+    /// Records its CRC at its current end for the legs behind it.
+    fn mark(&mut self) {
+        let m = Mark {
+            at: self.at,
+            crc: self.crc,
+        };
+        if usize::from(self.n_marks) < MARKS {
+            self.marks[usize::from(self.n_marks)] = m;
+            self.n_marks += 1;
+        } else {
+            // Full: the newest moves forward; every byte stays covered, with one check
+            // point fewer.
+            self.marks[MARKS - 1] = m;
+        }
+    }
+
+    /// Forgets the marks every leg behind has passed.
+    fn forget_marks_to(&mut self, to: Seq) {
+        let n = usize::from(self.n_marks);
+        let keep = self.marks[..n].iter().filter(|m| m.at > to).count();
+        self.marks.copy_within(n - keep..n, 0);
+        self.n_marks = keep as u8;
+    }
+
+    /// Its CRC at `at`, where known: its end, or a mark.
+    fn crc_at(&self, at: Seq) -> Option<u32> {
+        if at == self.at {
+            return Some(self.crc);
+        }
+        self.marks[..usize::from(self.n_marks)]
+            .iter()
+            .find(|m| m.at == at)
+            .map(|m| m.crc)
+    }
+
+    /// The result of one comparison at `at`, where its CRC is `mine` and its
+    /// reference's `theirs`. Returns whether it diverged now.
+    fn compared(&mut self, at: Seq, mine: u32, theirs: u32) -> bool {
+        if self.state != State::Checking || at <= self.verified {
+            return false;
+        }
+        if mine == theirs {
+            self.verified = at;
+            self.verified_crc = mine;
+            false
+        } else {
+            self.state = State::Diverged;
+            self.diverged_by = at;
+            true
+        }
+    }
+
+    fn lose(&mut self) -> bool {
+        if self.state == State::Checking {
+            self.state = State::Lost;
+            return true;
+        }
+        false
+    }
+
+    /// Keeps a piece past a gap; false when it cannot be kept (no room, or it overlaps
+    /// one kept already).
+    fn keep_piece(&mut self, seq: Seq, bytes: &[u8]) -> bool {
+        let len = bytes.len() as u32;
+        let end = seq.wrapping_add(len);
+        let n = usize::from(self.n_pending);
+        for p in &self.pending[..n] {
+            if p.seq == seq && p.len == len {
+                return true; // the same segment again
+            }
+            if seq < p.seq.wrapping_add(p.len) && p.seq < end {
+                return false;
+            }
+        }
+        if n == PENDING {
+            return false;
+        }
+        self.pending[n] = Piece {
+            seq,
+            len,
+            crc: crc32c::crc32c(bytes),
+        };
+        self.n_pending += 1;
+        true
+    }
+
+    /// Joins the kept pieces that now follow [`Check::at`]; false when one overlaps it
+    /// in part (its bytes are gone, the stream can no longer be digested).
+    fn join_pieces(&mut self) -> bool {
+        loop {
+            let n = usize::from(self.n_pending);
+            let Some(k) = self.pending[..n].iter().position(|p| p.seq <= self.at) else {
+                return true;
+            };
+            let p = self.pending[k];
+            self.pending.copy_within(k + 1..n, k);
+            self.n_pending -= 1;
+            let end = p.seq.wrapping_add(p.len);
+            if p.seq == self.at {
+                self.crc = crc32c::crc32c_combine(self.crc, p.crc, p.len as usize);
+                self.at = end;
+            } else if end > self.at {
+                return false;
+            }
+        }
+    }
+}
+
+/// Leg `i` sent `payload` at visible sequence `seq` (its data in order or not, new or a
+/// retransmission): digests it and compares it, or the legs checked against it, wherever
+/// both CRCs are now known. `held` reads a leg's held output.
+pub fn feed(
+    checks: &mut [Check],
+    i: usize,
+    links: Links,
+    seq: Seq,
+    payload: &[u8],
+    held: &dyn HeldOutput,
+) -> Outcome {
+    let mut out = Outcome::default();
+    let Some(&me) = checks.get(i) else {
+        return out;
+    };
+    if me.state == State::Lost || payload.is_empty() {
+        return out;
+    }
+    let end = seq.wrapping_add(payload.len() as u32);
+    if end <= me.at {
+        return out; // all digested already: a retransmission
+    }
+    if seq > me.at {
+        // Past a gap: kept until the gap fills.
+        if !checks[i].keep_piece(seq, payload) {
+            out.lost |= lose(checks, i, links);
+        }
+        return out;
+    }
+    let from = me.at;
+    let fresh = &payload[from.bytes_after(seq) as usize..];
+    // Where this leg's CRC is wanted inside the fresh bytes: its reference's marks and
+    // end (it is checked there), and the ends of the legs behind it (they are checked
+    // there). Sorted, at most MARKS + 1 + the legs.
+    let mut wanted: [(Seq, u32, Option<usize>); MARKS + 1 + crate::flow::MAX_COPIES] =
+        [(Seq(0), 0, None); MARKS + 1 + crate::flow::MAX_COPIES];
+    let mut n = 0;
+    let inside = |at: Seq| from < at && at <= end;
+    if let Some(r) = links.reference.and_then(|r| checks.get(r)) {
+        for m in r.marks[..usize::from(r.n_marks)]
+            .iter()
+            .chain(core::iter::once(&Mark {
+                at: r.at,
+                crc: r.crc,
+            }))
+        {
+            if inside(m.at) && !wanted[..n].iter().any(|w| w.0 == m.at && w.2.is_none()) {
+                wanted[n] = (m.at, m.crc, None);
+                n += 1;
+            }
+        }
+    }
+    for (j, c) in checks.iter().enumerate() {
+        if links.checked & (1 << j) != 0 && c.usable() && inside(c.at) {
+            wanted[n] = (c.at, c.crc, Some(j));
+            n += 1;
+        }
+    }
+    let wanted = &mut wanted[..n];
+    wanted.sort_unstable_by(|a, b| a.0.diff(b.0).cmp(&0));
+    let (mut crc, mut pos) = (me.crc, from);
+    for &(at, theirs, who) in wanted.iter() {
+        crc = append(
+            crc,
+            &fresh[pos.bytes_after(from) as usize..at.bytes_after(from) as usize],
+        );
+        pos = at;
+        match who {
+            None => {
+                if checks[i].compared(at, crc, theirs) {
+                    out.diverged |= 1 << i;
+                }
+            }
+            Some(j) => {
+                if checks[j].compared(at, theirs, crc) {
+                    out.diverged |= 1 << j;
+                }
+            }
+        }
+    }
+    let c = &mut checks[i];
+    c.crc = append(crc, &fresh[pos.bytes_after(from) as usize..]);
+    c.at = end;
+    if !c.join_pieces() {
+        out.lost |= lose(checks, i, links);
+        return out;
+    }
+    // The legs ahead of it: their held output is read up to its new end.
+    let (at, crc) = (checks[i].at, checks[i].crc);
+    for (j, c) in checks.iter_mut().enumerate() {
+        if links.checked & (1 << j) == 0 || !c.usable() || c.at < at {
+            continue;
+        }
+        match crc_of_held(c, j, at, held) {
+            Some(theirs) => {
+                if c.compared(at, theirs, crc) {
+                    out.diverged |= 1 << j;
+                }
+            }
+            // Sent, but no longer held from where it was last checked: gone.
+            None => {
+                if c.lose() {
+                    out.lost |= 1 << j;
+                }
+            }
+        }
+    }
+    // Marks for the legs still behind it; those all have passed are forgotten.
+    let behind = (0..checks.len())
+        .filter(|&j| links.checked & (1 << j) != 0 && checks[j].usable())
+        .map(|j| checks[j].at)
+        .filter(|&a| a < at)
+        .reduce(|a, b| a.earlier(b));
+    let c = &mut checks[i];
+    match behind {
+        Some(slowest) => {
+            c.forget_marks_to(slowest);
+            c.mark();
+        }
+        None => c.n_marks = 0,
+    }
+    out
+}
+
+/// Leg `i` can no longer be digested: it is lost, and so are the legs checked against
+/// it (their reference's CRC is unknown from here). Returns the legs that became lost.
+fn lose(checks: &mut [Check], i: usize, links: Links) -> u8 {
+    let mut lost = 0;
+    for (j, c) in checks.iter_mut().enumerate() {
+        if (j == i || links.checked & (1 << j) != 0) && c.lose() {
+            lost |= 1 << j;
+        }
+    }
+    lost
+}
+
+/// Leg `j`'s CRC at `to`, from its last verified point through its held output.
+fn crc_of_held(c: &Check, j: usize, to: Seq, held: &dyn HeldOutput) -> Option<u32> {
+    if to <= c.verified {
+        return Some(c.verified_crc).filter(|_| to == c.verified);
+    }
+    let (mut pos, mut crc) = (c.verified, c.verified_crc);
+    held.held(j, &mut |seq, bytes| {
+        let end = seq.wrapping_add(bytes.len() as u32);
+        if seq <= pos && pos < end {
+            let stop = to.earlier(end);
+            let skip = pos.bytes_after(seq) as usize;
+            crc = append(crc, &bytes[skip..skip + stop.bytes_after(pos) as usize]);
+            pos = stop;
+        }
+        pos != to
+    });
+    (pos == to).then_some(crc)
+}
+
+/// What a failover to a standby may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TakeOver {
+    /// It was checked equal up to what the client has: it takes over now.
+    Verified,
+    /// It is behind what the client has, and was checked equal so far: it takes over,
+    /// but nothing it sends reaches the client until it is checked equal to the dead
+    /// active's CRC at that point (its output is compared as it arrives).
+    CatchUp,
+    /// It diverged, or cannot be checked up to what the client has: it must not take over.
+    Refused,
+}
+
+/// Whether leg `new` may take over from leg `old`, the client having every byte before
+/// `client_has` (the old active's output it was sent).
+pub fn take_over(checks: &[Check], old: usize, new: usize, client_has: Seq) -> TakeOver {
+    let (Some(o), Some(n)) = (checks.get(old), checks.get(new)) else {
+        return TakeOver::Refused;
+    };
+    if !n.usable() {
+        return TakeOver::Refused;
+    }
+    if client_has <= n.verified {
+        return TakeOver::Verified;
+    }
+    // Ahead of what the client has, it was checked there when the old active got
+    // there, or could not be (its held output gone): either way, nothing more is known.
+    // Behind, it can catch up only if the old active's CRC there is known.
+    if n.at < client_has && o.crc_at(client_has).is_some() {
+        TakeOver::CatchUp
+    } else {
+        TakeOver::Refused
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const START: Seq = Seq(1000);
+
+    /// A leg's held output in these tests: (seq, bytes) per leg.
+    #[derive(Default)]
+    struct Held(Vec<Vec<(Seq, Vec<u8>)>>);
+
+    impl HeldOutput for Held {
+        fn held(&self, leg: usize, each: &mut dyn FnMut(Seq, &[u8]) -> bool) {
+            for (seq, b) in self.0.get(leg).into_iter().flatten() {
+                if !each(*seq, b) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The active is leg 0, the standby leg 1.
+    const ACTIVE: Links = Links {
+        reference: None,
+        checked: 0b10,
+    };
+    const STANDBY: Links = Links {
+        reference: Some(0),
+        checked: 0,
+    };
+
+    fn stream(n: usize) -> Vec<u8> {
+        (0..n).map(|k| (k * 7 + k / 251) as u8).collect()
+    }
+
+    fn legs() -> Vec<Check> {
+        vec![Check::start(START), Check::start(START)]
+    }
+
+    /// Sends `data[a..b]` from leg `i`.
+    fn send(c: &mut [Check], i: usize, data: &[u8], a: usize, b: usize, held: &Held) -> Outcome {
+        let links = if i == 0 { ACTIVE } else { STANDBY };
+        feed(c, i, links, START.wrapping_add(a as u32), &data[a..b], held)
+    }
+
+    #[test]
+    fn a_standby_behind_the_active_is_verified_at_the_actives_marks_as_it_passes_them() {
+        let data = stream(10_000);
+        let mut c = legs();
+        let held = Held::default();
+        for (a, b) in [(0, 1448), (1448, 2896), (2896, 5000)] {
+            assert_eq!(send(&mut c, 0, &data, a, b, &held), Outcome::default());
+        }
+        // Its own segmentation: checked at the active's marks it passes.
+        send(&mut c, 1, &data, 0, 2000, &held);
+        assert_eq!(c[1].verified, START.wrapping_add(1448));
+        send(&mut c, 1, &data, 2000, 5000, &held);
+        assert_eq!(c[1].verified, START.wrapping_add(5000));
+        assert_eq!(c[1].state, State::Checking);
+        // The marks it passed are forgotten at the active's next advance.
+        send(&mut c, 0, &data, 5000, 6000, &held);
+        assert_eq!(
+            c[0].marks[..usize::from(c[0].n_marks)],
+            [Mark {
+                at: START.wrapping_add(6000),
+                crc: crc32c::crc32c(&data[..6000])
+            }]
+        );
+    }
+
+    #[test]
+    fn a_standby_ahead_is_verified_from_its_held_output_up_to_the_actives_end() {
+        let data = stream(10_000);
+        let mut c = legs();
+        let mut held = Held(vec![vec![], vec![]]);
+        for (a, b) in [(0, 3000), (3000, 6000)] {
+            send(&mut c, 1, &data, a, b, &held);
+            held.0[1].push((START.wrapping_add(a as u32), data[a..b].to_vec()));
+        }
+        assert_eq!(c[1].verified, START);
+        send(&mut c, 0, &data, 0, 1448, &held);
+        assert_eq!(c[1].verified, START.wrapping_add(1448));
+        send(&mut c, 0, &data, 1448, 4000, &held);
+        assert_eq!(c[1].verified, START.wrapping_add(4000));
+        assert_eq!(c[1].verified_crc, crc32c::crc32c(&data[..4000]));
+    }
+
+    #[test]
+    fn one_byte_different_anywhere_is_found_by_the_next_check_whichever_leg_is_ahead() {
+        let data = stream(6000);
+        for flip in [0usize, 1447, 1448, 2999, 5999] {
+            let mut other = data.clone();
+            other[flip] ^= 0x20;
+            for standby_first in [false, true] {
+                let mut c = legs();
+                let mut held = Held(vec![vec![], vec![]]);
+                let mut diverged = 0;
+                let standby = |c: &mut Vec<Check>, held: &mut Held, a: usize, b: usize| {
+                    let o = send(c, 1, &other, a, b, held);
+                    held.0[1].push((START.wrapping_add(a as u32), other[a..b].to_vec()));
+                    o.diverged
+                };
+                if standby_first {
+                    diverged |= standby(&mut c, &mut held, 0, 3000);
+                    diverged |= standby(&mut c, &mut held, 3000, 6000);
+                    diverged |= send(&mut c, 0, &data, 0, 1448, &held).diverged;
+                    diverged |= send(&mut c, 0, &data, 1448, 6000, &held).diverged;
+                } else {
+                    diverged |= send(&mut c, 0, &data, 0, 1448, &held).diverged;
+                    diverged |= send(&mut c, 0, &data, 1448, 6000, &held).diverged;
+                    diverged |= standby(&mut c, &mut held, 0, 3000);
+                    diverged |= standby(&mut c, &mut held, 3000, 6000);
+                }
+                assert_eq!(diverged, 0b10, "flip {flip}, standby first {standby_first}");
+                assert_eq!(c[1].state, State::Diverged);
+                let (v, by) = (c[1].verified, c[1].diverged_by);
+                let at = START.wrapping_add(flip as u32);
+                assert!(v <= at && at < by, "{v:?} <= {at:?} < {by:?}");
+                assert_eq!(
+                    take_over(&c, 0, 1, START.wrapping_add(6000)),
+                    TakeOver::Refused
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn segments_out_of_order_are_digested_when_the_gap_fills() {
+        let data = stream(6000);
+        let mut c = legs();
+        let held = Held::default();
+        send(&mut c, 0, &data, 0, 1000, &held);
+        send(&mut c, 0, &data, 2000, 3000, &held);
+        send(&mut c, 0, &data, 3000, 4000, &held);
+        assert_eq!(c[0].at, START.wrapping_add(1000));
+        send(&mut c, 0, &data, 1000, 2000, &held);
+        assert_eq!(c[0].at, START.wrapping_add(4000));
+        assert_eq!(c[0].crc, crc32c::crc32c(&data[..4000]));
+        send(&mut c, 1, &data, 0, 4000, &held);
+        assert_eq!(c[1].verified, START.wrapping_add(4000));
+        // Three pieces past a gap: more than are kept; the standby goes with it.
+        let mut c = legs();
+        send(&mut c, 0, &data, 0, 1000, &held);
+        for (a, b) in [(2000, 3000), (3000, 4000)] {
+            assert_eq!(send(&mut c, 0, &data, a, b, &held), Outcome::default());
+        }
+        let o = send(&mut c, 0, &data, 4000, 5000, &held);
+        assert_eq!(o.lost, 0b11);
+        assert_eq!((c[0].state, c[1].state), (State::Lost, State::Lost));
+    }
+
+    #[test]
+    fn a_standby_whose_held_output_is_gone_before_it_was_checked_is_lost() {
+        let data = stream(4000);
+        let mut c = legs();
+        send(&mut c, 1, &data, 0, 4000, &Held::default());
+        let o = send(&mut c, 0, &data, 0, 2000, &Held::default());
+        assert_eq!(o.lost, 0b10);
+        assert_eq!(
+            take_over(&c, 0, 1, START.wrapping_add(2000)),
+            TakeOver::Refused
+        );
+    }
+
+    #[test]
+    fn at_failover_a_standby_behind_catches_up_and_one_ahead_takes_over_at_once() {
+        let data = stream(6000);
+        let held = Held::default();
+        let mut c = legs();
+        send(&mut c, 0, &data, 0, 4000, &held);
+        send(&mut c, 1, &data, 0, 1000, &held);
+        let client_has = START.wrapping_add(4000);
+        assert_eq!(take_over(&c, 0, 1, client_has), TakeOver::CatchUp);
+        // Now active, checked against the dead one until it passes what the client has.
+        let catch_up = Links {
+            reference: Some(0),
+            checked: 0,
+        };
+        feed(
+            &mut c,
+            1,
+            catch_up,
+            START.wrapping_add(1000),
+            &data[1000..3000],
+            &held,
+        );
+        assert!(c[1].verified < client_has);
+        feed(
+            &mut c,
+            1,
+            catch_up,
+            START.wrapping_add(3000),
+            &data[3000..5000],
+            &held,
+        );
+        assert_eq!(c[1].verified, client_has);
+        assert_eq!(take_over(&c, 0, 1, client_has), TakeOver::Verified);
+        // A different byte in the catch-up: diverged.
+        let mut c = legs();
+        send(&mut c, 0, &data, 0, 4000, &held);
+        let mut other = data.clone();
+        other[3500] ^= 1;
+        let o = feed(&mut c, 1, catch_up, START, &other[..5000], &held);
+        assert_eq!((o.diverged, c[1].state), (0b10, State::Diverged));
+    }
+
+    #[test]
+    fn marks_past_the_ring_still_cover_every_byte() {
+        let data = stream(40_000);
+        let mut other = data.clone();
+        other[20_000] ^= 4;
+        let mut c = legs();
+        let held = Held::default();
+        for k in 0..20 {
+            send(&mut c, 0, &data, k * 2000, (k + 1) * 2000, &held);
+        }
+        assert_eq!(usize::from(c[0].n_marks), MARKS);
+        let o = send(&mut c, 1, &other, 0, 40_000, &held);
+        assert_eq!(o.diverged, 0b10, "found at the moved newest mark");
+    }
+
+    #[test]
+    fn retransmissions_change_nothing() {
+        let data = stream(3000);
+        let mut c = legs();
+        let held = Held::default();
+        send(&mut c, 0, &data, 0, 3000, &held);
+        let before = c[0];
+        send(&mut c, 0, &data, 1000, 2000, &held);
+        assert_eq!(c[0], before);
+    }
+
+    #[test]
+    fn offsets_wrap_past_two_to_the_32() {
+        let start = Seq(u32::MAX - 1000);
+        let data = stream(3000);
+        let mut c = vec![Check::start(start), Check::start(start)];
+        let held = Held::default();
+        feed(&mut c, 0, ACTIVE, start, &data[..2000], &held);
+        feed(&mut c, 1, STANDBY, start, &data[..3000], &held);
+        assert_eq!(c[1].verified, start.wrapping_add(2000));
+        assert_eq!(c[0].crc, crc32c::crc32c(&data[..2000]));
+    }
+
+    proptest::proptest! {
+        /// Two legs send the same stream (or one with a byte changed), each cut into its
+        /// own segments, interleaved at random: equal streams are verified to the end and
+        /// never diverge; a changed byte is always found, never verified past.
+        #[test]
+        fn any_segmentation_and_interleaving_finds_exactly_the_differences(
+            len in 1usize..20_000,
+            cuts_a in proptest::collection::vec(1usize..3000, 1..40),
+            cuts_s in proptest::collection::vec(1usize..3000, 1..40),
+            order in proptest::collection::vec(proptest::bool::ANY, 80),
+            flip in proptest::option::of(0usize..20_000),
+        ) {
+            let data = stream(len);
+            let mut other = data.clone();
+            let flip = flip.filter(|&k| k < len);
+            if let Some(k) = flip {
+                other[k] ^= 0x80;
+            }
+            let segments = |cuts: &[usize]| {
+                let mut v = Vec::new();
+                let mut a = 0;
+                for c in cuts.iter().cycle() {
+                    if a == len {
+                        break;
+                    }
+                    let b = (a + c).min(len);
+                    v.push((a, b));
+                    a = b;
+                }
+                v
+            };
+            let (sa, ss) = (segments(&cuts_a), segments(&cuts_s));
+            let (mut ia, mut is) = (0, 0);
+            let mut c = legs();
+            let mut held = Held(vec![vec![], vec![]]);
+            let mut k = 0;
+            while ia < sa.len() || is < ss.len() {
+                let active_next = is == ss.len() || (ia < sa.len() && order[k % order.len()]);
+                k += 1;
+                if active_next {
+                    let (a, b) = sa[ia];
+                    ia += 1;
+                    send(&mut c, 0, &data, a, b, &held);
+                } else {
+                    let (a, b) = ss[is];
+                    is += 1;
+                    send(&mut c, 1, &other, a, b, &held);
+                    held.0[1].push((START.wrapping_add(a as u32), other[a..b].to_vec()));
+                }
+                if let Some(f) = flip {
+                    proptest::prop_assert!(c[1].verified <= START.wrapping_add(f as u32));
+                }
+            }
+            match flip {
+                None => {
+                    proptest::prop_assert_eq!(c[1].state, State::Checking);
+                    proptest::prop_assert_eq!(c[1].verified, START.wrapping_add(len as u32));
+                }
+                Some(_) => proptest::prop_assert_eq!(c[1].state, State::Diverged),
+            }
+        }
+    }
+}
