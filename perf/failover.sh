@@ -16,7 +16,7 @@ mkdir -p perf/out
 raw=${TANDEM_FAILOVER_OUT:-perf/out/failover-$(date -u +%Y%m%dT%H%M%SZ).txt}
 tmp=$(mktemp /tmp/tandem-failover.XXXXXX)
 trap 'rm -f "$tmp"' EXIT
-target/release/examples/failover_bench --flows "$flows" --out "$tmp"
+"${CARGO_TARGET_DIR:-target}"/release/examples/failover_bench --flows "$flows" --out "$tmp"
 {
     echo "# perf/failover.sh $flows, on $(nproc) CPUs, $(uname -r), $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     cat "$tmp"

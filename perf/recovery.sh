@@ -22,7 +22,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 if [ -d "$HOME/.cargo/bin" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
-cargo build --release --locked
+cargo build --release --locked -p tandem -p tandem-bench
 mkdir -p perf/out
 raw="perf/out/recovery-$(date -u +%Y%m%dT%H%M%SZ).txt"
 {

@@ -10,6 +10,9 @@
 #   sudo TANDEM_STEADY_SIZE=64 TANDEM_STEADY_WINDOWS=20 perf/steadiness.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+me=perf/steadiness.sh
+# shellcheck source=lib.sh
+. perf/lib.sh
 
 windows=${TANDEM_STEADY_WINDOWS:-10}   # measured windows, back to back
 secs=${TANDEM_STEADY_SECONDS:-2}       # seconds per window
@@ -19,60 +22,30 @@ gen_cpu=${TANDEM_BENCH_GEN_CPU:-0}     # the same layout as perf/run.sh
 fwd_cpu=${TANDEM_BENCH_FWD_CPU:-1}
 build=${TANDEM_BENCH_BUILD:-1}
 
-[ "$(id -u)" = 0 ] || { echo "perf/steadiness.sh: run as root (DPDK, memif sockets)" >&2; exit 1; }
+perf_require_root
 for v in "$windows" "$secs" "$size" "$flows"; do
     [[ $v =~ ^[1-9][0-9]*$ ]] || { echo "perf/steadiness.sh: bad number $v" >&2; exit 1; }
 done
 [ "$windows" -le 100 ] || { echo "perf/steadiness.sh: at most 100 windows" >&2; exit 1; }
-if ! command -v dpdk-testpmd >/dev/null; then
-    echo "installing dpdk-dev (dpdk-testpmd)" >&2
-    apt-get install -y --no-install-recommends dpdk-dev >&2
-fi
-if [ "$build" = 1 ]; then cargo build --release --locked -p tandem-bench; fi
-bench=${CARGO_TARGET_DIR:-target}/release/tandem-bench
-[ -x "$bench" ] || { echo "perf/steadiness.sh: build first" >&2; exit 1; }
+perf_need_testpmd
+perf_build tandem-bench
 
-run=$(mktemp -d /tmp/tandem-steady.XXXXXX)
-prefix=tsteady$$
-dut_pid=""
-# shellcheck disable=SC2317  # called by the trap
-cleanup() {
-    if [ -n "$dut_pid" ]; then
-        kill -TERM "$dut_pid" 2>/dev/null || true
-        wait "$dut_pid" 2>/dev/null || true
-    fi
-    rm -rf "$run" /var/run/dpdk/"$prefix"-*
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-memif() { # index role mac
-    echo "net_memif$1,role=$2,socket=$run/memif$1.sock,socket-abstract=no,mac=$3"
-}
+perf_run_dir steady
+perf_eal
 total_s=$(( windows * (secs + 1) + 60 ))
 
-timeout "$total_s" dpdk-testpmd -l "$gen_cpu,$fwd_cpu" --main-lcore "$gen_cpu" \
-    --no-huge -m 1024 --no-pci --file-prefix "$prefix-dut" \
-    --vdev "$(memif 0 server 02:54:00:00:00:01)" --vdev "$(memif 1 server 02:54:00:00:00:02)" \
+timeout "$total_s" dpdk-testpmd "${dut_eal[@]}" \
     -- --forward-mode=io --auto-start --nb-cores=1 --rxq=1 --txq=1 \
     --total-num-mbufs=32768 --stats-period 60 >"$run/dut.log" 2>&1 &
 dut_pid=$!
-for _ in $(seq 300); do
-    grep -q "start packet forwarding" "$run/dut.log" && break
-    kill -0 "$dut_pid" 2>/dev/null || { cat "$run/dut.log" >&2; exit 1; }
-    sleep 0.1
-done
-grep -q "start packet forwarding" "$run/dut.log" \
-    || { echo "perf/steadiness.sh: testpmd did not start forwarding in 30 s" >&2; cat "$run/dut.log" >&2; exit 1; }
+wait_for 30 "$run/dut.log" "start packet forwarding" "$dut_pid" || { cat "$run/dut.log" >&2; exit 1; }
 
 phases=()
 for _ in $(seq "$windows"); do phases+=(--phase max:0); done
 echo "perf/steadiness.sh: $windows windows of ${secs}s, $size-byte frames, $flows flows, testpmd io on CPU $fwd_cpu" >&2
 timeout "$total_s" "$bench" stream --flows "$flows" --frame-size "$size" "${phases[@]}" \
-    --seconds "$secs" --warmup 1 --dst-mac 02:54:00:00:00:01 --rx-queues 1 \
-    --out-dir "$run" --prefix steady --label testpmd --linger 2 -- \
-    -l "$gen_cpu" --no-huge -m 512 --no-pci --file-prefix "$prefix-gen" \
-    --vdev "$(memif 0 client 02:47:00:00:00:01)" --vdev "$(memif 1 client 02:47:00:00:00:02)" \
+    --seconds "$secs" --warmup 1 --dst-mac "$dut_mac0" --rx-queues 1 \
+    --out-dir "$run" --prefix steady --label testpmd --linger 2 -- "${gen_eal[@]}" \
     >"$run/gen.log" 2>&1 || { cat "$run/gen.log" >&2; exit 1; }
 
 # "tandem-bench: steady max: tx X Mpps rx Y Mpps ...": the received rate of each window.

@@ -3,14 +3,16 @@
 #
 #   E2E_NAME=basic; . appliance/e2e/common.sh
 #   e2e_start TOOL...    # e2e_setup TOOL... then e2e_run_tandem configs/lab.yaml
-#   e2e_setup TOOL...    # root check, tools, "$tmp", cleanup trap, build
+#   e2e_setup TOOL...    # root check, tools, "$tmp", cleanup trap, build; sets tandem, bench
 #   e2e_run_tandem PROFILE   # lab up, tandem run PROFILE, wait for the VIP
 #   ... checks with ok / bad; extra processes' pid files go in "$tmp"/*.pid ...
 #   e2e_stop_tandem      # SIGTERM, then checks it stopped cleanly
 #   e2e_finish           # "N passed, M failed" and the exit status
 #
 # The caller is at the repository root with `set -euo pipefail`, and has sourced
-# appliance/lib.sh. TANDEM_E2E_NO_BUILD=1 skips the cargo build.
+# appliance/lib.sh. TANDEM_E2E_NO_BUILD=1 skips the cargo build. A test that runs a
+# variant of the lab profile makes it with `"$bench" profile from configs/lab.yaml ...`
+# (tandem-bench, perf/bench/src/profile.rs).
 
 repo=$(pwd)
 tmp=""
@@ -63,9 +65,11 @@ e2e_setup() {
     tmp=$(mktemp -d /tmp/tandem-e2e.XXXXXX)
     trap e2e_cleanup EXIT
     if [ "${TANDEM_E2E_NO_BUILD:-0}" != 1 ]; then
-        cargo build --release --locked
+        cargo build --release --locked -p tandem -p tandem-bench
     fi
     tandem="$repo/target/release/tandem"
+    # shellcheck disable=SC2034  # for the tests that make a variant of the lab profile
+    bench="$repo/target/release/tandem-bench"
 }
 
 # Usage: e2e_run_tandem PROFILE

@@ -62,8 +62,8 @@ e2e_setup "${tools[@]}"
 profile=configs/lab.yaml
 if [ "$kind" = freeze ]; then
     profile="$tmp/lab-output-lag.yaml"
-    sed 's/^\( *output_lag:\) 0 .*/\1 100ms/' configs/lab.yaml >"$profile"
-    grep -q 'output_lag: 100ms' "$profile" || { bad "could not turn output_lag on"; exit 1; }
+    "$bench" profile from configs/lab.yaml --output-lag 100ms >"$profile" ||
+        { bad "could not turn output_lag on"; exit 1; }
 fi
 e2e_run_tandem "$profile"
 

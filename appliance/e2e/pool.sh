@@ -39,21 +39,8 @@ e2e_setup python3 curl
 
 # 1. A pool of two, spread, probing the stream port only, logging JSON.
 profile="$tmp/pool.yaml"
-python3 - configs/lab.yaml "$profile" <<'PY'
-import sys
-text = open(sys.argv[1]).read()
-spare = "      - name: spare               # namespace tandem-spare\n        address: 198.19.0.13\n"
-for old, new in [
-    (spare, ""),
-    ("selection: ordered", "selection: spread "),
-    ("probe_ports: [7000, 80]", "probe_ports: [7000]    "),
-    ("format: human", "format: json "),
-]:
-    if old not in text:
-        sys.exit(f"configs/lab.yaml: `{old.strip()}` not found")
-    text = text.replace(old, new, 1)
-open(sys.argv[2], "w").write(text)
-PY
+"$bench" profile from configs/lab.yaml --replicas primary,backup --selection spread \
+    --probe-ports 7000 --log-format json >"$profile" || { bad "could not make the pool profile"; exit 1; }
 e2e_run_tandem "$profile"
 ctl() { "$tandem" "$@" --profile "$profile"; }
 

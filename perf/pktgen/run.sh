@@ -8,7 +8,8 @@
 #   PKTGEN_BIN  the user's own pktgen-dpdk binary (built as perf/pktgen/README.md says)
 #   SCRIPT      range-64.lua, syn-flood.lua, imix.lua or latency.lua (a path or a name here)
 #   DUT         testpmd (default): dpdk-testpmd, io forwarding between its two memif ports;
-#               tandem: target/release/tandem run with a generated forward-mode profile
+#               tandem: target/release/tandem run with a forward-mode profile from
+#               `tandem-bench profile forward`
 #
 # Results: key=value lines in $TANDEM_PKTGEN_OUT (default ./pktgen-<script>-<dut>.txt);
 # logs beside it (<out>.pktgen.log, <out>.dut.log). Every TANDEM_PKTGEN_* variable the
@@ -24,6 +25,9 @@ SCRIPT=$2
 DUT=${3:-testpmd}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+me=perf/pktgen/run.sh
+# shellcheck source=../lib.sh
+. "$REPO/perf/lib.sh"
 
 [[ -x $PKTGEN_BIN ]] || { echo "pktgen binary not executable: $PKTGEN_BIN" >&2; exit 2; }
 [[ -f $SCRIPT ]] || SCRIPT=$HERE/$SCRIPT
@@ -32,8 +36,11 @@ SCRIPT=$(cd "$(dirname "$SCRIPT")" && pwd)/$(basename "$SCRIPT")
 case $DUT in
 testpmd) command -v dpdk-testpmd >/dev/null || { echo "dpdk-testpmd not found (Debian: dpdk)" >&2; exit 2; } ;;
 tandem)
-    TANDEM_BIN=${TANDEM_BIN:-$REPO/target/release/tandem}
-    [[ -x $TANDEM_BIN ]] || { echo "tandem binary not found: $TANDEM_BIN (cargo build --release)" >&2; exit 2; }
+    TANDEM_BIN=${TANDEM_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/tandem}
+    TANDEM_BENCH_BIN=${TANDEM_BENCH_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/tandem-bench}
+    for bin in "$TANDEM_BIN" "$TANDEM_BENCH_BIN"; do
+        [[ -x $bin ]] || { echo "not found: $bin (cargo build --release -p tandem -p tandem-bench)" >&2; exit 2; }
+    done
     ;;
 *) usage ;;
 esac
@@ -53,46 +60,25 @@ PG_MAC0=02:00:00:00:10:00 PG_MAC1=02:00:00:00:10:01
 DUT_MAC0=02:00:00:00:20:00 DUT_MAC1=02:00:00:00:20:01
 export TANDEM_PKTGEN_DST_MAC=${TANDEM_PKTGEN_DST_MAC:-$DUT_MAC0}
 
-work=$(mktemp -d /tmp/tandem-pktgen.XXXXXX)
-tag=$(basename "$work")
-pg_prefix=$tag-pg
-dut_prefix=$tag-dut
-dut_pid=
-pg_pid=
+# memif sockets and DPDK runtime files of this run; removed on exit, after the DUT and
+# pktgen are stopped.
+perf_run_dir pktgen
 pg_log=$TANDEM_PKTGEN_OUT.pktgen.log
 dut_log=$TANDEM_PKTGEN_OUT.dut.log
 rm -f "$TANDEM_PKTGEN_OUT" "$pg_log" "$dut_log"
 
-cleanup() {
-    local rc=$?
-    if [[ -n $dut_pid ]] && kill -0 "$dut_pid" 2>/dev/null; then
-        kill -INT "$dut_pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$dut_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$dut_pid" 2>/dev/null || true
-        wait "$dut_pid" 2>/dev/null || true
-    fi
-    if [[ -n $pg_pid ]] && kill -0 "$pg_pid" 2>/dev/null; then
-        kill -TERM "$pg_pid" 2>/dev/null || true
-        wait "$pg_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work" "/var/run/dpdk/$pg_prefix" "/var/run/dpdk/$dut_prefix"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-sock0=$work/memif0.sock
-sock1=$work/memif1.sock
+sock0=$run/memif0.sock
+sock1=$run/memif1.sock
+# The DUT's EAL arguments: its forwarding lcore 1 on CPU 1, main lcore 0 on CPU 0.
+dut_eal=(--lcores "0@0,1@1" --main-lcore 0 --no-huge -m 512 --no-pci --file-prefix "$prefix-dut"
+    --vdev "$(memif 0 server "$DUT_MAC0")" --vdev "$(memif 1 server "$DUT_MAC1")")
 
 case $DUT in
 testpmd)
     # io forwarding: port 0 -> port 1 and port 1 -> port 0, untouched frames. The stats
     # period keeps testpmd running without a terminal until it is signalled; it prints its
     # forwarding totals on exit.
-    timeout -s INT $((limit + 10)) dpdk-testpmd \
-        --lcores 0@0,1@1 --main-lcore 0 --no-huge -m 512 --no-pci --file-prefix "$dut_prefix" \
-        --vdev "net_memif0,role=server,id=0,socket=$sock0,socket-abstract=no,mac=$DUT_MAC0" \
-        --vdev "net_memif1,role=server,id=1,socket=$sock1,socket-abstract=no,mac=$DUT_MAC1" \
+    timeout -s INT $((limit + 10)) dpdk-testpmd "${dut_eal[@]}" \
         -- --forward-mode=io --nb-cores=1 --total-num-mbufs=32768 --auto-start --stats-period 5 \
         >"$dut_log" 2>&1 </dev/null &
     dut_pid=$!
@@ -102,67 +88,10 @@ tandem)
     # replica. Tandem's addresses come from 198.18.0.0/15 like the traffic's.
     export TANDEM_PKTGEN_REPLICA_IP=${TANDEM_PKTGEN_REPLICA_IP:-198.19.0.11}
     vip=${TANDEM_PKTGEN_VIP:-198.18.0.100}
-    profile=$work/profile.yaml
-    cat >"$profile" <<EOF
-eal:
-  args: [--lcores, "0@0,1@1", --main-lcore, "0", --no-huge, -m, "512", --no-pci,
-         --file-prefix, $dut_prefix,
-         --vdev, "net_memif0,role=server,id=0,socket=$sock0,socket-abstract=no,mac=$DUT_MAC0",
-         --vdev, "net_memif1,role=server,id=1,socket=$sock1,socket-abstract=no,mac=$DUT_MAC1"]
-lcores:
-  control: 0
-  workers: [1]
-ports:
-  outside:
-    device: net_memif0
-    address: 198.18.0.1/16
-    queues: 1
-    rx_descriptors: 1024
-    tx_descriptors: 1024
-    mtu: 1500
-  inside:
-    device: net_memif1
-    address: 198.19.0.1/24
-    queues: 1
-    rx_descriptors: 1024
-    tx_descriptors: 1024
-    mtu: 1500
-services:
-  - name: pktgen
-    vip: $vip
-    port: any
-    mode: forward
-    copies: 1
-    selection: ordered
-    replicas:
-      - name: sink
-        address: $TANDEM_PKTGEN_REPLICA_IP
-    health:
-      probe_ports: []
-      interval: 100ms
-      timeout: 100ms
-      fall: 3
-      rise: 1
-timeouts:
-  syn: 5s
-  established: 300s
-  linger: 2s
-  synack_wait: 2ms
-  arp_refresh: 30s
-limits:
-  flows_per_worker: 262144
-  hold_bytes_per_flow: 262144
-  hold_bytes_total: 33554432
-  hold_segments_total: 16384
-  mbufs: 32767
-  mbuf_cache: 256
-management:
-  socket: $work/tandem.sock
-  metrics: off
-logging:
-  format: human
-  level: info
-EOF
+    profile=$run/profile.yaml
+    "$TANDEM_BENCH_BIN" profile forward --control 0 --worker 1 --vip "$vip" --port any \
+        --replica "$TANDEM_PKTGEN_REPLICA_IP" --flows-per-worker 262144 \
+        --socket "$run/tandem.sock" -- "${dut_eal[@]}" >"$profile"
     "$TANDEM_BIN" check --profile "$profile" >"$dut_log" 2>&1 || {
         echo "generated profile refused by tandem check:" >&2; cat "$dut_log" >&2; exit 1; }
     timeout -s INT $((limit + 10)) "$TANDEM_BIN" run --profile "$profile" >>"$dut_log" 2>&1 </dev/null &
@@ -184,9 +113,8 @@ done
 # (nice 0 against 19: ~98 %); its sending lcore goes back to nice 0 once it exists.
 # -m 3072: 23.06 takes ~1.5 GB of --no-huge memory per port. It needs a terminal: script(1).
 pg_cmd=(nice -n 19 "$PKTGEN_BIN"
-    --lcores 0@1,1@0 --main-lcore 0 --no-huge -m 3072 --no-pci --file-prefix "$pg_prefix"
-    --vdev "net_memif0,role=client,id=0,socket=$sock0,socket-abstract=no,mac=$PG_MAC0"
-    --vdev "net_memif1,role=client,id=1,socket=$sock1,socket-abstract=no,mac=$PG_MAC1"
+    --lcores "0@1,1@0" --main-lcore 0 --no-huge -m 3072 --no-pci --file-prefix "$prefix-pg"
+    --vdev "$(memif 0 client "$PG_MAC0")" --vdev "$(memif 1 client "$PG_MAC1")"
     -- -T -m "1.[0-1]" -f "$SCRIPT")
 printf -v pg_line '%q ' "${pg_cmd[@]}"
 
@@ -194,7 +122,7 @@ printf -v pg_line '%q ' "${pg_cmd[@]}"
 pg_worker_tid() {
     local d tid
     for d in /proc/[0-9]*; do
-        { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -q -- "--file-prefix $pg_prefix " || continue
+        { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -q -- "--file-prefix $prefix-pg " || continue
         # DPDK 22.11 names the thread of EAL lcore N "rte-worker-N".
         tid=$(grep -lx 'rte-worker-1' "$d"/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5)
         [[ -n $tid ]] && { echo "$tid"; return 0; }
@@ -204,17 +132,18 @@ pg_worker_tid() {
 
 echo "running $name through $DUT for ${duration}s (limit ${limit}s); results: $TANDEM_PKTGEN_OUT"
 timeout -k 5 "$limit" script -qfec "$pg_line" /dev/null >"$pg_log" 2>&1 </dev/null &
-pg_pid=$!
+gen_pid=$!
 for _ in $(seq 300); do
     tid=$(pg_worker_tid)
     if [[ -n $tid ]]; then renice -n 0 -p "$tid" >/dev/null; break; fi
-    kill -0 "$pg_pid" 2>/dev/null || break
+    kill -0 "$gen_pid" 2>/dev/null || break
     sleep 0.1
 done
 [[ -n ${tid:-} ]] || echo "warning: pktgen's sending lcore not found; it stays at nice 19" >&2
 set +e
-wait "$pg_pid"
+wait "$gen_pid"
 pg_rc=$?
+gen_pid=""
 set -e
 
 if [[ ! -s $TANDEM_PKTGEN_OUT ]]; then
@@ -233,15 +162,15 @@ kill -0 "$dut_pid" 2>/dev/null || dut_alive=0
 [[ $dut_alive -eq 1 ]] || echo "dut_exited_early=1" >>"$TANDEM_PKTGEN_OUT"
 case $DUT in
 testpmd)
-    kill -INT "$dut_pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$dut_pid" 2>/dev/null || break; sleep 0.1; done
+    stop_pid "$dut_pid" INT
+    dut_pid=""
     # testpmd prints its forwarding totals on exit; TX-dropped counts frames its transmit
     # ring towards pktgen had no room for.
     awk '/Accumulated forward statistics/ { acc = 1 }
          acc && /TX-dropped:/ { print "dut_tx_dropped=" $4; exit }' "$dut_log" >>"$TANDEM_PKTGEN_OUT"
     ;;
 tandem)
-    "$TANDEM_BIN" status --socket "$work/tandem.sock" >"$TANDEM_PKTGEN_OUT.status" 2>&1 || true
+    "$TANDEM_BIN" status --socket "$run/tandem.sock" >"$TANDEM_PKTGEN_OUT.status" 2>&1 || true
     ;;
 esac
 cat "$TANDEM_PKTGEN_OUT"

@@ -15,6 +15,9 @@
 //! every key and node (built from the YAML parser's events) turns one into the other, so
 //! both kinds of error carry both. Unknown keys are errors everywhere (`deny_unknown_fields`).
 //!
+//! The other way, [`Profile::to_yaml`] writes a profile as YAML that [`parse`] reads back
+//! (how `tandem-bench profile` makes the benchmarks' and the lab tests' profiles).
+//!
 //! The schema, with defaults (`configs/lab.yaml` and `configs/appliance-2port.yaml` are
 //! commented examples):
 //!
@@ -90,6 +93,7 @@ mod profile;
 mod raw;
 mod schema;
 mod validate;
+mod write;
 
 /// Whether `name` may name a service or a replica: 1 to 32 ASCII letters, digits, `-`
 /// and `_` (names appear in metrics labels and in `service/replica`).
@@ -109,6 +113,7 @@ pub use profile::{
     PortRole, Ports, Profile, Replica, Selection, Service, Timeouts, WorkerAssignment, WorkerPlan,
 };
 pub use schema::HANDOFF_RING_FRAMES;
+pub use write::WriteError;
 
 use locate::{FieldPath, Hit, Pos, SourceMap};
 use serde_saphyr::Error as YamlError;

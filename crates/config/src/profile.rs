@@ -6,9 +6,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::net::{Device, Ipv4Cidr, ServicePort};
+use crate::schema;
 
 /// A whole appliance profile.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,7 +56,7 @@ pub struct Lcores {
 }
 
 /// How both directions of a flow reach their worker (DESIGN §4; `tandem_runtime::affinity`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Affinity {
     /// The ports' RSS on the client's fields where both ports can and every worker polls
@@ -77,7 +78,7 @@ impl std::fmt::Display for Affinity {
 }
 
 /// Which side of the appliance a port is on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PortRole {
     /// Towards the clients (or the router in front of them); VIPs are answered here.
@@ -147,6 +148,20 @@ pub struct Port {
 }
 
 impl Port {
+    /// A port with the schema's defaults: no gateway, one receive queue, rings of 1024,
+    /// MTU 1500.
+    pub fn new(device: Device, address: Ipv4Cidr) -> Port {
+        Port {
+            device,
+            address,
+            gateway: None,
+            queues: schema::QUEUES,
+            rx_descriptors: schema::DESCRIPTORS,
+            tx_descriptors: schema::DESCRIPTORS,
+            mtu: schema::MTU,
+        }
+    }
+
     /// The next hop for `destination`: itself on the subnet, else the gateway (if any).
     pub fn next_hop(&self, destination: Ipv4Addr) -> Option<Ipv4Addr> {
         if self.address.contains(destination) {
@@ -168,6 +183,28 @@ pub struct WorkerAssignment {
     pub queue: u16,
 }
 
+impl WorkerAssignment {
+    /// The assignment a profile without a `workers` list gets: receive queue i (outside
+    /// queues first, then inside) goes to worker lcore i mod W. With as many workers as
+    /// queues per port, worker k polls queue k of both ports; with twice as many, each
+    /// worker polls one queue. Empty without workers.
+    pub fn derived(workers: &[u32], ports: &Ports) -> Vec<WorkerAssignment> {
+        if workers.is_empty() {
+            return Vec::new();
+        }
+        PortRole::ALL
+            .into_iter()
+            .flat_map(|port| (0..ports.get(port).queues).map(move |queue| (port, queue)))
+            .enumerate()
+            .map(|(i, (port, queue))| WorkerAssignment {
+                lcore: workers[i % workers.len()],
+                port,
+                queue,
+            })
+            .collect()
+    }
+}
+
 /// One worker as the runtime starts it: its lcore, the receive queues it polls and the
 /// transmit queue it owns on every port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,7 +220,7 @@ pub struct WorkerPlan {
 }
 
 /// How a service protects its connections (DESIGN.md section 2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Hot standby: every client segment goes to all the flow's replicas; one replica's
@@ -212,7 +249,7 @@ impl std::fmt::Display for Mode {
 }
 
 /// How a new flow picks its replicas from the live replicas of the pool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Selection {
     /// The first replica rotates from one new flow to the next over the live pool: load
@@ -289,6 +326,24 @@ pub struct Health {
     pub output_lag: Option<Duration>,
 }
 
+impl Default for Health {
+    /// The schema's defaults, without probe ports (no probing: forward mode only; a
+    /// profile without `probe_ports` probes its service port).
+    fn default() -> Health {
+        Health {
+            probe_ports: Vec::new(),
+            interval: schema::INTERVAL,
+            timeout: schema::INTERVAL,
+            fall: schema::FALL,
+            rise: schema::RISE,
+            suspect_burst: schema::SUSPECT_BURST,
+            suspect_interval: schema::SUSPECT_INTERVAL,
+            ack_lag: Some(schema::ACK_LAG),
+            output_lag: None,
+        }
+    }
+}
+
 impl Health {
     /// Worst-case time to declare a silent replica down by probing alone:
     /// `interval × (fall − 1) + timeout`.
@@ -314,6 +369,19 @@ pub struct Timeouts {
     pub synack_wait: Duration,
     /// How often a neighbour (replica, gateway) entry is re-resolved with ARP.
     pub arp_refresh: Duration,
+}
+
+impl Default for Timeouts {
+    /// The schema's defaults.
+    fn default() -> Timeouts {
+        Timeouts {
+            syn: schema::SYN,
+            established: schema::ESTABLISHED,
+            linger: schema::LINGER,
+            synack_wait: schema::SYNACK_WAIT,
+            arp_refresh: schema::ARP_REFRESH,
+        }
+    }
 }
 
 /// Table sizes and memory budgets.
@@ -342,6 +410,23 @@ pub struct Limits {
     pub syn_backlog: u32,
 }
 
+impl Default for Limits {
+    /// The schema's defaults (`syn_backlog` as for the default `flows_per_worker`).
+    fn default() -> Limits {
+        Limits {
+            flows_per_worker: schema::FLOWS_PER_WORKER,
+            hold_bytes_per_flow: schema::HOLD_BYTES_PER_FLOW,
+            hold_bytes_total: schema::HOLD_BYTES_TOTAL,
+            hold_segments_total: schema::HOLD_SEGMENTS_TOTAL,
+            mbufs: schema::MBUFS,
+            mbuf_cache: schema::MBUF_CACHE,
+            control_rate: schema::CONTROL_RATE,
+            control_burst: schema::CONTROL_BURST,
+            syn_backlog: schema::SYN_BACKLOG.min(schema::FLOWS_PER_WORKER / 2),
+        }
+    }
+}
+
 /// The management interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Management {
@@ -355,7 +440,7 @@ pub struct Management {
 }
 
 /// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// One human-readable line per event.
@@ -366,7 +451,9 @@ pub enum LogFormat {
 }
 
 /// Least severe level logged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     /// Errors only.
@@ -455,5 +542,39 @@ impl Profile {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `Default`s and `Port::new` are what a profile that leaves the fields out gets.
+    #[test]
+    fn defaults_are_the_schemas() {
+        let text = "\
+lcores: { workers: [1] }
+ports:
+  outside: { device: 0000:01:00.0, address: 198.18.0.1/24 }
+  inside: { device: 0000:01:00.1, address: 198.19.0.1/24 }
+services:
+  - { name: s, vip: 198.18.0.100, port: 80, mode: forward, copies: 1,
+      replicas: [{ name: r, address: 198.19.0.11 }], health: { probe_ports: [] } }
+";
+        let p = match crate::parse("defaults.yaml", text) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(p.timeouts, Timeouts::default());
+        assert_eq!(p.limits, Limits::default());
+        assert_eq!(p.services[0].health, Health::default());
+        assert_eq!(
+            p.ports.outside,
+            Port::new(p.ports.outside.device.clone(), p.ports.outside.address)
+        );
+        assert_eq!(
+            p.workers,
+            WorkerAssignment::derived(&p.lcores.workers, &p.ports)
+        );
     }
 }

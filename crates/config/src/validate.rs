@@ -467,13 +467,8 @@ fn check_workers(
         queue_ids.extend((0..ports.get(role).queues).map(|q| (role, q)));
     }
     let Some(list) = raw else {
-        // Derived: receive queue i (outside queues first, then inside) goes to worker
-        // i mod W. With as many workers as queues per port, worker k polls queue k of both
-        // ports; with twice as many, each worker polls one queue.
+        // Derived (WorkerAssignment::derived): queue i to worker i mod W.
         let w = lcores.workers.len();
-        if w == 0 {
-            return Vec::new();
-        }
         if w > queue_ids.len() {
             c.bad_allowing(
                 &root.key("lcores").key("workers"),
@@ -485,15 +480,7 @@ fn check_workers(
                 "at most as many workers as receive queues; raise `queues` or list `workers`",
             );
         }
-        return queue_ids
-            .iter()
-            .enumerate()
-            .map(|(i, &(port, queue))| WorkerAssignment {
-                lcore: lcores.workers[i % w],
-                port,
-                queue,
-            })
-            .collect();
+        return WorkerAssignment::derived(&lcores.workers, ports);
     };
 
     let wp = root.key("workers");

@@ -155,3 +155,35 @@ fn every_field_is_commented() {
         }
     }
 }
+
+/// Every shipped profile, written back by `Profile::to_yaml`, reads back the same.
+#[test]
+fn shipped_profiles_are_written_back() {
+    for name in ["lab.yaml", "appliance-2port.yaml"] {
+        let p = load(&config(name)).expect("valid");
+        let text = p.to_yaml().expect("writes");
+        let back = tandem_config::parse(name, &text)
+            .unwrap_or_else(|e| panic!("{name} written back:\n{text}\n{e}"));
+        assert_eq!(back, p, "{name} written back:\n{text}");
+        // `workers` is left out where lcores and ports derive it.
+        assert!(!text.contains("\nworkers:"), "{name}:\n{text}");
+    }
+}
+
+/// A `workers` list that is not the derived one is written out, and reads back the same.
+#[test]
+fn explicit_workers_are_written_back() {
+    let mut p = load(&config("appliance-2port.yaml")).expect("valid");
+    p.workers.swap(0, 1);
+    let (a, b) = (p.workers[0].lcore, p.workers[1].lcore);
+    p.workers[0].lcore = b;
+    p.workers[1].lcore = a;
+    assert_ne!(
+        p.workers,
+        WorkerAssignment::derived(&p.lcores.workers, &p.ports)
+    );
+    let text = p.to_yaml().expect("writes");
+    assert!(text.contains("\nworkers:"), "{text}");
+    let back = tandem_config::parse("swapped.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back, p);
+}

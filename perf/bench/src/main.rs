@@ -10,11 +10,16 @@
 //! addresses on port 0, so that a device that resolves its neighbours (Tandem) can
 //! forward. Each phase (warm-up, measurement, drain) writes `key=value` results and the
 //! latency percentile distribution as CSV.
+//!
+//! `tandem-bench mirror` plays clients and two replicas through Tandem's mirror path, with
+//! a failure (see `mirror.rs`). `tandem-bench profile` writes the profiles Tandem runs with
+//! in the benchmarks and the lab tests (see `profile.rs`).
 
 mod dut_latency;
 mod link;
 mod mirror;
 mod packet;
+mod profile;
 mod stream;
 
 use std::path::PathBuf;
@@ -22,6 +27,13 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use tandem_wire::{Ipv4Addr, MacAddr};
+
+/// The VIP of the benchmarks: where the generators send, what the profiles give Tandem.
+const VIP: &str = "198.18.0.100";
+/// The (primary) replica's address, answered for by the generators on port 1.
+const PRIMARY: &str = "198.19.0.11";
+/// The backup replica's address (`mirror`).
+const BACKUP: &str = "198.19.0.12";
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -41,6 +53,8 @@ enum Command {
     Stream(StreamArgs),
     /// Play clients and two replicas through the mirror path, with a failure.
     Mirror(mirror::MirrorArgs),
+    /// Write a Tandem profile for a benchmark or a lab test (YAML, on stdout).
+    Profile(profile::ProfileArgs),
 }
 
 /// What `stream` does; see the crate docs.
@@ -76,13 +90,13 @@ pub struct StreamArgs {
     #[arg(long, value_parser = parse_mac)]
     pub dst_mac: MacAddr,
     /// Destination address of the stream (the VIP).
-    #[arg(long, default_value = "198.18.0.100")]
+    #[arg(long, default_value = VIP)]
     pub vip: Ipv4Addr,
     /// Destination TCP port.
     #[arg(long, default_value_t = 80)]
     pub vip_port: u16,
     /// The replica address answered for in ARP on port 1.
-    #[arg(long, default_value = "198.19.0.11")]
+    #[arg(long, default_value = PRIMARY)]
     pub replica: Ipv4Addr,
     /// Receive queues per port: as many as the device's transmit queues on that link
     /// (memif pairs queues by index; Tandem with one worker sends on one).
@@ -153,6 +167,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Stream(args) => stream::run(&args),
         Command::Mirror(args) => mirror::run(&args),
+        Command::Profile(args) => profile::run(&args),
     }
 }
 

@@ -105,16 +105,16 @@ pub struct MirrorArgs {
     #[arg(long, value_parser = crate::parse_mac)]
     pub dst_mac: MacAddr,
     /// The VIP.
-    #[arg(long, default_value = "198.18.0.100")]
+    #[arg(long, default_value = crate::VIP)]
     pub vip: Ipv4Addr,
     /// The service port (also the port Tandem probes).
     #[arg(long, default_value_t = 80)]
     pub vip_port: u16,
     /// The primary replica's address (first in the profile's ordered list).
-    #[arg(long, default_value = "198.19.0.11")]
+    #[arg(long, default_value = crate::PRIMARY)]
     pub primary: Ipv4Addr,
     /// The backup replica's address.
-    #[arg(long, default_value = "198.19.0.12")]
+    #[arg(long, default_value = crate::BACKUP)]
     pub backup: Ipv4Addr,
     /// Receive queues per port: as many as the device's transmit queues on that link
     /// (Tandem with one worker: one).
