@@ -93,7 +93,7 @@ else
 fi
 
 # 3a. Prometheus metrics, inside the appliance's namespace (the profile's 127.0.0.1:9450).
-metrics=$(lab_exec "$LAB_APPLIANCE_NS" curl -sS --max-time 5 http://127.0.0.1:9450/metrics || true)
+metrics=$(scrape)
 rx=$(awk '$1 == "tandem_rx_packets_total{lcore=\"1\"}" { print $2 }' <<<"$metrics")
 if [ "${rx:-0}" -gt 0 ] && grep -q '^tandem_replica_up{replica="lab/primary",address="198.19.0.11"} 1$' <<<"$metrics" &&
     grep -q '^# TYPE tandem_drops_total counter$' <<<"$metrics"; then
@@ -123,24 +123,23 @@ else
 fi
 
 # 3b. The management socket: status, drain, fail, up, and a wrong name.
-mgmt() { "$tandem" "$@" --profile configs/lab.yaml; }
 # Whether the replica named $1 in `tandem status --json` passes the jq test $2.
-replica_is() { mgmt status --json 2>/dev/null | jq -e --arg n "$1" "any(.replicas[]; .name == \$n and ($2))" >/dev/null; }
-st=$(mgmt status 2>&1 || true)
+replica_is() { ctl status --json 2>/dev/null | jq -e --arg n "$1" "any(.replicas[]; .name == \$n and ($2))" >/dev/null; }
+st=$(ctl status 2>&1 || true)
 echo "$st" | sed 's/^/e2e basic: status: /'
 if replica_is lab/primary '.address == "198.19.0.11" and .health == "up"' &&
-    mgmt status --json | jq -e '.data_path.flows >= 0 and (.data_path.workers | length) == 1' >/dev/null; then
+    ctl status --json | jq -e '.data_path.flows >= 0 and (.data_path.workers | length) == 1' >/dev/null; then
     ok "tandem status answers: replicas and flows (text above, and --json)"
 else
     bad "tandem status: unexpected answer"
 fi
-mgmt drain spare >/dev/null 2>&1 || true
+ctl drain spare >/dev/null 2>&1 || true
 if replica_is lab/spare '.health == "draining" and .operator == "drain"'; then
     ok "tandem drain spare: draining"
 else
     bad "tandem drain spare did not take"
 fi
-mgmt fail lab/spare >/dev/null 2>&1 || true
+ctl fail lab/spare >/dev/null 2>&1 || true
 # The probes see the spare go down and come back meanwhile: they must not bring it back.
 lab_exec "$(lab_replica_ns spare)" ip link set "$LAB_HOST_IF" down
 sleep 0.3
@@ -154,20 +153,20 @@ else
     bad "tandem fail lab/spare did not hold (or the probes never saw it down and up)"
     grep -E '198\.19\.0\.13' "$tmp/tandem.log" | tail -n 5
 fi
-mgmt up spare >/dev/null 2>&1 || true
+ctl up spare >/dev/null 2>&1 || true
 if replica_is lab/spare '.health == "up" and .operator == null and .mac != null'; then
     ok "tandem up spare: back in service"
 else
     bad "tandem up spare did not take"
 fi
-if err=$(mgmt fail nosuch 2>&1); then
+if err=$(ctl fail nosuch 2>&1); then
     bad "tandem fail nosuch succeeded: $err"
 elif grep -q 'lab/primary, lab/backup, lab/spare' <<<"$err"; then
     ok "a wrong name is refused with the valid ones: $(tail -n 1 <<<"$err")"
 else
     bad "tandem fail nosuch: unexpected error: $err"
 fi
-if ! out=$(mgmt fail nosuch --json 2>/dev/null) && jq -e '.error | startswith("no replica `nosuch`")' <<<"$out" >/dev/null; then
+if ! out=$(ctl fail nosuch --json 2>/dev/null) && jq -e '.error | startswith("no replica `nosuch`")' <<<"$out" >/dev/null; then
     ok "with --json the refusal is JSON too, and the exit status 1"
 else
     bad "tandem fail nosuch --json: '$out'"
@@ -206,7 +205,6 @@ grep -E '^\s+(rx|tx|flows_created|to_control|drop\.not_served|drop\.not_tcp|drop
 grep -A3 '^neighbours:' "$tmp/tandem.out" || true
 grep -A2 '^ports' "$tmp/tandem.out" || true
 echo "e2e basic: ---"
-counter() { awk -v k="$1" '$1 == k { print $2; exit }' "$tmp/tandem.out"; }
 ns_drop=$(counter drop.not_served)
 ctl_drop=$(counter control.not_served)
 if [ "${ns_drop:-0}" -gt 0 ]; then ok "drop.not_served = $ns_drop"; else bad "drop.not_served is '${ns_drop:-missing}'"; fi

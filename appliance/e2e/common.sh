@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the end-to-end tests (sourced, not run): the checks' bookkeeping, cleanup on
 # any exit, the build, the lab, and `tandem run` with the VIP answering.
 #
@@ -9,6 +10,11 @@
 #   e2e_stop_tandem      # SIGTERM, then checks it stopped cleanly
 #   e2e_finish           # "N passed, M failed" and the exit status
 #
+# And for the checks: `ctl CMD...` (the management commands against the profile that
+# runs), `health_of NAME` / `wait_health NAME STATE` (from `tandem status --json`),
+# `start_server NAME` / `kill_server NAME` (the stream server on a replica), `scrape` and
+# `metric KEY TEXT` (the metrics listener), `counter KEY` (the exit summary).
+#
 # The caller is at the repository root with `set -euo pipefail`, and has sourced
 # appliance/lib.sh. TANDEM_E2E_NO_BUILD=1 skips the cargo build. A test that runs a
 # variant of the lab profile makes it with `"$bench" profile from configs/lab.yaml ...`
@@ -17,6 +23,7 @@
 repo=$(pwd)
 tmp=""
 tandem_pid=""
+e2e_profile=""
 pass=0
 fail=0
 ok() { pass=$((pass + 1)); printf 'e2e %s: ok: %s\n' "$E2E_NAME" "$*"; }
@@ -74,6 +81,7 @@ e2e_setup() {
 
 # Usage: e2e_run_tandem PROFILE
 e2e_run_tandem() {
+    e2e_profile=$1
     appliance/lab.sh up >/dev/null
     ip netns exec "$LAB_APPLIANCE_NS" "$tandem" run --profile "$1" \
         >"$tmp/tandem.out" 2>"$tmp/tandem.log" &
@@ -111,3 +119,44 @@ e2e_finish() {
     echo "e2e $E2E_NAME: $pass passed, $fail failed"
     [ "$fail" = 0 ]
 }
+
+# The management commands (`tandem status`, `flows`, `drain`, ...) against the appliance
+# e2e_run_tandem started.
+ctl() { "$tandem" "$@" --profile "$e2e_profile"; }
+
+# A replica's health in `tandem status --json`: up, draining, down.
+health_of() { ctl status --json | jq -r --arg n "lab/$1" '.replicas[] | select(.name == $n) | .health'; }
+
+# Usage: wait_health NAME STATE   (5 s at most)
+wait_health() {
+    for _ in $(seq 1 50); do
+        [ "$(health_of "$1")" = "$2" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# Usage: start_server NAME   (the stream server, e2e/stream.py, on replica NAME: port 7000)
+start_server() {
+    local name=$1 ns ip
+    ns=$(lab_replica_ns "$name")
+    ip=$(lab_replica_ip "$name")
+    rm -f "$tmp/stream-$name.pid"
+    lab_exec "$ns" timeout 120 python3 "$repo/appliance/e2e/stream.py" serve "$ip" \
+        "$tmp/stream-$name.pid" >>"$tmp/stream-$name.log" 2>&1 &
+    for _ in $(seq 1 50); do
+        [ -s "$tmp/stream-$name.pid" ] && lab_exec "$ns" ss -ltnH "src $ip" | grep -q ":7000" && return 0
+        sleep 0.1
+    done
+    bad "the stream server on $name did not start"
+    cat "$tmp/stream-$name.log"
+    exit 1
+}
+kill_server() { kill -KILL "$(cat "$tmp/stream-$1.pid")" 2>/dev/null || true; }
+
+# The metrics listener's text (inside the appliance's namespace); one value from it.
+scrape() { lab_exec "$LAB_APPLIANCE_NS" curl -sS --max-time 5 http://127.0.0.1:9450/metrics || true; }
+metric() { awk -v k="$1" '$1 == k { print $2 }' <<<"$2"; }
+
+# A counter of the summary `tandem run` printed when it stopped.
+counter() { awk -v k="$1" '$1 == k { print $2; exit }' "$tmp/tandem.out"; }

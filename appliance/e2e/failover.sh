@@ -117,8 +117,6 @@ done
 sleep 0.5
 
 # Metrics before the failure (the profile's listener, inside the appliance's namespace).
-scrape() { lab_exec "$LAB_APPLIANCE_NS" curl -sS --max-time 5 http://127.0.0.1:9450/metrics || true; }
-metric() { awk -v k="$1" '$1 == k { print $2 }' <<<"$2"; }
 before=$(scrape)
 
 # The victim's server processes: the stream server, nginx's master and its worker.
@@ -158,9 +156,9 @@ freeze)
     what="SIGSTOP of the servers on $victim (pids $pids)"
     ;;
 operator)
-    "$tandem" drain "$victim" --profile "$profile" >/dev/null
+    ctl drain "$victim" >/dev/null
     failed_at=$EPOCHREALTIME
-    "$tandem" fail "$victim" --profile "$profile" >/dev/null
+    ctl fail "$victim" >/dev/null
     what="tandem drain, then tandem fail, of $victim"
     ;;
 silence)
@@ -275,7 +273,6 @@ fi
 unprotected=$(grep -oE 'flows_unprotected=[0-9]+' "$tmp/events.log" | cut -d= -f2 | sort -n | tail -n 1 || true)
 
 e2e_stop_tandem
-counter() { awk -v k="$1" '$1 == k { print $2; exit }' "$tmp/tandem.out"; }
 grep -E '^\s+(flows_created|flow_failovers|flows_lost|legs_lost|replayed_segments|drop\.[a-z_]+|control\.(probes|probe_replies|probes_lost|failovers|signals))\s' "$tmp/tandem.out" || true
 lost=$(counter flows_lost)
 if [ "${lost:-x}" = 0 ]; then ok "no flow lost (flows_lost 0)"; else bad "flows_lost is '${lost:-missing}'"; fi

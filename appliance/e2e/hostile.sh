@@ -220,7 +220,6 @@ done
 sleep 0.5 # up again after `rise` good probes
 
 # --- helpers ---------------------------------------------------------------------------
-scrape() { lab_exec "$LAB_APPLIANCE_NS" curl -sS --max-time 5 http://127.0.0.1:9450/metrics || true; }
 # msum TEXT NAME [LABEL]: the sum of metric NAME's samples (those with LABEL if given,
 # e.g. 'reason="paws"'), over every lcore.
 msum() {
@@ -584,7 +583,6 @@ drops_moved=$(moved "$start_metrics" "$end_metrics")
 echo "e2e $E2E_NAME: drops by reason over the attacks: $drops_moved"
 
 e2e_stop_tandem
-counter() { awk -v k="$1" '$1 == k { print $2; exit }' "$tmp/tandem.out"; }
 grep -E '^\s+(flows_created|flow_failovers|flows_lost|half_open_[a-z]+|icmp_frag_needed|stray_resets|drop\.[a-z_]+|control_rate_limited|answers_rate_limited|control\.(malformed|echo_replies|arp_mac_[a-z]+|failovers))\s' "$tmp/tandem.out" || true
 cm=$(counter control.malformed)
 if [ "${cm:-0}" -ge "$control_malformed_sent" ] && [ "$control_malformed_sent" -gt 0 ]; then

@@ -42,36 +42,7 @@ profile="$tmp/pool.yaml"
 "$bench" profile from configs/lab.yaml --replicas primary,backup --selection spread \
     --probe-ports 7000 --log-format json >"$profile" || { bad "could not make the pool profile"; exit 1; }
 e2e_run_tandem "$profile"
-ctl() { "$tandem" "$@" --profile "$profile"; }
 
-start_server() {
-    local name=$1 ns ip_var
-    ns=$(lab_replica_ns "$name")
-    ip_var="LAB_${name^^}_IP"
-    rm -f "$tmp/stream-$name.pid"
-    lab_exec "$ns" timeout 120 python3 "$repo/appliance/e2e/stream.py" serve "${!ip_var}" \
-        "$tmp/stream-$name.pid" >>"$tmp/stream-$name.log" 2>&1 &
-    for _ in $(seq 1 50); do
-        [ -s "$tmp/stream-$name.pid" ] && lab_exec "$ns" ss -ltnH "src ${!ip_var}" | grep -q ":7000" && return 0
-        sleep 0.1
-    done
-    bad "the stream server on $name did not start"
-    cat "$tmp/stream-$name.log"
-    exit 1
-}
-kill_server() { kill -KILL "$(cat "$tmp/stream-$1.pid")" 2>/dev/null || true; }
-# A replica's health in `tandem status --json`: up, draining, down.
-health_of() { ctl status --json | jq -r --arg n "lab/$1" '.replicas[] | select(.name == $n) | .health'; }
-wait_health() {
-    local name=$1 want=$2
-    for _ in $(seq 1 50); do
-        [ "$(health_of "$name")" = "$want" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
-scrape() { lab_exec "$LAB_APPLIANCE_NS" curl -sS --max-time 5 http://127.0.0.1:9450/metrics || true; }
-metric() { awk -v k="$1" '$1 == k { print $2 }' <<<"$2"; }
 # Flows with a copy on replica $1 (live or not), from `tandem flows`.
 flows_on() { ctl flows --json --replica "$1" --limit 10000 | jq .matched; }
 # Runs the stream clients in the background (phase $1).

@@ -39,7 +39,6 @@ profile="$tmp/workers.yaml"
 "$bench" profile from configs/lab.yaml --eal-lcores 0@0,1@0,2@1 --workers 1,2 --queues 2 \
     --probe-ports 7000 --synack-wait 200ms >"$profile" || { bad "could not make the profile"; exit 1; }
 e2e_run_tandem "$profile"
-ctl() { "$tandem" "$@" --profile "$profile"; }
 if grep -q 'flow affinity.*path=hand-off.*workers=2' "$tmp/tandem.log" &&
     ! grep -q 'flow affinity.*path=rss' "$tmp/tandem.log"; then
     ok "two workers on the hand-off path: $(grep -o 'flow affinity.*' "$tmp/tandem.log" | head -n1)"
@@ -48,31 +47,6 @@ else
     grep -i "affinity\|port started" "$tmp/tandem.log" || true
 fi
 
-start_server() {
-    local name=$1 ns ip_var
-    ns=$(lab_replica_ns "$name")
-    ip_var="LAB_${name^^}_IP"
-    rm -f "$tmp/stream-$name.pid"
-    lab_exec "$ns" timeout 120 python3 "$repo/appliance/e2e/stream.py" serve "${!ip_var}" \
-        "$tmp/stream-$name.pid" >>"$tmp/stream-$name.log" 2>&1 &
-    for _ in $(seq 1 50); do
-        [ -s "$tmp/stream-$name.pid" ] && lab_exec "$ns" ss -ltnH "src ${!ip_var}" | grep -q ":7000" && return 0
-        sleep 0.1
-    done
-    bad "the stream server on $name did not start"
-    cat "$tmp/stream-$name.log"
-    exit 1
-}
-health_of() { ctl status --json | jq -r --arg n "lab/$1" '.replicas[] | select(.name == $n) | .health'; }
-wait_health() {
-    for _ in $(seq 1 50); do
-        [ "$(health_of "$1")" = "$2" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
-scrape() { lab_exec "$LAB_APPLIANCE_NS" curl -sS --max-time 5 http://127.0.0.1:9450/metrics || true; }
-metric() { awk -v k="$1" '$1 == k { print $2 }' <<<"$2"; }
 
 start_server primary
 start_server backup
@@ -86,9 +60,9 @@ client_pid=$!
 sleep 1.5
 listing=$(ctl flows --json --limit 10000)
 # The client's connections, by port; each once.
-clients=$(jq -r --arg ip "$LAB_CLIENT_IP" '.flows[] | select(.client == $ip) | .client_port' <<<"$listing")
-listed=$(sort <<<"$clients" | grep -c . || true)
-unique=$(sort -u <<<"$clients" | grep -c . || true)
+client_ports=$(jq -r --arg ip "$LAB_CLIENT_IP" '.flows[] | select(.client == $ip) | .client_port' <<<"$listing")
+listed=$(sort <<<"$client_ports" | grep -c . || true)
+unique=$(sort -u <<<"$client_ports" | grep -c . || true)
 if [ "$listed" = "$conns" ] && [ "$unique" = "$conns" ]; then
     ok "tandem flows: $conns connections, each listed once over the two workers' tables"
 else
