@@ -33,49 +33,10 @@ e2e_start nginx curl python3
 # 3. 100 MB from nginx on every replica, through the VIP.
 www="$tmp/www"
 mkdir -p "$www"
-python3 -c '
-import random, sys
-r = random.Random(20261123)
-with open(sys.argv[1], "wb") as f:
-    for _ in range(100):
-        f.write(r.randbytes(1 << 20))
-' "$www/big"
+random_file "$www/big" 100 20261123
 want=$(sha256sum "$www/big" | cut -d" " -f1)
-# nginx's workers run unprivileged: they must be able to read the file.
-chmod 755 "$tmp" "$www"
-chmod 644 "$www/big"
-for name in "${LAB_REPLICAS[@]}"; do
-    ns=$(lab_replica_ns "$name")
-    ip_var="LAB_${name^^}_IP"
-    conf="$tmp/nginx-$name.conf"
-    cat >"$conf" <<CONF
-daemon off;
-worker_processes 1;
-pid $tmp/nginx-$name.pid;
-error_log $tmp/nginx-$name.err warn;
-events { worker_connections 64; }
-http {
-    access_log $tmp/nginx-$name.access;
-    server_tokens off;
-    sendfile on;
-    server {
-        listen ${!ip_var}:80;
-        # The lab profile probes 7000 and 80 on every replica (health.probe_ports).
-        listen ${!ip_var}:7000;
-        root $www;
-    }
-}
-CONF
-    lab_exec "$ns" timeout 600 nginx -p "$tmp" -e "$tmp/nginx-$name.err" -c "$conf" &
-done
-for name in "${LAB_REPLICAS[@]}"; do
-    ns=$(lab_replica_ns "$name")
-    ip_var="LAB_${name^^}_IP"
-    for _ in $(seq 1 50); do
-        lab_exec "$ns" ss -ltnH "src ${!ip_var}:80" | grep -q . && break
-        sleep 0.1
-    done
-done
+# The lab profile probes 7000 and 80 on every replica (health.probe_ports): nginx on both.
+for name in "${LAB_REPLICAS[@]}"; do start_nginx "$name" "$www" 600 64 7000; done
 # The replicas were down while nothing listened on the probed ports; they take new
 # flows again after `rise` good probes (20 ms in the lab profile).
 sleep 0.3

@@ -12,8 +12,10 @@
 #
 # And for the checks: `ctl CMD...` (the management commands against the profile that
 # runs), `health_of NAME` / `wait_health NAME STATE` (from `tandem status --json`),
-# `start_server NAME` / `kill_server NAME` (the stream server on a replica), `scrape` and
-# `metric KEY TEXT` (the metrics listener), `counter KEY` (the exit summary).
+# `start_server NAME [SECONDS]` / `kill_server NAME` (the stream server on a replica),
+# `start_nginx NAME ROOT SECONDS CONNS [PORT...]` (nginx on a replica), `random_file PATH
+# MIB SEED`, `scrape` and `metric KEY TEXT` (the metrics listener), `counter KEY` (the
+# exit summary).
 #
 # The caller is at the repository root with `set -euo pipefail`, and has sourced
 # appliance/lib.sh. TANDEM_E2E_NO_BUILD=1 skips the cargo build. A test that runs a
@@ -136,13 +138,14 @@ wait_health() {
     return 1
 }
 
-# Usage: start_server NAME   (the stream server, e2e/stream.py, on replica NAME: port 7000)
+# Usage: start_server NAME [SECONDS]   (the stream server, e2e/stream.py, on replica NAME:
+# port 7000, for SECONDS at most, default 120)
 start_server() {
     local name=$1 ns ip
     ns=$(lab_replica_ns "$name")
     ip=$(lab_replica_ip "$name")
     rm -f "$tmp/stream-$name.pid"
-    lab_exec "$ns" timeout 120 python3 "$repo/appliance/e2e/stream.py" serve "$ip" \
+    lab_exec "$ns" timeout "${2:-120}" python3 "$repo/appliance/e2e/stream.py" serve "$ip" \
         "$tmp/stream-$name.pid" >>"$tmp/stream-$name.log" 2>&1 &
     for _ in $(seq 1 50); do
         [ -s "$tmp/stream-$name.pid" ] && lab_exec "$ns" ss -ltnH "src $ip" | grep -q ":7000" && return 0
@@ -160,3 +163,50 @@ metric() { awk -v k="$1" '$1 == k { print $2 }' <<<"$2"; }
 
 # A counter of the summary `tandem run` printed when it stopped.
 counter() { awk -v k="$1" '$1 == k { print $2; exit }' "$tmp/tandem.out"; }
+
+# Usage: random_file PATH MIB SEED   (the same bytes for the same seed; nginx may read it)
+random_file() {
+    python3 -c '
+import random, sys
+r = random.Random(int(sys.argv[3]))
+with open(sys.argv[1], "wb") as f:
+    for _ in range(int(sys.argv[2])):
+        f.write(r.randbytes(1 << 20))
+' "$1" "$2" "$3"
+    chmod 644 "$1"
+}
+
+# Usage: start_nginx NAME ROOT SECONDS CONNS [PORT...]   nginx on replica NAME serving ROOT
+# on port 80 and each PORT (backlog 1024), CONNS connections, for SECONDS at most; returns
+# once it listens. Its workers run unprivileged: ROOT and "$tmp" are made 0755.
+start_nginx() {
+    local name=$1 root=$2 secs=$3 conns=$4 ns ip listen="" port
+    shift 4
+    ns=$(lab_replica_ns "$name")
+    ip=$(lab_replica_ip "$name")
+    for port in 80 "$@"; do listen="$listen    listen $ip:$port backlog=1024;"$'\n'; done
+    chmod 755 "$tmp" "$root"
+    cat >"$tmp/nginx-$name.conf" <<CONF
+daemon off;
+worker_processes 1;
+pid $tmp/nginx-$name.pid;
+error_log $tmp/nginx-$name.err warn;
+events { worker_connections $conns; }
+http {
+    access_log $tmp/nginx-$name.access;
+    server_tokens off;
+    sendfile on;
+    server {
+$listen        root $root;
+    }
+}
+CONF
+    lab_exec "$ns" timeout "$secs" nginx -p "$tmp" -e "$tmp/nginx-$name.err" -c "$tmp/nginx-$name.conf" &
+    for _ in $(seq 1 50); do
+        [ -s "$tmp/nginx-$name.pid" ] && lab_exec "$ns" ss -ltnH "src $ip:80" | grep -q . && return 0
+        sleep 0.1
+    done
+    bad "nginx on $name did not start"
+    cat "$tmp/nginx-$name.err" 2>/dev/null
+    exit 1
+}

@@ -70,47 +70,11 @@ e2e_run_tandem "$profile"
 # 2. Servers on every replica: the stream server, and nginx with one file.
 www="$tmp/www"
 mkdir -p "$www"
-python3 -c '
-import random, sys
-r = random.Random(4)
-with open(sys.argv[1], "wb") as f:
-    for _ in range(48):
-        f.write(r.randbytes(1 << 20))
-' "$www/big"
+random_file "$www/big" 48 4
 want=$(sha256sum "$www/big" | cut -d" " -f1)
-chmod 755 "$tmp" "$www"
-chmod 644 "$www/big"
 for name in "${LAB_REPLICAS[@]}"; do
-    ns=$(lab_replica_ns "$name")
-    ip_var="LAB_${name^^}_IP"
-    lab_exec "$ns" timeout 120 python3 "$repo/appliance/e2e/stream.py" serve "${!ip_var}" \
-        "$tmp/stream-$name.pid" >"$tmp/stream-$name.log" 2>&1 &
-    cat >"$tmp/nginx-$name.conf" <<CONF
-daemon off;
-worker_processes 1;
-pid $tmp/nginx-$name.pid;
-error_log $tmp/nginx-$name.err warn;
-events { worker_connections 64; }
-http {
-    access_log off;
-    server_tokens off;
-    sendfile on;
-    server { listen ${!ip_var}:80; root $www; }
-}
-CONF
-    lab_exec "$ns" timeout 120 nginx -p "$tmp" -e "$tmp/nginx-$name.err" -c "$tmp/nginx-$name.conf" &
-done
-for name in "${LAB_REPLICAS[@]}"; do
-    ns=$(lab_replica_ns "$name")
-    ip_var="LAB_${name^^}_IP"
-    for _ in $(seq 1 50); do
-        [ -s "$tmp/stream-$name.pid" ] && [ -s "$tmp/nginx-$name.pid" ] &&
-            lab_exec "$ns" ss -ltnH "src ${!ip_var}" | grep -q ":7000" &&
-            lab_exec "$ns" ss -ltnH "src ${!ip_var}" | grep -q ":80" && break
-        sleep 0.1
-    done
-    [ -s "$tmp/stream-$name.pid" ] && [ -s "$tmp/nginx-$name.pid" ] ||
-        { bad "the servers on $name did not start"; cat "$tmp/stream-$name.log" "$tmp/nginx-$name.err" 2>/dev/null; exit 1; }
+    start_server "$name"
+    start_nginx "$name" "$www" 120 64
 done
 # The replicas were down while nothing listened on the probed ports; up again after
 # `rise` good probes.

@@ -169,53 +169,14 @@ ip -n "$X_FAR_NS" route add default via "$X_RTR_IP"
 # --- servers on every replica: the stream server, nginx with two files -------------------
 www="$tmp/www"
 mkdir -p "$www"
-python3 -c '
-import random, sys
-r = random.Random(14)
-with open(sys.argv[1] + "/big", "wb") as f:
-    for _ in range(24):
-        f.write(r.randbytes(1 << 20))
-with open(sys.argv[1] + "/small", "wb") as f:
-    f.write(r.randbytes(16384))
-' "$www"
+random_file "$www/big" 24 14
+python3 -c 'import random, sys; open(sys.argv[1], "wb").write(random.Random(15).randbytes(16384))' "$www/small"
+chmod 644 "$www/small"
 want_big=$(sha256sum "$www/big" | cut -d" " -f1)
 want_small=$(sha256sum "$www/small" | cut -d" " -f1)
-chmod 755 "$tmp" "$www"
-chmod 644 "$www/big" "$www/small"
 for name in "${LAB_REPLICAS[@]}"; do
-    ns=$(lab_replica_ns "$name")
-    ip=$(lab_replica_ip "$name")
-    lab_exec "$ns" timeout 400 python3 "$repo/appliance/e2e/stream.py" serve "$ip" \
-        "$tmp/stream-$name.pid" >"$tmp/stream-$name.log" 2>&1 &
-    cat >"$tmp/nginx-$name.conf" <<CONF
-daemon off;
-worker_processes 1;
-pid $tmp/nginx-$name.pid;
-error_log $tmp/nginx-$name.err warn;
-events { worker_connections 512; }
-http {
-    access_log off;
-    server_tokens off;
-    sendfile on;
-    server { listen $ip:80 backlog=1024; root $www; }
-}
-CONF
-    lab_exec "$ns" timeout 400 nginx -p "$tmp" -e "$tmp/nginx-$name.err" -c "$tmp/nginx-$name.conf" &
-done
-for name in "${LAB_REPLICAS[@]}"; do
-    ns=$(lab_replica_ns "$name")
-    ip=$(lab_replica_ip "$name")
-    for _ in $(seq 1 50); do
-        [ -s "$tmp/stream-$name.pid" ] && [ -s "$tmp/nginx-$name.pid" ] &&
-            lab_exec "$ns" ss -ltnH "src $ip" | grep -q ":7000" &&
-            lab_exec "$ns" ss -ltnH "src $ip" | grep -q ":80" && break
-        sleep 0.1
-    done
-    if ! [ -s "$tmp/stream-$name.pid" ] || ! [ -s "$tmp/nginx-$name.pid" ]; then
-        bad "the servers on $name did not start"
-        cat "$tmp/stream-$name.log" "$tmp/nginx-$name.err" 2>/dev/null
-        exit 1
-    fi
+    start_server "$name" 400
+    start_nginx "$name" "$www" 400 512
 done
 sleep 0.5 # up again after `rise` good probes
 
