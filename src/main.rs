@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! tandem check --profile configs/lab.yaml     # validate a profile, print a summary (no DPDK)
+//! tandem check --profile P --json             # the profile with its defaults, as JSON
 //! tandem run --profile configs/lab.yaml       # run until SIGINT/SIGTERM, then print counters
 //! tandem --version                            # version, git revision, DPDK version built against
 //! tandem status [--profile P | --socket S]      # the running appliance: replicas, flows
@@ -73,6 +74,10 @@ enum Cmd {
         /// The profile (YAML).
         #[arg(long, short)]
         profile: PathBuf,
+        /// Print JSON (for scripts): the profile with every default filled in, and
+        /// whether `tandem run` takes it; a refusal is `{"error": ...}`.
+        #[arg(long)]
+        json: bool,
     },
     /// The running appliance: services, replicas and their health, flows per worker.
     Status {
@@ -306,7 +311,34 @@ fn describe(p: &Profile) -> String {
     s
 }
 
-fn check(path: &Path) -> anyhow::Result<()> {
+/// `tandem check --json`: the profile as `tandem run` would read it, and whether it runs.
+fn check_json(path: &Path) -> anyhow::Result<()> {
+    let profile = match tandem_config::load(path) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("{}", serde_json::json!({ "error": e.to_string() }));
+            return Err(e.into());
+        }
+    };
+    let document: serde_json::Value = serde_json::from_str(&profile.to_json()?)?;
+    let (notes, refused) = match tandem_runtime::runnable(&profile) {
+        Ok(warnings) => (warnings, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    let answer = serde_json::json!({
+        "profile": document,
+        "runnable": refused.is_none(),
+        "refused": refused,
+        "notes": notes,
+    });
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
+}
+
+fn check(path: &Path, json: bool) -> anyhow::Result<()> {
+    if json {
+        return check_json(path);
+    }
     let profile = tandem_config::load(path)?;
     print!("{}", describe(&profile));
     // A valid profile may still ask for what this build cannot run yet (a port range,
@@ -349,7 +381,7 @@ fn run(path: &Path, format: Option<Format>, level: Option<String>) -> anyhow::Re
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Cmd::Check { profile } => check(profile),
+        Cmd::Check { profile, json } => check(profile, *json),
         Cmd::Run {
             profile,
             log_format,

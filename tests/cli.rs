@@ -42,6 +42,43 @@ fn check_says_what_run_would_refuse() {
 }
 
 #[test]
+fn check_with_json_prints_the_profile_with_its_defaults_and_whether_run_takes_it() {
+    let (ok, out, err) = tandem(&["check", "--profile", "configs/lab.yaml", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["runnable"], true);
+    assert_eq!(v["profile"]["services"][0]["name"], "lab");
+    assert!(
+        v["profile"]["limits"]["syn_backlog"].is_number(),
+        "defaults filled: {out}"
+    );
+    let (ok, out, _) = tandem(&[
+        "check",
+        "--profile",
+        "configs/appliance-2port.yaml",
+        "--json",
+    ]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["runnable"], false);
+    assert!(v["refused"].is_string(), "{out}");
+    let (ok, out, err) = tandem(&[
+        "check",
+        "--profile",
+        "crates/config/tests/profiles/zero-interval.yaml",
+        "--json",
+    ]);
+    assert!(!ok);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("zero-interval.yaml:")),
+        "{out} {err}"
+    );
+}
+
+#[test]
 fn check_rejects_a_broken_profile_with_file_line_and_field() {
     let (ok, _, err) = tandem(&[
         "check",

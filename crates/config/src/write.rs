@@ -17,7 +17,7 @@ use crate::raw::{
 
 /// Why a profile could not be written.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot write the profile as YAML: {0}")]
+#[error("cannot write the profile: {0}")]
 pub struct WriteError(String);
 
 impl Profile {
@@ -37,6 +37,15 @@ impl Profile {
         options.yaml_12 = true;
         options.no_lang_directive = true;
         serde_saphyr::to_string_with_options(&raw, options).map_err(|e| WriteError(e.to_string()))
+    }
+
+    /// The same document as [`Profile::to_yaml`], as JSON (`tandem check --json`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Profile::to_yaml`].
+    pub fn to_json(&self) -> Result<String, WriteError> {
+        serde_json::to_string_pretty(&raw_profile(self)?).map_err(|e| WriteError(e.to_string()))
     }
 }
 
