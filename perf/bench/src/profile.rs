@@ -168,6 +168,8 @@ fn build(kind: &Kind) -> Result<Profile> {
                 mode: Mode::Forward,
                 copies: 1,
                 selection: Selection::Spread,
+                // Forward mode has no standby to check.
+                verify: false,
                 replicas: vec![Replica {
                     name: "r1".into(),
                     address: *replica,
@@ -201,6 +203,8 @@ fn build(kind: &Kind) -> Result<Profile> {
                 mode: Mode::Mirror,
                 copies: 2,
                 selection: Selection::Ordered,
+                // The generator's replicas answer alike: the check's cost is measured.
+                verify: true,
                 replicas: vec![
                     Replica {
                         name: "primary".into(),
