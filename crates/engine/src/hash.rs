@@ -7,21 +7,38 @@
 //! was a fixed, invertible mix: anyone could compute colliding endpoints offline.
 //!
 //! SipHash-1-3 (Aumasson and Bernstein; the variant Rust's `HashMap` uses) over one
-//! 64-bit word, written out for that one word: five rounds of add-rotate-xor, about 70
-//! instructions, no table and no branch. Tested against the `siphasher` crate.
+//! 64-bit word, written out for that one word: five rounds of add-rotate-xor, no table and
+//! no branch. What depends on the key only (the initial state, and the half of the first
+//! round that does not read the message) is computed once, when the key is made: about 60
+//! instructions a hash. Tested against the `siphasher` crate.
 
-/// The 128-bit key of [`client_hash`].
+/// The 128-bit key of [`client_hash`], kept as the SipHash state it determines.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct HashKey {
-    k0: u64,
-    k1: u64,
+    /// SipHash's initial state v0..v3 (the key xored with its constants).
+    init: [u64; 4],
+    /// v0 and v1 after the first round's first half, which reads neither v2 nor v3 and
+    /// so not the message: for a one-word message it is the same for every hash.
+    first: [u64; 2],
 }
 
 impl HashKey {
     /// A fixed key (tests, and benchmarks that must be repeatable). Never in production:
     /// a known key lets anyone build colliding endpoints.
     pub const fn fixed(k0: u64, k1: u64) -> HashKey {
-        HashKey { k0, k1 }
+        let init = [
+            k0 ^ 0x736f_6d65_7073_6575,
+            k1 ^ 0x646f_7261_6e64_6f6d,
+            k0 ^ 0x6c79_6765_6e65_7261,
+            k1 ^ 0x7465_6462_7974_6573,
+        ];
+        // sip_round's first four steps.
+        let v0 = init[0].wrapping_add(init[1]);
+        let v1 = init[1].rotate_left(13) ^ v0;
+        HashKey {
+            init,
+            first: [v0.rotate_left(32), v1],
+        }
     }
 
     /// A key from the clock and an address of this process: the fallback of
@@ -33,10 +50,10 @@ impl HashKey {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         let here = &t as *const u64 as u64;
-        HashKey {
-            k0: siphash13_u64(&HashKey::fixed(t, here), 1),
-            k1: siphash13_u64(&HashKey::fixed(here, t), 2),
-        }
+        HashKey::fixed(
+            siphash13_u64(&HashKey::fixed(t, here), 1),
+            siphash13_u64(&HashKey::fixed(here, t), 2),
+        )
     }
 
     /// A key from the kernel's random source (`getrandom(2)`): one per start of the
@@ -70,10 +87,10 @@ impl HashKey {
             return Err(std::io::Error::other("getrandom: short read"));
         }
         let (lo, hi) = b.split_at(8);
-        Ok(HashKey {
-            k0: u64::from_le_bytes(lo.try_into().unwrap_or_default()),
-            k1: u64::from_le_bytes(hi.try_into().unwrap_or_default()),
-        })
+        Ok(HashKey::fixed(
+            u64::from_le_bytes(lo.try_into().unwrap_or_default()),
+            u64::from_le_bytes(hi.try_into().unwrap_or_default()),
+        ))
     }
 }
 
@@ -83,6 +100,12 @@ fn sip_round(v: &mut [u64; 4]) {
     v[1] = v[1].rotate_left(13);
     v[1] ^= v[0];
     v[0] = v[0].rotate_left(32);
+    sip_round_second_half(v);
+}
+
+/// SipRound from its fifth step on (the first four touch only v0 and v1).
+#[inline(always)]
+fn sip_round_second_half(v: &mut [u64; 4]) {
     v[2] = v[2].wrapping_add(v[3]);
     v[3] = v[3].rotate_left(16);
     v[3] ^= v[2];
@@ -98,15 +121,10 @@ fn sip_round(v: &mut [u64; 4]) {
 /// SipHash-1-3 of the 8 little-endian bytes of `m` under `key`.
 #[inline]
 pub fn siphash13_u64(key: &HashKey, m: u64) -> u64 {
-    let mut v = [
-        key.k0 ^ 0x736f_6d65_7073_6575,
-        key.k1 ^ 0x646f_7261_6e64_6f6d,
-        key.k0 ^ 0x6c79_6765_6e65_7261,
-        key.k1 ^ 0x7465_6462_7974_6573,
-    ];
-    // One message block (c = 1).
-    v[3] ^= m;
-    sip_round(&mut v);
+    // One message block (c = 1): v3 ^= m, then a round whose first half (v0, v1) the
+    // key has done already.
+    let mut v = [key.first[0], key.first[1], key.init[2], key.init[3] ^ m];
+    sip_round_second_half(&mut v);
     v[0] ^= m;
     // The last block: no tail bytes, the length (8) in the top byte.
     let b = 8u64 << 56;
@@ -125,12 +143,7 @@ pub fn siphash13_u64(key: &HashKey, m: u64) -> u64 {
 /// general form of [`siphash13_u64`], for the SYN cookies ([`crate::cookie`]), which
 /// authenticate a whole connection's identity and options.
 pub fn siphash13_words(key: &HashKey, words: &[u64]) -> u64 {
-    let mut v = [
-        key.k0 ^ 0x736f_6d65_7073_6575,
-        key.k1 ^ 0x646f_7261_6e64_6f6d,
-        key.k0 ^ 0x6c79_6765_6e65_7261,
-        key.k1 ^ 0x7465_6462_7974_6573,
-    ];
+    let mut v = key.init;
     for &m in words {
         v[3] ^= m;
         sip_round(&mut v);
