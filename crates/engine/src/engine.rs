@@ -352,14 +352,10 @@ impl<B: PacketBuf> Engine<B> {
                     }
                 }
             }
-            // Look up and translate.
+            // Look up and translate, a frame at a time.
             for (buf, class) in bufs.drain(..n).zip(&classes) {
                 self.counters.rx += 1;
-                let found = match class {
-                    Class::Tcp(m) => self.lookup(side, m),
-                    _ => None,
-                };
-                self.dispatch(side, now, buf, class, found, pool, out);
+                self.dispatch(side, now, buf, class, pool, out);
             }
         }
         self.classes = classes;
@@ -391,7 +387,6 @@ impl<B: PacketBuf> Engine<B> {
         now: u64,
         mut buf: B,
         class: &Class,
-        found: Option<FlowIdx>,
         pool: &mut P,
         out: &mut Output<B>,
     ) {
@@ -413,6 +408,9 @@ impl<B: PacketBuf> Engine<B> {
                 return;
             }
         };
+        // Here, after the match on the parse, rather than in the burst loop: matching the
+        // parse twice and passing the result on cost 10-30 instructions a frame.
+        let found = self.lookup(side, m);
         // An outside sender's 802.1Q tag never reaches the inside port (§3.11).
         let untagged;
         let m = if side == Side::Outside && m.l3 != 14 {
