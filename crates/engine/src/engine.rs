@@ -2195,21 +2195,18 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             return;
         }
         let n = f.n_legs as usize;
-        let live = |l: &&Leg| l.alive && l.answered;
-        let Some(max_ack) = f.legs[..n]
-            .iter()
-            .filter(live)
-            .map(|l| l.ack)
-            .reduce(Seq::later)
-        else {
+        // The furthest ack and output among the live legs, in one pass.
+        let mut furthest = None;
+        for l in f.legs[..n].iter().filter(|l| l.alive && l.answered) {
+            let (ack, out) = (l.ack, l.visible_snd_nxt());
+            furthest = Some(match furthest {
+                None => (ack, out),
+                Some((a, o)) => (Seq::later(a, ack), Seq::later(o, out)),
+            });
+        }
+        let Some((max_ack, max_out)) = furthest else {
             return;
         };
-        let max_out = f.legs[..n]
-            .iter()
-            .filter(live)
-            .map(|l| l.visible_snd_nxt())
-            .reduce(Seq::later)
-            .unwrap_or_default();
         let now = self.now;
         for i in 0..n {
             let leg = &mut f.legs[i];
