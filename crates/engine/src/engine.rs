@@ -2557,8 +2557,23 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     // ---- failover ---------------------------------------------------------------------
 
     /// §3.9: legs whose replica went down (or came back: new epoch) leave the flow.
-    #[inline]
+    /// Every segment of a mirrored flow asks, and nearly always nothing has changed: that
+    /// answer inline, the work out of line (`refresh_legs_now`).
+    #[inline(always)]
     fn refresh_legs(&mut self, f: &mut Flow) -> Fate {
+        let downs = self.replicas.down_generation();
+        let replay = f.phase != FlowPhase::SynSent && !f.legs[f.active as usize].hold.is_empty();
+        if downs == f.checked_downs && !replay {
+            return Fate::Keep;
+        }
+        self.refresh_legs_now(f)
+    }
+
+    /// Out of line and cold: it runs after a replica went down, and while a failover's
+    /// replay is left to send.
+    #[cold]
+    #[inline(never)]
+    fn refresh_legs_now(&mut self, f: &mut Flow) -> Fate {
         let downs = self.replicas.down_generation();
         if downs != f.checked_downs {
             f.checked_downs = downs;
