@@ -30,10 +30,13 @@ fn main() {
         bench.recycle();
     }
     let mode = if forward { "forward" } else { "mirror" };
+    let unit = bench.rig.engine.hash_unit();
     let c = bench.rig.engine.counters();
-    // tx and adopted show that the frames were forwarded, not dropped.
+    // tx and adopted show that the frames were forwarded, not dropped; the hash unit, which
+    // way the flow hash was computed (valgrind reports the host's AVX2).
     println!(
-        "mode={mode} flows={flows} bursts={bursts} packets={} tx={} flows_adopted={} drops={}",
+        "mode={mode} flows={flows} bursts={bursts} packets={} tx={} flows_adopted={} drops={} \
+         hash_unit={unit:?}",
         bench.packets,
         c.tx,
         c.flows_adopted,

@@ -58,9 +58,10 @@ use crate::buffer::{BufferPool, PacketBuf};
 use crate::config::{EngineConfig, MAX_POOL};
 use crate::cookie::{self, SynOptions};
 use crate::flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, MAX_COPIES};
+use crate::hash::{LaneHasher, Unit, LANES};
 use crate::hold::HoldPool;
 use crate::output::{Counters, DropReason, Output, Side, Signal, SignalKind};
-use crate::parse::{classify, set_hash, Class, Meta};
+use crate::parse::{classify, client_word_of, Class, Meta};
 use crate::replica::{Health, ReplicaId, ReplicaTable};
 use crate::seq::Seq;
 use crate::table::{FlowIdx, FlowTable};
@@ -163,6 +164,8 @@ pub struct Engine<B: PacketBuf> {
     cookie_syn_queue: VecDeque<(FlowIdx, FlowKey, u64)>,
     /// The parse of the burst being handled (taken out of the engine meanwhile).
     classes: Vec<Class>,
+    /// The flow table's hash, a group of a burst's frames at a time.
+    hasher: LaneHasher,
 }
 
 impl<B: PacketBuf> Engine<B> {
@@ -195,6 +198,7 @@ impl<B: PacketBuf> Engine<B> {
             cookies_until: 0,
             cookie_syn_queue: VecDeque::with_capacity(cfg.max_flows.min(1 << 16)),
             classes: Vec::with_capacity(BURST),
+            hasher: LaneHasher::new(cfg.hash_key),
             cfg,
             replicas,
         }
@@ -211,6 +215,12 @@ impl<B: PacketBuf> Engine<B> {
     /// The flow table (listing, tests, memory figures).
     pub fn flows(&self) -> &FlowTable {
         &self.flows
+    }
+
+    /// How the burst path computes the flow hash on this CPU (the instruction counts of
+    /// the benchmarks depend on it).
+    pub fn hash_unit(&self) -> Unit {
+        self.hasher.unit()
     }
 
     /// The settings.
@@ -313,15 +323,26 @@ impl<B: PacketBuf> Engine<B> {
         let mut classes = core::mem::take(&mut self.classes);
         while !bufs.is_empty() {
             let n = bufs.len().min(BURST);
-            // Parse, and prefetch the buckets.
+            // Parse; hash the client endpoints a group of frames at a time (side by side
+            // in vector registers), and prefetch each bucket once its hash is known.
             classes.clear();
-            for buf in &bufs[..n] {
-                let mut class = classify(buf.bytes(), &self.own, &self.vips);
-                if let Class::Tcp(m) = &mut class {
-                    set_hash(m, outside, &self.cfg.hash_key);
-                    self.flows.prefetch_bucket(m.hash);
+            for group in bufs[..n].chunks(LANES) {
+                let first = classes.len();
+                let mut words = [0u64; LANES];
+                for (buf, word) in group.iter().zip(&mut words) {
+                    let class = classify(buf.bytes(), &self.own, &self.vips);
+                    if let Class::Tcp(m) = &class {
+                        *word = client_word_of(m, outside);
+                    }
+                    classes.push(class);
                 }
-                classes.push(class);
+                let hashes = self.hasher.hash(&words);
+                for (class, hash) in classes[first..].iter_mut().zip(hashes) {
+                    if let Class::Tcp(m) = class {
+                        m.hash = hash;
+                        self.flows.prefetch_bucket(hash);
+                    }
+                }
             }
             // Prefetch the flows the buckets point at, before any flow is read.
             for class in &classes {
@@ -331,14 +352,10 @@ impl<B: PacketBuf> Engine<B> {
                     }
                 }
             }
-            // Look up and translate.
+            // Look up and translate, a frame at a time.
             for (buf, class) in bufs.drain(..n).zip(&classes) {
                 self.counters.rx += 1;
-                let found = match class {
-                    Class::Tcp(m) => self.lookup(side, m),
-                    _ => None,
-                };
-                self.dispatch(side, now, buf, class, found, pool, out);
+                self.dispatch(side, now, buf, class, pool, out);
             }
         }
         self.classes = classes;
@@ -370,7 +387,6 @@ impl<B: PacketBuf> Engine<B> {
         now: u64,
         mut buf: B,
         class: &Class,
-        found: Option<FlowIdx>,
         pool: &mut P,
         out: &mut Output<B>,
     ) {
@@ -392,6 +408,9 @@ impl<B: PacketBuf> Engine<B> {
                 return;
             }
         };
+        // Here, after the match on the parse, rather than in the burst loop: matching the
+        // parse twice and passing the result on cost 10-30 instructions a frame.
+        let found = self.lookup(side, m);
         // An outside sender's 802.1Q tag never reaches the inside port (§3.11).
         let untagged;
         let m = if side == Side::Outside && m.l3 != 14 {
@@ -2176,21 +2195,18 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             return;
         }
         let n = f.n_legs as usize;
-        let live = |l: &&Leg| l.alive && l.answered;
-        let Some(max_ack) = f.legs[..n]
-            .iter()
-            .filter(live)
-            .map(|l| l.ack)
-            .reduce(Seq::later)
-        else {
+        // The furthest ack and output among the live legs, in one pass.
+        let mut furthest = None;
+        for l in f.legs[..n].iter().filter(|l| l.alive && l.answered) {
+            let (ack, out) = (l.ack, l.visible_snd_nxt());
+            furthest = Some(match furthest {
+                None => (ack, out),
+                Some((a, o)) => (Seq::later(a, ack), Seq::later(o, out)),
+            });
+        }
+        let Some((max_ack, max_out)) = furthest else {
             return;
         };
-        let max_out = f.legs[..n]
-            .iter()
-            .filter(live)
-            .map(|l| l.visible_snd_nxt())
-            .reduce(Seq::later)
-            .unwrap_or_default();
         let now = self.now;
         for i in 0..n {
             let leg = &mut f.legs[i];
@@ -2541,8 +2557,23 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     // ---- failover ---------------------------------------------------------------------
 
     /// §3.9: legs whose replica went down (or came back: new epoch) leave the flow.
-    #[inline]
+    /// Every segment of a mirrored flow asks, and nearly always nothing has changed: that
+    /// answer inline, the work out of line (`refresh_legs_now`).
+    #[inline(always)]
     fn refresh_legs(&mut self, f: &mut Flow) -> Fate {
+        let downs = self.replicas.down_generation();
+        let replay = f.phase != FlowPhase::SynSent && !f.legs[f.active as usize].hold.is_empty();
+        if downs == f.checked_downs && !replay {
+            return Fate::Keep;
+        }
+        self.refresh_legs_now(f)
+    }
+
+    /// Out of line and cold: it runs after a replica went down, and while a failover's
+    /// replay is left to send.
+    #[cold]
+    #[inline(never)]
+    fn refresh_legs_now(&mut self, f: &mut Flow) -> Fate {
         let downs = self.replicas.down_generation();
         if downs != f.checked_downs {
             f.checked_downs = downs;

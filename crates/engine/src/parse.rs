@@ -9,7 +9,7 @@
 use tandem_wire::ipv4::protocol;
 use tandem_wire::{EtherType, TcpFlags, TcpSegment};
 
-use crate::hash::{client_hash, HashKey};
+use crate::hash::client_word;
 use crate::output::DropReason;
 use crate::seq::Seq;
 
@@ -109,8 +109,9 @@ pub enum Class {
 /// The checks and their order are those of `EthernetFrame::new_checked`,
 /// `Ipv4Packet::new_checked` and `TcpSegment::new_checked`, done here on fixed-size
 /// header arrays: one length check per header, then field reads the compiler knows are
-/// in bounds (this runs for every frame).
-#[inline]
+/// in bounds (this runs for every frame). Out of line: inlined into the burst loop, next
+/// to the hashing of a group of frames, it crowded the registers and cost more.
+#[inline(never)]
 pub fn classify(frame: &[u8], own: &[u32], vips: &[u32]) -> Class {
     let Some(eth) = frame.first_chunk::<14>() else {
         return Class::Drop(DropReason::Malformed);
@@ -147,8 +148,12 @@ pub fn classify(frame: &[u8], own: &[u32], vips: &[u32]) -> Class {
         return Class::Drop(DropReason::Malformed);
     }
     let dst = u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]);
-    if own.contains(&dst) {
-        return Class::Control;
+    // A plain loop: `contains` on a `u32` slice is an out-of-line SIMD search, a call
+    // per frame for the two or so addresses a port has.
+    for &a in own {
+        if a == dst {
+            return Class::Control;
+        }
     }
     // More fragments, or a fragment offset.
     if be16(ip, 6) & 0x3fff != 0 {
@@ -236,15 +241,15 @@ fn scan_options(opts: &[u8]) -> (u16, bool) {
     (ts_at, sack)
 }
 
-/// Sets `meta.hash` to the client-endpoint hash for a frame that arrived on `outside`
-/// (client is the source) or inside (client is the destination).
+/// The word the client-endpoint hash is taken of ([`client_word`]), for a frame that
+/// arrived on `outside` (client is the source) or inside (client is the destination).
 #[inline]
-pub fn set_hash(meta: &mut Meta, outside: bool, key: &HashKey) {
-    meta.hash = if outside {
-        client_hash(key, meta.src, meta.sport)
+pub fn client_word_of(meta: &Meta, outside: bool) -> u64 {
+    if outside {
+        client_word(meta.src, meta.sport)
     } else {
-        client_hash(key, meta.dst, meta.dport)
-    };
+        client_word(meta.dst, meta.dport)
+    }
 }
 
 #[cfg(test)]
