@@ -33,12 +33,13 @@ pub struct SignalMsg {
     pub kind: SignalKind,
 }
 
-const KINDS: [SignalKind; 5] = [
+const KINDS: [SignalKind; 6] = [
     SignalKind::UnmatchedFin,
     SignalKind::UnmatchedRst,
     SignalKind::AckLag,
     SignalKind::OutputLag,
     SignalKind::NeighbourMissing,
+    SignalKind::Diverged,
 ];
 
 impl From<&Signal> for SignalMsg {
