@@ -761,8 +761,11 @@ fn missing_file() {
 fn verify_is_on_unless_a_service_turns_it_off() {
     let on = parse("base.yaml", BASE).unwrap_or_else(|e| panic!("{e}"));
     assert!(on.services[0].verify, "on by default");
-    let off = parse("off.yaml", &edit("    copies: 2\n", "    copies: 2\n    verify: false\n"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let off = parse(
+        "off.yaml",
+        &edit("    copies: 2\n", "    copies: 2\n    verify: false\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert!(!off.services[0].verify);
     rejects(
         &edit("    copies: 2\n", "    copies: 2\n    verify: sometimes\n"),

@@ -79,6 +79,10 @@ const SWEEP_PREFETCH_AHEAD: FlowIdx = 8;
 /// `synack_wait`, before the flow goes on without it.
 pub const SYN_RETRIES: u8 = 3;
 
+/// Longest a leg that took over behind the dead active may take to be checked equal up
+/// to what the client has (§3.12) before the flow ends with a RST.
+pub const CATCH_UP_NS: u64 = 2_000_000_000;
+
 /// Least time between two challenge ACKs of one flow (RFC 5961 §7: challenge ACKs are
 /// rate-limited): a flood of in-window RSTs is answered at most 1000 times a second.
 pub const CHALLENGE_GAP_NS: u64 = 1_000_000;
@@ -1934,6 +1938,20 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         }
     }
 
+    /// §3.12: the flow cannot go on without a mixed stream: RSTs to the client and to
+    /// every live replica, and the flow is lost.
+    fn reset_all(&mut self, f: &mut Flow) -> Fate {
+        for k in 0..f.n_legs as usize {
+            if f.legs[k].alive {
+                let seq = f.legs[k].ack;
+                self.synth_rst_to_leg(f, k, seq);
+            }
+        }
+        self.reset_client(f);
+        self.c.flows_lost += 1;
+        Fate::Remove
+    }
+
     /// Whether flow `f`'s service verifies its standbys (§3.12).
     #[inline]
     fn verifies(&self, f: &Flow) -> bool {
@@ -1959,7 +1977,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             .fold(0u8, |bits, j| bits | 1 << j);
         let links = if i == active {
             Links {
-                reference: f.catch_up.map(|(old, _)| usize::from(old)),
+                reference: f.catch_up.map(|(old, _, _)| usize::from(old)),
                 checked: others,
             }
         } else {
@@ -1970,16 +1988,21 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         };
         let seq = m.seq.wrapping_sub(f.legs[i].delta);
         if i == active && f.catch_up.is_some() && seq > f.checks[i].at {
-            // Catching up: past a gap nothing is kept (see `Check::drop_pieces`).
+            // Catching up: past a gap nothing is kept (see `Check::drop_pieces`). A
+            // duplicate ack, as its peer would send, makes the replica send the gap again.
+            let ack = f.checks[i].at.wrapping_add(f.legs[i].delta);
+            if self.synth_to_leg(f, i, TcpFlags::ACK, ack) {
+                self.c.acks_to_replica += 1;
+            }
             return Fate::Keep;
         }
         let payload = buf.bytes().get(m.payload()).unwrap_or(&[]);
         let held = HeldView {
-            pool: &self.hold,
+            pool: self.hold,
             legs: &f.legs[..n],
         };
         let out = verify::feed(&mut f.checks[..n], i, links, seq, payload, &held);
-        if let Some((_, until)) = f.catch_up {
+        if let Some((_, until, _)) = f.catch_up {
             if f.checks[active].verified >= until {
                 f.catch_up = None;
             }
@@ -1995,17 +2018,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                     // outcome) can no longer be checked; it goes on.
                     continue;
                 }
-                for k in 0..n {
-                    if f.legs[k].alive {
-                        let seq = f.legs[k].ack;
-                        self.synth_rst_to_leg(f, k, seq);
-                    }
-                }
-                self.reset_client(f);
-                self.c.standbys_diverged += u64::from(diverged);
-                self.c.standbys_unverifiable += u64::from(!diverged);
-                self.c.flows_lost += 1;
-                return Fate::Remove;
+                self.c.catch_ups_failed += 1;
+                return self.reset_all(f);
             }
             if diverged {
                 self.c.standbys_diverged += 1;
@@ -2106,7 +2120,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 }
             }
         }
-        if let Some((_, until)) = f.catch_up {
+        if let Some((_, until, _)) = f.catch_up {
             // §3.12, after a failover to a leg that was behind: only what was checked
             // equal to what the client has reaches it.
             if vend.earlier(until) > f.checks[f.active as usize].verified {
@@ -2480,7 +2494,11 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         }
         leg.ack = m.ack;
         leg.wnd_edge = m.ack.wrapping_add(u32::from(tcp.window()));
-        if self.hold.push(&mut leg.hold, buf, m.seq, 1, (0, 0)).is_err() {
+        if self
+            .hold
+            .push(&mut leg.hold, buf, m.seq, 1, (0, 0))
+            .is_err()
+        {
             // No slot to keep it: the replica will retransmit its SYN-ACK.
             leg.answered = false;
             self.c.drop(DropReason::HoldBudget);
@@ -2812,7 +2830,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 TakeOver::Refused
             } else {
                 let held = HeldView {
-                    pool: &self.hold,
+                    pool: self.hold,
                     legs: &f.legs[..n],
                 };
                 verify::take_over(&mut f.checks[..n], from, j, client_has, &held)
@@ -2822,8 +2840,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                     chosen = Some((j, None));
                     break;
                 }
-                TakeOver::CatchUp => {
-                    chosen = Some((j, Some((from as u8, client_has))));
+                TakeOver::CatchUp(until) => {
+                    chosen = Some((j, Some((from as u8, until, self.now))));
                     break;
                 }
                 TakeOver::Refused => {
@@ -2899,6 +2917,14 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         }
         if self.refresh_legs(f) == Fate::Remove {
             return Fate::Remove;
+        }
+        if f.catch_up
+            .is_some_and(|(_, _, since)| self.now.saturating_sub(since) > CATCH_UP_NS)
+        {
+            // §3.12: the new active never got checked up to what the client has (its
+            // output there depends on what the client cannot get): a RST, never a guess.
+            self.c.catch_ups_failed += 1;
+            return self.reset_all(f);
         }
         let idle = self.now.saturating_sub(f.last_seen);
         let expired = match f.phase {
@@ -3109,7 +3135,10 @@ impl<B: PacketBuf> verify::HeldOutput for HeldView<'_, B> {
             return;
         };
         self.pool.each(&l.hold, |buf, seq, (at, len)| {
-            match buf.bytes().get(at as usize..(at as usize).saturating_add(len as usize)) {
+            match buf
+                .bytes()
+                .get(at as usize..(at as usize).saturating_add(len as usize))
+            {
                 Some(p) if !p.is_empty() => each(seq.wrapping_sub(l.delta), p),
                 _ => true,
             }

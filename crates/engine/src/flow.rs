@@ -212,10 +212,11 @@ pub struct Flow {
     /// Each leg's output checked against the active's (DESIGN §3.12; `checks[..n_legs]`,
     /// started with the handshake, unused when the service does not verify).
     pub checks: [Check; MAX_COPIES],
-    /// After a failover to a leg that was behind: the dead active's leg, and the end of
-    /// what the client has. Until the new active is checked equal up to there, nothing it
-    /// sends reaches the client (see [`crate::verify::take_over`]).
-    pub catch_up: Option<(u8, Seq)>,
+    /// After a failover to a leg that was behind: the dead active's leg, the end of what
+    /// the client has, and when it started. Until the new active is checked equal up to
+    /// there, nothing it sends reaches the client (see [`crate::verify::take_over`]); past
+    /// [`crate::engine::CATCH_UP_NS`] the flow ends with a RST.
+    pub catch_up: Option<(u8, Seq, u64)>,
 }
 
 impl Flow {

@@ -215,7 +215,11 @@ mod tests {
         pool.push(&mut a, 1, Seq(100), 10, (0, 10)).expect("slot");
         pool.push(&mut b, 2, Seq(500), 5, (0, 5)).expect("slot");
         pool.push(&mut a, 3, Seq(110), 10, (0, 10)).expect("slot");
-        assert_eq!(pool.push(&mut b, 4, Seq(505), 5, (0, 5)), Err(4), "pool full");
+        assert_eq!(
+            pool.push(&mut b, 4, Seq(505), 5, (0, 5)),
+            Err(4),
+            "pool full"
+        );
         assert_eq!((a.bytes, a.segments, pool.bytes()), (20, 2, 25));
         assert_eq!(pool.front(&a), Some((Seq(100), 10)));
         let mut seen = Vec::new();
@@ -226,7 +230,8 @@ mod tests {
         assert_eq!(seen, [(1, Seq(100)), (3, Seq(110))]);
         let h = pool.pop_front(&mut a).expect("held");
         assert_eq!((h.buf, h.seq), (1, Seq(100)));
-        pool.push(&mut b, 4, Seq(505), 5, (0, 5)).expect("slot freed");
+        pool.push(&mut b, 4, Seq(505), 5, (0, 5))
+            .expect("slot freed");
         pool.clear(&mut b);
         assert!(b.is_empty());
         assert_eq!(pool.segments(), 1);

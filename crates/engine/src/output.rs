@@ -257,6 +257,9 @@ crate::counters! {
         /// Failovers to a standby that was behind the active: its output was checked as
         /// it came, and reached the client only once checked equal (§3.12).
         catch_ups: counter "tandem_catch_ups_total",
+        /// Catch-ups that ended the flow with RSTs: the new active's output differed from
+        /// what the client has, or was not checked equal within 2 s (also in `flows_lost`).
+        catch_ups_failed: counter "tandem_catch_ups_failed_total",
         /// Flows reset towards the client because no live standby was checked equal up
         /// to what the client has (also in `flows_lost`).
         takeovers_refused: counter "tandem_takeovers_refused_total",

@@ -12,7 +12,7 @@
 //! Where the check lands:
 //! - **A standby behind the active** passes the active's *marks* (its CRC at the end of
 //!   each advance while a standby was behind, [`MARKS`] kept; when more are due the
-//!   newest moves forward) and its current end, and computes its own CRC there from the
+//!   oldest goes) and its current end, and computes its own CRC there from the
 //!   bytes in hand.
 //! - **A standby ahead of the active** has its output held (DESIGN §3.6): when the active
 //!   advances, the standby's held bytes from its last verified offset are read up to the
@@ -36,7 +36,7 @@ use crate::seq::Seq;
 /// Marks a leg keeps for the legs behind it.
 pub const MARKS: usize = 8;
 /// Out-of-order pieces a leg keeps until the gap before them fills.
-pub const PENDING: usize = 3;
+pub const PENDING: usize = 6;
 
 /// Where a leg's verification stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -159,8 +159,10 @@ impl Check {
             self.marks[usize::from(self.n_marks)] = m;
             self.n_marks += 1;
         } else {
-            // Full: the newest moves forward; every byte stays covered, with one check
-            // point fewer.
+            // Full: the oldest goes. Every byte stays covered (the CRCs run from the
+            // first byte); the check points kept are the latest, where a leg catching up
+            // after a failover needs them: the output the client may still lack.
+            self.marks.copy_within(1.., 0);
             self.marks[MARKS - 1] = m;
         }
     }
@@ -412,10 +414,16 @@ pub fn feed(
         let mut points = r.marks;
         let mut n = usize::from(r.n_marks);
         if n < MARKS {
-            points[n] = Mark { at: r.at, crc: r.crc };
+            points[n] = Mark {
+                at: r.at,
+                crc: r.crc,
+            };
             n += 1;
         } else {
-            points[MARKS - 1] = Mark { at: r.at, crc: r.crc };
+            points[MARKS - 1] = Mark {
+                at: r.at,
+                crc: r.crc,
+            };
         }
         let points = &mut points[..n];
         points.sort_unstable_by(|a, b| a.at.diff(b.at).cmp(&0));
@@ -481,7 +489,13 @@ fn crc_of_held(c: &Check, j: usize, to: Seq, held: &dyn HeldOutput) -> Option<u3
     if to <= c.verified {
         return Some(c.verified_crc).filter(|_| to == c.verified);
     }
-    let (mut pos, mut crc) = (c.verified, c.verified_crc);
+    held_crc(held, j, c.verified, c.verified_crc, to)
+}
+
+/// The CRC32C `crc` of a stream up to `from` continued through leg `j`'s held output up
+/// to `to`; `None` where a byte between is not held.
+fn held_crc(held: &dyn HeldOutput, j: usize, from: Seq, crc: u32, to: Seq) -> Option<u32> {
+    let (mut pos, mut crc) = (from, crc);
     // Held in arrival order, which a lost segment's retransmission breaks: passes until
     // one makes no progress.
     loop {
@@ -510,8 +524,8 @@ pub enum TakeOver {
     Verified,
     /// It is behind what the client has, and was checked equal so far: it takes over,
     /// but nothing it sends reaches the client until it is checked equal to the dead
-    /// active's CRC at that point (its output is compared as it arrives).
-    CatchUp,
+    /// active's CRC at this point (its output is compared as it arrives).
+    CatchUp(Seq),
     /// It diverged, or cannot be checked up to what the client has: it must not take over.
     Refused,
 }
@@ -535,17 +549,37 @@ pub fn take_over(
     if client_has <= n.verified {
         return TakeOver::Verified;
     }
-    let Some(theirs) = o.crc_at(client_has) else {
-        // What the client has is not known to a byte: nothing can be checked against it.
+    // The client has the old active's output in order up to its digest's end, and past a
+    // gap (a segment lost on the way to Tandem, so to the client too) the pieces it kept.
+    // Those must be matched byte for byte by the new one's held output; the gaps are
+    // new to the client.
+    for p in &o.pending[..usize::from(o.n_pending)] {
+        if p.seq >= client_has {
+            continue;
+        }
+        let end = p.seq.wrapping_add(p.len);
+        if n.at < end || held_crc(held, new, p.seq, 0, end) != Some(p.crc) {
+            return TakeOver::Refused;
+        }
+    }
+    let upto = o.at.earlier(client_has);
+    if upto <= n.verified {
+        return TakeOver::Verified;
+    }
+    let Some(theirs) = o.crc_at(upto) else {
         return TakeOver::Refused;
     };
-    if n.at < client_has {
-        // Behind: checked as its output comes.
-        return TakeOver::CatchUp;
+    if n.at < upto {
+        // Behind: checked as its output comes (with a gap after, nothing to check there).
+        return if o.n_pending == 0 {
+            TakeOver::CatchUp(upto)
+        } else {
+            TakeOver::Refused
+        };
     }
     // Ahead, but not checked up to there yet: from its held output, now.
-    match crc_of_held(&n, new, client_has, held) {
-        Some(mine) if !checks[new].compared(client_has, mine, theirs) => TakeOver::Verified,
+    match crc_of_held(&n, new, upto, held) {
+        Some(mine) if !checks[new].compared(upto, mine, theirs) => TakeOver::Verified,
         _ => TakeOver::Refused,
     }
 }
@@ -706,7 +740,10 @@ mod tests {
         send(&mut c, 0, &data, 0, 1000, &held);
         for k in 1..=PENDING {
             let a = 2000 * k;
-            assert_eq!(send(&mut c, 0, &data, a, a + 1000, &held), Outcome::default());
+            assert_eq!(
+                send(&mut c, 0, &data, a, a + 1000, &held),
+                Outcome::default()
+            );
         }
         let a = 2000 * (PENDING + 1);
         let o = send(&mut c, 0, &data, a, a + 1000, &held);
@@ -735,7 +772,10 @@ mod tests {
         send(&mut c, 0, &data, 0, 4000, &held);
         send(&mut c, 1, &data, 0, 1000, &held);
         let client_has = START.wrapping_add(4000);
-        assert_eq!(take_over(&mut c, 0, 1, client_has, &held), TakeOver::CatchUp);
+        assert_eq!(
+            take_over(&mut c, 0, 1, client_has, &held),
+            TakeOver::CatchUp(client_has)
+        );
         // Now active, checked against the dead one until it passes what the client has.
         let catch_up = Links {
             reference: Some(0),
@@ -759,7 +799,10 @@ mod tests {
             &held,
         );
         assert_eq!(c[1].verified, client_has);
-        assert_eq!(take_over(&mut c, 0, 1, client_has, &held), TakeOver::Verified);
+        assert_eq!(
+            take_over(&mut c, 0, 1, client_has, &held),
+            TakeOver::Verified
+        );
         // A different byte in the catch-up: diverged.
         let mut c = legs();
         send(&mut c, 0, &data, 0, 4000, &held);
@@ -781,7 +824,7 @@ mod tests {
         }
         assert_eq!(usize::from(c[0].n_marks), MARKS);
         let o = send(&mut c, 1, &other, 0, 40_000, &held);
-        assert_eq!(o.diverged, 0b10, "found at the moved newest mark");
+        assert_eq!(o.diverged, 0b10, "found at a later mark");
     }
 
     #[test]
