@@ -1396,6 +1396,11 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     }
 
     fn signal(&mut self, leg: &mut Leg, kind: SignalKind) {
+        self.signal_at(leg, kind, 0);
+    }
+
+    /// [`Self::signal`] with the stream offset a divergence was found after.
+    fn signal_at(&mut self, leg: &mut Leg, kind: SignalKind, offset: u32) {
         // Once per kind and leg: an unconfirmed suspicion of one kind must not mute
         // another (ack lag first, then the output lag of a frozen process).
         let bit = 1u8 << (kind as u8);
@@ -1407,6 +1412,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             replica: leg.replica,
             kind,
             at: self.now,
+            offset,
         });
     }
 
@@ -2002,6 +2008,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             legs: &f.legs[..n],
         };
         let out = verify::feed(&mut f.checks[..n], i, links, seq, payload, &held);
+        // Held output kept only until it was checked may go now.
+        self.release_acked(f);
         if let Some((_, until, _)) = f.catch_up {
             if f.checks[active].verified >= until {
                 f.catch_up = None;
@@ -2023,7 +2031,10 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             }
             if diverged {
                 self.c.standbys_diverged += 1;
-                self.signal(&mut f.legs[j], SignalKind::Diverged);
+                let offset = f.checks[j]
+                    .verified
+                    .bytes_after(f.visible_isn.wrapping_add(1));
+                self.signal_at(&mut f.legs[j], SignalKind::Diverged, offset);
             } else {
                 self.c.standbys_unverifiable += 1;
             }

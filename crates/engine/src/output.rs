@@ -49,6 +49,9 @@ pub struct Signal {
     pub kind: SignalKind,
     /// When (the `now` of the packet that raised it).
     pub at: u64,
+    /// For [`SignalKind::Diverged`]: the stream offset up to which the replica's output
+    /// was checked equal (the first difference is after it); 0 otherwise.
+    pub offset: u32,
 }
 
 /// Bounded output of one burst or poll. The caller drains it after every call; what does
