@@ -2009,7 +2009,13 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         };
         let out = verify::feed(&mut f.checks[..n], i, links, seq, payload, &held);
         // Held output kept only until it was checked may go now.
-        self.release_acked(f);
+        if f.legs[..n]
+            .iter()
+            .enumerate()
+            .any(|(j, l)| j != active && !l.hold.is_empty())
+        {
+            self.release_acked(f);
+        }
         if let Some((_, until, _)) = f.catch_up {
             if f.checks[active].verified >= until {
                 f.catch_up = None;

@@ -351,6 +351,18 @@ pub fn feed(
     }
     let from = me.at;
     let fresh = &payload[from.bytes_after(seq) as usize..];
+    if links.reference.is_none() && links.checked == 0 {
+        // Compared with nobody (an active without standbys): digested only, so that a
+        // standby added later (or the pieces past a gap) can still be checked.
+        let c = &mut checks[i];
+        c.crc = append(c.crc, fresh);
+        c.at = end;
+        c.n_marks = 0;
+        if !c.join_pieces(seq, payload) {
+            out.lost |= lose(checks, i, links);
+        }
+        return out;
+    }
     // Where this leg's CRC is wanted inside the fresh bytes: its reference's marks and
     // end (it is checked there), and the ends of the legs behind it (they are checked
     // there). Sorted, at most MARKS + 1 + the legs.
