@@ -123,7 +123,36 @@ impl HeldOutput for NothingHeld {
 /// CRC32C of `bytes` appended to a stream whose CRC32C so far is `crc`.
 #[inline]
 fn append(crc: u32, bytes: &[u8]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if bytes.len() < SHORT && std::is_x86_feature_detected!("sse4.2") {
+        // SAFETY: the CPU has SSE4.2, checked just above (a cached flag).
+        return unsafe { append_short_sse42(crc, bytes) };
+    }
     crc32c::crc32c_append(crc, bytes)
+}
+
+/// Below this many bytes, [`append`] runs the CRC instruction in a plain loop: the
+/// `crc32c` crate's setup for its three-way parallel loop, which wins on full-size
+/// segments, costs more than a short payload's whole CRC (about 250 instructions a call
+/// under callgrind, against 20 for a 6-byte payload here).
+const SHORT: usize = 256;
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+unsafe fn append_short_sse42(crc: u32, bytes: &[u8]) -> u32 {
+    use core::arch::x86_64::{_mm_crc32_u64, _mm_crc32_u8};
+    // The instruction runs on the register form (the CRC inverted).
+    let mut state = u64::from(!crc);
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let word = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        state = _mm_crc32_u64(state, word);
+    }
+    let mut state = state as u32;
+    for &b in words.remainder() {
+        state = _mm_crc32_u8(state, b);
+    }
+    !state
 }
 
 impl Check {
@@ -863,6 +892,16 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The short-payload CRC loop gives the `crc32c` crate's answer, appended to any
+        /// CRC so far, at every length around its word size and its cut-over.
+        #[test]
+        fn the_short_crc_loop_agrees_with_the_crc32c_crate(
+            crc in proptest::num::u32::ANY,
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..SHORT + 20),
+        ) {
+            proptest::prop_assert_eq!(append(crc, &bytes), crc32c::crc32c_append(crc, &bytes));
+        }
+
         /// Two legs send the same stream (or one with a byte changed), each cut into its
         /// own segments, interleaved at random: equal streams are verified to the end and
         /// never diverge; a changed byte is always found, never verified past.
