@@ -557,7 +557,13 @@ mod tests {
     #[test]
     fn lab_without_verification() {
         let path = lab_path();
-        let args = ["--replicas", "primary,backup", "--probe-ports", "80", "--verify"];
+        let args = [
+            "--replicas",
+            "primary,backup",
+            "--probe-ports",
+            "80",
+            "--verify",
+        ];
         let p = made(&[&["from", path.to_str().unwrap()], &args[..], &["off"]].concat());
         let mut want = lab();
         let s = &mut want.services[0];
