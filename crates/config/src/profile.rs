@@ -277,6 +277,11 @@ pub struct Service {
     pub copies: u8,
     /// How a new flow picks its replicas from the pool.
     pub selection: Selection,
+    /// Verified standbys (DESIGN §3.12, on by default): a standby takes over only where
+    /// its output was checked equal to the active's; a flow whose standbys diverged
+    /// gets a RST at failover, never a spliced stream. Off: replicas are trusted to be
+    /// deterministic (the operator's risk). Forward mode protects nothing either way.
+    pub verify: bool,
     /// The pool, in profile order.
     pub replicas: Vec<Replica>,
     /// Health checking and failover triggers.

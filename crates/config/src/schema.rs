@@ -154,7 +154,9 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
         "workers[].port" => "outside, inside",
         "workers[].queue" => "a queue index below ports.<port>.queues",
         "services" => "a non-empty list of services",
-        "services[]" => "a mapping with name, vip, port, mode, copies, selection, replicas, health",
+        "services[]" => {
+            "a mapping with name, vip, port, mode, copies, selection, verify, replicas, health"
+        }
         "services[].name" | "services[].replicas[].name" => NAME,
         "services[].vip" => UNICAST,
         "services[].port" => "`any`, a port number 1..=65535, or a range like 8000-8100",
@@ -163,6 +165,7 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
             "1..=3 and at most the number of replicas in mirror mode; 1 in reconnect and forward mode"
         }
         "services[].selection" => "spread, ordered",
+        "services[].verify" => "true (the default: a standby takes over only where its output was checked equal to the active's) or false",
         "services[].replicas" => "a non-empty list of { name, address }",
         "services[].replicas[]" => "a mapping { name, address }",
         "services[].replicas[].address" => {

@@ -759,6 +759,7 @@ fn check_services(
             mode,
             copies,
             selection: s.selection.unwrap_or_default(),
+            verify: s.verify.unwrap_or(true),
             replicas,
             health,
         });

@@ -100,6 +100,7 @@ fn raw_profile(p: &Profile) -> Result<RawProfile, WriteError> {
             mode: Some(s.mode),
             copies: Some(s.copies),
             selection: Some(s.selection),
+            verify: Some(s.verify),
             replicas: s
                 .replicas
                 .iter()

@@ -756,3 +756,20 @@ fn missing_file() {
         .to_string()
         .starts_with("/nonexistent/tandem.yaml: cannot read the profile"));
 }
+
+#[test]
+fn verify_is_on_unless_a_service_turns_it_off() {
+    let on = parse("base.yaml", BASE).unwrap_or_else(|e| panic!("{e}"));
+    assert!(on.services[0].verify, "on by default");
+    let off = parse(
+        "off.yaml",
+        &edit("    copies: 2\n", "    copies: 2\n    verify: false\n"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!off.services[0].verify);
+    rejects(
+        &edit("    copies: 2\n", "    copies: 2\n    verify: sometimes\n"),
+        "configs/bad.yaml:20:13: services[0].verify: ",
+        "true (the default",
+    );
+}

@@ -193,6 +193,10 @@ pub struct ReplicaStatus {
     pub mac: Option<String>,
     /// Times it failed over (with the metrics).
     pub failovers: u64,
+    /// Flows on which its output differed from the active's (DESIGN §3.12).
+    pub diverged_flows: u64,
+    /// It diverged on many flows lately: its data or program differs from the others'.
+    pub out_of_sync: bool,
 }
 
 /// Flows and what the workers did.
@@ -210,6 +214,23 @@ pub struct DataPath {
     pub drops: Vec<Count>,
     /// The defences that acted (DESIGN §3.11).
     pub defences: Defences,
+    /// What the check of the standbys' output did (DESIGN §3.12).
+    pub verification: Verification,
+}
+
+/// The verified standbys' counts (DESIGN §3.12), all workers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// Standbys whose output differed from the active's: they left their flows.
+    pub standbys_diverged: u64,
+    /// Standbys whose output could no longer be checked: they left their flows.
+    pub standbys_unverifiable: u64,
+    /// Failovers to a standby behind the active, checked as its output came.
+    pub catch_ups: u64,
+    /// Of them, ended with RSTs (different, or not checked in time).
+    pub catch_ups_failed: u64,
+    /// Flows reset at failover: no standby checked equal up to what the client has.
+    pub takeovers_refused: u64,
 }
 
 /// A name and a count.
@@ -336,6 +357,13 @@ impl DataPath {
                 syn_cookies_accepted: total.syn_cookies_accepted,
                 syn_cookies_failed: total.syn_cookies_failed,
             },
+            verification: Verification {
+                standbys_diverged: total.standbys_diverged,
+                standbys_unverifiable: total.standbys_unverifiable,
+                catch_ups: total.catch_ups,
+                catch_ups_failed: total.catch_ups_failed,
+                takeovers_refused: total.takeovers_refused,
+            },
         }
     }
 }
@@ -385,6 +413,18 @@ impl fmt::Display for DataPath {
                 ("syn cookies accepted", d.syn_cookies_accepted),
                 ("syn cookies failed", d.syn_cookies_failed),
             ])
+        )?;
+        let v = &self.verification;
+        writeln!(
+            f,
+            "verification: {}",
+            counts([
+                ("standbys diverged", v.standbys_diverged),
+                ("unverifiable", v.standbys_unverifiable),
+                ("catch-ups", v.catch_ups),
+                ("catch-ups failed", v.catch_ups_failed),
+                ("take-overs refused", v.takeovers_refused),
+            ])
         )
     }
 }
@@ -408,12 +448,14 @@ impl fmt::Display for Status {
             };
             writeln!(
                 f,
-                "  {:<24} {:<15} {}{operator}, mac {}, failovers {}",
+                "  {:<24} {:<15} {}{operator}, mac {}, failovers {}, diverged flows {}{}",
                 r.name,
                 r.address.to_string(),
                 r.health.word(),
                 r.mac.as_deref().unwrap_or("unresolved"),
-                r.failovers
+                r.failovers,
+                r.diverged_flows,
+                if r.out_of_sync { " (OUT OF SYNC)" } else { "" }
             )?;
         }
         self.data_path.fmt(f)?;
@@ -824,6 +866,8 @@ mod tests {
                 operator: Some(Operator::Drain),
                 mac: None,
                 failovers: 2,
+                diverged_flows: 12,
+                out_of_sync: true,
             }],
             data_path: DataPath::of([(4, &a), (5, &b)]),
             control: ControlCounters {
@@ -847,7 +891,7 @@ mod tests {
         let text = Response::Status(Box::new(status())).to_string();
         for line in [
             "  lab: 198.18.0.100 port 7000, mirror, copies 2, hash selection\n",
-            "  lab/spare                198.19.0.13     draining (operator: drain), mac unresolved, failovers 2\n",
+            "  lab/spare                198.19.0.13     draining (operator: drain), mac unresolved, failovers 2, diverged flows 12 (OUT OF SYNC)\n",
             "flows: 3 (protected 2, unprotected 1)\n  worker lcore 4: flows 3, unprotected 1, failovers 0, rx 10, tx 9\n",
             "data path drops: rst_out_of_window 3, paws 1\n",
             "defences: half-open evicted 7, half-open expired 0, idle resets 0, stray resets 3, \

@@ -662,7 +662,8 @@ impl Monitor {
     }
 
     /// A worker's signal about `id`. Output lag takes it down at once; the others start
-    /// a suspect burst (unless one runs); `NeighbourMissing` is not a health signal.
+    /// a suspect burst (unless one runs); `NeighbourMissing` and `Diverged` are no health
+    /// signals.
     pub fn signal(&mut self, id: ReplicaId, kind: SignalKind, now: u64, changes: &mut Vec<Change>) {
         let Some((r, si)) = self.replicas.iter_mut().find(|(r, _)| r.id == id) else {
             return;
@@ -671,7 +672,9 @@ impl Monitor {
             return;
         }
         match kind {
-            SignalKind::NeighbourMissing => {}
+            // Neither says the replica is dead: a missing MAC is the control core's to
+            // resolve, a divergence its to count and report.
+            SignalKind::NeighbourMissing | SignalKind::Diverged => {}
             SignalKind::OutputLag => Self::down(r, Cause::OutputLag, now, now, changes),
             _ => {
                 if r.suspect.is_none() {

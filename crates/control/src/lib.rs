@@ -11,12 +11,15 @@
 //!   listeners' connection handling, [`access`] for who may use them); [`answer`]: its
 //!   typed answers, which the CLI prints as text or JSON.
 //! - [`counters`]: the control core's counters.
+//! - [`divergence`]: replicas whose output differs from the active's, and the alarm
+//!   when one is out of sync.
 //! - [`listing`]: `tandem flows`, collected from the workers in steps.
 //! - [`profile`]: a profile mapped to the engine's and the runtime's settings.
 
 pub mod access;
 pub mod answer;
 pub mod counters;
+pub mod divergence;
 pub mod health;
 pub mod listing;
 pub mod mgmt;

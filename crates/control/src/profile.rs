@@ -147,6 +147,7 @@ pub fn map_profile(
             forward: s.mode == Mode::Forward,
             ack_lag_ns: Some(s.health.ack_lag.map_or(0, ns)),
             output_lag_ns: Some(s.health.output_lag.map_or(0, ns)),
+            verify: s.verify,
         });
     }
     let t = &profile.timeouts;

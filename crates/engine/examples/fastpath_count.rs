@@ -31,15 +31,24 @@ fn main() {
     }
     let mode = if forward { "forward" } else { "mirror" };
     let unit = bench.rig.engine.hash_unit();
+    let table_bytes = bench.table_bytes();
     let c = bench.rig.engine.counters();
     // tx and adopted show that the frames were forwarded, not dropped; the hash unit, which
     // way the flow hash was computed (valgrind reports the host's AVX2).
     println!(
         "mode={mode} flows={flows} bursts={bursts} packets={} tx={} flows_adopted={} drops={} \
-         hash_unit={unit:?}",
+         hash_unit={unit:?} table_bytes_per_flow={} held={}{}",
         bench.packets,
         c.tx,
         c.flows_adopted,
-        c.drops.iter().sum::<u64>()
+        c.drops.iter().sum::<u64>(),
+        table_bytes / flows.max(1),
+        c.held_segments,
+        tandem_engine::DropReason::ALL
+            .iter()
+            .zip(c.drops)
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| format!(" drop.{}={n}", r.label()))
+            .collect::<String>()
     );
 }

@@ -55,6 +55,9 @@ pub struct Service {
     pub ack_lag_ns: Option<u64>,
     /// This service's [`EngineConfig::output_lag_ns`] (`None`: the engine's).
     pub output_lag_ns: Option<u64>,
+    /// Verified standbys (DESIGN §3.12, [`crate::verify`]): a standby takes over only
+    /// where its output was checked equal to the active's. Off: replicas are trusted.
+    pub verify: bool,
 }
 
 impl Service {

@@ -65,6 +65,7 @@ use crate::parse::{classify, client_word_of, Class, Meta};
 use crate::replica::{Health, ReplicaId, ReplicaTable};
 use crate::seq::Seq;
 use crate::table::{FlowIdx, FlowTable};
+use crate::verify::{self, Check, Links, TakeOver};
 
 /// Frames handled together for prefetching.
 pub const BURST: usize = 32;
@@ -77,6 +78,10 @@ const SWEEP_PREFETCH_AHEAD: FlowIdx = 8;
 /// Times the client's SYN is repeated to a replica that has not answered, each after
 /// `synack_wait`, before the flow goes on without it.
 pub const SYN_RETRIES: u8 = 3;
+
+/// Longest a leg that took over behind the dead active may take to be checked equal up
+/// to what the client has (§3.12) before the flow ends with a RST.
+pub const CATCH_UP_NS: u64 = 2_000_000_000;
 
 /// Least time between two challenge ACKs of one flow (RFC 5961 §7: challenge ACKs are
 /// rate-limited): a flood of in-window RSTs is answered at most 1000 times a second.
@@ -1391,6 +1396,11 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     }
 
     fn signal(&mut self, leg: &mut Leg, kind: SignalKind) {
+        self.signal_at(leg, kind, 0);
+    }
+
+    /// [`Self::signal`] with the stream offset a divergence was found after.
+    fn signal_at(&mut self, leg: &mut Leg, kind: SignalKind, offset: u32) {
         // Once per kind and leg: an unconfirmed suspicion of one kind must not mute
         // another (ack lag first, then the output lag of a frozen process).
         let bit = 1u8 << (kind as u8);
@@ -1402,6 +1412,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             replica: leg.replica,
             kind,
             at: self.now,
+            offset,
         });
     }
 
@@ -1609,13 +1620,21 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             return;
         }
         let active = f.active as usize;
+        let verify = self.verifies(f);
         for (i, leg) in f.legs[..f.n_legs as usize].iter_mut().enumerate() {
             if i == active {
                 continue;
             }
+            // §3.12: what was not checked yet stays, to be checked when the active's
+            // output gets there (it may reach the client before Tandem can check it:
+            // an active segment that came out of order is sent on at once).
+            let keep_from = match verify {
+                true => f.client_ack.earlier(f.checks[i].verified),
+                false => f.client_ack,
+            };
             while let Some((seq, len)) = self.hold.front(&leg.hold) {
                 let visible_end = seq.wrapping_sub(leg.delta).wrapping_add(len);
-                if visible_end > f.client_ack {
+                if visible_end > keep_from {
                     break;
                 }
                 self.hold.pop_front(&mut leg.hold);
@@ -1661,6 +1680,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     fn rewrite_to_leg(&mut self, f: &mut Flow, i: usize, buf: &mut B, m: &Meta) -> bool {
         let ts_on = f.ts_on;
         let client_shift = f.client_shift;
+        let limit = self.ack_limit(f, i);
         let leg = &mut f.legs[i];
         let Some(mac) = self.replicas.mac(leg.replica) else {
             self.c.drop(DropReason::NoNeighbour);
@@ -1673,8 +1693,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         let mut tcp = m.tcp_mut(frame);
         if leg.answered && !m.flags.contains(TcpFlags::SYN) {
             if m.flags.contains(TcpFlags::ACK) {
-                // Never ack what the replica has not sent (Linux ignores such acks).
-                let ack = m.ack.wrapping_add(leg.delta).earlier(leg.snd_nxt);
+                // Never ack what the replica has not sent (Linux ignores such acks), nor
+                // what was not checked of it (§3.12).
+                let ack = m.ack.wrapping_add(leg.delta).earlier(limit);
                 sum.u32(m.ack.0, ack.0);
                 tcp.set_ack_raw(ack.0);
                 leg.acked_to = leg.acked_to.later(ack);
@@ -1828,8 +1849,15 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         if self.check_divergence(f) == Fate::Remove {
             return Fate::Remove;
         }
+        // §3.12: its output is checked against the active's (the active's against its
+        // standbys') before it goes anywhere.
+        if m.payload_len > 0 && self.verifies(f) && self.check_output(f, i, &buf, m) == Fate::Remove
+        {
+            return Fate::Remove;
+        }
         if !f.legs[i].alive {
-            // Its own FIN was overtaken: it diverged, and the segment goes nowhere.
+            // Its own FIN was overtaken, or its output differs: it diverged, and the
+            // segment goes nowhere.
             self.c.drop(DropReason::DeadLeg);
             return Fate::Keep;
         }
@@ -1893,6 +1921,136 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             }
         }
         Ok(())
+    }
+
+    /// §3.7 with §3.12: the furthest leg `i` may be acked (its own space): what it sent,
+    /// and while its output is checked only what was digested of it (and its FIN), so
+    /// that a segment of it Tandem never saw is sent again rather than acked away
+    /// unchecked (the client may have had those bytes from the active).
+    #[inline]
+    fn ack_limit(&self, f: &Flow, i: usize) -> Seq {
+        let leg = &f.legs[i];
+        if f.phase == FlowPhase::SynSent
+            || f.checks[i].state != verify::State::Checking
+            || !self.verifies(f)
+        {
+            return leg.snd_nxt;
+        }
+        let digested = f.checks[i].at.wrapping_add(leg.delta);
+        if leg.fin == Some(digested) {
+            leg.snd_nxt
+        } else {
+            digested.earlier(leg.snd_nxt)
+        }
+    }
+
+    /// §3.12: the flow cannot go on without a mixed stream: RSTs to the client and to
+    /// every live replica, and the flow is lost.
+    fn reset_all(&mut self, f: &mut Flow) -> Fate {
+        for k in 0..f.n_legs as usize {
+            if f.legs[k].alive {
+                let seq = f.legs[k].ack;
+                self.synth_rst_to_leg(f, k, seq);
+            }
+        }
+        self.reset_client(f);
+        self.c.flows_lost += 1;
+        Fate::Remove
+    }
+
+    /// Whether flow `f`'s service verifies its standbys (§3.12).
+    #[inline]
+    fn verifies(&self, f: &Flow) -> bool {
+        !f.forward
+            && self
+                .cfg
+                .services
+                .get(usize::from(f.service))
+                .is_some_and(|s| s.verify)
+    }
+
+    /// §3.12: digests leg `i`'s payload and compares it with its reference's (a standby
+    /// with the active; the active with its standbys, and after a failover to a leg that
+    /// was behind, with the dead active's). A standby that diverged, or can no longer be
+    /// checked, leaves the flow (a RST to its replica; the flow runs unprotected). An
+    /// active that catches up and differs from what the client has ends the flow: RSTs
+    /// to the client and the replicas.
+    fn check_output(&mut self, f: &mut Flow, i: usize, buf: &B, m: &Meta) -> Fate {
+        let n = f.n_legs as usize;
+        let active = f.active as usize;
+        let others = (0..n)
+            .filter(|&j| j != i && f.legs[j].alive)
+            .fold(0u8, |bits, j| bits | 1 << j);
+        let links = if i == active {
+            Links {
+                reference: f.catch_up.map(|(old, _, _)| usize::from(old)),
+                checked: others,
+            }
+        } else {
+            Links {
+                reference: Some(active),
+                checked: 0,
+            }
+        };
+        let seq = m.seq.wrapping_sub(f.legs[i].delta);
+        if i == active && f.catch_up.is_some() && seq > f.checks[i].at {
+            // Catching up: past a gap nothing is kept (see `Check::drop_pieces`). A
+            // duplicate ack, as its peer would send, makes the replica send the gap again.
+            let ack = f.checks[i].at.wrapping_add(f.legs[i].delta);
+            if self.synth_to_leg(f, i, TcpFlags::ACK, ack) {
+                self.c.acks_to_replica += 1;
+            }
+            return Fate::Keep;
+        }
+        let payload = buf.bytes().get(m.payload()).unwrap_or(&[]);
+        let held = HeldView {
+            pool: self.hold,
+            legs: &f.legs[..n],
+        };
+        let out = verify::feed(&mut f.checks[..n], i, links, seq, payload, &held);
+        // Held output kept only until it was checked may go now.
+        if f.legs[..n]
+            .iter()
+            .enumerate()
+            .any(|(j, l)| j != active && !l.hold.is_empty())
+        {
+            self.release_acked(f);
+        }
+        if let Some((_, until, _)) = f.catch_up {
+            if f.checks[active].verified >= until {
+                f.catch_up = None;
+            }
+        }
+        for j in 0..n {
+            let (diverged, lost) = (out.diverged & (1 << j) != 0, out.lost & (1 << j) != 0);
+            if !(diverged || lost) || !f.legs[j].alive {
+                continue;
+            }
+            if j == active {
+                if f.catch_up.is_none() {
+                    // The active's own digest stopped: its standbys (in the same
+                    // outcome) can no longer be checked; it goes on.
+                    continue;
+                }
+                self.c.catch_ups_failed += 1;
+                return self.reset_all(f);
+            }
+            if diverged {
+                self.c.standbys_diverged += 1;
+                let offset = f.checks[j]
+                    .verified
+                    .bytes_after(f.visible_isn.wrapping_add(1));
+                self.signal_at(&mut f.legs[j], SignalKind::Diverged, offset);
+            } else {
+                self.c.standbys_unverifiable += 1;
+            }
+            let seq = f.legs[j].ack;
+            self.synth_rst_to_leg(f, j, seq);
+            if self.kill_leg(f, j) == Fate::Remove {
+                return Fate::Remove;
+            }
+        }
+        Fate::Keep
     }
 
     /// Records what leg `i` has sent and acknowledged.
@@ -1977,6 +2135,14 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                     strip_fin = true;
                     vend = vend.wrapping_sub(1);
                 }
+            }
+        }
+        if let Some((_, until, _)) = f.catch_up {
+            // §3.12, after a failover to a leg that was behind: only what was checked
+            // equal to what the client has reaches it.
+            if vend.earlier(until) > f.checks[f.active as usize].verified {
+                self.c.drop(DropReason::Suppressed);
+                return;
             }
         }
         if vend == vstart
@@ -2075,10 +2241,15 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
 
     /// §3.6: keeps a standby's data until the client's ack covers it.
     fn hold_standby(&mut self, f: &mut Flow, i: usize, buf: B, m: &Meta) {
+        // Not needed once the client has it, unless not checked yet (§3.12).
+        let needed_to = match self.verifies(f) {
+            true => f.client_ack.earlier(f.checks[i].verified),
+            false => f.client_ack,
+        };
         let leg = &mut f.legs[i];
         let len = m.seq_len();
         let vend = m.seq.wrapping_sub(leg.delta).wrapping_add(len);
-        if f.client_acked && vend <= f.client_ack {
+        if f.client_acked && vend <= needed_to {
             self.c.drop(DropReason::Suppressed);
             return;
         }
@@ -2095,7 +2266,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             leg.hold_gap = true;
             self.c.drop(DropReason::HoldBudget);
         }
-        match self.hold.push(&mut leg.hold, buf, m.seq, len) {
+        let data = (m.payload().start as u32, m.payload_len);
+        match self.hold.push(&mut leg.hold, buf, m.seq, len, data) {
             Ok(()) => self.c.drop(DropReason::Suppressed),
             Err(_) => {
                 leg.hold_gap = true;
@@ -2170,8 +2342,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         if !f.client_acked {
             return;
         }
+        let limit = self.ack_limit(f, i);
         let leg = &f.legs[i];
-        let want = f.client_ack.wrapping_add(leg.delta).earlier(leg.snd_nxt);
+        let want = f.client_ack.wrapping_add(leg.delta).earlier(limit);
         // A segment wholly below the ack the leg was given is a retransmission: that ack
         // was lost on the way. The client never sees this copy (it acked it already), so
         // Tandem answers it, or the replica retransmits it forever.
@@ -2338,7 +2511,11 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         }
         leg.ack = m.ack;
         leg.wnd_edge = m.ack.wrapping_add(u32::from(tcp.window()));
-        if self.hold.push(&mut leg.hold, buf, m.seq, 1).is_err() {
+        if self
+            .hold
+            .push(&mut leg.hold, buf, m.seq, 1, (0, 0))
+            .is_err()
+        {
             // No slot to keep it: the replica will retransmit its SYN-ACK.
             leg.answered = false;
             self.c.drop(DropReason::HoldBudget);
@@ -2399,6 +2576,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             l.delta = l.isn.0.wrapping_sub(a.isn.0);
             l.ts_offset = l.last_tsval.wrapping_sub(a_tsval);
         }
+        f.checks = [Check::start(f.visible_isn.wrapping_add(1)); MAX_COPIES];
         // Take the active's SYN-ACK; free the others'.
         let mut synack = None;
         for (i, l) in f.legs[..n].iter_mut().enumerate() {
@@ -2463,6 +2641,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             return Fate::Remove;
         };
         f.active = active as u8;
+        f.checks = [Check::start(f.visible_isn.wrapping_add(1)); MAX_COPIES];
         for l in f.legs[..n].iter_mut() {
             l.delta = l.isn.0.wrapping_sub(f.visible_isn.0);
             l.ts_offset = l.last_tsval.wrapping_sub(f.max_tsval_sent);
@@ -2621,8 +2800,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             }
             return Fate::Keep;
         }
-        if i == f.active as usize {
-            self.switch_active(f);
+        if i == f.active as usize && self.switch_active(f) == Fate::Remove {
+            return Fate::Remove;
         }
         self.ack_client_if_moved(f);
         self.fin_if_agreed(f);
@@ -2639,16 +2818,73 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     }
 
     /// Makes the next live leg active: re-bases its timestamps so the client's TSval
-    /// never goes backwards (§3.3), sends its held data at once (§3.6).
-    fn switch_active(&mut self, f: &mut Flow) {
+    /// never goes backwards (§3.3), sends its held data at once (§3.6). With
+    /// verification (§3.12) only a leg checked equal up to what the client has takes
+    /// over at once, or one behind that catches up; the others leave the flow, and a flow
+    /// with none left is reset (`Fate::Remove`).
+    fn switch_active(&mut self, f: &mut Flow) -> Fate {
         let n = f.n_legs as usize;
         let from = f.active as usize;
-        let Some(next) = (1..=n)
-            .map(|k| (from + k) % n)
-            .find(|&j| f.legs[j].alive && f.legs[j].answered)
-        else {
-            return;
+        let verify = self.verifies(f);
+        // What the client has: the old active's output it was sent (its FIN aside).
+        let client_has = match f.fin_sent {
+            Some(_) => f.to_client_nxt.wrapping_sub(1),
+            None => f.to_client_nxt,
         };
+        let mut chosen = None;
+        for j in (1..=n).map(|k| (from + k) % n) {
+            if !(f.legs[j].alive && f.legs[j].answered) {
+                continue;
+            }
+            if !verify {
+                chosen = Some((j, None));
+                break;
+            }
+            // A second failover while one catches up: nothing but the first active's
+            // CRC says what the client has, and no other leg was checked against it
+            // since. The flow ends rather than risk a mixed stream.
+            let decision = if f.catch_up.is_some() {
+                TakeOver::Refused
+            } else {
+                let held = HeldView {
+                    pool: self.hold,
+                    legs: &f.legs[..n],
+                };
+                verify::take_over(&mut f.checks[..n], from, j, client_has, &held)
+            };
+            match decision {
+                TakeOver::Verified => {
+                    chosen = Some((j, None));
+                    break;
+                }
+                TakeOver::CatchUp(until) => {
+                    chosen = Some((j, Some((from as u8, until, self.now))));
+                    break;
+                }
+                TakeOver::Refused => {
+                    let seq = f.legs[j].ack;
+                    self.synth_rst_to_leg(f, j, seq);
+                    let leg = &mut f.legs[j];
+                    leg.alive = false;
+                    self.hold.clear(&mut leg.hold);
+                    self.c.legs_lost += 1;
+                }
+            }
+        }
+        let Some((next, catch_up)) = chosen else {
+            if verify && f.live_legs() == 0 {
+                self.c.takeovers_refused += 1;
+                self.c.flows_lost += 1;
+                self.reset_client(f);
+                return Fate::Remove;
+            }
+            return Fate::Keep;
+        };
+        f.catch_up = catch_up;
+        if catch_up.is_some() {
+            self.c.catch_ups += 1;
+            f.checks[next].drop_pieces();
+        }
         f.active = next as u8;
         self.c.flow_failovers += 1;
         let max_ts = f.max_tsval_sent;
@@ -2669,6 +2905,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             }
         }
         self.replay_held(f);
+        Fate::Keep
     }
 
     /// Sends the active leg's held segments that the client has not acked.
@@ -2697,6 +2934,14 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         }
         if self.refresh_legs(f) == Fate::Remove {
             return Fate::Remove;
+        }
+        if f.catch_up
+            .is_some_and(|(_, _, since)| self.now.saturating_sub(since) > CATCH_UP_NS)
+        {
+            // §3.12: the new active never got checked up to what the client has (its
+            // output there depends on what the client cannot get): a RST, never a guess.
+            self.c.catch_ups_failed += 1;
+            return self.reset_all(f);
         }
         let idle = self.now.saturating_sub(f.last_seen);
         let expired = match f.phase {
@@ -2891,6 +3136,30 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 false
             }
         }
+    }
+}
+
+/// A flow's held standby output as [`verify`] reads it: each segment's payload at its
+/// client-visible sequence number.
+struct HeldView<'a, B> {
+    pool: &'a HoldPool<B>,
+    legs: &'a [Leg],
+}
+
+impl<B: PacketBuf> verify::HeldOutput for HeldView<'_, B> {
+    fn held(&self, leg: usize, each: &mut dyn FnMut(Seq, &[u8]) -> bool) {
+        let Some(l) = self.legs.get(leg) else {
+            return;
+        };
+        self.pool.each(&l.hold, |buf, seq, (at, len)| {
+            match buf
+                .bytes()
+                .get(at as usize..(at as usize).saturating_add(len as usize))
+            {
+                Some(p) if !p.is_empty() => each(seq.wrapping_sub(l.delta), p),
+                _ => true,
+            }
+        });
     }
 }
 

@@ -10,6 +10,7 @@
 use crate::hold::HoldList;
 use crate::replica::ReplicaId;
 use crate::seq::Seq;
+use crate::verify::Check;
 use tandem_wire::MacAddr;
 
 /// Most replicas one flow is mirrored to.
@@ -208,6 +209,14 @@ pub struct Flow {
     pub bytes_to_client: u64,
     /// Payload bytes from the client.
     pub bytes_from_client: u64,
+    /// Each leg's output checked against the active's (DESIGN §3.12; `checks[..n_legs]`,
+    /// started with the handshake, unused when the service does not verify).
+    pub checks: [Check; MAX_COPIES],
+    /// After a failover to a leg that was behind: the dead active's leg, the end of what
+    /// the client has, and when it started. Until the new active is checked equal up to
+    /// there, nothing it sends reaches the client (see [`crate::verify::take_over`]); past
+    /// [`crate::engine::CATCH_UP_NS`] the flow ends with a RST.
+    pub catch_up: Option<(u8, Seq, u64)>,
 }
 
 impl Flow {

@@ -12,6 +12,9 @@ struct Slot<B> {
     buf: Option<B>,
     seq: Seq,
     len: u32,
+    /// Where its payload is in the frame: start and length (for verification, which
+    /// reads a standby's held output; see [`crate::verify`]).
+    data: (u32, u32),
     next: u32,
 }
 
@@ -74,6 +77,7 @@ impl<B> HoldPool<B> {
                     buf: None,
                     seq: Seq(0),
                     len: 0,
+                    data: (0, 0),
                     next: NIL,
                 })
                 .collect(),
@@ -113,8 +117,17 @@ impl<B> HoldPool<B> {
         !self.free.is_empty()
     }
 
-    /// Appends a segment to `list`; gives the buffer back when no slot is free.
-    pub fn push(&mut self, list: &mut HoldList, buf: B, seq: Seq, len: u32) -> Result<(), B> {
+    /// Appends a segment to `list`: the frame, its sequence number and length (payload
+    /// and FIN), and where its payload is in the frame (start, length). Gives the buffer
+    /// back when no slot is free.
+    pub fn push(
+        &mut self,
+        list: &mut HoldList,
+        buf: B,
+        seq: Seq,
+        len: u32,
+        data: (u32, u32),
+    ) -> Result<(), B> {
         let Some(i) = self.free.pop() else {
             return Err(buf);
         };
@@ -122,6 +135,7 @@ impl<B> HoldPool<B> {
         s.buf = Some(buf);
         s.seq = seq;
         s.len = len;
+        s.data = data;
         s.next = NIL;
         if list.tail == NIL {
             self.holders += 1;
@@ -143,6 +157,21 @@ impl<B> HoldPool<B> {
             let s = &self.slots[list.head as usize];
             (s.seq, s.len)
         })
+    }
+
+    /// Calls `each` with every segment of `list`, oldest first (the frame, its sequence
+    /// number, and where its payload is: start and length), until it returns false.
+    pub fn each(&self, list: &HoldList, mut each: impl FnMut(&B, Seq, (u32, u32)) -> bool) {
+        let mut i = list.head;
+        while i != NIL {
+            let s = &self.slots[i as usize];
+            if let Some(buf) = &s.buf {
+                if !each(buf, s.seq, s.data) {
+                    return;
+                }
+            }
+            i = s.next;
+        }
     }
 
     /// Takes the oldest segment of `list`.
@@ -183,15 +212,26 @@ mod tests {
     fn fifo_per_list_and_slot_reuse() {
         let mut pool = HoldPool::<u32>::new(3);
         let (mut a, mut b) = (HoldList::default(), HoldList::default());
-        pool.push(&mut a, 1, Seq(100), 10).expect("slot");
-        pool.push(&mut b, 2, Seq(500), 5).expect("slot");
-        pool.push(&mut a, 3, Seq(110), 10).expect("slot");
-        assert_eq!(pool.push(&mut b, 4, Seq(505), 5), Err(4), "pool full");
+        pool.push(&mut a, 1, Seq(100), 10, (0, 10)).expect("slot");
+        pool.push(&mut b, 2, Seq(500), 5, (0, 5)).expect("slot");
+        pool.push(&mut a, 3, Seq(110), 10, (0, 10)).expect("slot");
+        assert_eq!(
+            pool.push(&mut b, 4, Seq(505), 5, (0, 5)),
+            Err(4),
+            "pool full"
+        );
         assert_eq!((a.bytes, a.segments, pool.bytes()), (20, 2, 25));
         assert_eq!(pool.front(&a), Some((Seq(100), 10)));
+        let mut seen = Vec::new();
+        pool.each(&a, |buf, seq, _| {
+            seen.push((*buf, seq));
+            true
+        });
+        assert_eq!(seen, [(1, Seq(100)), (3, Seq(110))]);
         let h = pool.pop_front(&mut a).expect("held");
         assert_eq!((h.buf, h.seq), (1, Seq(100)));
-        pool.push(&mut b, 4, Seq(505), 5).expect("slot freed");
+        pool.push(&mut b, 4, Seq(505), 5, (0, 5))
+            .expect("slot freed");
         pool.clear(&mut b);
         assert!(b.is_empty());
         assert_eq!(pool.segments(), 1);

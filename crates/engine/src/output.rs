@@ -35,6 +35,9 @@ pub enum SignalKind {
     OutputLag,
     /// Traffic for it could not be sent: its MAC is not resolved.
     NeighbourMissing,
+    /// Its output on a flow differed from the active's at the same offsets (DESIGN
+    /// §3.12): not a failure, but its leg left the flow. Many of them: out of sync.
+    Diverged,
 }
 
 /// A signal about one replica.
@@ -46,6 +49,9 @@ pub struct Signal {
     pub kind: SignalKind,
     /// When (the `now` of the packet that raised it).
     pub at: u64,
+    /// For [`SignalKind::Diverged`]: the stream offset up to which the replica's output
+    /// was checked equal (the first difference is after it); 0 otherwise.
+    pub offset: u32,
 }
 
 /// Bounded output of one burst or poll. The caller drains it after every call; what does
@@ -245,6 +251,21 @@ crate::counters! {
         /// Forward-mode flows adopted: created from whatever segment came first, SYN or
         /// not (also counted in `flows_created`).
         flows_adopted: counter "tandem_flows_adopted_total",
+        /// Standbys whose output differed from the active's at the same offsets (§3.12):
+        /// each left its flow, which runs unprotected.
+        standbys_diverged: counter "tandem_standbys_diverged_total",
+        /// Standbys whose output could no longer be checked (too much out of order, or
+        /// held output released before it was checked): each left its flow.
+        standbys_unverifiable: counter "tandem_standbys_unverifiable_total",
+        /// Failovers to a standby that was behind the active: its output was checked as
+        /// it came, and reached the client only once checked equal (§3.12).
+        catch_ups: counter "tandem_catch_ups_total",
+        /// Catch-ups that ended the flow with RSTs: the new active's output differed from
+        /// what the client has, or was not checked equal within 2 s (also in `flows_lost`).
+        catch_ups_failed: counter "tandem_catch_ups_failed_total",
+        /// Flows reset towards the client because no live standby was checked equal up
+        /// to what the client has (also in `flows_lost`).
+        takeovers_refused: counter "tandem_takeovers_refused_total",
         /// Half-open flows evicted, when the table was full, for a new SYN (as
         /// conntrack's early drop; also in `flows_removed`).
         half_open_evicted: counter "tandem_half_open_evicted_total",

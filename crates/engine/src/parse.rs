@@ -47,6 +47,12 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// Where the payload is in the frame.
+    #[inline]
+    pub fn payload(&self) -> core::ops::Range<usize> {
+        self.end.saturating_sub(self.payload_len as usize)..self.end
+    }
+
     /// Sequence space the segment occupies: payload, plus one for SYN and for FIN.
     #[inline]
     pub fn seq_len(&self) -> u32 {

@@ -126,6 +126,7 @@ fn failover_simulation() {
     );
     let kills = active + standby + handshake;
     let unprotected = ok.iter().filter(|o| o.unprotected).count();
+    let gave_up = ok.iter().filter(|o| o.verification_gave_up).count();
     let mut stalls: Vec<u64> = ok.iter().filter_map(|o| o.stall_ns).collect();
     stalls.sort_unstable();
     let frames: u64 = ok.iter().map(|o| o.frames).sum();
@@ -143,6 +144,7 @@ fn failover_simulation() {
     println!(
         "simulation: stall over {} active-replica failovers: p90 {} µs, max {} µs; \
          {unprotected} runs unprotected by a handshake loss (client reset as §3.9 says); \
+         {gave_up} where verification gave up on the standby (§3.12); \
          {frames} frames ({lost} lost), {replayed} held segments replayed, {acks} ACKs \
          synthesised for the client, {signals} replica signals, {sim_ms} ms simulated",
         stalls.len(),
@@ -151,6 +153,14 @@ fn failover_simulation() {
     );
     if seeds.len() >= 200 {
         assert!(kills >= 200, "only {kills} kill points ran");
+        // Giving up protects the client from a splice, but costs it protection: on these
+        // lossy links (up to 2 % loss, reordering, hold budgets down to a few KiB) it must
+        // stay the exception.
+        assert!(
+            gave_up * 10 <= ok.len(),
+            "verification gave up on {gave_up} of {} runs",
+            ok.len()
+        );
     }
 }
 

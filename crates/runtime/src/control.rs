@@ -175,6 +175,8 @@ pub struct Control {
     pub workers: Vec<(u32, Arc<WorkerStats>)>,
     /// Health probes and failover decisions.
     pub monitor: Monitor,
+    /// Flows on which each replica's output diverged (§3.12), and the out-of-sync alarm.
+    pub divergence: tandem_control::divergence::Divergence,
 }
 
 /// What to do with a frame that reached the control core.
@@ -259,6 +261,8 @@ impl Control {
                     tracing::debug!(replica = sig.replica.0, kind = ?sig.kind, "signal from a worker");
                     if sig.kind == SignalKind::NeighbourMissing {
                         self.hurry(sig.replica, now);
+                    } else if sig.kind == SignalKind::Diverged {
+                        self.diverged(sig.replica, sig.offset, now);
                     } else {
                         let mut changes = Vec::new();
                         self.monitor
@@ -685,6 +689,34 @@ impl Control {
         self.admin.iter().find(|(r, _)| *r == id).map(|(_, a)| *a)
     }
 
+    /// §3.12: a worker found `id`'s output on one flow different from the active's after
+    /// `offset` bytes checked equal; the replica left that flow. Counted, logged (one
+    /// line a flow), and an alarm when it makes the replica out of sync.
+    fn diverged(&mut self, id: ReplicaId, offset: u32, now: u64) {
+        let name = self.name_of(id);
+        let addr = self.replicas.addr(id);
+        tracing::warn!(event = "diverged", replica = %name, %addr, checked_equal_bytes = offset,
+            "a standby's output differed from the active's after the bytes checked equal: it left that flow, which runs unprotected");
+        if self.divergence.record(id, now) {
+            tracing::error!(event = "out_of_sync", replica = %name, %addr,
+                flows = self.divergence.total(id),
+                "replica out of sync: its output differs from the active's on many flows (at least {} in {} s); check its data and version",
+                tandem_control::divergence::ALARM_FLOWS,
+                tandem_control::divergence::ALARM_WINDOW_NS / 1_000_000_000);
+        }
+        if let Some(sh) = &self.shared {
+            sh.set_diverged(id, self.divergence.total(id));
+        }
+    }
+
+    /// A replica's `service/replica` name (the first, for a replica in two services).
+    fn name_of(&self, id: ReplicaId) -> String {
+        self.names
+            .iter()
+            .find(|(_, r)| *r == id)
+            .map_or_else(|| format!("#{}", id.0), |(n, _)| n.clone())
+    }
+
     /// Answers the management requests waiting (see [`crate::mgmt`]); a `flows` request
     /// is answered later, by [`Control::finish_listing`].
     fn serve_mgmt(&mut self, now: u64) {
@@ -719,15 +751,15 @@ impl Control {
                 Request::Remove(name) => self
                     .remove_replica(name)
                     .map_or_else(Response::error, Response::Replica),
-                request => self.answer(request),
+                request => self.answer(request, now),
             };
             p.reply(&answer);
         }
     }
 
-    fn answer(&mut self, req: &Request) -> Response {
+    fn answer(&mut self, req: &Request, now: u64) -> Response {
         let name = match req {
-            Request::Status => return Response::Status(Box::new(self.status())),
+            Request::Status => return Response::Status(Box::new(self.status(now))),
             Request::Drain(n) | Request::Fail(n) | Request::Up(n) => n,
             Request::Flows(_) | Request::Add { .. } | Request::Remove(_) => {
                 return Response::error("not answered here")
@@ -1062,6 +1094,7 @@ impl Control {
             sh.forget_replica(id);
         }
         self.monitor.remove(id);
+        self.divergence.forget(id);
         self.admin.retain(|(r, _)| *r != id);
         self.names.retain(|(_, r)| *r != id);
         self.names_changed();
@@ -1085,7 +1118,7 @@ impl Control {
     }
 
     /// The `status` answer.
-    fn status(&self) -> answer::Status {
+    fn status(&self, now: u64) -> answer::Status {
         let replicas = self
             .names
             .iter()
@@ -1099,6 +1132,8 @@ impl Control {
                 }),
                 mac: self.replicas.mac(*id).map(fmt_mac),
                 failovers: self.shared.as_ref().map_or(0, |sh| sh.failovers_of(*id)),
+                diverged_flows: self.divergence.total(*id),
+                out_of_sync: self.divergence.out_of_sync(*id, now),
             })
             .collect();
         let workers: Vec<(u32, Counters, IoCounters)> = self

@@ -88,6 +88,9 @@ pub struct Shared {
     pub new_flows_per_second: AtomicU64,
     /// Failovers per replica (detected or ordered), kept by the control core.
     pub replica_failovers: Mutex<Vec<(ReplicaId, u64)>>,
+    /// Flows on which each replica's output diverged from the active's (§3.12), kept by
+    /// the control core.
+    pub replica_diverged: Mutex<Vec<(ReplicaId, u64)>>,
     /// Connections the management socket and this listener refused or cut short.
     pub listeners: Listeners,
 }
@@ -127,9 +130,27 @@ impl Shared {
         }
     }
 
-    /// Control core: `id` left the table (`tandem remove`); its count goes with it.
+    /// Control core: `id` left the table (`tandem remove`); its counts go with it.
     pub fn forget_replica(&self, id: ReplicaId) {
         lock(&self.replica_failovers).retain(|(r, _)| *r != id);
+        lock(&self.replica_diverged).retain(|(r, _)| *r != id);
+    }
+
+    /// Control core: `id`'s flows diverged so far.
+    pub fn set_diverged(&self, id: ReplicaId, n: u64) {
+        let mut d = lock(&self.replica_diverged);
+        match d.iter_mut().find(|(r, _)| *r == id) {
+            Some((_, v)) => *v = n,
+            None => d.push((id, n)),
+        }
+    }
+
+    /// Flows on which `id` diverged so far.
+    pub fn diverged_of(&self, id: ReplicaId) -> u64 {
+        lock(&self.replica_diverged)
+            .iter()
+            .find(|(r, _)| *r == id)
+            .map_or(0, |(_, n)| *n)
     }
 
     /// Failovers of `id` so far.
@@ -166,7 +187,7 @@ impl Shared {
         let workers = self.snapshots();
         let control = self.control.lock().map(|c| *c).unwrap_or_default();
         let names = self.names();
-        let replicas: Vec<(String, Ipv4Addr, Health, u64)> = names
+        let replicas: Vec<(String, Ipv4Addr, Health, u64, u64)> = names
             .iter()
             .map(|(n, id)| {
                 (
@@ -174,6 +195,7 @@ impl Shared {
                     self.replicas.addr(*id),
                     self.replicas.health(*id),
                     self.failovers_of(*id),
+                    self.diverged_of(*id),
                 )
             })
             .collect();
@@ -447,7 +469,7 @@ fn write_buckets(s: &mut String, name: &str, help: &str, b: &LatencyBuckets) {
 pub fn render(
     workers: &[(u32, Counters, IoCounters)],
     control: &ControlCounters,
-    replicas: &[(String, Ipv4Addr, Health, u64)],
+    replicas: &[(String, Ipv4Addr, Health, u64, u64)],
     listeners: &[(&str, [u64; 4])],
     derived: &Derived,
 ) -> String {
@@ -480,7 +502,7 @@ pub fn render(
         "# HELP tandem_replica_up 1: takes new flows; 0: draining or down (see tandem_replica_state)"
     );
     let _ = writeln!(s, "# TYPE tandem_replica_up gauge");
-    for (name, addr, h, _) in replicas {
+    for (name, addr, h, _, _) in replicas {
         let _ = writeln!(
             s,
             "tandem_replica_up{{replica=\"{name}\",address=\"{addr}\"}} {}",
@@ -488,7 +510,7 @@ pub fn render(
         );
     }
     let _ = writeln!(s, "# TYPE tandem_replica_state gauge");
-    for (name, _, h, _) in replicas {
+    for (name, _, h, _, _) in replicas {
         for (state, is) in [
             ("up", *h == Health::Up),
             ("draining", *h == Health::Draining),
@@ -506,10 +528,22 @@ pub fn render(
         "# HELP tandem_replica_failovers_total Times the replica failed (detected, or `tandem fail`/`remove`)"
     );
     let _ = writeln!(s, "# TYPE tandem_replica_failovers_total counter");
-    for (name, _, _, n) in replicas {
+    for (name, _, _, n, _) in replicas {
         let _ = writeln!(
             s,
             "tandem_replica_failovers_total{{replica=\"{name}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "# HELP tandem_flows_diverged_total Flows on which the replica's output differed from the active's at the same offsets (DESIGN §3.12): it left them"
+    );
+    let _ = writeln!(s, "# TYPE tandem_flows_diverged_total counter");
+    for (name, _, _, _, n) in replicas {
+        let service = name.split('/').next().unwrap_or(name);
+        let _ = writeln!(
+            s,
+            "tandem_flows_diverged_total{{service=\"{service}\",replica=\"{name}\"}} {n}"
         );
     }
     let _ = writeln!(
@@ -708,6 +742,7 @@ mod tests {
                 Ipv4Addr::new(198, 19, 0, 11),
                 Health::Down,
                 2,
+                1,
             )],
             &[("management", [1, 2, 3, 4]), ("metrics", [0; 4])],
             derived,
@@ -736,6 +771,8 @@ mod tests {
             "tandem_replica_state{replica=\"lab/primary\",state=\"down\"} 1",
             "# TYPE tandem_replica_failovers_total counter",
             "tandem_replica_failovers_total{replica=\"lab/primary\"} 2",
+            "# TYPE tandem_flows_diverged_total counter",
+            "tandem_flows_diverged_total{service=\"lab\",replica=\"lab/primary\"} 1",
             "# TYPE tandem_added_latency_seconds summary",
             "tandem_added_latency_seconds_count 3",
             "# TYPE tandem_added_latency_max_seconds gauge",
@@ -918,6 +955,7 @@ mod tests {
             recovery: Mutex::new(histogram(crate::stats::RECOVERY_MAX_NS)),
             new_flows_per_second: AtomicU64::new(0),
             replica_failovers: Mutex::new(Vec::new()),
+            replica_diverged: Mutex::new(Vec::new()),
             listeners: Listeners::default(),
         }
     }

@@ -31,14 +31,17 @@ pub struct SignalMsg {
     pub replica: ReplicaId,
     /// What was seen.
     pub kind: SignalKind,
+    /// A divergence's stream offset ([`Signal::offset`]).
+    pub offset: u32,
 }
 
-const KINDS: [SignalKind; 5] = [
+const KINDS: [SignalKind; 6] = [
     SignalKind::UnmatchedFin,
     SignalKind::UnmatchedRst,
     SignalKind::AckLag,
     SignalKind::OutputLag,
     SignalKind::NeighbourMissing,
+    SignalKind::Diverged,
 ];
 
 impl From<&Signal> for SignalMsg {
@@ -46,6 +49,7 @@ impl From<&Signal> for SignalMsg {
         SignalMsg {
             replica: s.replica,
             kind: s.kind,
+            offset: s.offset,
         }
     }
 }
@@ -53,14 +57,16 @@ impl From<&Signal> for SignalMsg {
 impl RingItem for SignalMsg {
     fn into_ptr(self) -> NonNull<c_void> {
         let kind = KINDS.iter().position(|k| *k == self.kind).unwrap_or(0) as u64;
-        to_ptr(u64::from(self.replica.0) | (kind << 16))
+        // replica: 16 bits, kind: 8, offset: 32 (under the tag bit).
+        to_ptr(u64::from(self.replica.0) | (kind << 16) | (u64::from(self.offset) << 24))
     }
 
     unsafe fn from_ptr(ptr: NonNull<c_void>) -> SignalMsg {
         let v = from_ptr(ptr);
         SignalMsg {
             replica: ReplicaId((v & 0xffff) as u16),
-            kind: KINDS[((v >> 16) as usize).min(KINDS.len() - 1)],
+            kind: KINDS[(((v >> 16) & 0xff) as usize).min(KINDS.len() - 1)],
+            offset: (v >> 24) as u32,
         }
     }
 }
@@ -130,6 +136,7 @@ mod tests {
             let m = SignalMsg {
                 replica: ReplicaId(65535),
                 kind,
+                offset: u32::MAX,
             };
             // SAFETY: the pointer comes from into_ptr of the same type.
             assert_eq!(unsafe { SignalMsg::from_ptr(m.into_ptr()) }, m);

@@ -512,6 +512,7 @@ pub(crate) fn control(
         recovery: std::sync::Mutex::new(stats::histogram(stats::RECOVERY_MAX_NS)),
         new_flows_per_second: std::sync::atomic::AtomicU64::new(0),
         replica_failovers: std::sync::Mutex::new(Vec::new()),
+        replica_diverged: std::sync::Mutex::new(Vec::new()),
         listeners,
     });
     for (cmd, help) in [
@@ -582,6 +583,7 @@ pub(crate) fn control(
         counters: Default::default(),
         workers: stats.clone(),
         monitor,
+        divergence: Default::default(),
     };
 
     Ok(Serving {

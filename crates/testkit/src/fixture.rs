@@ -46,6 +46,7 @@ pub fn mirror(replicas: &[ReplicaId]) -> Service {
         forward: false,
         ack_lag_ns: None,
         output_lag_ns: None,
+        verify: true,
     }
 }
 
@@ -54,6 +55,7 @@ pub fn forward(replicas: &[ReplicaId]) -> Service {
     Service {
         copies: 1,
         forward: true,
+        verify: false,
         ..mirror(replicas)
     }
 }

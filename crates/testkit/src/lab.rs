@@ -123,6 +123,22 @@ impl Lab {
         }
     }
 
+    /// The lab whose service trusts its replicas: no verified standbys (DESIGN §3.12),
+    /// as a profile with `verify: false`.
+    pub fn trusting() -> Lab {
+        let mut lab = Lab::new();
+        let (p, b) = (lab.p, lab.b);
+        let cfg = tandem_engine::EngineConfig {
+            services: vec![tandem_engine::Service {
+                verify: false,
+                ..mirror(&[p, b])
+            }],
+            ..config()
+        };
+        lab.rig = Rig::new(cfg, lab.replicas.clone());
+        lab
+    }
+
     /// Takes what the engine sent, keeping its signals.
     fn drain(&mut self) -> Vec<Seen> {
         self.signals.append(&mut self.rig.out.signals);

@@ -112,6 +112,9 @@ struct FromArgs {
     /// `health.output_lag` (0: off).
     #[arg(long, value_parser = parse_duration)]
     output_lag: Option<Duration>,
+    /// `verify`: on or off (the standbys' output checked against the active's).
+    #[arg(long, value_parser = parse_on_off)]
+    verify: Option<bool>,
     /// `timeouts.synack_wait`.
     #[arg(long, value_parser = parse_duration)]
     synack_wait: Option<Duration>,
@@ -168,6 +171,8 @@ fn build(kind: &Kind) -> Result<Profile> {
                 mode: Mode::Forward,
                 copies: 1,
                 selection: Selection::Spread,
+                // Forward mode has no standby to check.
+                verify: false,
                 replicas: vec![Replica {
                     name: "r1".into(),
                     address: *replica,
@@ -201,6 +206,8 @@ fn build(kind: &Kind) -> Result<Profile> {
                 mode: Mode::Mirror,
                 copies: 2,
                 selection: Selection::Ordered,
+                // The generator's replicas answer alike: the check's cost is measured.
+                verify: true,
                 replicas: vec![
                     Replica {
                         name: "primary".into(),
@@ -298,6 +305,9 @@ fn from(args: &FromArgs) -> Result<Profile> {
         if let Some(lag) = args.output_lag {
             s.health.output_lag = (!lag.is_zero()).then_some(lag);
         }
+        if let Some(verify) = args.verify {
+            s.verify = verify;
+        }
     }
     if let Some(wait) = args.synack_wait {
         p.timeouts.synack_wait = wait;
@@ -365,6 +375,14 @@ fn parse_selection(s: &str) -> Result<Selection, String> {
         "spread" => Ok(Selection::Spread),
         "ordered" => Ok(Selection::Ordered),
         _ => Err(format!("`{s}`: spread or ordered")),
+    }
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("`{s}`: on or off")),
     }
 }
 
@@ -532,6 +550,29 @@ mod tests {
         let mut want = lab();
         want.services[0].health.output_lag = Some(Duration::from_millis(100));
         assert_eq!(p, want);
+    }
+
+    /// appliance/e2e/diverged.sh off: the lab's first two replicas, port 80 probed,
+    /// verification off.
+    #[test]
+    fn lab_without_verification() {
+        let path = lab_path();
+        let args = [
+            "--replicas",
+            "primary,backup",
+            "--probe-ports",
+            "80",
+            "--verify",
+        ];
+        let p = made(&[&["from", path.to_str().unwrap()], &args[..], &["off"]].concat());
+        let mut want = lab();
+        let s = &mut want.services[0];
+        s.replicas.truncate(2);
+        s.health.probe_ports = vec![80];
+        s.verify = false;
+        assert_eq!(p, want);
+        let on = made(&[&["from", path.to_str().unwrap()], &args[..], &["on"]].concat());
+        assert!(on.services[0].verify);
     }
 
     /// appliance/e2e/pool.sh: a pool of two (the spare is added while it runs), spread,

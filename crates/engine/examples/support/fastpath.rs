@@ -20,8 +20,14 @@ const SYN_OPTS: Opts = Opts::syn(1460, 7, 1);
 struct FlowGen {
     c: Conn,
     step: u8,
-    /// Forward mode: the replica that adopted the flow (primary: false, backup: true).
+    /// The replica that adopted the flow (forward mode) or is its active (mirror mode):
+    /// primary (false) or backup (true).
     on_backup: bool,
+    /// Mirror mode: rounds so far; on odd ones the standby answers before the active, so
+    /// that both of its paths (checked behind the active, held ahead of it) are counted.
+    round: u32,
+    /// Mirror mode: the last burst that holds one of its frames.
+    burst: u64,
 }
 
 /// N established flows and the frames that drive them.
@@ -38,6 +44,8 @@ pub struct Bench {
     /// Forward mode: flows adopted from a data segment, rounds of client data and the
     /// replica's answer, NAT only.
     forward: bool,
+    /// Bursts prepared so far.
+    bursts: u64,
 }
 
 impl Bench {
@@ -61,7 +69,9 @@ impl Bench {
         };
         let cfg = EngineConfig {
             hold_segments: 1 << 16,
-            synack_wait_ns: 0,
+            // Both SYN-ACKs come within it: every mirrored flow has two live legs, so the
+            // standby's path (its output checked, held, released) is counted too.
+            synack_wait_ns: 2_000_000,
             ..engine_config(vec![service], n)
         };
         let out = Output::with_capacity(BURST * 4, BURST, BURST);
@@ -74,6 +84,7 @@ impl Bench {
             packets: 0,
             now: 1_000_000_000,
             forward,
+            bursts: 0,
         };
         for i in 0..n {
             let c = Conn::nth(i);
@@ -83,10 +94,19 @@ impl Bench {
                     c,
                     step: 0,
                     on_backup,
+                    round: 0,
+                    burst: 0,
                 });
                 continue;
             }
-            bench.handshake(c);
+            let on_backup = bench.handshake(c);
+            if i % 1024 == 1023 {
+                // Past the SYN-ACK wait: the handshakes waiting on it leave its queue
+                // (bounded, as against a flood).
+                bench.now += 3_000_000;
+                bench.rig.poll(bench.now);
+                bench.rig.recycle();
+            }
             let c = Conn {
                 c_nxt: c.c_nxt + 1,
                 p_nxt: c.p_nxt + 1,
@@ -96,7 +116,9 @@ impl Bench {
             bench.flows.push(FlowGen {
                 c,
                 step: 0,
-                on_backup: false,
+                on_backup,
+                round: 0,
+                burst: 0,
             });
         }
         bench
@@ -131,29 +153,43 @@ impl Bench {
         to.as_deref() == Some(&BACKUP.octets()[..])
     }
 
-    fn handshake(&mut self, c: Conn) {
+    /// Runs the handshake (both replicas answer within `synack_wait`); returns whether the
+    /// engine made the backup the active (its ISN is the one the client sees).
+    fn handshake(&mut self, c: Conn) -> bool {
         self.one(Seg {
             seq: c.c_nxt,
             flags: S,
             opts: SYN_OPTS,
             ..c.seg(Seg::CLIENT)
         });
+        let mut client_isn = None;
         for (isn, template) in [
             (c.p_nxt, Seg::PRIMARY_SYNACK),
             (c.b_nxt, Seg::BACKUP_SYNACK),
         ] {
-            self.one(Seg {
+            let f = self.frame(Seg {
                 seq: isn,
                 ack: c.c_nxt + 1,
                 opts: SYN_OPTS,
                 ..c.seg(template)
             });
+            self.rig.rx_one(Side::Inside, self.now, f);
+            // The SYN-ACK the client gets: its sequence number is the active's ISN.
+            for t in self.rig.out.tx.iter().filter(|t| t.side == Side::Outside) {
+                client_isn = t
+                    .buf
+                    .get(38..42)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            }
+            self.rig.recycle();
         }
+        let on_backup = client_isn == Some(c.b_nxt);
         self.one(Seg {
             seq: c.c_nxt + 1,
-            ack: c.p_nxt + 1,
+            ack: if on_backup { c.b_nxt } else { c.p_nxt }.wrapping_add(1),
             ..c.seg(Seg::CLIENT)
         });
+        on_backup
     }
 
     fn next_rand(&mut self) -> u64 {
@@ -165,11 +201,20 @@ impl Bench {
     }
 
     /// Builds the next burst: 32 frames for random flows, each the next step of its round
-    /// (client data, primary data, backup data, client ack), split by receiving port.
+    /// (client data, the active's and the standby's answers, the standby's first every
+    /// other round, client ack), split by receiving port.
     pub fn prepare_burst(&mut self) {
         let payload = [0x5au8; PAYLOAD];
+        self.bursts += 1;
         for _ in 0..BURST {
-            let i = (self.next_rand() % self.flows.len() as u64) as usize;
+            let mut i = (self.next_rand() % self.flows.len() as u64) as usize;
+            // Mirror mode: one frame per flow and burst. The engine takes a burst's
+            // outside frames before its inside ones, so a client's ack could otherwise
+            // pass the answer it acknowledges and be dropped as out of window.
+            while !self.forward && self.flows.len() > BURST && self.flows[i].burst == self.bursts {
+                i = (self.next_rand() % self.flows.len() as u64) as usize;
+            }
+            self.flows[i].burst = self.bursts;
             let g = self.flows[i];
             let seg = if self.forward {
                 // Client data, then the replica's answer, alternately.
@@ -194,28 +239,38 @@ impl Bench {
                     }
                 }
             } else {
+                // The active's and the standby's sequence numbers and templates.
+                let (a_nxt, s_nxt, a_tpl, s_tpl) = if g.on_backup {
+                    (g.c.b_nxt, g.c.p_nxt, Seg::BACKUP, Seg::PRIMARY)
+                } else {
+                    (g.c.p_nxt, g.c.b_nxt, Seg::PRIMARY, Seg::BACKUP)
+                };
+                let standby_first = g.round % 2 == 1;
+                let replica = |active: bool| {
+                    let (seq, template) = if active {
+                        (a_nxt, a_tpl)
+                    } else {
+                        (s_nxt, s_tpl)
+                    };
+                    Seg {
+                        seq,
+                        ack: g.c.c_nxt + PAYLOAD as u32,
+                        payload: &payload,
+                        ..g.c.seg(template)
+                    }
+                };
                 match g.step {
                     0 => Seg {
                         seq: g.c.c_nxt,
-                        ack: g.c.p_nxt,
+                        ack: a_nxt,
                         payload: &payload,
                         ..g.c.seg(Seg::CLIENT)
                     },
-                    1 => Seg {
-                        seq: g.c.p_nxt,
-                        ack: g.c.c_nxt + PAYLOAD as u32,
-                        payload: &payload,
-                        ..g.c.seg(Seg::PRIMARY)
-                    },
-                    2 => Seg {
-                        seq: g.c.b_nxt,
-                        ack: g.c.c_nxt + PAYLOAD as u32,
-                        payload: &payload,
-                        ..g.c.seg(Seg::BACKUP)
-                    },
+                    1 => replica(!standby_first),
+                    2 => replica(standby_first),
                     _ => Seg {
                         seq: g.c.c_nxt + PAYLOAD as u32,
-                        ack: g.c.p_nxt + PAYLOAD as u32,
+                        ack: a_nxt.wrapping_add(PAYLOAD as u32),
                         ..g.c.seg(Seg::CLIENT)
                     },
                 }
@@ -233,6 +288,7 @@ impl Bench {
             }
             g.step = (g.step + 1) % 4;
             if g.step == 0 {
+                g.round += 1;
                 g.c.c_nxt += PAYLOAD as u32;
                 g.c.p_nxt += PAYLOAD as u32;
                 g.c.b_nxt = g.c.b_nxt.wrapping_add(PAYLOAD as u32);

@@ -199,6 +199,9 @@ pub struct Outcome {
     /// The flow had a single replica when its last one was killed (the engine dropped the
     /// other during the handshake): the client is reset, as §3.9 says.
     pub unprotected: bool,
+    /// Verification (§3.12) took the standby out (its output could no longer be
+    /// checked), refused a failover, or ended a catch-up: the flow may end in a RST.
+    pub verification_gave_up: bool,
     /// Longest gap between arrivals at the client around a failover of the active
     /// replica (ns).
     pub stall_ns: Option<u64>,
@@ -729,6 +732,27 @@ impl World {
         self.send(Node::Engine(side), to, buf);
     }
 
+    /// Whether the flow may end in a RST: it ran unprotected when its active died, or
+    /// verification (§3.12) took its standby out or refused the failover (a standby
+    /// whose output could not be checked: out of order past what is kept, or held output
+    /// released over a small budget).
+    fn exposed(&mut self) -> bool {
+        let c = self.t.rig.engine.counters();
+        self.unprotected || c.standbys_unverifiable + c.takeovers_refused + c.catch_ups_failed > 0
+    }
+
+    /// Whether verification took replica `r`'s leg out of the flow (it is then no
+    /// longer in the flow, whatever its connection's state).
+    fn left_by_verification(&mut self, r: usize) -> bool {
+        let c = self.t.rig.engine.counters();
+        if c.standbys_unverifiable + c.takeovers_refused + c.catch_ups_failed == 0 {
+            return false;
+        }
+        let addr = u32::from(REPLICA_IPS[r]);
+        self.flow()
+            .is_none_or(|f| f.legs().iter().any(|l| l.addr == addr && !l.alive))
+    }
+
     fn flow(&self) -> Option<&tandem_engine::Flow> {
         let flows = self.t.rig.engine.flows();
         flows.next_used(0).map(|i| flows.get(i))
@@ -848,7 +872,7 @@ impl World {
         let st = self.client.state();
         if st != self.client_state {
             self.client_states.push((self.now, st));
-            if st == State::Closed && self.client_state != State::TimeWait && !self.unprotected {
+            if st == State::Closed && self.client_state != State::TimeWait && !self.exposed() {
                 self.fail(format!(
                     "client connection went {:?} -> Closed (RSTs received: {})",
                     self.client_state, self.client_rsts
@@ -859,7 +883,7 @@ impl World {
                 self.client_closed_at = Some(self.now);
             }
         }
-        if self.client_rsts > 0 && !self.unprotected {
+        if self.client_rsts > 0 && !self.exposed() {
             self.fail(format!("the client received {} RST(s)", self.client_rsts));
         }
         if let Some(e) = &self.capp.error {
@@ -904,7 +928,7 @@ impl World {
                 let e = format!("replica {r}: {e}");
                 self.fail(e);
             }
-            if self.down[r] || self.handshake_dropped == Some(r) {
+            if self.down[r] || self.handshake_dropped == Some(r) || self.left_by_verification(r) {
                 continue;
             }
             let received = self.sapps[r].received(self.servers[r].sock());
@@ -918,7 +942,7 @@ impl World {
     }
 
     fn finished(&mut self) -> bool {
-        if self.unprotected && self.rsts_sent > 0 {
+        if self.exposed() && self.rsts_sent > 0 {
             // The engine reset the client (whether that RST survives the link is the
             // network's business).
             return true;
@@ -943,7 +967,11 @@ impl World {
     fn final_checks(&mut self) {
         let c = self.t.rig.engine.counters().clone();
         let mut bad = Vec::new();
-        if !self.unprotected {
+        if c.standbys_diverged != 0 {
+            // The replicas are deterministic here: a divergence is a false alarm.
+            bad.push(format!("standbys_diverged = {}", c.standbys_diverged));
+        }
+        if !self.exposed() {
             if !self.capp.complete() {
                 bad.push("client stream incomplete".to_string());
             }
@@ -1094,6 +1122,7 @@ impl World {
             None => Ok(Outcome {
                 kill: self.sc.kill,
                 unprotected: self.unprotected,
+                verification_gave_up: !self.unprotected && self.exposed(),
                 stall_ns: self.stall(),
                 sim_ns: self.now - T0,
                 frames: self.frames,
