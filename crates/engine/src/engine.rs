@@ -1850,10 +1850,17 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             return Fate::Remove;
         }
         // §3.12: its output is checked against the active's (the active's against its
-        // standbys') before it goes anywhere.
-        if m.payload_len > 0 && self.verifies(f) && self.check_output(f, i, &buf, m) == Fate::Remove
-        {
-            return Fate::Remove;
+        // standbys') before it goes anywhere; a standby's that cannot be held is refused.
+        if m.payload_len > 0 && self.verifies(f) {
+            if i != f.active as usize && !self.hold_room_for(f, i, m) {
+                // At a failover, duplicate acks make it send this again at once.
+                f.legs[i].hold_gap = true;
+                self.c.drop(DropReason::HoldBudget);
+                return Fate::Keep;
+            }
+            if self.check_output(f, i, &buf, m) == Fate::Remove {
+                return Fate::Remove;
+            }
         }
         if !f.legs[i].alive {
             // Its own FIN was overtaken, or its output differs: it diverged, and the
@@ -2253,19 +2260,10 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             self.c.drop(DropReason::Suppressed);
             return;
         }
+        let checked_to = self.verifies(f).then_some(f.checks[i].verified);
+        let leg = &mut f.legs[i];
         self.trim_to_fair_share(leg);
-        let per_flow = self.cfg.hold_bytes_per_flow;
-        let total = self.cfg.hold_bytes_total;
-        while leg.hold.bytes + len > per_flow
-            || self.hold.bytes() + u64::from(len) > total
-            || !self.hold.has_room()
-        {
-            if self.hold.pop_front(&mut leg.hold).is_none() {
-                break;
-            }
-            leg.hold_gap = true;
-            self.c.drop(DropReason::HoldBudget);
-        }
+        self.make_room(leg, len, checked_to);
         let data = (m.payload().start as u32, m.payload_len);
         match self.hold.push(&mut leg.hold, buf, m.seq, len, data) {
             Ok(()) => self.c.drop(DropReason::Suppressed),
@@ -2282,6 +2280,10 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     /// budget. Without it, a few flows whose clients never ack pin the whole pool and every
     /// other flow's standby output is refused. Called when a leg holds more, and from the
     /// sweep, which reaches the legs that no longer grow.
+    ///
+    /// With verification it may release a standby's unchecked output: that standby can
+    /// then no longer be checked and leaves its flow (`standbys_unverifiable`), the price
+    /// of a flow that pins the pool.
     fn trim_to_fair_share(&mut self, leg: &mut Leg) {
         let total = self.cfg.hold_bytes_total;
         let slots = self.hold.capacity();
@@ -2293,12 +2295,62 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         let shares = self.hold.holders() + 1;
         let (bytes, segments) = (total / shares as u64, slots / shares);
         while u64::from(leg.hold.bytes) > bytes || leg.hold.segments as usize > segments {
-            if self.hold.pop_front(&mut leg.hold).is_none() {
+            if !self.release_over_budget(leg, None) {
                 break;
             }
-            leg.hold_gap = true;
-            self.c.drop(DropReason::HoldBudget);
         }
+    }
+
+    /// Releases the leg's oldest held segments until `len` more bytes fit every hold
+    /// budget; whether they fit.
+    fn make_room(&mut self, leg: &mut Leg, len: u32, checked_to: Option<Seq>) -> bool {
+        let per_flow = self.cfg.hold_bytes_per_flow;
+        let total = self.cfg.hold_bytes_total;
+        while leg.hold.bytes + len > per_flow
+            || self.hold.bytes() + u64::from(len) > total
+            || !self.hold.has_room()
+        {
+            if !self.release_over_budget(leg, checked_to) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Releases the leg's oldest held segment over a budget (a failover then makes the
+    /// replica send it again, see `hold_gap`). With verification (§3.12) only one checked
+    /// up to `checked_to`: the unchecked ones are what the leg's check reads when the
+    /// active's output gets there; past them a standby's new output is refused instead
+    /// (`hold_room_for`). Whether one went.
+    fn release_over_budget(&mut self, leg: &mut Leg, checked_to: Option<Seq>) -> bool {
+        if let (Some(to), Some((seq, len))) = (checked_to, self.hold.front(&leg.hold)) {
+            if seq.wrapping_sub(leg.delta).wrapping_add(len) > to {
+                return false;
+            }
+        }
+        if self.hold.pop_front(&mut leg.hold).is_none() {
+            return false;
+        }
+        leg.hold_gap = true;
+        self.c.drop(DropReason::HoldBudget);
+        true
+    }
+
+    /// §3.12 with the hold budgets full: a standby's output past what the client acked
+    /// (so not acked to the replica either) that cannot be held is refused before it is
+    /// checked, as a receiver with a full buffer drops a segment: its replica sends it
+    /// again. Checked and held, it would cost an unchecked held segment, and with it the
+    /// standby's check. Whether there is room (or no need for it).
+    fn hold_room_for(&mut self, f: &mut Flow, i: usize, m: &Meta) -> bool {
+        let leg = &f.legs[i];
+        let vend = m.seq.wrapping_sub(leg.delta).wrapping_add(m.seq_len());
+        if f.client_acked && vend <= f.client_ack {
+            return true;
+        }
+        let checked_to = Some(f.checks[i].verified);
+        let leg = &mut f.legs[i];
+        self.trim_to_fair_share(leg);
+        self.make_room(leg, m.seq_len(), checked_to)
     }
 
     /// §3.5: a pure ACK of Tandem's own when the synchronised ack or window moved.

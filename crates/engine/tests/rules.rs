@@ -614,7 +614,7 @@ fn failover_on_the_flows_next_packet_without_a_sweep() {
 }
 
 #[test]
-fn over_budget_hold_releases_oldest_and_failover_asks_for_retransmission() {
+fn over_budget_standby_output_is_refused_or_released_and_failover_asks_for_retransmission() {
     let cfg = EngineConfig {
         hold_bytes_per_flow: 1000,
         ..config()

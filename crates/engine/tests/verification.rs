@@ -5,7 +5,7 @@
 
 use tandem_testkit::*;
 
-use tandem_engine::SignalKind;
+use tandem_engine::{DropReason, EngineConfig, SignalKind};
 use tandem_wire::TcpFlags;
 
 /// Answers of `n` bytes that name the server that wrote them, the same length each.
@@ -211,4 +211,63 @@ fn a_catch_up_that_never_reaches_what_the_client_has_ends_in_a_rst() {
         .iter()
         .any(|s| s.flags.contains(TcpFlags::RST)));
     assert_eq!(lab.engine.counters().catch_ups_failed, 1);
+}
+
+#[test]
+fn a_standby_ahead_past_its_hold_budget_stays_checked_and_takes_over_without_a_reset() {
+    // The backup runs 5000 bytes ahead of the primary with room to hold 3000: its output
+    // past that is refused before it is checked (it sends it again), never its oldest
+    // unchecked held bytes released. Released, they would leave it unverifiable, and
+    // the failover a RST.
+    let mut lab = Lab::with(EngineConfig {
+        hold_bytes_per_flow: 3000,
+        ..config()
+    });
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    let stream = answer("the same words ", 5000);
+    // Sent the `n`th time, segment `k` (a retransmission carries a later TSval).
+    let backup = |lab: &mut Lab, k: u32, n: u32| {
+        let at = 1000 * k as usize;
+        lab.send(Seg {
+            seq: b1 + 1000 * k,
+            ack: c1,
+            opts: Opts::ts(80_001 + k + 10 * n, 101),
+            payload: &stream[at..at + 1000],
+            ..Seg::BACKUP
+        })
+    };
+    for k in 0..5 {
+        backup(&mut lab, k, 0);
+    }
+    let c = lab.engine.counters().clone();
+    assert_eq!(c.drops[DropReason::HoldBudget as usize], 2, "{c:#?}");
+    for k in 0..3u32 {
+        let at = 1000 * k as usize;
+        lab.send(Seg {
+            seq: p1 + 1000 * k,
+            ack: c1,
+            opts: Opts::ts(5001 + k, 101),
+            payload: &stream[at..at + 1000],
+            ..Seg::PRIMARY
+        });
+    }
+    assert_eq!(lab.engine.counters().standbys_unverifiable, 0);
+    lab.kill(R::P);
+    lab.engine.request_failover_sweep();
+    lab.poll();
+    let c = lab.engine.counters().clone();
+    assert_eq!(
+        (c.flow_failovers, c.flows_lost, c.takeovers_refused),
+        (1, 0, 0),
+        "{c:#?}"
+    );
+    // The two refused segments come again, and go to the client after the checked ones.
+    let mut got = Vec::new();
+    for k in 3..5 {
+        let out = backup(&mut lab, k, 1);
+        got.extend(to(&out, CLIENT).iter().flat_map(|s| s.payload.clone()));
+    }
+    assert_eq!(got, &stream[3000..5000]);
 }
