@@ -2026,6 +2026,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         if let Some((_, until, _)) = f.catch_up {
             if f.checks[active].verified >= until {
                 f.catch_up = None;
+                // What it held through the catch-up goes first, in order.
+                self.replay_held(f);
             }
         }
         for j in 0..n {
@@ -2947,14 +2949,35 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 leg.ts_offset = leg.last_tsval.wrapping_sub(max_ts);
             }
         }
-        // Held data released over budget must come from the replica itself: three
-        // duplicate acks make it retransmit without waiting for its timer.
-        if leg.hold_gap && f.client_acked {
-            leg.hold_gap = false;
-            let ack = f.client_ack.wrapping_add(leg.delta).earlier(leg.snd_nxt);
-            for _ in 0..3 {
-                self.synth_to_leg(f, next, TcpFlags::ACK, ack);
+        match f.catch_up {
+            // §3.12: it sends again what was not checked of it, at once: acked up to
+            // what it digested (no further than what the client has: the rest must
+            // reach the client before the replica forgets it), then duplicate acks
+            // there. Otherwise it would wait, unacked, for its own timer, and the
+            // catch-up time would run out.
+            Some((_, until, _)) => {
+                leg.hold_gap = false;
+                let ack = f.checks[next]
+                    .at
+                    .earlier(until)
+                    .wrapping_add(leg.delta)
+                    .later(leg.acked_to)
+                    .earlier(leg.snd_nxt);
+                for _ in 0..4 {
+                    self.synth_to_leg(f, next, TcpFlags::ACK, ack);
+                }
             }
+            // Held data released over budget, or refused, must come from the replica
+            // itself: three duplicate acks make it retransmit without waiting for its
+            // timer.
+            None if leg.hold_gap && f.client_acked => {
+                leg.hold_gap = false;
+                let ack = f.client_ack.wrapping_add(leg.delta).earlier(leg.snd_nxt);
+                for _ in 0..3 {
+                    self.synth_to_leg(f, next, TcpFlags::ACK, ack);
+                }
+            }
+            None => {}
         }
         self.replay_held(f);
         Fate::Keep
@@ -2965,6 +2988,17 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         let active = f.active as usize;
         while self.out.tx_room() > 1 {
             let leg = &mut f.legs[active];
+            if let Some((_, until, _)) = f.catch_up {
+                // §3.12: what is not checked yet stays held until the catch-up checks
+                // it (the replica was acked for it: it will not come again).
+                let Some((seq, len)) = self.hold.front(&leg.hold) else {
+                    break;
+                };
+                let vend = seq.wrapping_sub(leg.delta).wrapping_add(len);
+                if vend.earlier(until) > f.checks[active].verified {
+                    break;
+                }
+            }
             let Some(h) = self.hold.pop_front(&mut leg.hold) else {
                 break;
             };

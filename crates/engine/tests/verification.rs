@@ -271,3 +271,68 @@ fn a_standby_ahead_past_its_hold_budget_stays_checked_and_takes_over_without_a_r
     }
     assert_eq!(got, &stream[3000..5000]);
 }
+
+#[test]
+fn a_standby_whose_refused_output_the_client_already_has_is_asked_for_it_at_the_failover() {
+    // As above, but the primary sent 4000 bytes: the backup was checked up to 3000, the
+    // 1000 after were refused (never acked to it). It takes over catching up, and is
+    // acked up to what it digested and asked for the rest at once, not after its timer.
+    let mut lab = Lab::with(EngineConfig {
+        hold_bytes_per_flow: 3000,
+        ..config()
+    });
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    let stream = answer("the same words ", 5000);
+    let backup = |lab: &mut Lab, k: u32, n: u32| {
+        let at = 1000 * k as usize;
+        lab.send(Seg {
+            seq: b1 + 1000 * k,
+            ack: c1,
+            opts: Opts::ts(80_001 + k + 10 * n, 101),
+            payload: &stream[at..at + 1000],
+            ..Seg::BACKUP
+        })
+    };
+    for k in 0..5 {
+        backup(&mut lab, k, 0);
+    }
+    for k in 0..4u32 {
+        let at = 1000 * k as usize;
+        lab.send(Seg {
+            seq: p1 + 1000 * k,
+            ack: c1,
+            opts: Opts::ts(5001 + k, 101),
+            payload: &stream[at..at + 1000],
+            ..Seg::PRIMARY
+        });
+    }
+    lab.send(Seg {
+        seq: c1,
+        ack: p1 + 2000,
+        opts: Opts::ts(102, 5004),
+        ..Seg::CLIENT
+    });
+    lab.kill(R::P);
+    lab.engine.request_failover_sweep();
+    let out = lab.poll();
+    assert_eq!(lab.engine.counters().catch_ups, 1);
+    let acks: Vec<_> = to(&out, BACKUP)
+        .into_iter()
+        .filter(|s| s.payload.is_empty() && s.ack == b1 + 3000)
+        .collect();
+    assert!(acks.len() >= 4, "acked to 3000, then duplicates: {out:#?}");
+    let mut got = Vec::new();
+    for k in 3..5 {
+        let out = backup(&mut lab, k, 1);
+        got.extend(to(&out, CLIENT).iter().flat_map(|s| s.payload.clone()));
+    }
+    assert_eq!(
+        got,
+        &stream[3000..5000],
+        "checked at 4000, then the new bytes"
+    );
+    let c = lab.engine.counters().clone();
+    assert_eq!((c.catch_ups_failed, c.flows_lost), (0, 0), "{c:#?}");
+}
