@@ -11,6 +11,7 @@
 //! - [`cookie`]: SYN cookies, for SYN floods.
 //! - [`flow`]: per-flow mirror-mode state.
 //! - [`hold`]: the hold queue for standby output.
+//! - [`replay`]: the client-byte log of replayable flows (reconnect mode).
 //! - [`verify`]: verified standbys: each leg's output compared with the active's (CRC32C).
 //! - [`engine`]: the mirror-mode rules, packet by packet, and forward mode (NAT only, for
 //!   benchmarks).
@@ -36,6 +37,7 @@ pub mod hash;
 pub mod hold;
 pub mod output;
 pub mod parse;
+pub mod replay;
 pub mod replica;
 pub mod seq;
 pub mod table;
