@@ -148,6 +148,7 @@ pub fn map_profile(
             ack_lag_ns: Some(s.health.ack_lag.map_or(0, ns)),
             output_lag_ns: Some(s.health.output_lag.map_or(0, ns)),
             verify: s.verify,
+            replay: None,
         });
     }
     let t = &profile.timeouts;

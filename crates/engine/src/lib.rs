@@ -44,10 +44,10 @@ pub mod table;
 pub mod verify;
 
 pub use buffer::{BufferPool, PacketBuf, VecPool};
-pub use config::{EngineConfig, Service, ServicePort, MAX_POOL};
+pub use config::{EngineConfig, ReplayConfig, Service, ServicePort, MAX_POOL};
 pub use counters::{Accumulate, CounterFamily, CounterKind, CounterSet, CounterSpec};
 pub use engine::{Engine, BURST, CHALLENGE_GAP_NS};
-pub use flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, MAX_COPIES};
+pub use flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, Replaying, MAX_COPIES};
 pub use hash::HashKey;
 pub use output::{Counters, DropReason, Output, Side, Signal, SignalKind, Tx};
 pub use replica::{Health, ReplicaId, ReplicaTable, HEARD_GRANULARITY_NS};
