@@ -17,8 +17,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use tandem_config::{
     parse_duration, Affinity, Device, Eal, Health, Ipv4Cidr, Lcores, Limits, LogFormat, Logging,
-    Management, Mode, Port, Ports, Profile, Replica, Selection, Service, ServicePort, Timeouts,
-    WorkerAssignment,
+    Management, Mode, Port, Ports, Profile, Replay, Replica, Selection, Service, ServicePort,
+    Timeouts, WorkerAssignment,
 };
 
 /// What `profile` makes.
@@ -173,6 +173,8 @@ fn build(kind: &Kind) -> Result<Profile> {
                 selection: Selection::Spread,
                 // Forward mode has no standby to check.
                 verify: false,
+                // Nor anything to replay.
+                replay: Replay::default(),
                 replicas: vec![Replica {
                     name: "r1".into(),
                     address: *replica,
@@ -208,6 +210,7 @@ fn build(kind: &Kind) -> Result<Profile> {
                 selection: Selection::Ordered,
                 // The generator's replicas answer alike: the check's cost is measured.
                 verify: true,
+                replay: Replay::default(),
                 replicas: vec![
                     Replica {
                         name: "primary".into(),
