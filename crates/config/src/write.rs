@@ -4,7 +4,10 @@
 //!
 //! The document is the one [`crate::raw`] reads, serialised from the same structs: every
 //! value written out, defaults included, except `workers`, which is left out where
-//! `lcores` and `ports` derive it. [`crate::parse`] of the text gives the profile back.
+//! `lcores` and `ports` derive it, and the `replay` settings a service's mode refuses
+//! (all in forward mode; `methods`, `exclude_headers` and `fin_hold` in mirror mode; the
+//! first two with `scope: stream`). Sizes are written in bytes. [`crate::parse`] of the
+//! text gives the profile back.
 
 use std::time::Duration;
 
