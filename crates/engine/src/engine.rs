@@ -3133,8 +3133,10 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         if self.refresh_legs(f) == Fate::Remove {
             return Fate::Remove;
         }
-        if f.catch_up
-            .is_some_and(|(_, _, since)| self.now.saturating_sub(since) > CATCH_UP_NS)
+        // (A replay's catch-up is timed by its progress: `time_replay`.)
+        if f.replay.is_none()
+            && f.catch_up
+                .is_some_and(|(_, _, since)| self.now.saturating_sub(since) > CATCH_UP_NS)
         {
             // §3.12: the new active never got checked up to what the client has (its
             // output there depends on what the client cannot get): a RST, never a guess.
@@ -3293,7 +3295,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             leg: slot as u8,
             next: f.log.start,
             acked: f.log.start,
+            dup_acks: 0,
             since: self.now,
+            heard_at: self.now,
             progress_at: self.now,
             queued: false,
         });
@@ -3435,6 +3439,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         self.c.flow_failovers += 1;
         if let Some(r) = f.replay.as_mut() {
             r.progress_at = self.now;
+            r.heard_at = self.now;
         }
         if f.catch_up.is_none() {
             let start = f.visible_isn.wrapping_add(1);
@@ -3517,15 +3522,27 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         self.replay_done(f);
     }
 
-    /// The new replica acked more of the log (or its window opened): more goes.
+    /// An accepted segment of the new replica: it is alive and working through the log
+    /// (a long log's answer takes a while to check); more of the log goes if its ack or
+    /// window moved.
     fn replay_progress(&mut self, f: &mut Flow) {
         let Some(r) = f.replay.as_mut() else {
             return;
         };
+        r.heard_at = self.now;
         let ack = f.legs[usize::from(r.leg)].ack;
         if ack > r.acked {
             r.acked = ack;
             r.progress_at = self.now;
+            r.dup_acks = 0;
+        } else if ack < r.next {
+            // Its ack stuck below what was sent: a replayed segment was lost. The third
+            // duplicate sends the log again from there (fast retransmit).
+            r.dup_acks = r.dup_acks.saturating_add(1);
+            if r.dup_acks == 3 {
+                r.next = ack.later(f.log.start);
+                r.progress_at = self.now;
+            }
         }
         self.replay_send(f);
     }
@@ -3569,8 +3586,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             }
             return Fate::Keep;
         }
-        // A replica that took nothing of the log for this long is not coming back.
-        if idle > CATCH_UP_NS {
+        // A replica silent for this long is not coming back.
+        if self.now.saturating_sub(r.heard_at) > CATCH_UP_NS {
             return self.replay_failed(f, Why::Timeout);
         }
         let rto = rc.connect_timeout_ns.max(REPLAY_RTO_MIN_NS);

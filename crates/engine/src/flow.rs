@@ -236,10 +236,15 @@ pub struct Replaying {
     pub next: Seq,
     /// The most of the log it acked so far.
     pub acked: Seq,
+    /// Its acks since `acked` last moved, while some of the log was unacked.
+    pub dup_acks: u8,
     /// When the replay began (its SYN went out).
     pub since: u64,
-    /// When the new leg last acked more of the log (or answered the SYN).
+    /// When the new leg last acked more of the log (or answered the SYN): the log goes
+    /// again from its ack when this is long past.
     pub progress_at: u64,
+    /// When the new leg last sent anything: a replay ends when it is silent too long.
+    pub heard_at: u64,
     /// The engine has it in its list of replays to time.
     pub queued: bool,
 }
