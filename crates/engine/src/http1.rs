@@ -28,8 +28,8 @@
 //!   or digested any more, only counted: there will be no replay.
 //!
 //! Size: `size_of::<Http1>()` is 128 bytes (checked by a test): offsets and body counts
-//! (5 × 8), the FIFO (16 × 4), a 6-byte parse state per direction, the case bits (4), the
-//! FIFO length and the reason. [`Methods`] and [`Exclude`] are per service, not per flow.
+//! (5 × 8), the FIFO (16 × 4, its length, the client bytes past its start), a 6-byte parse
+//! state per direction, the case bits (4) and the reason. [`Methods`] and [`Exclude`] are per service, not per flow.
 //!
 //! Handled: request and status lines (HTTP/1.0 and 1.1); empty lines before a request;
 //! `Content-Length`; `Transfer-Encoding` lists (quoted parameters, several lines) with
@@ -1666,6 +1666,32 @@ mod tests {
         );
         d.c(GET);
         assert_eq!(d.h.answered_client(), ((FIFO + 1) * GET.len() + 1) as u64);
+    }
+
+    #[test]
+    fn empty_lines_while_nothing_is_outstanding_count_as_answered() {
+        let mut d = Drive::new();
+        assert_eq!(d.c(b"\r\n\n"), idle(3, 0));
+        assert_eq!(d.h.answered_client(), 3);
+        assert_eq!(d.c(GET), from(3, 0));
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(d.s(resp), idle(3 + GET.len(), resp.len()));
+    }
+
+    #[test]
+    fn a_request_longer_than_the_framer_keeps_overflows() {
+        let mut d = Drive::new();
+        d.methods = Methods::new(["PUT"]).expect("methods");
+        let head = format!("PUT /f HTTP/1.1\r\nContent-Length: {MAX_OUTSTANDING}\r\n\r\n");
+        d.c(head.as_bytes());
+        let mb = vec![0u8; 1 << 20];
+        let mut left = MAX_OUTSTANDING as usize - head.len();
+        while left > 0 {
+            let n = left.min(mb.len());
+            assert_eq!(d.c(&mb[..n]), from(0, 0));
+            left -= n;
+        }
+        assert_eq!(d.c(b"x"), Replay::Unsafe(Reason::Overflow));
     }
 
     #[test]
