@@ -29,34 +29,38 @@
 //!
 //! Size: `size_of::<Http1>()` is 128 bytes (checked by a test): offsets and body counts
 //! (5 × 8), the FIFO (16 × 4, its length, the client bytes past its start), a 6-byte parse
-//! state per direction, the case bits (4) and the reason. [`Methods`] and [`Exclude`] are per service, not per flow.
+//! state per direction, the case bits (4) and the reason. [`Methods`] and [`Exclude`] are
+//! per service, not per flow.
 //!
 //! Handled: request and status lines (HTTP/1.0 and 1.1); empty lines before a request;
-//! `Content-Length`; `Transfer-Encoding` lists (quoted parameters, several lines) with
-//! `chunked` last, chunk extensions and trailers, in both directions; HEAD, 1xx, 204 and
-//! 304 without body; close-delimited responses ended by [`Http1::server_fin`]; CONNECT
-//! and `Upgrade` (opaque once answered 2xx or 101; any client byte sent before that answer
-//! makes the flow opaque); pipelining; bare LF as a line end (§2.2).
+//! `Content-Length`; `Transfer-Encoding` lists (several lines, parameters skipped, quoted
+//! commas respected) with `chunked` last, chunk extensions and trailer lines (skipped to
+//! their line end, unchecked), in both directions; HEAD, 1xx, 204 and 304 without body;
+//! close-delimited responses ended by [`Http1::server_fin`]; CONNECT and `Upgrade` (opaque
+//! once answered 2xx or 101; any client byte sent before that answer makes the flow
+//! opaque); pipelining; bare LF as a line end (§2.2).
 //!
 //! Not handled (the flow becomes unsafe, never misframed): obsolete line folding (§5.2),
 //! whitespace before a field's colon (§5.1), a list or repeated `Content-Length` even when
 //! the values agree (RFC 9110 §8.6 allows rejecting it), `Transfer-Encoding` together with
-//! `Content-Length` (§6.1: a sender MUST NOT; also request smuggling), `chunked` not last or
-//! twice (like curl, rather than §6.3's close-delimited reading), `Transfer-Encoding` in an
-//! HTTP/1.0 message, a bare CR in a start line, field line, or chunk line, versions other
-//! than 1.x, a response with no request or a final response that ends before its request
-//! does (an early error, an `Expect: 100-continue` refused: the server may or may not read
-//! the body), server bytes after its FIN. A response that stops before its end (the server
-//! died) is no error: that is what replay is for. A request whose method is not yet
-//! complete counts as idempotent: its server cannot have acted on it. `Connection` and
-//! `Expect` need no parsing: closes are seen as FINs, and refused expectations are early
-//! responses.
+//! `Content-Length` (§6.1: a sender MUST NOT; also request smuggling), `chunked` not last
+//! or twice (like curl, rather than §6.3's close-delimited reading), `Transfer-Encoding` in
+//! an HTTP/1.0 message, a bare CR in a start line, field line, or chunk line, versions
+//! other than 1.x, status codes outside 100–599, a response with no request or a final
+//! response that ends before its request does (an early error, an `Expect: 100-continue`
+//! refused: the server may or may not read the body), server bytes after its FIN. A
+//! response that stops before its end (the server died) is no error: that is what replay is
+//! for. A request whose method is not yet complete counts as idempotent: its server cannot
+//! have acted on it. `Connection` and `Expect` need no parsing: closes are seen as FINs,
+//! and refused expectations are early responses.
 
 use std::fmt;
 
 /// Outstanding requests a flow keeps (pipelining depth); one more makes it
 /// [`Reason::Overflow`].
 pub const FIFO: usize = 16;
+// `Http1::newest` masks its index with FIFO - 1.
+const _: () = assert!(FIFO.is_power_of_two());
 /// Client bytes the outstanding requests may span; more is [`Reason::Overflow`] (the
 /// engine's client log is much smaller than this anyway).
 pub const MAX_OUTSTANDING: u32 = (1 << 28) - 1;
@@ -1397,8 +1401,8 @@ mod tests {
     fn a_chunked_request_body_ends_at_its_last_chunk() {
         let mut d = Drive::new();
         d.methods = Methods::new(["GET", "PUT"]).expect("methods");
-        let put: &[u8] =
-            b"PUT /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;e=1\r\nabc\r\n0\r\nT: 1\r\n\r\n";
+        let put: &[u8] = b"PUT /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+            3;e=1\r\nabc\r\n0\r\nT: 1\r\n\r\n";
         d.c(put);
         d.c(GET);
         assert_eq!(d.h.replay_point(), from(0, 0));
@@ -1831,12 +1835,19 @@ mod tests {
 
     const EXCHANGE: &[Op] = &[
         Op::C(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nHEAD /b HTTP/1.1\r\nHost: h\r\n\r\n"),
-        Op::S(b"HTTP/1.1 100 Continue\r\nDate: x\r\n\r\nHTTP/1.1 200 OK\r\nDate: Mon, 1 Jan\r\n\
-            server: s\r\nDate-Foo: 1\r\nContent-Length: 5\r\n\r\nhello"),
-        Op::C(b"\r\nGET /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n0\r\nT: 1\r\n\r\n"),
+        Op::S(
+            b"HTTP/1.1 100 Continue\r\nDate: x\r\n\r\nHTTP/1.1 200 OK\r\nDate: Mon, 1 Jan\r\n\
+            server: s\r\nDate-Foo: 1\r\nContent-Length: 5\r\n\r\nhello",
+        ),
+        Op::C(
+            b"\r\nGET /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+            3;x=1\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+        ),
         Op::S(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nSERVER: x\r\n\r\n"),
-        Op::S(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nDate: y\r\n\r\n\
-            4;ext\r\nbody\r\n0\r\nDate: z\r\n\r\n"),
+        Op::S(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nDate: y\r\n\r\n\
+            4;ext\r\nbody\r\n0\r\nDate: z\r\n\r\n",
+        ),
         Op::C(b"GET /d HTTP/1.0\r\n\r\n"),
         Op::S(b"HTTP/1.0 200 OK\r\nX-Date: 1\r\nDATE: 2\r\nServer"),
         Op::S(b"-Timing: 3\r\n\r\nuntil the end"),
