@@ -13,6 +13,8 @@
 //! - [`hold`]: the hold queue for standby output.
 //! - [`replay`]: the client-byte log of replayable flows (reconnect mode).
 //! - [`verify`]: verified standbys: each leg's output compared with the active's (CRC32C).
+//! - [`http1`]: HTTP/1.1 request and response boundaries and digest spans, for reconnect
+//!   mode's `replay: http1`.
 //! - [`engine`]: the mirror-mode rules, packet by packet, and forward mode (NAT only, for
 //!   benchmarks).
 //! - [`affinity`]: which worker owns a flow (RSS model, hand-off owner).
@@ -35,6 +37,7 @@ pub mod engine;
 pub mod flow;
 pub mod hash;
 pub mod hold;
+pub mod http1;
 pub mod output;
 pub mod parse;
 pub mod replay;
