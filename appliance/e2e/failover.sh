@@ -28,6 +28,9 @@
 #
 #   appliance/e2e/failover.sh [kill|silence|drop|freeze|backup]    # default: kill
 #   TANDEM_E2E_NO_BUILD=1 skips the cargo build
+#   TANDEM_E2E_MODE=reconnect: the service in reconnect mode, `replay: stream`
+#   (appliance/e2e/reconnect.sh): each flow on the primary alone, replayed to the backup
+#   (kill, silence, drop only)
 set -euo pipefail
 export LC_ALL=C # EPOCHREALTIME and awk with a decimal point
 cd "$(dirname "$0")/../.."
@@ -42,7 +45,15 @@ kill | silence | drop | freeze | backup | operator) ;;
     exit 2
     ;;
 esac
-E2E_NAME="failover-$kind"
+mode=${TANDEM_E2E_MODE:-mirror}
+case "$mode/$kind" in
+mirror/*) E2E_NAME="failover-$kind" ;;
+reconnect/kill | reconnect/silence | reconnect/drop) E2E_NAME="reconnect-stream-$kind" ;;
+*)
+    echo "$0: TANDEM_E2E_MODE=$mode runs kill, silence or drop" >&2
+    exit 2
+    ;;
+esac
 # shellcheck source=common.sh
 . appliance/e2e/common.sh
 conns=${TANDEM_E2E_CONNS:-20}
@@ -60,6 +71,13 @@ e2e_setup "${tools[@]}"
 # 1. The appliance. A frozen process still has a kernel that answers SYNs: only the
 # output-lag signal tells, and it is off in the lab profile.
 profile=configs/lab.yaml
+if [ "$mode" = reconnect ]; then
+    # Every client byte since the SYN is logged: room for what the stream clients send
+    # in the run (about 1.6 MB each by the failure, 5 MB in all).
+    profile="$tmp/lab-reconnect.yaml"
+    "$bench" profile from configs/lab.yaml --mode reconnect --replay stream \
+        --replay-limit 12MiB >"$profile" || { bad "could not make the reconnect profile"; exit 1; }
+fi
 if [ "$kind" = freeze ]; then
     profile="$tmp/lab-output-lag.yaml"
     "$bench" profile from configs/lab.yaml --output-lag 100ms >"$profile" ||
@@ -250,6 +268,15 @@ if [ "$kind" = backup ]; then
     fi
 else
     if [ "${moved:-0}" -gt 0 ]; then ok "$moved flows moved to the backup"; else bad "flow_failovers is '${moved:-missing}'"; fi
+fi
+if [ "$mode" = reconnect ]; then
+    grep -E '^\s+(reconnects[a-z_]*|replayed_bytes|replay_[a-z_]+)\s' "$tmp/tandem.out" || true
+    spliced=$(counter reconnects_spliced)
+    if [ "${spliced:-0}" -gt 0 ] && [ "${spliced:-0}" = "$(counter reconnects)" ]; then
+        ok "$spliced flows replayed to the backup, every answer checked and spliced"
+    else
+        bad "reconnects '$(counter reconnects)', spliced '${spliced:-missing}'"
+    fi
 fi
 
 curl_ok=no

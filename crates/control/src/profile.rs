@@ -129,6 +129,7 @@ pub fn map_profile(
                 limit: u32::try_from(s.replay.limit).unwrap_or(u32::MAX),
                 connect_timeout_ns: ns(s.replay.connect_timeout),
                 parallel: s.replay.parallel as usize,
+                fin_hold_ns: ns(s.replay.fin_hold),
             }),
             Mode::Mirror | Mode::Forward => None,
         };
@@ -311,6 +312,7 @@ mod tests {
                 limit: 1 << 20,
                 connect_timeout_ns: 50_000_000,
                 parallel: 64,
+                fin_hold_ns: 100_000_000,
             })
         );
         let workers = p.lcores.workers.len() as u64;

@@ -74,6 +74,9 @@ pub struct ReplayConfig {
     pub connect_timeout_ns: u64,
     /// Replays in progress per worker, at most; a failure beyond is a RST.
     pub parallel: usize,
+    /// How long the last replica's FIN is held before it goes to the client: if health
+    /// finds the replica dead meanwhile, the flow is replayed instead (0: not held).
+    pub fin_hold_ns: u64,
 }
 
 impl Default for ReplayConfig {
@@ -82,6 +85,7 @@ impl Default for ReplayConfig {
             limit: 1 << 20,
             connect_timeout_ns: 50_000_000,
             parallel: 64,
+            fin_hold_ns: 100_000_000,
         }
     }
 }

@@ -2225,9 +2225,16 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
 
     /// Visible sequence of the FIN when every live leg has sent one there (§3.8).
     fn fin_agreed(&self, f: &Flow) -> Option<Seq> {
+        // Reconnect mode: a FIN that ends the stream may be a dying server's (its kernel
+        // closes the socket of a killed process): held `fin_hold`, while health decides.
+        // If the replica is declared down, the flow is replayed instead.
+        let hold = self.replay_config(f).map_or(0, |r| r.fin_hold_ns);
         let mut at = None;
         for l in f.legs().iter().filter(|l| l.alive && l.answered) {
             let v = l.fin?.wrapping_sub(l.delta);
+            if hold > 0 && self.now.saturating_sub(l.fin_since) < hold {
+                return None;
+            }
             match at {
                 None => at = Some(v),
                 Some(a) if a != v => return None,
@@ -2878,6 +2885,17 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             return Fate::Keep;
         }
         let last = f.live_legs() == 1;
+        if last && f.phase == FlowPhase::Established && f.legs[i].answered {
+            if self.replay_config(f).is_some() {
+                // Reconnect mode: the last replica's RST (a killed process's kernel
+                // answers so) ends its connection, not the client's: replayed to another.
+                // A server that resets deliberately resets the replay too, and then the
+                // client gets it.
+                self.signal(&mut f.legs[i], SignalKind::UnmatchedRst);
+                self.c.drop(DropReason::DeadLeg);
+                return self.kill_leg(f, i);
+            }
+        }
         if !last {
             self.signal(&mut f.legs[i], SignalKind::UnmatchedRst);
             self.c.drop(DropReason::DeadLeg);
@@ -3193,7 +3211,11 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             // A frozen replica sends nothing, and its peers soon nothing either (they wait
             // for acks): the lags are timed here too, not only when segments arrive.
             self.check_lag(f);
-            return self.check_divergence(f);
+            if self.check_divergence(f) == Fate::Remove {
+                return Fate::Remove;
+            }
+            // Reconnect mode: a FIN held while health decided goes now, if it is due.
+            self.fin_if_agreed(f);
         }
         Fate::Keep
     }
@@ -3475,12 +3497,14 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         }
         let end = f.log.end();
         let edge = leg.wnd_edge;
-        let mss = u32::from(leg.mss.clamp(64, 1460));
         let window = rescale(f.client_window, f.client_shift, leg.peer_wscale);
         let mut opts = OptionWriter::new();
         if f.ts_on && leg.ts_ok {
             opts.timestamps(f.client_tsval, leg.last_tsval);
         }
+        // The MSS it announced counts no options (RFC 9293 §3.7.1): a segment's own
+        // come off it.
+        let mss = u32::from(leg.mss.clamp(64, 1460)) - opts.as_bytes().len() as u32;
         while r.next < end && r.next < edge && self.out.tx_room() > 1 {
             let room = end
                 .bytes_after(r.next)
