@@ -316,7 +316,10 @@ mod tests {
             })
         );
         let workers = p.lcores.workers.len() as u64;
-        assert_eq!(m.engine.replay_bytes_total, p.limits.replay_bytes_total / workers);
+        assert_eq!(
+            m.engine.replay_bytes_total,
+            p.limits.replay_bytes_total / workers
+        );
     }
 
     #[test]

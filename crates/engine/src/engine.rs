@@ -89,6 +89,15 @@ pub const CATCH_UP_NS: u64 = 2_000_000_000;
 /// from the replica's ack (a segment lost on the inside link).
 const REPLAY_RTO_MIN_NS: u64 = 20_000_000;
 
+/// The most window a new replica gets while its answer is checked up to what the client
+/// has (`replay_window`).
+const REPLAY_CATCH_UP_WINDOW: u32 = 64 * 1024;
+
+/// Segments of the log sent per call of `replay_send`, at most.
+const REPLAY_SEGMENTS_PER_CALL: u32 = 4;
+/// Transmit slots a replay leaves free in the output.
+const REPLAY_TX_ROOM: usize = BURST;
+
 /// Why a replay could not go on (each its counter).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Why {
@@ -2885,16 +2894,17 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             return Fate::Keep;
         }
         let last = f.live_legs() == 1;
-        if last && f.phase == FlowPhase::Established && f.legs[i].answered {
-            if self.replay_config(f).is_some() {
-                // Reconnect mode: the last replica's RST (a killed process's kernel
-                // answers so) ends its connection, not the client's: replayed to another.
-                // A server that resets deliberately resets the replay too, and then the
-                // client gets it.
-                self.signal(&mut f.legs[i], SignalKind::UnmatchedRst);
-                self.c.drop(DropReason::DeadLeg);
-                return self.kill_leg(f, i);
-            }
+        if last
+            && f.phase == FlowPhase::Established
+            && f.legs[i].answered
+            && self.replay_config(f).is_some()
+        {
+            // Reconnect mode: the last replica's RST (a killed process's kernel answers
+            // so) ends its connection, not the client's: replayed to another. A server
+            // that resets deliberately resets the replay too, and then the client gets it.
+            self.signal(&mut f.legs[i], SignalKind::UnmatchedRst);
+            self.c.drop(DropReason::DeadLeg);
+            return self.kill_leg(f, i);
         }
         if !last {
             self.signal(&mut f.legs[i], SignalKind::UnmatchedRst);
@@ -3265,7 +3275,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         if f.replay.is_some() || f.catch_up.is_some() {
             return self.replay_failed(f, Why::Refused);
         }
-        if f.client_fin.is_some() || f.fin_sent.is_some() {
+        // The server's FIN went to the client: its stream is complete (a client FIN is
+        // replayed after the log).
+        if f.fin_sent.is_some() {
             return self.replay_failed(f, Why::Unsafe);
         }
         match f.log.state {
@@ -3497,7 +3509,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         }
         let end = f.log.end();
         let edge = leg.wnd_edge;
-        let window = rescale(f.client_window, f.client_shift, leg.peer_wscale);
+        let window = replay_window(f, i, &leg);
         let mut opts = OptionWriter::new();
         if f.ts_on && leg.ts_ok {
             opts.timestamps(f.client_tsval, leg.last_tsval);
@@ -3505,7 +3517,12 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         // The MSS it announced counts no options (RFC 9293 §3.7.1): a segment's own
         // come off it.
         let mss = u32::from(leg.mss.clamp(64, 1460)) - opts.as_bytes().len() as u32;
-        while r.next < end && r.next < edge && self.out.tx_room() > 1 {
+        // A few segments a call, with room left for the rest of the burst: the replica's
+        // acks clock the rest out (a long log sent at once overflows the port's queue,
+        // and what is lost there is sent again).
+        let mut budget = REPLAY_SEGMENTS_PER_CALL;
+        while budget > 0 && r.next < end && r.next < edge && self.out.tx_room() > REPLAY_TX_ROOM {
+            budget -= 1;
             let room = end
                 .bytes_after(r.next)
                 .min(edge.bytes_after(r.next))
@@ -3540,6 +3557,30 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             }
             r.next = r.next.wrapping_add(len);
             self.c.replayed_bytes += u64::from(len);
+        }
+        // The client closed its side after the log: so does the replay (its FIN is
+        // not in the log; the client will not send it again once acked).
+        if r.next == end && f.client_fin == Some(end) && r.next < edge {
+            let spec = to_leg(
+                f,
+                &leg,
+                mac,
+                TcpFlags::FIN | TcpFlags::ACK,
+                r.next.0,
+                ack.0,
+                window,
+                opts.as_bytes(),
+            );
+            if emit_with(
+                self.pool,
+                self.out,
+                self.c,
+                self.cfg.inside_mac,
+                Side::Inside,
+                &spec,
+            ) {
+                r.next = r.next.wrapping_add(1);
+            }
         }
         f.legs[i].acked_to = f.legs[i].acked_to.later(ack);
         f.replay = Some(r);
@@ -3586,7 +3627,11 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             return;
         };
         let leg = &f.legs[usize::from(r.leg)];
-        if f.catch_up.is_none() && leg.answered && r.next == f.log.end() && leg.ack >= r.next {
+        let end = f
+            .log
+            .end()
+            .wrapping_add(u32::from(f.client_fin == Some(f.log.end())));
+        if f.catch_up.is_none() && leg.answered && r.next == end && leg.ack >= r.next {
             f.replay = None;
             self.c.reconnects_in_progress = self.c.reconnects_in_progress.saturating_sub(1);
         }
@@ -3607,6 +3652,12 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         if !leg.answered {
             if idle > rc.connect_timeout_ns {
                 return self.replay_failed(f, Why::Timeout);
+            }
+            // Its SYN (or SYN-ACK) may have been lost: again, four times a timeout.
+            if self.now.saturating_sub(r.heard_at) > rc.connect_timeout_ns / 4 {
+                r.heard_at = self.now;
+                f.replay = Some(r);
+                self.replay_syn(f, i);
             }
             return Fate::Keep;
         }
@@ -3667,16 +3718,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             Some(r) if usize::from(r.leg) == i => r.next,
             _ => f.client_snd_nxt,
         };
-        let spec = to_leg(
-            f,
-            &leg,
-            mac,
-            flags,
-            seq.0,
-            ack.0,
-            rescale(f.client_window, f.client_shift, leg.peer_wscale),
-            opts.as_bytes(),
-        );
+        let window = replay_window(f, i, &leg);
+        let spec = to_leg(f, &leg, mac, flags, seq.0, ack.0, window, opts.as_bytes());
         let sent = self.emit(Side::Inside, &spec);
         if sent && flags.contains(TcpFlags::ACK) {
             f.legs[i].acked_to = f.legs[i].acked_to.later(ack);
@@ -3749,6 +3792,22 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             Side::Inside => self.cfg.inside_mac,
         };
         emit_with(self.pool, self.out, self.c, mac, side, spec)
+    }
+}
+
+/// The window Tandem gives leg `i`: the client's, but for a new replica catching up after
+/// a replay at most [`REPLAY_CATCH_UP_WINDOW`]: its answer up to what the client has is
+/// only checked and dropped, and at the client's window it would come as fast as the
+/// replica can send, a burst that overruns the inside port's receive ring (and with it
+/// the probes' answers) when many flows replay at once.
+fn replay_window(f: &Flow, i: usize, leg: &Leg) -> u16 {
+    let field = rescale(f.client_window, f.client_shift, leg.peer_wscale);
+    match (f.replay, f.catch_up) {
+        (Some(r), Some(_)) if usize::from(r.leg) == i => {
+            let bytes = (u32::from(field) << leg.peer_wscale).min(REPLAY_CATCH_UP_WINDOW);
+            scaled_window(bytes, leg.peer_wscale).max(1)
+        }
+        _ => field,
     }
 }
 

@@ -306,3 +306,30 @@ fn a_client_past_the_replay_limit_is_unprotected_and_its_failure_a_counted_rst()
         .any(|s| s.flags.contains(TcpFlags::RST)));
     assert_eq!(lab.engine.counters().reconnects_overflow, 1);
 }
+
+#[test]
+fn a_replay_whose_new_replica_keeps_answering_is_not_timed_out() {
+    let mut lab = Lab::reconnecting();
+    let (c1, _, stream) = two_requests_then_primary_dies(&mut lab);
+    let b1 = Hs::default().bisn + 1;
+    fail_primary(&mut lab);
+    backup_answers_syn(&mut lab, c1);
+    for k in 0..8u32 {
+        lab.advance(30 * MS);
+        let out = lab.poll();
+        assert!(
+            to(&out, CLIENT)
+                .iter()
+                .all(|s| !s.flags.contains(TcpFlags::RST)),
+            "poll {k}: {out:#?}"
+        );
+        lab.send(Seg {
+            seq: b1 + 50 * k,
+            ack: c1 + 14,
+            opts: Opts::ts(80_001 + k, 104),
+            payload: &stream[50 * k as usize..50 * (k as usize + 1)],
+            ..Seg::BACKUP
+        });
+    }
+    assert_eq!(lab.engine.counters().reconnects_timeout, 0);
+}
