@@ -333,3 +333,69 @@ fn a_replay_whose_new_replica_keeps_answering_is_not_timed_out() {
     }
     assert_eq!(lab.engine.counters().reconnects_timeout, 0);
 }
+
+#[test]
+fn the_dying_replicas_rst_replays_the_flow_instead_of_resetting_the_client() {
+    let mut lab = Lab::reconnecting();
+    let (c1, p1, _) = two_requests_then_primary_dies(&mut lab);
+    // A killed process's kernel resets its connection, at the sequence the client acked.
+    let out = lab.send(Seg {
+        seq: p1 + 400,
+        flags: TcpFlags::RST,
+        opts: Opts::NONE,
+        ..Seg::PRIMARY
+    });
+    assert!(
+        to(&out, CLIENT).is_empty(),
+        "the client sees nothing: {out:#?}"
+    );
+    let syn = one(&out, BACKUP);
+    assert!(syn.is_syn() && syn.seq == c1 - 1, "{syn:#?}");
+    assert_eq!(lab.engine.counters().reconnects, 1);
+}
+
+#[test]
+fn the_last_replicas_fin_is_held_while_health_decides_then_sent() {
+    let mut lab = Lab::reconnecting();
+    let (c1, p1, _) = two_requests_then_primary_dies(&mut lab);
+    let out = lab.send(Seg {
+        seq: p1 + 400,
+        ack: c1 + 14,
+        flags: TcpFlags::ACK | TcpFlags::FIN,
+        opts: Opts::ts(5003, 104),
+        ..Seg::PRIMARY
+    });
+    assert!(
+        to(&out, CLIENT)
+            .iter()
+            .all(|s| !s.flags.contains(TcpFlags::FIN)),
+        "held: {out:#?}"
+    );
+    // Health finds it alive: after fin_hold (100 ms) the FIN goes.
+    let mut fin = false;
+    for _ in 0..10 {
+        lab.advance(20 * MS);
+        let out = lab.poll();
+        fin |= to(&out, CLIENT)
+            .iter()
+            .any(|s| s.flags.contains(TcpFlags::FIN) && s.seq == p1 + 400);
+    }
+    assert!(fin, "the FIN after the hold");
+    assert_eq!(lab.engine.counters().reconnects, 0);
+}
+
+#[test]
+fn a_fin_held_from_a_replica_that_dies_replays_the_flow() {
+    let mut lab = Lab::reconnecting();
+    let (c1, p1, _) = two_requests_then_primary_dies(&mut lab);
+    lab.send(Seg {
+        seq: p1 + 400,
+        ack: c1 + 14,
+        flags: TcpFlags::ACK | TcpFlags::FIN,
+        opts: Opts::ts(5003, 104),
+        ..Seg::PRIMARY
+    });
+    let syn = fail_primary(&mut lab);
+    assert_eq!(syn.seq, c1 - 1);
+    assert_eq!(lab.engine.counters().reconnects, 1);
+}
