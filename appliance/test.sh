@@ -5,7 +5,7 @@
 #   TANDEM_FUZZ_SECONDS=60 appliance/test.sh    longer fuzz smoke runs (default 20 s each; 0 skips)
 #
 # The end-to-end steps (appliance/e2e/basic.sh, appliance/e2e/failover.sh for each
-# failure kind, appliance/e2e/diverged.sh, appliance/e2e/pool.sh, appliance/e2e/workers.sh, appliance/e2e/hostile.sh) need root; without it, they say "skipped".
+# failure kind, appliance/e2e/diverged.sh, appliance/e2e/reconnect.sh, appliance/e2e/pool.sh, appliance/e2e/workers.sh, appliance/e2e/hostile.sh) need root; without it, they say "skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$(pwd)
@@ -71,6 +71,20 @@ if [ "$(id -u)" = 0 ]; then
     fi
 else
     echo "e2e diverged: skipped: needs root (run appliance/e2e/diverged.sh verify|off as root)"
+fi
+
+step "end-to-end: reconnect mode, replay: stream (appliance/e2e/reconnect.sh)"
+if [ "$(id -u)" = 0 ]; then
+    failed=()
+    for case in stream-kill stream-silence stream-drop; do
+        TANDEM_E2E_NO_BUILD=1 appliance/e2e/reconnect.sh "$case" || failed+=("$case")
+    done
+    if [ ${#failed[@]} -gt 0 ]; then
+        echo "e2e reconnect: FAILED for: ${failed[*]}"
+        exit 1
+    fi
+else
+    echo "e2e reconnect: skipped: needs root (run appliance/e2e/reconnect.sh CASE as root)"
 fi
 
 step "end-to-end: a pool run by an operator (appliance/e2e/pool.sh)"

@@ -62,6 +62,10 @@ fn check_with_json_prints_the_profile_with_its_defaults_and_whether_run_takes_it
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(v["runnable"], false);
     assert!(v["refused"].is_string(), "{out}");
+    // Sizes written with units are numbers of bytes in the document.
+    assert_eq!(v["profile"]["limits"]["replay_bytes_total"], 256 << 20);
+    assert_eq!(v["profile"]["services"][1]["replay"]["scope"], "http1");
+    assert_eq!(v["profile"]["services"][1]["replay"]["limit"], 256 << 10);
     let (ok, out, err) = tandem(&[
         "check",
         "--profile",

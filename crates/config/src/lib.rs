@@ -36,18 +36,33 @@
 //!     mode: mirror                    # or reconnect, or forward (benchmarks)
 //!     copies: 2                       # mirror: 1..=3 and <= replicas; reconnect, forward: 1
 //!     selection: spread               # or ordered
+//!     verify: true                    # mirror: a standby takes over only where checked
+//!     replay:                         # reconnect mode; mirror: new standbys (not forward)
+//!       scope: stream                 # or http1 (reconnect only): from the oldest request
+//!                                     # not fully answered
+//!       limit: 1MiB                   # client bytes logged per flow (mirror: 0 = none)
+//!       methods: [GET, HEAD, OPTIONS] # http1: requests that may be replayed
+//!       exclude_headers: [Date, Server]   # http1: answer lines not compared
+//!       connect_timeout: 50ms         # the new replica's SYN-ACK
+//!       fin_hold: 100ms               # reconnect: an early FIN or RST held for health
+//!       parallel: 64                  # replays in progress per worker
 //!     replicas: [{ name: primary, address: 198.19.0.11 }, ...]
 //!     health: { probe_ports: [7000], interval: 10ms, timeout: 10ms, fall: 3, rise: 2,
 //!               suspect_burst: 3, suspect_interval: 1ms, ack_lag: 50ms, output_lag: 0 }
 //! timeouts: { syn: 5s, established: 300s, linger: 2s, synack_wait: 2ms, arp_refresh: 30s }
-//! limits: { flows_per_worker: 1048576, hold_bytes_per_flow: 262144,
-//!           hold_bytes_total: 268435456, hold_segments_total: 131072,
+//! limits: { flows_per_worker: 1048576, hold_bytes_per_flow: 256KiB,
+//!           hold_bytes_total: 256MiB, hold_segments_total: 131072,
 //!           mbufs: 262143, mbuf_cache: 256, control_rate: 4000, control_burst: 256,
-//!           syn_backlog: 1024 }                 # half-open flows before SYN cookies
+//!           syn_backlog: 1024,                  # half-open flows before SYN cookies
+//!           replay_bytes_total: 256MiB }        # replay logs, all workers together
 //! management: { socket: /run/tandem/tandem.sock, metrics: 127.0.0.1:9450,  # or off
 //!               group: tandem }                 # optional: may use the socket besides root
 //! logging: { format: human, level: info }
 //! ```
+//!
+//! Durations take a unit (`10ms`; `0` alone where zero means off). Sizes in bytes are a
+//! whole number, or one with a binary unit: `262144`, `256KiB`, `1MiB`, `2GiB` (`KB`,
+//! `MB`, `GB` are refused as ambiguous).
 //!
 //! ## Rules
 //!
@@ -62,7 +77,7 @@
 //!   block-list; the two ports use different devices. Addresses are unicast, not the
 //!   network or broadcast address of their subnet; the subnets do not overlap; a gateway
 //!   is on its port's subnet. Queues 1..=1024, rings a power of two 64..=32768, MTU
-//!   68..=9216.
+//!   68..=2030 (a frame in one 2048-byte mbuf).
 //! - `workers` (explicit): each lcore is a worker lcore, each queue exists, no queue is
 //!   polled twice, every queue is polled, every worker polls something. Derived: no more
 //!   workers than receive queues.
@@ -74,10 +89,26 @@
 //!   service port is `any` or a range, and `probe_ports: []` (no probing) only in forward
 //!   mode; intervals and counts greater than zero; the probe timeout at
 //!   most the interval.
+//! - `services[].replay`: none in forward mode (it replays nothing). In mirror mode, which
+//!   replays a flow's whole stream to bring up a new standby, `scope` is `stream` and
+//!   `methods`, `exclude_headers` and `fin_hold` are refused; in reconnect mode `methods`
+//!   and `exclude_headers` only with `scope: http1`. `limit` greater than zero (0, no
+//!   log, in mirror mode only) and at most one worker's share of
+//!   `limits.replay_bytes_total` (a default limit that does not fit is reported there).
+//!   `methods`: 1 to 16 distinct HTTP methods (RFC 9110 tokens of at most 32 characters,
+//!   case-sensitive, a standard one in lower case refused), never `POST`, `PATCH` (not
+//!   idempotent), `PUT`, `DELETE` (idempotent in effect, not in their answers) or
+//!   `CONNECT` (a tunnel). `exclude_headers`: at most 4 distinct header names (tokens of
+//!   at most 32 characters, compared without case), never `Content-Length` or
+//!   `Transfer-Encoding` (they frame the body). `connect_timeout` and `fin_hold` greater
+//!   than zero; `parallel` 1..=4096. Not checked but documented: a `fin_hold` shorter
+//!   than the service's suspect burst ([`Health::suspect_decision_time`]) passes on the
+//!   FIN of a replica that health would have failed over.
 //! - `timeouts`: greater than zero (`linger` may be 0).
-//! - `limits`: budgets greater than zero, per-flow at most total; the mbuf pool holds every
-//!   ring, every cache and the hold queue; `control_rate` 1..=1000000 and `control_burst`
-//!   1..=4096; `syn_backlog` at most `flows_per_worker` (0: a cookie for every SYN).
+//! - `limits`: budgets greater than zero, per-flow at most total (`hold_bytes_per_flow`
+//!   below 4GiB); the mbuf pool holds every ring, every cache and the hold queue;
+//!   `control_rate` 1..=1000000 and `control_burst` 1..=4096; `syn_backlog` at most
+//!   `flows_per_worker` (0: a cookie for every SYN).
 //! - `management`: an absolute socket path; metrics `off` or an address:port; the group,
 //!   when given, a portable group name (whether it exists is checked by `tandem run`, on
 //!   the host it runs on).
@@ -92,6 +123,7 @@ mod net;
 mod profile;
 mod raw;
 mod schema;
+mod size;
 mod validate;
 mod write;
 
@@ -110,9 +142,11 @@ pub use error::{ConfigError, Diagnostic};
 pub use net::{Device, Ipv4Cidr, PciAddress, ServicePort};
 pub use profile::{
     Affinity, Eal, Health, Lcores, Limits, LogFormat, LogLevel, Logging, Management, Mode, Port,
-    PortRole, Ports, Profile, Replica, Selection, Service, Timeouts, WorkerAssignment, WorkerPlan,
+    PortRole, Ports, Profile, Replay, ReplayScope, Replica, Selection, Service, Timeouts,
+    WorkerAssignment, WorkerPlan,
 };
 pub use schema::HANDOFF_RING_FRAMES;
+pub use size::{format_size, parse_size};
 pub use write::WriteError;
 
 use locate::{FieldPath, Hit, Pos, SourceMap};

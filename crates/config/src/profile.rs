@@ -282,6 +282,11 @@ pub struct Service {
     /// gets a RST at failover, never a spliced stream. Off: replicas are trusted to be
     /// deterministic (the operator's risk). Forward mode protects nothing either way.
     pub verify: bool,
+    /// How a flow is brought back by replaying its client's bytes to another replica:
+    /// in reconnect mode at failover, in mirror mode to give a running flow a new
+    /// standby (DESIGN §2, §5). Always present; the schema's defaults where the profile
+    /// says nothing (in forward mode, which replays nothing, unused).
+    pub replay: Replay,
     /// The pool, in profile order.
     pub replicas: Vec<Replica>,
     /// Health checking and failover triggers.
@@ -292,6 +297,104 @@ impl Service {
     /// Whether this service takes TCP connections to `vip:port`.
     pub fn matches(&self, vip: Ipv4Addr, port: u16) -> bool {
         self.vip == vip && self.port.contains(port)
+    }
+}
+
+/// Replay: the client bytes a flow logs, and how they are replayed to a new replica that
+/// is then spliced into the flow (DESIGN §2 reconnect mode; §5 new standbys in mirror
+/// mode). What a replay must reproduce is checked by digest against what the client
+/// already received; a mismatch, a request that may not be replayed, or a log over its
+/// limit gives a RST or an unprotected flow (counted), never a mixed stream.
+///
+/// Mirror mode uses `scope` (always [`ReplayScope::Stream`]), `limit`,
+/// `connect_timeout` and `parallel`; the other fields keep their defaults there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replay {
+    /// Which client bytes are kept and replayed.
+    pub scope: ReplayScope,
+    /// Client bytes kept per flow for a replay. A flow whose log would grow beyond it
+    /// is unprotected (counted); with [`ReplayScope::Http1`] the log is trimmed as
+    /// requests are answered, so the limit bounds the requests in flight.
+    /// At most one worker's share of [`Limits::replay_bytes_total`]. 0 only in mirror
+    /// mode: nothing logged, a flow that loses its standby runs without one.
+    pub limit: u64,
+    /// [`ReplayScope::Http1`]: the request methods that may be replayed, as written
+    /// (methods are case-sensitive, RFC 9110 §9.1). A flow with any other request in
+    /// flight at failover is not replayed (RST). Never `POST`, `PATCH` (not
+    /// idempotent), `PUT`, `DELETE` (idempotent in effect, RFC 9110 §9.2.2, but not in
+    /// their answers: a replayed DELETE answers 404 where the first one deleted, a
+    /// replayed PUT 200 where the first created, and either undoes a write another
+    /// client made in between) or `CONNECT` (a tunnel). Any other method named is
+    /// taken as safe to run twice on the operator's word. At most
+    /// [`Replay::MAX_METHODS`], each at most [`Replay::MAX_NAME_LEN`] bytes.
+    pub methods: Vec<String>,
+    /// [`ReplayScope::Http1`]: response header fields whose lines are left out of the
+    /// comparison of the replayed answer with what the client received, because they
+    /// differ between servers (`Date`, `Server`); matched case-insensitively. At most
+    /// [`Replay::MAX_EXCLUDED_HEADERS`] of at most [`Replay::MAX_NAME_LEN`] bytes, never
+    /// the framing fields `Content-Length` and `Transfer-Encoding`.
+    pub exclude_headers: Vec<String>,
+    /// How long the new replica has to answer the replay's SYN with a SYN-ACK.
+    pub connect_timeout: Duration,
+    /// Reconnect mode: a FIN or RST from the replica that ends a response early is held
+    /// back from the client this long, until health decides whether the replica died
+    /// (then the flow is replayed) or meant it (then it is passed on). Best at least
+    /// [`Health::suspect_decision_time`] of the service: a shorter hold passes on the
+    /// FIN of a replica that health would have failed over.
+    pub fin_hold: Duration,
+    /// Replays in progress at once per worker; further ones wait their turn.
+    pub parallel: u32,
+}
+
+impl Replay {
+    /// Most `methods`.
+    pub const MAX_METHODS: usize = schema::MAX_METHODS;
+    /// Longest method name, and longest excluded header name (bytes).
+    pub const MAX_NAME_LEN: usize = schema::MAX_METHOD_LEN;
+    /// Most `exclude_headers`.
+    pub const MAX_EXCLUDED_HEADERS: usize = schema::MAX_EXCLUDED_HEADERS;
+}
+
+impl Default for Replay {
+    /// The schema's defaults.
+    fn default() -> Replay {
+        Replay {
+            scope: ReplayScope::default(),
+            limit: schema::REPLAY_LIMIT,
+            methods: schema::REPLAY_METHODS
+                .iter()
+                .map(|&m| m.to_owned())
+                .collect(),
+            exclude_headers: schema::EXCLUDE_HEADERS
+                .iter()
+                .map(|&h| h.to_owned())
+                .collect(),
+            connect_timeout: schema::CONNECT_TIMEOUT,
+            fin_hold: schema::FIN_HOLD,
+            parallel: schema::REPLAY_PARALLEL,
+        }
+    }
+}
+
+/// Which client bytes a replay sends to the new replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplayScope {
+    /// Every client byte since the SYN, up to the limit: any protocol, as long as the
+    /// replica answers the same bytes the same way. The only scope of mirror mode.
+    #[default]
+    Stream,
+    /// HTTP/1.x in plaintext: from the oldest request not fully answered; answered
+    /// requests leave the log. Reconnect mode only.
+    Http1,
+}
+
+impl std::fmt::Display for ReplayScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ReplayScope::Stream => "stream",
+            ReplayScope::Http1 => "http1",
+        })
     }
 }
 
@@ -357,6 +460,17 @@ impl Health {
             .saturating_mul(self.fall.saturating_sub(1))
             .saturating_add(self.timeout)
     }
+
+    /// How long a suspect burst takes at most to decide, once a worker reported the
+    /// replica suspect (an unmatched FIN or RST, ack lag): `suspect_interval ×
+    /// (suspect_burst − 1) + timeout`, the last probe's deadline, plus however late the
+    /// workers hand over what they received (control's health.rs). A RST to a probe (a
+    /// process that died) decides sooner.
+    pub fn suspect_decision_time(&self) -> Duration {
+        self.suspect_interval
+            .saturating_mul(self.suspect_burst.saturating_sub(1))
+            .saturating_add(self.timeout)
+    }
 }
 
 /// Flow and neighbour timers.
@@ -413,6 +527,10 @@ pub struct Limits {
     /// Half-open flows per worker beyond which a new SYN is answered with a SYN cookie
     /// instead of a flow (DESIGN §3.11); 0: every SYN.
     pub syn_backlog: u32,
+    /// Bytes of client logs kept for replay ([`Replay`]), for all flows of all workers
+    /// together, as `hold_bytes_total`: each worker gets an equal share. A flow whose
+    /// log finds its worker's share spent is unprotected (counted).
+    pub replay_bytes_total: u64,
 }
 
 impl Default for Limits {
@@ -428,6 +546,7 @@ impl Default for Limits {
             control_rate: schema::CONTROL_RATE,
             control_burst: schema::CONTROL_BURST,
             syn_backlog: schema::SYN_BACKLOG.min(schema::FLOWS_PER_WORKER / 2),
+            replay_bytes_total: schema::REPLAY_BYTES_TOTAL,
         }
     }
 }
@@ -573,6 +692,7 @@ services:
         assert_eq!(p.timeouts, Timeouts::default());
         assert_eq!(p.limits, Limits::default());
         assert_eq!(p.services[0].health, Health::default());
+        assert_eq!(p.services[0].replay, Replay::default());
         assert_eq!(
             p.ports.outside,
             Port::new(p.ports.outside.device.clone(), p.ports.outside.address)
@@ -581,5 +701,20 @@ services:
             p.workers,
             WorkerAssignment::derived(&p.lcores.workers, &p.ports)
         );
+    }
+
+    /// A suspect burst decides by its last probe's deadline: with the defaults, probes at
+    /// 0, 1 and 2 ms, the last one timed out 10 ms later.
+    #[test]
+    fn suspect_decision_time_is_the_last_probes_deadline() {
+        let h = Health::default();
+        assert_eq!(h.suspect_decision_time(), Duration::from_millis(12));
+        let one = Health {
+            suspect_burst: 1,
+            ..Health::default()
+        };
+        assert_eq!(one.suspect_decision_time(), one.timeout);
+        // The default hold outlasts the default burst.
+        assert!(Replay::default().fin_hold > h.suspect_decision_time());
     }
 }

@@ -1,5 +1,5 @@
 //! The profile as written: serde structs that mirror the YAML one to one. Values that need
-//! our own parsing (durations, addresses, port selectors) stay strings here so that
+//! our own parsing (durations, addresses, port selectors, sizes) stay strings here so that
 //! [`crate::validate`] can report them with their field path; everything optional is an
 //! `Option` so that validation knows what was written and what was defaulted.
 //!
@@ -7,7 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::profile::{LogFormat, LogLevel, Mode, PortRole, Selection};
+use crate::profile::{LogFormat, LogLevel, Mode, PortRole, ReplayScope, Selection};
+use crate::size::RawSize;
 
 /// Top level.
 #[derive(Debug, Deserialize, Serialize)]
@@ -93,9 +94,30 @@ pub(crate) struct RawService {
     pub selection: Option<Selection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<RawReplay>,
     pub replicas: Vec<RawReplica>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<RawHealth>,
+}
+
+#[derive(Debug, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReplay {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ReplayScope>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<RawSize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_headers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fin_hold: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -149,9 +171,9 @@ pub(crate) struct RawLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flows_per_worker: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hold_bytes_per_flow: Option<u32>,
+    pub hold_bytes_per_flow: Option<RawSize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hold_bytes_total: Option<u64>,
+    pub hold_bytes_total: Option<RawSize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_segments_total: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,6 +186,8 @@ pub(crate) struct RawLimits {
     pub control_burst: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syn_backlog: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_bytes_total: Option<RawSize>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Default)]

@@ -96,6 +96,67 @@ pub(crate) const MAX_CONTROL_RATE: u32 = 1_000_000;
 /// Most `limits.control_burst` (the control ring holds 4096 frames).
 pub(crate) const MAX_CONTROL_BURST: u32 = 4_096;
 
+/// Default `limits.replay_bytes_total`.
+pub(crate) const REPLAY_BYTES_TOTAL: u64 = 256 << 20;
+
+/// Default `replay.limit`.
+pub(crate) const REPLAY_LIMIT: u64 = 1 << 20;
+/// Default `replay.methods`: the safe methods of RFC 9110 §9.2.1 that answer alike when
+/// run twice (TRACE, also safe, echoes the request and is rarely served).
+pub(crate) const REPLAY_METHODS: &[&str] = &["GET", "HEAD", "OPTIONS"];
+/// Most `replay.methods`, and the longest method name (the engine keeps them in a
+/// fixed table and matches them in every request line).
+pub(crate) const MAX_METHODS: usize = 16;
+/// Longest method name.
+pub(crate) const MAX_METHOD_LEN: usize = 32;
+/// Methods never replayed, and why (RFC 9110 §9.3; PATCH: RFC 5789).
+pub(crate) const NEVER_REPLAYED: &[(&str, &str)] = &[
+    (
+        "POST",
+        "POST is not idempotent: a replay would run it a second time",
+    ),
+    (
+        "PATCH",
+        "PATCH is not idempotent: a replay would apply it a second time",
+    ),
+    (
+        "PUT",
+        "PUT is idempotent in its effect (RFC 9110 §9.2.2) but not in its answer or against \
+         other writers: a replayed PUT answers 200 where the first one created (201), and \
+         undoes a write another client made in between",
+    ),
+    (
+        "DELETE",
+        "DELETE is idempotent in its effect (RFC 9110 §9.2.2) but not in its answer: a \
+         replayed DELETE answers 404 where the first one deleted",
+    ),
+    (
+        "CONNECT",
+        "CONNECT opens a tunnel: what went through it cannot be replayed",
+    ),
+];
+/// Methods defined by RFC 9110 (§9.3), to catch one written in lower case.
+pub(crate) const STANDARD_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+/// Default `replay.exclude_headers`.
+pub(crate) const EXCLUDE_HEADERS: &[&str] = &["Date", "Server"];
+/// Most `replay.exclude_headers` (each one costs a comparison per response header line).
+pub(crate) const MAX_EXCLUDED_HEADERS: usize = 4;
+/// Longest excluded header name (as long as a method name: one size of slot for both).
+pub(crate) const MAX_HEADER_LEN: usize = MAX_METHOD_LEN;
+/// Header fields that frame a message body (RFC 9112 §6): never left out of the
+/// comparison, since a response framed differently is not the same response.
+pub(crate) const FRAMING_HEADERS: &[&str] = &["Content-Length", "Transfer-Encoding"];
+/// Default `replay.connect_timeout`.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_millis(50);
+/// Default `replay.fin_hold`.
+pub(crate) const FIN_HOLD: Duration = Duration::from_millis(100);
+/// Default `replay.parallel`.
+pub(crate) const REPLAY_PARALLEL: u32 = 64;
+/// Most `replay.parallel`.
+pub(crate) const MAX_REPLAY_PARALLEL: u32 = 4_096;
+
 /// Default `management.socket`.
 pub(crate) const SOCKET: &str = "/run/tandem/tandem.sock";
 /// Default `management.metrics`.
@@ -155,7 +216,7 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
         "workers[].queue" => "a queue index below ports.<port>.queues",
         "services" => "a non-empty list of services",
         "services[]" => {
-            "a mapping with name, vip, port, mode, copies, selection, verify, replicas, health"
+            "a mapping with name, vip, port, mode, copies, selection, verify, replay, replicas, health"
         }
         "services[].name" | "services[].replicas[].name" => NAME,
         "services[].vip" => UNICAST,
@@ -166,6 +227,37 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
         }
         "services[].selection" => "spread, ordered",
         "services[].verify" => "true (the default: a standby takes over only where its output was checked equal to the active's) or false",
+        "services[].replay" => {
+            "a mapping with scope, limit, connect_timeout, parallel, and in reconnect mode fin_hold, \
+             and with scope: http1 methods and exclude_headers (not in forward mode)"
+        }
+        "services[].replay.scope" => "stream (every client byte since the SYN; mirror mode's only scope) or http1 (from the oldest request not answered; reconnect mode)",
+        "services[].replay.limit" => {
+            "a size greater than zero, at most one worker's share of limits.replay_bytes_total, \
+             like 64KiB or 1MiB (default 1MiB); 0 (nothing logged: a flow that loses its standby \
+             runs without one) in mirror mode only"
+        }
+        "services[].replay.methods" => {
+            "a non-empty list of at most 16 distinct HTTP methods that may run twice, like \
+             [GET, HEAD, OPTIONS] (the default); never POST, PUT, DELETE, PATCH or CONNECT; \
+             reconnect mode with scope: http1 only"
+        }
+        "services[].replay.methods[]" => {
+            "an HTTP method: 1 to 32 token characters (RFC 9110 §5.6.2), case-sensitive, like GET"
+        }
+        "services[].replay.exclude_headers" => {
+            "a list of at most 4 distinct header names, like [Date, Server] (the default), not \
+             Content-Length or Transfer-Encoding; reconnect mode with scope: http1 only"
+        }
+        "services[].replay.exclude_headers[]" => {
+            "a header name: 1 to 32 token characters (RFC 9110 §5.1), like Date"
+        }
+        "services[].replay.connect_timeout" => POSITIVE_DURATION,
+        "services[].replay.fin_hold" => {
+            "a duration greater than zero, best at least the suspect burst's (health.suspect_interval \
+             × (suspect_burst − 1) + timeout), like 100ms (the default); reconnect mode only"
+        }
+        "services[].replay.parallel" => "replays in progress per worker, 1..=4096 (default 64)",
         "services[].replicas" => "a non-empty list of { name, address }",
         "services[].replicas[]" => "a mapping { name, address }",
         "services[].replicas[].address" => {
@@ -181,11 +273,17 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
         "timeouts" => "a mapping with syn, established, linger, synack_wait, arp_refresh",
         "timeouts.linger" => "a duration like 2s, or 0",
         "limits" => {
-            "a mapping with flows_per_worker, hold_bytes_per_flow, hold_bytes_total, hold_segments_total, mbufs, mbuf_cache, control_rate, control_burst, syn_backlog"
+            "a mapping with flows_per_worker, hold_bytes_per_flow, hold_bytes_total, hold_segments_total, mbufs, mbuf_cache, control_rate, control_burst, syn_backlog, replay_bytes_total"
         }
         "limits.flows_per_worker" => "1..=268435456",
-        "limits.hold_bytes_per_flow" => "1..=4294967295 bytes, at most limits.hold_bytes_total",
-        "limits.hold_bytes_total" => "a number of bytes greater than zero",
+        "limits.hold_bytes_per_flow" => {
+            "a size of 1 byte to 4GiB - 1 (like 262144 or 256KiB), at most limits.hold_bytes_total"
+        }
+        "limits.hold_bytes_total" => "a size greater than zero, like 268435456 or 256MiB",
+        "limits.replay_bytes_total" => {
+            "a size greater than zero, like 256MiB (the default): client logs of all workers \
+             together, each worker an equal share"
+        }
         "limits.hold_segments_total" => "1..=4294967295, below limits.mbufs",
         "limits.mbufs" => "enough mbufs for every ring, cache and the hold queue (see the message)",
         "limits.mbuf_cache" => "0..=512, at most limits.mbufs / 1.5",
@@ -236,6 +334,9 @@ mod tests {
             "ports.inside.mtu",
             "ports.outside.device",
             "services[].health.timeout",
+            "services[].replay.fin_hold",
+            "services[].replay.methods[]",
+            "limits.replay_bytes_total",
             "timeouts.syn",
             "services[].replicas[].name",
             "workers[].queue",

@@ -14,14 +14,15 @@ use crate::eal::EalFacts;
 use crate::locate::FieldPath;
 use crate::net::{Device, Ipv4Cidr, ServicePort};
 use crate::profile::{
-    Eal, Health, Lcores, Limits, Logging, Management, Mode, Port, PortRole, Ports, Profile,
-    Replica, Service, Timeouts, WorkerAssignment,
+    Eal, Health, Lcores, Limits, Logging, Management, Mode, Port, PortRole, Ports, Profile, Replay,
+    ReplayScope, Replica, Service, Timeouts, WorkerAssignment,
 };
 use crate::raw::{
-    RawHealth, RawLcores, RawLimits, RawManagement, RawPort, RawPorts, RawProfile, RawService,
-    RawTimeouts, RawWorker,
+    RawHealth, RawLcores, RawLimits, RawManagement, RawPort, RawPorts, RawProfile, RawReplay,
+    RawService, RawTimeouts, RawWorker,
 };
 use crate::schema::{self, allowed_at};
+use crate::size::{format_size, RawSize, SIZE_FORMS};
 
 /// One problem found by validation, before it is given a line.
 #[derive(Debug)]
@@ -79,6 +80,18 @@ impl Checker {
                     DURATION_FORMS.to_owned()
                 };
                 self.bad_allowing(path, format!("not a duration: {why}"), forms);
+                default
+            }
+        }
+    }
+
+    /// A size in bytes; the default when left out or not a size.
+    fn size(&mut self, path: &FieldPath, raw: Option<&RawSize>, default: u64) -> u64 {
+        match raw.map(RawSize::bytes) {
+            None => default,
+            Some(Ok(n)) => n,
+            Some(Err(why)) => {
+                self.bad_allowing(path, format!("not a size: {why}"), SIZE_FORMS);
                 default
             }
         }
@@ -146,18 +159,19 @@ pub(crate) fn validate(raw: RawProfile) -> Result<Profile, Vec<Problem>> {
     let lcores = check_lcores(&mut c, &root.key("lcores"), raw.lcores, &facts);
     let ports = check_ports(&mut c, &root.key("ports"), raw.ports, &facts);
     let workers = check_workers(&mut c, &root, raw.workers, &lcores, &ports);
-    let services = check_services(&mut c, &root.key("services"), raw.services, &ports);
-    let timeouts = check_timeouts(
-        &mut c,
-        &root.key("timeouts"),
-        raw.timeouts.unwrap_or_default(),
-    );
     let limits = check_limits(
         &mut c,
         &root.key("limits"),
         raw.limits.unwrap_or_default(),
         &ports,
         lcores.workers.len(),
+    );
+    let budget = ReplayBudget::of(&c, &root.key("limits"), &limits, lcores.workers.len());
+    let services = check_services(&mut c, &root.key("services"), raw.services, &ports, &budget);
+    let timeouts = check_timeouts(
+        &mut c,
+        &root.key("timeouts"),
+        raw.timeouts.unwrap_or_default(),
     );
     let management = check_management(
         &mut c,
@@ -560,6 +574,7 @@ fn check_services(
     p: &FieldPath,
     raw: Vec<RawService>,
     ports: &Ports,
+    budget: &ReplayBudget,
 ) -> Vec<Service> {
     if raw.is_empty() {
         c.bad(p, "no service: the appliance would drop everything");
@@ -752,6 +767,7 @@ fn check_services(
             port,
             mode,
         );
+        let replay = check_replay(c, &sp.key("replay"), s.replay, mode, budget, i);
         out.push(Service {
             name: s.name,
             vip: vip.unwrap_or(Ipv4Addr::UNSPECIFIED),
@@ -760,11 +776,333 @@ fn check_services(
             copies,
             selection: s.selection.unwrap_or_default(),
             verify: s.verify.unwrap_or(true),
+            replay,
             replicas,
             health,
         });
     }
     out
+}
+
+/// What a service's `replay.limit` is held to: one worker's share of
+/// `limits.replay_bytes_total`, since a flow's log is kept by the worker that owns it.
+struct ReplayBudget {
+    /// `limits.replay_bytes_total`, where it was valid.
+    total: Option<u64>,
+    /// Worker lcores (at least 1).
+    workers: u64,
+    /// Where a default limit that does not fit is reported.
+    total_path: FieldPath,
+}
+
+impl ReplayBudget {
+    fn of(c: &Checker, limits: &FieldPath, l: &Limits, workers: usize) -> ReplayBudget {
+        let total_path = limits.key("replay_bytes_total");
+        ReplayBudget {
+            total: (!c.has_problem_at(&total_path)).then_some(l.replay_bytes_total),
+            workers: u64::try_from(workers.max(1)).unwrap_or(u64::MAX),
+            total_path,
+        }
+    }
+
+    /// One worker's share, and how it was reached (`256MiB over 2 workers: 128MiB`).
+    fn share(&self) -> Option<(u64, String)> {
+        let total = self.total?;
+        let share = total / self.workers;
+        let how = if self.workers == 1 {
+            format_size(total)
+        } else {
+            format!(
+                "{} over {} workers: {}",
+                format_size(total),
+                self.workers,
+                format_size(share)
+            )
+        };
+        Some((share, how))
+    }
+}
+
+/// `true` for an RFC 9110 token (§5.6.2): method and header field names.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        })
+}
+
+fn check_replay(
+    c: &mut Checker,
+    p: &FieldPath,
+    raw: Option<RawReplay>,
+    mode: Mode,
+    budget: &ReplayBudget,
+    service: usize,
+) -> Replay {
+    let defaults = Replay::default();
+    let Some(raw) = raw else {
+        // The default limit must fit the budget too where the service replays.
+        if mode != Mode::Forward {
+            check_default_limit(c, budget, service, defaults.limit);
+        }
+        return defaults;
+    };
+    if mode == Mode::Forward {
+        c.bad_allowing(
+            p,
+            "forward mode replays nothing: a flow on a replica that fails breaks",
+            "no `replay` in forward mode; it is for mode: reconnect, and mirror mode's new standbys",
+        );
+        return defaults;
+    }
+    let mirror = mode == Mode::Mirror;
+    // A field that only reconnect mode uses.
+    let not_in_mirror = |c: &mut Checker, key: &str, why: &str| {
+        c.bad_allowing(
+            &p.key(key),
+            format!("`{key}` in mirror mode: {why}"),
+            format!("no `{key}` in mirror mode (it is for mode: reconnect)"),
+        );
+    };
+
+    let scope = raw.scope.unwrap_or_default();
+    if mirror && scope == ReplayScope::Http1 {
+        c.bad_allowing(
+            &p.key("scope"),
+            "http1 in mirror mode: a new standby joins a running flow only if it is given \
+             every client byte since the SYN",
+            "stream in mirror mode (http1 is for mode: reconnect)",
+        );
+    }
+
+    let lp = p.key("limit");
+    let limit = c.size(&lp, raw.limit.as_ref(), defaults.limit);
+    if raw.limit.is_none() {
+        check_default_limit(c, budget, service, limit);
+    } else if c.has_problem_at(&lp) {
+        // Not a size: said.
+    } else if limit == 0 {
+        if !mirror {
+            c.bad(
+                &lp,
+                "0 in reconnect mode: no flow could be replayed (for no protection, mode: forward)",
+            );
+        }
+    } else if let Some((share, how)) = budget.share() {
+        if limit > share {
+            c.bad(
+                &lp,
+                format!(
+                    "{} is more than a worker has for all its flows' logs (limits.replay_bytes_total, \
+                     {how})",
+                    format_size(limit)
+                ),
+            );
+        }
+    }
+
+    let http1_only = |c: &mut Checker, key: &str| {
+        c.bad_allowing(
+            &p.key(key),
+            format!(
+                "`{key}` with scope: stream: a stream replay sends every client byte since the \
+                 SYN and reads no HTTP"
+            ),
+            format!("no `{key}` with scope: stream, or scope: http1"),
+        );
+    };
+    let methods = match raw.methods {
+        None => defaults.methods,
+        Some(list) => {
+            if mirror {
+                not_in_mirror(
+                    c,
+                    "methods",
+                    "a new standby is given the whole stream, whatever its requests",
+                );
+            } else if scope == ReplayScope::Stream {
+                http1_only(c, "methods");
+            } else {
+                check_methods(c, &p.key("methods"), &list);
+            }
+            list
+        }
+    };
+    let exclude_headers = match raw.exclude_headers {
+        None => defaults.exclude_headers,
+        Some(list) => {
+            if mirror {
+                not_in_mirror(
+                    c,
+                    "exclude_headers",
+                    "mirror mode's replicas answer byte for byte alike, headers included",
+                );
+            } else if scope == ReplayScope::Stream {
+                http1_only(c, "exclude_headers");
+            } else {
+                check_exclude_headers(c, &p.key("exclude_headers"), &list);
+            }
+            list
+        }
+    };
+    let connect_timeout = c.duration(
+        &p.key("connect_timeout"),
+        raw.connect_timeout.as_deref(),
+        defaults.connect_timeout,
+        false,
+    );
+    let fin_hold = if mirror && raw.fin_hold.is_some() {
+        not_in_mirror(
+            c,
+            "fin_hold",
+            "the standbys carry the rest of the flow, nothing is held for a replay",
+        );
+        defaults.fin_hold
+    } else {
+        c.duration(
+            &p.key("fin_hold"),
+            raw.fin_hold.as_deref(),
+            defaults.fin_hold,
+            false,
+        )
+    };
+    let parallel = match raw.parallel {
+        None => defaults.parallel,
+        Some(n) if n == 0 || n > schema::MAX_REPLAY_PARALLEL => {
+            c.bad(&p.key("parallel"), format!("{n} replays at once"));
+            defaults.parallel
+        }
+        Some(n) => n,
+    };
+    Replay {
+        scope,
+        limit,
+        methods,
+        exclude_headers,
+        connect_timeout,
+        fin_hold,
+        parallel,
+    }
+}
+
+/// A service that leaves `replay.limit` out gets the default, which must fit the budget:
+/// said once, at `limits.replay_bytes_total`, for the first such service.
+fn check_default_limit(c: &mut Checker, budget: &ReplayBudget, service: usize, limit: u64) {
+    let Some((share, how)) = budget.share() else {
+        return;
+    };
+    if limit > share && !c.has_problem_at(&budget.total_path) {
+        c.bad_allowing(
+            &budget.total_path,
+            format!(
+                "a worker has less for all its flows' logs ({how}) than one flow may keep \
+                 (services[{service}].replay.limit, {} by default)",
+                format_size(limit)
+            ),
+            format!(
+                "at least {} (the replay limit) per worker, or a smaller services[].replay.limit",
+                format_size(limit)
+            ),
+        );
+    }
+}
+
+fn check_methods(c: &mut Checker, p: &FieldPath, list: &[String]) {
+    if list.is_empty() {
+        c.bad(p, "no method: no request could be replayed");
+    } else if list.len() > schema::MAX_METHODS {
+        c.bad(
+            p,
+            format!("{} methods: at most {}", list.len(), schema::MAX_METHODS),
+        );
+    }
+    for (i, m) in list.iter().enumerate() {
+        let ip = p.index(i);
+        let upper = m.to_ascii_uppercase();
+        if !is_token(m) {
+            c.bad(&ip, format!("`{m}` is not a method name"));
+        } else if m.len() > schema::MAX_METHOD_LEN {
+            c.bad(
+                &ip,
+                format!("`{m}` is longer than {} characters", schema::MAX_METHOD_LEN),
+            );
+        } else if *m != upper && schema::STANDARD_METHODS.contains(&upper.as_str()) {
+            c.bad(
+                &ip,
+                format!("`{m}` is not {upper}: methods are case-sensitive (RFC 9110 §9.1)"),
+            );
+        } else if let Some((_, why)) = schema::NEVER_REPLAYED.iter().find(|(n, _)| n == m) {
+            c.bad_allowing(
+                &ip,
+                format!("{why}; never replayed"),
+                "a method that may run twice, like GET, HEAD or OPTIONS; never POST, PUT, \
+                 DELETE, PATCH or CONNECT",
+            );
+        } else if let Some(j) = list[..i].iter().position(|o| o == m) {
+            c.bad(&ip, format!("`{m}` is listed twice (also methods[{j}])"));
+        }
+    }
+}
+
+fn check_exclude_headers(c: &mut Checker, p: &FieldPath, list: &[String]) {
+    if list.len() > schema::MAX_EXCLUDED_HEADERS {
+        c.bad(
+            p,
+            format!(
+                "{} headers: at most {} (each is looked for in every response header line)",
+                list.len(),
+                schema::MAX_EXCLUDED_HEADERS
+            ),
+        );
+    }
+    for (i, h) in list.iter().enumerate() {
+        let ip = p.index(i);
+        if !is_token(h) {
+            c.bad(&ip, format!("`{h}` is not a header name"));
+        } else if h.len() > schema::MAX_HEADER_LEN {
+            c.bad(
+                &ip,
+                format!("`{h}` is longer than {} characters", schema::MAX_HEADER_LEN),
+            );
+        } else if schema::FRAMING_HEADERS
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(h))
+        {
+            c.bad(
+                &ip,
+                format!(
+                    "`{h}` frames the body (RFC 9112 §6): a response framed differently is \
+                     not the same response"
+                ),
+            );
+        } else if let Some(j) = list[..i].iter().position(|o| o.eq_ignore_ascii_case(h)) {
+            c.bad(
+                &ip,
+                format!(
+                    "`{h}` is listed twice (also exclude_headers[{j}], `{}`; header names \
+                     ignore case)",
+                    list[j]
+                ),
+            );
+        }
+    }
 }
 
 fn check_health(
@@ -913,23 +1251,37 @@ fn check_limits(
             format!("{flows_per_worker} flows"),
         );
     }
-    let hold_bytes_per_flow = raw
-        .hold_bytes_per_flow
-        .unwrap_or(schema::HOLD_BYTES_PER_FLOW);
-    let hold_bytes_total = raw.hold_bytes_total.unwrap_or(schema::HOLD_BYTES_TOTAL);
+    let hpp = p.key("hold_bytes_per_flow");
+    let hold_bytes_per_flow = c.size(
+        &hpp,
+        raw.hold_bytes_per_flow.as_ref(),
+        schema::HOLD_BYTES_PER_FLOW.into(),
+    );
+    let hold_bytes_per_flow = u32::try_from(hold_bytes_per_flow).unwrap_or_else(|_| {
+        c.bad(
+            &hpp,
+            format!("{} is too large", format_size(hold_bytes_per_flow)),
+        );
+        schema::HOLD_BYTES_PER_FLOW
+    });
+    let hold_bytes_total = c.size(
+        &p.key("hold_bytes_total"),
+        raw.hold_bytes_total.as_ref(),
+        schema::HOLD_BYTES_TOTAL,
+    );
     let hold_segments_total = raw
         .hold_segments_total
         .unwrap_or(schema::HOLD_SEGMENTS_TOTAL);
     let mbufs = raw.mbufs.unwrap_or(schema::MBUFS);
     let mbuf_cache = raw.mbuf_cache.unwrap_or(schema::MBUF_CACHE);
     if hold_bytes_per_flow == 0 {
-        c.bad(&p.key("hold_bytes_per_flow"), "must be greater than zero");
+        c.bad(&hpp, "must be greater than zero");
     }
     if hold_bytes_total == 0 {
         c.bad(&p.key("hold_bytes_total"), "must be greater than zero");
     } else if u64::from(hold_bytes_per_flow) > hold_bytes_total {
         c.bad(
-            &p.key("hold_bytes_per_flow"),
+            &hpp,
             format!("{hold_bytes_per_flow} is more than hold_bytes_total ({hold_bytes_total})"),
         );
     }
@@ -990,6 +1342,19 @@ fn check_limits(
             ),
         );
     }
+    let rp = p.key("replay_bytes_total");
+    let replay_bytes_total = c.size(
+        &rp,
+        raw.replay_bytes_total.as_ref(),
+        schema::REPLAY_BYTES_TOTAL,
+    );
+    if replay_bytes_total == 0 {
+        c.bad_allowing(
+            &rp,
+            "must be greater than zero",
+            "a size greater than zero; for no replay in mirror mode, services[].replay.limit: 0",
+        );
+    }
     Limits {
         flows_per_worker,
         hold_bytes_per_flow,
@@ -1000,6 +1365,7 @@ fn check_limits(
         control_rate,
         control_burst,
         syn_backlog,
+        replay_bytes_total,
     }
 }
 

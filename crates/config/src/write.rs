@@ -4,16 +4,20 @@
 //!
 //! The document is the one [`crate::raw`] reads, serialised from the same structs: every
 //! value written out, defaults included, except `workers`, which is left out where
-//! `lcores` and `ports` derive it. [`crate::parse`] of the text gives the profile back.
+//! `lcores` and `ports` derive it, and the `replay` settings a service's mode refuses
+//! (all in forward mode; `methods`, `exclude_headers` and `fin_hold` in mirror mode; the
+//! first two with `scope: stream`). Sizes are written in bytes. [`crate::parse`] of the
+//! text gives the profile back.
 
 use std::time::Duration;
 
 use crate::duration::{format_duration, parse_duration};
-use crate::profile::{Profile, WorkerAssignment};
+use crate::profile::{Mode, Profile, Replay, ReplayScope, WorkerAssignment};
 use crate::raw::{
     RawEal, RawHealth, RawLcores, RawLimits, RawLogging, RawManagement, RawPort, RawPorts,
-    RawProfile, RawReplica, RawService, RawTimeouts, RawWorker,
+    RawProfile, RawReplay, RawReplica, RawService, RawTimeouts, RawWorker,
 };
+use crate::size::RawSize;
 
 /// Why a profile could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +73,30 @@ fn off_or(d: Option<Duration>) -> String {
     d.map_or_else(|| "0".to_owned(), duration)
 }
 
+/// A service's replay settings as a profile in its mode may write them: none in forward
+/// mode; in mirror mode those it uses; in reconnect mode all, the HTTP ones with the
+/// http1 scope only. What is left out reads back as the default.
+fn replay(mode: Mode, r: &Replay) -> Option<RawReplay> {
+    let http1 = mode == Mode::Reconnect && r.scope == ReplayScope::Http1;
+    let common = RawReplay {
+        scope: Some(r.scope),
+        limit: Some(RawSize::Bytes(r.limit)),
+        connect_timeout: Some(duration(r.connect_timeout)),
+        parallel: Some(r.parallel),
+        ..RawReplay::default()
+    };
+    match mode {
+        Mode::Forward => None,
+        Mode::Mirror => Some(common),
+        Mode::Reconnect => Some(RawReplay {
+            methods: http1.then(|| r.methods.clone()),
+            exclude_headers: http1.then(|| r.exclude_headers.clone()),
+            fin_hold: Some(duration(r.fin_hold)),
+            ..common
+        }),
+    }
+}
+
 fn raw_profile(p: &Profile) -> Result<RawProfile, WriteError> {
     let port = |port: &crate::profile::Port| RawPort {
         device: port.device.to_string(),
@@ -101,6 +129,7 @@ fn raw_profile(p: &Profile) -> Result<RawProfile, WriteError> {
             copies: Some(s.copies),
             selection: Some(s.selection),
             verify: Some(s.verify),
+            replay: replay(s.mode, &s.replay),
             replicas: s
                 .replicas
                 .iter()
@@ -153,14 +182,15 @@ fn raw_profile(p: &Profile) -> Result<RawProfile, WriteError> {
         }),
         limits: Some(RawLimits {
             flows_per_worker: Some(l.flows_per_worker),
-            hold_bytes_per_flow: Some(l.hold_bytes_per_flow),
-            hold_bytes_total: Some(l.hold_bytes_total),
+            hold_bytes_per_flow: Some(RawSize::Bytes(l.hold_bytes_per_flow.into())),
+            hold_bytes_total: Some(RawSize::Bytes(l.hold_bytes_total)),
             hold_segments_total: Some(l.hold_segments_total),
             mbufs: Some(l.mbufs),
             mbuf_cache: Some(l.mbuf_cache),
             control_rate: Some(l.control_rate),
             control_burst: Some(l.control_burst),
             syn_backlog: Some(l.syn_backlog),
+            replay_bytes_total: Some(RawSize::Bytes(l.replay_bytes_total)),
         }),
         management: Some(RawManagement {
             socket: Some(socket.to_owned()),

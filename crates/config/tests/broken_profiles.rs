@@ -4,7 +4,9 @@
 //! Most cases take [`BASE`], a small valid lab profile, and change one line of it, so the
 //! expected line numbers can be read off `BASE` below.
 
-use tandem_config::{parse, ConfigError};
+use std::time::Duration;
+
+use tandem_config::{parse, ConfigError, Mode, Replay, ReplayScope};
 
 /// A valid profile; the numbers on the right are line numbers.
 const BASE: &str = "\
@@ -771,5 +773,519 @@ fn verify_is_on_unless_a_service_turns_it_off() {
         &edit("    copies: 2\n", "    copies: 2\n    verify: sometimes\n"),
         "configs/bad.yaml:20:13: services[0].verify: ",
         "true (the default",
+    );
+}
+
+// ---- replay (reconnect mode; mirror mode's new standbys) ---------------------------------
+
+/// `BASE` with its service in `mode` and a `replay:` mapping of `fields` (one `key: value`
+/// a line): `mode` stays on line 18, `replay:` is line 19, the fields start on line 20
+/// (`copies` is left to its default: 2 in mirror mode, 1 in the others).
+fn with_replay(mode: &str, fields: &[&str]) -> String {
+    let mut lines = format!("    mode: {mode}\n    replay:\n");
+    for f in fields {
+        lines.push_str(&format!("      {f}\n"));
+    }
+    edit("    mode: mirror\n    copies: 2\n", &lines)
+}
+
+/// Expects `text` rejected, with exactly `diagnostic` as its first diagnostic.
+#[track_caller]
+fn rejects_exactly(text: &str, diagnostic: &str) {
+    let (prefix, phrase) = diagnostic.split_at(diagnostic.find(": ").unwrap_or(0));
+    let err = rejects(text, prefix, phrase);
+    assert_eq!(err.diagnostics()[0].to_string(), diagnostic);
+}
+
+/// The allowed text of `methods`.
+const METHODS_FOR_HTTP1: &str = "a non-empty list of at most 16 distinct HTTP methods that \
+     may run twice, like [GET, HEAD, OPTIONS] (the default); never POST, PUT, DELETE, PATCH or \
+     CONNECT; reconnect mode with scope: http1 only";
+/// The allowed text of one method.
+const METHOD: &str = "an HTTP method: 1 to 32 token characters (RFC 9110 §5.6.2), \
+     case-sensitive, like GET";
+/// The allowed text of a method that is never replayed.
+const REPLAYABLE: &str = "a method that may run twice, like GET, HEAD or OPTIONS; never POST, \
+     PUT, DELETE, PATCH or CONNECT";
+/// The allowed text of `limit`.
+const LIMIT: &str = "a size greater than zero, at most one worker's share of \
+     limits.replay_bytes_total, like 64KiB or 1MiB (default 1MiB); 0 (nothing logged: a flow \
+     that loses its standby runs without one) in mirror mode only";
+/// The allowed text of a size that does not parse.
+const SIZE: &str =
+    "a whole number of bytes, or one with a unit (B, KiB, MiB, GiB), like 262144, 256KiB or 1GiB";
+/// The allowed text of one excluded header.
+const HEADER: &str = "a header name: 1 to 32 token characters (RFC 9110 §5.1), like Date";
+
+#[test]
+fn replay_defaults_when_left_out() {
+    let p = parse("base.yaml", BASE).unwrap_or_else(|e| panic!("{e}"));
+    let r = &p.services[0].replay;
+    assert_eq!(*r, Replay::default());
+    assert_eq!(r.scope, ReplayScope::Stream);
+    assert_eq!(r.limit, 1 << 20);
+    assert_eq!(r.methods, ["GET", "HEAD", "OPTIONS"]);
+    assert_eq!(r.exclude_headers, ["Date", "Server"]);
+    assert_eq!(r.connect_timeout, Duration::from_millis(50));
+    assert_eq!(r.fin_hold, Duration::from_millis(100));
+    assert_eq!(r.parallel, 64);
+    assert_eq!(p.limits.replay_bytes_total, 256 << 20);
+}
+
+#[test]
+fn reconnect_with_every_replay_field() {
+    let text = with_replay(
+        "reconnect",
+        &[
+            "scope: http1",
+            "limit: 64KiB",
+            "methods: [GET, HEAD, TRACE, PROPFIND]",
+            "exclude_headers: [Date, Server, X-Served-By]",
+            "connect_timeout: 20ms",
+            "fin_hold: 1s",
+            "parallel: 4096",
+        ],
+    );
+    let p = parse("reconnect.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let s = &p.services[0];
+    assert_eq!((s.mode, s.copies), (Mode::Reconnect, 1));
+    assert_eq!(
+        s.replay,
+        Replay {
+            scope: ReplayScope::Http1,
+            limit: 64 << 10,
+            methods: vec![
+                "GET".into(),
+                "HEAD".into(),
+                "TRACE".into(),
+                "PROPFIND".into()
+            ],
+            exclude_headers: vec!["Date".into(), "Server".into(), "X-Served-By".into()],
+            connect_timeout: Duration::from_millis(20),
+            fin_hold: Duration::from_secs(1),
+            parallel: 4096,
+        }
+    );
+}
+
+#[test]
+fn mirror_takes_scope_stream_limit_connect_timeout_and_parallel() {
+    let text = with_replay(
+        "mirror",
+        &[
+            "scope: stream",
+            "limit: 0",
+            "connect_timeout: 10ms",
+            "parallel: 8",
+        ],
+    );
+    let p = parse("mirror.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let r = &p.services[0].replay;
+    // limit 0: nothing logged, no new standby by replay.
+    assert_eq!((r.scope, r.limit, r.parallel), (ReplayScope::Stream, 0, 8));
+    assert_eq!(r.connect_timeout, Duration::from_millis(10));
+    // What mirror mode does not use keeps its default.
+    assert_eq!(r.methods, Replay::default().methods);
+    assert_eq!(r.fin_hold, Replay::default().fin_hold);
+}
+
+#[test]
+fn replay_in_forward_mode() {
+    rejects_exactly(
+        &with_replay("forward", &["limit: 1MiB"]),
+        "configs/bad.yaml:19:5: services[0].replay: forward mode replays nothing: a flow on a \
+         replica that fails breaks (allowed: no `replay` in forward mode; it is for mode: \
+         reconnect, and mirror mode's new standbys)",
+    );
+}
+
+#[test]
+fn http1_in_mirror_mode() {
+    rejects_exactly(
+        &with_replay("mirror", &["scope: http1"]),
+        "configs/bad.yaml:20:14: services[0].replay.scope: http1 in mirror mode: a new standby \
+         joins a running flow only if it is given every client byte since the SYN (allowed: \
+         stream in mirror mode (http1 is for mode: reconnect))",
+    );
+}
+
+#[test]
+fn methods_in_mirror_mode() {
+    rejects_exactly(
+        &with_replay("mirror", &["methods: [GET]"]),
+        "configs/bad.yaml:20:7: services[0].replay.methods: `methods` in mirror mode: a new \
+         standby is given the whole stream, whatever its requests (allowed: no `methods` in \
+         mirror mode (it is for mode: reconnect))",
+    );
+}
+
+#[test]
+fn exclude_headers_in_mirror_mode() {
+    rejects_exactly(
+        &with_replay("mirror", &["exclude_headers: [Date]"]),
+        "configs/bad.yaml:20:7: services[0].replay.exclude_headers: `exclude_headers` in mirror \
+         mode: mirror mode's replicas answer byte for byte alike, headers included (allowed: no \
+         `exclude_headers` in mirror mode (it is for mode: reconnect))",
+    );
+}
+
+#[test]
+fn fin_hold_in_mirror_mode() {
+    rejects_exactly(
+        &with_replay("mirror", &["fin_hold: 100ms"]),
+        "configs/bad.yaml:20:17: services[0].replay.fin_hold: `fin_hold` in mirror mode: the \
+         standbys carry the rest of the flow, nothing is held for a replay (allowed: no \
+         `fin_hold` in mirror mode (it is for mode: reconnect))",
+    );
+}
+
+#[test]
+fn http_fields_with_scope_stream() {
+    for (field, line) in [
+        ("methods", "methods: [GET]"),
+        ("exclude_headers", "exclude_headers: [Date]"),
+    ] {
+        rejects_exactly(
+            &with_replay("reconnect", &[line]),
+            &format!(
+                "configs/bad.yaml:20:7: services[0].replay.{field}: `{field}` with scope: \
+                 stream: a stream replay sends every client byte since the SYN and reads no \
+                 HTTP (allowed: no `{field}` with scope: stream, or scope: http1)"
+            ),
+        );
+    }
+}
+
+#[test]
+fn replay_limit_zero_in_reconnect_mode() {
+    rejects_exactly(
+        &with_replay("reconnect", &["limit: 0"]),
+        &format!(
+            "configs/bad.yaml:20:14: services[0].replay.limit: 0 in reconnect mode: no flow \
+             could be replayed (for no protection, mode: forward) (allowed: {LIMIT})"
+        ),
+    );
+}
+
+#[test]
+fn replay_limit_above_a_workers_share() {
+    // BASE has two workers: each has half of the default 256MiB.
+    rejects_exactly(
+        &with_replay("reconnect", &["limit: 200MiB"]),
+        &format!(
+            "configs/bad.yaml:20:14: services[0].replay.limit: 200MiB is more than a worker has \
+             for all its flows' logs (limits.replay_bytes_total, 256MiB over 2 workers: \
+             128MiB) (allowed: {LIMIT})"
+        ),
+    );
+    let fits = with_replay("reconnect", &["limit: 128MiB"]);
+    parse("fits.yaml", &fits).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn replay_total_below_the_default_limit() {
+    rejects_exactly(
+        &edit(
+            "  mbufs: 32767\n",
+            "  mbufs: 32767\n  replay_bytes_total: 1MiB\n",
+        ),
+        "configs/bad.yaml:33:23: limits.replay_bytes_total: a worker has less for all its \
+         flows' logs (1MiB over 2 workers: 512KiB) than one flow may keep \
+         (services[0].replay.limit, 1MiB by default) (allowed: at least 1MiB (the replay \
+         limit) per worker, or a smaller services[].replay.limit)",
+    );
+    // A forward service replays nothing: its default limit asks for nothing.
+    let forward = edit("mode: mirror", "mode: forward")
+        .replace("    copies: 2\n", "")
+        .replace(
+            "  mbufs: 32767\n",
+            "  mbufs: 32767\n  replay_bytes_total: 1MiB\n",
+        );
+    parse("forward.yaml", &forward).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn replay_total_zero() {
+    rejects_exactly(
+        &edit(
+            "  mbufs: 32767\n",
+            "  mbufs: 32767\n  replay_bytes_total: 0\n",
+        ),
+        "configs/bad.yaml:33:23: limits.replay_bytes_total: must be greater than zero (allowed: \
+         a size greater than zero; for no replay in mirror mode, services[].replay.limit: 0)",
+    );
+}
+
+#[test]
+fn sizes_that_are_not_sizes() {
+    for (written, why) in [
+        (
+            "1MB",
+            "`MB` is ambiguous (a power of 1000 or of 1024?): write KiB, MiB or GiB",
+        ),
+        ("1 MiB", "`1 MiB` has a space before its unit (write 1MiB)"),
+        ("-5", "`-5` is negative"),
+        ("1.5MiB", "`1.5MiB` is not a whole number"),
+        ("lots", "`lots` does not start with a number"),
+    ] {
+        rejects_exactly(
+            &with_replay("reconnect", &[&format!("limit: {written}")]),
+            &format!(
+                "configs/bad.yaml:20:14: services[0].replay.limit: not a size: {why} (allowed: \
+                 {SIZE})"
+            ),
+        );
+    }
+    rejects_exactly(
+        &with_replay("reconnect", &["limit: [1]"]),
+        &format!(
+            "configs/bad.yaml:20:14: services[0].replay.limit: wrong type: expected a single \
+             value (allowed: {LIMIT})"
+        ),
+    );
+}
+
+/// The budgets in bytes take units too; the plain integers they took before still read.
+#[test]
+fn byte_budgets_take_units() {
+    let text = edit(
+        "  mbufs: 32767\n",
+        "  mbufs: 32767\n  hold_bytes_per_flow: 256KiB\n  hold_bytes_total: 0x2000000\n  \
+         replay_bytes_total: 1GiB\n",
+    );
+    let p = parse("units.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.limits.hold_bytes_per_flow, 256 << 10);
+    assert_eq!(p.limits.hold_bytes_total, 32 << 20);
+    assert_eq!(p.limits.replay_bytes_total, 1 << 30);
+    rejects_exactly(
+        &edit(
+            "  mbufs: 32767\n",
+            "  mbufs: 32767\n  hold_bytes_per_flow: 4GiB\n",
+        ),
+        "configs/bad.yaml:33:24: limits.hold_bytes_per_flow: 4GiB is too large (allowed: a size \
+         of 1 byte to 4GiB - 1 (like 262144 or 256KiB), at most limits.hold_bytes_total)",
+    );
+}
+
+#[test]
+fn methods_empty() {
+    rejects_exactly(
+        &with_replay("reconnect", &["scope: http1", "methods: []"]),
+        &format!(
+            "configs/bad.yaml:21:7: services[0].replay.methods: no method: no request could be \
+             replayed (allowed: {METHODS_FOR_HTTP1})"
+        ),
+    );
+}
+
+#[test]
+fn methods_too_many() {
+    rejects_exactly(
+        &with_replay(
+            "reconnect",
+            &[
+                "scope: http1",
+                "methods: [A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q]",
+            ],
+        ),
+        &format!(
+            "configs/bad.yaml:21:7: services[0].replay.methods: 17 methods: at most 16 \
+             (allowed: {METHODS_FOR_HTTP1})"
+        ),
+    );
+}
+
+#[test]
+fn methods_that_are_not_methods() {
+    for (written, column, why) in [
+        ("\"GE T\"", 17, "`GE T` is not a method name"),
+        (
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG",
+            17,
+            "`ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFG` is longer than 32 characters",
+        ),
+        (
+            "get",
+            17,
+            "`get` is not GET: methods are case-sensitive (RFC 9110 §9.1)",
+        ),
+    ] {
+        rejects_exactly(
+            &with_replay(
+                "reconnect",
+                &["scope: http1", &format!("methods: [{written}]")],
+            ),
+            &format!(
+                "configs/bad.yaml:21:{column}: services[0].replay.methods[0]: {why} (allowed: \
+                 {METHOD})"
+            ),
+        );
+    }
+    rejects_exactly(
+        &with_replay("reconnect", &["scope: http1", "methods: [GET, HEAD, GET]"]),
+        &format!(
+            "configs/bad.yaml:21:28: services[0].replay.methods[2]: `GET` is listed twice (also \
+             methods[0]) (allowed: {METHOD})"
+        ),
+    );
+}
+
+/// The methods that are never replayed, each with its reason.
+#[test]
+fn methods_never_replayed() {
+    for (method, why) in [
+        (
+            "POST",
+            "POST is not idempotent: a replay would run it a second time",
+        ),
+        (
+            "PATCH",
+            "PATCH is not idempotent: a replay would apply it a second time",
+        ),
+        (
+            "PUT",
+            "PUT is idempotent in its effect (RFC 9110 §9.2.2) but not in its answer or \
+             against other writers: a replayed PUT answers 200 where the first one created \
+             (201), and undoes a write another client made in between",
+        ),
+        (
+            "DELETE",
+            "DELETE is idempotent in its effect (RFC 9110 §9.2.2) but not in its answer: a \
+             replayed DELETE answers 404 where the first one deleted",
+        ),
+        (
+            "CONNECT",
+            "CONNECT opens a tunnel: what went through it cannot be replayed",
+        ),
+    ] {
+        rejects_exactly(
+            &with_replay(
+                "reconnect",
+                &["scope: http1", &format!("methods: [GET, {method}]")],
+            ),
+            &format!(
+                "configs/bad.yaml:21:22: services[0].replay.methods[1]: {why}; never replayed \
+                 (allowed: {REPLAYABLE})"
+            ),
+        );
+    }
+}
+
+#[test]
+fn exclude_headers_too_many() {
+    rejects_exactly(
+        &with_replay(
+            "reconnect",
+            &[
+                "scope: http1",
+                "exclude_headers: [Date, Server, Age, Via, Expires]",
+            ],
+        ),
+        "configs/bad.yaml:21:7: services[0].replay.exclude_headers: 5 headers: at most 4 (each \
+         is looked for in every response header line) (allowed: a list of at most 4 distinct \
+         header names, like [Date, Server] (the default), not Content-Length or \
+         Transfer-Encoding; reconnect mode with scope: http1 only)",
+    );
+}
+
+#[test]
+fn exclude_headers_that_are_not_allowed() {
+    for (written, column, why) in [
+        ("\"X: y\"", 25, "`X: y` is not a header name"),
+        (
+            "X-Abcdefghijklmnopqrstuvwxyz-1234",
+            25,
+            "`X-Abcdefghijklmnopqrstuvwxyz-1234` is longer than 32 characters",
+        ),
+        (
+            "content-length",
+            25,
+            "`content-length` frames the body (RFC 9112 §6): a response framed differently is \
+             not the same response",
+        ),
+        (
+            "Transfer-Encoding",
+            25,
+            "`Transfer-Encoding` frames the body (RFC 9112 §6): a response framed differently \
+             is not the same response",
+        ),
+    ] {
+        rejects_exactly(
+            &with_replay(
+                "reconnect",
+                &["scope: http1", &format!("exclude_headers: [{written}]")],
+            ),
+            &format!(
+                "configs/bad.yaml:21:{column}: services[0].replay.exclude_headers[0]: {why} \
+                 (allowed: {HEADER})"
+            ),
+        );
+    }
+    rejects_exactly(
+        &with_replay(
+            "reconnect",
+            &["scope: http1", "exclude_headers: [Date, date]"],
+        ),
+        &format!(
+            "configs/bad.yaml:21:31: services[0].replay.exclude_headers[1]: `date` is listed \
+             twice (also exclude_headers[0], `Date`; header names ignore case) (allowed: \
+             {HEADER})"
+        ),
+    );
+    // No header left out: the whole answer is compared.
+    let none = with_replay("reconnect", &["scope: http1", "exclude_headers: []"]);
+    let p = parse("none.yaml", &none).unwrap_or_else(|e| panic!("{e}"));
+    assert!(p.services[0].replay.exclude_headers.is_empty());
+}
+
+#[test]
+fn replay_durations_and_parallel() {
+    rejects_exactly(
+        &with_replay("reconnect", &["connect_timeout: 0"]),
+        "configs/bad.yaml:20:24: services[0].replay.connect_timeout: must be greater than zero \
+         (allowed: a duration greater than zero, like 100us, 10ms, 1.5s, 2m)",
+    );
+    rejects_exactly(
+        &with_replay("reconnect", &["fin_hold: 0ms"]),
+        "configs/bad.yaml:20:17: services[0].replay.fin_hold: must be greater than zero \
+         (allowed: a duration greater than zero, best at least the suspect burst's \
+         (health.suspect_interval × (suspect_burst − 1) + timeout), like 100ms (the default); \
+         reconnect mode only)",
+    );
+    rejects_exactly(
+        &with_replay("reconnect", &["fin_hold: 10"]),
+        "configs/bad.yaml:20:17: services[0].replay.fin_hold: not a duration: `10` has no unit \
+         (allowed: a number with a unit (ns, us, ms, s, m, h), like 100us, 10ms, 1.5s, 2m or \
+         1m30s)",
+    );
+    for n in [0, 4097] {
+        rejects_exactly(
+            &with_replay("reconnect", &[&format!("parallel: {n}")]),
+            &format!(
+                "configs/bad.yaml:20:17: services[0].replay.parallel: {n} replays at once \
+                 (allowed: replays in progress per worker, 1..=4096 (default 64))"
+            ),
+        );
+    }
+}
+
+#[test]
+fn replay_schema_errors() {
+    rejects_exactly(
+        &with_replay("reconnect", &["scope: tcp"]),
+        "configs/bad.yaml:20:14: services[0].replay.scope: unknown value `tcp` (allowed: \
+         stream, http1)",
+    );
+    rejects_exactly(
+        &with_replay("reconnect", &["window: 3"]),
+        "configs/bad.yaml:20:7: services[0].replay.window: unknown key `window` (allowed: \
+         scope, limit, methods, exclude_headers, connect_timeout, fin_hold, parallel)",
+    );
+    rejects_exactly(
+        &with_replay("reconnect", &["scope: http1", "methods: GET"]),
+        &format!(
+            "configs/bad.yaml:21:16: services[0].replay.methods: wrong type: expected a list \
+             (allowed: {METHODS_FOR_HTTP1})"
+        ),
     );
 }

@@ -4,7 +4,9 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tandem_config::{load, Device, Mode, PortRole, Selection, ServicePort, WorkerAssignment};
+use tandem_config::{
+    load, Device, Mode, PortRole, Replay, ReplayScope, Selection, ServicePort, WorkerAssignment,
+};
 
 fn config(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -103,7 +105,7 @@ fn appliance_profile_loads() {
     assert_eq!(p.tx_queues_per_port(), 4);
 
     let ports: Vec<ServicePort> = p.services.iter().map(|s| s.port).collect();
-    assert_eq!(ports, [ServicePort::Single(6379), ServicePort::Single(443)]);
+    assert_eq!(ports, [ServicePort::Single(6379), ServicePort::Single(80)]);
     assert_eq!(p.services[0].health.probe_ports, [6379]);
     assert_eq!(
         p.services[0].health.suspect_interval,
@@ -111,6 +113,22 @@ fn appliance_profile_loads() {
     );
     assert_eq!(p.services[1].mode, Mode::Reconnect);
     assert_eq!(p.services[1].copies, 1);
+    // The web service replays HTTP requests; redis, in mirror mode, has the defaults.
+    assert_eq!(
+        p.services[1].replay,
+        Replay {
+            scope: ReplayScope::Http1,
+            limit: 256 << 10,
+            methods: vec!["GET".into(), "HEAD".into(), "OPTIONS".into()],
+            exclude_headers: vec!["Date".into(), "Server".into()],
+            connect_timeout: Duration::from_millis(20),
+            fin_hold: Duration::from_millis(50),
+            parallel: 64,
+        }
+    );
+    assert!(p.services[1].replay.fin_hold >= p.services[1].health.suspect_decision_time());
+    assert_eq!(p.services[0].replay, Replay::default());
+    assert_eq!(p.limits.replay_bytes_total, 256 << 20);
     assert_eq!(p.vips().len(), 2);
     assert_eq!(p.management.group.as_deref(), Some("tandem"));
 }
@@ -186,4 +204,36 @@ fn explicit_workers_are_written_back() {
     assert!(text.contains("\nworkers:"), "{text}");
     let back = tandem_config::parse("swapped.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(back, p);
+}
+
+/// Replay settings are written as the service's mode allows them, and read back the same:
+/// the HTTP ones only with the http1 scope, only what mirror mode uses, none in forward
+/// mode.
+#[test]
+fn replay_settings_are_written_back() {
+    let base = load(&config("appliance-2port.yaml")).expect("valid");
+    let mut variants = Vec::new();
+    let mut stream = base.clone();
+    stream.services[1].replay.scope = ReplayScope::Stream;
+    stream.services[1].replay.methods = Replay::default().methods;
+    stream.services[1].replay.exclude_headers = Replay::default().exclude_headers;
+    variants.push(("reconnect, stream", stream));
+    let mut mirror = base.clone();
+    mirror.services[0].replay.limit = 0;
+    mirror.services[0].replay.parallel = 8;
+    variants.push(("mirror, limit 0", mirror));
+    let mut forward = base.clone();
+    forward.services[0].mode = Mode::Forward;
+    forward.services[0].copies = 1;
+    variants.push(("forward", forward));
+    let mut sizes = base;
+    sizes.limits.replay_bytes_total = (1 << 30) + 1;
+    sizes.limits.hold_bytes_total = 3 << 30;
+    variants.push(("odd sizes", sizes));
+    for (what, p) in variants {
+        let text = p.to_yaml().expect("writes");
+        let back = tandem_config::parse(what, &text)
+            .unwrap_or_else(|e| panic!("{what} written back:\n{text}\n{e}"));
+        assert_eq!(back, p, "{what} written back:\n{text}");
+    }
 }

@@ -5,8 +5,12 @@
 //! - A port range (`port: 8000-8100`): the engine's `ServicePort` is `Any` or one port,
 //!   so a range is rejected with [`ProfileError::PortRange`] (a range covering every port,
 //!   `1-65535`, is taken as `any`).
-//! - `mode: reconnect`: not implemented by the engine yet; rejected with
-//!   [`ProfileError::Reconnect`].
+//! - `mode: reconnect`: the engine's `Service::replay` (its `limit`, `connect_timeout`
+//!   and `parallel`) with `replay: { scope: stream }`; `scope: http1` (request
+//!   boundaries, methods, excluded headers, `fin_hold`) is not implemented by the engine
+//!   yet and is rejected with [`ProfileError::ReplayHttp1`]. `limits.replay_bytes_total`
+//!   is shared out among the workers, as the hold budgets are. In mirror mode `replay`
+//!   (new standbys for running flows) is not used yet.
 //! - `mode: forward` (benchmarks): the engine's `Service::forward`; `copies` is 1 and
 //!   `health.probe_ports: []` leaves its replicas unprobed (up until failed by hand).
 //! - `selection`: `ordered` takes the first live replicas in list order, `spread`
@@ -16,7 +20,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tandem_config::{Mode, Profile, Selection, ServicePort as CfgPort};
+use tandem_config::{Mode, Profile, ReplayScope, Selection, ServicePort as CfgPort};
 use tandem_engine::{EngineConfig, ReplicaId, ReplicaTable, Service, ServicePort};
 use tandem_wire::MacAddr;
 
@@ -38,11 +42,11 @@ pub enum ProfileError {
         /// Last port of the range.
         last: u16,
     },
-    /// Reconnect mode is not implemented yet.
+    /// Reconnect mode with `replay: { scope: http1 }`, which the engine does not do yet.
     #[error(
-        "services[{index}] ({name}): mode `reconnect` is not implemented yet (allowed: mirror)"
+        "services[{index}] ({name}): replay scope `http1` is not implemented yet (allowed: stream)"
     )]
-    Reconnect {
+    ReplayHttp1 {
         /// Index of the service in the profile.
         index: usize,
         /// Its name.
@@ -114,12 +118,21 @@ pub fn map_profile(
                 })
             }
         };
-        if s.mode == Mode::Reconnect {
-            return Err(ProfileError::Reconnect {
-                index,
-                name: s.name.clone(),
-            });
-        }
+        let replay = match s.mode {
+            Mode::Reconnect if s.replay.scope == ReplayScope::Http1 => {
+                return Err(ProfileError::ReplayHttp1 {
+                    index,
+                    name: s.name.clone(),
+                })
+            }
+            Mode::Reconnect => Some(tandem_engine::ReplayConfig {
+                limit: u32::try_from(s.replay.limit).unwrap_or(u32::MAX),
+                connect_timeout_ns: ns(s.replay.connect_timeout),
+                parallel: s.replay.parallel as usize,
+                fin_hold_ns: ns(s.replay.fin_hold),
+            }),
+            Mode::Mirror | Mode::Forward => None,
+        };
         let mut ids = Vec::with_capacity(s.replicas.len());
         for r in &s.replicas {
             let id = match replica_list.iter().find(|i| i.address == r.address) {
@@ -148,6 +161,7 @@ pub fn map_profile(
             ack_lag_ns: Some(s.health.ack_lag.map_or(0, ns)),
             output_lag_ns: Some(s.health.output_lag.map_or(0, ns)),
             verify: s.verify,
+            replay,
         });
     }
     let t = &profile.timeouts;
@@ -173,6 +187,7 @@ pub fn map_profile(
         max_flows: l.flows_per_worker as usize,
         hold_bytes_per_flow: l.hold_bytes_per_flow,
         hold_bytes_total: l.hold_bytes_total / workers as u64,
+        replay_bytes_total: l.replay_bytes_total / workers as u64,
         hold_segments: (l.hold_segments_total as usize / workers).max(1),
         synack_wait_ns: ns(t.synack_wait),
         syn_timeout_ns: ns(t.syn),
@@ -275,10 +290,36 @@ mod tests {
 
         p.services[0].port = CfgPort::Any;
         p.services[0].mode = Mode::Reconnect;
+        p.services[0].copies = 1;
+        p.services[0].replay.scope = ReplayScope::Http1;
         assert!(matches!(
             map_profile(&p, MacAddr::ZERO, MacAddr::ZERO),
-            Err(ProfileError::Reconnect { .. })
+            Err(ProfileError::ReplayHttp1 { .. })
         ));
+    }
+
+    #[test]
+    fn reconnect_mode_with_a_stream_replay_maps_to_the_engine() {
+        let mut p = lab();
+        p.services[0].mode = Mode::Reconnect;
+        p.services[0].copies = 1;
+        let m = map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).expect("maps");
+        let s = &m.engine.services[0];
+        assert_eq!(s.copies, 1);
+        assert_eq!(
+            s.replay,
+            Some(tandem_engine::ReplayConfig {
+                limit: 1 << 20,
+                connect_timeout_ns: 50_000_000,
+                parallel: 64,
+                fin_hold_ns: 100_000_000,
+            })
+        );
+        let workers = p.lcores.workers.len() as u64;
+        assert_eq!(
+            m.engine.replay_bytes_total,
+            p.limits.replay_bytes_total / workers
+        );
     }
 
     #[test]

@@ -58,6 +58,36 @@ pub struct Service {
     /// Verified standbys (DESIGN §3.12, [`crate::verify`]): a standby takes over only
     /// where its output was checked equal to the active's. Off: replicas are trusted.
     pub verify: bool,
+    /// Reconnect mode (DESIGN §2, [`crate::replay`]): the flow's client bytes are logged
+    /// and, when its replica dies, replayed into a new connection to a live one, whose
+    /// answer is checked against what the client has before it goes on. `None`: no
+    /// replay. `copies` is 1.
+    pub replay: Option<ReplayConfig>,
+}
+
+/// How a reconnect-mode service replays (`services[].replay` in a profile).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplayConfig {
+    /// Client bytes logged per flow; a flow past it cannot be replayed (unprotected).
+    pub limit: u32,
+    /// How long the new replica has to answer Tandem's SYN.
+    pub connect_timeout_ns: u64,
+    /// Replays in progress per worker, at most; a failure beyond is a RST.
+    pub parallel: usize,
+    /// How long the last replica's FIN is held before it goes to the client: if health
+    /// finds the replica dead meanwhile, the flow is replayed instead (0: not held).
+    pub fin_hold_ns: u64,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> ReplayConfig {
+        ReplayConfig {
+            limit: 1 << 20,
+            connect_timeout_ns: 50_000_000,
+            parallel: 64,
+            fin_hold_ns: 100_000_000,
+        }
+    }
 }
 
 impl Service {
@@ -123,6 +153,9 @@ pub struct EngineConfig {
     /// answered with a SYN cookie instead of a flow (§3.11; [`crate::cookie`]). 0: every
     /// SYN; above `max_flows`: never.
     pub syn_backlog: usize,
+    /// Client-log bytes per worker for every replaying flow together (allocated at
+    /// start, only when a service replays).
+    pub replay_bytes_total: u64,
     /// The MSS a SYN cookie's SYN-ACK announces to the client for the replicas: the
     /// inside port's MTU less 40.
     pub syn_cookie_mss: u16,
@@ -180,6 +213,7 @@ impl Default for EngineConfig {
             hash_key: HashKey::random().unwrap_or_else(|_| HashKey::from_clock()),
             syn_backlog: 1024,
             syn_cookie_mss: 1460,
+            replay_bytes_total: 256 << 20,
         }
     }
 }

@@ -55,13 +55,15 @@ use tandem_wire::tcp::option_kind;
 use tandem_wire::{EthernetFrame, Icmpv4Packet, Ipv4Packet, MacAddr, TcpFlags, TcpSegment};
 
 use crate::buffer::{BufferPool, PacketBuf};
-use crate::config::{EngineConfig, MAX_POOL};
+use crate::config::{EngineConfig, ReplayConfig, MAX_POOL};
 use crate::cookie::{self, SynOptions};
+use crate::flow::Replaying;
 use crate::flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, MAX_COPIES};
 use crate::hash::{LaneHasher, Unit, LANES};
 use crate::hold::HoldPool;
 use crate::output::{Counters, DropReason, Output, Side, Signal, SignalKind};
 use crate::parse::{classify, client_word_of, Class, Meta};
+use crate::replay::{Appended, LogArena, LogState};
 use crate::replica::{Health, ReplicaId, ReplicaTable};
 use crate::seq::Seq;
 use crate::table::{FlowIdx, FlowTable};
@@ -82,6 +84,29 @@ pub const SYN_RETRIES: u8 = 3;
 /// Longest a leg that took over behind the dead active may take to be checked equal up
 /// to what the client has (§3.12) before the flow ends with a RST.
 pub const CATCH_UP_NS: u64 = 2_000_000_000;
+
+/// Least time a replay waits for the new replica to take the log before it sends it again
+/// from the replica's ack (a segment lost on the inside link).
+const REPLAY_RTO_MIN_NS: u64 = 20_000_000;
+
+/// The most window a new replica gets while its answer is checked up to what the client
+/// has (`replay_window`).
+const REPLAY_CATCH_UP_WINDOW: u32 = 64 * 1024;
+
+/// Segments of the log sent per call of `replay_send`, at most.
+const REPLAY_SEGMENTS_PER_CALL: u32 = 4;
+/// Transmit slots a replay leaves free in the output.
+const REPLAY_TX_ROOM: usize = BURST;
+
+/// Why a replay could not go on (each its counter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    Refused,
+    Unsafe,
+    Overflow,
+    NoReplica,
+    Timeout,
+}
 
 /// Least time between two challenge ACKs of one flow (RFC 5961 §7: challenge ACKs are
 /// rate-limited): a flood of in-window RSTs is answered at most 1000 times a second.
@@ -118,6 +143,7 @@ macro_rules! ctx {
             cfg: &$engine.cfg,
             replicas: &$engine.replicas,
             hold: &mut $engine.hold,
+            logs: &mut $engine.logs,
             c: &mut $engine.counters,
             pool: $pool,
             out: $out,
@@ -167,6 +193,10 @@ pub struct Engine<B: PacketBuf> {
     /// Cookie-made flows waiting for their replicas' first SYN-ACK: (slot, key, when the
     /// SYN is sent again). Deadlines in order: every entry waits the same time.
     cookie_syn_queue: VecDeque<(FlowIdx, FlowKey, u64)>,
+    /// Reconnect mode: every flow's client-byte log ([`crate::replay`]).
+    logs: LogArena,
+    /// Reconnect mode: flows whose replay is in progress, timed by `poll`.
+    replaying: Vec<(FlowIdx, FlowKey)>,
     /// The parse of the burst being handled (taken out of the engine meanwhile).
     classes: Vec<Class>,
     /// The flow table's hash, a group of a burst's frames at a time.
@@ -202,6 +232,18 @@ impl<B: PacketBuf> Engine<B> {
             stray_rst_period: (0, 0),
             cookies_until: 0,
             cookie_syn_queue: VecDeque::with_capacity(cfg.max_flows.min(1 << 16)),
+            logs: LogArena::new(if cfg.services.iter().any(|s| s.replay.is_some()) {
+                cfg.replay_bytes_total
+            } else {
+                0
+            }),
+            replaying: Vec::with_capacity(
+                cfg.services
+                    .iter()
+                    .filter_map(|s| s.replay.map(|r| r.parallel))
+                    .max()
+                    .unwrap_or(0),
+            ),
             classes: Vec::with_capacity(BURST),
             hasher: LaneHasher::new(cfg.hash_key),
             cfg,
@@ -214,6 +256,7 @@ impl<B: PacketBuf> Engine<B> {
         self.counters.flows = self.flows.len() as u64;
         self.counters.held_bytes = self.hold.bytes();
         self.counters.held_segments = self.hold.segments() as u64;
+        self.counters.replay_log_bytes = self.logs.used_bytes();
         &self.counters
     }
 
@@ -474,6 +517,7 @@ impl<B: PacketBuf> Engine<B> {
             self.remove_flow(idx);
             return;
         }
+        self.queue_replay(idx);
         let flow = self.flows.get_mut(idx);
         if flow.phase == FlowPhase::SynSent && flow.first_synack_at != 0 && !flow.handshake_queued {
             flow.handshake_queued = true;
@@ -947,6 +991,7 @@ impl<B: PacketBuf> Engine<B> {
     /// Timers and the background sweep; call it every loop iteration (it is cheap when
     /// there is nothing to do).
     pub fn poll<P: BufferPool<B>>(&mut self, now: u64, pool: &mut P, out: &mut Output<B>) {
+        self.time_replays(now, pool, out);
         self.expire_half_open(now, pool, out);
         self.repeat_cookie_syns(now, pool, out);
         // Handshakes whose SYN-ACK wait is over.
@@ -1057,12 +1102,59 @@ impl<B: PacketBuf> Engine<B> {
             let f = self.flows.get_mut(idx);
             if ctx.sweep_flow(f) == Fate::Remove {
                 self.remove_flow(idx);
+            } else {
+                self.queue_replay(idx);
             }
         }
         // Past the end of the table: a new round, sized by the flows there are now.
         if self.sweep_cursor < cursor_at_start || self.sweep_round_flows == 0 {
             self.sweep_round_flows = self.flows.len();
         }
+    }
+
+    /// Reconnect mode: a flow that began a replay is timed from here on (`time_replays`).
+    fn queue_replay(&mut self, idx: FlowIdx) {
+        let f = self.flows.get_mut(idx);
+        let Some(r) = f.replay.as_mut() else {
+            return;
+        };
+        if r.queued {
+            return;
+        }
+        r.queued = true;
+        // Room was checked when it began (`Ctx::start_replay`: at most `parallel`).
+        self.replaying.push((idx, f.key));
+        self.counters.reconnects_in_progress = self.replaying.len() as u64;
+    }
+
+    /// Reconnect mode: every replay in progress, each poll: the connect timeout, the
+    /// log sent again from the new replica's ack when it stops taking it, and the end.
+    fn time_replays<P: BufferPool<B>>(&mut self, now: u64, pool: &mut P, out: &mut Output<B>) {
+        let mut k = 0;
+        while k < self.replaying.len() {
+            let (idx, key) = self.replaying[k];
+            let live = self.flows.is_used(idx) && {
+                let f = self.flows.get(idx);
+                f.key == key && f.replay.is_some()
+            };
+            if !live {
+                self.replaying.swap_remove(k);
+                continue;
+            }
+            let mut ctx = ctx!(self, pool, out, now);
+            let f = self.flows.get_mut(idx);
+            if ctx.time_replay(f) == Fate::Remove {
+                self.remove_flow(idx);
+                self.replaying.swap_remove(k);
+                continue;
+            }
+            if self.flows.get(idx).replay.is_none() {
+                self.replaying.swap_remove(k);
+                continue;
+            }
+            k += 1;
+        }
+        self.counters.reconnects_in_progress = self.replaying.len() as u64;
     }
 
     /// Cookie-made flows whose replicas have not answered get their SYN again: the client,
@@ -1335,6 +1427,7 @@ impl<B: PacketBuf> Engine<B> {
         for l in f.legs.iter_mut() {
             self.hold.clear(&mut l.hold);
         }
+        self.logs.free(&mut f.log);
         if f.unprotected {
             self.counters.flows_unprotected = self.counters.flows_unprotected.saturating_sub(1);
         }
@@ -1361,6 +1454,7 @@ struct Ctx<'a, B: PacketBuf, P: BufferPool<B>> {
     cfg: &'a EngineConfig,
     replicas: &'a ReplicaTable,
     hold: &'a mut HoldPool<B>,
+    logs: &'a mut LogArena,
     c: &'a mut Counters,
     pool: &'a mut P,
     out: &'a mut Output<B>,
@@ -1467,6 +1561,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             // First what the client says, so that a failover below replays only what
             // the client still lacks.
             self.record_client(f, &buf, m);
+            self.log_client(f, &buf, m);
         }
         if f.phase == FlowPhase::SynAckSent && m.ack == f.visible_isn.wrapping_add(1) {
             // The client acked the SYN-ACK: the handshake is complete (§3.11).
@@ -1488,6 +1583,10 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         }
         self.release_acked(f);
         self.copy_to_legs(f, buf, m);
+        if f.replay.is_some() {
+            // Its bytes go to the new replica from the log, in order.
+            self.replay_send(f);
+        }
         self.check_closed(f);
         Fate::Keep
     }
@@ -1646,15 +1745,21 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     fn copy_to_legs(&mut self, f: &mut Flow, buf: B, m: &Meta) {
         let is_syn = m.flags.contains(TcpFlags::SYN);
         let n = f.n_legs as usize;
-        let targets =
-            |l: &Leg| l.alive && (l.answered || is_syn || m.flags.contains(TcpFlags::RST));
-        let Some(last) = f.legs[..n].iter().rposition(targets) else {
-            self.c.drop(DropReason::NoReplica);
+        // A leg being replayed to gets the client's bytes from the log (`replay_send`).
+        let replaying = f.replay.map_or(usize::MAX, |r| usize::from(r.leg));
+        let targets = |(i, l): (usize, &Leg)| {
+            i != replaying && l.alive && (l.answered || is_syn || m.flags.contains(TcpFlags::RST))
+        };
+        let Some(last) = (0..n).rev().find(|&i| targets((i, &f.legs[i]))) else {
+            if f.replay.is_none() {
+                self.c.drop(DropReason::NoReplica);
+            }
+            // Replaying: the log has its bytes.
             return;
         };
         let mut original = Some(buf);
         for i in 0..=last {
-            if !targets(&f.legs[i]) {
+            if !targets((i, &f.legs[i])) {
                 continue;
             }
             let copy = if i == last {
@@ -1846,6 +1951,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         }
         self.heard_from(f, i);
         self.update_leg(f, i, &buf, m);
+        if f.replay.is_some_and(|r| usize::from(r.leg) == i) {
+            self.replay_progress(f);
+        }
         if self.check_divergence(f) == Fate::Remove {
             return Fate::Remove;
         }
@@ -1968,12 +2076,13 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     /// Whether flow `f`'s service verifies its standbys (§3.12).
     #[inline]
     fn verifies(&self, f: &Flow) -> bool {
+        // Reconnect mode checks every replay's answer against the dead leg's digest.
         !f.forward
             && self
                 .cfg
                 .services
                 .get(usize::from(f.service))
-                .is_some_and(|s| s.verify)
+                .is_some_and(|s| s.verify || s.replay.is_some())
     }
 
     /// §3.12: digests leg `i`'s payload and compares it with its reference's (a standby
@@ -2028,6 +2137,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 f.catch_up = None;
                 // What it held through the catch-up goes first, in order.
                 self.replay_held(f);
+                if f.replay.is_some() {
+                    self.replay_checked(f, until);
+                }
             }
         }
         for j in 0..n {
@@ -2042,6 +2154,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                     continue;
                 }
                 self.c.catch_ups_failed += 1;
+                if f.replay.is_some() {
+                    self.c.reconnects_mismatch += 1;
+                }
                 return self.reset_all(f);
             }
             if diverged {
@@ -2119,9 +2234,16 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
 
     /// Visible sequence of the FIN when every live leg has sent one there (§3.8).
     fn fin_agreed(&self, f: &Flow) -> Option<Seq> {
+        // Reconnect mode: a FIN that ends the stream may be a dying server's (its kernel
+        // closes the socket of a killed process): held `fin_hold`, while health decides.
+        // If the replica is declared down, the flow is replayed instead.
+        let hold = self.replay_config(f).map_or(0, |r| r.fin_hold_ns);
         let mut at = None;
         for l in f.legs().iter().filter(|l| l.alive && l.answered) {
             let v = l.fin?.wrapping_sub(l.delta);
+            if hold > 0 && self.now.saturating_sub(l.fin_since) < hold {
+                return None;
+            }
             match at {
                 None => at = Some(v),
                 Some(a) if a != v => return None,
@@ -2503,6 +2625,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     /// §3.1: records a replica's SYN-ACK; the flow's is forwarded once all answered or
     /// the wait is over.
     fn on_synack(&mut self, f: &mut Flow, i: usize, buf: B, m: &Meta) -> Fate {
+        if f.replay.is_some_and(|r| usize::from(r.leg) == i) {
+            return self.replay_synack(f, i, buf, m);
+        }
         if f.phase != FlowPhase::SynSent {
             let leg = f.legs[i];
             if f.proxied {
@@ -2769,6 +2894,18 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             return Fate::Keep;
         }
         let last = f.live_legs() == 1;
+        if last
+            && f.phase == FlowPhase::Established
+            && f.legs[i].answered
+            && self.replay_config(f).is_some()
+        {
+            // Reconnect mode: the last replica's RST (a killed process's kernel answers
+            // so) ends its connection, not the client's: replayed to another. A server
+            // that resets deliberately resets the replay too, and then the client gets it.
+            self.signal(&mut f.legs[i], SignalKind::UnmatchedRst);
+            self.c.drop(DropReason::DeadLeg);
+            return self.kill_leg(f, i);
+        }
         if !last {
             self.signal(&mut f.legs[i], SignalKind::UnmatchedRst);
             self.c.drop(DropReason::DeadLeg);
@@ -2844,6 +2981,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         self.c.legs_lost += 1;
         self.note_protection(f);
         if f.live_legs() == 0 {
+            if f.phase == FlowPhase::Established && self.replay_config(f).is_some() {
+                return self.start_replay(f);
+            }
             self.reset_client(f);
             self.c.flows_lost += 1;
             return Fate::Remove;
@@ -3021,8 +3161,10 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         if self.refresh_legs(f) == Fate::Remove {
             return Fate::Remove;
         }
-        if f.catch_up
-            .is_some_and(|(_, _, since)| self.now.saturating_sub(since) > CATCH_UP_NS)
+        // (A replay's catch-up is timed by its progress: `time_replay`.)
+        if f.replay.is_none()
+            && f.catch_up
+                .is_some_and(|(_, _, since)| self.now.saturating_sub(since) > CATCH_UP_NS)
         {
             // §3.12: the new active never got checked up to what the client has (its
             // output there depends on what the client cannot get): a RST, never a guess.
@@ -3079,7 +3221,457 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             // A frozen replica sends nothing, and its peers soon nothing either (they wait
             // for acks): the lags are timed here too, not only when segments arrive.
             self.check_lag(f);
-            return self.check_divergence(f);
+            if self.check_divergence(f) == Fate::Remove {
+                return Fate::Remove;
+            }
+            // Reconnect mode: a FIN held while health decided goes now, if it is due.
+            self.fin_if_agreed(f);
+        }
+        Fate::Keep
+    }
+
+    // ---- reconnect mode: replay (DESIGN §2) -------------------------------------------
+
+    /// The flow's service's replay settings, if it replays.
+    fn replay_config(&self, f: &Flow) -> Option<ReplayConfig> {
+        self.cfg
+            .services
+            .get(usize::from(f.service))
+            .and_then(|s| s.replay)
+    }
+
+    /// Reconnect mode: an accepted client segment's bytes go to the flow's log (opened
+    /// at the byte after the SYN by the first). A log that ends (limit, gap, full arena)
+    /// leaves the flow unprotected.
+    fn log_client(&mut self, f: &mut Flow, buf: &B, m: &Meta) {
+        if m.payload_len == 0 {
+            return;
+        }
+        let Some(rc) = self.replay_config(f) else {
+            return;
+        };
+        if f.log.state == LogState::Off {
+            self.logs.open(&mut f.log, f.client_isn.wrapping_add(1));
+        }
+        let payload = buf.bytes().get(m.payload()).unwrap_or(&[]);
+        if let Appended::Ended(_) = self.logs.append(&mut f.log, m.seq, payload, rc.limit) {
+            self.c.replay_logs_ended += 1;
+            if !f.unprotected {
+                f.unprotected = true;
+                self.c.flows_unprotected += 1;
+            }
+        }
+    }
+
+    /// The flow's last replica died: a new connection to a live one, with the client's
+    /// ISN and options, into which the log is replayed (`replay_synack`, `replay_send`).
+    /// Where it cannot be, the client gets a RST, counted by why.
+    fn start_replay(&mut self, f: &mut Flow) -> Fate {
+        let Some(rc) = self.replay_config(f) else {
+            return self.replay_failed(f, Why::Refused);
+        };
+        // A second failure during a replay: nothing but the first leg's digest says what
+        // the client has, and the new leg was not checked against it yet.
+        if f.replay.is_some() || f.catch_up.is_some() {
+            return self.replay_failed(f, Why::Refused);
+        }
+        // The server's FIN went to the client: its stream is complete (a client FIN is
+        // replayed after the log).
+        if f.fin_sent.is_some() {
+            return self.replay_failed(f, Why::Unsafe);
+        }
+        match f.log.state {
+            LogState::Open => {}
+            // No client byte yet: an empty log.
+            LogState::Off => self.logs.open(&mut f.log, f.client_isn.wrapping_add(1)),
+            LogState::Gap => return self.replay_failed(f, Why::Unsafe),
+            LogState::Overflow | LogState::Full => return self.replay_failed(f, Why::Overflow),
+        }
+        let dead = f.active as usize;
+        if !f.checks[dead].usable() {
+            return self.replay_failed(f, Why::Refused);
+        }
+        if self.c.reconnects_in_progress >= rc.parallel as u64 {
+            return self.replay_failed(f, Why::Refused);
+        }
+        let Some(svc) = self.cfg.services.get(usize::from(f.service)) else {
+            return self.replay_failed(f, Why::Refused);
+        };
+        let taken = |r: ReplicaId| f.legs().iter().any(|l| l.replica == r);
+        let Some(replica) = svc
+            .replicas
+            .iter()
+            .copied()
+            .find(|&r| self.replicas.health(r) == Health::Up && !taken(r))
+        else {
+            return self.replay_failed(f, Why::NoReplica);
+        };
+        // A slot: a new one, or a dead leg's other than the one whose digest is checked.
+        let n = f.n_legs as usize;
+        let slot = if n < MAX_COPIES {
+            f.n_legs += 1;
+            n
+        } else {
+            match (0..n).find(|&k| k != dead && !f.legs[k].alive) {
+                Some(k) => k,
+                None => return self.replay_failed(f, Why::Refused),
+            }
+        };
+        f.legs[slot] = Leg {
+            replica,
+            epoch: self.replicas.epoch(replica),
+            addr: u32::from(self.replicas.addr(replica)),
+            alive: true,
+            ..Leg::default()
+        };
+        f.checks[slot] = Check::start(f.visible_isn.wrapping_add(1));
+        f.replay = Some(Replaying {
+            leg: slot as u8,
+            next: f.log.start,
+            acked: f.log.start,
+            dup_acks: 0,
+            since: self.now,
+            heard_at: self.now,
+            progress_at: self.now,
+            queued: false,
+        });
+        self.c.reconnects += 1;
+        self.c.reconnects_in_progress += 1;
+        self.replay_syn(f, slot);
+        Fate::Keep
+    }
+
+    /// The SYN of a replay: the client's ISN, and the options the client agreed to with
+    /// the flow's first replica (what the new one's answer must fit).
+    fn replay_syn(&mut self, f: &mut Flow, i: usize) {
+        let leg = f.legs[i];
+        let Some(mac) = self.replicas.mac(leg.replica) else {
+            self.c.drop(DropReason::NoNeighbour);
+            return;
+        };
+        let mut opts = OptionWriter::new();
+        opts.mss(f.client_mss);
+        if f.sack_on {
+            opts.sack_permitted();
+        }
+        if f.ts_on {
+            opts.timestamps(f.client_tsval, 0);
+        }
+        // Scaling was agreed when the client's windows are shifted, or Tandem's.
+        if let Some(ws) = f
+            .client_wscale
+            .filter(|_| f.client_shift != 0 || f.visible_wscale != 0)
+        {
+            opts.window_scale(ws);
+        }
+        let spec = to_leg(
+            f,
+            &leg,
+            mac,
+            TcpFlags::SYN,
+            f.client_isn.0,
+            0,
+            f.client_window,
+            opts.as_bytes(),
+        );
+        self.emit(Side::Inside, &spec);
+    }
+
+    /// A replay that cannot go on: RST to the client (and the new replica), counted.
+    fn replay_failed(&mut self, f: &mut Flow, why: Why) -> Fate {
+        match why {
+            Why::Refused => self.c.reconnects_refused += 1,
+            Why::Unsafe => self.c.reconnects_unsafe += 1,
+            Why::Overflow => self.c.reconnects_overflow += 1,
+            Why::NoReplica => self.c.reconnects_no_replica += 1,
+            Why::Timeout => self.c.reconnects_timeout += 1,
+        }
+        if let Some(r) = f.replay.take() {
+            let i = usize::from(r.leg);
+            if f.legs[i].alive && f.legs[i].answered {
+                self.synth_rst_to_leg(f, i, r.next);
+            }
+        }
+        self.c.flows_lost += 1;
+        self.reset_client(f);
+        Fate::Remove
+    }
+
+    /// The new replica's SYN-ACK: its sequence space and options are recorded, it takes
+    /// over (catching up to what the client has, §3.12) and the log goes to it.
+    fn replay_synack(&mut self, f: &mut Flow, i: usize, buf: B, m: &Meta) -> Fate {
+        let leg = f.legs[i];
+        if leg.answered {
+            // Tandem's ACK of it was lost.
+            if m.seq == leg.isn && self.synth_to_leg(f, i, TcpFlags::ACK, leg.isn.wrapping_add(1)) {
+                self.c.acks_to_replica += 1;
+            } else {
+                self.c.drop(DropReason::BadState);
+            }
+            return Fate::Keep;
+        }
+        if m.ack != f.client_isn.wrapping_add(1) {
+            self.c.drop(DropReason::BadState);
+            return Fate::Keep;
+        }
+        let tcp = m.tcp(buf.bytes());
+        let ts = tcp.timestamps();
+        if f.ts_on && ts.is_none() {
+            // The client's segments carry timestamps the new replica would not take.
+            return self.replay_failed(f, Why::Refused);
+        }
+        self.heard_from(f, i);
+        let client_ws = f.client_wscale;
+        let (visible_isn, max_tsval) = (f.visible_isn, f.max_tsval_sent);
+        let leg = &mut f.legs[i];
+        leg.answered = true;
+        leg.answer_rank = 1;
+        leg.isn = m.seq;
+        leg.snd_nxt = m.seq.wrapping_add(1);
+        leg.acked_to = leg.snd_nxt;
+        leg.mss = tcp.mss().unwrap_or(536);
+        (leg.wscale, leg.peer_wscale) = match (client_ws, tcp.window_scale()) {
+            (Some(cws), Some(ws)) => (ws.min(14), cws),
+            _ => (0, 0),
+        };
+        leg.sack_ok = tcp.sack_permitted();
+        leg.ts_ok = ts.is_some();
+        leg.last_tsval = ts.map_or(0, |(v, _)| v);
+        leg.ack = m.ack;
+        leg.wnd_edge = m.ack.wrapping_add(u32::from(tcp.window()));
+        leg.delta = m.seq.0.wrapping_sub(visible_isn.0);
+        // Its clock continues the one the client saw (§3.3): never backwards.
+        leg.ts_offset = leg.last_tsval.wrapping_sub(max_tsval);
+        drop(buf);
+        if self.synth_to_leg(f, i, TcpFlags::ACK, m.seq.wrapping_add(1)) {
+            self.c.acks_to_replica += 1;
+        }
+        // §3.12: it takes over only for what is checked equal to what the client has.
+        let dead = f.active as usize;
+        let client_has = match f.fin_sent {
+            Some(_) => f.to_client_nxt.wrapping_sub(1),
+            None => f.to_client_nxt,
+        };
+        let n = f.n_legs as usize;
+        match verify::take_over(
+            &mut f.checks[..n],
+            dead,
+            i,
+            client_has,
+            &verify::NothingHeld,
+        ) {
+            TakeOver::Verified => {
+                f.catch_up = None;
+            }
+            TakeOver::CatchUp(until) => {
+                f.catch_up = Some((dead as u8, until, self.now));
+                f.checks[i].drop_pieces();
+            }
+            TakeOver::Refused => return self.replay_failed(f, Why::Refused),
+        }
+        f.active = i as u8;
+        self.c.flow_failovers += 1;
+        if let Some(r) = f.replay.as_mut() {
+            r.progress_at = self.now;
+            r.heard_at = self.now;
+        }
+        if f.catch_up.is_none() {
+            let start = f.visible_isn.wrapping_add(1);
+            self.replay_checked(f, start);
+        }
+        self.replay_send(f);
+        Fate::Keep
+    }
+
+    /// Sends the new replica what its window takes of the log, from `Replaying::next`.
+    fn replay_send(&mut self, f: &mut Flow) {
+        let Some(mut r) = f.replay else {
+            return;
+        };
+        let i = usize::from(r.leg);
+        let leg = f.legs[i];
+        if !leg.alive || !leg.answered {
+            return;
+        }
+        let Some(mac) = self.replicas.mac(leg.replica) else {
+            self.c.drop(DropReason::NoNeighbour);
+            return;
+        };
+        // Its output is acked as it is checked, and during a catch-up no further than
+        // what the client has (the rest must reach the client before it is acked).
+        let mut ack = self.ack_limit(f, i);
+        match f.catch_up {
+            Some((_, until, _)) => ack = ack.earlier(until.wrapping_add(leg.delta)),
+            None if f.client_acked => {
+                ack = ack.earlier(f.client_ack.wrapping_add(leg.delta).later(leg.acked_to))
+            }
+            None => {}
+        }
+        let end = f.log.end();
+        let edge = leg.wnd_edge;
+        let window = replay_window(f, i, &leg);
+        let mut opts = OptionWriter::new();
+        if f.ts_on && leg.ts_ok {
+            opts.timestamps(f.client_tsval, leg.last_tsval);
+        }
+        // The MSS it announced counts no options (RFC 9293 §3.7.1): a segment's own
+        // come off it.
+        let mss = u32::from(leg.mss.clamp(64, 1460)) - opts.as_bytes().len() as u32;
+        // A few segments a call, with room left for the rest of the burst: the replica's
+        // acks clock the rest out (a long log sent at once overflows the port's queue,
+        // and what is lost there is sent again).
+        let mut budget = REPLAY_SEGMENTS_PER_CALL;
+        while budget > 0 && r.next < end && r.next < edge && self.out.tx_room() > REPLAY_TX_ROOM {
+            budget -= 1;
+            let room = end
+                .bytes_after(r.next)
+                .min(edge.bytes_after(r.next))
+                .min(mss);
+            let bytes = self.logs.slice_at(&f.log, r.next, room as usize);
+            if bytes.is_empty() {
+                break;
+            }
+            let len = bytes.len() as u32;
+            let spec = TcpBuild {
+                payload: bytes,
+                ..to_leg(
+                    f,
+                    &leg,
+                    mac,
+                    TcpFlags::ACK | TcpFlags::PSH,
+                    r.next.0,
+                    ack.0,
+                    window,
+                    opts.as_bytes(),
+                )
+            };
+            if !emit_with(
+                self.pool,
+                self.out,
+                self.c,
+                self.cfg.inside_mac,
+                Side::Inside,
+                &spec,
+            ) {
+                break;
+            }
+            r.next = r.next.wrapping_add(len);
+            self.c.replayed_bytes += u64::from(len);
+        }
+        // The client closed its side after the log: so does the replay (its FIN is
+        // not in the log; the client will not send it again once acked).
+        if r.next == end && f.client_fin == Some(end) && r.next < edge {
+            let spec = to_leg(
+                f,
+                &leg,
+                mac,
+                TcpFlags::FIN | TcpFlags::ACK,
+                r.next.0,
+                ack.0,
+                window,
+                opts.as_bytes(),
+            );
+            if emit_with(
+                self.pool,
+                self.out,
+                self.c,
+                self.cfg.inside_mac,
+                Side::Inside,
+                &spec,
+            ) {
+                r.next = r.next.wrapping_add(1);
+            }
+        }
+        f.legs[i].acked_to = f.legs[i].acked_to.later(ack);
+        f.replay = Some(r);
+        self.replay_done(f);
+    }
+
+    /// An accepted segment of the new replica: it is alive and working through the log
+    /// (a long log's answer takes a while to check); more of the log goes if its ack or
+    /// window moved.
+    fn replay_progress(&mut self, f: &mut Flow) {
+        let Some(r) = f.replay.as_mut() else {
+            return;
+        };
+        r.heard_at = self.now;
+        let ack = f.legs[usize::from(r.leg)].ack;
+        if ack > r.acked {
+            r.acked = ack;
+            r.progress_at = self.now;
+            r.dup_acks = 0;
+        } else if ack < r.next {
+            // Its ack stuck below what was sent: a replayed segment was lost. The third
+            // duplicate sends the log again from there (fast retransmit).
+            r.dup_acks = r.dup_acks.saturating_add(1);
+            if r.dup_acks == 3 {
+                r.next = ack.later(f.log.start);
+                r.progress_at = self.now;
+            }
+        }
+        self.replay_send(f);
+    }
+
+    /// The new replica's answer was checked equal to what the client has, up to
+    /// `until`: what follows goes on to the client.
+    fn replay_checked(&mut self, f: &mut Flow, until: Seq) {
+        self.c.reconnects_spliced += 1;
+        self.c.replay_skipped_bytes += u64::from(until.bytes_after(f.visible_isn.wrapping_add(1)));
+        self.replay_done(f);
+    }
+
+    /// The replay is over once the log is sent and acked and the answer checked: the new
+    /// leg is the flow's, and takes the client's segments directly.
+    fn replay_done(&mut self, f: &mut Flow) {
+        let Some(r) = f.replay else {
+            return;
+        };
+        let leg = &f.legs[usize::from(r.leg)];
+        let end = f
+            .log
+            .end()
+            .wrapping_add(u32::from(f.client_fin == Some(f.log.end())));
+        if f.catch_up.is_none() && leg.answered && r.next == end && leg.ack >= r.next {
+            f.replay = None;
+            self.c.reconnects_in_progress = self.c.reconnects_in_progress.saturating_sub(1);
+        }
+    }
+
+    /// Each poll, for a replay in progress: the connect timeout, and the log sent again
+    /// from the new replica's ack when it took nothing for a while (a lost segment).
+    fn time_replay(&mut self, f: &mut Flow) -> Fate {
+        let Some(rc) = self.replay_config(f) else {
+            return Fate::Keep;
+        };
+        let Some(mut r) = f.replay else {
+            return Fate::Keep;
+        };
+        let i = usize::from(r.leg);
+        let leg = f.legs[i];
+        let idle = self.now.saturating_sub(r.progress_at);
+        if !leg.answered {
+            if idle > rc.connect_timeout_ns {
+                return self.replay_failed(f, Why::Timeout);
+            }
+            // Its SYN (or SYN-ACK) may have been lost: again, four times a timeout.
+            if self.now.saturating_sub(r.heard_at) > rc.connect_timeout_ns / 4 {
+                r.heard_at = self.now;
+                f.replay = Some(r);
+                self.replay_syn(f, i);
+            }
+            return Fate::Keep;
+        }
+        // A replica silent for this long is not coming back.
+        if self.now.saturating_sub(r.heard_at) > CATCH_UP_NS {
+            return self.replay_failed(f, Why::Timeout);
+        }
+        let rto = rc.connect_timeout_ns.max(REPLAY_RTO_MIN_NS);
+        if leg.ack < r.next && idle > rto {
+            // Go back to what it acked (its window may have dropped a segment).
+            r.next = leg.ack.later(f.log.start);
+            r.progress_at = self.now;
+            f.replay = Some(r);
+            self.replay_send(f);
         }
         Fate::Keep
     }
@@ -3121,16 +3713,13 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         if f.ts_on && leg.ts_ok {
             opts.timestamps(f.client_tsval, leg.last_tsval);
         }
-        let spec = to_leg(
-            f,
-            &leg,
-            mac,
-            flags,
-            f.client_snd_nxt.0,
-            ack.0,
-            rescale(f.client_window, f.client_shift, leg.peer_wscale),
-            opts.as_bytes(),
-        );
+        // A leg being replayed to has had the log up to `next` only.
+        let seq = match f.replay {
+            Some(r) if usize::from(r.leg) == i => r.next,
+            _ => f.client_snd_nxt,
+        };
+        let window = replay_window(f, i, &leg);
+        let spec = to_leg(f, &leg, mac, flags, seq.0, ack.0, window, opts.as_bytes());
         let sent = self.emit(Side::Inside, &spec);
         if sent && flags.contains(TcpFlags::ACK) {
             f.legs[i].acked_to = f.legs[i].acked_to.later(ack);
@@ -3198,29 +3787,63 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     }
 
     fn emit(&mut self, side: Side, spec: &TcpBuild<'_>) -> bool {
-        let spec = TcpBuild {
-            src_mac: match side {
-                Side::Outside => self.cfg.outside_mac,
-                Side::Inside => self.cfg.inside_mac,
-            },
-            ..*spec
+        let mac = match side {
+            Side::Outside => self.cfg.outside_mac,
+            Side::Inside => self.cfg.inside_mac,
         };
-        let spec = &spec;
-        let Some(mut buf) = self.pool.alloc(SYNTH_LEN) else {
-            self.c.drop(DropReason::NoBuffer);
-            return false;
-        };
-        match build::tcp(buf.bytes_mut(), spec) {
-            Ok(len) => {
-                buf.truncate(len);
-                let before = self.c.tx;
-                self.tx(side, buf);
-                self.c.tx > before
+        emit_with(self.pool, self.out, self.c, mac, side, spec)
+    }
+}
+
+/// The window Tandem gives leg `i`: the client's, but for a new replica catching up after
+/// a replay at most [`REPLAY_CATCH_UP_WINDOW`]: its answer up to what the client has is
+/// only checked and dropped, and at the client's window it would come as fast as the
+/// replica can send, a burst that overruns the inside port's receive ring (and with it
+/// the probes' answers) when many flows replay at once.
+fn replay_window(f: &Flow, i: usize, leg: &Leg) -> u16 {
+    let field = rescale(f.client_window, f.client_shift, leg.peer_wscale);
+    match (f.replay, f.catch_up) {
+        (Some(r), Some(_)) if usize::from(r.leg) == i => {
+            let bytes = (u32::from(field) << leg.peer_wscale).min(REPLAY_CATCH_UP_WINDOW);
+            scaled_window(bytes, leg.peer_wscale).max(1)
+        }
+        _ => field,
+    }
+}
+
+/// Builds `spec` (from the port's own MAC `src_mac`) in a new buffer and queues it on
+/// `side`; whether it was. Apart from `Ctx` so that a payload may be borrowed from the
+/// engine's other fields (a replay's from the log).
+fn emit_with<B: PacketBuf, P: BufferPool<B>>(
+    pool: &mut P,
+    out: &mut Output<B>,
+    c: &mut Counters,
+    src_mac: MacAddr,
+    side: Side,
+    spec: &TcpBuild<'_>,
+) -> bool {
+    let spec = TcpBuild { src_mac, ..*spec };
+    let Some(mut buf) = pool.alloc(SYNTH_LEN + spec.payload.len()) else {
+        c.drop(DropReason::NoBuffer);
+        return false;
+    };
+    match build::tcp(buf.bytes_mut(), &spec) {
+        Ok(len) => {
+            buf.truncate(len);
+            match out.push_tx(side, buf) {
+                Ok(()) => {
+                    c.tx += 1;
+                    true
+                }
+                Err(_) => {
+                    c.drop(DropReason::TxFull);
+                    false
+                }
             }
-            Err(_) => {
-                self.c.drop(DropReason::NoBuffer);
-                false
-            }
+        }
+        Err(_) => {
+            c.drop(DropReason::NoBuffer);
+            false
         }
     }
 }

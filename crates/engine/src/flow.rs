@@ -8,6 +8,7 @@
 //! Tandem forwarded: `visible = replica_seq - delta`.
 
 use crate::hold::HoldList;
+use crate::replay::ClientLog;
 use crate::replica::ReplicaId;
 use crate::seq::Seq;
 use crate::verify::Check;
@@ -217,6 +218,35 @@ pub struct Flow {
     /// there, nothing it sends reaches the client (see [`crate::verify::take_over`]); past
     /// [`crate::engine::CATCH_UP_NS`] the flow ends with a RST.
     pub catch_up: Option<(u8, Seq, u64)>,
+    /// Reconnect mode: the client's bytes since its SYN ([`crate::replay`]).
+    pub log: ClientLog,
+    /// Reconnect mode: the replay in progress, after the flow's replica died.
+    pub replay: Option<Replaying>,
+}
+
+/// A replay in progress (DESIGN §2, reconnect mode): Tandem opened a connection to a live
+/// replica with the client's ISN and options, and sends it the client's logged bytes;
+/// its answer is checked against what the client has (the dead leg's digest) before any
+/// of it goes on (`Flow::catch_up`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Replaying {
+    /// The new leg.
+    pub leg: u8,
+    /// The next client byte to send it from the log.
+    pub next: Seq,
+    /// The most of the log it acked so far.
+    pub acked: Seq,
+    /// Its acks since `acked` last moved, while some of the log was unacked.
+    pub dup_acks: u8,
+    /// When the replay began (its SYN went out).
+    pub since: u64,
+    /// When the new leg last acked more of the log (or answered the SYN): the log goes
+    /// again from its ack when this is long past.
+    pub progress_at: u64,
+    /// When the new leg last sent anything: a replay ends when it is silent too long.
+    pub heard_at: u64,
+    /// The engine has it in its list of replays to time.
+    pub queued: bool,
 }
 
 impl Flow {

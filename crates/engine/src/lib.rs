@@ -11,6 +11,7 @@
 //! - [`cookie`]: SYN cookies, for SYN floods.
 //! - [`flow`]: per-flow mirror-mode state.
 //! - [`hold`]: the hold queue for standby output.
+//! - [`replay`]: the client-byte log of replayable flows (reconnect mode).
 //! - [`verify`]: verified standbys: each leg's output compared with the active's (CRC32C).
 //! - [`http1`]: HTTP/1.1 request and response boundaries and digest spans, for reconnect
 //!   mode's `replay: http1`.
@@ -39,16 +40,17 @@ pub mod hold;
 pub mod http1;
 pub mod output;
 pub mod parse;
+pub mod replay;
 pub mod replica;
 pub mod seq;
 pub mod table;
 pub mod verify;
 
 pub use buffer::{BufferPool, PacketBuf, VecPool};
-pub use config::{EngineConfig, Service, ServicePort, MAX_POOL};
+pub use config::{EngineConfig, ReplayConfig, Service, ServicePort, MAX_POOL};
 pub use counters::{Accumulate, CounterFamily, CounterKind, CounterSet, CounterSpec};
 pub use engine::{Engine, BURST, CHALLENGE_GAP_NS};
-pub use flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, MAX_COPIES};
+pub use flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, Replaying, MAX_COPIES};
 pub use hash::HashKey;
 pub use output::{Counters, DropReason, Output, Side, Signal, SignalKind, Tx};
 pub use replica::{Health, ReplicaId, ReplicaTable, HEARD_GRANULARITY_NS};

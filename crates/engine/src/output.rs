@@ -266,6 +266,43 @@ crate::counters! {
         /// Flows reset towards the client because no live standby was checked equal up
         /// to what the client has (also in `flows_lost`).
         takeovers_refused: counter "tandem_takeovers_refused_total",
+        /// Reconnect mode: replays begun, a flow's replica having died (DESIGN §2).
+        reconnects: counter "tandem_reconnects_total",
+        /// Replays whose new replica's answer was checked equal to what the client has:
+        /// the rest of it goes on to the client.
+        reconnects_spliced: counter "tandem_reconnects_spliced_total",
+        /// Replays whose new replica answered something else than the client has: RST
+        /// (also in `flows_lost`).
+        reconnects_mismatch: counter "tandem_reconnects_mismatch_total",
+        /// Flows that could not be replayed although their log was whole: no leg slot,
+        /// too many replays in progress, or nothing to check the answer against (RST,
+        /// also in `flows_lost`).
+        reconnects_refused: counter "tandem_reconnects_refused_total",
+        /// Replays whose new replica did not answer in `connect_timeout`, or did not take
+        /// the log within it after its last progress (RST, also in `flows_lost`).
+        reconnects_timeout: counter "tandem_reconnects_timeout_total",
+        /// Flows whose replica died with no other live replica to replay to (RST, also
+        /// in `flows_lost`).
+        reconnects_no_replica: counter "tandem_reconnects_no_replica_total",
+        /// Flows whose replica died when they could not be replayed: the client had
+        /// closed its side, the server had, or a client segment came past a gap (RST,
+        /// also in `flows_lost`).
+        reconnects_unsafe: counter "tandem_reconnects_unsafe_total",
+        /// Flows whose replica died after their client sent more than the replay limit,
+        /// or when the log arena was full (RST, also in `flows_lost`).
+        reconnects_overflow: counter "tandem_reconnects_overflow_total",
+        /// Client bytes sent from logs to new replicas (retransmissions included).
+        replayed_bytes: counter "tandem_replayed_bytes_total",
+        /// Bytes of new replicas' answers checked equal to what the client had, and not
+        /// sent to it again.
+        replay_skipped_bytes: counter "tandem_replay_skipped_bytes_total",
+        /// Flows whose log ended (limit, gap, arena full): they can no longer be
+        /// replayed and run unprotected.
+        replay_logs_ended: counter "tandem_replay_logs_ended_total",
+        /// Bytes of client-log chunks in use now.
+        replay_log_bytes: gauge "tandem_replay_log_bytes",
+        /// Replays in progress now.
+        reconnects_in_progress: gauge "tandem_reconnects_in_progress",
         /// Half-open flows evicted, when the table was full, for a new SYN (as
         /// conntrack's early drop; also in `flows_removed`).
         half_open_evicted: counter "tandem_half_open_evicted_total",

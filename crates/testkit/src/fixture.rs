@@ -47,6 +47,18 @@ pub fn mirror(replicas: &[ReplicaId]) -> Service {
         ack_lag_ns: None,
         output_lag_ns: None,
         verify: true,
+        replay: None,
+    }
+}
+
+/// The lab's service in reconnect mode: each flow on one of `replicas`, its client bytes
+/// logged and replayed to another when its replica dies.
+pub fn reconnect(replicas: &[ReplicaId]) -> Service {
+    Service {
+        copies: 1,
+        ordered: true,
+        replay: Some(tandem_engine::ReplayConfig::default()),
+        ..mirror(replicas)
     }
 }
 

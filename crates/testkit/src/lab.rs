@@ -139,6 +139,20 @@ impl Lab {
         lab
     }
 
+    /// The lab's service in reconnect mode (DESIGN §2): each flow on the primary alone,
+    /// its client bytes logged and replayed to the backup when the primary dies.
+    pub fn reconnecting() -> Lab {
+        let mut lab = Lab::new();
+        let (p, b) = (lab.p, lab.b);
+        let cfg = tandem_engine::EngineConfig {
+            services: vec![crate::fixture::reconnect(&[p, b])],
+            replay_bytes_total: 1 << 20,
+            ..config()
+        };
+        lab.rig = Rig::new(cfg, lab.replicas.clone());
+        lab
+    }
+
     /// Takes what the engine sent, keeping its signals.
     fn drain(&mut self) -> Vec<Seen> {
         self.signals.append(&mut self.rig.out.signals);

@@ -8,7 +8,8 @@
 //!   management socket and metrics listener; the rest is fixed here, and the addresses
 //!   are the generators' defaults.
 //! - `from FILE`: a profile (the lab's, `configs/lab.yaml`) with some values changed, for
-//!   the end-to-end tests that need a variant of it (appliance/e2e/).
+//!   the end-to-end tests that need a variant of it (appliance/e2e/), reconnect-mode
+//!   variants included (`--mode`, `--replay`, `--replay-limit`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -16,9 +17,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use tandem_config::{
-    parse_duration, Affinity, Device, Eal, Health, Ipv4Cidr, Lcores, Limits, LogFormat, Logging,
-    Management, Mode, Port, Ports, Profile, Replica, Selection, Service, ServicePort, Timeouts,
-    WorkerAssignment,
+    parse_duration, parse_size, Affinity, Device, Eal, Health, Ipv4Cidr, Lcores, Limits, LogFormat,
+    Logging, Management, Mode, Port, Ports, Profile, Replay, ReplayScope, Replica, Selection,
+    Service, ServicePort, Timeouts, WorkerAssignment,
 };
 
 /// What `profile` makes.
@@ -115,6 +116,18 @@ struct FromArgs {
     /// `verify`: on or off (the standbys' output checked against the active's).
     #[arg(long, value_parser = parse_on_off)]
     verify: Option<bool>,
+    /// `mode`: mirror or reconnect. Reconnect sets `copies: 1`; mirror from another mode
+    /// sets the default copies (2, or 1 for a pool of one) and drops the replay settings
+    /// mirror mode does not take (methods, exclude_headers, fin_hold: back to defaults).
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<Mode>,
+    /// `replay.scope`: stream or http1 (reconnect mode only).
+    #[arg(long, value_parser = parse_scope)]
+    replay: Option<ReplayScope>,
+    /// `replay.limit`: client bytes logged per flow, like 65536 or 64KiB (0: none, mirror
+    /// mode only).
+    #[arg(long, value_parser = parse_size)]
+    replay_limit: Option<u64>,
     /// `timeouts.synack_wait`.
     #[arg(long, value_parser = parse_duration)]
     synack_wait: Option<Duration>,
@@ -173,6 +186,8 @@ fn build(kind: &Kind) -> Result<Profile> {
                 selection: Selection::Spread,
                 // Forward mode has no standby to check.
                 verify: false,
+                // Nor anything to replay.
+                replay: Replay::default(),
                 replicas: vec![Replica {
                     name: "r1".into(),
                     address: *replica,
@@ -208,6 +223,7 @@ fn build(kind: &Kind) -> Result<Profile> {
                 selection: Selection::Ordered,
                 // The generator's replicas answer alike: the check's cost is measured.
                 verify: true,
+                replay: Replay::default(),
                 replicas: vec![
                     Replica {
                         name: "primary".into(),
@@ -308,6 +324,29 @@ fn from(args: &FromArgs) -> Result<Profile> {
         if let Some(verify) = args.verify {
             s.verify = verify;
         }
+        match args.mode {
+            Some(Mode::Reconnect) => {
+                s.mode = Mode::Reconnect;
+                s.copies = 1;
+            }
+            Some(Mode::Mirror) if s.mode != Mode::Mirror => {
+                s.mode = Mode::Mirror;
+                s.copies = u8::try_from(s.replicas.len())
+                    .unwrap_or(u8::MAX)
+                    .clamp(1, 2);
+                let defaults = Replay::default();
+                s.replay.methods = defaults.methods;
+                s.replay.exclude_headers = defaults.exclude_headers;
+                s.replay.fin_hold = defaults.fin_hold;
+            }
+            _ => {}
+        }
+        if let Some(scope) = args.replay {
+            s.replay.scope = scope;
+        }
+        if let Some(limit) = args.replay_limit {
+            s.replay.limit = limit;
+        }
     }
     if let Some(wait) = args.synack_wait {
         p.timeouts.synack_wait = wait;
@@ -375,6 +414,22 @@ fn parse_selection(s: &str) -> Result<Selection, String> {
         "spread" => Ok(Selection::Spread),
         "ordered" => Ok(Selection::Ordered),
         _ => Err(format!("`{s}`: spread or ordered")),
+    }
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    match s {
+        "mirror" => Ok(Mode::Mirror),
+        "reconnect" => Ok(Mode::Reconnect),
+        _ => Err(format!("`{s}`: mirror or reconnect")),
+    }
+}
+
+fn parse_scope(s: &str) -> Result<ReplayScope, String> {
+    match s {
+        "stream" => Ok(ReplayScope::Stream),
+        "http1" => Ok(ReplayScope::Http1),
+        _ => Err(format!("`{s}`: stream or http1")),
     }
 }
 
@@ -573,6 +628,68 @@ mod tests {
         assert_eq!(p, want);
         let on = made(&[&["from", path.to_str().unwrap()], &args[..], &["on"]].concat());
         assert!(on.services[0].verify);
+    }
+
+    /// A lab variant in reconnect mode: HTTP/1 replay with a 64KiB log per flow; and
+    /// back to mirror mode, which takes only the stream scope.
+    #[test]
+    fn lab_in_reconnect_mode() {
+        let path = lab_path();
+        let base = ["from", path.to_str().unwrap()];
+        let args = [
+            "--mode",
+            "reconnect",
+            "--replay",
+            "http1",
+            "--replay-limit",
+            "64KiB",
+        ];
+        let p = made(&[&base[..], &args[..]].concat());
+        let mut want = lab();
+        let s = &mut want.services[0];
+        s.mode = Mode::Reconnect;
+        s.copies = 1;
+        s.replay.scope = ReplayScope::Http1;
+        s.replay.limit = 64 << 10;
+        assert_eq!(p, want);
+
+        // Mirror mode with a log of 0: no new standby by replay.
+        let p = made(&[&base[..], &["--mode", "mirror", "--replay-limit", "0"]].concat());
+        let mut want = lab();
+        want.services[0].replay.limit = 0;
+        assert_eq!(p, want);
+
+        // http1 in mirror mode, a limit of 0 in reconnect mode: refused by validation.
+        for refused in [
+            &["--replay", "http1"][..],
+            &["--mode", "reconnect", "--replay-limit", "0"],
+        ] {
+            let line = [&["tandem-bench", "profile"][..], &base[..], refused].concat();
+            let cli = crate::Cli::try_parse_from(line).unwrap();
+            let crate::Command::Profile(args) = cli.command else {
+                panic!("profile expected");
+            };
+            let err = yaml(&build(&args.kind).unwrap()).unwrap_err().to_string();
+            assert!(err.contains("services[0].replay"), "{refused:?}: {err}");
+        }
+        let bad = [
+            "tandem-bench",
+            "profile",
+            "from",
+            "x.yaml",
+            "--replay-limit",
+            "1MB",
+        ];
+        assert!(crate::Cli::try_parse_from(bad).is_err());
+        let bad = [
+            "tandem-bench",
+            "profile",
+            "from",
+            "x.yaml",
+            "--mode",
+            "forward",
+        ];
+        assert!(crate::Cli::try_parse_from(bad).is_err());
     }
 
     /// appliance/e2e/pool.sh: a pool of two (the spare is added while it runs), spread,
