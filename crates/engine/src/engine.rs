@@ -93,6 +93,9 @@ const REPLAY_RTO_MIN_NS: u64 = 20_000_000;
 /// has (`replay_window`).
 const REPLAY_CATCH_UP_WINDOW: u32 = 64 * 1024;
 
+/// A replay whose new replica sent nothing for this long ends in a RST.
+const REPLAY_SILENCE_NS: u64 = 10_000_000_000;
+
 /// Segments of the log sent per call of `replay_send`, at most.
 const REPLAY_SEGMENTS_PER_CALL: u32 = 4;
 /// Transmit slots a replay leaves free in the output.
@@ -2981,8 +2984,17 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         self.c.legs_lost += 1;
         self.note_protection(f);
         if f.live_legs() == 0 {
+            if f.phase == FlowPhase::Closed {
+                // Both sides had closed: it only lingered, and nothing is lost.
+                return Fate::Remove;
+            }
             if f.phase == FlowPhase::Established && self.replay_config(f).is_some() {
                 return self.start_replay(f);
+            }
+            if f.phase == FlowPhase::SynSent && !f.proxied && self.replay_config(f).is_some() {
+                // Reconnect mode: its one replica died before answering; the client, not
+                // answered either, repeats its SYN, which makes a flow on a live one.
+                return Fate::Remove;
             }
             self.reset_client(f);
             self.c.flows_lost += 1;
@@ -3661,8 +3673,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             }
             return Fate::Keep;
         }
-        // A replica silent for this long is not coming back.
-        if self.now.saturating_sub(r.heard_at) > CATCH_UP_NS {
+        // A replica silent for this long is not coming back (its retransmission timer
+        // backs off to seconds when segments are lost while it catches up).
+        if self.now.saturating_sub(r.heard_at) > REPLAY_SILENCE_NS {
             return self.replay_failed(f, Why::Timeout);
         }
         let rto = rc.connect_timeout_ns.max(REPLAY_RTO_MIN_NS);
@@ -4133,6 +4146,14 @@ fn sync_ack(f: &Flow) -> Option<(Seq, Seq)> {
     for l in it {
         ack = ack.earlier(l.ack);
         edge = edge.earlier(l.wnd_edge);
+    }
+    // Reconnect mode: a client byte is acked to the client only once it is in the log,
+    // so that one that came out of order (not logged) is sent again by the client.
+    if f.log.usable() {
+        // (Its FIN, after the last logged byte, is not in the log.)
+        let end = f.log.end();
+        let fin = u32::from(f.client_fin == Some(end));
+        ack = ack.earlier(end.wrapping_add(fin));
     }
     Some((ack, edge))
 }

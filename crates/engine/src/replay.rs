@@ -12,10 +12,10 @@
 //! - An open log holds the client's bytes `[start, start + len)` in order and without a
 //!   gap: the first at `head_off` in the head chunk, each chunk full up to the tail.
 //! - `len` never exceeds the flow's limit: the append that would pass it ends the log
-//!   instead ([`LogState::Overflow`]), as does a gap ([`LogState::Gap`]: a segment past one
-//!   that never came, which the server may have acknowledged with the gap's, so the
-//!   client never sends it again) and an exhausted arena ([`LogState::Full`]). An ended
-//!   log holds no chunk; the flow is unprotected, and the caller counts why.
+//!   instead ([`LogState::Overflow`]), as does an exhausted arena ([`LogState::Full`]). An
+//!   ended log holds no chunk; the flow is unprotected, and the caller counts why.
+//! - A segment past a gap is not logged. The engine never acks a client byte past the
+//!   log's end to the client, so the client sends it again once the gap is filled.
 
 use crate::seq::Seq;
 
@@ -35,7 +35,7 @@ pub enum LogState {
     Open,
     /// The flow passed its limit: it cannot be replayed.
     Overflow,
-    /// A client segment came past a gap: it cannot be replayed.
+    /// Not used: a segment past a gap is left for the client to send again.
     Gap,
     /// The arena had no free chunk: it cannot be replayed.
     Full,
@@ -170,8 +170,9 @@ impl LogArena {
         }
         let end = log.end();
         if seq > end {
-            self.end(log, LogState::Gap);
-            return Appended::Ended(LogState::Gap);
+            // Past a gap: not logged. Nothing past the log's end is acked to the client
+            // (the engine's ack sync), so the client sends it again after the gap.
+            return Appended::Nothing;
         }
         // A retransmission: only what follows the log's end is new.
         let skip = end.bytes_after(seq) as usize;
@@ -316,7 +317,7 @@ mod tests {
     }
 
     #[test]
-    fn a_retransmission_adds_only_what_is_new_and_a_segment_past_a_gap_ends_the_log() {
+    fn a_retransmission_adds_only_what_is_new_and_a_segment_past_a_gap_is_left_out() {
         let mut a = LogArena::new(8 * CHUNK as u64);
         let mut log = ClientLog::default();
         a.open(&mut log, Seq(100));
@@ -335,15 +336,14 @@ mod tests {
         assert_eq!(read_all(&a, &log), b"hello world");
         assert_eq!(
             a.append(&mut log, Seq(200), b"late", LIMIT),
-            Appended::Ended(LogState::Gap)
-        );
-        assert_eq!(log.state, LogState::Gap);
-        assert!(!log.usable());
-        assert_eq!(a.used_bytes(), 0, "an ended log holds no chunk");
-        assert_eq!(
-            a.append(&mut log, Seq(111), b"more", LIMIT),
             Appended::Nothing
         );
+        assert!(log.usable(), "left out, not ended");
+        assert_eq!(
+            a.append(&mut log, Seq(111), b"more", LIMIT),
+            Appended::Logged(4)
+        );
+        assert_eq!(read_all(&a, &log), b"hello worldmore");
     }
 
     #[test]

@@ -336,3 +336,43 @@ fn a_standby_whose_refused_output_the_client_already_has_is_asked_for_it_at_the_
     let c = lab.engine.counters().clone();
     assert_eq!((c.catch_ups_failed, c.flows_lost), (0, 0), "{c:#?}");
 }
+
+#[test]
+fn a_closed_flow_whose_standby_diverged_is_not_lost_when_its_active_dies_while_it_lingers() {
+    let mut lab = Lab::new();
+    let (c1, p1, _) = diverging(&mut lab, true);
+    let out = lab.send(Seg {
+        seq: p1 + 300,
+        ack: c1,
+        flags: TcpFlags::ACK | TcpFlags::FIN,
+        opts: Opts::ts(5002, 101),
+        ..Seg::PRIMARY
+    });
+    assert!(to(&out, CLIENT)
+        .iter()
+        .any(|s| s.flags.contains(TcpFlags::FIN)));
+    lab.send(Seg {
+        seq: c1,
+        ack: p1 + 301,
+        flags: TcpFlags::ACK | TcpFlags::FIN,
+        opts: Opts::ts(102, 5002),
+        ..Seg::CLIENT
+    });
+    lab.send(Seg {
+        seq: p1 + 301,
+        ack: c1 + 1,
+        opts: Opts::ts(5003, 102),
+        ..Seg::PRIMARY
+    });
+    assert_eq!(lab.phase(), tandem_engine::FlowPhase::Closed);
+    lab.kill(R::P);
+    lab.engine.request_failover_sweep();
+    let out = lab.poll();
+    assert!(
+        to(&out, CLIENT)
+            .iter()
+            .all(|s| !s.flags.contains(TcpFlags::RST)),
+        "{out:#?}"
+    );
+    assert_eq!(lab.engine.counters().flows_lost, 0);
+}

@@ -34,6 +34,16 @@ pub fn response(request: &[u8], len: usize) -> Vec<u8> {
     out
 }
 
+/// The answer of a replica that is not deterministic (a "liar"): `response` with the last
+/// byte of each answer changed, as a server that writes its own name or clock there.
+pub fn liar_response(request: &[u8], len: usize) -> Vec<u8> {
+    let mut out = response(request, len);
+    if let Some(b) = out.last_mut() {
+        *b ^= 0x5a;
+    }
+    out
+}
+
 /// One request of a run.
 #[derive(Clone, Debug)]
 pub struct Request {
@@ -63,6 +73,9 @@ pub struct ClientApp {
     pub arrivals: Vec<(u64, usize)>,
     pub close_called: bool,
     pub error: Option<String>,
+    /// What a liar replica sends for the same requests ([`liar_response`]): the client may
+    /// read that instead, from the first byte, but never a mix of the two.
+    pub alternative: Option<Vec<u8>>,
 }
 
 impl ClientApp {
@@ -87,7 +100,19 @@ impl ClientApp {
             arrivals: Vec::new(),
             close_called: false,
             error: None,
+            alternative: None,
         }
+    }
+
+    /// The same, with a liar replica in the pool: its answers are an alternative.
+    pub fn with_liar(requests: &[Request], depth: usize) -> ClientApp {
+        let mut app = ClientApp::new(requests, depth);
+        let mut alt = Vec::new();
+        for (id, r) in requests.iter().enumerate() {
+            alt.extend_from_slice(&liar_response(&encode(id, r), r.len));
+        }
+        app.alternative = Some(alt);
+        app
     }
 
     /// Everything a healthy server sends has arrived.
@@ -111,6 +136,18 @@ impl ClientApp {
             };
             busy = true;
             let at = self.received.len();
+            let want = self.expected.get(at..at + n);
+            if want != Some(&buf[..n]) {
+                // The liar's stream from the first byte is one stream too: what was read
+                // so far must be its prefix as well (else the two were mixed).
+                if let Some(alt) = self.alternative.take() {
+                    if alt.get(..at) == Some(&self.received[..])
+                        && alt.get(at..at + n) == Some(&buf[..n])
+                    {
+                        self.expected = alt;
+                    }
+                }
+            }
             let want = self.expected.get(at..at + n);
             if want != Some(&buf[..n]) && self.error.is_none() {
                 let diverge = (0..n)
@@ -162,6 +199,8 @@ impl ClientApp {
 /// The deterministic server of every replica.
 #[derive(Default)]
 pub struct ServerApp {
+    /// It answers as a liar ([`liar_response`]).
+    pub liar: bool,
     /// Every byte read from the connection.
     pub input: Vec<u8>,
     parsed: usize,
@@ -174,6 +213,14 @@ pub struct ServerApp {
 }
 
 impl ServerApp {
+    /// A server that answers as a liar when `liar`.
+    pub fn liar(liar: bool) -> ServerApp {
+        ServerApp {
+            liar,
+            ..ServerApp::default()
+        }
+    }
+
     /// Bytes its TCP has received in order (read or still queued).
     pub fn received(&self, sock: &Socket) -> usize {
         self.input.len() + sock.recv_queue()
@@ -200,7 +247,11 @@ impl ServerApp {
         while let Some(end) = self.next_request() {
             let req = &self.input[self.parsed..end];
             let len = parse_len(req).unwrap_or(0);
-            let answer = response(req, len);
+            let answer = if self.liar {
+                liar_response(req, len)
+            } else {
+                response(req, len)
+            };
             self.output.extend_from_slice(&answer);
             self.parsed = end;
             self.answered += 1;

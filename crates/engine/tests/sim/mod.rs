@@ -89,6 +89,12 @@ pub struct Scenario {
     pub port: u16,
     pub any_port: bool,
     pub hold_per_flow: u32,
+    /// The service is in reconnect mode (`replay: stream`): one replica per flow, the
+    /// flow replayed to the other when it dies.
+    pub reconnect: bool,
+    /// Reconnect mode: the other replica is not deterministic (it answers as a liar);
+    /// a replay to it must end in a RST unless the client has nothing it differs on.
+    pub liar: bool,
 }
 
 impl Scenario {
@@ -170,7 +176,7 @@ impl Scenario {
             _ if rng.random_bool(0.6) => Trigger::ClientReceived(rng.random_range(1..=total_out)),
             _ => Trigger::ClientSent(rng.random_range(1..=total_in)),
         };
-        Scenario {
+        let mut sc = Scenario {
             seed,
             kill,
             trigger,
@@ -188,7 +194,13 @@ impl Scenario {
             } else {
                 256 * 1024
             },
-        }
+            reconnect: false,
+            liar: false,
+        };
+        // Drawn last, so that every other draw of a seed is what it was before.
+        sc.reconnect = rng.random_bool(0.3);
+        sc.liar = sc.reconnect && rng.random_bool(0.4);
+        sc
     }
 }
 
@@ -211,6 +223,8 @@ pub struct Outcome {
     pub signals: usize,
     pub replayed: u64,
     pub acks_to_client: u64,
+    /// Reconnect mode: (replays begun, replays spliced, the other replica a liar).
+    pub reconnect: Option<(u64, u64, bool)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -347,6 +361,9 @@ struct World {
     sapps: [ServerApp; 2],
     t: Appliance,
     killed: [bool; 2],
+    /// Replica `r` carried the flow at some point (in reconnect mode the second joins only
+    /// by a replay).
+    joined: [bool; 2],
     down: [bool; 2],
     victim: Option<usize>,
     kill_at: Option<u64>,
@@ -395,7 +412,11 @@ impl World {
         };
         let service = tandem_engine::Service {
             port,
-            ..mirror(&ids)
+            ..if sc.reconnect {
+                tandem_testkit::fixture::reconnect(&ids)
+            } else {
+                mirror(&ids)
+            }
         };
         let cfg = EngineConfig {
             hold_bytes_per_flow: sc.hold_per_flow,
@@ -403,6 +424,7 @@ impl World {
             // Longer than the spread of the replicas' round trips (up to ~6 ms on a slow
             // link), as an operator would set it: a slow backup is not dropped.
             synack_wait_ns: 10 * MS,
+            replay_bytes_total: 4 << 20,
             ..engine_config(vec![service], 16)
         };
         let (outside_mac, inside_mac) = (cfg.outside_mac, cfg.inside_mac);
@@ -437,7 +459,12 @@ impl World {
                 .connect(iface.context(), (VIP, sc.port), local_port)
                 .expect("connect");
         }
-        let capp = ClientApp::new(&sc.requests, sc.depth);
+        let joined = [true, !sc.reconnect];
+        let capp = if sc.liar {
+            ClientApp::with_liar(&sc.requests, sc.depth)
+        } else {
+            ClientApp::new(&sc.requests, sc.depth)
+        };
         World {
             now: T0,
             rng,
@@ -446,7 +473,7 @@ impl World {
             client,
             servers,
             capp,
-            sapps: [ServerApp::default(), ServerApp::default()],
+            sapps: [ServerApp::default(), ServerApp::liar(sc.liar)],
             t: Appliance {
                 rig,
                 table,
@@ -457,6 +484,7 @@ impl World {
                 arp_answered: 0,
             },
             killed: [false; 2],
+            joined,
             down: [false; 2],
             victim: None,
             kill_at: None,
@@ -737,8 +765,28 @@ impl World {
     /// whose output could not be checked: out of order past what is kept, or held output
     /// released over a small budget).
     fn exposed(&mut self) -> bool {
+        let (liar, reconnect) = (self.sc.liar, self.sc.reconnect);
+        // A replay to a replica without timestamps, for a client that agreed to them, is
+        // refused (its segments could not carry the clock the client expects).
+        let ts_differ = self.sc.client.ts_clock.is_some()
+            && self.sc.replicas[0].ts_clock.is_some() != self.sc.replicas[1].ts_clock.is_some();
         let c = self.t.rig.engine.counters();
-        self.unprotected || c.standbys_unverifiable + c.takeovers_refused + c.catch_ups_failed > 0
+        self.unprotected
+            || c.standbys_unverifiable + c.takeovers_refused + c.catch_ups_failed > 0
+            // A replay to the liar whose answer differs from what the client has: a RST
+            // is the right answer.
+            || (liar && c.reconnects_mismatch > 0)
+            || (ts_differ && c.reconnects_refused > 0)
+            // A replay that could not finish (the dead replica's output had a gap the
+            // client holds data past, the new one stalled on losses): a RST is a right
+            // end, the client's stream is checked never mixed (`ClientApp`), and the
+            // share of replays spliced is checked over all seeds (simulation.rs).
+            || (reconnect
+                && c.reconnects_refused
+                    + c.reconnects_timeout
+                    + c.reconnects_unsafe
+                    + c.reconnects_no_replica
+                    > 0)
     }
 
     /// Whether verification took replica `r`'s leg out of the flow (it is then no
@@ -751,6 +799,22 @@ impl World {
         let addr = u32::from(REPLICA_IPS[r]);
         self.flow()
             .is_none_or(|f| f.legs().iter().any(|l| l.addr == addr && !l.alive))
+    }
+
+    /// Whether replica `r` carries the flow now, its replay done (reconnect mode: the
+    /// other replica joins only by a replay, and has the log only at its end).
+    fn in_flow(&mut self, r: usize) -> bool {
+        let addr = u32::from(REPLICA_IPS[r]);
+        let now = match self.flow() {
+            None => self.joined[r],
+            Some(f) => {
+                f.legs().iter().any(|l| l.addr == addr && l.alive)
+                    && f.replay
+                        .is_none_or(|p| f.legs[usize::from(p.leg)].addr != addr)
+            }
+        };
+        self.joined[r] |= now;
+        now
     }
 
     fn flow(&self) -> Option<&tandem_engine::Flow> {
@@ -792,7 +856,8 @@ impl World {
         let victim = match (self.sc.kill, self.roles()) {
             (Kill::Handshake, _) | (_, None) => 0,
             (Kill::Active, Some((a, standby))) => {
-                self.unprotected = standby.is_none();
+                // Reconnect mode: the replay protects it.
+                self.unprotected = standby.is_none() && !self.sc.reconnect;
                 a
             }
             (Kill::Standby, Some((a, _))) => 1 - a,
@@ -928,7 +993,11 @@ impl World {
                 let e = format!("replica {r}: {e}");
                 self.fail(e);
             }
-            if self.down[r] || self.handshake_dropped == Some(r) || self.left_by_verification(r) {
+            if self.down[r]
+                || self.handshake_dropped == Some(r)
+                || self.left_by_verification(r)
+                || !self.in_flow(r)
+            {
                 continue;
             }
             let received = self.sapps[r].received(self.servers[r].sock());
@@ -1130,6 +1199,10 @@ impl World {
                 signals: self.t.signals.len(),
                 replayed: self.t.rig.engine.counters().replayed_segments,
                 acks_to_client: self.t.rig.engine.counters().acks_to_client,
+                reconnect: self.sc.reconnect.then(|| {
+                    let c = self.t.rig.engine.counters();
+                    (c.reconnects, c.reconnects_spliced, self.sc.liar)
+                }),
             }),
             Some(f) => Err(self.dump(&f)),
         }
@@ -1143,7 +1216,7 @@ impl World {
         let _ = writeln!(
             s,
             "  scenario: kill {:?} trigger {:?} detect {} µs drop_in_flight {} victim {:?} \
-             kill_at {:?} µs unprotected {} handshake_dropped {:?}",
+             kill_at {:?} µs unprotected {} handshake_dropped {:?} reconnect {} liar {}",
             sc.kill,
             sc.trigger,
             sc.detect_ns / US,
@@ -1151,7 +1224,9 @@ impl World {
             self.victim,
             self.kill_at.map(|t| (t - T0) / US),
             self.unprotected,
-            self.handshake_dropped
+            self.handshake_dropped,
+            sc.reconnect,
+            sc.liar
         );
         let _ = writeln!(
             s,
