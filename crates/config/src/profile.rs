@@ -342,7 +342,8 @@ pub struct Replay {
     /// [`Health::suspect_decision_time`] of the service: a shorter hold passes on the
     /// FIN of a replica that health would have failed over.
     pub fin_hold: Duration,
-    /// Replays in progress at once per worker; further ones wait their turn.
+    /// Replays in progress at once per worker; a flow whose replica dies beyond them gets
+    /// a RST (counted in `tandem_reconnects_refused_total`).
     pub parallel: u32,
 }
 
