@@ -155,26 +155,26 @@ fn failover_simulation() {
         percentile(&stalls, 0.9) / 1_000,
         stalls.last().copied().unwrap_or(0) / 1_000
     );
-    // Reconnect mode: replays to a deterministic replica, and how many were spliced.
+    // Reconnect mode: replays to a replica like the first, and how many were spliced.
     let honest: Vec<(u64, u64)> = ok
         .iter()
         .filter_map(|o| o.reconnect)
-        .filter(|&(begun, _, liar)| begun > 0 && !liar)
+        .filter(|&(begun, _, unlike)| begun > 0 && !unlike)
         .map(|(begun, spliced, _)| (begun, spliced))
         .collect();
     let spliced = honest.iter().filter(|&&(_, s)| s > 0).count();
     println!(
-        "simulation: reconnect mode: {} runs replayed to a deterministic replica, {spliced}          spliced (the rest ended in a RST, never a mixed stream)",
+        "simulation: reconnect mode: {} runs replayed to a replica like the first, {spliced} \
+         spliced (the rest ended in a RST, never a mixed stream)",
         honest.len()
     );
     if seeds.len() >= 200 {
         assert!(kills >= 200, "only {kills} kill points ran");
         // A replay may end in a RST on these lossy links: the dead replica's output had a
-        // gap the client holds data past, the new one stalled on losses for 10 s, or
-        // answered without the timestamps the client agreed to. At 2026-12-06 31 of 42
-        // were spliced; fewer is a regression.
+        // gap the client holds data past, or the new one stalled on losses for 10 s. At
+        // 2026-12-06 30 of 32 were spliced; fewer than 80 % is a regression.
         assert!(
-            !honest.is_empty() && spliced * 10 >= honest.len() * 7,
+            !honest.is_empty() && spliced * 10 >= honest.len() * 8,
             "only {spliced} of {} replays spliced",
             honest.len()
         );

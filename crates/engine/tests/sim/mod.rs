@@ -223,7 +223,8 @@ pub struct Outcome {
     pub signals: usize,
     pub replayed: u64,
     pub acks_to_client: u64,
-    /// Reconnect mode: (replays begun, replays spliced, the other replica a liar).
+    /// Reconnect mode: (replays begun, replays spliced, the other replica unlike the first:
+    /// a liar, or without the timestamps the client agreed to).
     pub reconnect: Option<(u64, u64, bool)>,
 }
 
@@ -764,12 +765,15 @@ impl World {
     /// verification (§3.12) took its standby out or refused the failover (a standby
     /// whose output could not be checked: out of order past what is kept, or held output
     /// released over a small budget).
+    /// A replay to a replica without timestamps, for a client that agreed to them with the
+    /// first, is refused (its segments could not carry the clock the client expects).
+    fn ts_differ(&self) -> bool {
+        self.sc.client.ts_clock.is_some()
+            && self.sc.replicas[0].ts_clock.is_some() != self.sc.replicas[1].ts_clock.is_some()
+    }
+
     fn exposed(&mut self) -> bool {
-        let (liar, reconnect) = (self.sc.liar, self.sc.reconnect);
-        // A replay to a replica without timestamps, for a client that agreed to them, is
-        // refused (its segments could not carry the clock the client expects).
-        let ts_differ = self.sc.client.ts_clock.is_some()
-            && self.sc.replicas[0].ts_clock.is_some() != self.sc.replicas[1].ts_clock.is_some();
+        let (liar, reconnect, ts_differ) = (self.sc.liar, self.sc.reconnect, self.ts_differ());
         let c = self.t.rig.engine.counters();
         self.unprotected
             || c.standbys_unverifiable + c.takeovers_refused + c.catch_ups_failed > 0
@@ -1200,8 +1204,11 @@ impl World {
                 replayed: self.t.rig.engine.counters().replayed_segments,
                 acks_to_client: self.t.rig.engine.counters().acks_to_client,
                 reconnect: self.sc.reconnect.then(|| {
+                    // The other replica without the timestamps the client agreed to
+                    // counts as not like the first, as a liar does: refused.
+                    let alike = !self.sc.liar && !self.ts_differ();
                     let c = self.t.rig.engine.counters();
-                    (c.reconnects, c.reconnects_spliced, self.sc.liar)
+                    (c.reconnects, c.reconnects_spliced, !alike)
                 }),
             }),
             Some(f) => Err(self.dump(&f)),
