@@ -3628,6 +3628,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     /// `until`: what follows goes on to the client.
     fn replay_checked(&mut self, f: &mut Flow, until: Seq) {
         self.c.reconnects_spliced += 1;
+        if let Some(r) = f.replay {
+            self.c.reconnect_ns += self.now.saturating_sub(r.since);
+        }
         self.c.replay_skipped_bytes += u64::from(until.bytes_after(f.visible_isn.wrapping_add(1)));
         self.replay_done(f);
     }

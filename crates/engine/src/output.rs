@@ -296,6 +296,10 @@ crate::counters! {
         /// Bytes of new replicas' answers checked equal to what the client had, and not
         /// sent to it again.
         replay_skipped_bytes: counter "tandem_replay_skipped_bytes_total",
+        /// Nanoseconds from the start of each spliced replay (its SYN) to its splice (the
+        /// answer checked up to what the client has); over `reconnects_spliced`, the mean
+        /// reconnect time.
+        reconnect_ns: counter "tandem_reconnect_nanoseconds_total",
         /// Flows whose log ended (limit, gap, arena full): they can no longer be
         /// replayed and run unprotected.
         replay_logs_ended: counter "tandem_replay_logs_ended_total",

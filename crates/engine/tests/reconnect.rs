@@ -125,7 +125,8 @@ fn a_dead_replicas_flow_is_replayed_to_a_live_one_and_goes_on_byte_exact() {
         (Some(1460), Some(7), true)
     );
     assert!(syn.ts.is_some(), "the timestamps the client agreed to");
-    // The backup answers: Tandem acks it and replays both requests.
+    // The backup answers 3 ms later: Tandem acks it and replays both requests.
+    lab.advance(3 * MS);
     let to_backup = backup_answers_syn(&mut lab, c1);
     assert!(to_backup
         .iter()
@@ -180,6 +181,11 @@ fn a_dead_replicas_flow_is_replayed_to_a_live_one_and_goes_on_byte_exact() {
         "{c:#?}"
     );
     assert_eq!(c.replayed_bytes, 14);
+    assert_eq!(
+        c.reconnect_ns,
+        3 * MS,
+        "from the replay's SYN to its splice"
+    );
     // The client's next request goes to the backup directly, its ack translated.
     let out = lab.send(Seg {
         seq: c1 + 14,
