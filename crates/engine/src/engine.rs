@@ -1969,7 +1969,16 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 self.c.drop(DropReason::HoldBudget);
                 return Fate::Keep;
             }
+            let catching_up = i == f.active as usize && f.catch_up.is_some();
+            let past_gap = m.seq.wrapping_sub(f.legs[i].delta) > f.checks[i].at;
             if self.check_output(f, i, &buf, m) == Fate::Remove {
+                return Fate::Remove;
+            }
+            if catching_up && past_gap {
+                self.catch_up_out_of_order(f, i, buf, m);
+                return Fate::Keep;
+            }
+            if catching_up && self.feed_held_in_order(f, i) == Fate::Remove {
                 return Fate::Remove;
             }
         }
@@ -2095,6 +2104,12 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     /// active that catches up and differs from what the client has ends the flow: RSTs
     /// to the client and the replicas.
     fn check_output(&mut self, f: &mut Flow, i: usize, buf: &B, m: &Meta) -> Fate {
+        let payload = buf.bytes().get(m.payload()).unwrap_or(&[]);
+        self.check_output_bytes(f, i, m.seq, payload)
+    }
+
+    /// [`Self::check_output`] of `payload`, leg `i`'s output at its sequence `rseq`.
+    fn check_output_bytes(&mut self, f: &mut Flow, i: usize, rseq: Seq, payload: &[u8]) -> Fate {
         let n = f.n_legs as usize;
         let active = f.active as usize;
         let others = (0..n)
@@ -2111,17 +2126,17 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 checked: 0,
             }
         };
-        let seq = m.seq.wrapping_sub(f.legs[i].delta);
+        let seq = rseq.wrapping_sub(f.legs[i].delta);
         if i == active && f.catch_up.is_some() && seq > f.checks[i].at {
-            // Catching up: past a gap nothing is kept (see `Check::drop_pieces`). A
-            // duplicate ack, as its peer would send, makes the replica send the gap again.
+            // Catching up, past a gap: not digested here (see `Check::drop_pieces`; the
+            // caller holds it, `catch_up_out_of_order`). A duplicate ack, as its peer
+            // would send, makes the replica send the gap again.
             let ack = f.checks[i].at.wrapping_add(f.legs[i].delta);
             if self.synth_to_leg(f, i, TcpFlags::ACK, ack) {
                 self.c.acks_to_replica += 1;
             }
             return Fate::Keep;
         }
-        let payload = buf.bytes().get(m.payload()).unwrap_or(&[]);
         let held = HeldView {
             pool: self.hold,
             legs: &f.legs[..n],
@@ -2178,6 +2193,58 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             }
         }
         Fate::Keep
+    }
+
+    /// §3.12, a leg catching up: its segment past a gap is held (not digested: its
+    /// check must pass the point it is compared at byte by byte), to be digested in order
+    /// once the gap is filled (`feed_held_in_order`), so that the replica resends only
+    /// the gap, not all it sent after it. Without room it is dropped: resent later.
+    fn catch_up_out_of_order(&mut self, f: &mut Flow, i: usize, buf: B, m: &Meta) {
+        let leg = &mut f.legs[i];
+        let len = m.seq_len();
+        if !self.make_room(leg, len, None) {
+            self.c.drop(DropReason::HoldBudget);
+            return;
+        }
+        let data = (m.payload().start as u32, m.payload_len);
+        match self.hold.push(&mut leg.hold, buf, m.seq, len, data) {
+            Ok(()) => self.c.drop(DropReason::Suppressed),
+            Err(_) => self.c.drop(DropReason::HoldBudget),
+        }
+    }
+
+    /// §3.12, a leg catching up: digests its held segments that the last one made in
+    /// order (copied out of the hold, as `check_output` digests a segment in hand).
+    fn feed_held_in_order(&mut self, f: &mut Flow, i: usize) -> Fate {
+        let mut scratch = [0u8; 9216];
+        loop {
+            if f.catch_up.is_none() || f.active as usize != i {
+                return Fate::Keep;
+            }
+            let (at, delta) = (f.checks[i].at, f.legs[i].delta);
+            let mut next = None;
+            self.hold.each(&f.legs[i].hold, |buf, rseq, (off, len)| {
+                let vseq = rseq.wrapping_sub(delta);
+                if len == 0 || vseq > at || vseq.wrapping_add(len) <= at {
+                    return true;
+                }
+                let payload = buf.bytes().get(off as usize..(off + len) as usize);
+                if let Some(p) = payload.filter(|p| p.len() <= scratch.len()) {
+                    scratch[..p.len()].copy_from_slice(p);
+                    next = Some((rseq, p.len()));
+                }
+                false
+            });
+            let Some((rseq, n)) = next else {
+                return Fate::Keep;
+            };
+            if self.check_output_bytes(f, i, rseq, &scratch[..n]) == Fate::Remove {
+                return Fate::Remove;
+            }
+            if f.checks[i].at == at {
+                return Fate::Keep;
+            }
+        }
     }
 
     /// Records what leg `i` has sent and acknowledged.

@@ -172,7 +172,7 @@ fn failover_simulation() {
         assert!(kills >= 200, "only {kills} kill points ran");
         // A replay may end in a RST on these lossy links: the dead replica's output had a
         // gap the client holds data past, or the new one stalled on losses for 10 s. At
-        // 2026-12-06 30 of 32 were spliced; fewer than 80 % is a regression.
+        // 2026-12-06 31 of 32 were spliced; fewer than 80 % is a regression.
         assert!(
             !honest.is_empty() && spliced * 10 >= honest.len() * 8,
             "only {spliced} of {} replays spliced",
