@@ -93,8 +93,9 @@
 //!   replays a flow's whole stream to bring up a new standby, `scope` is `stream` and
 //!   `methods`, `exclude_headers` and `fin_hold` are refused; in reconnect mode `methods`
 //!   and `exclude_headers` only with `scope: http1`. `limit` greater than zero (0, no
-//!   log, in mirror mode only) and at most one worker's share of
-//!   `limits.replay_bytes_total` (a default limit that does not fit is reported there).
+//!   log, in mirror mode only), below 2GiB (a log spans sequence numbers) and at most one
+//!   worker's share of `limits.replay_bytes_total` (a default limit that does not fit is
+//!   reported there).
 //!   `methods`: 1 to 16 distinct HTTP methods (RFC 9110 tokens of at most 32 characters,
 //!   case-sensitive, a standard one in lower case refused), never `POST`, `PATCH` (not
 //!   idempotent), `PUT`, `DELETE` (idempotent in effect, not in their answers) or

@@ -905,6 +905,16 @@ fn check_replay(
                 "0 in reconnect mode: no flow could be replayed (for no protection, mode: forward)",
             );
         }
+    } else if limit >= 1 << 31 {
+        // A log spans TCP sequence numbers: past 2^31 bytes they no longer order.
+        c.bad(
+            &lp,
+            format!(
+                "{}: a flow's log is at most 2GiB less a byte (TCP sequence numbers order \
+                 only within 2^31)",
+                format_size(limit)
+            ),
+        );
     } else if let Some((share, how)) = budget.share() {
         if limit > share {
             c.bad(

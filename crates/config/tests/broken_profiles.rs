@@ -968,6 +968,17 @@ fn replay_limit_zero_in_reconnect_mode() {
 }
 
 #[test]
+fn replay_limit_past_what_sequence_numbers_order() {
+    rejects_exactly(
+        &with_replay("reconnect", &["limit: 2GiB"]),
+        &format!(
+            "configs/bad.yaml:20:14: services[0].replay.limit: 2GiB: a flow's log is at most \
+             2GiB less a byte (TCP sequence numbers order only within 2^31) (allowed: {LIMIT})"
+        ),
+    );
+}
+
+#[test]
 fn replay_limit_above_a_workers_share() {
     // BASE has two workers: each has half of the default 256MiB.
     rejects_exactly(

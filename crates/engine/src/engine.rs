@@ -1564,7 +1564,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             // First what the client says, so that a failover below replays only what
             // the client still lacks.
             self.record_client(f, &buf, m);
-            self.log_client(f, &buf, m);
+            if self.log_client(f, &buf, m) == Fate::Remove {
+                return Fate::Remove;
+            }
         }
         if f.phase == FlowPhase::SynAckSent && m.ack == f.visible_isn.wrapping_add(1) {
             // The client acked the SYN-ACK: the handshake is complete (§3.11).
@@ -1661,6 +1663,13 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             }
             // §3.8: a client RST goes to every replica; the flow ends with it.
             self.copy_to_legs(f, buf, m);
+            // A new replica being replayed to has had the log up to `next` only.
+            if let Some(r) = f.replay {
+                let i = usize::from(r.leg);
+                if f.legs[i].alive && f.legs[i].answered {
+                    self.synth_rst_to_leg(f, i, r.next);
+                }
+            }
             return Fate::Remove;
         }
         let right = f.edge_sent.later(f.ack_sent).wrapping_add(1);
@@ -1955,7 +1964,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         self.heard_from(f, i);
         self.update_leg(f, i, &buf, m);
         if f.replay.is_some_and(|r| usize::from(r.leg) == i) {
-            self.replay_progress(f);
+            let pure = m.payload_len == 0 && !flags.contains(TcpFlags::FIN);
+            self.replay_progress(f, pure);
         }
         if self.check_divergence(f) == Fate::Remove {
             return Fate::Remove;
@@ -2029,7 +2039,12 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             return Err(DropReason::NoAck);
         }
         let leg_wnd = u32::from(u16::MAX) << leg.wscale;
-        if m.ack > f.client_snd_nxt || m.ack < leg.ack.wrapping_sub(leg_wnd) {
+        // A new replica being replayed to has been sent the log up to `next` only.
+        let sent = match f.replay {
+            Some(r) if usize::from(r.leg) == i => r.next,
+            _ => f.client_snd_nxt,
+        };
+        if m.ack > sent || m.ack < leg.ack.wrapping_sub(leg_wnd) {
             return Err(DropReason::AckOutOfWindow);
         }
         let wnd = f.client_max_wnd.max(1);
@@ -2329,9 +2344,10 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         let vstart = m.seq.wrapping_sub(leg.delta);
         let mut vend = vstart.wrapping_add(m.seq_len());
         let mut strip_fin = false;
+        let mut fin_at = None;
         if m.flags.contains(TcpFlags::FIN) {
             match self.fin_agreed(f) {
-                Some(v) => f.fin_sent = Some(v),
+                Some(v) => fin_at = Some(v),
                 None => {
                     strip_fin = true;
                     vend = vend.wrapping_sub(1);
@@ -2352,6 +2368,10 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             // Nothing the client lacks: a stripped bare FIN, or bytes it already acked.
             self.c.drop(DropReason::Suppressed);
             return;
+        }
+        // The FIN is sent only now that the segment goes (not when it was suppressed).
+        if fin_at.is_some() {
+            f.fin_sent = fin_at;
         }
         if strip_fin {
             let mut tcp = m.tcp_mut(buf.bytes_mut());
@@ -2976,6 +2996,12 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             self.c.drop(DropReason::DeadLeg);
             return self.kill_leg(f, i);
         }
+        if f.replay.is_some_and(|r| usize::from(r.leg) == i) && !f.legs[i].answered {
+            // The new replica refused the replay's SYN: the client gets a RST at its
+            // sequence, counted.
+            f.legs[i].alive = false;
+            return self.replay_failed(f, Why::Refused);
+        }
         if !last {
             self.signal(&mut f.legs[i], SignalKind::UnmatchedRst);
             self.c.drop(DropReason::DeadLeg);
@@ -3322,12 +3348,12 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
     /// Reconnect mode: an accepted client segment's bytes go to the flow's log (opened
     /// at the byte after the SYN by the first). A log that ends (limit, gap, full arena)
     /// leaves the flow unprotected.
-    fn log_client(&mut self, f: &mut Flow, buf: &B, m: &Meta) {
+    fn log_client(&mut self, f: &mut Flow, buf: &B, m: &Meta) -> Fate {
         if m.payload_len == 0 {
-            return;
+            return Fate::Keep;
         }
         let Some(rc) = self.replay_config(f) else {
-            return;
+            return Fate::Keep;
         };
         if f.log.state == LogState::Off {
             self.logs.open(&mut f.log, f.client_isn.wrapping_add(1));
@@ -3335,11 +3361,17 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         let payload = buf.bytes().get(m.payload()).unwrap_or(&[]);
         if let Appended::Ended(_) = self.logs.append(&mut f.log, m.seq, payload, rc.limit) {
             self.c.replay_logs_ended += 1;
+            if f.replay.is_some() {
+                // The new replica gets the client's bytes only from the log: it cannot
+                // be given these.
+                return self.replay_failed(f, Why::Overflow);
+            }
             if !f.unprotected {
                 f.unprotected = true;
                 self.c.flows_unprotected += 1;
             }
         }
+        Fate::Keep
     }
 
     /// The flow's last replica died: a new connection to a live one, with the client's
@@ -3600,6 +3632,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         // acks clock the rest out (a long log sent at once overflows the port's queue,
         // and what is lost there is sent again).
         let mut budget = REPLAY_SEGMENTS_PER_CALL;
+        let mut sent_any = false;
         while budget > 0 && r.next < end && r.next < edge && self.out.tx_room() > REPLAY_TX_ROOM {
             budget -= 1;
             let room = end
@@ -3634,6 +3667,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             ) {
                 break;
             }
+            sent_any = true;
             r.next = r.next.wrapping_add(len);
             self.c.replayed_bytes += u64::from(len);
         }
@@ -3658,18 +3692,30 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 Side::Inside,
                 &spec,
             ) {
+                sent_any = true;
                 r.next = r.next.wrapping_add(1);
             }
         }
-        f.legs[i].acked_to = f.legs[i].acked_to.later(ack);
         f.replay = Some(r);
+        // Only what went out carried the ack (otherwise the client's own acks, passed by
+        // `ack_leg_if_behind`, would be taken as sent already). After the catch-up, with
+        // nothing of the log to carry it, the client's ack goes alone: its segments do
+        // not reach a leg still being replayed to.
+        if sent_any {
+            f.legs[i].acked_to = f.legs[i].acked_to.later(ack);
+        } else if f.catch_up.is_none()
+            && ack > f.legs[i].acked_to
+            && self.synth_to_leg(f, i, TcpFlags::ACK, ack)
+        {
+            self.c.acks_to_replica += 1;
+        }
         self.replay_done(f);
     }
 
     /// An accepted segment of the new replica: it is alive and working through the log
     /// (a long log's answer takes a while to check); more of the log goes if its ack or
     /// window moved.
-    fn replay_progress(&mut self, f: &mut Flow) {
+    fn replay_progress(&mut self, f: &mut Flow, pure_ack: bool) {
         let Some(r) = f.replay.as_mut() else {
             return;
         };
@@ -3679,9 +3725,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             r.acked = ack;
             r.progress_at = self.now;
             r.dup_acks = 0;
-        } else if ack < r.next {
+        } else if pure_ack && ack < r.next {
             // Its ack stuck below what was sent: a replayed segment was lost. The third
-            // duplicate sends the log again from there (fast retransmit).
+            // duplicate (a pure ACK, RFC 5681) sends the log again from there.
             r.dup_acks = r.dup_acks.saturating_add(1);
             if r.dup_acks == 3 {
                 r.next = ack.later(f.log.start);

@@ -405,3 +405,115 @@ fn a_fin_held_from_a_replica_that_dies_replays_the_flow() {
     assert_eq!(syn.seq, c1 - 1);
     assert_eq!(lab.engine.counters().reconnects, 1);
 }
+#[test]
+fn a_replay_syn_refused_by_the_new_replicas_rst_gives_the_client_a_counted_rst_at_its_sequence() {
+    let mut lab = Lab::reconnecting();
+    let (c1, p1, _) = two_requests_then_primary_dies(&mut lab);
+    fail_primary(&mut lab);
+    let out = lab.send(Seg {
+        seq: 0,
+        ack: c1,
+        flags: TcpFlags::RST | TcpFlags::ACK,
+        opts: Opts::NONE,
+        ..Seg::BACKUP
+    });
+    let to_client = to(&out, CLIENT);
+    let c = lab.engine.counters().clone();
+    assert!(
+        to_client
+            .iter()
+            .any(|s| s.flags.contains(TcpFlags::RST) && s.seq == p1 + 400),
+        "a RST the client takes: {to_client:#?}"
+    );
+    assert_eq!(c.flows_lost, 1, "{c:#?}");
+}
+
+#[test]
+fn a_log_that_overflows_during_a_replay_ends_it_at_once_with_a_rst() {
+    let mut lab = Lab::reconnecting();
+    let (p, b) = (lab.p, lab.b);
+    let cfg = tandem_engine::EngineConfig {
+        services: vec![tandem_engine::Service {
+            replay: Some(tandem_engine::ReplayConfig {
+                limit: 100,
+                ..tandem_engine::ReplayConfig::default()
+            }),
+            ..tandem_testkit::fixture::reconnect(&[p, b])
+        }],
+        replay_bytes_total: 1 << 20,
+        ..config()
+    };
+    lab.rig = Rig::new(cfg, lab.replicas.clone());
+    let (c1, _p1, stream) = two_requests_then_primary_dies(&mut lab);
+    let b1 = Hs::default().bisn + 1;
+    fail_primary(&mut lab);
+    backup_answers_syn(&mut lab, c1);
+    // The backup acks the log.
+    lab.send(Seg {
+        seq: b1,
+        ack: c1 + 14,
+        opts: Opts::ts(80_001, 104),
+        ..Seg::BACKUP
+    });
+    // The client sends 200 more bytes: past the limit of 100.
+    let body = [9u8; 200];
+    let out = lab.send(Seg {
+        seq: c1 + 14,
+        ack: _p1 + 400,
+        opts: Opts::ts(105, 5002),
+        payload: &body,
+        ..Seg::CLIENT
+    });
+    // The new replica can be given the client's bytes only from the log: a RST at once.
+    assert!(
+        to(&out, CLIENT)
+            .iter()
+            .any(|s| s.flags.contains(TcpFlags::RST)),
+        "{out:#?}"
+    );
+    let c = lab.engine.counters().clone();
+    assert_eq!(
+        (c.reconnects_overflow, c.flows_lost, c.flows),
+        (1, 1, 0),
+        "{c:#?}"
+    );
+    let _ = stream;
+}
+
+/// After the catch-up, while the log is not all acked, the client's ack of the new
+/// replica's output reaches the new replica.
+#[test]
+fn the_clients_ack_during_a_replay_reaches_the_new_replica() {
+    let mut lab = Lab::reconnecting();
+    let (c1, p1, stream) = two_requests_then_primary_dies(&mut lab);
+    let b1 = Hs::default().bisn + 1;
+    fail_primary(&mut lab);
+    backup_answers_syn(&mut lab, c1);
+    // It answers both, but its ack covers the first request only so far.
+    lab.send(Seg {
+        seq: b1,
+        ack: c1 + 7,
+        opts: Opts::ts(80_001, 104),
+        payload: &stream[..400],
+        ..Seg::BACKUP
+    });
+    let out = lab.send(Seg {
+        seq: b1 + 400,
+        ack: c1 + 7,
+        opts: Opts::ts(80_002, 104),
+        payload: &stream[400..800],
+        ..Seg::BACKUP
+    });
+    assert_eq!(one(&out, CLIENT).payload, &stream[400..800]);
+    let out = lab.send(Seg {
+        seq: c1 + 14,
+        ack: p1 + 800,
+        opts: Opts::ts(105, 5003),
+        ..Seg::CLIENT
+    });
+    let acks: Vec<u32> = to(&out, BACKUP).iter().map(|s| s.ack).collect();
+    assert!(
+        acks.iter().any(|&a| a == b1 + 800),
+        "the backup is told the client has its 800 bytes: {out:#?}"
+    );
+}
