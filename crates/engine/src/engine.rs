@@ -2039,9 +2039,10 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             return Err(DropReason::NoAck);
         }
         let leg_wnd = u32::from(u16::MAX) << leg.wscale;
-        // A new replica being replayed to has been sent the log up to `next` only.
+        // A new replica being replayed to has been sent the log up to `high` only
+        // (`next` may have gone back to resend).
         let sent = match f.replay {
-            Some(r) if usize::from(r.leg) == i => r.next,
+            Some(r) if usize::from(r.leg) == i => r.high,
             _ => f.client_snd_nxt,
         };
         if m.ack > sent || m.ack < leg.ack.wrapping_sub(leg_wnd) {
@@ -3439,6 +3440,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         f.replay = Some(Replaying {
             leg: slot as u8,
             next: f.log.start,
+            high: f.log.start,
             acked: f.log.start,
             dup_acks: 0,
             since: self.now,
@@ -3669,6 +3671,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             }
             sent_any = true;
             r.next = r.next.wrapping_add(len);
+            r.high = r.high.later(r.next);
             self.c.replayed_bytes += u64::from(len);
         }
         // The client closed its side after the log: so does the replay (its FIN is
@@ -3694,6 +3697,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             ) {
                 sent_any = true;
                 r.next = r.next.wrapping_add(1);
+                r.high = r.high.later(r.next);
             }
         }
         f.replay = Some(r);

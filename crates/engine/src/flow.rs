@@ -234,6 +234,9 @@ pub struct Replaying {
     pub leg: u8,
     /// The next client byte to send it from the log.
     pub next: Seq,
+    /// The end of what was sent it so far (`next` goes back to resend; its acks may
+    /// reach up to here).
+    pub high: Seq,
     /// The most of the log it acked so far.
     pub acked: Seq,
     /// Its acks since `acked` last moved, while some of the log was unacked.
