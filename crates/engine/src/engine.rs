@@ -2039,13 +2039,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             return Err(DropReason::NoAck);
         }
         let leg_wnd = u32::from(u16::MAX) << leg.wscale;
-        // A new replica being replayed to has been sent the log up to `high` only
-        // (`next` may have gone back to resend).
-        let sent = match f.replay {
-            Some(r) if usize::from(r.leg) == i => r.high,
-            _ => f.client_snd_nxt,
-        };
-        if m.ack > sent || m.ack < leg.ack.wrapping_sub(leg_wnd) {
+        if m.ack > f.client_snd_nxt || m.ack < leg.ack.wrapping_sub(leg_wnd) {
             return Err(DropReason::AckOutOfWindow);
         }
         let wnd = f.client_max_wnd.max(1);
