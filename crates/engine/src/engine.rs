@@ -3628,7 +3628,6 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         // acks clock the rest out (a long log sent at once overflows the port's queue,
         // and what is lost there is sent again).
         let mut budget = REPLAY_SEGMENTS_PER_CALL;
-        let mut sent_any = false;
         while budget > 0 && r.next < end && r.next < edge && self.out.tx_room() > REPLAY_TX_ROOM {
             budget -= 1;
             let room = end
@@ -3663,7 +3662,6 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             ) {
                 break;
             }
-            sent_any = true;
             r.next = r.next.wrapping_add(len);
             r.high = r.high.later(r.next);
             self.c.replayed_bytes += u64::from(len);
@@ -3689,24 +3687,12 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 Side::Inside,
                 &spec,
             ) {
-                sent_any = true;
                 r.next = r.next.wrapping_add(1);
                 r.high = r.high.later(r.next);
             }
         }
         f.replay = Some(r);
-        // Only what went out carried the ack (otherwise the client's own acks, passed by
-        // `ack_leg_if_behind`, would be taken as sent already). After the catch-up, with
-        // nothing of the log to carry it, the client's ack goes alone: its segments do
-        // not reach a leg still being replayed to.
-        if sent_any {
-            f.legs[i].acked_to = f.legs[i].acked_to.later(ack);
-        } else if f.catch_up.is_none()
-            && ack > f.legs[i].acked_to
-            && self.synth_to_leg(f, i, TcpFlags::ACK, ack)
-        {
-            self.c.acks_to_replica += 1;
-        }
+        f.legs[i].acked_to = f.legs[i].acked_to.later(ack);
         self.replay_done(f);
     }
 
