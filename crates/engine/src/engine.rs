@@ -3471,17 +3471,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         {
             opts.window_scale(ws);
         }
-        let spec = to_leg(
-            f,
-            &leg,
-            mac,
-            TcpFlags::SYN,
-            f.client_isn.0,
-            0,
-            f.client_window,
-            opts.as_bytes(),
-        );
-        self.emit(Side::Inside, &spec);
+        self.emit(Side::Inside, &syn_to_leg(f, &leg, mac, opts.as_bytes()));
     }
 
     /// A replay that cannot go on: RST to the client (and the new replica), counted.
@@ -3863,17 +3853,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 self.c.drop(DropReason::NoNeighbour);
                 continue;
             };
-            let spec = to_leg(
-                f,
-                &leg,
-                mac,
-                TcpFlags::SYN,
-                f.client_isn.0,
-                0,
-                f.client_window,
-                opts.as_bytes(),
-            );
-            self.emit(Side::Inside, &spec);
+            self.emit(Side::Inside, &syn_to_leg(f, &leg, mac, opts.as_bytes()));
         }
     }
 
@@ -4040,6 +4020,21 @@ fn to_leg<'o>(
         options,
         payload: &[],
     }
+}
+
+/// The client's SYN to `leg` (its ISN and window) with `options`: a SYN the replicas
+/// did not see from the client itself (a cookie-made flow, a replay).
+fn syn_to_leg<'o>(f: &Flow, leg: &Leg, mac: MacAddr, options: &'o [u8]) -> TcpBuild<'o> {
+    to_leg(
+        f,
+        leg,
+        mac,
+        TcpFlags::SYN,
+        f.client_isn.0,
+        0,
+        f.client_window,
+        options,
+    )
 }
 
 /// A new flow's legs on `chosen` (its replica set at `downs`, the down generation read
