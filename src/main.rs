@@ -342,7 +342,7 @@ fn check(path: &Path, json: bool) -> anyhow::Result<()> {
     let profile = tandem_config::load(path)?;
     print!("{}", describe(&profile));
     // A valid profile may still ask for what this build cannot run yet (a port range,
-    // replay scope http1, workers that split a flow): `run` refuses it, `check` says so.
+    // workers that split a flow): `run` refuses it, `check` says so.
     match tandem_runtime::runnable(&profile) {
         Ok(warnings) => {
             for w in warnings {

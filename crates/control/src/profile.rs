@@ -5,10 +5,11 @@
 //! - A port range (`port: 8000-8100`): the engine's `ServicePort` is `Any` or one port,
 //!   so a range is rejected with [`ProfileError::PortRange`] (a range covering every port,
 //!   `1-65535`, is taken as `any`).
-//! - `mode: reconnect`: the engine's `Service::replay` (its `limit`, `connect_timeout`
-//!   and `parallel`) with `replay: { scope: stream }`; `scope: http1` (request
-//!   boundaries, methods, excluded headers, `fin_hold`) is not implemented by the engine
-//!   yet and is rejected with [`ProfileError::ReplayHttp1`]. `limits.replay_bytes_total`
+//! - `mode: reconnect`: the engine's `Service::replay` (its `limit`, `connect_timeout`,
+//!   `parallel` and `fin_hold`); with `replay: { scope: http1 }` also `Service::http1`
+//!   (the `methods` and `exclude_headers`, which the framer keeps in fixed tables: the
+//!   profile's validation holds them to its limits, and a name the framer still cannot
+//!   take is [`ProfileError::Http1Rules`]). `limits.replay_bytes_total`
 //!   is shared out among the workers, as the hold budgets are. In mirror mode `replay`
 //!   (new standbys for running flows) is not used yet.
 //! - `mode: forward` (benchmarks): the engine's `Service::forward`; `copies` is 1 and
@@ -42,15 +43,18 @@ pub enum ProfileError {
         /// Last port of the range.
         last: u16,
     },
-    /// Reconnect mode with `replay: { scope: http1 }`, which the engine does not do yet.
-    #[error(
-        "services[{index}] ({name}): replay scope `http1` is not implemented yet (allowed: stream)"
-    )]
-    ReplayHttp1 {
+    /// `replay.methods` or `replay.exclude_headers` that the HTTP/1.1 framer cannot
+    /// hold.
+    #[error("services[{index}] ({name}): replay.{field}: {error}")]
+    Http1Rules {
         /// Index of the service in the profile.
         index: usize,
         /// Its name.
         name: String,
+        /// `methods` or `exclude_headers`.
+        field: &'static str,
+        /// What the framer said.
+        error: tandem_engine::http1::Error,
     },
     /// More replicas than the replica table holds.
     #[error("too many replicas: the replica table holds {0}")]
@@ -118,13 +122,24 @@ pub fn map_profile(
                 })
             }
         };
-        let replay = match s.mode {
+        let http1 = match s.mode {
             Mode::Reconnect if s.replay.scope == ReplayScope::Http1 => {
-                return Err(ProfileError::ReplayHttp1 {
+                let rules_error = |field, error| ProfileError::Http1Rules {
                     index,
                     name: s.name.clone(),
+                    field,
+                    error,
+                };
+                Some(tandem_engine::Http1Rules {
+                    methods: tandem_engine::http1::Methods::new(&s.replay.methods)
+                        .map_err(|e| rules_error("methods", e))?,
+                    exclude: tandem_engine::http1::Exclude::new(&s.replay.exclude_headers)
+                        .map_err(|e| rules_error("exclude_headers", e))?,
                 })
             }
+            _ => None,
+        };
+        let replay = match s.mode {
             Mode::Reconnect => Some(tandem_engine::ReplayConfig {
                 limit: u32::try_from(s.replay.limit).unwrap_or(u32::MAX),
                 connect_timeout_ns: ns(s.replay.connect_timeout),
@@ -162,6 +177,7 @@ pub fn map_profile(
             output_lag_ns: Some(s.health.output_lag.map_or(0, ns)),
             verify: s.verify,
             replay,
+            http1,
         });
     }
     let t = &profile.timeouts;
@@ -292,10 +308,18 @@ mod tests {
         p.services[0].mode = Mode::Reconnect;
         p.services[0].copies = 1;
         p.services[0].replay.scope = ReplayScope::Http1;
-        assert!(matches!(
-            map_profile(&p, MacAddr::ZERO, MacAddr::ZERO),
-            Err(ProfileError::ReplayHttp1 { .. })
-        ));
+        let m = map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).expect("http1 maps");
+        let rules = m.engine.services[0].http1.as_ref().expect("http1 rules");
+        assert!(rules.methods.allows(b"GET") && !rules.methods.allows(b"POST"));
+        // More methods than the framer keeps (it keeps HEAD and CONNECT besides).
+        p.services[0].replay.methods = (0..16).map(|k| format!("M{k}")).collect();
+        let e = map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).err();
+        assert!(
+            e.as_ref().is_some_and(|e| e
+                .to_string()
+                .starts_with("services[0] (lab): replay.methods")),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use tandem_wire::MacAddr;
 
+use crate::exchange::Http1Rules;
 use crate::hash::HashKey;
 use crate::replica::ReplicaId;
 
@@ -63,6 +64,11 @@ pub struct Service {
     /// answer is checked against what the client has before it goes on. `None`: no
     /// replay. `copies` is 1.
     pub replay: Option<ReplayConfig>,
+    /// Reconnect mode with `replay: http1` ([`crate::exchange`]): the replay starts at
+    /// the oldest request not fully answered, only idempotent requests are replayed, and
+    /// the check leaves the excluded header lines out. `None`: the whole stream
+    /// (`replay: stream`).
+    pub http1: Option<Http1Rules>,
 }
 
 /// How a reconnect-mode service replays (`services[].replay` in a profile).

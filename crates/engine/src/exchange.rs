@@ -216,7 +216,7 @@ impl Exchange {
 
     /// The check of a new replica's answer to the replay [`Exchange::plan`] planned:
     /// fed the replayed client bytes, then its output.
-    pub fn answer(&self) -> Answer {
+    pub fn answer(&self, plan: &Plan) -> Answer {
         // Its answer starts where the oldest outstanding response does (with nothing
         // outstanding, that is the stream's end): the digest there.
         let start = self.base;
@@ -231,6 +231,8 @@ impl Exchange {
             want: self.digest.crc,
             fed: 0,
             failed: false,
+            server: plan.server,
+            client_has: plan.client_has,
         }
     }
 
@@ -246,7 +248,7 @@ impl Exchange {
 }
 
 /// A new replica's answer, checked against what the client has.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Answer {
     http: Http1,
     digest: Digest,
@@ -257,19 +259,10 @@ pub struct Answer {
     /// Raw bytes of the new stream fed.
     pub fed: u64,
     failed: bool,
-}
-
-impl Default for Answer {
-    fn default() -> Answer {
-        Answer {
-            http: Http1::new(),
-            digest: Digest::default(),
-            target: 0,
-            want: 0,
-            fed: 0,
-            failed: false,
-        }
-    }
+    /// [`Plan::server`]: the old stream's offset of the new stream's first byte.
+    pub server: u64,
+    /// [`Plan::client_has`]: the splice point is this offset of the client's stream.
+    pub client_has: u64,
 }
 
 /// Where an answer's check stands after a segment.
@@ -398,7 +391,7 @@ impl Exchanges {
     }
 
     /// Starts `slot`'s answer; false when every answer slot is in use.
-    pub fn start_answer(&mut self, slot: u32) -> bool {
+    pub fn start_answer(&mut self, slot: u32, plan: &Plan) -> bool {
         let Some(x) = self.exchanges.get(slot as usize) else {
             return false;
         };
@@ -408,7 +401,7 @@ impl Exchanges {
         let Some(a) = self.free_answers.pop() else {
             return false;
         };
-        self.answers[a as usize] = x.answer();
+        self.answers[a as usize] = x.answer(plan);
         self.exchanges[slot as usize].answer = a;
         true
     }
@@ -418,6 +411,12 @@ impl Exchanges {
         let x = self.exchanges.get_mut(slot as usize)?;
         let a = self.answers.get_mut(x.answer as usize)?;
         Some((x, a))
+    }
+
+    /// How much of its new replica's output `slot`'s answer in progress took.
+    pub fn answer_fed(&self, slot: u32) -> Option<u64> {
+        let x = self.exchanges.get(slot as usize)?;
+        self.answers.get(x.answer as usize).map(|a| a.fed)
     }
 
     /// Ends `slot`'s answer (spliced or failed).
@@ -501,7 +500,7 @@ mod tests {
                     (plan.client, plan.server, plan.client_has),
                     (0, 0, has as u64)
                 );
-                let mut a = x.answer();
+                let mut a = x.answer(&x.plan().expect("replayable"));
                 a.client(REQ1, &rules);
                 let step = check(&mut a, &new, piece, &rules);
                 // The new header section is 7 bytes shorter (its Server line).
@@ -521,7 +520,7 @@ mod tests {
         let mut x = Exchange::default();
         x.client(REQ1, &rules);
         feed(&mut x, &old[..2000], 1460, &rules);
-        let mut a = x.answer();
+        let mut a = x.answer(&x.plan().expect("replayable"));
         a.client(REQ1, &rules);
         assert_eq!(check(&mut a, &new, 1460, &rules), Step::Mismatch);
     }
@@ -533,10 +532,10 @@ mod tests {
         let mut x = Exchange::default();
         x.client(REQ1, &rules);
         feed(&mut x, &old[..2000], 1460, &rules);
-        let mut a = x.answer();
+        let mut a = x.answer(&x.plan().expect("replayable"));
         a.client(REQ1, &rules);
         assert_eq!(check(&mut a, &old[..1500], 100, &rules), Step::More);
-        let mut a = x.answer();
+        let mut a = x.answer(&x.plan().expect("replayable"));
         a.client(REQ1, &rules);
         assert_eq!(
             check(&mut a, b"SSH-2.0-OpenSSH_9.2\r\n", 100, &rules),
@@ -562,7 +561,7 @@ mod tests {
         assert_eq!(plan.server, first.len() as u64);
         assert_eq!(plan.client_has, stream.len() as u64);
         // The new replica is sent the second request only, and answers it alone.
-        let mut a = x.answer();
+        let mut a = x.answer(&x.plan().expect("replayable"));
         a.client(REQ2, &rules);
         let new = response("bb", "d2", &body(4000, 3));
         assert_eq!(check(&mut a, &new, 536, &rules), Step::Spliced(1000 + 1));
@@ -580,7 +579,7 @@ mod tests {
             (plan.client, plan.server),
             (REQ1.len() as u64, r.len() as u64)
         );
-        assert_eq!(x.answer().at_start(), Step::Spliced(0));
+        assert_eq!(x.answer(&plan).at_start(), Step::Spliced(0));
     }
 
     #[test]
@@ -612,7 +611,7 @@ mod tests {
         let mut x = Exchange::default();
         x.client(REQ1, &rules);
         feed(&mut x, &old[..1500], 1460, &rules);
-        let mut a = x.answer();
+        let mut a = x.answer(&x.plan().expect("replayable"));
         a.client(REQ1, &rules);
         let Step::Spliced(r) = check(&mut a, &new[..2000], 2000, &rules) else {
             panic!("not spliced");
@@ -644,10 +643,15 @@ mod tests {
         assert_ne!(a, NONE);
         assert_ne!(b, NONE);
         assert_eq!(t.take(), NONE);
-        assert!(t.start_answer(a));
-        assert!(!t.start_answer(b));
+        let plan = Plan {
+            client: 0,
+            server: 0,
+            client_has: 0,
+        };
+        assert!(t.start_answer(a, &plan));
+        assert!(!t.start_answer(b, &plan));
         t.release(a);
-        assert!(t.start_answer(b));
+        assert!(t.start_answer(b, &plan));
         assert_eq!(t.in_use(), 1);
     }
 }

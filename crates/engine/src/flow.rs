@@ -222,6 +222,9 @@ pub struct Flow {
     pub log: ClientLog,
     /// Reconnect mode: the replay in progress, after the flow's replica died.
     pub replay: Option<Replaying>,
+    /// Reconnect mode, `replay: http1`: its slot in the worker's exchanges
+    /// ([`crate::exchange`]), taken at its first byte.
+    pub exchange: Option<u32>,
 }
 
 /// A replay in progress (DESIGN §2, reconnect mode): Tandem opened a connection to a live

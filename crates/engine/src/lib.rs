@@ -53,6 +53,7 @@ pub use buffer::{BufferPool, PacketBuf, VecPool};
 pub use config::{EngineConfig, ReplayConfig, Service, ServicePort, MAX_POOL};
 pub use counters::{Accumulate, CounterFamily, CounterKind, CounterSet, CounterSpec};
 pub use engine::{Engine, BURST, CHALLENGE_GAP_NS};
+pub use exchange::Http1Rules;
 pub use flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, Replaying, MAX_COPIES};
 pub use hash::HashKey;
 pub use output::{Counters, DropReason, Output, Side, Signal, SignalKind, Tx};
