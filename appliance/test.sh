@@ -73,10 +73,10 @@ else
     echo "e2e diverged: skipped: needs root (run appliance/e2e/diverged.sh verify|off as root)"
 fi
 
-step "end-to-end: reconnect mode, replay: stream (appliance/e2e/reconnect.sh)"
+step "end-to-end: reconnect mode, replay: stream and http1 (appliance/e2e/reconnect.sh)"
 if [ "$(id -u)" = 0 ]; then
     failed=()
-    for case in stream-kill stream-silence stream-drop; do
+    for case in stream-kill stream-silence stream-drop http; do
         TANDEM_E2E_NO_BUILD=1 appliance/e2e/reconnect.sh "$case" || failed+=("$case")
     done
     if [ ${#failed[@]} -gt 0 ]; then

@@ -3491,6 +3491,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             heard_at: self.now,
             progress_at: self.now,
             queued: false,
+            answering: self.http1_rules(f).is_some(),
         });
         self.c.reconnects += 1;
         self.c.reconnects_in_progress += 1;
@@ -4125,6 +4126,9 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         };
         x.spliced(after, rules);
         self.exchanges.end_answer(slot);
+        if let Some(rp) = f.replay.as_mut() {
+            rp.answering = false;
+        }
         self.replay_checked(f, r);
     }
 
@@ -4249,6 +4253,11 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
 fn replay_window(f: &Flow, i: usize, leg: &Leg) -> u16 {
     let field = rescale(f.client_window, f.client_shift, leg.peer_wscale);
     match (f.replay, f.catch_up) {
+        // `replay: http1`: its answer up to the splice point goes to Tandem alone.
+        (Some(r), _) if usize::from(r.leg) == i && r.answering => {
+            let bytes = (u32::from(u16::MAX) << leg.peer_wscale).min(REPLAY_CATCH_UP_WINDOW);
+            scaled_window(bytes, leg.peer_wscale).max(1)
+        }
         (Some(r), Some(_)) if usize::from(r.leg) == i => {
             let bytes = (u32::from(field) << leg.peer_wscale).min(REPLAY_CATCH_UP_WINDOW);
             scaled_window(bytes, leg.peer_wscale).max(1)

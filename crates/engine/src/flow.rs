@@ -253,6 +253,9 @@ pub struct Replaying {
     pub heard_at: u64,
     /// The engine has it in its list of replays to time.
     pub queued: bool,
+    /// `replay: http1`: its answer is being checked up to the splice point
+    /// ([`crate::exchange::Answer`]); what it sends meanwhile goes to Tandem, not the client.
+    pub answering: bool,
 }
 
 impl Flow {
