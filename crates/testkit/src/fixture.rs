@@ -48,6 +48,7 @@ pub fn mirror(replicas: &[ReplicaId]) -> Service {
         output_lag_ns: None,
         verify: true,
         replay: None,
+        no_replica: tandem_engine::OnNoReplica::Reset,
     }
 }
 
