@@ -261,7 +261,8 @@ pub enum Selection {
     Ordered,
 }
 
-/// What a client's SYN gets when no replica of its service is live.
+/// What a client's SYN gets when no replica of its service is live (mirror and
+/// reconnect mode; forward mode, for stateless benchmark generators, drops either way).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum NoReplica {
