@@ -18,8 +18,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use tandem_config::{
     parse_duration, parse_size, Affinity, Device, Eal, Health, Ipv4Cidr, Lcores, Limits, LogFormat,
-    Logging, Management, Mode, Port, Ports, Profile, Replay, ReplayScope, Replica, Selection,
-    Service, ServicePort, Timeouts, WorkerAssignment,
+    Logging, Management, Mode, NoReplica, Port, Ports, Profile, Replay, ReplayScope, Replica,
+    Selection, Service, ServicePort, Timeouts, WorkerAssignment,
 };
 
 /// What `profile` makes.
@@ -194,6 +194,8 @@ fn build(kind: &Kind) -> Result<Profile> {
                 }],
                 // No probe ports: the generator answers no SYN.
                 health: Health::default(),
+                // Forward mode drops a segment with no live replica either way.
+                no_replica: NoReplica::Drop,
             };
             let limits = Limits {
                 flows_per_worker: *flows_per_worker,
@@ -238,6 +240,7 @@ fn build(kind: &Kind) -> Result<Profile> {
                     probe_ports: vec![probe],
                     ..Health::default()
                 },
+                no_replica: NoReplica::default(),
             };
             let limits = Limits {
                 flows_per_worker: 65536,
