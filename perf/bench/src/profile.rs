@@ -134,6 +134,12 @@ struct FromArgs {
     /// `logging.format`: human or json.
     #[arg(long, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
+    /// `port`: a port, a range like 8000-8100, or `any`.
+    #[arg(long)]
+    port: Option<ServicePort>,
+    /// `no_replica`: reset or drop.
+    #[arg(long, value_parser = parse_no_replica)]
+    no_replica: Option<NoReplica>,
 }
 
 /// The appliance's address on the clients' link: a /16, for the generators' clients from
@@ -350,6 +356,12 @@ fn from(args: &FromArgs) -> Result<Profile> {
         if let Some(limit) = args.replay_limit {
             s.replay.limit = limit;
         }
+        if let Some(port) = args.port {
+            s.port = port;
+        }
+        if let Some(action) = args.no_replica {
+            s.no_replica = action;
+        }
     }
     if let Some(wait) = args.synack_wait {
         p.timeouts.synack_wait = wait;
@@ -441,6 +453,14 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
         "on" => Ok(true),
         "off" => Ok(false),
         _ => Err(format!("`{s}`: on or off")),
+    }
+}
+
+fn parse_no_replica(s: &str) -> Result<NoReplica, String> {
+    match s {
+        "reset" => Ok(NoReplica::Reset),
+        "drop" => Ok(NoReplica::Drop),
+        _ => Err(format!("`{s}`: reset or drop")),
     }
 }
 
@@ -777,6 +797,25 @@ mod tests {
         assert_eq!(p.timeouts.synack_wait, Duration::from_millis(200));
         assert_eq!(p.services[0].health.probe_ports, [7000]);
         assert_eq!(p.services[0].replicas, lab.services[0].replicas);
+    }
+
+    #[test]
+    fn from_sets_a_port_range_and_no_replica() {
+        let path = lab_path();
+        let p = made(&[
+            "from",
+            path.to_str().unwrap(),
+            "--port",
+            "8000-8100",
+            "--probe-ports",
+            "8000",
+            "--no-replica",
+            "drop",
+        ]);
+        let s = &p.services[0];
+        assert_eq!(s.port, ServicePort::Range(8000, 8100));
+        assert_eq!(s.health.probe_ports, [8000]);
+        assert_eq!(s.no_replica, NoReplica::Drop);
     }
 
     #[test]
