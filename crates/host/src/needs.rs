@@ -116,16 +116,13 @@ impl Needs {
         }
     }
 
-    /// The PCI devices to bind, each once (two ports may be two functions of one NIC, but
-    /// never one device: validation refuses that).
+    /// The ports' PCI devices, outside first (two functions of one NIC are two devices;
+    /// one device for both ports is refused by validation).
     pub fn pci_devices(&self) -> Vec<&str> {
-        let mut list: Vec<&str> = self
-            .devices
+        self.devices
             .iter()
             .filter_map(|d| d.pci.as_deref())
-            .collect();
-        list.dedup();
-        list
+            .collect()
     }
 }
 
