@@ -4,7 +4,7 @@
 #   appliance/test.sh            everything
 #   TANDEM_FUZZ_SECONDS=60 appliance/test.sh    longer fuzz smoke runs (default 20 s each; 0 skips)
 #
-# The end-to-end steps (appliance/e2e/basic.sh, appliance/e2e/failover.sh for each
+# The end-to-end steps (appliance/e2e/basic.sh, appliance/e2e/ports.sh, appliance/e2e/failover.sh for each
 # failure kind, appliance/e2e/diverged.sh, appliance/e2e/reconnect.sh, appliance/e2e/pool.sh, appliance/e2e/workers.sh, appliance/e2e/hostile.sh) need root; without it, they say "skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +40,13 @@ if [ "$(id -u)" = 0 ]; then
     appliance/e2e/basic.sh
 else
     echo "e2e basic: skipped: needs root (run appliance/e2e/basic.sh as root)"
+fi
+
+step "end-to-end: a port range, and no_replica: drop (appliance/e2e/ports.sh)"
+if [ "$(id -u)" = 0 ]; then
+    TANDEM_E2E_NO_BUILD=1 appliance/e2e/ports.sh
+else
+    echo "e2e ports: skipped: needs root (run appliance/e2e/ports.sh as root)"
 fi
 
 step "end-to-end: failover in the lab, each failure kind (appliance/e2e/failover.sh)"

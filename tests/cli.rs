@@ -250,3 +250,133 @@ fn management_commands_print_the_answer_as_text_or_with_json_as_json() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn check_takes_a_port_range_and_run_would_too() {
+    let lab = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/lab.yaml"))
+        .expect("lab profile");
+    let dir = std::env::temp_dir().join(format!("tandem-cli-range-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("range.yaml");
+    let text = lab.replacen("port: any ", "port: 8000-8100 ", 1);
+    assert_ne!(text, lab, "lab.yaml has `port: any`");
+    std::fs::write(&path, text).expect("write");
+    let path = path.to_string_lossy().into_owned();
+    let (ok, out, err) = tandem(&["check", "--profile", &path]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("service lab: 198.18.0.100:8000-8100 mirror"),
+        "{out}"
+    );
+    assert!(out.contains("no_replica reset"), "{out}");
+    assert!(out.contains(&format!("{path}: ok\n")), "{out}");
+    assert!(!out.contains("refuses"), "{out}");
+}
+
+#[test]
+fn host_check_passes_the_lab_profile_here_with_nothing_to_bind() {
+    let (ok, out, err) = tandem(&["host", "check", "--profile", "configs/lab.yaml"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("ok    hugepages  not needed: the EAL runs with --no-huge"),
+        "{out}"
+    );
+    assert!(
+        out.contains("outside: net_af_packet0 is a virtual device (--vdev): nothing to bind"),
+        "{out}"
+    );
+    let (ok, out, _) = tandem(&[
+        "host",
+        "setup",
+        "--profile",
+        "configs/lab.yaml",
+        "--dry-run",
+    ]);
+    assert!(ok);
+    assert_eq!(out, "host setup: nothing to change\n");
+}
+
+/// A host with CPUs 0-7, no hugepages reserved, an IOMMU and the two-port profile's NICs
+/// on ixgbe: `host check` fails naming each fix, `host setup --dry-run` lists the changes.
+#[test]
+fn host_check_and_setup_name_what_an_unprepared_host_lacks() {
+    let root = std::env::temp_dir().join(format!("tandem-cli-host-{}", std::process::id()));
+    let put = |p: &str, text: &str| {
+        let p = root.join(p);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    };
+    put("proc/meminfo", "Hugepagesize:       2048 kB\n");
+    put("proc/mounts", "hugetlbfs /dev/hugepages hugetlbfs rw 0 0\n");
+    let node = "sys/devices/system/node/node0/hugepages/hugepages-2048kB";
+    put(&format!("{node}/nr_hugepages"), "0\n");
+    put(&format!("{node}/free_hugepages"), "0\n");
+    put("sys/devices/system/cpu/present", "0-7\n");
+    put("sys/devices/system/cpu/online", "0-7\n");
+    put("sys/kernel/iommu_groups/0/type", "DMA\n");
+    std::fs::create_dir_all(root.join("sys/bus/pci/drivers/ixgbe")).expect("mkdir");
+    for nic in ["0000:3b:00.0", "0000:3b:00.1"] {
+        put(&format!("sys/bus/pci/devices/{nic}/numa_node"), "0\n");
+        let _ = std::os::unix::fs::symlink(
+            "../../../bus/pci/drivers/ixgbe",
+            root.join(format!("sys/bus/pci/devices/{nic}/driver")),
+        );
+    }
+    let r = root.to_string_lossy().into_owned();
+    let profile = "configs/appliance-2port.yaml";
+    let (ok, out, err) = tandem(&["host", "check", "--profile", profile, "--root", &r]);
+    let (json_ok, json, _) = tandem(&[
+        "host",
+        "check",
+        "--profile",
+        profile,
+        "--root",
+        &r,
+        "--json",
+    ]);
+    let (dry_ok, dry, _) = tandem(&[
+        "host",
+        "setup",
+        "--profile",
+        profile,
+        "--root",
+        &r,
+        "--dry-run",
+    ]);
+    let _ = std::fs::remove_dir_all(&root);
+    assert!(!ok);
+    assert!(
+        // 3 as root; without CAP_IPC_LOCK the memlock limit is a fourth.
+        err.contains(" problems for configs/appliance-2port.yaml"),
+        "{err}"
+    );
+    assert!(
+        out.contains(
+            "FAIL  hugepages  node 0: 0 of 0 pages of 2048 kB free, 1024 needed (2048 MiB)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "fix: tandem host setup --profile {profile}, or: echo 1024 > /{node}/nr_hugepages"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("FAIL  device     inside: 0000:3b:00.1 is bound to ixgbe, not a DPDK driver, NUMA node 0"), "{out}");
+    assert!(
+        out.contains("modprobe vfio-pci && dpdk-devbind.py --bind=vfio-pci 0000:3b:00.1"),
+        "{out}"
+    );
+    assert!(!json_ok);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(v["passed"], false);
+    assert!(dry_ok);
+    assert_eq!(
+        dry,
+        "would change: hugepages on node 0: 0 -> 1024\n\
+         would change: module vfio-pci loaded\n\
+         would change: 0000:3b:00.0 bound to vfio-pci (was ixgbe)\n\
+         would change: 0000:3b:00.1 bound to vfio-pci (was ixgbe)\n"
+    );
+}

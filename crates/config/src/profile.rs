@@ -261,6 +261,27 @@ pub enum Selection {
     Ordered,
 }
 
+/// What a client's SYN gets when no replica of its service is live (mirror and
+/// reconnect mode; forward mode, for stateless benchmark generators, drops either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NoReplica {
+    /// A RST, as from a closed port: the client fails at once ("connection refused").
+    #[default]
+    Reset,
+    /// Nothing: the client retransmits its SYN until a replica is back or it gives up.
+    Drop,
+}
+
+impl std::fmt::Display for NoReplica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NoReplica::Reset => "reset",
+            NoReplica::Drop => "drop",
+        })
+    }
+}
+
 /// A virtual service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Service {
@@ -291,6 +312,8 @@ pub struct Service {
     pub replicas: Vec<Replica>,
     /// Health checking and failover triggers.
     pub health: Health,
+    /// What a new connection's SYN gets while no replica is live (counted either way).
+    pub no_replica: NoReplica,
 }
 
 impl Service {

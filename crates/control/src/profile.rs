@@ -2,9 +2,10 @@
 //! need: the [`EngineConfig`] of every worker and the shared [`ReplicaTable`].
 //!
 //! What the engine cannot represent, and what is done about it:
-//! - A port range (`port: 8000-8100`): the engine's `ServicePort` is `Any` or one port,
-//!   so a range is rejected with [`ProfileError::PortRange`] (a range covering every port,
-//!   `1-65535`, is taken as `any`).
+//! - A port range (`port: 8000-8100`) is the engine's `ServicePort::Range`: a lookup
+//!   compares the port with its two ends, a cost that does not grow with the range (a
+//!   range covering every port, `1-65535`, is taken as `any`).
+//! - `no_replica` (`reset`, the default, or `drop`): the engine's `Service::no_replica`.
 //! - `mode: reconnect`: the engine's `Service::replay` (its `limit`, `connect_timeout`,
 //!   `parallel` and `fin_hold`); with `replay: { scope: http1 }` also `Service::http1`
 //!   (the `methods` and `exclude_headers`, which the framer keeps in fixed tables: the
@@ -21,28 +22,13 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tandem_config::{Mode, Profile, ReplayScope, Selection, ServicePort as CfgPort};
-use tandem_engine::{EngineConfig, ReplicaId, ReplicaTable, Service, ServicePort};
+use tandem_config::{Mode, NoReplica, Profile, ReplayScope, Selection, ServicePort as CfgPort};
+use tandem_engine::{EngineConfig, OnNoReplica, ReplicaId, ReplicaTable, Service, ServicePort};
 use tandem_wire::MacAddr;
 
 /// A profile the runtime cannot run as written.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    /// The engine serves one port or every port of a VIP, not a range.
-    #[error(
-        "services[{index}] ({name}): port range {first}-{last} is not supported by the \
-         engine (allowed: `any` or a single port)"
-    )]
-    PortRange {
-        /// Index of the service in the profile.
-        index: usize,
-        /// Its name.
-        name: String,
-        /// First port of the range.
-        first: u16,
-        /// Last port of the range.
-        last: u16,
-    },
     /// `replay.methods` or `replay.exclude_headers` that the HTTP/1.1 framer cannot
     /// hold.
     #[error("services[{index}] ({name}): replay.{field}: {error}")]
@@ -113,14 +99,7 @@ pub fn map_profile(
             CfgPort::Any | CfgPort::Range(1, u16::MAX) => ServicePort::Any,
             CfgPort::Single(p) => ServicePort::Port(p),
             CfgPort::Range(first, last) if first == last => ServicePort::Port(first),
-            CfgPort::Range(first, last) => {
-                return Err(ProfileError::PortRange {
-                    index,
-                    name: s.name.clone(),
-                    first,
-                    last,
-                })
-            }
+            CfgPort::Range(first, last) => ServicePort::Range(first, last),
         };
         let http1 = match s.mode {
             Mode::Reconnect if s.replay.scope == ReplayScope::Http1 => {
@@ -178,6 +157,10 @@ pub fn map_profile(
             verify: s.verify,
             replay,
             http1,
+            no_replica: match s.no_replica {
+                NoReplica::Reset => OnNoReplica::Reset,
+                NoReplica::Drop => OnNoReplica::Drop,
+            },
         });
     }
     let t = &profile.timeouts;
@@ -288,21 +271,11 @@ mod tests {
         assert_eq!(m.map(|m| m.engine.services[0].port), Some(ServicePort::Any));
 
         p.services[0].port = CfgPort::Range(8000, 8100);
-        let e = map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).err();
-        assert!(
-            matches!(
-                e,
-                Some(ProfileError::PortRange {
-                    first: 8000,
-                    last: 8100,
-                    ..
-                })
-            ),
-            "{e:?}"
+        let m = map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).ok();
+        assert_eq!(
+            m.map(|m| m.engine.services[0].port),
+            Some(ServicePort::Range(8000, 8100))
         );
-        assert!(e
-            .map(|e| e.to_string())
-            .is_some_and(|t| t.contains("services[0] (lab): port range 8000-8100")));
 
         p.services[0].port = CfgPort::Any;
         p.services[0].mode = Mode::Reconnect;
@@ -320,6 +293,16 @@ mod tests {
                 .starts_with("services[0] (lab): replay.methods")),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn no_replica_maps_to_the_engine_reset_by_default_or_drop() {
+        let mut p = lab();
+        let m = map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).expect("maps");
+        assert_eq!(m.engine.services[0].no_replica, OnNoReplica::Reset);
+        p.services[0].no_replica = NoReplica::Drop;
+        let m = map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).expect("maps");
+        assert_eq!(m.engine.services[0].no_replica, OnNoReplica::Drop);
     }
 
     #[test]

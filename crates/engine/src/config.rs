@@ -16,6 +16,8 @@ pub enum ServicePort {
     Any,
     /// One port.
     Port(u16),
+    /// An inclusive range `first..=last`: two comparisons per lookup, whatever its size.
+    Range(u16, u16),
 }
 
 impl ServicePort {
@@ -25,8 +27,20 @@ impl ServicePort {
         match self {
             ServicePort::Any => true,
             ServicePort::Port(p) => p == port,
+            ServicePort::Range(first, last) => first <= port && port <= last,
         }
     }
+}
+
+/// What a SYN for a service with no live replica gets (`services[].no_replica`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum OnNoReplica {
+    /// A RST+ACK as a host with no listener sends (RFC 9293 §3.10.7.1), so the client
+    /// learns at once instead of after its SYN retransmissions.
+    #[default]
+    Reset,
+    /// Nothing: the client retransmits its SYN until a replica comes back or it gives up.
+    Drop,
 }
 
 /// Most replicas in one service's pool (room is reserved for them: `tandem add` does
@@ -69,6 +83,8 @@ pub struct Service {
     /// the check leaves the excluded header lines out. `None`: the whole stream
     /// (`replay: stream`).
     pub http1: Option<Http1Rules>,
+    /// What a SYN gets when no replica of the pool is live (counted either way).
+    pub no_replica: OnNoReplica,
 }
 
 /// How a reconnect-mode service replays (`services[].replay` in a profile).

@@ -55,7 +55,7 @@ use tandem_wire::tcp::option_kind;
 use tandem_wire::{EthernetFrame, Icmpv4Packet, Ipv4Packet, MacAddr, TcpFlags, TcpSegment};
 
 use crate::buffer::{BufferPool, PacketBuf};
-use crate::config::{EngineConfig, ReplayConfig, MAX_POOL};
+use crate::config::{EngineConfig, OnNoReplica, ReplayConfig, MAX_POOL};
 use crate::cookie::{self, SynOptions};
 use crate::exchange::{self, Exchanges, Fed, Http1Rules, Step};
 use crate::flow::Replaying;
@@ -607,7 +607,7 @@ impl<B: PacketBuf> Engine<B> {
         let downs = self.replicas.down_generation();
         let (chosen, n) = self.choose(si);
         if n == 0 {
-            self.counters.drop(DropReason::NoReplica);
+            self.refuse_no_replica(si, now, &buf, m, pool, out);
             return;
         }
         // §3.11, SYN floods: past the backlog a SYN makes no flow; Tandem answers it
@@ -1380,15 +1380,32 @@ impl<B: PacketBuf> Engine<B> {
         pool: &mut P,
         out: &mut Output<B>,
     ) {
+        if self.rst_as_host(side, now, buf, m, pool, out) {
+            self.counters.stray_resets += 1;
+        }
+    }
+
+    /// Answers the segment `m` with a RST as a host with no such connection would
+    /// (RFC 9293 §3.10.7.1), at most [`STRAY_RSTS_PER_PERIOD`] a period for this worker;
+    /// whether one was sent. Never for a RST.
+    fn rst_as_host<P: BufferPool<B>>(
+        &mut self,
+        side: Side,
+        now: u64,
+        buf: &B,
+        m: &Meta,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) -> bool {
         if m.flags.contains(TcpFlags::RST) {
-            return;
+            return false;
         }
         let (start, sent) = &mut self.stray_rst_period;
         if now.saturating_sub(*start) >= STRAY_RST_PERIOD_NS {
             (*start, *sent) = (now, 0);
         }
         if *sent >= STRAY_RSTS_PER_PERIOD {
-            return;
+            return false;
         }
         *sent += 1;
         let (seq, ack, flags) = if m.flags.contains(TcpFlags::ACK) {
@@ -1418,9 +1435,7 @@ impl<B: PacketBuf> Engine<B> {
             payload: &[],
         };
         let mut ctx = ctx!(self, pool, out, now);
-        if ctx.emit(side, &spec) {
-            self.counters.stray_resets += 1;
-        }
+        ctx.emit(side, &spec)
     }
 
     /// Whether a flow of the client endpoint of `m` (address and port) on the same port,
@@ -1468,6 +1483,32 @@ impl<B: PacketBuf> Engine<B> {
         }
         self.synack_queue.push_back((idx, key, deadline));
         true
+    }
+
+    /// A SYN for service `si`, none of whose replicas is live: a counted `no_replica`
+    /// drop, answered as the service says. With [`OnNoReplica::Reset`] the client gets a
+    /// RST+ACK as from a closed port (seq 0, ack its ISN + 1 + any SYN data), so it fails
+    /// at once ("connection refused") instead of after its SYN retransmissions. That RST
+    /// cannot make Tandem an amplifier: one at most per SYN, no larger than the SYN (a
+    /// 54-byte frame), to the SYN's source; and it shares the stray RSTs' limit (1000 a
+    /// second per worker), so a spoofed SYN flood at a dead service reflects no more than
+    /// that at its forged sources. A client whose RST the limit swallowed retransmits
+    /// its SYN and is answered then.
+    fn refuse_no_replica<P: BufferPool<B>>(
+        &mut self,
+        si: usize,
+        now: u64,
+        buf: &B,
+        m: &Meta,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) {
+        self.counters.drop(DropReason::NoReplica);
+        if self.cfg.services[si].no_replica == OnNoReplica::Reset
+            && self.rst_as_host(Side::Outside, now, buf, m, pool, out)
+        {
+            self.counters.no_replica_resets += 1;
+        }
     }
 }
 

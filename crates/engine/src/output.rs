@@ -329,6 +329,10 @@ crate::counters! {
         /// RSTs sent for segments of no flow, as a host answers them (rate-limited; the
         /// segments are also counted as `no_flow` drops).
         stray_resets: counter "tandem_stray_resets_total",
+        /// SYNs of a service with no live replica answered with a RST (`no_replica:
+        /// reset`, rate-limited with the stray RSTs; every such SYN is also a
+        /// `no_replica` drop).
+        no_replica_resets: counter "tandem_no_replica_resets_total",
         /// ICMP "fragmentation needed" about a flow's segment, translated and delivered
         /// to each of its replicas (path-MTU discovery through the appliance).
         icmp_frag_needed: counter "tandem_icmp_frag_needed_total",

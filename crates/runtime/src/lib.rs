@@ -118,7 +118,7 @@ const RING_SIZE: u32 = 4096;
 const MSG_RING_SIZE: u32 = 1024;
 
 /// Whether this build can run `profile` (a valid one may still ask for what the runtime
-/// does not do yet: a port range). Returns the warnings about what runs
+/// does not do yet). Returns the warnings about what runs
 /// differently from what it says.
 ///
 /// # Errors

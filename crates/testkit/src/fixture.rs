@@ -49,6 +49,7 @@ pub fn mirror(replicas: &[ReplicaId]) -> Service {
         verify: true,
         replay: None,
         http1: None,
+        no_replica: tandem_engine::OnNoReplica::Reset,
     }
 }
 
