@@ -250,3 +250,37 @@ fn management_commands_print_the_answer_as_text_or_with_json_as_json() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn generate_docs_writes_a_man_page_per_command_and_completions_without_itself() {
+    let out = std::env::temp_dir().join(format!("tandem-docs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let dir = out.to_string_lossy().into_owned();
+    let (ok, _, err) = tandem(&["generate-docs", "--out", &dir]);
+    assert!(ok, "{err}");
+    for page in [
+        "tandem.1",
+        "tandem-run.1",
+        "tandem-check.1",
+        "tandem-flows.1",
+    ] {
+        let text = std::fs::read_to_string(out.join("man").join(page))
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH "), "{page} is not a man page");
+    }
+    let run = std::fs::read_to_string(out.join("man/tandem-run.1")).unwrap_or_default();
+    // The synopsis as typed, the footer with the binary's version.
+    assert!(run.contains("tandem run"), "{run}");
+    assert!(run.contains("(git "), "{run}");
+    assert!(!out.join("man/tandem-generate-docs.1").exists());
+    for file in ["tandem.bash", "_tandem", "tandem.fish"] {
+        let text = std::fs::read_to_string(out.join("completions").join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(text.contains("check"), "{file}");
+        assert!(
+            !text.contains("generate-docs"),
+            "{file} offers the hidden command"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
