@@ -42,6 +42,9 @@ read -r name version description < <(cargo metadata --no-deps --format-version 1
     python3 -c 'import json, sys
 p = next(p for p in json.load(sys.stdin)["packages"] if p["name"] == "tandem")
 print(p["name"], p["version"], p["description"])')
+if [ "$name" != tandem ] || [ -z "$version" ]; then
+    die "cargo metadata gave no version of the tandem crate"
+fi
 arch=$(dpkg-architecture -qDEB_HOST_ARCH)
 out=$target/debian
 work=$(mktemp -d)
