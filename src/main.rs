@@ -24,10 +24,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tandem_config::{format_duration, LogFormat, Profile};
 use tandem_runtime::answer::Response;
 use tandem_runtime::mgmt::Request;
+
+mod docs;
 
 /// The version line: crate version, git revision, DPDK version found at build time.
 const VERSION: &str = concat!(
@@ -54,6 +56,9 @@ enum Format {
     Human,
     /// One JSON object per line.
     Json,
+    /// To the systemd journal, each event's fields as journal fields (human lines on
+    /// stderr where there is no journal).
+    Journald,
 }
 
 #[derive(Subcommand, Debug)]
@@ -150,6 +155,13 @@ enum Cmd {
         replica: String,
         #[command(flatten)]
         at: Manage,
+    },
+    /// Writes the man pages and shell completions under OUT (for packaging).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// The directory to write `man/` and `completions/` into.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -337,6 +349,23 @@ fn init_logging(format: Format, level: &str) {
     match format {
         Format::Human => builder.init(),
         Format::Json => builder.json().init(),
+        Format::Journald => match tracing_journald::layer() {
+            Ok(journal) => {
+                use tracing_subscriber::layer::SubscriberExt;
+                use tracing_subscriber::util::SubscriberInitExt;
+                let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+                tracing_subscriber::registry()
+                    .with(filter)
+                    .with(journal)
+                    .init();
+            }
+            Err(e) => {
+                // No journal here (a container, a test machine): the same events as lines.
+                builder.init();
+                tracing::warn!(error = %e, "no systemd journal; logging human lines to stderr");
+            }
+        },
     }
 }
 
@@ -485,6 +514,7 @@ fn run(path: &Path, format: Option<Format>, level: Option<String>) -> anyhow::Re
     let profile = tandem_config::load(path)?;
     let format = format.unwrap_or(match profile.logging.format {
         LogFormat::Json => Format::Json,
+        LogFormat::Journald => Format::Journald,
         LogFormat::Human => Format::Human,
     });
     let level = level.unwrap_or_else(|| profile.logging.level.as_str().to_owned());
@@ -559,6 +589,7 @@ fn main() -> ExitCode {
             },
         ),
         Cmd::Remove { replica, at } => manage(at, Request::Remove(replica.clone())),
+        Cmd::GenerateDocs { out } => docs::generate(Cli::command(), out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,11 +34,41 @@ fn check_prints_a_summary_of_the_shipped_profiles() {
     }
 }
 
+/// The lab's profile in reconnect mode with `replay: http1` and `methods` (a valid list,
+/// 16 names) that the HTTP/1.1 framer cannot hold besides HEAD and CONNECT: `check`
+/// takes it, `run` would not. Written to a file of its own; its path.
+fn profile_run_refuses() -> std::path::PathBuf {
+    let lab = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/lab.yaml"))
+        .expect("lab profile");
+    let methods: Vec<String> = (0..16).map(|k| format!("M{k}")).collect();
+    let text = lab
+        .replacen("    mode: mirror ", "    mode: reconnect ", 1)
+        .replacen(
+            "    copies: 2 ",
+            &format!(
+                "    replay: {{ scope: http1, methods: [{}] }}\n    copies: 1 ",
+                methods.join(", ")
+            ),
+            1,
+        );
+    let dir = std::env::temp_dir().join(format!("tandem-cli-refused-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("lab-refused.yaml");
+    std::fs::write(&path, text).expect("write profile");
+    path
+}
+
 #[test]
 fn check_says_what_run_would_refuse() {
+    let path = profile_run_refuses();
+    let (ok, out, err) = tandem(&["check", "--profile", &path.to_string_lossy()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("but `tandem run` refuses it: "), "{out}");
+    assert!(out.contains("replay.methods"), "{out}");
+    // The documented production profile (replay: http1 among its services) runs.
     let (ok, out, _) = tandem(&["check", "--profile", "configs/appliance-2port.yaml"]);
     assert!(ok);
-    assert!(out.contains("but `tandem run` refuses it: "), "{out}");
+    assert!(!out.contains("refuses"), "{out}");
 }
 
 #[test]
@@ -60,8 +90,13 @@ fn check_with_json_prints_the_profile_with_its_defaults_and_whether_run_takes_it
     ]);
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    assert_eq!(v["runnable"], false);
-    assert!(v["refused"].is_string(), "{out}");
+    assert_eq!(v["runnable"], true, "{out}");
+    let refused = profile_run_refuses();
+    let (ok, out, _) = tandem(&["check", "--profile", &refused.to_string_lossy(), "--json"]);
+    assert!(ok);
+    let r: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(r["runnable"], false);
+    assert!(r["refused"].is_string(), "{out}");
     // Sizes written with units are numbers of bytes in the document.
     assert_eq!(v["profile"]["limits"]["replay_bytes_total"], 256 << 20);
     assert_eq!(v["profile"]["services"][1]["replay"]["scope"], "http1");
@@ -379,4 +414,38 @@ fn host_check_and_setup_name_what_an_unprepared_host_lacks() {
          would change: 0000:3b:00.0 bound to vfio-pci (was ixgbe)\n\
          would change: 0000:3b:00.1 bound to vfio-pci (was ixgbe)\n"
     );
+}
+
+#[test]
+fn generate_docs_writes_a_man_page_per_command_and_completions_without_itself() {
+    let out = std::env::temp_dir().join(format!("tandem-docs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let dir = out.to_string_lossy().into_owned();
+    let (ok, _, err) = tandem(&["generate-docs", "--out", &dir]);
+    assert!(ok, "{err}");
+    for page in [
+        "tandem.1",
+        "tandem-run.1",
+        "tandem-check.1",
+        "tandem-flows.1",
+    ] {
+        let text = std::fs::read_to_string(out.join("man").join(page))
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH "), "{page} is not a man page");
+    }
+    let run = std::fs::read_to_string(out.join("man/tandem-run.1")).unwrap_or_default();
+    // The synopsis as typed, the footer with the binary's version.
+    assert!(run.contains("tandem run"), "{run}");
+    assert!(run.contains("(git "), "{run}");
+    assert!(!out.join("man/tandem-generate-docs.1").exists());
+    for file in ["tandem.bash", "_tandem", "tandem.fish"] {
+        let text = std::fs::read_to_string(out.join("completions").join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(text.contains("check"), "{file}");
+        assert!(
+            !text.contains("generate-docs"),
+            "{file} offers the hidden command"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
 }

@@ -596,6 +596,9 @@ pub enum LogFormat {
     Human,
     /// One JSON object per event.
     Json,
+    /// Straight to the systemd journal, each field of an event a journal field
+    /// (`journalctl -o verbose`); on stderr as human lines where there is no journal.
+    Journald,
 }
 
 /// Least severe level logged.
@@ -633,7 +636,7 @@ impl LogLevel {
 /// Log output.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Logging {
-    /// Human or JSON lines.
+    /// Human or JSON lines, or the journal's fields.
     pub format: LogFormat,
     /// Least severe level logged.
     pub level: LogLevel,

@@ -300,7 +300,7 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
             "a group name: 1 to 32 letters, digits, `.`, `_` or `-`, not starting with `-`"
         }
         "logging" => "a mapping with `format` and `level`",
-        "logging.format" => "human, json",
+        "logging.format" => "human, json, journald",
         "logging.level" => "error, warn, info, debug, trace",
         _ if in_port => match leaf {
             "device" => {

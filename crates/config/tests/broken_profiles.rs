@@ -349,6 +349,24 @@ fn mbuf_pool_too_small() {
 }
 
 /// `BASE` with a `management` section (lines 34 to 36) giving `group`.
+#[test]
+fn logging_format_journald_is_read() {
+    let text = format!("{BASE}logging:\n  format: journald\n");
+    match parse("configs/ok.yaml", &text) {
+        Ok(p) => assert_eq!(p.logging.format, tandem_config::LogFormat::Journald),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn logging_format_that_is_not_known_names_the_three_allowed() {
+    rejects(
+        &format!("{BASE}logging:\n  format: syslog\n"),
+        "configs/bad.yaml:35:11: logging.format: ",
+        "human, json, journald",
+    );
+}
+
 fn with_group(group: &str) -> String {
     format!("{BASE}management:\n  socket: /run/tandem/t.sock\n  group: {group}\n")
 }

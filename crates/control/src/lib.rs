@@ -15,6 +15,7 @@
 //!   when one is out of sync.
 //! - [`listing`]: `tandem flows`, collected from the workers in steps.
 //! - [`profile`]: a profile mapped to the engine's and the runtime's settings.
+//! - [`notify`]: readiness, watchdog and stopping for systemd (`Type=notify`).
 
 pub mod access;
 pub mod answer;
@@ -24,6 +25,7 @@ pub mod health;
 pub mod listing;
 pub mod mgmt;
 pub mod neighbour;
+pub mod notify;
 pub mod profile;
 pub mod serve;
 

@@ -177,6 +177,9 @@ pub struct Control {
     pub monitor: Monitor,
     /// Flows on which each replica's output diverged (§3.12), and the out-of-sync alarm.
     pub divergence: tandem_control::divergence::Divergence,
+    /// systemd (`Type=notify`): readiness on the first pass, the watchdog fed by every
+    /// pass, so a control core that hangs gets the appliance restarted.
+    pub service: tandem_control::notify::ServiceManager,
 }
 
 /// What to do with a frame that reached the control core.
@@ -201,6 +204,7 @@ impl Control {
         let (mut unprotected, mut next_report) = (0u64, 0u64);
         while !stop.load(Ordering::Relaxed) {
             let now = clock.now_ns();
+            self.service.tick(now);
             if now >= next_report {
                 next_report = now + REPORT_NS;
                 unprotected = self.report_unprotected(unprotected);

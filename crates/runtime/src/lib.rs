@@ -97,6 +97,9 @@ pub enum RuntimeError {
     /// The management settings cannot be used on this host (an unknown group).
     #[error("{0}")]
     Management(String),
+    /// The control core stopped the appliance: a worker stopped publishing its counters.
+    #[error("a worker stopped (no counters for 5 s); the appliance stopped")]
+    Stalled,
 }
 
 trait Context<T> {
@@ -171,6 +174,9 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
             "running; Ctrl-C or SIGTERM stops"
         );
         serving.control.run(stop, &clock);
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            serving.control.service.stopping();
+        }
         tracing::info!("stopping");
     }
     let (summary, worker_error) =
@@ -185,7 +191,11 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
     }
     // DPDK leaves its runtime directory (multi-process socket, config) behind.
     let _ = std::fs::remove_dir_all(&runtime_dir);
-    if let Some(e) = launch_error.or(worker_error) {
+    // The control core returns without being asked only when a worker went silent: a
+    // failure, so that systemd's `Restart=on-failure` starts the appliance again.
+    let stalled = (launch_error.is_none() && !stop.load(std::sync::atomic::Ordering::Relaxed))
+        .then_some(RuntimeError::Stalled);
+    if let Some(e) = launch_error.or(worker_error).or(stalled) {
         tracing::error!(error = %e, "the data path failed");
         println!("{summary}");
         return Err(e);

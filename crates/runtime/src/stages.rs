@@ -584,6 +584,7 @@ pub(crate) fn control(
         workers: stats.clone(),
         monitor,
         divergence: Default::default(),
+        service: tandem_control::notify::ServiceManager::from_env(),
     };
 
     Ok(Serving {

@@ -468,7 +468,8 @@ fn parse_log_format(s: &str) -> Result<LogFormat, String> {
     match s {
         "human" => Ok(LogFormat::Human),
         "json" => Ok(LogFormat::Json),
-        _ => Err(format!("`{s}`: human or json")),
+        "journald" => Ok(LogFormat::Journald),
+        _ => Err(format!("`{s}`: human, json or journald")),
     }
 }
 
