@@ -238,12 +238,12 @@ impl Exchange {
 
     /// After a splice: the new replica's bytes from the splice point on continue the
     /// client's stream; the exchange goes on with them (the framers of both streams are
-    /// at the same point of the same message, what differs lies in excluded lines).
+    /// at the same point of the same message, what differs lies in excluded lines). The
+    /// answer's slot is the caller's to end ([`Exchanges::end_answer`]).
     pub fn spliced(&mut self, after: &[u8], rules: &Http1Rules) {
         if !after.is_empty() {
             self.feed_server(after, &rules.exclude);
         }
-        self.answer = NONE;
     }
 }
 
@@ -653,5 +653,28 @@ mod tests {
         t.release(a);
         assert!(t.start_answer(b, &plan));
         assert_eq!(t.in_use(), 1);
+    }
+
+    #[test]
+    fn an_answer_slot_comes_back_after_every_splice() {
+        let rules = Http1Rules::default();
+        let mut t = Exchanges::new(1, 1);
+        let slot = t.take();
+        let first = response("a", "d", &body(100, 1));
+        for _ in 0..3 {
+            let x = t.get_mut(slot).expect("slot");
+            x.client(REQ1, &rules);
+            let at = x.server_end();
+            x.server(at, &first[..50], &rules);
+            let plan = x.plan().expect("replayable");
+            assert!(t.start_answer(slot, &plan), "a free answer slot");
+            let (x, a) = t.with_answer(slot).expect("answer");
+            a.client(REQ1, &rules);
+            let Step::Spliced(r) = a.output(&first, &rules) else {
+                panic!("not spliced");
+            };
+            x.spliced(&first[r as usize..], &rules);
+            t.end_answer(slot);
+        }
     }
 }
