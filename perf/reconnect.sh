@@ -3,10 +3,13 @@
 # average, at 20-200 connections): in the namespace lab, the service in reconnect mode with
 # `replay: http1`, nginx on the primary and the backup (the same eight 256 KiB files, the
 # same mtimes), and CONNS keep-alive HTTP/1.1 clients (perf/http_stall.py, one asyncio
-# process) each fetching the files in turn at 100 KiB/s, every body's SHA-256 checked.
+# process) each fetching the files in turn at RATE KiB/s, every body's SHA-256 checked.
+# The files are FILE_KIB each, so that less than that is skipped at a replay (the issue's
+# target is for less than 1 MiB); `parallel: 256` lets every connection of a worker replay
+# at once (the default, 64, resets the rest).
 # Each run kills the primary's nginx with -9 three seconds in; every connection is then
 # replayed to the backup from its oldest unanswered request, which it is answering: the
-# part of that answer the client already has (less than 256 KiB) is checked and skipped.
+# part of that answer the client already has is checked and skipped.
 #
 # Per run: the connections that went on with every body right; each connection's stall
 # (its longest gap between reads, less its median gap: the pacing), their median and
@@ -15,11 +18,14 @@
 # started again between runs. Needs root. Raw lines go to perf/out/reconnect-*.txt.
 #
 #   perf/reconnect.sh [RUNS] [CONNS]     # default: 10 runs of 200 connections
+#   TANDEM_PERF_RATE (KiB/s per connection, default 20), TANDEM_PERF_FILE_KIB (64)
 #   TANDEM_E2E_NO_BUILD=1 skips the cargo build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-10}
 conns=${2:-200}
+rate=${TANDEM_PERF_RATE:-20}
+file_kib=${TANDEM_PERF_FILE_KIB:-64}
 # shellcheck source=../appliance/lib.sh
 . appliance/lib.sh
 E2E_NAME="reconnect-perf"
@@ -31,6 +37,8 @@ profile="$tmp/lab-reconnect-perf.yaml"
 "$bench" profile from configs/lab.yaml --replicas primary,backup --probe-ports 80 \
     --mode reconnect --replay http1 --replay-limit 64KiB >"$profile" ||
     { bad "could not make the profile"; exit 1; }
+sed -i 's/^    parallel: 64$/    parallel: 256/' "$profile"
+grep -q '^    parallel: 256$' "$profile" || { bad "could not set replay.parallel"; exit 1; }
 e2e_run_tandem "$profile"
 
 for name in primary backup; do
@@ -39,8 +47,8 @@ for name in primary backup; do
         python3 -c '
 import random, sys
 random.seed(int(sys.argv[2]))
-open(sys.argv[1], "wb").write(random.randbytes(256 << 10))
-' "$tmp/www-$name/r$i" "$i"
+open(sys.argv[1], "wb").write(random.randbytes(int(sys.argv[3]) << 10))
+' "$tmp/www-$name/r$i" "$i" "$file_kib"
     done
     chmod 644 "$tmp/www-$name"/*
     touch -d @1700000000 "$tmp/www-$name"/*
@@ -49,24 +57,25 @@ done
 wait_health primary up && wait_health backup up ||
     { bad "replicas not up"; exit 1; }
 
-total() { awk -v k="$1" 'index($1, k "{") == 1 || $1 == k { n += $2 } END { printf "%d\n", n }' <<<"$(scrape)"; }
+total() { awk -v k="$1" 'index($1, k "{") == 1 || $1 == k { n += $2 } END { printf "%.0f\n", n }' <<<"$(scrape)"; }
 
 mkdir -p perf/out
 raw="perf/out/reconnect-$(date -u +%Y%m%dT%H%M%SZ).txt"
-echo "# perf/reconnect.sh $runs $conns, on $(nproc) CPUs, $(uname -r), $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" >"$raw"
+echo "# perf/reconnect.sh $runs $conns, TANDEM_PERF_RATE=$rate TANDEM_PERF_FILE_KIB=$file_kib, on $(nproc) CPUs, $(uname -r), $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" >"$raw"
 for run in $(seq 1 "$runs"); do
     if ! kill -0 "$(cat "$tmp/nginx-primary.pid" 2>/dev/null)" 2>/dev/null; then
         rm -f "$tmp/nginx-primary.pid"
         start_nginx primary "$tmp/www-primary" 3600 2048
     fi
     wait_health primary up || { bad "run $run: the primary did not come back"; break; }
+    wait_health backup up || { bad "run $run: the backup is not up ($(health_of backup))"; break; }
     ns0=$(total tandem_reconnect_nanoseconds_total)
     sp0=$(total tandem_reconnects_spliced_total)
     mm0=$(total tandem_reconnects_mismatch_total)
     rc0=$(total tandem_reconnects_total)
     out="$tmp/stall-$run.json"
     lab_exec "$LAB_CLIENT_NS" timeout 60 python3 "$repo/perf/http_stall.py" "$LAB_VIP" 80 \
-        "$conns" 8 100 "$tmp/www-primary" "$out" &
+        "$conns" 8 "$rate" "$tmp/www-primary" "$out" &
     client=$!
     sleep 3
     master=$(cat "$tmp/nginx-primary.pid")
