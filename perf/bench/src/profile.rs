@@ -104,6 +104,9 @@ struct FromArgs {
     /// Only these replicas, in this order (names).
     #[arg(long, value_delimiter = ',')]
     replicas: Vec<String>,
+    /// Replicas drained (`drain: true`; names).
+    #[arg(long, value_delimiter = ',')]
+    drain: Vec<String>,
     /// `selection`: spread or ordered.
     #[arg(long, value_parser = parse_selection)]
     selection: Option<Selection>,
@@ -191,6 +194,7 @@ fn build(kind: &Kind) -> Result<Profile> {
                 replicas: vec![Replica {
                     name: "r1".into(),
                     address: *replica,
+                    drain: false,
                 }],
                 // No probe ports: the generator answers no SYN.
                 health: Health::default(),
@@ -228,10 +232,12 @@ fn build(kind: &Kind) -> Result<Profile> {
                     Replica {
                         name: "primary".into(),
                         address: *primary,
+                        drain: false,
                     },
                     Replica {
                         name: "backup".into(),
                         address: *backup,
+                        drain: false,
                     },
                 ],
                 health: Health {
@@ -311,6 +317,13 @@ fn from(args: &FromArgs) -> Result<Profile> {
                         .with_context(|| format!("service {} has no replica {name}", s.name))
                 })
                 .collect::<Result<_>>()?;
+        }
+        for name in &args.drain {
+            s.replicas
+                .iter_mut()
+                .find(|r| &r.name == name)
+                .with_context(|| format!("service {} has no replica {name}", s.name))?
+                .drain = true;
         }
         if let Some(selection) = args.selection {
             s.selection = selection;
