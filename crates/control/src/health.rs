@@ -356,7 +356,11 @@ impl Monitor {
         };
         let (r, old_si) = &mut self.replicas[k];
         *old_si = si;
-        if r.endpoints.iter().map(|e| e.port).eq(s.ports.iter().copied()) {
+        if r.endpoints
+            .iter()
+            .map(|e| e.port)
+            .eq(s.ports.iter().copied())
+        {
             return;
         }
         let old: Vec<Endpoint> = std::mem::take(&mut r.endpoints);

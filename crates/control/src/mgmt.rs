@@ -215,7 +215,11 @@ impl Request {
                 })
             }
             "reload" => {
-                let rest = line.trim_start().strip_prefix("reload").unwrap_or("").trim();
+                let rest = line
+                    .trim_start()
+                    .strip_prefix("reload")
+                    .unwrap_or("")
+                    .trim();
                 let (dry_run, rest) = match rest.strip_prefix("--dry-run") {
                     Some(r) if r.is_empty() || r.starts_with(char::is_whitespace) => {
                         (true, r.trim())

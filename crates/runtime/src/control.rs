@@ -177,6 +177,11 @@ pub struct Control {
     pub monitor: Monitor,
     /// Flows on which each replica's output diverged (§3.12), and the out-of-sync alarm.
     pub divergence: tandem_control::divergence::Divergence,
+    /// The profile it started with, or last reloaded (the pools as they run are in
+    /// `services`).
+    pub profile: tandem_config::Profile,
+    /// Its file, SIGHUP and the log level, for `tandem reload` (none: reload refused).
+    pub reloading: Option<crate::Reloading>,
 }
 
 /// What to do with a frame that reached the control core.
@@ -275,6 +280,7 @@ impl Control {
             self.probe(now, horizon, clock);
             self.finish_listing(now);
             self.serve_mgmt(now);
+            self.hangup(now);
             if let Some(sh) = &self.shared {
                 // Never waits on the metrics thread: a busy lock skips one pass.
                 if let Ok(mut c) = sh.control.try_lock() {
@@ -751,6 +757,9 @@ impl Control {
                 Request::Remove(name) => self
                     .remove_replica(name)
                     .map_or_else(Response::error, Response::Replica),
+                Request::Reload { dry_run, profile } => self
+                    .reload(profile.as_deref(), *dry_run, now)
+                    .map_or_else(Response::error, Response::Reload),
                 request => self.answer(request, now),
             };
             p.reply(&answer);
@@ -761,9 +770,10 @@ impl Control {
         let name = match req {
             Request::Status => return Response::Status(Box::new(self.status(now))),
             Request::Drain(n) | Request::Fail(n) | Request::Up(n) => n,
-            Request::Flows(_) | Request::Add { .. } | Request::Remove(_) => {
-                return Response::error("not answered here")
-            }
+            Request::Flows(_)
+            | Request::Add { .. }
+            | Request::Remove(_)
+            | Request::Reload { .. } => return Response::error("not answered here"),
         };
         let (full, id) = match crate::mgmt::resolve(name, &self.names) {
             Ok((full, id)) => (full.to_owned(), id),
@@ -1114,6 +1124,212 @@ impl Control {
             replica: full,
             address: addr,
             change: Changed::Removed,
+        })
+    }
+
+    /// SIGHUP: reloads the profile file the appliance runs and logs what came of it.
+    fn hangup(&mut self, now: u64) {
+        let hung_up = self
+            .reloading
+            .as_ref()
+            .is_some_and(|r| r.hangup.swap(false, Ordering::Relaxed));
+        if !hung_up {
+            return;
+        }
+        match self.reload(None, false, now) {
+            Ok(r) => {
+                let differences: Vec<String> =
+                    r.differences.iter().map(ToString::to_string).collect();
+                tracing::warn!(event = "reload", profile = %r.profile, ?differences,
+                    "SIGHUP: profile reloaded, {} difference(s) applied", differences.len());
+            }
+            Err(e) => {
+                tracing::error!(event = "reload_refused", error = %e, "SIGHUP: reload refused");
+            }
+        }
+    }
+
+    /// The pools as they run, by name, for [`tandem_control::reload::diff`].
+    fn live_pools(&self) -> Vec<tandem_control::reload::LivePool> {
+        self.services
+            .iter()
+            .map(|s| tandem_control::reload::LivePool {
+                service: s.name.clone(),
+                replicas: s
+                    .pool
+                    .iter()
+                    .filter_map(|&id| {
+                        let prefix = format!("{}/", s.name);
+                        let (full, _) = self
+                            .names
+                            .iter()
+                            .find(|(n, r)| *r == id && n.starts_with(&prefix))?;
+                        Some(tandem_control::reload::LiveReplica {
+                            name: full[prefix.len()..].to_owned(),
+                            address: self.replicas.addr(id),
+                            drained: self.admin_of(id) == Some(Admin::Drained),
+                        })
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// `tandem reload [--dry-run] [PATH]`, and SIGHUP: reads the profile (`path`, or the
+    /// one the appliance runs), compares it with the running appliance and, unless a
+    /// difference needs a restart (then nothing changes) or it is a dry run, applies
+    /// each difference through the paths of `tandem add`, `remove`, `drain` and `up`.
+    fn reload(
+        &mut self,
+        path: Option<&std::path::Path>,
+        dry_run: bool,
+        now: u64,
+    ) -> Result<answer::Reloaded, String> {
+        use tandem_control::reload::{self, Difference};
+        let Some(reloading) = &self.reloading else {
+            return Err(
+                "this appliance was started without its profile's path: reload is off".into(),
+            );
+        };
+        let path = path.map_or_else(|| reloading.path.clone(), std::path::Path::to_path_buf);
+        let new = tandem_config::load(&path)
+            .map_err(|e| format!("reload refused, nothing changed: {e}"))?;
+        crate::runnable(&new).map_err(|e| format!("reload refused, nothing changed: {e}"))?;
+        let pools = self.live_pools();
+        let plan = reload::diff(
+            reload::Running {
+                profile: &self.profile,
+                pools: &pools,
+            },
+            &new,
+        );
+        // What the workers would need new settings for: not carried to them live yet.
+        let mut later: Vec<String> = Vec::new();
+        for d in &plan.differences {
+            match d {
+                Difference::ServiceAdded { service, vip, port } => {
+                    later.push(format!("services[{service}] (new, {vip}:{port})"));
+                }
+                Difference::Timeout { field, old, new } if field != "arp_refresh" => {
+                    later.push(format!("timeouts.{field}: {old} -> {new}"));
+                }
+                Difference::Health {
+                    service,
+                    field,
+                    old,
+                    new,
+                } if field == "ack_lag" || field == "output_lag" => {
+                    later.push(format!(
+                        "services[{service}].health.{field}: {old} -> {new}"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if let Some(refusal) = plan.refusal() {
+            return Err(refusal);
+        }
+        if !later.is_empty() {
+            return Err(format!(
+                "reload refused, nothing changed: the workers' settings are not changed live by this build, a restart applies: {}",
+                later.join("; ")
+            ));
+        }
+        let shown = path.display().to_string();
+        if dry_run {
+            return Ok(answer::Reloaded {
+                profile: shown,
+                applied: false,
+                differences: plan.differences,
+            });
+        }
+        let mut failed: Vec<String> = Vec::new();
+        // Additions first: a pool whose replicas are all replaced is never empty.
+        for d in &plan.differences {
+            if let Difference::ReplicaAdded {
+                service,
+                name,
+                address,
+                drained,
+            } = d
+            {
+                match self.add_replica(service, name, *address) {
+                    Ok(_) if *drained => {
+                        let _ = self.answer(&Request::Drain(format!("{service}/{name}")), now);
+                    }
+                    Ok(_) => {}
+                    Err(e) => failed.push(format!("{d}: {e}")),
+                }
+            }
+        }
+        for d in &plan.differences {
+            match d {
+                Difference::ReplicaRemoved { service, name, .. } => {
+                    if let Err(e) = self.remove_replica(&format!("{service}/{name}")) {
+                        failed.push(format!("{d}: {e}"));
+                    }
+                }
+                Difference::ReplicaDrain {
+                    service,
+                    name,
+                    drained,
+                } => {
+                    let full = format!("{service}/{name}");
+                    let req = if *drained {
+                        Request::Drain(full)
+                    } else {
+                        Request::Up(full)
+                    };
+                    if let Response::Error(e) = self.answer(&req, now) {
+                        failed.push(format!("{d}: {e}"));
+                    }
+                }
+                Difference::LogLevel { new, .. } => {
+                    if let Some(r) = &self.reloading {
+                        if let Err(e) = (r.set_log_level)(new) {
+                            failed.push(format!("{d}: {e}"));
+                        }
+                    }
+                }
+                Difference::Timeout { field, .. } if field == "arp_refresh" => {
+                    self.arp_refresh_ns =
+                        u64::try_from(new.timeouts.arp_refresh.as_nanos()).unwrap_or(u64::MAX);
+                }
+                _ => {}
+            }
+        }
+        // Probe settings: every replica of a service whose health changed, from now on.
+        for s in &new.services {
+            let Some(si) = self.services.iter().position(|x| x.name == s.name) else {
+                continue;
+            };
+            let settings = health::Settings::from_config(&s.health);
+            if self.services[si].health == settings {
+                continue;
+            }
+            self.services[si].health = settings.clone();
+            for id in self.services[si].pool.clone() {
+                self.monitor.set_settings(id, &settings);
+            }
+        }
+        tracing::warn!(event = "reload", profile = %shown, differences = plan.differences.len(),
+            failed = failed.len(), "profile reloaded");
+        self.profile = new;
+        if let Some(r) = &mut self.reloading {
+            r.path = path;
+        }
+        if !failed.is_empty() {
+            return Err(format!(
+                "reload applied in part: {} of {} differences failed: {}",
+                failed.len(),
+                plan.differences.len(),
+                failed.join("; ")
+            ));
+        }
+        Ok(answer::Reloaded {
+            profile: shown,
+            applied: true,
+            differences: plan.differences,
         })
     }
 

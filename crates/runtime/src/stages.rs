@@ -548,6 +548,18 @@ pub(crate) fn control(
             }
         },
     };
+    // Replicas the profile drains: as `tandem drain` (no new flows).
+    let mut admin = Vec::new();
+    for s in &profile.services {
+        for r in s.replicas.iter().filter(|r| r.drain) {
+            if let Some(info) = mapped.replica_list.iter().find(|i| i.address == r.address) {
+                mapped
+                    .replicas
+                    .set_health(info.id, tandem_engine::Health::Draining);
+                admin.push((info.id, control::Admin::Drained));
+            }
+        }
+    }
     let services = profile
         .services
         .iter()
@@ -569,7 +581,7 @@ pub(crate) fn control(
         shared: Some(shared),
         mgmt: mgmt_rx,
         names,
-        admin: Vec::new(),
+        admin,
         service_status,
         ports: cports,
         from_workers,
@@ -584,6 +596,8 @@ pub(crate) fn control(
         workers: stats.clone(),
         monitor,
         divergence: Default::default(),
+        profile: profile.clone(),
+        reloading: None,
     };
 
     Ok(Serving {
