@@ -9,15 +9,16 @@
 #      applied; `tandem remove spare` again;
 #   3. TANDEM_E2E_CONNS (12) stream connections for TANDEM_E2E_SECONDS (8), data both
 #      ways, every byte checked; while they run:
-#      (a) the profile gains the spare: `tandem reload` adds it, it comes up by its
-#          probes;
+#      (a) the profile gains the spare and a longer synack_wait: `tandem reload` adds
+#          it, it comes up by its probes; the timer is for new flows;
 #      (b) the profile drains the backup: `tandem reload` drains it;
 #      (c) the profile asks for two queues per port: `tandem reload` is refused, naming
 #          ports.outside.queues, and nothing changes (`tandem status`);
-#      (d) the drain is taken out of the profile and SIGHUP sent: the appliance reloads
-#          its own file, the backup is back;
-#   4. every connection ends byte-exact with no reset; `tandem status` shows the pool of
-#      three; the log has the reload events; no flow lost.
+#      (d) the drain is taken out of the profile, a service `web` on a new VIP put in,
+#          and SIGHUP sent: the appliance reloads its own file, the backup is back, the
+#          new service's replicas come up and it serves two stream connections;
+#   4. every connection ends byte-exact with no reset; `tandem status` shows both pools
+#      of three; no flow lost.
 #
 # Needs root. Bounded in time (under 60 s); everything it started is stopped and the lab
 # taken down on any exit.
@@ -32,6 +33,7 @@ E2E_NAME=reload
 # shellcheck source=common.sh
 . appliance/e2e/common.sh
 conns=${TANDEM_E2E_CONNS:-12}
+web_vip=198.18.0.101
 secs=${TANDEM_E2E_SECONDS:-8}
 e2e_setup python3 jq
 
@@ -66,18 +68,19 @@ client_pid=$!
 sleep 1.5
 flows_before=$(ctl flows --json --limit 10000 | jq .matched)
 
-# (a) A replica added.
-variant --replicas primary,backup,spare
+# (a) A replica added, a timeout for new flows changed.
+variant --replicas primary,backup,spare --synack-wait 3ms
 answer=$(ctl reload 2>&1) || true
-if grep -q "+ lab/spare $LAB_SPARE_IP: added to the pool" <<<"$answer" && wait_health spare up; then
-    ok "reload adds a replica: $(tr '\n' ' ' <<<"$answer"); up by its probes"
+if grep -q "+ lab/spare $LAB_SPARE_IP: added to the pool" <<<"$answer" &&
+    grep -q "timeouts.synack_wait: 2ms -> 3ms (flows created from now on)" <<<"$answer" && wait_health spare up; then
+    ok "reload adds a replica and a timer: $(tr '\n' ' ' <<<"$answer"); up by its probes"
 else
     bad "reload adding the spare: $answer; pool: $(pool)"
 fi
 sleep 1
 
 # (b) Another drained.
-variant --replicas primary,backup,spare --drain backup
+variant --replicas primary,backup,spare --synack-wait 3ms --drain backup
 answer=$(ctl reload 2>&1) || true
 if grep -q "~ lab/backup: drained" <<<"$answer" && [ "$(health_of backup)" = draining ]; then
     ok "reload drains a replica: $(tr '\n' ' ' <<<"$answer")"
@@ -88,7 +91,7 @@ sleep 1
 
 # (c) A change that needs a restart: refused, named, nothing changed.
 before=$(pool)
-variant --replicas primary,backup --drain backup --queues 2
+variant --replicas primary,backup --synack-wait 3ms --drain backup --queues 2
 rc=0
 answer=$(ctl reload 2>&1) || rc=$?
 after=$(pool)
@@ -100,14 +103,27 @@ else
     bad "the refused reload: rc $rc, '$answer'; pool before '$before', after '$after'"
 fi
 
-# (d) SIGHUP: the appliance reloads its own file; the backup back in service.
-variant --replicas primary,backup,spare
+# (d) SIGHUP: the appliance reloads its own file; the backup back in service, and a new
+# service on a new VIP, which a client reaches (ARP, then a stream connection).
+variant --replicas primary,backup,spare --synack-wait 3ms --add-service web="$web_vip"
 log_mark=$(wc -l <"$tmp/tandem.log")
 kill -HUP "$tandem_pid"
 if wait_health backup up && tail -n +"$((log_mark + 1))" "$tmp/tandem.log" | grep -q '"event":"reload"'; then
     ok "SIGHUP reloads the profile file: the backup is back in service"
 else
     bad "SIGHUP: pool $(pool); log: $(tail -n +"$((log_mark + 1))" "$tmp/tandem.log" | grep -i reload)"
+fi
+web_up=0
+for _ in $(seq 1 50); do
+    [ "$(ctl status --json | jq '[.replicas[] | select(.name | startswith("web/")) | select(.health == "up")] | length')" = 3 ] &&
+        { web_up=1; break; }
+    sleep 0.1
+done
+if [ "$web_up" = 1 ] && lab_exec "$LAB_CLIENT_NS" timeout 30 python3 "$repo/appliance/e2e/stream.py" \
+    client "$web_vip" 2 1 >"$tmp/client-web.out" 2>&1; then
+    ok "the new service web on $web_vip serves: 2 stream connections byte-exact"
+else
+    bad "the new service web on $web_vip: $(ctl status); $(cat "$tmp/client-web.out" 2>/dev/null)"
 fi
 
 # 4. Every connection byte-exact, no reset; the pool of three.
@@ -120,7 +136,7 @@ else
     cat "$tmp/client.out"
 fi
 final=$(pool)
-if [ "$final" = "lab/primary=up lab/backup=up lab/spare=up" ] && [ "${flows_before:-0}" -ge "$conns" ]; then
+if [ "$final" = "lab/primary=up lab/backup=up lab/spare=up web/primary=up web/backup=up web/spare=up" ] && [ "${flows_before:-0}" -ge "$conns" ]; then
     ok "tandem status: $final ($flows_before flows were running during the reloads)"
 else
     bad "tandem status: $final; flows during the reloads: ${flows_before:-?}"

@@ -47,7 +47,7 @@ pub mod table;
 pub mod verify;
 
 pub use buffer::{BufferPool, PacketBuf, VecPool};
-pub use config::{EngineConfig, ReplayConfig, Service, ServicePort, MAX_POOL};
+pub use config::{EngineConfig, FlowTimeouts, ReplayConfig, Service, ServicePort, MAX_POOL};
 pub use counters::{Accumulate, CounterFamily, CounterKind, CounterSet, CounterSpec};
 pub use engine::{Engine, BURST, CHALLENGE_GAP_NS};
 pub use flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, Replaying, MAX_COPIES};

@@ -182,6 +182,8 @@ pub struct Control {
     pub profile: tandem_config::Profile,
     /// Its file, SIGHUP and the log level, for `tandem reload` (none: reload refused).
     pub reloading: Option<crate::Reloading>,
+    /// Each worker's engine changes (same order as `workers`).
+    pub mailboxes: Vec<Arc<crate::msg::Mailbox>>,
 }
 
 /// What to do with a frame that reached the control core.
@@ -1203,37 +1205,29 @@ impl Control {
             },
             &new,
         );
-        // What the workers would need new settings for: not carried to them live yet.
-        let mut later: Vec<String> = Vec::new();
-        for d in &plan.differences {
-            match d {
-                Difference::ServiceAdded { service, vip, port } => {
-                    later.push(format!("services[{service}] (new, {vip}:{port})"));
-                }
-                Difference::Timeout { field, old, new } if field != "arp_refresh" => {
-                    later.push(format!("timeouts.{field}: {old} -> {new}"));
-                }
-                Difference::Health {
-                    service,
-                    field,
-                    old,
-                    new,
-                } if field == "ack_lag" || field == "output_lag" => {
-                    later.push(format!(
-                        "services[{service}].health.{field}: {old} -> {new}"
-                    ));
-                }
-                _ => {}
-            }
-        }
         if let Some(refusal) = plan.refusal() {
             return Err(refusal);
         }
-        if !later.is_empty() {
-            return Err(format!(
-                "reload refused, nothing changed: the workers' settings are not changed live by this build, a restart applies: {}",
-                later.join("; ")
-            ));
+        // A reconnect service replays from a log arena sized at the start: none exists
+        // when no service replayed then.
+        let arena = self
+            .profile
+            .services
+            .iter()
+            .any(|s| s.mode == tandem_config::Mode::Reconnect);
+        for d in &plan.differences {
+            if let Difference::ServiceAdded { service, .. } = d {
+                let replays = new
+                    .services
+                    .iter()
+                    .any(|s| &s.name == service && s.mode == tandem_config::Mode::Reconnect);
+                if replays && !arena {
+                    return Err(format!(
+                        "reload refused, nothing changed: this change needs a restart: services[{service}] \
+                         (new, reconnect mode): no service replayed at the start, so there is no replay log to share"
+                    ));
+                }
+            }
         }
         let shown = path.display().to_string();
         if dry_run {
@@ -1296,6 +1290,88 @@ impl Control {
                         u64::try_from(new.timeouts.arp_refresh.as_nanos()).unwrap_or(u64::MAX);
                 }
                 _ => {}
+            }
+        }
+        // The workers' engines: timers for new flows, lag thresholds, new services
+        // (their replicas follow through the `tandem add` path).
+        let mut changes: Vec<crate::msg::EngineChange> = Vec::new();
+        let mapped =
+            crate::map_profile(&new, tandem_wire::MacAddr::ZERO, tandem_wire::MacAddr::ZERO)
+                .map_err(|e| format!("reload: {e}"))?;
+        if plan
+            .differences
+            .iter()
+            .any(|d| matches!(d, Difference::Timeout { field, .. } if field != "arp_refresh"))
+        {
+            changes.push(crate::msg::EngineChange::Timeouts(
+                mapped.engine.flow_timeouts(),
+            ));
+        }
+        let mut new_services = Vec::new();
+        for (s, e) in new.services.iter().zip(&mapped.engine.services) {
+            match self.services.iter().position(|x| x.name == s.name) {
+                Some(si) => {
+                    let lags = plan.differences.iter().any(|d| {
+                        matches!(d,
+                        Difference::Health { service, field, .. }
+                            if *service == s.name && (field == "ack_lag" || field == "output_lag"))
+                    });
+                    if lags {
+                        let (ack_lag_ns, output_lag_ns) = e.lags(&mapped.engine);
+                        changes.push(crate::msg::EngineChange::ServiceLags {
+                            service: si,
+                            ack_lag_ns,
+                            output_lag_ns,
+                        });
+                    }
+                }
+                None => {
+                    let mut svc = e.clone();
+                    svc.replicas.clear();
+                    changes.push(crate::msg::EngineChange::AddService(svc));
+                    new_services.push((s.clone(), e.port));
+                }
+            }
+        }
+        if !changes.is_empty() {
+            for m in &self.mailboxes {
+                match m.0.lock() {
+                    Ok(mut q) => q.extend(changes.iter().cloned()),
+                    Err(_) => failed.push("a worker's mailbox is poisoned".to_owned()),
+                }
+            }
+            if !self.send_all(Command::Reconfigure) {
+                failed.push("a worker's command ring is full: it takes the new settings with its next order".to_owned());
+            }
+        }
+        for (s, port) in new_services {
+            self.services.push(ServiceEntry {
+                name: s.name.clone(),
+                vip: s.vip,
+                port,
+                pool: Vec::new(),
+                health: health::Settings::from_config(&s.health),
+            });
+            self.service_status.push(ServiceStatus {
+                name: s.name.clone(),
+                vip: s.vip,
+                port: s.port.to_string(),
+                mode: s.mode.to_string(),
+                copies: usize::from(s.copies),
+                selection: format!("{:?}", s.selection).to_lowercase(),
+            });
+            // ARP and ICMP echo for its VIP on the outside port.
+            if !self.ports[0].answers.contains(&s.vip) {
+                self.ports[0].answers.push(s.vip);
+            }
+            for r in &s.replicas {
+                match self.add_replica(&s.name, &r.name, r.address) {
+                    Ok(_) if r.drain => {
+                        let _ = self.answer(&Request::Drain(format!("{}/{}", s.name, r.name)), now);
+                    }
+                    Ok(_) => {}
+                    Err(e) => failed.push(format!("+ {}/{}: {e}", s.name, r.name)),
+                }
             }
         }
         // Probe settings: every replica of a service whose health changed, from now on.

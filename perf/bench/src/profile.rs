@@ -134,6 +134,10 @@ struct FromArgs {
     /// `timeouts.synack_wait`.
     #[arg(long, value_parser = parse_duration)]
     synack_wait: Option<Duration>,
+    /// A second service, `NAME=VIP`: the first one's copy (after the changes above)
+    /// under that name and VIP.
+    #[arg(long, value_parser = parse_named_vip)]
+    add_service: Option<(String, Ipv4Addr)>,
     /// `logging.format`: human or json.
     #[arg(long, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
@@ -288,6 +292,17 @@ fn memif_profile(m: &MemifArgs, service: Service, limits: Limits) -> Profile {
     }
 }
 
+/// `NAME=VIP`.
+fn parse_named_vip(v: &str) -> Result<(String, Ipv4Addr), String> {
+    let (name, vip) = v
+        .split_once('=')
+        .ok_or_else(|| format!("`{v}`: NAME=VIP"))?;
+    let vip = vip
+        .parse()
+        .map_err(|_| format!("`{vip}` is not an IPv4 address"))?;
+    Ok((name.to_owned(), vip))
+}
+
 fn from(args: &FromArgs) -> Result<Profile> {
     let mut p = tandem_config::load(&args.base)?;
     if let Some(map) = &args.eal_lcores {
@@ -363,6 +378,16 @@ fn from(args: &FromArgs) -> Result<Profile> {
     }
     if let Some(wait) = args.synack_wait {
         p.timeouts.synack_wait = wait;
+    }
+    if let Some((name, vip)) = &args.add_service {
+        let mut s = p
+            .services
+            .first()
+            .cloned()
+            .context("the profile has no service to copy")?;
+        s.name.clone_from(name);
+        s.vip = *vip;
+        p.services.push(s);
     }
     if let Some(format) = args.log_format {
         p.logging.format = format;

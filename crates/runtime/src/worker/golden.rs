@@ -238,6 +238,7 @@ fn bench(steering: Option<Steering>, ports: MemPorts) -> Bench {
     let shared = Shared {
         stats: stats.clone(),
         flow_list: Arc::new(FlowList::default()),
+        mailbox: Arc::default(),
     };
     let worker = Worker::new(
         cfg,
