@@ -217,9 +217,6 @@ fn manage(at: &Manage, request: Request) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sets the log filter of the running process (`tandem reload` of `logging.level`).
-type SetLevel = Box<dyn Fn(&str) -> Result<(), String> + Send>;
-
 /// Starts logging; returns what changes the filter later. `RUST_LOG`, when set, stays
 /// the filter: a reload of the profile's level does not override it.
 /// `tandem reload`: with `--profile P`, the appliance reads P (and runs it from then on:
@@ -232,7 +229,7 @@ fn reload(at: &Manage, dry_run: bool) -> anyhow::Result<()> {
     manage(at, Request::Reload { dry_run, profile })
 }
 
-fn init_logging(format: Format, level: &str) -> SetLevel {
+fn init_logging(format: Format, level: &str) -> tandem_runtime::SetLogLevel {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::EnvFilter;

@@ -21,6 +21,7 @@
 //!   suspects, the failover decision), [`neighbour`] (ARP resolution and confirmed MAC
 //!   changes), [`mgmt`] (the management socket), [`serve`] (the listeners' connections,
 //!   under deadlines), [`access`] (who may use the socket), [`listing`] (`tandem flows`),
+//!   [`reload`] (what a new profile changes, `tandem reload`),
 //!   [`answer`] (the commands' typed answers, shown as text or JSON).
 //!
 //! ## Queues
@@ -55,7 +56,9 @@ pub mod stats;
 pub mod worker;
 
 // The decisions without DPDK live in tandem-control; their paths here stay as they were.
-pub use tandem_control::{access, answer, health, listing, mgmt, neighbour, profile, serve};
+pub use tandem_control::{
+    access, answer, health, listing, mgmt, neighbour, profile, reload, serve,
+};
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -128,6 +131,9 @@ pub fn runnable(profile: &Profile) -> Result<Vec<String>, RuntimeError> {
     Ok(map_profile(profile, MacAddr::ZERO, MacAddr::ZERO)?.warnings)
 }
 
+/// Sets the log filter of the running process (its argument: `logging.level`).
+pub type SetLogLevel = Box<dyn Fn(&str) -> Result<(), String> + Send>;
+
 /// What `tandem reload` and SIGHUP need from the caller of [`run`].
 pub struct Reloading {
     /// The profile file the appliance runs (re-read on SIGHUP and a plain `reload`).
@@ -135,7 +141,7 @@ pub struct Reloading {
     /// Set by the SIGHUP handler; the control core clears it and reloads `path`.
     pub hangup: Arc<AtomicBool>,
     /// Sets the log filter (`logging.level`) of the running process.
-    pub set_log_level: Box<dyn Fn(&str) -> Result<(), String> + Send>,
+    pub set_log_level: SetLogLevel,
 }
 
 /// Runs the appliance described by `profile` until `stop` is set (by a signal handler),
