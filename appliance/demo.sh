@@ -13,19 +13,22 @@
 #
 # The lab is torn down afterwards, also on failure or Ctrl-C (the steps 2-6 are
 # appliance/e2e/failover.sh, which the test suite runs for every failure kind).
-# Needs root (namespaces); run it with sudo if you are not.
+# Needs root (namespaces): run it as root (a fresh Debian 12 without sudo works), or with
+# sudo from a user, whose own Rust toolchain then builds, as that user (appliance/cargo.sh).
 #
 #   appliance/demo.sh            # TANDEM_DEMO_KIND=silence|drop|freeze|backup for another failure
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
-    echo "demo: needs root for the network namespaces: sudo $0" >&2
+    echo "demo: needs root for the network namespaces: run it as root, or: sudo $0" >&2
     exit 1
 fi
+# shellcheck source=cargo.sh
+. appliance/cargo.sh
+tandem_find_cargo || true # install-deps.sh says what to do when there is none
 kind=${TANDEM_DEMO_KIND:-kill}
 echo "== Tandem demonstration: installing what it needs"
 appliance/install-deps.sh
-if [ -d "$HOME/.cargo/bin" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
 echo "== building tandem"
 cargo build --release --locked
 echo "== lab up, tandem running, 20 clients and a curl through the VIP, failure: $kind"

@@ -14,7 +14,11 @@ PKGS_LAB=(iproute2 ethtool nftables iputils-ping procps psmisc tcpdump)
 PKGS_E2E=(nginx-light curl socat python3 python3-scapy hping3 jq)
 # perf
 PKGS_PERF=(valgrind)
-PKGS=("${PKGS_BUILD[@]}" "${PKGS_LAB[@]}" "${PKGS_E2E[@]}" "${PKGS_PERF[@]}")
+# the Debian package and its checks (appliance/package.sh, appliance/package-test.sh):
+# dpkg-deb, dpkg-shlibdeps, objcopy, systemd-analyze, man, vagrant validate with the
+# libvirt provider's checks (nothing is booted)
+PKGS_PKG=(dpkg-dev binutils systemd man-db vagrant vagrant-libvirt)
+PKGS=("${PKGS_BUILD[@]}" "${PKGS_LAB[@]}" "${PKGS_E2E[@]}" "${PKGS_PERF[@]}" "${PKGS_PKG[@]}")
 
 step() { printf 'install-deps: %s\n' "$*"; }
 die() {

@@ -4,7 +4,7 @@
 #   appliance/test.sh            everything
 #   TANDEM_FUZZ_SECONDS=60 appliance/test.sh    longer fuzz smoke runs (default 20 s each; 0 skips)
 #
-# The end-to-end steps (appliance/e2e/basic.sh, appliance/e2e/failover.sh for each
+# The end-to-end steps (appliance/e2e/basic.sh, appliance/e2e/ports.sh, appliance/e2e/notify.sh, appliance/e2e/failover.sh for each
 # failure kind, appliance/e2e/diverged.sh, appliance/e2e/reconnect.sh, appliance/e2e/pool.sh, appliance/e2e/reload.sh, appliance/e2e/workers.sh, appliance/e2e/hostile.sh) need root; without it, they say "skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +13,12 @@ here=$(pwd)
 step() { printf '\n== %s\n' "$*"; }
 
 step "dependencies"
+# As root, or with sudo from a user (then the user's toolchain builds, as that user:
+# appliance/cargo.sh), or as a user (the root-only steps say "skipped").
+# shellcheck source=cargo.sh
+. appliance/cargo.sh
+tandem_find_cargo || true # install-deps.sh says what to do when there is none
 appliance/install-deps.sh
-if [ -d "$HOME/.cargo/bin" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -35,11 +39,30 @@ no_dpdk=$(mktemp -d)
 PKG_CONFIG_LIBDIR=$no_dpdk PKG_CONFIG_PATH= cargo test -p tandem-control --locked
 rmdir "$no_dpdk"
 
+step "the Debian package, its systemd unit and vagrant/ (appliance/package-test.sh)"
+# Installs the package with dpkg -i and purges it again (root only; it says "skipped"
+# otherwise).
+appliance/package-test.sh
+
 step "end-to-end: tandem run in the namespace lab (appliance/e2e/basic.sh)"
 if [ "$(id -u)" = 0 ]; then
     appliance/e2e/basic.sh
 else
     echo "e2e basic: skipped: needs root (run appliance/e2e/basic.sh as root)"
+fi
+
+step "end-to-end: a port range, and no_replica: drop (appliance/e2e/ports.sh)"
+if [ "$(id -u)" = 0 ]; then
+    TANDEM_E2E_NO_BUILD=1 appliance/e2e/ports.sh
+else
+    echo "e2e ports: skipped: needs root (run appliance/e2e/ports.sh as root)"
+fi
+
+step "end-to-end: readiness, watchdog and stopping for systemd (appliance/e2e/notify.sh)"
+if [ "$(id -u)" = 0 ]; then
+    TANDEM_E2E_NO_BUILD=1 appliance/e2e/notify.sh
+else
+    echo "e2e notify: skipped: needs root (run appliance/e2e/notify.sh as root)"
 fi
 
 step "end-to-end: failover in the lab, each failure kind (appliance/e2e/failover.sh)"
@@ -73,10 +96,10 @@ else
     echo "e2e diverged: skipped: needs root (run appliance/e2e/diverged.sh verify|off as root)"
 fi
 
-step "end-to-end: reconnect mode, replay: stream (appliance/e2e/reconnect.sh)"
+step "end-to-end: reconnect mode, replay: stream and http1 (appliance/e2e/reconnect.sh)"
 if [ "$(id -u)" = 0 ]; then
     failed=()
-    for case in stream-kill stream-silence stream-drop; do
+    for case in stream-kill stream-silence stream-drop http; do
         TANDEM_E2E_NO_BUILD=1 appliance/e2e/reconnect.sh "$case" || failed+=("$case")
     done
     if [ ${#failed[@]} -gt 0 ]; then

@@ -11,6 +11,8 @@
 //! tandem add SERVICE NAME ADDRESS | tandem remove REPLICA    # change a pool while running
 //! tandem reload [--dry-run] [--profile P | --socket S]     # re-read the profile (or SIGHUP)
 //! tandem status --json                        # any of the five above: the answer as JSON
+//! tandem host check --profile P [--json]      # can this machine run P? each fix named
+//! tandem host setup --profile P [--dry-run]   # reserve hugepages, bind the NICs (root)
 //! ```
 //!
 //! The management commands print the appliance's typed answer
@@ -23,10 +25,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tandem_config::{format_duration, LogFormat, Profile};
 use tandem_runtime::answer::Response;
 use tandem_runtime::mgmt::Request;
+
+mod docs;
 
 /// The version line: crate version, git revision, DPDK version found at build time.
 const VERSION: &str = concat!(
@@ -53,6 +57,9 @@ enum Format {
     Human,
     /// One JSON object per line.
     Json,
+    /// To the systemd journal, each event's fields as journal fields (human lines on
+    /// stderr where there is no journal).
+    Journald,
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,6 +86,11 @@ enum Cmd {
         /// whether `tandem run` takes it; a refusal is `{"error": ...}`.
         #[arg(long)]
         json: bool,
+    },
+    /// Whether this machine can run a profile, and the setup of what can be fixed now.
+    Host {
+        #[command(subcommand)]
+        command: HostCmd,
     },
     /// The running appliance: services, replicas and their health, flows per worker.
     Status {
@@ -156,6 +168,128 @@ enum Cmd {
         #[command(flatten)]
         at: Manage,
     },
+    /// Writes the man pages and shell completions under OUT (for packaging).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// The directory to write `man/` and `completions/` into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum HostCmd {
+    /// Checks what the profile needs of this machine: free hugepages (per NUMA node),
+    /// hugetlbfs, each PCI port on a DPDK driver, the IOMMU, the lcores present, online
+    /// and isolated, the memlock limit. Each problem comes with the command that fixes
+    /// it; exit status 1 when one would stop `tandem run`.
+    Check {
+        /// The profile (YAML).
+        #[arg(long, short)]
+        profile: PathBuf,
+        /// Print the findings as JSON (for scripts).
+        #[arg(long)]
+        json: bool,
+        /// Read sysfs and procfs under this directory instead of `/` (tests).
+        #[arg(long, hide = true, default_value = "/")]
+        root: PathBuf,
+    },
+    /// Does the fixable part: reserves the profile's hugepages (per NUMA node where
+    /// --socket-mem names them), mounts hugetlbfs, loads vfio-pci (uio_pci_generic
+    /// without an IOMMU) and binds the ports' PCI devices with dpdk-devbind.py. Says
+    /// what it changed; a second run changes nothing. Root.
+    Setup {
+        /// The profile (YAML).
+        #[arg(long, short)]
+        profile: PathBuf,
+        /// Print what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Read and write sysfs and procfs under this directory instead of `/` (tests).
+        #[arg(long, hide = true, default_value = "/")]
+        root: PathBuf,
+    },
+}
+
+/// `tandem host check`: the findings, as text or JSON; an error when one failed.
+fn host_check(path: &Path, json: bool, root: &Path) -> anyhow::Result<()> {
+    let profile = tandem_config::load(path)?;
+    let needs = tandem_host::Needs::of(&profile);
+    let setup = format!("tandem host setup --profile {}", path.display());
+    let report = tandem_host::check(
+        &needs,
+        &tandem_host::Host::new(root),
+        &tandem_host::Process::current(),
+        &setup,
+    );
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text());
+    }
+    let failed = report
+        .findings
+        .iter()
+        .filter(|f| f.status == tandem_host::Status::Fail)
+        .count();
+    if failed > 0 {
+        anyhow::bail!(
+            "host check: {failed} problem{} for {}",
+            if failed == 1 { "" } else { "s" },
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `tandem host setup`: makes each change the plan lists, says so, then checks again.
+fn host_setup(path: &Path, dry_run: bool, root: &Path) -> anyhow::Result<()> {
+    let profile = tandem_config::load(path)?;
+    let needs = tandem_host::Needs::of(&profile);
+    let host = tandem_host::Host::new(root);
+    let actions = tandem_host::plan(&needs, &host);
+    if actions.is_empty() {
+        println!("host setup: nothing to change");
+    }
+    for action in &actions {
+        if dry_run {
+            println!("would change: {action}");
+            continue;
+        }
+        tandem_host::apply(
+            std::slice::from_ref(action),
+            &host,
+            &mut tandem_host::SystemRunner,
+        )
+        .with_context(|| format!("host setup: {action}"))?;
+        println!("changed: {action}");
+    }
+    if dry_run {
+        return Ok(());
+    }
+    // What setup cannot change (IOMMU, CPUs, isolation, memlock) is the check's to say.
+    let setup = format!("tandem host setup --profile {}", path.display());
+    let report = tandem_host::check(&needs, &host, &tandem_host::Process::current(), &setup);
+    let left: Vec<&tandem_host::Finding> = report
+        .findings
+        .iter()
+        .filter(|f| f.status != tandem_host::Status::Ok)
+        .collect();
+    if !left.is_empty() {
+        println!("left to the operator:");
+        print!(
+            "{}",
+            tandem_host::Report {
+                passed: report.passed,
+                findings: left.into_iter().cloned().collect(),
+            }
+            .text()
+        );
+    }
+    if !report.passed {
+        anyhow::bail!("host setup: {} still cannot run here", path.display());
+    }
+    Ok(())
 }
 
 fn parse_limit(v: &str) -> Result<usize, String> {
@@ -217,8 +351,6 @@ fn manage(at: &Manage, request: Request) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts logging; returns what changes the filter later. `RUST_LOG`, when set, stays
-/// the filter: a reload of the profile's level does not override it.
 /// `tandem reload`: with `--profile P`, the appliance reads P (and runs it from then on:
 /// a later SIGHUP reads P too); without, the file it runs.
 fn reload(at: &Manage, dry_run: bool) -> anyhow::Result<()> {
@@ -229,6 +361,8 @@ fn reload(at: &Manage, dry_run: bool) -> anyhow::Result<()> {
     manage(at, Request::Reload { dry_run, profile })
 }
 
+/// Starts logging; returns what changes the filter later. `RUST_LOG`, when set, stays
+/// the filter: a reload of the profile's level does not override it.
 fn init_logging(format: Format, level: &str) -> tandem_runtime::SetLogLevel {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -255,6 +389,20 @@ fn init_logging(format: Format, level: &str) -> tandem_runtime::SetLogLevel {
                     .with_ansi(ansi),
             )
             .init(),
+        Format::Journald => match tracing_journald::layer() {
+            Ok(journal) => registry.with(journal).init(),
+            Err(e) => {
+                // No journal here (a container, a test machine): the same events as lines.
+                registry
+                    .with(
+                        tracing_subscriber::fmt::layer()
+                            .with_writer(std::io::stderr)
+                            .with_ansi(ansi),
+                    )
+                    .init();
+                tracing::warn!(error = %e, "no systemd journal; logging human lines to stderr");
+            }
+        },
     }
     Box::new(move |level: &str| {
         if pinned {
@@ -309,13 +457,14 @@ fn describe(p: &Profile) -> String {
             .collect();
         let _ = writeln!(
             s,
-            "service {}: {}:{} {} copies {} selection {:?}; replicas: {}",
+            "service {}: {}:{} {} copies {} selection {:?} no_replica {}; replicas: {}",
             svc.name,
             svc.vip,
             svc.port,
             svc.mode,
             svc.copies,
             svc.selection,
+            svc.no_replica,
             reps.join(", ")
         );
         if svc.health.probe_ports.is_empty() {
@@ -390,8 +539,8 @@ fn check(path: &Path, json: bool) -> anyhow::Result<()> {
     }
     let profile = tandem_config::load(path)?;
     print!("{}", describe(&profile));
-    // A valid profile may still ask for what this build cannot run yet (a port range,
-    // replay scope http1, workers that split a flow): `run` refuses it, `check` says so.
+    // A valid profile may still ask for what this build cannot run yet (workers that
+    // split a flow): `run` refuses it, `check` says so.
     match tandem_runtime::runnable(&profile) {
         Ok(warnings) => {
             for w in warnings {
@@ -411,6 +560,7 @@ fn run(path: &Path, format: Option<Format>, level: Option<String>) -> anyhow::Re
     let profile = tandem_config::load(path)?;
     let format = format.unwrap_or(match profile.logging.format {
         LogFormat::Json => Format::Json,
+        LogFormat::Journald => Format::Journald,
         LogFormat::Human => Format::Human,
     });
     let level = level.unwrap_or_else(|| profile.logging.level.as_str().to_owned());
@@ -442,6 +592,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Cmd::Check { profile, json } => check(profile, *json),
+        Cmd::Host {
+            command:
+                HostCmd::Check {
+                    profile,
+                    json,
+                    root,
+                },
+        } => host_check(profile, *json, root),
+        Cmd::Host {
+            command:
+                HostCmd::Setup {
+                    profile,
+                    dry_run,
+                    root,
+                },
+        } => host_setup(profile, *dry_run, root),
         Cmd::Run {
             profile,
             log_format,
@@ -481,6 +647,7 @@ fn main() -> ExitCode {
         ),
         Cmd::Remove { replica, at } => manage(at, Request::Remove(replica.clone())),
         Cmd::Reload { dry_run, at } => reload(at, *dry_run),
+        Cmd::GenerateDocs { out } => docs::generate(Cli::command(), out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,11 +34,41 @@ fn check_prints_a_summary_of_the_shipped_profiles() {
     }
 }
 
+/// The lab's profile in reconnect mode with `replay: http1` and `methods` (a valid list,
+/// 16 names) that the HTTP/1.1 framer cannot hold besides HEAD and CONNECT: `check`
+/// takes it, `run` would not. Written to a file of its own; its path.
+fn profile_run_refuses() -> std::path::PathBuf {
+    let lab = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/lab.yaml"))
+        .expect("lab profile");
+    let methods: Vec<String> = (0..16).map(|k| format!("M{k}")).collect();
+    let text = lab
+        .replacen("    mode: mirror ", "    mode: reconnect ", 1)
+        .replacen(
+            "    copies: 2 ",
+            &format!(
+                "    replay: {{ scope: http1, methods: [{}] }}\n    copies: 1 ",
+                methods.join(", ")
+            ),
+            1,
+        );
+    let dir = std::env::temp_dir().join(format!("tandem-cli-refused-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("lab-refused.yaml");
+    std::fs::write(&path, text).expect("write profile");
+    path
+}
+
 #[test]
 fn check_says_what_run_would_refuse() {
+    let path = profile_run_refuses();
+    let (ok, out, err) = tandem(&["check", "--profile", &path.to_string_lossy()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("but `tandem run` refuses it: "), "{out}");
+    assert!(out.contains("replay.methods"), "{out}");
+    // The documented production profile (replay: http1 among its services) runs.
     let (ok, out, _) = tandem(&["check", "--profile", "configs/appliance-2port.yaml"]);
     assert!(ok);
-    assert!(out.contains("but `tandem run` refuses it: "), "{out}");
+    assert!(!out.contains("refuses"), "{out}");
 }
 
 #[test]
@@ -60,8 +90,13 @@ fn check_with_json_prints_the_profile_with_its_defaults_and_whether_run_takes_it
     ]);
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    assert_eq!(v["runnable"], false);
-    assert!(v["refused"].is_string(), "{out}");
+    assert_eq!(v["runnable"], true, "{out}");
+    let refused = profile_run_refuses();
+    let (ok, out, _) = tandem(&["check", "--profile", &refused.to_string_lossy(), "--json"]);
+    assert!(ok);
+    let r: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(r["runnable"], false);
+    assert!(r["refused"].is_string(), "{out}");
     // Sizes written with units are numbers of bytes in the document.
     assert_eq!(v["profile"]["limits"]["replay_bytes_total"], 256 << 20);
     assert_eq!(v["profile"]["services"][1]["replay"]["scope"], "http1");
@@ -306,4 +341,168 @@ fn reload_sends_the_profiles_absolute_path_and_prints_the_differences() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_takes_a_port_range_and_run_would_too() {
+    let lab = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/lab.yaml"))
+        .expect("lab profile");
+    let dir = std::env::temp_dir().join(format!("tandem-cli-range-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("range.yaml");
+    let text = lab.replacen("port: any ", "port: 8000-8100 ", 1);
+    assert_ne!(text, lab, "lab.yaml has `port: any`");
+    std::fs::write(&path, text).expect("write");
+    let path = path.to_string_lossy().into_owned();
+    let (ok, out, err) = tandem(&["check", "--profile", &path]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("service lab: 198.18.0.100:8000-8100 mirror"),
+        "{out}"
+    );
+    assert!(out.contains("no_replica reset"), "{out}");
+    assert!(out.contains(&format!("{path}: ok\n")), "{out}");
+    assert!(!out.contains("refuses"), "{out}");
+}
+
+#[test]
+fn host_check_passes_the_lab_profile_here_with_nothing_to_bind() {
+    let (ok, out, err) = tandem(&["host", "check", "--profile", "configs/lab.yaml"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("ok    hugepages  not needed: the EAL runs with --no-huge"),
+        "{out}"
+    );
+    assert!(
+        out.contains("outside: net_af_packet0 is a virtual device (--vdev): nothing to bind"),
+        "{out}"
+    );
+    let (ok, out, _) = tandem(&[
+        "host",
+        "setup",
+        "--profile",
+        "configs/lab.yaml",
+        "--dry-run",
+    ]);
+    assert!(ok);
+    assert_eq!(out, "host setup: nothing to change\n");
+}
+
+/// A host with CPUs 0-7, no hugepages reserved, an IOMMU and the two-port profile's NICs
+/// on ixgbe: `host check` fails naming each fix, `host setup --dry-run` lists the changes.
+#[test]
+fn host_check_and_setup_name_what_an_unprepared_host_lacks() {
+    let root = std::env::temp_dir().join(format!("tandem-cli-host-{}", std::process::id()));
+    let put = |p: &str, text: &str| {
+        let p = root.join(p);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    };
+    put("proc/meminfo", "Hugepagesize:       2048 kB\n");
+    put("proc/mounts", "hugetlbfs /dev/hugepages hugetlbfs rw 0 0\n");
+    let node = "sys/devices/system/node/node0/hugepages/hugepages-2048kB";
+    put(&format!("{node}/nr_hugepages"), "0\n");
+    put(&format!("{node}/free_hugepages"), "0\n");
+    put("sys/devices/system/cpu/present", "0-7\n");
+    put("sys/devices/system/cpu/online", "0-7\n");
+    put("sys/kernel/iommu_groups/0/type", "DMA\n");
+    std::fs::create_dir_all(root.join("sys/bus/pci/drivers/ixgbe")).expect("mkdir");
+    for nic in ["0000:3b:00.0", "0000:3b:00.1"] {
+        put(&format!("sys/bus/pci/devices/{nic}/numa_node"), "0\n");
+        let _ = std::os::unix::fs::symlink(
+            "../../../bus/pci/drivers/ixgbe",
+            root.join(format!("sys/bus/pci/devices/{nic}/driver")),
+        );
+    }
+    let r = root.to_string_lossy().into_owned();
+    let profile = "configs/appliance-2port.yaml";
+    let (ok, out, err) = tandem(&["host", "check", "--profile", profile, "--root", &r]);
+    let (json_ok, json, _) = tandem(&[
+        "host",
+        "check",
+        "--profile",
+        profile,
+        "--root",
+        &r,
+        "--json",
+    ]);
+    let (dry_ok, dry, _) = tandem(&[
+        "host",
+        "setup",
+        "--profile",
+        profile,
+        "--root",
+        &r,
+        "--dry-run",
+    ]);
+    let _ = std::fs::remove_dir_all(&root);
+    assert!(!ok);
+    assert!(
+        // 3 as root; without CAP_IPC_LOCK the memlock limit is a fourth.
+        err.contains(" problems for configs/appliance-2port.yaml"),
+        "{err}"
+    );
+    assert!(
+        out.contains(
+            "FAIL  hugepages  node 0: 0 of 0 pages of 2048 kB free, 1024 needed (2048 MiB)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "fix: tandem host setup --profile {profile}, or: echo 1024 > /{node}/nr_hugepages"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("FAIL  device     inside: 0000:3b:00.1 is bound to ixgbe, not a DPDK driver, NUMA node 0"), "{out}");
+    assert!(
+        out.contains("modprobe vfio-pci && dpdk-devbind.py --bind=vfio-pci 0000:3b:00.1"),
+        "{out}"
+    );
+    assert!(!json_ok);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(v["passed"], false);
+    assert!(dry_ok);
+    assert_eq!(
+        dry,
+        "would change: hugepages on node 0: 0 -> 1024\n\
+         would change: module vfio-pci loaded\n\
+         would change: 0000:3b:00.0 bound to vfio-pci (was ixgbe)\n\
+         would change: 0000:3b:00.1 bound to vfio-pci (was ixgbe)\n"
+    );
+}
+
+#[test]
+fn generate_docs_writes_a_man_page_per_command_and_completions_without_itself() {
+    let out = std::env::temp_dir().join(format!("tandem-docs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let dir = out.to_string_lossy().into_owned();
+    let (ok, _, err) = tandem(&["generate-docs", "--out", &dir]);
+    assert!(ok, "{err}");
+    for page in [
+        "tandem.1",
+        "tandem-run.1",
+        "tandem-check.1",
+        "tandem-flows.1",
+    ] {
+        let text = std::fs::read_to_string(out.join("man").join(page))
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH "), "{page} is not a man page");
+    }
+    let run = std::fs::read_to_string(out.join("man/tandem-run.1")).unwrap_or_default();
+    // The synopsis as typed, the footer with the binary's version.
+    assert!(run.contains("tandem run"), "{run}");
+    assert!(run.contains("(git "), "{run}");
+    assert!(!out.join("man/tandem-generate-docs.1").exists());
+    for file in ["tandem.bash", "_tandem", "tandem.fish"] {
+        let text = std::fs::read_to_string(out.join("completions").join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(text.contains("check"), "{file}");
+        assert!(
+            !text.contains("generate-docs"),
+            "{file} offers the hidden command"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
 }

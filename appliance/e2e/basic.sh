@@ -9,6 +9,8 @@
 #      probed ports 80 and 7000 as well (mirror mode sends
 #      each flow to two of them, so all must serve the same bytes) and fetches it with curl
 #      through the VIP; the SHA-256 must match and the transfer time is printed;
+#   2a. before any replica serves its probed ports (every replica down), checks that a
+#      connection to the VIP is refused at once (`no_replica: reset`);
 #   4. sends TCP to an address nothing serves (198.18.0.200, static ARP entry towards
 #      the appliance) and to an unserved port of the appliance itself;
 #   5. stops tandem with SIGTERM and checks its exit summary: drop.not_served > 0 (and the
@@ -29,6 +31,32 @@ E2E_NAME=basic
 . appliance/e2e/common.sh
 
 e2e_start nginx curl python3
+
+# 2a. No replica up: nothing listens on the probed ports yet, so every replica is down,
+# and a new connection's SYN gets a RST at once (`no_replica: reset`, the default): the
+# client's connect fails with ECONNREFUSED within a second, not after its SYN
+# retransmissions. (curl 7.88 words ECONNREFUSED "Couldn't connect to server", as it does
+# other errors: Python names the errno.)
+all_down=1
+for name in "${LAB_REPLICAS[@]}"; do wait_health "$name" down || all_down=0; done
+# Under 1 s: before Linux's first SYN retransmission, so the first SYN was answered.
+refused=$(lab_exec "$LAB_CLIENT_NS" python3 -c '
+import socket, sys, time
+t0 = time.monotonic()
+try:
+    socket.create_connection((sys.argv[1], 8088), timeout=10)
+    print("connected", end=" ")
+except OSError as e:
+    print(type(e).__name__, e, end=" ")
+print(int((time.monotonic() - t0) * 1000))' "$LAB_VIP" 2>&1 || true)
+refused_ms=${refused##* }
+resets=$(metric 'tandem_no_replica_resets_total{lcore="1"}' "$(scrape)")
+if [ "$all_down" = 1 ] && grep -q "^ConnectionRefusedError" <<<"$refused" &&
+    [ "$refused_ms" -ge 0 ] 2>/dev/null && [ "$refused_ms" -lt 1000 ] && [ "${resets:-0}" -ge 1 ]; then
+    ok "no replica up: connect refused in $refused_ms ms, tandem_no_replica_resets_total $resets"
+else
+    bad "no replica up: all down $all_down, connect after $refused_ms ms: $refused; resets ${resets:-none}"
+fi
 
 # 3. 100 MB from nginx on every replica, through the VIP.
 www="$tmp/www"

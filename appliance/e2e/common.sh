@@ -70,7 +70,10 @@ e2e_setup() {
             exit 1
         }
     done
-    if [ -d "$HOME/.cargo/bin" ]; then PATH="$HOME/.cargo/bin:$PATH"; fi
+    # Root's toolchain, or under sudo the user's, run as the user (appliance/cargo.sh).
+    # shellcheck source=../cargo.sh
+    . appliance/cargo.sh
+    tandem_find_cargo || true
     tmp=$(mktemp -d /tmp/tandem-e2e.XXXXXX)
     trap e2e_cleanup EXIT
     if [ "${TANDEM_E2E_NO_BUILD:-0}" != 1 ]; then

@@ -49,6 +49,7 @@
 //!     replicas: [{ name: primary, address: 198.19.0.11 }, ...]   # drain: true: no new flows
 //!     health: { probe_ports: [7000], interval: 10ms, timeout: 10ms, fall: 3, rise: 2,
 //!               suspect_burst: 3, suspect_interval: 1ms, ack_lag: 50ms, output_lag: 0 }
+//!     no_replica: reset               # or drop: what a SYN gets while no replica is live
 //! timeouts: { syn: 5s, established: 300s, linger: 2s, synack_wait: 2ms, arp_refresh: 30s }
 //! limits: { flows_per_worker: 1048576, hold_bytes_per_flow: 256KiB,
 //!           hold_bytes_total: 256MiB, hold_segments_total: 131072,
@@ -142,9 +143,9 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Diagnostic};
 pub use net::{Device, Ipv4Cidr, PciAddress, ServicePort};
 pub use profile::{
-    Affinity, Eal, Health, Lcores, Limits, LogFormat, LogLevel, Logging, Management, Mode, Port,
-    PortRole, Ports, Profile, Replay, ReplayScope, Replica, Selection, Service, Timeouts,
-    WorkerAssignment, WorkerPlan,
+    Affinity, Eal, Health, Lcores, Limits, LogFormat, LogLevel, Logging, Management, Mode,
+    NoReplica, Port, PortRole, Ports, Profile, Replay, ReplayScope, Replica, Selection, Service,
+    Timeouts, WorkerAssignment, WorkerPlan,
 };
 pub use schema::HANDOFF_RING_FRAMES;
 pub use size::{format_size, parse_size};

@@ -261,6 +261,27 @@ pub enum Selection {
     Ordered,
 }
 
+/// What a client's SYN gets when no replica of its service is live (mirror and
+/// reconnect mode; forward mode, for stateless benchmark generators, drops either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NoReplica {
+    /// A RST, as from a closed port: the client fails at once ("connection refused").
+    #[default]
+    Reset,
+    /// Nothing: the client retransmits its SYN until a replica is back or it gives up.
+    Drop,
+}
+
+impl std::fmt::Display for NoReplica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NoReplica::Reset => "reset",
+            NoReplica::Drop => "drop",
+        })
+    }
+}
+
 /// A virtual service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Service {
@@ -291,6 +312,8 @@ pub struct Service {
     pub replicas: Vec<Replica>,
     /// Health checking and failover triggers.
     pub health: Health,
+    /// What a new connection's SYN gets while no replica is live (counted either way).
+    pub no_replica: NoReplica,
 }
 
 impl Service {
@@ -576,6 +599,9 @@ pub enum LogFormat {
     Human,
     /// One JSON object per event.
     Json,
+    /// Straight to the systemd journal, each field of an event a journal field
+    /// (`journalctl -o verbose`); on stderr as human lines where there is no journal.
+    Journald,
 }
 
 /// Least severe level logged.
@@ -613,7 +639,7 @@ impl LogLevel {
 /// Log output.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Logging {
-    /// Human or JSON lines.
+    /// Human or JSON lines, or the journal's fields.
     pub format: LogFormat,
     /// Least severe level logged.
     pub level: LogLevel,

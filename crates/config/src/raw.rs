@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::profile::{LogFormat, LogLevel, Mode, PortRole, ReplayScope, Selection};
+use crate::profile::{LogFormat, LogLevel, Mode, NoReplica, PortRole, ReplayScope, Selection};
 use crate::size::RawSize;
 
 /// Top level.
@@ -99,6 +99,8 @@ pub(crate) struct RawService {
     pub replicas: Vec<RawReplica>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<RawHealth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_replica: Option<NoReplica>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Default)]

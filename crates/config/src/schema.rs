@@ -216,7 +216,7 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
         "workers[].queue" => "a queue index below ports.<port>.queues",
         "services" => "a non-empty list of services",
         "services[]" => {
-            "a mapping with name, vip, port, mode, copies, selection, verify, replay, replicas, health"
+            "a mapping with name, vip, port, mode, copies, selection, verify, replay, replicas, health, no_replica"
         }
         "services[].name" | "services[].replicas[].name" => NAME,
         "services[].vip" => UNICAST,
@@ -226,6 +226,7 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
             "1..=3 and at most the number of replicas in mirror mode; 1 in reconnect and forward mode"
         }
         "services[].selection" => "spread, ordered",
+        "services[].no_replica" => "reset (the default: a RST answers a SYN while no replica is live), drop",
         "services[].verify" => "true (the default: a standby takes over only where its output was checked equal to the active's) or false",
         "services[].replay" => {
             "a mapping with scope, limit, connect_timeout, parallel, and in reconnect mode fin_hold, \
@@ -299,7 +300,7 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
             "a group name: 1 to 32 letters, digits, `.`, `_` or `-`, not starting with `-`"
         }
         "logging" => "a mapping with `format` and `level`",
-        "logging.format" => "human, json",
+        "logging.format" => "human, json, journald",
         "logging.level" => "error, warn, info, debug, trace",
         _ if in_port => match leaf {
             "device" => {

@@ -780,6 +780,7 @@ fn check_services(
             replay,
             replicas,
             health,
+            no_replica: s.no_replica.unwrap_or_default(),
         });
     }
     out

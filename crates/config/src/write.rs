@@ -128,6 +128,7 @@ fn raw_profile(p: &Profile) -> Result<RawProfile, WriteError> {
             mode: Some(s.mode),
             copies: Some(s.copies),
             selection: Some(s.selection),
+            no_replica: Some(s.no_replica),
             verify: Some(s.verify),
             replay: replay(s.mode, &s.replay),
             replicas: s

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use tandem_config::{parse, ConfigError, Mode, Replay, ReplayScope};
+use tandem_config::{parse, ConfigError, Mode, NoReplica, Replay, ReplayScope, ServicePort};
 
 /// A valid profile; the numbers on the right are line numbers.
 const BASE: &str = "\
@@ -349,6 +349,24 @@ fn mbuf_pool_too_small() {
 }
 
 /// `BASE` with a `management` section (lines 34 to 36) giving `group`.
+#[test]
+fn logging_format_journald_is_read() {
+    let text = format!("{BASE}logging:\n  format: journald\n");
+    match parse("configs/ok.yaml", &text) {
+        Ok(p) => assert_eq!(p.logging.format, tandem_config::LogFormat::Journald),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn logging_format_that_is_not_known_names_the_three_allowed() {
+    rejects(
+        &format!("{BASE}logging:\n  format: syslog\n"),
+        "configs/bad.yaml:35:11: logging.format: ",
+        "human, json, journald",
+    );
+}
+
 fn with_group(group: &str) -> String {
     format!("{BASE}management:\n  socket: /run/tandem/t.sock\n  group: {group}\n")
 }
@@ -1298,5 +1316,59 @@ fn replay_schema_errors() {
             "configs/bad.yaml:21:16: services[0].replay.methods: wrong type: expected a list \
              (allowed: {METHODS_FOR_HTTP1})"
         ),
+    );
+}
+
+#[test]
+fn a_port_range_is_accepted() {
+    let p = parse("range.yaml", &edit("port: any", "port: 8000-8100"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.services[0].port, ServicePort::Range(8000, 8100));
+    assert!(p.services[0].port.contains(8050) && !p.services[0].port.contains(8101));
+}
+
+#[test]
+fn a_port_range_without_probe_ports_is_refused() {
+    let text = edit("port: any", "port: 8000-8100").replace("      probe_ports: [7000, 80]\n", "");
+    rejects(
+        &text,
+        "configs/bad.yaml:25:5: services[0].health.probe_ports: ",
+        "the service port is `8000-8100`, and probing needs concrete ports",
+    );
+}
+
+#[test]
+fn a_port_range_that_ends_before_it_starts_is_refused() {
+    rejects(
+        &edit("port: any", "port: 8100-8000"),
+        "configs/bad.yaml:17:11: services[0].port: ",
+        "range `8100-8000` ends before it starts",
+    );
+}
+
+#[test]
+fn no_replica_is_reset_by_default_and_may_be_drop() {
+    let p = parse("base.yaml", BASE).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.services[0].no_replica, NoReplica::Reset);
+    let p = parse(
+        "drop.yaml",
+        &edit(
+            "    mode: mirror\n",
+            "    mode: mirror\n    no_replica: drop\n",
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.services[0].no_replica, NoReplica::Drop);
+}
+
+#[test]
+fn an_unknown_no_replica_action_is_refused() {
+    rejects(
+        &edit(
+            "    mode: mirror\n",
+            "    mode: mirror\n    no_replica: ignore\n",
+        ),
+        "configs/bad.yaml:19:17: services[0].no_replica: ",
+        "unknown value `ignore` (allowed: reset, drop)",
     );
 }

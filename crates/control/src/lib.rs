@@ -17,6 +17,7 @@
 //! - [`profile`]: a profile mapped to the engine's and the runtime's settings.
 //! - [`reload`]: what a new profile changes against the running appliance, and whether
 //!   it can without a restart (`tandem reload`).
+//! - [`notify`]: readiness, watchdog and stopping for systemd (`Type=notify`).
 
 pub mod access;
 pub mod answer;
@@ -26,6 +27,7 @@ pub mod health;
 pub mod listing;
 pub mod mgmt;
 pub mod neighbour;
+pub mod notify;
 pub mod profile;
 pub mod reload;
 pub mod serve;

@@ -2,13 +2,15 @@
 //! need: the [`EngineConfig`] of every worker and the shared [`ReplicaTable`].
 //!
 //! What the engine cannot represent, and what is done about it:
-//! - A port range (`port: 8000-8100`): the engine's `ServicePort` is `Any` or one port,
-//!   so a range is rejected with [`ProfileError::PortRange`] (a range covering every port,
-//!   `1-65535`, is taken as `any`).
-//! - `mode: reconnect`: the engine's `Service::replay` (its `limit`, `connect_timeout`
-//!   and `parallel`) with `replay: { scope: stream }`; `scope: http1` (request
-//!   boundaries, methods, excluded headers, `fin_hold`) is not implemented by the engine
-//!   yet and is rejected with [`ProfileError::ReplayHttp1`]. `limits.replay_bytes_total`
+//! - A port range (`port: 8000-8100`) is the engine's `ServicePort::Range`: a lookup
+//!   compares the port with its two ends, a cost that does not grow with the range (a
+//!   range covering every port, `1-65535`, is taken as `any`).
+//! - `no_replica` (`reset`, the default, or `drop`): the engine's `Service::no_replica`.
+//! - `mode: reconnect`: the engine's `Service::replay` (its `limit`, `connect_timeout`,
+//!   `parallel` and `fin_hold`); with `replay: { scope: http1 }` also `Service::http1`
+//!   (the `methods` and `exclude_headers`, which the framer keeps in fixed tables: the
+//!   profile's validation holds them to its limits, and a name the framer still cannot
+//!   take is [`ProfileError::Http1Rules`]). `limits.replay_bytes_total`
 //!   is shared out among the workers, as the hold budgets are. In mirror mode `replay`
 //!   (new standbys for running flows) is not used yet.
 //! - `mode: forward` (benchmarks): the engine's `Service::forward`; `copies` is 1 and
@@ -20,37 +22,25 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tandem_config::{Mode, Profile, ReplayScope, Selection, ServicePort as CfgPort};
-use tandem_engine::{EngineConfig, ReplicaId, ReplicaTable, Service, ServicePort};
+use tandem_config::{Mode, NoReplica, Profile, ReplayScope, Selection, ServicePort as CfgPort};
+use tandem_engine::{EngineConfig, OnNoReplica, ReplicaId, ReplicaTable, Service, ServicePort};
 use tandem_wire::MacAddr;
 
 /// A profile the runtime cannot run as written.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    /// The engine serves one port or every port of a VIP, not a range.
-    #[error(
-        "services[{index}] ({name}): port range {first}-{last} is not supported by the \
-         engine (allowed: `any` or a single port)"
-    )]
-    PortRange {
+    /// `replay.methods` or `replay.exclude_headers` that the HTTP/1.1 framer cannot
+    /// hold.
+    #[error("services[{index}] ({name}): replay.{field}: {error}")]
+    Http1Rules {
         /// Index of the service in the profile.
         index: usize,
         /// Its name.
         name: String,
-        /// First port of the range.
-        first: u16,
-        /// Last port of the range.
-        last: u16,
-    },
-    /// Reconnect mode with `replay: { scope: http1 }`, which the engine does not do yet.
-    #[error(
-        "services[{index}] ({name}): replay scope `http1` is not implemented yet (allowed: stream)"
-    )]
-    ReplayHttp1 {
-        /// Index of the service in the profile.
-        index: usize,
-        /// Its name.
-        name: String,
+        /// `methods` or `exclude_headers`.
+        field: &'static str,
+        /// What the framer said.
+        error: tandem_engine::http1::Error,
     },
     /// More replicas than the replica table holds.
     #[error("too many replicas: the replica table holds {0}")]
@@ -109,22 +99,26 @@ pub fn map_profile(
             CfgPort::Any | CfgPort::Range(1, u16::MAX) => ServicePort::Any,
             CfgPort::Single(p) => ServicePort::Port(p),
             CfgPort::Range(first, last) if first == last => ServicePort::Port(first),
-            CfgPort::Range(first, last) => {
-                return Err(ProfileError::PortRange {
+            CfgPort::Range(first, last) => ServicePort::Range(first, last),
+        };
+        let http1 = match s.mode {
+            Mode::Reconnect if s.replay.scope == ReplayScope::Http1 => {
+                let rules_error = |field, error| ProfileError::Http1Rules {
                     index,
                     name: s.name.clone(),
-                    first,
-                    last,
+                    field,
+                    error,
+                };
+                Some(tandem_engine::Http1Rules {
+                    methods: tandem_engine::http1::Methods::new(&s.replay.methods)
+                        .map_err(|e| rules_error("methods", e))?,
+                    exclude: tandem_engine::http1::Exclude::new(&s.replay.exclude_headers)
+                        .map_err(|e| rules_error("exclude_headers", e))?,
                 })
             }
+            _ => None,
         };
         let replay = match s.mode {
-            Mode::Reconnect if s.replay.scope == ReplayScope::Http1 => {
-                return Err(ProfileError::ReplayHttp1 {
-                    index,
-                    name: s.name.clone(),
-                })
-            }
             Mode::Reconnect => Some(tandem_engine::ReplayConfig {
                 limit: u32::try_from(s.replay.limit).unwrap_or(u32::MAX),
                 connect_timeout_ns: ns(s.replay.connect_timeout),
@@ -162,6 +156,11 @@ pub fn map_profile(
             output_lag_ns: Some(s.health.output_lag.map_or(0, ns)),
             verify: s.verify,
             replay,
+            http1,
+            no_replica: match s.no_replica {
+                NoReplica::Reset => OnNoReplica::Reset,
+                NoReplica::Drop => OnNoReplica::Drop,
+            },
         });
     }
     let t = &profile.timeouts;
@@ -272,30 +271,38 @@ mod tests {
         assert_eq!(m.map(|m| m.engine.services[0].port), Some(ServicePort::Any));
 
         p.services[0].port = CfgPort::Range(8000, 8100);
-        let e = map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).err();
-        assert!(
-            matches!(
-                e,
-                Some(ProfileError::PortRange {
-                    first: 8000,
-                    last: 8100,
-                    ..
-                })
-            ),
-            "{e:?}"
+        let m = map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).ok();
+        assert_eq!(
+            m.map(|m| m.engine.services[0].port),
+            Some(ServicePort::Range(8000, 8100))
         );
-        assert!(e
-            .map(|e| e.to_string())
-            .is_some_and(|t| t.contains("services[0] (lab): port range 8000-8100")));
 
         p.services[0].port = CfgPort::Any;
         p.services[0].mode = Mode::Reconnect;
         p.services[0].copies = 1;
         p.services[0].replay.scope = ReplayScope::Http1;
-        assert!(matches!(
-            map_profile(&p, MacAddr::ZERO, MacAddr::ZERO),
-            Err(ProfileError::ReplayHttp1 { .. })
-        ));
+        let m = map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).expect("http1 maps");
+        let rules = m.engine.services[0].http1.as_ref().expect("http1 rules");
+        assert!(rules.methods.allows(b"GET") && !rules.methods.allows(b"POST"));
+        // More methods than the framer keeps (it keeps HEAD and CONNECT besides).
+        p.services[0].replay.methods = (0..16).map(|k| format!("M{k}")).collect();
+        let e = map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).err();
+        assert!(
+            e.as_ref().is_some_and(|e| e
+                .to_string()
+                .starts_with("services[0] (lab): replay.methods")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn no_replica_maps_to_the_engine_reset_by_default_or_drop() {
+        let mut p = lab();
+        let m = map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).expect("maps");
+        assert_eq!(m.engine.services[0].no_replica, OnNoReplica::Reset);
+        p.services[0].no_replica = NoReplica::Drop;
+        let m = map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).expect("maps");
+        assert_eq!(m.engine.services[0].no_replica, OnNoReplica::Drop);
     }
 
     #[test]

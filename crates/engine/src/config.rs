@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use tandem_wire::MacAddr;
 
+use crate::exchange::Http1Rules;
 use crate::hash::HashKey;
 use crate::replica::ReplicaId;
 
@@ -15,6 +16,8 @@ pub enum ServicePort {
     Any,
     /// One port.
     Port(u16),
+    /// An inclusive range `first..=last`: two comparisons per lookup, whatever its size.
+    Range(u16, u16),
 }
 
 impl ServicePort {
@@ -24,8 +27,20 @@ impl ServicePort {
         match self {
             ServicePort::Any => true,
             ServicePort::Port(p) => p == port,
+            ServicePort::Range(first, last) => first <= port && port <= last,
         }
     }
+}
+
+/// What a SYN for a service with no live replica gets (`services[].no_replica`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum OnNoReplica {
+    /// A RST+ACK as a host with no listener sends (RFC 9293 §3.10.7.1), so the client
+    /// learns at once instead of after its SYN retransmissions.
+    #[default]
+    Reset,
+    /// Nothing: the client retransmits its SYN until a replica comes back or it gives up.
+    Drop,
 }
 
 /// Most replicas in one service's pool (room is reserved for them: `tandem add` does
@@ -63,6 +78,13 @@ pub struct Service {
     /// answer is checked against what the client has before it goes on. `None`: no
     /// replay. `copies` is 1.
     pub replay: Option<ReplayConfig>,
+    /// Reconnect mode with `replay: http1` ([`crate::exchange`]): the replay starts at
+    /// the oldest request not fully answered, only idempotent requests are replayed, and
+    /// the check leaves the excluded header lines out. `None`: the whole stream
+    /// (`replay: stream`).
+    pub http1: Option<Http1Rules>,
+    /// What a SYN gets when no replica of the pool is live (counted either way).
+    pub no_replica: OnNoReplica,
 }
 
 /// How a reconnect-mode service replays (`services[].replay` in a profile).

@@ -55,8 +55,9 @@ use tandem_wire::tcp::option_kind;
 use tandem_wire::{EthernetFrame, Icmpv4Packet, Ipv4Packet, MacAddr, TcpFlags, TcpSegment};
 
 use crate::buffer::{BufferPool, PacketBuf};
-use crate::config::{EngineConfig, FlowTimeouts, ReplayConfig, MAX_POOL};
+use crate::config::{EngineConfig, FlowTimeouts, OnNoReplica, ReplayConfig, MAX_POOL};
 use crate::cookie::{self, SynOptions};
+use crate::exchange::{self, Exchanges, Fed, Http1Rules, Step};
 use crate::flow::Replaying;
 use crate::flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, MAX_COPIES};
 use crate::hash::{LaneHasher, Unit, LANES};
@@ -148,6 +149,7 @@ macro_rules! ctx {
             replicas: &$engine.replicas,
             hold: &mut $engine.hold,
             logs: &mut $engine.logs,
+            exchanges: &mut $engine.exchanges,
             c: &mut $engine.counters,
             pool: $pool,
             out: $out,
@@ -204,6 +206,9 @@ pub struct Engine<B: PacketBuf> {
     cookie_syn_queue: VecDeque<(FlowIdx, FlowKey, u64)>,
     /// Reconnect mode: every flow's client-byte log ([`crate::replay`]).
     logs: LogArena,
+    /// Reconnect mode, `replay: http1`: every flow's exchange and every replay's answer
+    /// ([`crate::exchange`]).
+    exchanges: Exchanges,
     /// Reconnect mode: flows whose replay is in progress, timed by `poll`.
     replaying: Vec<(FlowIdx, FlowKey)>,
     /// The parse of the burst being handled (taken out of the engine meanwhile).
@@ -249,6 +254,17 @@ impl<B: PacketBuf> Engine<B> {
             } else {
                 0
             }),
+            exchanges: {
+                let http1 = cfg.services.iter().filter(|s| s.http1.is_some());
+                let replays = http1
+                    .clone()
+                    .filter_map(|s| s.replay.map(|r| r.parallel))
+                    .max();
+                match replays {
+                    Some(parallel) => Exchanges::new(cfg.max_flows, parallel),
+                    None => Exchanges::new(0, 0),
+                }
+            },
             replaying: Vec::with_capacity(
                 cfg.services
                     .iter()
@@ -421,12 +437,16 @@ impl<B: PacketBuf> Engine<B> {
     /// when it overlaps one, or when the engine could not take its replay settings
     /// (a reconnect service where no service replayed at the start has no log arena).
     pub fn add_service(&mut self, mut s: crate::config::Service) -> bool {
+        // Two port selectors overlap when either takes the other's first or last port.
+        let bounds = |p: crate::ServicePort| match p {
+            crate::ServicePort::Any => (1, u16::MAX),
+            crate::ServicePort::Port(n) => (n, n),
+            crate::ServicePort::Range(a, b) => (a, b),
+        };
+        let (first, last) = bounds(s.port);
         let overlaps = self.cfg.services.iter().any(|x| {
-            x.vip == s.vip
-                && match (x.port, s.port) {
-                    (crate::ServicePort::Any, _) | (_, crate::ServicePort::Any) => true,
-                    (crate::ServicePort::Port(a), crate::ServicePort::Port(b)) => a == b,
-                }
+            let (a, b) = bounds(x.port);
+            x.vip == s.vip && a <= last && first <= b
         });
         if overlaps || (s.replay.is_some() && self.logs.capacity_bytes() == 0) {
             return false;
@@ -692,7 +712,7 @@ impl<B: PacketBuf> Engine<B> {
         let downs = self.replicas.down_generation();
         let (chosen, n) = self.choose(si);
         if n == 0 {
-            self.counters.drop(DropReason::NoReplica);
+            self.refuse_no_replica(si, now, &buf, m, pool, out);
             return;
         }
         // §3.11, SYN floods: past the backlog a SYN makes no flow; Tandem answers it
@@ -1469,15 +1489,32 @@ impl<B: PacketBuf> Engine<B> {
         pool: &mut P,
         out: &mut Output<B>,
     ) {
+        if self.rst_as_host(side, now, buf, m, pool, out) {
+            self.counters.stray_resets += 1;
+        }
+    }
+
+    /// Answers the segment `m` with a RST as a host with no such connection would
+    /// (RFC 9293 §3.10.7.1), at most [`STRAY_RSTS_PER_PERIOD`] a period for this worker;
+    /// whether one was sent. Never for a RST.
+    fn rst_as_host<P: BufferPool<B>>(
+        &mut self,
+        side: Side,
+        now: u64,
+        buf: &B,
+        m: &Meta,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) -> bool {
         if m.flags.contains(TcpFlags::RST) {
-            return;
+            return false;
         }
         let (start, sent) = &mut self.stray_rst_period;
         if now.saturating_sub(*start) >= STRAY_RST_PERIOD_NS {
             (*start, *sent) = (now, 0);
         }
         if *sent >= STRAY_RSTS_PER_PERIOD {
-            return;
+            return false;
         }
         *sent += 1;
         let (seq, ack, flags) = if m.flags.contains(TcpFlags::ACK) {
@@ -1507,9 +1544,7 @@ impl<B: PacketBuf> Engine<B> {
             payload: &[],
         };
         let mut ctx = ctx!(self, pool, out, now);
-        if ctx.emit(side, &spec) {
-            self.counters.stray_resets += 1;
-        }
+        ctx.emit(side, &spec)
     }
 
     /// Whether a flow of the client endpoint of `m` (address and port) on the same port,
@@ -1536,6 +1571,9 @@ impl<B: PacketBuf> Engine<B> {
             self.hold.clear(&mut l.hold);
         }
         self.logs.free(&mut f.log);
+        if let Some(x) = f.exchange.take() {
+            self.exchanges.release(x);
+        }
         if f.unprotected {
             self.counters.flows_unprotected = self.counters.flows_unprotected.saturating_sub(1);
         }
@@ -1558,6 +1596,32 @@ impl<B: PacketBuf> Engine<B> {
         self.synack_queue.push_back((idx, key, deadline));
         true
     }
+
+    /// A SYN for service `si`, none of whose replicas is live: a counted `no_replica`
+    /// drop, answered as the service says. With [`OnNoReplica::Reset`] the client gets a
+    /// RST+ACK as from a closed port (seq 0, ack its ISN + 1 + any SYN data), so it fails
+    /// at once ("connection refused") instead of after its SYN retransmissions. That RST
+    /// cannot make Tandem an amplifier: one at most per SYN, no larger than the SYN (a
+    /// 54-byte frame), to the SYN's source; and it shares the stray RSTs' limit (1000 a
+    /// second per worker), so a spoofed SYN flood at a dead service reflects no more than
+    /// that at its forged sources. A client whose RST the limit swallowed retransmits
+    /// its SYN and is answered then.
+    fn refuse_no_replica<P: BufferPool<B>>(
+        &mut self,
+        si: usize,
+        now: u64,
+        buf: &B,
+        m: &Meta,
+        pool: &mut P,
+        out: &mut Output<B>,
+    ) {
+        self.counters.drop(DropReason::NoReplica);
+        if self.cfg.services[si].no_replica == OnNoReplica::Reset
+            && self.rst_as_host(Side::Outside, now, buf, m, pool, out)
+        {
+            self.counters.no_replica_resets += 1;
+        }
+    }
 }
 
 /// Everything a rule needs besides the flow, borrowed apart from the flow table.
@@ -1567,6 +1631,7 @@ struct Ctx<'a, B: PacketBuf, P: BufferPool<B>> {
     replicas: &'a ReplicaTable,
     hold: &'a mut HoldPool<B>,
     logs: &'a mut LogArena,
+    exchanges: &'a mut Exchanges,
     c: &'a mut Counters,
     pool: &'a mut P,
     out: &'a mut Output<B>,
@@ -1600,7 +1665,7 @@ fn rescale(field: u16, from: u8, to: u8) -> u16 {
     }
 }
 
-impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
+impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
     // ---- output -----------------------------------------------------------------------
 
     #[inline]
@@ -2090,6 +2155,16 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         if self.check_divergence(f) == Fate::Remove {
             return Fate::Remove;
         }
+        // `replay: http1`: the active's output is followed (a new replica's first checked)
+        // before it goes to the client.
+        if let Some(rules) = self.http1_rules(f).filter(|_| i == f.active as usize) {
+            if let Some(fate) = self.http1_answer(f, i, &buf, m, rules) {
+                return fate;
+            }
+            if !self.http1_server(f, i, &buf, m, rules) {
+                return Fate::Keep;
+            }
+        }
         // §3.12: its output is checked against the active's (the active's against its
         // standbys') before it goes anywhere; a standby's that cannot be held is refused.
         if m.payload_len > 0 && self.verifies(f) {
@@ -2224,7 +2299,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 .cfg
                 .services
                 .get(usize::from(f.service))
-                .is_some_and(|s| s.verify || s.replay.is_some())
+                // `replay: http1` checks answers by their exchange ([`crate::exchange`]).
+                .is_some_and(|s| s.http1.is_none() && (s.verify || s.replay.is_some()))
     }
 
     /// §3.12: digests leg `i`'s payload and compares it with its reference's (a standby
@@ -2286,7 +2362,8 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 // What it held through the catch-up goes first, in order.
                 self.replay_held(f);
                 if f.replay.is_some() {
-                    self.replay_checked(f, until);
+                    let skipped = until.bytes_after(f.visible_isn.wrapping_add(1));
+                    self.replay_checked(f, u64::from(skipped));
                 }
             }
         }
@@ -3475,19 +3552,33 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             self.logs.open(&mut f.log, f.client_isn.wrapping_add(1));
         }
         let payload = buf.bytes().get(m.payload()).unwrap_or(&[]);
-        if let Appended::Ended(_) = self.logs.append(&mut f.log, m.seq, payload, rc.limit) {
-            self.c.replay_logs_ended += 1;
-            if f.replay.is_some() {
-                // The new replica gets the client's bytes only from the log: it cannot
-                // be given these.
-                return self.replay_failed(f, Why::Overflow);
+        match self.logs.append(&mut f.log, m.seq, payload, rc.limit) {
+            Appended::Ended(_) => {
+                self.c.replay_logs_ended += 1;
+                if f.replay.is_some() {
+                    // The new replica gets the client's bytes only from the log: it
+                    // cannot be given these.
+                    return self.replay_failed(f, Why::Overflow);
+                }
+                self.mark_unprotected(f);
             }
-            if !f.unprotected {
-                f.unprotected = true;
-                self.c.flows_unprotected += 1;
+            Appended::Logged(n) => {
+                if let Some(rules) = self.http1_rules(f) {
+                    let new = payload.get(payload.len().saturating_sub(n as usize)..);
+                    self.http1_client(f, new.unwrap_or(&[]), rules);
+                }
             }
+            Appended::Nothing => {}
         }
         Fate::Keep
+    }
+
+    /// The flow runs with fewer replicas than it should (counted while it lasts).
+    fn mark_unprotected(&mut self, f: &mut Flow) {
+        if !f.unprotected {
+            f.unprotected = true;
+            self.c.flows_unprotected += 1;
+        }
     }
 
     /// The flow's last replica died: a new connection to a live one, with the client's
@@ -3515,7 +3606,11 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             LogState::Overflow | LogState::Full => return self.replay_failed(f, Why::Overflow),
         }
         let dead = f.active as usize;
-        if !f.checks[dead].usable() {
+        if let Some(rules) = self.http1_rules(f) {
+            if let Err(why) = self.http1_plan(f, rules) {
+                return self.replay_failed(f, why);
+            }
+        } else if !f.checks[dead].usable() {
             return self.replay_failed(f, Why::Refused);
         }
         if self.c.reconnects_in_progress >= rc.parallel as u64 {
@@ -3562,6 +3657,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             heard_at: self.now,
             progress_at: self.now,
             queued: false,
+            answering: self.http1_rules(f).is_some(),
         });
         self.c.reconnects += 1;
         self.c.reconnects_in_progress += 1;
@@ -3592,7 +3688,13 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         {
             opts.window_scale(ws);
         }
-        self.emit(Side::Inside, &syn_to_leg(f, &leg, mac, opts.as_bytes()));
+        // The replayed bytes keep the client's sequence numbers: the connection starts
+        // right before the log (with `replay: http1`, at the oldest unanswered request).
+        let isn = f.log.start.wrapping_sub(1);
+        self.emit(
+            Side::Inside,
+            &syn_to_leg(f, &leg, mac, isn, opts.as_bytes()),
+        );
     }
 
     /// A replay that cannot go on: RST to the client (and the new replica), counted.
@@ -3628,7 +3730,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             }
             return Fate::Keep;
         }
-        if m.ack != f.client_isn.wrapping_add(1) {
+        if m.ack != f.log.start {
             self.c.drop(DropReason::BadState);
             return Fate::Keep;
         }
@@ -3664,6 +3766,9 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         if self.synth_to_leg(f, i, TcpFlags::ACK, m.seq.wrapping_add(1)) {
             self.c.acks_to_replica += 1;
         }
+        if let Some(rules) = self.http1_rules(f) {
+            return self.http1_synack(f, i, rules);
+        }
         // §3.12: it takes over only for what is checked equal to what the client has.
         let dead = f.active as usize;
         let client_has = match f.fin_sent {
@@ -3694,8 +3799,7 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             r.heard_at = self.now;
         }
         if f.catch_up.is_none() {
-            let start = f.visible_isn.wrapping_add(1);
-            self.replay_checked(f, start);
+            self.replay_checked(f, 0);
         }
         self.replay_send(f);
         Fate::Keep
@@ -3724,6 +3828,10 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 ack = ack.earlier(f.client_ack.wrapping_add(leg.delta).later(leg.acked_to))
             }
             None => {}
+        }
+        // `replay: http1`, its answer being checked: what was taken of it.
+        if let Some(fed) = f.exchange.and_then(|x| self.exchanges.answer_fed(x)) {
+            ack = leg.isn.wrapping_add(1).wrapping_add(fed as u32);
         }
         let end = f.log.end();
         let edge = leg.wnd_edge;
@@ -3832,14 +3940,14 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
         self.replay_send(f);
     }
 
-    /// The new replica's answer was checked equal to what the client has, up to
-    /// `until`: what follows goes on to the client.
-    fn replay_checked(&mut self, f: &mut Flow, until: Seq) {
+    /// The new replica's answer was checked equal to what the client has, its first
+    /// `skipped` bytes dropped: what follows goes on to the client.
+    fn replay_checked(&mut self, f: &mut Flow, skipped: u64) {
         self.c.reconnects_spliced += 1;
         if let Some(r) = f.replay {
             self.c.reconnect_ns += self.now.saturating_sub(r.since);
         }
-        self.c.replay_skipped_bytes += u64::from(until.bytes_after(f.visible_isn.wrapping_add(1)));
+        self.c.replay_skipped_bytes += skipped;
         self.replay_done(f);
     }
 
@@ -3854,7 +3962,11 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             .log
             .end()
             .wrapping_add(u32::from(f.client_fin == Some(f.log.end())));
-        if f.catch_up.is_none() && leg.answered && r.next == end && leg.ack >= r.next {
+        let answering = f
+            .exchange
+            .is_some_and(|x| self.exchanges.answer_fed(x).is_some());
+        if f.catch_up.is_none() && !answering && leg.answered && r.next == end && leg.ack >= r.next
+        {
             f.replay = None;
             self.c.reconnects_in_progress = self.c.reconnects_in_progress.saturating_sub(1);
         }
@@ -3898,6 +4010,292 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
             self.replay_send(f);
         }
         Fate::Keep
+    }
+
+    // ---- reconnect mode, `replay: http1` (DESIGN §2, crate::exchange) ------------------
+
+    /// The flow's service's HTTP/1.1 rules, if it replays from request boundaries.
+    fn http1_rules(&self, f: &Flow) -> Option<&'a Http1Rules> {
+        let cfg: &'a EngineConfig = self.cfg;
+        cfg.services
+            .get(usize::from(f.service))
+            .and_then(|s| s.http1.as_ref())
+    }
+
+    /// The flow's exchange, taken at its first byte. With none left the flow cannot be
+    /// replayed: its log ends, and it runs unprotected (counted).
+    fn exchange_slot(&mut self, f: &mut Flow) -> Option<u32> {
+        if f.exchange.is_some() {
+            return f.exchange;
+        }
+        if !matches!(f.log.state, LogState::Off | LogState::Open) {
+            return None;
+        }
+        let x = self.exchanges.take();
+        if x == exchange::NONE {
+            self.c.http1_exchanges_full += 1;
+            self.logs.end(&mut f.log, LogState::Full);
+            self.mark_unprotected(f);
+            return None;
+        }
+        f.exchange = Some(x);
+        Some(x)
+    }
+
+    /// The client's new bytes, logged: to the flow's exchange (and during a replay to
+    /// the new replica's answer, whose requests they are). The log keeps only what a
+    /// replay needs: from the oldest request not fully answered.
+    fn http1_client(&mut self, f: &mut Flow, bytes: &[u8], rules: &Http1Rules) {
+        let Some(slot) = self.exchange_slot(f) else {
+            return;
+        };
+        let Some(x) = self.exchanges.get_mut(slot) else {
+            return;
+        };
+        x.client(bytes, rules);
+        let answered = x.answered_client();
+        self.count_unreplayable(slot);
+        if let Some((_, a)) = self.exchanges.with_answer(slot) {
+            a.client(bytes, rules);
+        } else if f.replay.is_none() {
+            // Offsets count from the byte after the SYN; sequence numbers wrap.
+            let to = f.client_isn.wrapping_add(1).wrapping_add(answered as u32);
+            self.logs.trim(&mut f.log, to);
+        }
+    }
+
+    /// Counts a flow that became unreplayable (a request that may not run twice, a
+    /// tunnel, a stream the framer cannot follow), once until it is replayable again.
+    fn count_unreplayable(&mut self, slot: u32) {
+        let Some(x) = self.exchanges.get_mut(slot) else {
+            return;
+        };
+        match x.replayable() {
+            Err(_) if !x.counted_unsafe => {
+                x.counted_unsafe = true;
+                self.c.http1_unreplayable += 1;
+            }
+            Ok(()) => x.counted_unsafe = false,
+            Err(_) => {}
+        }
+    }
+
+    /// The active replica's output as it goes to the client, to the flow's exchange in
+    /// order. False: it lies past a gap and is dropped (the replica sends it again; a
+    /// duplicate ack, as the client would send, hastens that).
+    fn http1_server(
+        &mut self,
+        f: &mut Flow,
+        i: usize,
+        buf: &B,
+        m: &Meta,
+        rules: &Http1Rules,
+    ) -> bool {
+        if m.payload_len == 0 {
+            return true;
+        }
+        let Some(slot) = self.exchange_slot(f) else {
+            return true;
+        };
+        let Some(x) = self.exchanges.get_mut(slot) else {
+            return true;
+        };
+        // Its offset in the stream, from the exchange's end (a stream may pass 4 GiB).
+        let end = x.server_end();
+        let end_seq = f.visible_isn.wrapping_add(1).wrapping_add(end as u32);
+        let vseq = m.seq.wrapping_sub(f.legs[i].delta);
+        let rel = i64::from(vseq.0.wrapping_sub(end_seq.0) as i32);
+        let at = end.checked_add_signed(rel).unwrap_or(0);
+        let payload = buf.bytes().get(m.payload()).unwrap_or(&[]);
+        if x.server(at, payload, rules) == Fed::PastGap {
+            self.c.drop(DropReason::PastGap);
+            let ack = f.legs[i].acked_to;
+            if self.synth_to_leg(f, i, TcpFlags::ACK, ack) {
+                self.c.acks_to_replica += 1;
+            }
+            return false;
+        }
+        self.count_unreplayable(slot);
+        true
+    }
+
+    /// At the replica's death: where the replay starts ([`crate::exchange::Exchange::plan`]),
+    /// the log trimmed to it, and the new replica's answer set up with the requests it
+    /// will be sent.
+    fn http1_plan(&mut self, f: &mut Flow, rules: &Http1Rules) -> Result<(), Why> {
+        let slot = self.exchange_slot(f).ok_or(Why::Overflow)?;
+        let plan = self
+            .exchanges
+            .get_mut(slot)
+            .ok_or(Why::Refused)?
+            .plan()
+            .map_err(|_| Why::Unsafe)?;
+        let from = f
+            .client_isn
+            .wrapping_add(1)
+            .wrapping_add(plan.client as u32);
+        self.logs.trim(&mut f.log, from);
+        if f.log.start != from {
+            // The log lost bytes the replay needs (it cannot: trims stop at the plan).
+            return Err(Why::Unsafe);
+        }
+        if !self.exchanges.start_answer(slot, &plan) {
+            return Err(Why::Refused);
+        }
+        let (mut at, end) = (f.log.start, f.log.end());
+        while at < end {
+            let bytes = self.logs.slice_at(&f.log, at, usize::MAX);
+            if bytes.is_empty() {
+                break;
+            }
+            if let Some((_, a)) = self.exchanges.with_answer(slot) {
+                a.client(bytes, rules);
+            }
+            at = at.wrapping_add(bytes.len() as u32);
+        }
+        Ok(())
+    }
+
+    /// The new replica's SYN-ACK: it takes over; until its answer reaches the splice
+    /// point its byte 0 stands for the old stream's `Plan::server` (the delta is set
+    /// again at the splice, where excluded header lines of other lengths moved it).
+    fn http1_synack(&mut self, f: &mut Flow, i: usize, rules: &Http1Rules) -> Fate {
+        let Some((slot, server, step)) = f.exchange.and_then(|slot| {
+            self.exchanges
+                .with_answer(slot)
+                .map(|(_, a)| (slot, a.server, a.at_start()))
+        }) else {
+            return self.replay_failed(f, Why::Refused);
+        };
+        let vis = f.visible_isn.wrapping_add(1).wrapping_add(server as u32);
+        let leg = &mut f.legs[i];
+        leg.delta = leg.isn.wrapping_add(1).0.wrapping_sub(vis.0);
+        f.catch_up = None;
+        f.active = i as u8;
+        self.c.flow_failovers += 1;
+        if let Some(r) = f.replay.as_mut() {
+            r.progress_at = self.now;
+            r.heard_at = self.now;
+        }
+        match step {
+            Step::Spliced(r) => self.http1_splice(f, i, slot, r, None, rules),
+            Step::Mismatch | Step::Late => {
+                self.exchanges.end_answer(slot);
+                self.c.reconnects_mismatch += 1;
+                return self.reset_all(f);
+            }
+            Step::More => {}
+        }
+        self.replay_send(f);
+        Fate::Keep
+    }
+
+    /// A segment of the new replica while its answer is checked: digested in order,
+    /// acked and dropped until the splice point; there the delta is set and the segment
+    /// goes on as any of the active's (`None`, also when no answer is being checked). A
+    /// different answer ends the flow with RSTs.
+    fn http1_answer(
+        &mut self,
+        f: &mut Flow,
+        i: usize,
+        buf: &B,
+        m: &Meta,
+        rules: &Http1Rules,
+    ) -> Option<Fate> {
+        let slot = f.exchange?;
+        let (_, a) = self.exchanges.with_answer(slot)?;
+        let fin = m.flags.contains(TcpFlags::FIN);
+        if m.payload_len == 0 && !fin {
+            // Its acks of the replayed requests: the client may learn of them.
+            self.c.drop(DropReason::RedundantAck);
+            self.ack_client_if_moved(f);
+            return Some(Fate::Keep);
+        }
+        let start = f.legs[i].isn.wrapping_add(1);
+        let taken = start.wrapping_add(a.fed as u32);
+        let rel = m.seq.0.wrapping_sub(taken.0) as i32;
+        if rel > 0 {
+            // Past a gap: a duplicate ack at what was taken, as its peer would send.
+            self.c.drop(DropReason::PastGap);
+            if self.synth_to_leg(f, i, TcpFlags::ACK, taken) {
+                self.c.acks_to_replica += 1;
+            }
+            return Some(Fate::Keep);
+        }
+        let payload = buf.bytes().get(m.payload()).unwrap_or(&[]);
+        let new_at = a.fed;
+        let new = payload.get(rel.unsigned_abs() as usize..).unwrap_or(&[]);
+        let mut step = if new.is_empty() {
+            Step::More
+        } else {
+            a.output(new, rules)
+        };
+        let fed = a.fed;
+        if step == Step::More && fin {
+            // It closed before it said what the client has.
+            step = Step::Mismatch;
+        }
+        match step {
+            Step::More => {
+                self.c.drop(DropReason::Suppressed);
+                if !new.is_empty() || rel < 0 {
+                    let ack = start.wrapping_add(fed as u32);
+                    if self.synth_to_leg(f, i, TcpFlags::ACK, ack) {
+                        self.c.acks_to_replica += 1;
+                    }
+                }
+                Some(Fate::Keep)
+            }
+            Step::Mismatch => {
+                self.exchanges.end_answer(slot);
+                self.c.reconnects_mismatch += 1;
+                Some(self.reset_all(f))
+            }
+            Step::Late => {
+                self.exchanges.end_answer(slot);
+                Some(self.replay_failed(f, Why::Refused))
+            }
+            Step::Spliced(r) => {
+                self.http1_splice(f, i, slot, r, Some((new_at, new)), rules);
+                None
+            }
+        }
+    }
+
+    /// The new replica's answer is equal up to what the client has: its byte `r` is the
+    /// client's next, the delta is set so, and the exchange goes on with the new stream
+    /// (`seg`: the segment in hand, its bytes from offset `.0`).
+    fn http1_splice(
+        &mut self,
+        f: &mut Flow,
+        i: usize,
+        slot: u32,
+        r: u64,
+        seg: Option<(u64, &[u8])>,
+        rules: &Http1Rules,
+    ) {
+        let Some((x, a)) = self.exchanges.with_answer(slot) else {
+            return;
+        };
+        let new_seq = f.legs[i].isn.wrapping_add(1).wrapping_add(r as u32);
+        let vis = f
+            .visible_isn
+            .wrapping_add(1)
+            .wrapping_add(a.client_has as u32);
+        f.legs[i].delta = new_seq.0.wrapping_sub(vis.0);
+        let after = match seg {
+            Some((at, bytes)) => usize::try_from(r.saturating_sub(at))
+                .ok()
+                .and_then(|k| bytes.get(k..))
+                .unwrap_or(&[]),
+            None => &[],
+        };
+        x.spliced(after, rules);
+        self.exchanges.end_answer(slot);
+        if let Some(rp) = f.replay.as_mut() {
+            rp.answering = false;
+        }
+        self.replay_checked(f, r);
     }
 
     // ---- synthesised segments ---------------------------------------------------------
@@ -3974,7 +4372,11 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
                 self.c.drop(DropReason::NoNeighbour);
                 continue;
             };
-            self.emit(Side::Inside, &syn_to_leg(f, &leg, mac, opts.as_bytes()));
+            let isn = f.client_isn;
+            self.emit(
+                Side::Inside,
+                &syn_to_leg(f, &leg, mac, isn, opts.as_bytes()),
+            );
         }
     }
 
@@ -4017,6 +4419,11 @@ impl<B: PacketBuf, P: BufferPool<B>> Ctx<'_, B, P> {
 fn replay_window(f: &Flow, i: usize, leg: &Leg) -> u16 {
     let field = rescale(f.client_window, f.client_shift, leg.peer_wscale);
     match (f.replay, f.catch_up) {
+        // `replay: http1`: its answer up to the splice point goes to Tandem alone.
+        (Some(r), _) if usize::from(r.leg) == i && r.answering => {
+            let bytes = (u32::from(u16::MAX) << leg.peer_wscale).min(REPLAY_CATCH_UP_WINDOW);
+            scaled_window(bytes, leg.peer_wscale).max(1)
+        }
         (Some(r), Some(_)) if usize::from(r.leg) == i => {
             let bytes = (u32::from(field) << leg.peer_wscale).min(REPLAY_CATCH_UP_WINDOW);
             scaled_window(bytes, leg.peer_wscale).max(1)
@@ -4145,13 +4552,13 @@ fn to_leg<'o>(
 
 /// The client's SYN to `leg` (its ISN and window) with `options`: a SYN the replicas
 /// did not see from the client itself (a cookie-made flow, a replay).
-fn syn_to_leg<'o>(f: &Flow, leg: &Leg, mac: MacAddr, options: &'o [u8]) -> TcpBuild<'o> {
+fn syn_to_leg<'o>(f: &Flow, leg: &Leg, mac: MacAddr, isn: Seq, options: &'o [u8]) -> TcpBuild<'o> {
     to_leg(
         f,
         leg,
         mac,
         TcpFlags::SYN,
-        f.client_isn.0,
+        isn.0,
         0,
         f.client_window,
         options,

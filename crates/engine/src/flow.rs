@@ -225,6 +225,9 @@ pub struct Flow {
     pub log: ClientLog,
     /// Reconnect mode: the replay in progress, after the flow's replica died.
     pub replay: Option<Replaying>,
+    /// Reconnect mode, `replay: http1`: its slot in the worker's exchanges
+    /// ([`crate::exchange`]), taken at its first byte.
+    pub exchange: Option<u32>,
 }
 
 /// A replay in progress (DESIGN §2, reconnect mode): Tandem opened a connection to a live
@@ -253,6 +256,9 @@ pub struct Replaying {
     pub heard_at: u64,
     /// The engine has it in its list of replays to time.
     pub queued: bool,
+    /// `replay: http1`: its answer is being checked up to the splice point
+    /// ([`crate::exchange::Answer`]); what it sends meanwhile goes to Tandem, not the client.
+    pub answering: bool,
 }
 
 impl Flow {

@@ -745,6 +745,12 @@ impl Http1 {
         self.server_off
     }
 
+    /// Where the response to the oldest outstanding request starts in the server stream
+    /// (the end of the last complete final response), whether or not a replay is safe.
+    pub fn server_base(&self) -> u64 {
+        self.server_base
+    }
+
     /// The server offset before which every byte has been digested or skipped; the bytes
     /// after it (the start of a field line whose name may be excluded) are held back.
     pub fn settled(&self) -> u64 {

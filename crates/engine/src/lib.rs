@@ -15,6 +15,8 @@
 //! - [`verify`]: verified standbys: each leg's output compared with the active's (CRC32C).
 //! - [`http1`]: HTTP/1.1 request and response boundaries and digest spans, for reconnect
 //!   mode's `replay: http1`.
+//! - [`exchange`]: a reconnect flow's HTTP/1.1 exchange as the client saw it, and the
+//!   check of a replayed answer against it (`replay: http1`).
 //! - [`engine`]: the mirror-mode rules, packet by packet, and forward mode (NAT only, for
 //!   benchmarks).
 //! - [`affinity`]: which worker owns a flow (RSS model, hand-off owner).
@@ -34,6 +36,7 @@ pub mod config;
 pub mod cookie;
 pub mod counters;
 pub mod engine;
+pub mod exchange;
 pub mod flow;
 pub mod hash;
 pub mod hold;
@@ -47,9 +50,12 @@ pub mod table;
 pub mod verify;
 
 pub use buffer::{BufferPool, PacketBuf, VecPool};
-pub use config::{EngineConfig, FlowTimeouts, ReplayConfig, Service, ServicePort, MAX_POOL};
+pub use config::{
+    EngineConfig, FlowTimeouts, OnNoReplica, ReplayConfig, Service, ServicePort, MAX_POOL,
+};
 pub use counters::{Accumulate, CounterFamily, CounterKind, CounterSet, CounterSpec};
 pub use engine::{Engine, BURST, CHALLENGE_GAP_NS};
+pub use exchange::Http1Rules;
 pub use flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, Replaying, MAX_COPIES};
 pub use hash::HashKey;
 pub use output::{Counters, DropReason, Output, Side, Signal, SignalKind, Tx};

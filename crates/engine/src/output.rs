@@ -189,6 +189,9 @@ drop_reasons! {
     /// A timestamp older than the last one accepted from that sender (PAWS, RFC 7323
     /// §5).
     Paws => "paws",
+    /// `replay: http1`: a replica's segment past bytes it has not delivered yet (lost on
+    /// the way): dropped, so that its exchange is followed in order; it sends it again.
+    PastGap => "past_gap",
     /// A RST or FIN whose TCP checksum is wrong: it changes no state.
     BadChecksum => "bad_checksum",
     /// A segment that is not an ACK where every segment after the SYN must be one.
@@ -303,6 +306,14 @@ crate::counters! {
         /// Flows whose log ended (limit, gap, arena full): they can no longer be
         /// replayed and run unprotected.
         replay_logs_ended: counter "tandem_replay_logs_ended_total",
+        /// `replay: http1`: requests that made their flow unreplayable while outstanding
+        /// (a method not in `methods`, a tunnel, a stream the framer cannot follow),
+        /// counted once each time a flow becomes so; a replica's death meanwhile is a
+        /// RST (`reconnects_unsafe`).
+        http1_unreplayable: counter "tandem_http1_unreplayable_total",
+        /// `replay: http1` flows that found every exchange slot taken: they run
+        /// unprotected.
+        http1_exchanges_full: counter "tandem_http1_exchanges_full_total",
         /// Bytes of client-log chunks in use now.
         replay_log_bytes: gauge "tandem_replay_log_bytes",
         /// Replays in progress now.
@@ -318,6 +329,10 @@ crate::counters! {
         /// RSTs sent for segments of no flow, as a host answers them (rate-limited; the
         /// segments are also counted as `no_flow` drops).
         stray_resets: counter "tandem_stray_resets_total",
+        /// SYNs of a service with no live replica answered with a RST (`no_replica:
+        /// reset`, rate-limited with the stray RSTs; every such SYN is also a
+        /// `no_replica` drop).
+        no_replica_resets: counter "tandem_no_replica_resets_total",
         /// ICMP "fragmentation needed" about a flow's segment, translated and delivered
         /// to each of its replicas (path-MTU discovery through the appliance).
         icmp_frag_needed: counter "tandem_icmp_frag_needed_total",

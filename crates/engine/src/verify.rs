@@ -122,7 +122,7 @@ impl HeldOutput for NothingHeld {
 
 /// CRC32C of `bytes` appended to a stream whose CRC32C so far is `crc`.
 #[inline]
-fn append(crc: u32, bytes: &[u8]) -> u32 {
+pub(crate) fn append(crc: u32, bytes: &[u8]) -> u32 {
     #[cfg(target_arch = "x86_64")]
     if bytes.len() < SHORT && std::is_x86_feature_detected!("sse4.2") {
         // SAFETY: the CPU has SSE4.2, checked just above (a cached flag).

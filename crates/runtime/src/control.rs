@@ -184,6 +184,9 @@ pub struct Control {
     pub reloading: Option<crate::Reloading>,
     /// Each worker's engine changes (same order as `workers`).
     pub mailboxes: Vec<Arc<crate::msg::Mailbox>>,
+    /// systemd (`Type=notify`): readiness on the first pass, the watchdog fed by every
+    /// pass, so a control core that hangs gets the appliance restarted.
+    pub service: tandem_control::notify::ServiceManager,
 }
 
 /// What to do with a frame that reached the control core.
@@ -208,6 +211,7 @@ impl Control {
         let (mut unprotected, mut next_report) = (0u64, 0u64);
         while !stop.load(Ordering::Relaxed) {
             let now = clock.now_ns();
+            self.service.tick(now);
             if now >= next_report {
                 next_report = now + REPORT_NS;
                 unprotected = self.report_unprotected(unprotected);
@@ -1328,7 +1332,7 @@ impl Control {
                 None => {
                     let mut svc = e.clone();
                     svc.replicas.clear();
-                    changes.push(crate::msg::EngineChange::AddService(svc));
+                    changes.push(crate::msg::EngineChange::AddService(Box::new(svc)));
                     new_services.push((s.clone(), e.port));
                 }
             }

@@ -100,6 +100,9 @@ pub enum RuntimeError {
     /// The management settings cannot be used on this host (an unknown group).
     #[error("{0}")]
     Management(String),
+    /// The control core stopped the appliance: a worker stopped publishing its counters.
+    #[error("a worker stopped (no counters for 5 s); the appliance stopped")]
+    Stalled,
 }
 
 trait Context<T> {
@@ -121,7 +124,7 @@ const RING_SIZE: u32 = 4096;
 const MSG_RING_SIZE: u32 = 1024;
 
 /// Whether this build can run `profile` (a valid one may still ask for what the runtime
-/// does not do yet: a port range, replay scope http1). Returns the warnings about what runs
+/// does not do yet). Returns the warnings about what runs
 /// differently from what it says.
 ///
 /// # Errors
@@ -193,6 +196,9 @@ pub fn run(
             "running; Ctrl-C or SIGTERM stops"
         );
         serving.control.run(stop, &clock);
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            serving.control.service.stopping();
+        }
         tracing::info!("stopping");
     }
     let (summary, worker_error) =
@@ -207,7 +213,11 @@ pub fn run(
     }
     // DPDK leaves its runtime directory (multi-process socket, config) behind.
     let _ = std::fs::remove_dir_all(&runtime_dir);
-    if let Some(e) = launch_error.or(worker_error) {
+    // The control core returns without being asked only when a worker went silent: a
+    // failure, so that systemd's `Restart=on-failure` starts the appliance again.
+    let stalled = (launch_error.is_none() && !stop.load(std::sync::atomic::Ordering::Relaxed))
+        .then_some(RuntimeError::Stalled);
+    if let Some(e) = launch_error.or(worker_error).or(stalled) {
         tracing::error!(error = %e, "the data path failed");
         println!("{summary}");
         return Err(e);

@@ -115,7 +115,7 @@ pub enum EngineChange {
         output_lag_ns: u64,
     },
     /// A new service, the next index; its replicas follow as [`Command::PoolAdd`].
-    AddService(tandem_engine::Service),
+    AddService(Box<tandem_engine::Service>),
 }
 
 /// Where the control core leaves a worker's [`EngineChange`]s before it sends

@@ -608,6 +608,7 @@ pub(crate) fn control(
         profile: profile.clone(),
         reloading: None,
         mailboxes,
+        service: tandem_control::notify::ServiceManager::from_env(),
     };
 
     Ok(Serving {

@@ -48,6 +48,8 @@ pub fn mirror(replicas: &[ReplicaId]) -> Service {
         output_lag_ns: None,
         verify: true,
         replay: None,
+        http1: None,
+        no_replica: tandem_engine::OnNoReplica::Reset,
     }
 }
 
@@ -59,6 +61,16 @@ pub fn reconnect(replicas: &[ReplicaId]) -> Service {
         ordered: true,
         replay: Some(tandem_engine::ReplayConfig::default()),
         ..mirror(replicas)
+    }
+}
+
+/// The lab's service in reconnect mode with `replay: http1`: a replay starts at the
+/// oldest request not fully answered, and the answers are compared without their `Date`
+/// and `Server` lines.
+pub fn reconnect_http1(replicas: &[ReplicaId]) -> Service {
+    Service {
+        http1: Some(tandem_engine::Http1Rules::default()),
+        ..reconnect(replicas)
     }
 }
 

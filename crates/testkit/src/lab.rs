@@ -153,6 +153,21 @@ impl Lab {
         lab
     }
 
+    /// The lab's service in reconnect mode with `replay: http1`: a replay starts at the
+    /// oldest request not fully answered; answers are compared without `Date` and
+    /// `Server` lines.
+    pub fn reconnecting_http1() -> Lab {
+        let mut lab = Lab::new();
+        let (p, b) = (lab.p, lab.b);
+        let cfg = tandem_engine::EngineConfig {
+            services: vec![crate::fixture::reconnect_http1(&[p, b])],
+            replay_bytes_total: 1 << 20,
+            ..config()
+        };
+        lab.rig = Rig::new(cfg, lab.replicas.clone());
+        lab
+    }
+
     /// Takes what the engine sent, keeping its signals.
     fn drain(&mut self) -> Vec<Seen> {
         self.signals.append(&mut self.rig.out.signals);

@@ -18,8 +18,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use tandem_config::{
     parse_duration, parse_size, Affinity, Device, Eal, Health, Ipv4Cidr, Lcores, Limits, LogFormat,
-    Logging, Management, Mode, Port, Ports, Profile, Replay, ReplayScope, Replica, Selection,
-    Service, ServicePort, Timeouts, WorkerAssignment,
+    Logging, Management, Mode, NoReplica, Port, Ports, Profile, Replay, ReplayScope, Replica,
+    Selection, Service, ServicePort, Timeouts, WorkerAssignment,
 };
 
 /// What `profile` makes.
@@ -141,6 +141,12 @@ struct FromArgs {
     /// `logging.format`: human or json.
     #[arg(long, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
+    /// `port`: a port, a range like 8000-8100, or `any`.
+    #[arg(long)]
+    port: Option<ServicePort>,
+    /// `no_replica`: reset or drop.
+    #[arg(long, value_parser = parse_no_replica)]
+    no_replica: Option<NoReplica>,
 }
 
 /// The appliance's address on the clients' link: a /16, for the generators' clients from
@@ -202,6 +208,8 @@ fn build(kind: &Kind) -> Result<Profile> {
                 }],
                 // No probe ports: the generator answers no SYN.
                 health: Health::default(),
+                // Forward mode drops a segment with no live replica either way.
+                no_replica: NoReplica::Drop,
             };
             let limits = Limits {
                 flows_per_worker: *flows_per_worker,
@@ -248,6 +256,7 @@ fn build(kind: &Kind) -> Result<Profile> {
                     probe_ports: vec![probe],
                     ..Health::default()
                 },
+                no_replica: NoReplica::default(),
             };
             let limits = Limits {
                 flows_per_worker: 65536,
@@ -375,6 +384,12 @@ fn from(args: &FromArgs) -> Result<Profile> {
         if let Some(limit) = args.replay_limit {
             s.replay.limit = limit;
         }
+        if let Some(port) = args.port {
+            s.port = port;
+        }
+        if let Some(action) = args.no_replica {
+            s.no_replica = action;
+        }
     }
     if let Some(wait) = args.synack_wait {
         p.timeouts.synack_wait = wait;
@@ -479,11 +494,20 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
     }
 }
 
+fn parse_no_replica(s: &str) -> Result<NoReplica, String> {
+    match s {
+        "reset" => Ok(NoReplica::Reset),
+        "drop" => Ok(NoReplica::Drop),
+        _ => Err(format!("`{s}`: reset or drop")),
+    }
+}
+
 fn parse_log_format(s: &str) -> Result<LogFormat, String> {
     match s {
         "human" => Ok(LogFormat::Human),
         "json" => Ok(LogFormat::Json),
-        _ => Err(format!("`{s}`: human or json")),
+        "journald" => Ok(LogFormat::Journald),
+        _ => Err(format!("`{s}`: human, json or journald")),
     }
 }
 
@@ -812,6 +836,25 @@ mod tests {
         assert_eq!(p.timeouts.synack_wait, Duration::from_millis(200));
         assert_eq!(p.services[0].health.probe_ports, [7000]);
         assert_eq!(p.services[0].replicas, lab.services[0].replicas);
+    }
+
+    #[test]
+    fn from_sets_a_port_range_and_no_replica() {
+        let path = lab_path();
+        let p = made(&[
+            "from",
+            path.to_str().unwrap(),
+            "--port",
+            "8000-8100",
+            "--probe-ports",
+            "8000",
+            "--no-replica",
+            "drop",
+        ]);
+        let s = &p.services[0];
+        assert_eq!(s.port, ServicePort::Range(8000, 8100));
+        assert_eq!(s.health.probe_ports, [8000]);
+        assert_eq!(s.no_replica, NoReplica::Drop);
     }
 
     #[test]

@@ -417,7 +417,7 @@ fn a_service_added_by_a_reload_takes_its_first_flow_once_its_pool_follows() {
         .0
         .lock()
         .expect("mailbox")
-        .push(EngineChange::AddService(svc));
+        .push(EngineChange::AddService(Box::new(svc)));
     let p = &mut b.worker.ports;
     p.commands.push_back(Command::Reconfigure);
     for replica in [primary, backup] {

@@ -484,7 +484,7 @@ impl<P: Ports, C: Now> Worker<P, C> {
                         .set_service_lags(service, ack_lag_ns, output_lag_ns);
                 }
                 EngineChange::AddService(s) => {
-                    self.engine.add_service(s);
+                    self.engine.add_service(*s);
                 }
             }
         }
