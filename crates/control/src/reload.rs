@@ -409,6 +409,21 @@ pub fn diff(running: Running<'_>, new: &Profile) -> Plan {
 /// An existing service's fields that need a restart (the engine's service table and the
 /// flows running on it depend on them).
 fn service_fixed(c: &mut Cmp<'_>, s: &Service, n: &Service) {
+    // Every field named: a field added to `Service` must be classed here (restart or
+    // live) before this builds.
+    let Service {
+        name: _,
+        vip: _,
+        port: _,
+        mode: _,
+        copies: _,
+        selection: _,
+        verify: _,
+        replay: _,
+        no_replica: _,
+        replicas: _, // pool_diff
+        health: _,   // health_diff
+    } = n;
     let p = format!("services[{}]", s.name);
     c.fixed(format!("{p}.vip"), &s.vip, &n.vip);
     c.fixed_shown(format!("{p}.port"), &s.port, &n.port);
@@ -417,6 +432,7 @@ fn service_fixed(c: &mut Cmp<'_>, s: &Service, n: &Service) {
     c.fixed(format!("{p}.selection"), &s.selection, &n.selection);
     c.fixed(format!("{p}.verify"), &s.verify, &n.verify);
     c.fixed(format!("{p}.replay"), &s.replay, &n.replay);
+    c.fixed_shown(format!("{p}.no_replica"), &s.no_replica, &n.no_replica);
 }
 
 /// The pool as it runs (or as the running profile has it, without a live pool) against
@@ -538,7 +554,7 @@ mod tests {
     use super::*;
     use crate::testing::lab;
     use std::time::Duration;
-    use tandem_config::{LogFormat, LogLevel, Mode, ServicePort};
+    use tandem_config::{LogFormat, LogLevel, Mode, NoReplica, ServicePort};
 
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().expect("address")
@@ -723,6 +739,10 @@ mod tests {
         new.limits.flows_per_worker = 1024;
         new.logging.format = LogFormat::Json;
         new.services[0].mode = Mode::Reconnect;
+        new.services[0].no_replica = match old.services[0].no_replica {
+            NoReplica::Reset => NoReplica::Drop,
+            NoReplica::Drop => NoReplica::Reset,
+        };
         // Applicable on its own, but not with the others.
         new.services[0].replicas[1].drain = true;
         let plan = against(&old, &new);
@@ -736,6 +756,7 @@ mod tests {
                 "limits.flows_per_worker",
                 "logging.format",
                 "services[lab].mode",
+                "services[lab].no_replica",
             ]
         );
         let msg = plan.refusal().expect("refused");
