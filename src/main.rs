@@ -9,6 +9,7 @@
 //! tandem drain|fail|up REPLICA [--profile P | --socket S]   # no new flows / fail over now / undo
 //! tandem flows [--service S] [--replica R] [--client IP[:PORT]] [--limit N]   # list flows
 //! tandem add SERVICE NAME ADDRESS | tandem remove REPLICA    # change a pool while running
+//! tandem reload [--dry-run] [--profile P | --socket S]     # re-read the profile (or SIGHUP)
 //! tandem status --json                        # any of the five above: the answer as JSON
 //! tandem host check --profile P [--json]      # can this machine run P? each fix named
 //! tandem host setup --profile P [--dry-run]   # reserve hugepages, bind the NICs (root)
@@ -146,6 +147,17 @@ enum Cmd {
         name: String,
         /// Its IPv4 address (on the inside subnet, or behind the inside gateway).
         address: std::net::Ipv4Addr,
+        #[command(flatten)]
+        at: Manage,
+    },
+    /// Re-reads the profile and applies what changes without a restart (replicas added,
+    /// removed or drained, health settings, the ARP refresh, the log level); refuses,
+    /// changing nothing, a profile with any change that needs a restart, naming each.
+    /// The same as SIGHUP (`systemctl reload`).
+    Reload {
+        /// Only show the differences; apply nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         at: Manage,
     },
@@ -339,34 +351,68 @@ fn manage(at: &Manage, request: Request) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(format: Format, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+/// `tandem reload`: with `--profile P`, the appliance reads P (and runs it from then on:
+/// a later SIGHUP reads P too); without, the file it runs.
+fn reload(at: &Manage, dry_run: bool) -> anyhow::Result<()> {
+    let profile = match &at.profile {
+        Some(p) => Some(std::fs::canonicalize(p).with_context(|| format!("{}", p.display()))?),
+        None => None,
+    };
+    manage(at, Request::Reload { dry_run, profile })
+}
+
+/// Starts logging; returns what changes the filter later. `RUST_LOG`, when set, stays
+/// the filter: a reload of the profile's level does not override it.
+fn init_logging(format: Format, level: &str) -> tandem_runtime::SetLogLevel {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::EnvFilter;
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let pinned = from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(level));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
-        Format::Human => builder.init(),
-        Format::Json => builder.json().init(),
+        Format::Human => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(ansi),
+            )
+            .init(),
+        Format::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(ansi),
+            )
+            .init(),
         Format::Journald => match tracing_journald::layer() {
-            Ok(journal) => {
-                use tracing_subscriber::layer::SubscriberExt;
-                use tracing_subscriber::util::SubscriberInitExt;
-                let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-                tracing_subscriber::registry()
-                    .with(filter)
-                    .with(journal)
-                    .init();
-            }
+            Ok(journal) => registry.with(journal).init(),
             Err(e) => {
                 // No journal here (a container, a test machine): the same events as lines.
-                builder.init();
+                registry
+                    .with(
+                        tracing_subscriber::fmt::layer()
+                            .with_writer(std::io::stderr)
+                            .with_ansi(ansi),
+                    )
+                    .init();
                 tracing::warn!(error = %e, "no systemd journal; logging human lines to stderr");
             }
         },
     }
+    Box::new(move |level: &str| {
+        if pinned {
+            return Err("RUST_LOG is set: it stays the log filter".to_owned());
+        }
+        let filter = EnvFilter::try_new(level).map_err(|e| format!("log level `{level}`: {e}"))?;
+        handle
+            .reload(filter)
+            .map_err(|e| format!("log level `{level}`: {e}"))
+    })
 }
 
 /// The one-screen summary of `tandem check`.
@@ -518,14 +564,25 @@ fn run(path: &Path, format: Option<Format>, level: Option<String>) -> anyhow::Re
         LogFormat::Human => Format::Human,
     });
     let level = level.unwrap_or_else(|| profile.logging.level.as_str().to_owned());
-    init_logging(format, &level);
+    let set_log_level = init_logging(format, &level);
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())
             .with_context(|| format!("installing the handler of signal {sig}"))?;
     }
+    // SIGHUP (`systemctl reload`): the control core re-reads the profile file.
+    let hangup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())
+        .context("installing the handler of SIGHUP")?;
+    // Absolute: `tandem reload` and SIGHUP read it again whatever the working directory.
+    let path = std::fs::canonicalize(path).with_context(|| format!("{}", path.display()))?;
     tracing::info!(profile = %path.display(), version = VERSION, "starting");
-    let summary = tandem_runtime::run(&profile, &stop)?;
+    let reloading = tandem_runtime::Reloading {
+        path,
+        hangup,
+        set_log_level,
+    };
+    let summary = tandem_runtime::run(&profile, &stop, Some(reloading))?;
     println!("{summary}");
     tracing::info!("stopped");
     Ok(())
@@ -589,6 +646,7 @@ fn main() -> ExitCode {
             },
         ),
         Cmd::Remove { replica, at } => manage(at, Request::Remove(replica.clone())),
+        Cmd::Reload { dry_run, at } => reload(at, *dry_run),
         Cmd::GenerateDocs { out } => docs::generate(Cli::command(), out),
     };
     match result {

@@ -287,6 +287,63 @@ fn management_commands_print_the_answer_as_text_or_with_json_as_json() {
 }
 
 #[test]
+fn reload_sends_the_profiles_absolute_path_and_prints_the_differences() {
+    use tandem_runtime::answer::{Reloaded, Response};
+    use tandem_runtime::reload::Difference;
+    let dir = std::env::temp_dir().join(format!("tandem-cli-reload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let sock = dir.join("t.sock");
+    let s = sock.to_string_lossy().into_owned();
+    let lab = std::fs::canonicalize(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/lab.yaml"))
+        .expect("lab profile");
+    let answer = Response::Reload(Reloaded {
+        profile: lab.display().to_string(),
+        applied: false,
+        differences: vec![Difference::ReplicaDrain {
+            service: "lab".into(),
+            name: "backup".into(),
+            drained: true,
+        }],
+    });
+    let appliance = answer_once(&sock, &answer);
+    // --socket says where; --profile says which file the appliance reads.
+    let (ok, out, err) = tandem(&[
+        "reload",
+        "--dry-run",
+        "--socket",
+        &s,
+        "--profile",
+        "configs/lab.yaml",
+    ]);
+    assert_eq!(
+        appliance.join().expect("appliance"),
+        format!("reload --dry-run {}\n", lab.display())
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        format!(
+            "{}: 1 difference found (dry run, nothing applied)\n  ~ lab/backup: drained (no new flows, its flows stay)\n",
+            lab.display()
+        )
+    );
+    // Without --profile: the file the appliance runs.
+    let _ = std::fs::remove_file(&sock);
+    let appliance = answer_once(
+        &sock,
+        &Response::error("reload refused, nothing changed: x"),
+    );
+    let (ok, _, err) = tandem(&["reload", "--socket", &s]);
+    assert_eq!(appliance.join().expect("appliance"), "reload\n");
+    assert!(
+        !ok && err.contains("reload refused, nothing changed"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn check_takes_a_port_range_and_run_would_too() {
     let lab = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/lab.yaml"))
         .expect("lab profile");

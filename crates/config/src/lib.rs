@@ -46,7 +46,7 @@
 //!       connect_timeout: 50ms         # the new replica's SYN-ACK
 //!       fin_hold: 100ms               # reconnect: an early FIN or RST held for health
 //!       parallel: 64                  # replays in progress per worker
-//!     replicas: [{ name: primary, address: 198.19.0.11 }, ...]
+//!     replicas: [{ name: primary, address: 198.19.0.11 }, ...]   # drain: true: no new flows
 //!     health: { probe_ports: [7000], interval: 10ms, timeout: 10ms, fall: 3, rise: 2,
 //!               suspect_burst: 3, suspect_interval: 1ms, ack_lag: 50ms, output_lag: 0 }
 //!     no_replica: reset               # or drop: what a SYN gets while no replica is live

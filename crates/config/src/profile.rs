@@ -429,6 +429,9 @@ pub struct Replica {
     pub name: String,
     /// Its address, reached through the inside port.
     pub address: Ipv4Addr,
+    /// Drained: it takes no new flows, its flows stay (as `tandem drain`; a reload
+    /// that sets or clears it drains the replica or brings it back).
+    pub drain: bool,
 }
 
 /// Health checking of a service's replicas (DESIGN.md section 5).

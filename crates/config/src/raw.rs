@@ -127,6 +127,8 @@ pub(crate) struct RawReplay {
 pub(crate) struct RawReplica {
     pub name: String,
     pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Default)]

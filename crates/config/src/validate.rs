@@ -715,6 +715,7 @@ fn check_services(
             replicas.push(Replica {
                 name: r.name.clone(),
                 address: a,
+                drain: r.drain.unwrap_or(false),
             });
         }
 

@@ -137,6 +137,8 @@ fn raw_profile(p: &Profile) -> Result<RawProfile, WriteError> {
                 .map(|r| RawReplica {
                     name: r.name.clone(),
                     address: r.address.to_string(),
+                    // Written only when set: profiles stay as they were.
+                    drain: r.drain.then_some(true),
                 })
                 .collect(),
             health: Some(RawHealth {

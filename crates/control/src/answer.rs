@@ -30,6 +30,8 @@ pub enum Response {
     Flows(Flows),
     /// `drain`, `fail`, `up`, `add`, `remove`: what changed.
     Replica(ReplicaChange),
+    /// `reload`: the differences applied (or, in a dry run, found).
+    Reload(Reloaded),
     /// A refusal: nothing was changed, except where the message says so.
     Error(String),
 }
@@ -71,6 +73,7 @@ impl Response {
             Response::Status(s) => serde_json::to_string_pretty(s),
             Response::Flows(f) => serde_json::to_string_pretty(f),
             Response::Replica(r) => serde_json::to_string_pretty(r),
+            Response::Reload(r) => serde_json::to_string_pretty(r),
             Response::Error(e) => serde_json::to_string_pretty(&serde_json::json!({ "error": e })),
         };
         inner.unwrap_or_else(|e| format!("{{\"error\": \"cannot encode the answer: {e}\"}}"))
@@ -83,6 +86,7 @@ impl fmt::Display for Response {
             Response::Status(s) => s.fmt(f),
             Response::Flows(l) => l.fmt(f),
             Response::Replica(c) => c.fmt(f),
+            Response::Reload(r) => r.fmt(f),
             Response::Error(e) => writeln!(f, "error: {e}"),
         }
     }
@@ -824,6 +828,41 @@ impl fmt::Display for ReplicaChange {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// reload
+
+/// What `tandem reload` did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reloaded {
+    /// The profile read.
+    pub profile: String,
+    /// False for `--dry-run`: nothing was applied.
+    pub applied: bool,
+    /// The differences, in the order they were applied.
+    pub differences: Vec<crate::reload::Difference>,
+}
+
+impl fmt::Display for Reloaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.differences.len();
+        let verb = if self.applied {
+            "applied"
+        } else {
+            "found (dry run, nothing applied)"
+        };
+        writeln!(
+            f,
+            "{}: {n} difference{} {verb}",
+            self.profile,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for d in &self.differences {
+            writeln!(f, "  {d}")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -942,6 +981,22 @@ mod tests {
                     rise: 2,
                     ports: vec![7000, 80],
                 },
+            }),
+            Response::Reload(Reloaded {
+                profile: "/etc/tandem/lab.yaml".into(),
+                applied: true,
+                differences: vec![
+                    crate::reload::Difference::ReplicaAdded {
+                        service: "lab".into(),
+                        name: "spare".into(),
+                        address: ip("198.19.0.13"),
+                        drained: false,
+                    },
+                    crate::reload::Difference::LogLevel {
+                        old: "info".into(),
+                        new: "debug".into(),
+                    },
+                ],
             }),
             Response::error("error: no replica `x`\n"),
         ] {

@@ -335,6 +335,67 @@ impl Monitor {
         self.fresh = self.outstanding.len();
     }
 
+    /// Probes `id` with new settings from now on (`tandem reload`): its state stays, each
+    /// port still probed keeps its counts and outstanding probes; a port no longer
+    /// probed is forgotten, a new one starts with no history. Settings without a port
+    /// stop probing it. Called between polls, like [`Monitor::remove`].
+    pub fn set_settings(&mut self, id: ReplicaId, s: &Settings) {
+        let Some(k) = self.replicas.iter().position(|(r, _)| r.id == id) else {
+            return;
+        };
+        if s.ports.is_empty() {
+            self.remove(id);
+            return;
+        }
+        let si = match self.settings.iter().position(|x| x == s) {
+            Some(i) => i,
+            None => {
+                self.settings.push(s.clone());
+                self.settings.len() - 1
+            }
+        };
+        let (r, old_si) = &mut self.replicas[k];
+        *old_si = si;
+        if r.endpoints
+            .iter()
+            .map(|e| e.port)
+            .eq(s.ports.iter().copied())
+        {
+            return;
+        }
+        let old: Vec<Endpoint> = std::mem::take(&mut r.endpoints);
+        r.endpoints = s
+            .ports
+            .iter()
+            .map(|&port| {
+                old.iter()
+                    .find(|e| e.port == port)
+                    .copied()
+                    .unwrap_or(Endpoint {
+                        port,
+                        ..Endpoint::default()
+                    })
+            })
+            .collect();
+        let moved: Vec<Option<usize>> = old
+            .iter()
+            .map(|e| s.ports.iter().position(|&p| p == e.port))
+            .collect();
+        self.outstanding.retain_mut(|o| {
+            if o.replica != k {
+                return true;
+            }
+            match moved.get(o.endpoint).copied().flatten() {
+                Some(e) => {
+                    o.endpoint = e;
+                    true
+                }
+                None => false,
+            }
+        });
+        self.fresh = self.outstanding.len();
+    }
+
     /// Routine probes unanswered while the host was heard from (not counted as failures).
     pub fn probes_lost(&self) -> u64 {
         self.lost
@@ -968,6 +1029,55 @@ mod tests {
         pass(&mut m, 30 * MS, &mut send, &mut ch);
         assert_eq!(send.len(), 2, "{send:?}");
         assert!(send.iter().all(|p| p.addr == b), "{send:?}");
+    }
+
+    #[test]
+    fn new_settings_keep_the_ports_still_probed_and_their_outstanding_probes() {
+        let mut m = monitor();
+        let mut ch = Vec::new();
+        let mut send = Vec::new();
+        pass(&mut m, 0, &mut send, &mut ch);
+        assert_eq!(send.len(), 2);
+        // Reloaded: port 80 no longer probed, 9000 now, a slower interval.
+        let s = Settings {
+            ports: vec![9000, 7000],
+            interval_ns: 50 * MS,
+            ..settings()
+        };
+        m.set_settings(ReplicaId(0), &s);
+        assert_eq!(m.outstanding(), 1, "the probe of port 80 is forgotten");
+        for p in &send {
+            // The probe of 7000 is still matched to its port; that of 80 is not ours.
+            assert_eq!(
+                m.reply(&answer_to(p, p.seq.wrapping_add(1), true), MS, &mut ch),
+                p.dst_port == 7000
+            );
+        }
+        assert!(ch.is_empty() && !m.is_down(ReplicaId(0)), "its state stays");
+        send.clear();
+        pass(&mut m, 10 * MS, &mut send, &mut ch);
+        let ports: Vec<u16> = send.iter().map(|p| p.dst_port).collect();
+        assert_eq!(ports, [9000, 7000]);
+        for p in &send {
+            assert!(m.reply(&answer_to(p, p.seq.wrapping_add(1), true), 11 * MS, &mut ch));
+        }
+        // The next probes after the new interval only.
+        send.clear();
+        pass(&mut m, 30 * MS, &mut send, &mut ch);
+        assert!(send.is_empty(), "{send:?}");
+        pass(&mut m, 61 * MS, &mut send, &mut ch);
+        assert_eq!(send.len(), 2);
+        // No port: not probed any more.
+        m.set_settings(
+            ReplicaId(0),
+            &Settings {
+                ports: Vec::new(),
+                ..settings()
+            },
+        );
+        send.clear();
+        pass(&mut m, 200 * MS, &mut send, &mut ch);
+        assert!(send.is_empty() && m.outstanding() == 0);
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //!   when one is out of sync.
 //! - [`listing`]: `tandem flows`, collected from the workers in steps.
 //! - [`profile`]: a profile mapped to the engine's and the runtime's settings.
+//! - [`reload`]: what a new profile changes against the running appliance, and whether
+//!   it can without a restart (`tandem reload`).
 //! - [`notify`]: readiness, watchdog and stopping for systemd (`Type=notify`).
 
 pub mod access;
@@ -27,6 +29,7 @@ pub mod mgmt;
 pub mod neighbour;
 pub mod notify;
 pub mod profile;
+pub mod reload;
 pub mod serve;
 
 pub use answer::Response;

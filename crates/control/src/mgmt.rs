@@ -57,6 +57,14 @@ pub enum Request {
     },
     /// Takes a replica out of every pool: its flows fail over now.
     Remove(String),
+    /// Re-reads a profile and applies what changes without a restart
+    /// ([`crate::reload`]), or with `dry_run` only shows it.
+    Reload {
+        /// Only show the differences.
+        dry_run: bool,
+        /// The profile file (absolute); `None`: the one the appliance runs.
+        profile: Option<PathBuf>,
+    },
 }
 
 /// Most flows one `flows` answer lists.
@@ -206,10 +214,32 @@ impl Request {
                     address,
                 })
             }
+            "reload" => {
+                let rest = line
+                    .trim_start()
+                    .strip_prefix("reload")
+                    .unwrap_or("")
+                    .trim();
+                let (dry_run, rest) = match rest.strip_prefix("--dry-run") {
+                    Some(r) if r.is_empty() || r.starts_with(char::is_whitespace) => {
+                        (true, r.trim())
+                    }
+                    _ => (false, rest),
+                };
+                // The rest of the line is the path (it may hold spaces).
+                let profile = (!rest.is_empty()).then(|| PathBuf::from(rest));
+                if profile.as_ref().is_some_and(|p| !p.is_absolute()) {
+                    return Err(format!(
+                        "`{rest}`: the profile's path must be absolute (the appliance reads it)"
+                    ));
+                }
+                Ok(Request::Reload { dry_run, profile })
+            }
             "" => Err("empty request".to_owned()),
             other => Err(format!(
                 "unknown request `{other}` (allowed: status, flows [FILTER=VALUE ...], \
-                 drain NAME, fail NAME, up NAME, add SERVICE NAME ADDRESS, remove NAME)"
+                 drain NAME, fail NAME, up NAME, add SERVICE NAME ADDRESS, remove NAME, \
+                 reload [--dry-run] [PATH])"
             )),
         }
     }
@@ -228,6 +258,17 @@ impl Request {
                 name,
                 address,
             } => format!("add {service} {name} {address}"),
+            Request::Reload { dry_run, profile } => {
+                let mut s = "reload".to_owned();
+                if *dry_run {
+                    s.push_str(" --dry-run");
+                }
+                if let Some(p) = profile {
+                    s.push(' ');
+                    s.push_str(&p.to_string_lossy());
+                }
+                s
+            }
         }
     }
 }
@@ -637,6 +678,22 @@ mod tests {
                 name: "extra".into(),
                 address: "198.19.0.14".parse().expect("ip"),
             },
+            Request::Reload {
+                dry_run: false,
+                profile: None,
+            },
+            Request::Reload {
+                dry_run: true,
+                profile: None,
+            },
+            Request::Reload {
+                dry_run: true,
+                profile: Some("/etc/tandem/my profile.yaml".into()),
+            },
+            Request::Reload {
+                dry_run: false,
+                profile: Some("/etc/tandem/p.yaml".into()),
+            },
         ] {
             assert_eq!(Request::parse(&r.line()), Ok(r));
         }
@@ -653,6 +710,7 @@ mod tests {
         assert!(Request::parse("add lab x").is_err_and(|e| e.contains("SERVICE NAME ADDRESS")));
         assert!(Request::parse("add lab x 1.2.3").is_err_and(|e| e.contains("IPv4")));
         assert!(Request::parse("remove").is_err_and(|e| e.contains("needs a replica")));
+        assert!(Request::parse("reload etc/p.yaml").is_err_and(|e| e.contains("absolute")));
     }
 
     #[test]

@@ -122,6 +122,20 @@ impl Service {
     }
 }
 
+/// A flow's timers, fixed when the flow is created: a reload that changes them reaches
+/// the flows created after it only (`Engine::set_timeouts`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowTimeouts {
+    /// [`EngineConfig::synack_wait_ns`].
+    pub synack_wait_ns: u64,
+    /// [`EngineConfig::syn_timeout_ns`].
+    pub syn_ns: u64,
+    /// [`EngineConfig::idle_timeout_ns`].
+    pub idle_ns: u64,
+    /// [`EngineConfig::linger_ns`].
+    pub linger_ns: u64,
+}
+
 /// Engine settings.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -184,6 +198,16 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// The flow timers of this configuration.
+    pub fn flow_timeouts(&self) -> FlowTimeouts {
+        FlowTimeouts {
+            synack_wait_ns: self.synack_wait_ns,
+            syn_ns: self.syn_timeout_ns,
+            idle_ns: self.idle_timeout_ns,
+            linger_ns: self.linger_ns,
+        }
+    }
+
     /// How often the background sweep means to visit every flow: half the shortest
     /// timeout it serves, so that a timeout T is acted on by 1.5 T at the latest (when
     /// `sweep_batch` per `sweep_interval_ns` is enough for the table; a million flows

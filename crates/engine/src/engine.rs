@@ -55,7 +55,7 @@ use tandem_wire::tcp::option_kind;
 use tandem_wire::{EthernetFrame, Icmpv4Packet, Ipv4Packet, MacAddr, TcpFlags, TcpSegment};
 
 use crate::buffer::{BufferPool, PacketBuf};
-use crate::config::{EngineConfig, OnNoReplica, ReplayConfig, MAX_POOL};
+use crate::config::{EngineConfig, FlowTimeouts, OnNoReplica, ReplayConfig, MAX_POOL};
 use crate::cookie::{self, SynOptions};
 use crate::exchange::{self, Exchanges, Fed, Http1Rules, Step};
 use crate::flow::Replaying;
@@ -145,6 +145,7 @@ macro_rules! ctx {
     ($engine:ident, $pool:expr, $out:expr, $now:expr) => {
         Ctx {
             cfg: &$engine.cfg,
+            timeouts: &$engine.timeouts,
             replicas: &$engine.replicas,
             hold: &mut $engine.hold,
             logs: &mut $engine.logs,
@@ -175,6 +176,11 @@ pub struct Engine<B: PacketBuf> {
     counters: Counters,
     /// Per-service rotation of the designated primary.
     rotation: Vec<usize>,
+    /// The flow timer sets in force since the start ([`Flow::timeouts`] indexes them),
+    /// and how many flows use each; the last one set is `timeouts_now`.
+    timeouts: Vec<FlowTimeouts>,
+    timeouts_used: Vec<u32>,
+    timeouts_now: u8,
     /// Flows waiting for the rest of their SYN-ACKs: (slot, key, deadline).
     synack_queue: VecDeque<(FlowIdx, FlowKey, u64)>,
     /// Flows in creation order while they may still be half-open: (slot, key, created).
@@ -229,6 +235,9 @@ impl<B: PacketBuf> Engine<B> {
             hold: HoldPool::new(cfg.hold_segments),
             counters: Counters::default(),
             rotation: vec![0; cfg.services.len()],
+            timeouts: vec![cfg.flow_timeouts()],
+            timeouts_used: vec![0],
+            timeouts_now: 0,
             synack_queue: VecDeque::with_capacity(cfg.max_flows.min(1 << 16)),
             half_open: VecDeque::with_capacity(cfg.max_flows),
             sweep_cursor: 0,
@@ -361,6 +370,101 @@ impl<B: PacketBuf> Engine<B> {
         let before = s.replicas.len();
         s.replicas.retain(|r| *r != replica);
         s.replicas.len() != before
+    }
+
+    /// Sets the flow timers of the flows created from now on (`tandem reload`); flows
+    /// already running keep theirs. A set no flow uses any more is reused; at most 256
+    /// sets are in use at once. Returns false, changing nothing, when all 256 are.
+    pub fn set_timeouts(&mut self, t: FlowTimeouts) -> bool {
+        let now = usize::from(self.timeouts_now);
+        if self.timeouts.get(now) == Some(&t) {
+            return true;
+        }
+        let slot = match self.timeouts_used.iter().position(|&n| n == 0) {
+            Some(free) => free,
+            None if self.timeouts.len() <= usize::from(u8::MAX) => {
+                self.timeouts.push(t);
+                self.timeouts_used.push(0);
+                self.timeouts.len() - 1
+            }
+            None => return false,
+        };
+        self.timeouts[slot] = t;
+        self.timeouts_now = u8::try_from(slot).unwrap_or(u8::MAX);
+        self.cfg.synack_wait_ns = t.synack_wait_ns;
+        self.cfg.syn_timeout_ns = t.syn_ns;
+        self.cfg.idle_timeout_ns = t.idle_ns;
+        self.cfg.linger_ns = t.linger_ns;
+        // Older flows' timers still count: the sweep covers the shortest of all.
+        self.sweep_cover_ns = self.sweep_cover_ns.min(self.cfg.sweep_cover_ns());
+        true
+    }
+
+    /// The timers of flow `f`.
+    fn timeouts_of(&self, f: &Flow) -> FlowTimeouts {
+        timers(&self.timeouts, f)
+    }
+
+    /// A new flow takes the timers in force.
+    fn new_flow_timeouts(&mut self, idx: FlowIdx) {
+        let now = self.timeouts_now;
+        self.flows.get_mut(idx).timeouts = now;
+        if let Some(n) = self.timeouts_used.get_mut(usize::from(now)) {
+            *n += 1;
+        }
+    }
+
+    /// Sets a service's ack-lag and output-lag thresholds (`tandem reload` of its
+    /// health); its running flows are judged by them from now on. Returns false for an
+    /// unknown service.
+    pub fn set_service_lags(
+        &mut self,
+        service: usize,
+        ack_lag_ns: u64,
+        output_lag_ns: u64,
+    ) -> bool {
+        let Some(s) = self.cfg.services.get_mut(service) else {
+            return false;
+        };
+        s.ack_lag_ns = Some(ack_lag_ns);
+        s.output_lag_ns = Some(output_lag_ns);
+        self.sweep_cover_ns = self.sweep_cover_ns.min(self.cfg.sweep_cover_ns());
+        true
+    }
+
+    /// Adds a service on a VIP and port no other service takes (`tandem reload`); it
+    /// is service number `services.len()` from now on. Returns false, changing nothing,
+    /// when it overlaps one, or when the engine could not take its replay settings
+    /// (a reconnect service where no service replayed at the start has no log arena).
+    pub fn add_service(&mut self, mut s: crate::config::Service) -> bool {
+        // Two port selectors overlap when either takes the other's first or last port.
+        let bounds = |p: crate::ServicePort| match p {
+            crate::ServicePort::Any => (1, u16::MAX),
+            crate::ServicePort::Port(n) => (n, n),
+            crate::ServicePort::Range(a, b) => (a, b),
+        };
+        let (first, last) = bounds(s.port);
+        let overlaps = self.cfg.services.iter().any(|x| {
+            let (a, b) = bounds(x.port);
+            x.vip == s.vip && a <= last && first <= b
+        });
+        if overlaps || (s.replay.is_some() && self.logs.capacity_bytes() == 0) {
+            return false;
+        }
+        s.replicas
+            .reserve(MAX_POOL.saturating_sub(s.replicas.len()));
+        if let Some(r) = s.replay {
+            self.replaying
+                .reserve(r.parallel.saturating_sub(self.replaying.capacity()));
+        }
+        let vip = u32::from(s.vip);
+        if !self.vips.contains(&vip) {
+            self.vips.push(vip);
+        }
+        self.cfg.services.push(s);
+        self.rotation.push(0);
+        self.sweep_cover_ns = self.sweep_cover_ns.min(self.cfg.sweep_cover_ns());
+        true
     }
 
     /// Asks for a sweep of every flow over the next polls: flows of replicas that went
@@ -540,7 +644,8 @@ impl<B: PacketBuf> Engine<B> {
         let flow = self.flows.get_mut(idx);
         if flow.phase == FlowPhase::SynSent && flow.first_synack_at != 0 && !flow.handshake_queued {
             flow.handshake_queued = true;
-            let (key, deadline) = (flow.key, now + self.cfg.synack_wait_ns);
+            let wait = timers(&self.timeouts, flow).synack_wait_ns;
+            let (key, deadline) = (flow.key, now + wait);
             if !self.queue_handshake(idx, key, deadline) {
                 // No room to wait: forward what we have now.
                 self.synack_queue_full_handshake(idx, now, pool, out);
@@ -638,6 +743,7 @@ impl<B: PacketBuf> Engine<B> {
             self.counters.drop(DropReason::TableFull);
             return;
         };
+        self.new_flow_timeouts(idx);
         self.counters.flows_created += 1;
         self.counters.half_open += 1;
         if self.half_open.len() == self.half_open.capacity() {
@@ -808,6 +914,7 @@ impl<B: PacketBuf> Engine<B> {
             self.reset_stray(Side::Outside, now, buf, m, pool, out);
             return;
         };
+        self.new_flow_timeouts(idx);
         self.counters.syn_cookies_accepted += 1;
         self.counters.flows_created += 1;
         self.rotation[si] = self.rotation[si].wrapping_add(1);
@@ -939,6 +1046,7 @@ impl<B: PacketBuf> Engine<B> {
             self.counters.drop(DropReason::TableFull);
             return;
         };
+        self.new_flow_timeouts(idx);
         self.rotation[si] = self.rotation[si].wrapping_add(1);
         self.counters.flows_created += 1;
         self.counters.flows_adopted += 1;
@@ -1033,7 +1141,7 @@ impl<B: PacketBuf> Engine<B> {
             if pending && f.syn_retries < SYN_RETRIES {
                 f.syn_retries += 1;
                 ctx.resend_syn(f);
-                let deadline = now + self.cfg.synack_wait_ns;
+                let deadline = now + timers(&self.timeouts, f).synack_wait_ns;
                 if self.synack_queue.len() < self.synack_queue.capacity() {
                     self.synack_queue.push_back((idx, key, deadline));
                     continue;
@@ -1233,7 +1341,8 @@ impl<B: PacketBuf> Engine<B> {
             let Some((idx, created)) = self.oldest_half_open(HALF_OPEN_EXPIRY_BATCH) else {
                 return;
             };
-            if now.saturating_sub(created) <= self.cfg.syn_timeout_ns {
+            let syn = self.timeouts_of(self.flows.get(idx)).syn_ns;
+            if now.saturating_sub(created) <= syn {
                 return;
             }
             budget -= 1;
@@ -1471,6 +1580,9 @@ impl<B: PacketBuf> Engine<B> {
         if f.is_half_open() && !f.proxied {
             self.counters.half_open = self.counters.half_open.saturating_sub(1);
         }
+        if let Some(n) = self.timeouts_used.get_mut(usize::from(f.timeouts)) {
+            *n = n.saturating_sub(1);
+        }
         f.phase = FlowPhase::Free;
         self.flows.remove(idx);
         self.counters.flows_removed += 1;
@@ -1515,6 +1627,7 @@ impl<B: PacketBuf> Engine<B> {
 /// Everything a rule needs besides the flow, borrowed apart from the flow table.
 struct Ctx<'a, B: PacketBuf, P: BufferPool<B>> {
     cfg: &'a EngineConfig,
+    timeouts: &'a [FlowTimeouts],
     replicas: &'a ReplicaTable,
     hold: &'a mut HoldPool<B>,
     logs: &'a mut LogArena,
@@ -1523,6 +1636,16 @@ struct Ctx<'a, B: PacketBuf, P: BufferPool<B>> {
     pool: &'a mut P,
     out: &'a mut Output<B>,
     now: u64,
+}
+
+/// The timers of flow `f` among `sets` (the first set if its index is out of range,
+/// which no flow's is).
+#[inline]
+fn timers(sets: &[FlowTimeouts], f: &Flow) -> FlowTimeouts {
+    sets.get(usize::from(f.timeouts))
+        .or_else(|| sets.first())
+        .copied()
+        .unwrap_or_default()
 }
 
 /// Window field for `bytes` of window at `shift`, clamped to the 16-bit field
@@ -1976,9 +2099,10 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             self.c.legs_lost += 1;
             return Fate::Remove;
         }
+        let t = timers(self.timeouts, f);
         let expired = match f.phase {
-            FlowPhase::Closed => self.now.saturating_sub(f.closed_at) > self.cfg.linger_ns,
-            _ => self.now.saturating_sub(f.last_seen) > self.cfg.idle_timeout_ns,
+            FlowPhase::Closed => self.now.saturating_sub(f.closed_at) > t.linger_ns,
+            _ => self.now.saturating_sub(f.last_seen) > t.idle_ns,
         };
         if expired {
             Fate::Remove
@@ -2859,7 +2983,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             return Fate::Keep;
         }
         let all = f.legs().iter().all(|l| !l.alive || l.answered);
-        if all || self.cfg.synack_wait_ns == 0 {
+        if all || timers(self.timeouts, f).synack_wait_ns == 0 {
             return self.complete_handshake(f);
         }
         if f.first_synack_at == 0 {
@@ -3345,14 +3469,15 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             return self.reset_all(f);
         }
         let idle = self.now.saturating_sub(f.last_seen);
+        let t = timers(self.timeouts, f);
         let expired = match f.phase {
             // From the SYN, not the last packet: retransmitted SYN-ACKs keep nothing alive.
             // (The half-open queue ends most of them sooner; this catches the rest.)
             FlowPhase::SynSent | FlowPhase::SynAckSent => {
-                self.now.saturating_sub(f.created_at) > self.cfg.syn_timeout_ns
+                self.now.saturating_sub(f.created_at) > t.syn_ns
             }
-            FlowPhase::Established => idle > self.cfg.idle_timeout_ns,
-            FlowPhase::Closed => self.now.saturating_sub(f.closed_at) > self.cfg.linger_ns,
+            FlowPhase::Established => idle > t.idle_ns,
+            FlowPhase::Closed => self.now.saturating_sub(f.closed_at) > t.linger_ns,
             FlowPhase::Free => true,
         };
         if expired {

@@ -130,6 +130,9 @@ pub struct Flow {
     pub forward: bool,
     /// Index of its service in the engine's configuration.
     pub service: u16,
+    /// Index of its timers in the engine's timer sets (those in force when it was
+    /// created).
+    pub timeouts: u8,
     /// MAC to send to the client with (the source MAC of its SYN: the client or its router).
     pub client_mac: MacAddr,
     /// Number of legs in `legs`.

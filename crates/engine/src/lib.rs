@@ -50,7 +50,9 @@ pub mod table;
 pub mod verify;
 
 pub use buffer::{BufferPool, PacketBuf, VecPool};
-pub use config::{EngineConfig, OnNoReplica, ReplayConfig, Service, ServicePort, MAX_POOL};
+pub use config::{
+    EngineConfig, FlowTimeouts, OnNoReplica, ReplayConfig, Service, ServicePort, MAX_POOL,
+};
 pub use counters::{Accumulate, CounterFamily, CounterKind, CounterSet, CounterSpec};
 pub use engine::{Engine, BURST, CHALLENGE_GAP_NS};
 pub use exchange::Http1Rules;

@@ -1933,3 +1933,36 @@ fn a_client_endpoint_reaches_a_replica_through_one_vip_at_a_time() {
     assert_eq!((to(&out, PRIMARY).len(), to(&out, BACKUP).len()), (1, 1));
     assert_eq!(lab.engine.counters().dropped(DropReason::EndpointInUse), 1);
 }
+
+/// `tandem reload` of the timeouts: a flow keeps the timers it was created with; only
+/// the flows created after the change get the new ones.
+#[test]
+fn new_timeouts_reach_only_the_flows_created_after_them() {
+    let mut lab = forward_lab(64);
+    assert_eq!(lab.send(Seg { sport: 1, ..FWD }).len(), 1);
+    let mut t = lab.engine.config().flow_timeouts();
+    let before = t;
+    t.idle_ns = 40 * MS;
+    assert!(lab.engine.set_timeouts(t));
+    assert_eq!(lab.send(Seg { sport: 2, ..FWD }).len(), 1);
+    assert_eq!(lab.engine.counters().flows, 2);
+    let start = lab.now;
+    while lab.now < start + 200 * MS {
+        lab.advance(MS);
+        lab.poll();
+    }
+    let table = lab.engine.flows();
+    let ports: Vec<u16> = (0..table.capacity())
+        .map(|i| i as tandem_engine::table::FlowIdx)
+        .filter(|&i| table.is_used(i))
+        .map(|i| table.get(i).key.client_port)
+        .collect();
+    assert_eq!(
+        ports,
+        [1],
+        "the old flow keeps 300 s; the new one ended after 40 ms"
+    );
+    // Back to the first timers: the set no flow uses any more is taken again.
+    assert!(lab.engine.set_timeouts(before));
+    assert_eq!(lab.engine.config().flow_timeouts(), before);
+}

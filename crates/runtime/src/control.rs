@@ -177,6 +177,13 @@ pub struct Control {
     pub monitor: Monitor,
     /// Flows on which each replica's output diverged (§3.12), and the out-of-sync alarm.
     pub divergence: tandem_control::divergence::Divergence,
+    /// The profile it started with, or last reloaded (the pools as they run are in
+    /// `services`).
+    pub profile: tandem_config::Profile,
+    /// Its file, SIGHUP and the log level, for `tandem reload` (none: reload refused).
+    pub reloading: Option<crate::Reloading>,
+    /// Each worker's engine changes (same order as `workers`).
+    pub mailboxes: Vec<Arc<crate::msg::Mailbox>>,
     /// systemd (`Type=notify`): readiness on the first pass, the watchdog fed by every
     /// pass, so a control core that hangs gets the appliance restarted.
     pub service: tandem_control::notify::ServiceManager,
@@ -279,6 +286,7 @@ impl Control {
             self.probe(now, horizon, clock);
             self.finish_listing(now);
             self.serve_mgmt(now);
+            self.hangup(now);
             if let Some(sh) = &self.shared {
                 // Never waits on the metrics thread: a busy lock skips one pass.
                 if let Ok(mut c) = sh.control.try_lock() {
@@ -755,6 +763,9 @@ impl Control {
                 Request::Remove(name) => self
                     .remove_replica(name)
                     .map_or_else(Response::error, Response::Replica),
+                Request::Reload { dry_run, profile } => self
+                    .reload(profile.as_deref(), *dry_run, now)
+                    .map_or_else(Response::error, Response::Reload),
                 request => self.answer(request, now),
             };
             p.reply(&answer);
@@ -765,9 +776,10 @@ impl Control {
         let name = match req {
             Request::Status => return Response::Status(Box::new(self.status(now))),
             Request::Drain(n) | Request::Fail(n) | Request::Up(n) => n,
-            Request::Flows(_) | Request::Add { .. } | Request::Remove(_) => {
-                return Response::error("not answered here")
-            }
+            Request::Flows(_)
+            | Request::Add { .. }
+            | Request::Remove(_)
+            | Request::Reload { .. } => return Response::error("not answered here"),
         };
         let (full, id) = match crate::mgmt::resolve(name, &self.names) {
             Ok((full, id)) => (full.to_owned(), id),
@@ -1118,6 +1130,286 @@ impl Control {
             replica: full,
             address: addr,
             change: Changed::Removed,
+        })
+    }
+
+    /// SIGHUP: reloads the profile file the appliance runs and logs what came of it.
+    fn hangup(&mut self, now: u64) {
+        let hung_up = self
+            .reloading
+            .as_ref()
+            .is_some_and(|r| r.hangup.swap(false, Ordering::Relaxed));
+        if !hung_up {
+            return;
+        }
+        match self.reload(None, false, now) {
+            Ok(r) => {
+                let differences: Vec<String> =
+                    r.differences.iter().map(ToString::to_string).collect();
+                tracing::warn!(event = "reload", profile = %r.profile, ?differences,
+                    "SIGHUP: profile reloaded, {} difference(s) applied", differences.len());
+            }
+            Err(e) => {
+                tracing::error!(event = "reload_refused", error = %e, "SIGHUP: reload refused");
+            }
+        }
+    }
+
+    /// The pools as they run, by name, for [`tandem_control::reload::diff`].
+    fn live_pools(&self) -> Vec<tandem_control::reload::LivePool> {
+        self.services
+            .iter()
+            .map(|s| tandem_control::reload::LivePool {
+                service: s.name.clone(),
+                replicas: s
+                    .pool
+                    .iter()
+                    .filter_map(|&id| {
+                        let prefix = format!("{}/", s.name);
+                        let (full, _) = self
+                            .names
+                            .iter()
+                            .find(|(n, r)| *r == id && n.starts_with(&prefix))?;
+                        Some(tandem_control::reload::LiveReplica {
+                            name: full[prefix.len()..].to_owned(),
+                            address: self.replicas.addr(id),
+                            drained: self.admin_of(id) == Some(Admin::Drained),
+                        })
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// `tandem reload [--dry-run] [PATH]`, and SIGHUP: reads the profile (`path`, or the
+    /// one the appliance runs), compares it with the running appliance and, unless a
+    /// difference needs a restart (then nothing changes) or it is a dry run, applies
+    /// each difference through the paths of `tandem add`, `remove`, `drain` and `up`.
+    fn reload(
+        &mut self,
+        path: Option<&std::path::Path>,
+        dry_run: bool,
+        now: u64,
+    ) -> Result<answer::Reloaded, String> {
+        use tandem_control::reload::{self, Difference};
+        let Some(reloading) = &self.reloading else {
+            return Err(
+                "this appliance was started without its profile's path: reload is off".into(),
+            );
+        };
+        let path = path.map_or_else(|| reloading.path.clone(), std::path::Path::to_path_buf);
+        let new = tandem_config::load(&path)
+            .map_err(|e| format!("reload refused, nothing changed: {e}"))?;
+        crate::runnable(&new).map_err(|e| format!("reload refused, nothing changed: {e}"))?;
+        let pools = self.live_pools();
+        let plan = reload::diff(
+            reload::Running {
+                profile: &self.profile,
+                pools: &pools,
+            },
+            &new,
+        );
+        if let Some(refusal) = plan.refusal() {
+            return Err(refusal);
+        }
+        // A reconnect service replays from a log arena sized at the start: none exists
+        // when no service replayed then.
+        let arena = self
+            .profile
+            .services
+            .iter()
+            .any(|s| s.mode == tandem_config::Mode::Reconnect);
+        for d in &plan.differences {
+            if let Difference::ServiceAdded { service, .. } = d {
+                let replays = new
+                    .services
+                    .iter()
+                    .any(|s| &s.name == service && s.mode == tandem_config::Mode::Reconnect);
+                if replays && !arena {
+                    return Err(format!(
+                        "reload refused, nothing changed: this change needs a restart: services[{service}] \
+                         (new, reconnect mode): no service replayed at the start, so there is no replay log to share"
+                    ));
+                }
+            }
+        }
+        let shown = path.display().to_string();
+        if dry_run {
+            return Ok(answer::Reloaded {
+                profile: shown,
+                applied: false,
+                differences: plan.differences,
+            });
+        }
+        let mut failed: Vec<String> = Vec::new();
+        // Additions first: a pool whose replicas are all replaced is never empty.
+        for d in &plan.differences {
+            if let Difference::ReplicaAdded {
+                service,
+                name,
+                address,
+                drained,
+            } = d
+            {
+                match self.add_replica(service, name, *address) {
+                    Ok(_) if *drained => {
+                        let _ = self.answer(&Request::Drain(format!("{service}/{name}")), now);
+                    }
+                    Ok(_) => {}
+                    Err(e) => failed.push(format!("{d}: {e}")),
+                }
+            }
+        }
+        for d in &plan.differences {
+            match d {
+                Difference::ReplicaRemoved { service, name, .. } => {
+                    if let Err(e) = self.remove_replica(&format!("{service}/{name}")) {
+                        failed.push(format!("{d}: {e}"));
+                    }
+                }
+                Difference::ReplicaDrain {
+                    service,
+                    name,
+                    drained,
+                } => {
+                    let full = format!("{service}/{name}");
+                    let req = if *drained {
+                        Request::Drain(full)
+                    } else {
+                        Request::Up(full)
+                    };
+                    if let Response::Error(e) = self.answer(&req, now) {
+                        failed.push(format!("{d}: {e}"));
+                    }
+                }
+                Difference::LogLevel { new, .. } => {
+                    if let Some(r) = &self.reloading {
+                        if let Err(e) = (r.set_log_level)(new) {
+                            failed.push(format!("{d}: {e}"));
+                        }
+                    }
+                }
+                Difference::Timeout { field, .. } if field == "arp_refresh" => {
+                    self.arp_refresh_ns =
+                        u64::try_from(new.timeouts.arp_refresh.as_nanos()).unwrap_or(u64::MAX);
+                }
+                _ => {}
+            }
+        }
+        // The workers' engines: timers for new flows, lag thresholds, new services
+        // (their replicas follow through the `tandem add` path).
+        let mut changes: Vec<crate::msg::EngineChange> = Vec::new();
+        let mapped =
+            crate::map_profile(&new, tandem_wire::MacAddr::ZERO, tandem_wire::MacAddr::ZERO)
+                .map_err(|e| format!("reload: {e}"))?;
+        if plan
+            .differences
+            .iter()
+            .any(|d| matches!(d, Difference::Timeout { field, .. } if field != "arp_refresh"))
+        {
+            changes.push(crate::msg::EngineChange::Timeouts(
+                mapped.engine.flow_timeouts(),
+            ));
+        }
+        let mut new_services = Vec::new();
+        for (s, e) in new.services.iter().zip(&mapped.engine.services) {
+            match self.services.iter().position(|x| x.name == s.name) {
+                Some(si) => {
+                    let lags = plan.differences.iter().any(|d| {
+                        matches!(d,
+                        Difference::Health { service, field, .. }
+                            if *service == s.name && (field == "ack_lag" || field == "output_lag"))
+                    });
+                    if lags {
+                        let (ack_lag_ns, output_lag_ns) = e.lags(&mapped.engine);
+                        changes.push(crate::msg::EngineChange::ServiceLags {
+                            service: si,
+                            ack_lag_ns,
+                            output_lag_ns,
+                        });
+                    }
+                }
+                None => {
+                    let mut svc = e.clone();
+                    svc.replicas.clear();
+                    changes.push(crate::msg::EngineChange::AddService(Box::new(svc)));
+                    new_services.push((s.clone(), e.port));
+                }
+            }
+        }
+        if !changes.is_empty() {
+            for m in &self.mailboxes {
+                match m.0.lock() {
+                    Ok(mut q) => q.extend(changes.iter().cloned()),
+                    Err(_) => failed.push("a worker's mailbox is poisoned".to_owned()),
+                }
+            }
+            if !self.send_all(Command::Reconfigure) {
+                failed.push("a worker's command ring is full: it takes the new settings with its next order".to_owned());
+            }
+        }
+        for (s, port) in new_services {
+            self.services.push(ServiceEntry {
+                name: s.name.clone(),
+                vip: s.vip,
+                port,
+                pool: Vec::new(),
+                health: health::Settings::from_config(&s.health),
+            });
+            self.service_status.push(ServiceStatus {
+                name: s.name.clone(),
+                vip: s.vip,
+                port: s.port.to_string(),
+                mode: s.mode.to_string(),
+                copies: usize::from(s.copies),
+                selection: format!("{:?}", s.selection).to_lowercase(),
+            });
+            // ARP and ICMP echo for its VIP on the outside port.
+            if !self.ports[0].answers.contains(&s.vip) {
+                self.ports[0].answers.push(s.vip);
+            }
+            for r in &s.replicas {
+                match self.add_replica(&s.name, &r.name, r.address) {
+                    Ok(_) if r.drain => {
+                        let _ = self.answer(&Request::Drain(format!("{}/{}", s.name, r.name)), now);
+                    }
+                    Ok(_) => {}
+                    Err(e) => failed.push(format!("+ {}/{}: {e}", s.name, r.name)),
+                }
+            }
+        }
+        // Probe settings: every replica of a service whose health changed, from now on.
+        for s in &new.services {
+            let Some(si) = self.services.iter().position(|x| x.name == s.name) else {
+                continue;
+            };
+            let settings = health::Settings::from_config(&s.health);
+            if self.services[si].health == settings {
+                continue;
+            }
+            self.services[si].health = settings.clone();
+            for id in self.services[si].pool.clone() {
+                self.monitor.set_settings(id, &settings);
+            }
+        }
+        tracing::warn!(event = "reload", profile = %shown, differences = plan.differences.len(),
+            failed = failed.len(), "profile reloaded");
+        self.profile = new;
+        if let Some(r) = &mut self.reloading {
+            r.path = path;
+        }
+        if !failed.is_empty() {
+            return Err(format!(
+                "reload applied in part: {} of {} differences failed: {}",
+                failed.len(),
+                plan.differences.len(),
+                failed.join("; ")
+            ));
+        }
+        Ok(answer::Reloaded {
+            profile: shown,
+            applied: true,
+            differences: plan.differences,
         })
     }
 

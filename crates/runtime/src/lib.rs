@@ -21,6 +21,7 @@
 //!   suspects, the failover decision), [`neighbour`] (ARP resolution and confirmed MAC
 //!   changes), [`mgmt`] (the management socket), [`serve`] (the listeners' connections,
 //!   under deadlines), [`access`] (who may use the socket), [`listing`] (`tandem flows`),
+//!   [`reload`] (what a new profile changes, `tandem reload`),
 //!   [`answer`] (the commands' typed answers, shown as text or JSON).
 //!
 //! ## Queues
@@ -55,7 +56,9 @@ pub mod stats;
 pub mod worker;
 
 // The decisions without DPDK live in tandem-control; their paths here stay as they were.
-pub use tandem_control::{access, answer, health, listing, mgmt, neighbour, profile, serve};
+pub use tandem_control::{
+    access, answer, health, listing, mgmt, neighbour, profile, reload, serve,
+};
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -131,14 +134,32 @@ pub fn runnable(profile: &Profile) -> Result<Vec<String>, RuntimeError> {
     Ok(map_profile(profile, MacAddr::ZERO, MacAddr::ZERO)?.warnings)
 }
 
+/// Sets the log filter of the running process (its argument: `logging.level`).
+pub type SetLogLevel = Box<dyn Fn(&str) -> Result<(), String> + Send>;
+
+/// What `tandem reload` and SIGHUP need from the caller of [`run`].
+pub struct Reloading {
+    /// The profile file the appliance runs (re-read on SIGHUP and a plain `reload`).
+    pub path: std::path::PathBuf,
+    /// Set by the SIGHUP handler; the control core clears it and reloads `path`.
+    pub hangup: Arc<AtomicBool>,
+    /// Sets the log filter (`logging.level`) of the running process.
+    pub set_log_level: SetLogLevel,
+}
+
 /// Runs the appliance described by `profile` until `stop` is set (by a signal handler),
 /// then stops the workers and the ports, cleans the EAL up and returns the counters.
+/// With `reloading`, `tandem reload` and SIGHUP re-read the profile ([`control`]).
 ///
 /// # Errors
 ///
 /// A [`RuntimeError`] when something cannot start; once running, errors while stopping
 /// are logged and the summary is still returned.
-pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError> {
+pub fn run(
+    profile: &Profile,
+    stop: &AtomicBool,
+    reloading: Option<Reloading>,
+) -> Result<Summary, RuntimeError> {
     runnable(profile)?;
     // Before the EAL: a group this host does not have is the profile's mistake; say so
     // rather than run with a socket its operators cannot use.
@@ -162,6 +183,7 @@ pub fn run(profile: &Profile, stop: &AtomicBool) -> Result<Summary, RuntimeError
         tracing::warn!("{w}");
     }
     let mut serving = stages::control(profile, &dp, &mapped, wiring.ends, &wiring.stats, access)?;
+    serving.control.reloading = reloading;
     let running = Arc::new(AtomicBool::new(true));
     let clock = clock::Clock::new();
     let (launched, launch_error) = stages::launch(wiring.ios, &mapped, &running, clock);

@@ -95,7 +95,34 @@ pub enum Command {
         /// The replica.
         replica: ReplicaId,
     },
+    /// Apply the changes waiting in the worker's [`Mailbox`] (`tandem reload`).
+    Reconfigure,
 }
+
+/// A change of a worker's engine settings too large for a ring message (`tandem
+/// reload`), left in its [`Mailbox`].
+#[derive(Clone, Debug)]
+pub enum EngineChange {
+    /// The timers of the flows created from now on.
+    Timeouts(tandem_engine::FlowTimeouts),
+    /// A service's ack-lag and output-lag thresholds.
+    ServiceLags {
+        /// Index of the service.
+        service: usize,
+        /// Ack lag, ns (0: off).
+        ack_lag_ns: u64,
+        /// Output lag, ns (0: off).
+        output_lag_ns: u64,
+    },
+    /// A new service, the next index; its replicas follow as [`Command::PoolAdd`].
+    AddService(Box<tandem_engine::Service>),
+}
+
+/// Where the control core leaves a worker's [`EngineChange`]s before it sends
+/// [`Command::Reconfigure`]; the worker takes them with `try_lock` (it never waits: the
+/// control core holds the lock only to push).
+#[derive(Debug, Default)]
+pub struct Mailbox(pub std::sync::Mutex<Vec<EngineChange>>);
 
 impl RingItem for Command {
     fn into_ptr(self) -> NonNull<c_void> {
@@ -109,6 +136,7 @@ impl RingItem for Command {
             Command::ListFlows => 3,
             Command::PoolAdd { service, replica } => pool(4, service, replica),
             Command::PoolRemove { service, replica } => pool(5, service, replica),
+            Command::Reconfigure => 6,
         })
     }
 
@@ -121,6 +149,7 @@ impl RingItem for Command {
             3 => Command::ListFlows,
             4 => Command::PoolAdd { service, replica },
             5 => Command::PoolRemove { service, replica },
+            6 => Command::Reconfigure,
             _ => Command::PublishStats,
         }
     }
@@ -145,6 +174,7 @@ mod tests {
             Command::FailoverSweep,
             Command::PublishStats,
             Command::ListFlows,
+            Command::Reconfigure,
             Command::PoolAdd {
                 service: 65535,
                 replica: ReplicaId(65535),

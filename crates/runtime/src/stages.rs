@@ -41,6 +41,7 @@ pub(crate) struct ControlEnds {
     commands: Vec<Producer<Command>>,
     control_tx: [ControlTx; 2],
     lists: Vec<Arc<listing::FlowList>>,
+    mailboxes: Vec<Arc<crate::msg::Mailbox>>,
 }
 
 /// The workers' I/O and the control core's ends.
@@ -281,6 +282,7 @@ pub(crate) fn workers(
     let mut stats = Vec::new();
     let mut control_tx: [Option<ControlTx>; 2] = [None, None];
     let mut lists: Vec<Arc<listing::FlowList>> = Vec::new();
+    let mut mailboxes: Vec<Arc<crate::msg::Mailbox>> = Vec::new();
     let mut ios = Vec::new();
     for w in plan {
         let (to_control, from) = ring::spsc(&format!("tandem_ctl_{}", w.id), RING_SIZE, None)
@@ -360,6 +362,11 @@ pub(crate) fn workers(
                 lists.push(l.clone());
                 l
             },
+            mailbox: {
+                let m = Arc::new(crate::msg::Mailbox::default());
+                mailboxes.push(m.clone());
+                m
+            },
             stats: slot,
             pool,
             handoff: handoffs.get_mut(w.id).and_then(Option::take),
@@ -378,6 +385,7 @@ pub(crate) fn workers(
             commands: command_tx,
             control_tx: [out_tx, in_tx],
             lists,
+            mailboxes,
         },
         stats,
     })
@@ -405,6 +413,7 @@ pub(crate) fn control(
         commands: command_tx,
         control_tx: [out_tx, in_tx],
         lists,
+        mailboxes,
     } = ends;
     let stats = stats.to_vec();
     // The control core's state.
@@ -548,6 +557,18 @@ pub(crate) fn control(
             }
         },
     };
+    // Replicas the profile drains: as `tandem drain` (no new flows).
+    let mut admin = Vec::new();
+    for s in &profile.services {
+        for r in s.replicas.iter().filter(|r| r.drain) {
+            if let Some(info) = mapped.replica_list.iter().find(|i| i.address == r.address) {
+                mapped
+                    .replicas
+                    .set_health(info.id, tandem_engine::Health::Draining);
+                admin.push((info.id, control::Admin::Drained));
+            }
+        }
+    }
     let services = profile
         .services
         .iter()
@@ -569,7 +590,7 @@ pub(crate) fn control(
         shared: Some(shared),
         mgmt: mgmt_rx,
         names,
-        admin: Vec::new(),
+        admin,
         service_status,
         ports: cports,
         from_workers,
@@ -584,6 +605,9 @@ pub(crate) fn control(
         workers: stats.clone(),
         monitor,
         divergence: Default::default(),
+        profile: profile.clone(),
+        reloading: None,
+        mailboxes,
         service: tandem_control::notify::ServiceManager::from_env(),
     };
 

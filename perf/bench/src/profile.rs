@@ -104,6 +104,9 @@ struct FromArgs {
     /// Only these replicas, in this order (names).
     #[arg(long, value_delimiter = ',')]
     replicas: Vec<String>,
+    /// Replicas drained (`drain: true`; names).
+    #[arg(long, value_delimiter = ',')]
+    drain: Vec<String>,
     /// `selection`: spread or ordered.
     #[arg(long, value_parser = parse_selection)]
     selection: Option<Selection>,
@@ -131,6 +134,10 @@ struct FromArgs {
     /// `timeouts.synack_wait`.
     #[arg(long, value_parser = parse_duration)]
     synack_wait: Option<Duration>,
+    /// A second service, `NAME=VIP`: the first one's copy (after the changes above)
+    /// under that name and VIP.
+    #[arg(long, value_parser = parse_named_vip)]
+    add_service: Option<(String, Ipv4Addr)>,
     /// `logging.format`: human or json.
     #[arg(long, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
@@ -197,6 +204,7 @@ fn build(kind: &Kind) -> Result<Profile> {
                 replicas: vec![Replica {
                     name: "r1".into(),
                     address: *replica,
+                    drain: false,
                 }],
                 // No probe ports: the generator answers no SYN.
                 health: Health::default(),
@@ -236,10 +244,12 @@ fn build(kind: &Kind) -> Result<Profile> {
                     Replica {
                         name: "primary".into(),
                         address: *primary,
+                        drain: false,
                     },
                     Replica {
                         name: "backup".into(),
                         address: *backup,
+                        drain: false,
                     },
                 ],
                 health: Health {
@@ -291,6 +301,17 @@ fn memif_profile(m: &MemifArgs, service: Service, limits: Limits) -> Profile {
     }
 }
 
+/// `NAME=VIP`.
+fn parse_named_vip(v: &str) -> Result<(String, Ipv4Addr), String> {
+    let (name, vip) = v
+        .split_once('=')
+        .ok_or_else(|| format!("`{v}`: NAME=VIP"))?;
+    let vip = vip
+        .parse()
+        .map_err(|_| format!("`{vip}` is not an IPv4 address"))?;
+    Ok((name.to_owned(), vip))
+}
+
 fn from(args: &FromArgs) -> Result<Profile> {
     let mut p = tandem_config::load(&args.base)?;
     if let Some(map) = &args.eal_lcores {
@@ -320,6 +341,13 @@ fn from(args: &FromArgs) -> Result<Profile> {
                         .with_context(|| format!("service {} has no replica {name}", s.name))
                 })
                 .collect::<Result<_>>()?;
+        }
+        for name in &args.drain {
+            s.replicas
+                .iter_mut()
+                .find(|r| &r.name == name)
+                .with_context(|| format!("service {} has no replica {name}", s.name))?
+                .drain = true;
         }
         if let Some(selection) = args.selection {
             s.selection = selection;
@@ -365,6 +393,16 @@ fn from(args: &FromArgs) -> Result<Profile> {
     }
     if let Some(wait) = args.synack_wait {
         p.timeouts.synack_wait = wait;
+    }
+    if let Some((name, vip)) = &args.add_service {
+        let mut s = p
+            .services
+            .first()
+            .cloned()
+            .context("the profile has no service to copy")?;
+        s.name.clone_from(name);
+        s.vip = *vip;
+        p.services.push(s);
     }
     if let Some(format) = args.log_format {
         p.logging.format = format;

@@ -21,7 +21,7 @@ use super::tx::TX_BURST;
 use super::{Shared, Steering, Worker, MAX_RX_BACKLOG_NS};
 use crate::gate::Gate;
 use crate::listing::FlowList;
-use crate::msg::{Command, SignalMsg};
+use crate::msg::{Command, EngineChange, SignalMsg};
 use crate::stats::WorkerStats;
 
 const MS: u64 = 1_000_000;
@@ -238,6 +238,7 @@ fn bench(steering: Option<Steering>, ports: MemPorts) -> Bench {
     let shared = Shared {
         stats: stats.clone(),
         flow_list: Arc::new(FlowList::default()),
+        mailbox: Arc::default(),
     };
     let worker = Worker::new(
         cfg,
@@ -387,4 +388,61 @@ fn on_the_hand_off_path_a_frame_goes_to_its_owner_with_its_stamp_and_is_handled_
         w1.stats.with_latency(|h| h.equivalent(max, 5 * MS)),
         "{max}"
     );
+}
+
+#[test]
+fn a_service_added_by_a_reload_takes_its_first_flow_once_its_pool_follows() {
+    let web = Ipv4Addr::new(198, 18, 0, 101);
+    let syn_to_web = |port: u16| {
+        Seg {
+            sport: port,
+            dst: web,
+            ..Seg::CLIENT_SYN
+        }
+        .frame()
+    };
+    let mut ports = MemPorts::new();
+    ports.rx[0].push_back(syn_to_web(40000));
+    let mut b = bench(None, ports);
+    b.worker.pass();
+    assert!(b.worker.ports.tx[1].is_empty(), "no service on {web} yet");
+    // The control core's reload: the service in the mailbox, then its pool by orders.
+    let (_, primary, backup) = fixture::lab_replicas();
+    let mut svc = fixture::mirror(&[]);
+    svc.vip = web;
+    svc.copies = 2;
+    b.worker
+        .shared
+        .mailbox
+        .0
+        .lock()
+        .expect("mailbox")
+        .push(EngineChange::AddService(Box::new(svc)));
+    let p = &mut b.worker.ports;
+    p.commands.push_back(Command::Reconfigure);
+    for replica in [primary, backup] {
+        p.commands.push_back(Command::PoolAdd {
+            service: 1,
+            replica,
+        });
+    }
+    for _ in 0..3 {
+        b.worker.pass();
+    }
+    assert!(b
+        .worker
+        .shared
+        .mailbox
+        .0
+        .lock()
+        .expect("mailbox")
+        .is_empty());
+    b.worker.ports.rx[0].push_back(syn_to_web(40001));
+    b.worker.pass();
+    let to: Vec<Ipv4Addr> = b.worker.ports.tx[1]
+        .iter()
+        .map(|f| Ipv4Addr::new(f[30], f[31], f[32], f[33]))
+        .collect();
+    assert_eq!(to.len(), 2, "{to:?}");
+    assert!(to.contains(&PRIMARY) && to.contains(&BACKUP), "{to:?}");
 }

@@ -47,7 +47,7 @@ use crate::buf::MbufPool;
 use crate::clock::Clock;
 use crate::gate::{Admit, Gate, Lane};
 use crate::listing::{FlowList, LIST_SLOTS_PER_PASS};
-use crate::msg::{Command, SignalMsg};
+use crate::msg::{Command, EngineChange, Mailbox, SignalMsg};
 use crate::stats::{
     histogram, IoCounters, WorkerStats, LATENCY_FOLD_INTERVAL_NS, LATENCY_MAX_NS,
     PUBLISH_INTERVAL_NS,
@@ -117,6 +117,8 @@ pub struct WorkerIo {
     pub stats: Arc<WorkerStats>,
     /// Where it lists its flows for `tandem flows`.
     pub flow_list: Arc<FlowList>,
+    /// Where the control core leaves its engine changes (`tandem reload`).
+    pub mailbox: Arc<Mailbox>,
     /// The mempool for copies and synthesised segments.
     pub pool: Mempool,
     /// Hand-off rings, when flows are not steered to their owner by the ports.
@@ -142,6 +144,8 @@ pub struct Shared {
     pub stats: Arc<WorkerStats>,
     /// Where it lists its flows for `tandem flows`.
     pub flow_list: Arc<FlowList>,
+    /// Where the control core leaves its engine changes (`tandem reload`).
+    pub mailbox: Arc<Mailbox>,
 }
 
 /// A worker: its engine, its ports, and the buffers of one pass, all sized before the
@@ -172,6 +176,8 @@ pub struct Worker<P: Ports, C: Now> {
     seen_until: u64,
     /// A `tandem flows` request whose list was locked: filled on a later pass.
     list_pending: bool,
+    /// A [`Command::Reconfigure`] whose mailbox was busy.
+    reconfig_pending: bool,
 }
 
 impl<P: Ports, C: Now> Worker<P, C> {
@@ -211,6 +217,7 @@ impl<P: Ports, C: Now> Worker<P, C> {
             next_fold: 0,
             seen_until: 0,
             list_pending: false,
+            reconfig_pending: false,
         }
     }
 
@@ -455,9 +462,46 @@ impl<P: Ports, C: Now> Worker<P, C> {
         }
     }
 
+    /// Applies what waits in the mailbox; false if the control core holds it (tried
+    /// again next pass). A new service's `Vec` grows here: a reload is rare, and no
+    /// burst is in flight between passes.
+    fn reconfigure(&mut self) -> bool {
+        let changes = match self.shared.mailbox.0.try_lock() {
+            Ok(mut m) => std::mem::take(&mut *m),
+            Err(_) => return false,
+        };
+        for c in changes {
+            match c {
+                EngineChange::Timeouts(t) => {
+                    self.engine.set_timeouts(t);
+                }
+                EngineChange::ServiceLags {
+                    service,
+                    ack_lag_ns,
+                    output_lag_ns,
+                } => {
+                    self.engine
+                        .set_service_lags(service, ack_lag_ns, output_lag_ns);
+                }
+                EngineChange::AddService(s) => {
+                    self.engine.add_service(*s);
+                }
+            }
+        }
+        true
+    }
+
     /// The control core's orders, one a pass, and a `tandem flows` listing in steps.
     fn commands(&mut self, now: u64) {
-        if let Some(cmd) = self.ports.command() {
+        // Orders after a reconfiguration may depend on it (a new service's replicas):
+        // none is taken before it is applied.
+        if self.reconfig_pending {
+            self.reconfig_pending = !self.reconfigure();
+        }
+        if let Some(cmd) = (!self.reconfig_pending)
+            .then(|| self.ports.command())
+            .flatten()
+        {
             self.io.commands += 1;
             match cmd {
                 Command::FailoverSweep => self.engine.request_failover_sweep(),
@@ -472,6 +516,7 @@ impl<P: Ports, C: Now> Worker<P, C> {
                     self.engine.pool_remove(usize::from(service), replica);
                 }
                 Command::ListFlows => self.list_pending = true,
+                Command::Reconfigure => self.reconfig_pending = !self.reconfigure(),
             }
         }
         if self.list_pending {
@@ -559,6 +604,7 @@ pub fn run(
     let shared = Shared {
         stats: io.stats,
         flow_list: io.flow_list,
+        mailbox: io.mailbox,
     };
     let mut worker = Worker::new(cfg, replicas, ports, clock, io.gate, shared, steering);
     worker.run(&running);
