@@ -67,6 +67,7 @@ use crate::parse::{classify, client_word_of, Class, Meta};
 use crate::replay::{Appended, LogArena, LogState};
 use crate::replica::{Health, ReplicaId, ReplicaTable};
 use crate::seq::Seq;
+use crate::sync::{InstallError, SyncEvent, SyncRecord};
 use crate::table::{FlowIdx, FlowTable};
 use crate::verify::{self, Check, Links, TakeOver};
 
@@ -215,6 +216,14 @@ pub struct Engine<B: PacketBuf> {
     classes: Vec<Class>,
     /// The flow table's hash, a group of a burst's frames at a time.
     hasher: LaneHasher,
+    /// Flow-state sync ([`crate::sync`]): when this engine took over from its peer.
+    takeover_at: Option<u64>,
+    /// Until when segments of no flow are dropped, not answered: records may still be
+    /// on their way from the peer.
+    sync_grace_until: u64,
+    /// Where the takeover's kicks go on from, and the slots left to visit.
+    kick_cursor: FlowIdx,
+    kick_left: usize,
 }
 
 impl<B: PacketBuf> Engine<B> {
@@ -274,6 +283,10 @@ impl<B: PacketBuf> Engine<B> {
             ),
             classes: Vec::with_capacity(BURST),
             hasher: LaneHasher::new(cfg.hash_key),
+            takeover_at: None,
+            sync_grace_until: 0,
+            kick_cursor: 0,
+            kick_left: 0,
             cfg,
             replicas,
         }
@@ -599,6 +612,11 @@ impl<B: PacketBuf> Engine<B> {
             m
         };
         let Some(idx) = found else {
+            if now < self.sync_grace_until && !is_syn(m) {
+                // Just after a takeover: its record may still come (crate::sync).
+                self.counters.sync_unknown_flow_drops += 1;
+                return;
+            }
             match side {
                 Side::Outside => self.new_flow(now, buf, m, pool, out),
                 Side::Inside => {
@@ -614,6 +632,10 @@ impl<B: PacketBuf> Engine<B> {
         }
         let mut ctx = ctx!(self, pool, out, now);
         let flow = self.flows.get_mut(idx);
+        if flow.synced != 0 && ctx.stale_record(flow, side, m) {
+            self.remove_flow(idx);
+            return;
+        }
         let fate = match side {
             Side::Outside => {
                 if flow.phase == FlowPhase::Closed
@@ -1153,6 +1175,9 @@ impl<B: PacketBuf> Engine<B> {
             }
         }
         self.sweep(now, pool, out);
+        if self.kick_left > 0 {
+            self.kick_installed(now, pool, out);
+        }
     }
 
     fn sweep<P: BufferPool<B>>(&mut self, now: u64, pool: &mut P, out: &mut Output<B>) {
@@ -4779,4 +4804,210 @@ fn sync_ack(f: &Flow) -> Option<(Seq, Seq)> {
         ack = ack.earlier(end.wrapping_add(fin));
     }
     Some((ack, edge))
+}
+
+// ---- flow-state sync between the appliances of a pair (crate::sync) ------------------
+
+/// A SYN without ACK: a new connection, never held up by a takeover's grace time.
+fn is_syn(m: &Meta) -> bool {
+    m.flags.contains(TcpFlags::SYN) && !m.flags.contains(TcpFlags::ACK)
+}
+
+impl<B: PacketBuf> Engine<B> {
+    /// The sync record of the flow of `key`, if there is one this engine would carry on
+    /// elsewhere (established or closing, not forward mode).
+    pub fn export_flow(&self, key: &FlowKey, event: SyncEvent) -> Option<SyncRecord> {
+        let idx = self.flows.find_key(key)?;
+        self.export_slot(idx, event)
+    }
+
+    /// The sync record of the flow in table slot `idx` (see [`Engine::export_flow`]).
+    pub fn export_slot(&self, idx: FlowIdx, event: SyncEvent) -> Option<SyncRecord> {
+        if !self.flows.is_used(idx) {
+            return None;
+        }
+        let f = self.flows.get(idx);
+        let carried = matches!(f.phase, FlowPhase::Established | FlowPhase::Closed);
+        (carried && !f.forward).then(|| SyncRecord::of(f, event))
+    }
+
+    /// Every flow's record, as a bulk sync for a joining peer sends them. It walks the
+    /// whole table: call it between bursts, a part at a time (`take`), or off the
+    /// worker on a copy.
+    pub fn export_all(&self) -> impl Iterator<Item = SyncRecord> + '_ {
+        (0..self.flows.capacity() as FlowIdx)
+            .filter_map(|idx| self.export_slot(idx, SyncEvent::Refresh))
+    }
+
+    /// Installs a synced flow straight into this engine's table, at `now`: no commit
+    /// step at takeover. Its replicas are found by address in the engine's replica
+    /// table; a leg on an address it does not know, or on a replica not live here, is
+    /// dead (counted in `sync_unknown_replicas` when unknown). A `Removed` record removes
+    /// the flow. Before [`Engine::takeover`] a record replaces the flow of its key; after
+    /// it, it never replaces a flow the engine carries ([`InstallError::Exists`]).
+    pub fn install_flow(
+        &mut self,
+        rec: &SyncRecord,
+        now: u64,
+    ) -> Result<Option<FlowIdx>, InstallError> {
+        let existing = self.flows.find_key(&rec.key);
+        if rec.event == SyncEvent::Removed {
+            if let Some(idx) = existing {
+                self.remove_flow(idx);
+            }
+            return Ok(None);
+        }
+        let result = self.install_record(rec, existing, now);
+        match result {
+            Ok(_) => self.counters.sync_flows_installed += 1,
+            Err(_) => self.counters.sync_installs_refused += 1,
+        }
+        result.map(Some)
+    }
+
+    fn install_record(
+        &mut self,
+        rec: &SyncRecord,
+        existing: Option<FlowIdx>,
+        now: u64,
+    ) -> Result<FlowIdx, InstallError> {
+        if existing.is_some() && self.takeover_at.is_some() {
+            return Err(InstallError::Exists);
+        }
+        let vip = Ipv4Addr::from(rec.key.vip);
+        let Some(si) = self
+            .cfg
+            .services
+            .iter()
+            .position(|s| s.vip == vip && s.port.covers(rec.key.vip_port))
+        else {
+            return Err(InstallError::UnknownService {
+                vip,
+                port: rec.key.vip_port,
+            });
+        };
+        let service = &self.cfg.services[si];
+        let (verifies, copies, replays) =
+            (service.verify, service.copies, service.replay.is_some());
+        let replicas = &self.replicas;
+        let mut unknown = 0;
+        let mut flow = rec.flow_for(si as u16, now, verifies, |addr| {
+            let Some(id) = replicas.find(addr) else {
+                unknown += 1;
+                return None;
+            };
+            let epoch = replicas.epoch(id);
+            replicas.leg_alive(id, epoch).then_some((id, epoch))
+        })?;
+        self.counters.sync_unknown_replicas += unknown;
+        flow.checked_downs = self.replicas.down_generation();
+        if let Some(idx) = existing {
+            self.remove_flow(idx);
+        }
+        let idx = self.flows.insert(rec.key).ok_or(InstallError::TableFull)?;
+        // Fewer live legs than the service asks for, or a reconnect flow without its log:
+        // unprotected (§5).
+        flow.unprotected = flow.live_legs() < copies || replays;
+        if flow.unprotected {
+            self.counters.flows_unprotected += 1;
+        }
+        *self.flows.get_mut(idx) = flow;
+        Ok(idx)
+    }
+
+    /// This engine takes over from its peer at `now`: every installed flow gets the
+    /// ACKs that restart both ends (over the next [`Engine::poll`]s, as room in the
+    /// output allows), and for `grace_ns` segments of no flow are dropped and counted
+    /// (`sync_unknown_flow_drops`) rather than answered with a RST, while the peer's last
+    /// records may still arrive.
+    ///
+    /// The kick of a flow (`needs_kick`): three duplicate ACKs to the client at the
+    /// synchronised ack, with the TSval continuing the client-visible clock (leapt at the
+    /// install: never backwards), so that it resends at once what the dead appliance
+    /// never passed on; and three duplicate ACKs to each live replica at what was last
+    /// acked to it (never past the client's ack), so that it resends at once what the
+    /// client may lack, the standbys' output the peer held among it. Neither waits for
+    /// a backed-off retransmission timer.
+    pub fn takeover(&mut self, now: u64, grace_ns: u64) {
+        self.takeover_at = Some(now);
+        self.sync_grace_until = now.saturating_add(grace_ns);
+        self.kick_cursor = 0;
+        self.kick_left = self.flows.capacity();
+    }
+
+    /// Whether a takeover's kicks are still to be sent.
+    pub fn takeover_pending(&self) -> bool {
+        self.kick_left > 0
+    }
+
+    /// Sends the takeover's kicks while the output has room.
+    fn kick_installed<P: BufferPool<B>>(&mut self, now: u64, pool: &mut P, out: &mut Output<B>) {
+        let room = 3 * (MAX_COPIES + 1);
+        while self.kick_left > 0 && out.tx_room() >= room {
+            let Some(idx) = self
+                .flows
+                .next_used_within(self.kick_cursor, self.kick_left)
+            else {
+                self.kick_left = 0;
+                break;
+            };
+            let visited = (idx.wrapping_sub(self.kick_cursor) as usize) + 1;
+            self.kick_left = self.kick_left.saturating_sub(visited);
+            self.kick_cursor = idx.wrapping_add(1);
+            if self.kick_cursor as usize >= self.flows.capacity() {
+                self.kick_cursor = 0;
+            }
+            let mut ctx = ctx!(self, pool, out, now);
+            let f = self.flows.get_mut(idx);
+            if f.needs_kick {
+                f.needs_kick = false;
+                ctx.kick(f);
+            }
+        }
+    }
+}
+
+impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
+    /// The staleness rule of [`crate::sync`]: a segment that shows its sender ahead of
+    /// the installed record ends the flow with RSTs (the client's stream is a prefix,
+    /// then the RST: never mixed). True when the flow is to be removed.
+    fn stale_record(&mut self, f: &mut Flow, side: Side, m: &Meta) -> bool {
+        let leg = match side {
+            Side::Outside => None,
+            Side::Inside => match f.leg_of(m.src) {
+                Some(i) => Some(i),
+                None => return false,
+            },
+        };
+        if !crate::sync::ahead_of_record(f, leg, m) {
+            return false;
+        }
+        self.c.sync_stale_resets += 1;
+        self.reset_all(f);
+        true
+    }
+
+    /// A takeover's kick of flow `f` (see [`Engine::takeover`]).
+    fn kick(&mut self, f: &mut Flow) {
+        if f.phase != FlowPhase::Established && f.phase != FlowPhase::Closed {
+            return;
+        }
+        let seq = f.to_client_nxt;
+        for _ in 0..3 {
+            if self.synth_to_client(f, TcpFlags::ACK, seq) {
+                self.c.acks_to_client += 1;
+            }
+        }
+        for i in 0..f.n_legs as usize {
+            let leg = f.legs[i];
+            if !(leg.alive && leg.answered) {
+                continue;
+            }
+            for _ in 0..3 {
+                if self.synth_to_leg(f, i, TcpFlags::ACK, leg.acked_to) {
+                    self.c.acks_to_replica += 1;
+                }
+            }
+        }
+    }
 }

@@ -19,6 +19,8 @@
 //!   check of a replayed answer against it (`replay: http1`).
 //! - [`engine`]: the mirror-mode rules, packet by packet, and forward mode (NAT only, for
 //!   benchmarks).
+//! - [`sync`]: a flow's state as the appliance pair syncs it (record, encoding, batches,
+//!   the staleness rule).
 //! - [`affinity`]: which worker owns a flow (RSS model, hand-off owner).
 //! - [`counters`](mod@counters): counters declared once (field, kind, Prometheus name,
 //!   help), for the engine's [`Counters`] and the runtime's own.
@@ -46,6 +48,7 @@ pub mod parse;
 pub mod replay;
 pub mod replica;
 pub mod seq;
+pub mod sync;
 pub mod table;
 pub mod verify;
 
@@ -61,3 +64,6 @@ pub use hash::HashKey;
 pub use output::{Counters, DropReason, Output, Side, Signal, SignalKind, Tx};
 pub use replica::{Health, ReplicaId, ReplicaTable, HEARD_GRANULARITY_NS};
 pub use seq::Seq;
+pub use sync::{
+    Batch, BatchKind, BatchWriter, InstallError, SyncError, SyncEvent, SyncLeg, SyncRecord,
+};

@@ -347,6 +347,19 @@ crate::counters! {
         /// (forged, stale, or of a connection that ended; also counted as `no_flow`
         /// drops).
         syn_cookies_failed: counter "tandem_syn_cookies_failed_total",
+        /// Flows installed from the appliance peer's sync records (crate::sync).
+        sync_flows_installed: counter "tandem_sync_flows_installed_total",
+        /// Sync records not installed: half-open, no service, no live leg, table full,
+        /// or a flow already carried since the takeover.
+        sync_installs_refused: counter "tandem_sync_installs_refused_total",
+        /// Legs of synced flows on replica addresses this engine does not know: dead.
+        sync_unknown_replicas: counter "tandem_sync_unknown_replicas_total",
+        /// Installed flows ended with RSTs because a segment showed their record stale
+        /// (an endpoint ahead of it; also in `flows_lost`).
+        sync_stale_resets: counter "tandem_sync_stale_resets_total",
+        /// Segments of no flow dropped, not answered, during the grace time after a
+        /// takeover (their record may still come).
+        sync_unknown_flow_drops: counter "tandem_sync_unknown_flow_drops_total",
     }
     and {
         /// Drops, indexed by `DropReason as usize`: not in the table, as [`DropReason`]

@@ -18,9 +18,10 @@ use std::sync::Arc;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use smoltcp::socket::tcp::State;
+use tandem_engine::sync::RECORD_LEN;
 use tandem_engine::{
     Counters, DropReason, EngineConfig, FlowPhase, Health, ReplicaId, ReplicaTable, ServicePort,
-    Side, Signal,
+    Side, Signal, SyncEvent, SyncRecord,
 };
 use tandem_testkit::{engine_config, mirror, replica_table, Rig, VecPool};
 use tandem_wire::arp::ArpPacket;
@@ -70,6 +71,24 @@ pub enum Trigger {
     ClientSent(usize),
 }
 
+/// The appliance dies and its peer takes over with the flow records it was synced
+/// (`tests/sync_takeover.rs`).
+#[derive(Clone, Debug)]
+pub struct Takeover {
+    /// When the first appliance dies.
+    pub trigger: Trigger,
+    /// Chance, each simulated millisecond, that the flow's record is synced: the sync is
+    /// cut at a random point, and the last record the peer has may be stale.
+    pub sync_chance: f64,
+    /// The sync is not cut: the last record is made as the appliance dies.
+    pub fresh: bool,
+    /// The peer's flow table size (another layout than the first's).
+    pub peer_flows: usize,
+}
+
+/// Grace time after a takeover for segments of flows the peer does not know.
+pub const TAKEOVER_GRACE_NS: u64 = 50 * MS;
+
 /// Everything a seed decides.
 #[derive(Clone, Debug)]
 pub struct Scenario {
@@ -95,6 +114,8 @@ pub struct Scenario {
     /// Reconnect mode: the other replica is not deterministic (it answers as a liar);
     /// a replay to it must end in a RST unless the client has nothing it differs on.
     pub liar: bool,
+    /// The appliance is taken over by its peer (no replica is killed then).
+    pub takeover: Option<Takeover>,
 }
 
 impl Scenario {
@@ -196,10 +217,35 @@ impl Scenario {
             },
             reconnect: false,
             liar: false,
+            takeover: None,
         };
         // Drawn last, so that every other draw of a seed is what it was before.
         sc.reconnect = rng.random_bool(0.3);
         sc.liar = sc.reconnect && rng.random_bool(0.4);
+        sc
+    }
+
+    /// The world of `seed` in mirror mode, no replica killed, and the appliance taken
+    /// over by its peer at a seeded point, with the flow's record synced at seeded times.
+    #[allow(dead_code)] // tests/sync_takeover.rs only (each test crate builds `sim`)
+    pub fn generate_takeover(seed: u64) -> Scenario {
+        let mut sc = Scenario::generate(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7a4e_0fe5_0000_0001);
+        sc.kill = Kill::None;
+        sc.reconnect = false;
+        sc.liar = false;
+        let total_out: usize = sc.requests.iter().map(|r| r.len).sum();
+        let trigger = if rng.random_bool(0.15) {
+            Trigger::At(T0 + rng.random_range(0..20 * MS))
+        } else {
+            Trigger::ClientReceived(rng.random_range(1..=total_out))
+        };
+        sc.takeover = Some(Takeover {
+            trigger,
+            sync_chance: [0.02, 0.2, 1.0][rng.random_range(0..3)],
+            fresh: rng.random_bool(0.4),
+            peer_flows: [8, 64, 1024][rng.random_range(0..3)],
+        });
         sc
     }
 }
@@ -226,6 +272,10 @@ pub struct Outcome {
     /// Reconnect mode: (replays begun, replays spliced, the other replica unlike the first:
     /// a liar, or without the timestamps the client agreed to).
     pub reconnect: Option<(u64, u64, bool)>,
+    /// A takeover: whether the peer installed a record, whether the record was fresh,
+    /// and whether the client's connection ended in a RST.
+    #[allow(dead_code)] // tests/sync_takeover.rs only (each test crate builds `sim`)
+    pub takeover: Option<(bool, bool, bool)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -388,6 +438,16 @@ struct World {
     frames: u64,
     lost: u64,
     engine_next: u64,
+    /// Takeover runs: the flow's last synced record, as it crossed the HA link.
+    record: Option<[u8; RECORD_LEN]>,
+    /// When the next sync chance comes.
+    sync_next: u64,
+    /// When the peer took over, and the highest TSval the first appliance had sent the
+    /// client then.
+    took_over_at: Option<u64>,
+    max_tsval_before: Option<u32>,
+    /// The peer installed the record.
+    installed: bool,
 }
 
 /// Runs one seed. `Err` carries a full dump.
@@ -397,44 +457,70 @@ pub fn run(seed: u64) -> Result<Outcome, String> {
     w.run()
 }
 
+/// Runs one seed's takeover world ([`Scenario::generate_takeover`]).
+#[allow(dead_code)] // tests/sync_takeover.rs only (each test crate builds `sim`)
+pub fn run_takeover(seed: u64) -> Result<Outcome, String> {
+    let sc = Scenario::generate_takeover(seed);
+    let mut w = World::new(sc);
+    w.run()
+}
+
+/// The appliance for `sc`, its replica table in `order` (replica indexes; the peer's
+/// differs from the first's, so that its internal ids do too), with `max_flows` slots.
+fn appliance(sc: &Scenario, order: [usize; 2], max_flows: usize) -> Appliance {
+    let (table, slots) = replica_table(&[
+        (REPLICA_IPS[order[0]], MacAddr(REPLICA_MACS[order[0]])),
+        (REPLICA_IPS[order[1]], MacAddr(REPLICA_MACS[order[1]])),
+    ]);
+    // `ids[r]` is replica r's slot.
+    let mut ids = slots.clone();
+    ids[order[0]] = slots[0];
+    ids[order[1]] = slots[1];
+    let port = if sc.any_port {
+        ServicePort::Any
+    } else {
+        ServicePort::Port(sc.port)
+    };
+    let service = tandem_engine::Service {
+        port,
+        ..if sc.reconnect {
+            tandem_testkit::fixture::reconnect(&ids)
+        } else {
+            mirror(&ids)
+        }
+    };
+    let cfg = EngineConfig {
+        hold_bytes_per_flow: sc.hold_per_flow,
+        hold_segments: 4096,
+        // Longer than the spread of the replicas' round trips (up to ~6 ms on a slow
+        // link), as an operator would set it: a slow backup is not dropped.
+        synack_wait_ns: 10 * MS,
+        replay_bytes_total: 4 << 20,
+        ..engine_config(vec![service], max_flows)
+    };
+    let (outside_mac, inside_mac) = (cfg.outside_mac, cfg.inside_mac);
+    let rig = Rig::with(
+        cfg,
+        table.clone(),
+        VecPool::default(),
+        tandem_engine::Output::with_capacity(256, 64, 64),
+    );
+    Appliance {
+        rig,
+        table,
+        ids: [ids[0], ids[1]],
+        outside_mac,
+        inside_mac,
+        signals: Vec::new(),
+        arp_answered: 0,
+    }
+}
+
 impl World {
     fn new(sc: Scenario) -> World {
         let rng = ChaCha8Rng::seed_from_u64(sc.seed ^ 0x5eed_0f7a_4de1_1a00);
         set_clock(T0);
-        let (table, ids) = replica_table(&[
-            (REPLICA_IPS[0], MacAddr(REPLICA_MACS[0])),
-            (REPLICA_IPS[1], MacAddr(REPLICA_MACS[1])),
-        ]);
-        let (p, b) = (ids[0], ids[1]);
-        let port = if sc.any_port {
-            ServicePort::Any
-        } else {
-            ServicePort::Port(sc.port)
-        };
-        let service = tandem_engine::Service {
-            port,
-            ..if sc.reconnect {
-                tandem_testkit::fixture::reconnect(&ids)
-            } else {
-                mirror(&ids)
-            }
-        };
-        let cfg = EngineConfig {
-            hold_bytes_per_flow: sc.hold_per_flow,
-            hold_segments: 4096,
-            // Longer than the spread of the replicas' round trips (up to ~6 ms on a slow
-            // link), as an operator would set it: a slow backup is not dropped.
-            synack_wait_ns: 10 * MS,
-            replay_bytes_total: 4 << 20,
-            ..engine_config(vec![service], 16)
-        };
-        let (outside_mac, inside_mac) = (cfg.outside_mac, cfg.inside_mac);
-        let rig = Rig::with(
-            cfg,
-            table.clone(),
-            VecPool::default(),
-            tandem_engine::Output::with_capacity(256, 64, 64),
-        );
+        let t = appliance(&sc, [0, 1], 16);
         let mut client = Host::new(CLIENT_MAC, CLIENT_IP, OUTSIDE_IP, &sc.client, T0);
         let servers = [0, 1].map(|r| {
             let mut h = Host::new(
@@ -459,6 +545,13 @@ impl World {
                 .get_mut::<smoltcp::socket::tcp::Socket>(*tcp)
                 .connect(iface.context(), (VIP, sc.port), local_port)
                 .expect("connect");
+            if sc.takeover.is_some() {
+                // A client whose flow the peer never got a record of learns it only when
+                // it sends: a keepalive makes an idle one send (answered with a RST).
+                sockets
+                    .get_mut::<smoltcp::socket::tcp::Socket>(*tcp)
+                    .set_keep_alive(Some(smoltcp::time::Duration::from_millis(1000)));
+            }
         }
         let joined = [true, !sc.reconnect];
         let capp = if sc.liar {
@@ -475,15 +568,7 @@ impl World {
             servers,
             capp,
             sapps: [ServerApp::default(), ServerApp::liar(sc.liar)],
-            t: Appliance {
-                rig,
-                table,
-                ids: [p, b],
-                outside_mac,
-                inside_mac,
-                signals: Vec::new(),
-                arp_answered: 0,
-            },
+            t,
             killed: [false; 2],
             joined,
             down: [false; 2],
@@ -505,8 +590,75 @@ impl World {
             frames: 0,
             lost: 0,
             engine_next: T0,
+            record: None,
+            sync_next: T0,
+            took_over_at: None,
+            max_tsval_before: None,
+            installed: false,
             sc,
         }
+    }
+
+    // ---- the appliance pair (takeover runs) --------------------------------------------
+
+    /// Syncs the flow's record now and then: the sync is cut wherever the last one was.
+    fn maybe_sync(&mut self) {
+        let Some(plan) = self.sc.takeover.clone() else {
+            return;
+        };
+        if self.took_over_at.is_some() || self.now < self.sync_next {
+            return;
+        }
+        self.sync_next = self.now + MS;
+        if self.rng.random_bool(plan.sync_chance) {
+            self.sync_record();
+        }
+    }
+
+    /// The flow's record, encoded as the HA link carries it.
+    fn sync_record(&mut self) {
+        let Some(key) = self.flow().map(|f| f.key) else {
+            return;
+        };
+        if let Some(rec) = self.t.rig.engine.export_flow(&key, SyncEvent::Refresh) {
+            let mut bytes = [0u8; RECORD_LEN];
+            if rec.encode(&mut bytes).is_ok() {
+                self.record = Some(bytes);
+            }
+        }
+    }
+
+    /// The appliance dies when the plan says: its peer, with another replica table
+    /// layout and table size, installs the last record it got and takes over.
+    fn maybe_take_over(&mut self) {
+        let Some(plan) = self.sc.takeover.clone() else {
+            return;
+        };
+        let due = match plan.trigger {
+            Trigger::At(t) => self.now >= t,
+            Trigger::ClientReceived(n) => self.capp.received.len() >= n,
+            Trigger::ClientSent(n) => self.capp.sent >= n,
+        };
+        if self.took_over_at.is_some() || !due {
+            return;
+        }
+        if plan.fresh {
+            self.sync_record();
+        }
+        let mut peer = appliance(&self.sc, [1, 0], plan.peer_flows);
+        if let Some(bytes) = self.record {
+            match SyncRecord::decode(&bytes) {
+                Ok(rec) => {
+                    self.installed = peer.rig.engine.install_flow(&rec, self.now).is_ok();
+                }
+                Err(e) => self.fail(format!("the synced record does not decode: {e}")),
+            }
+        }
+        peer.rig.engine.takeover(self.now, TAKEOVER_GRACE_NS);
+        self.t = peer;
+        self.took_over_at = Some(self.now);
+        self.max_tsval_before = self.paws.max_sent;
+        self.poll_engine();
     }
 
     /// The control core resolves the replicas at start: its ARP requests also leave the
@@ -667,6 +819,7 @@ impl World {
             }
             if t.side == Side::Outside {
                 if let Some(tcp) = tcp_of(&t.buf) {
+                    self.check_peer_tsval(&tcp);
                     self.paws.on_emitted(self.now, &tcp);
                     if tcp.flags().contains(TcpFlags::RST) {
                         self.rsts_sent += 1;
@@ -691,6 +844,23 @@ impl World {
         let control: Vec<_> = self.t.rig.out.to_control.drain(..).collect();
         for f in control {
             self.control(&f);
+        }
+    }
+
+    /// After a takeover: no segment of the peer carries a TSval older than one the first
+    /// appliance sent the client (§3.3 across the pair).
+    fn check_peer_tsval(&mut self, tcp: &TcpSegment<&[u8]>) {
+        let (Some(max), Some((tsval, _))) = (self.max_tsval_before, tcp.timestamps()) else {
+            return;
+        };
+        if self.took_over_at.is_some()
+            && !tcp.flags().contains(TcpFlags::RST)
+            && (tsval.wrapping_sub(max) as i32) < 0
+        {
+            self.fail(format!(
+                "after the takeover the peer sent the client TSval {tsval}, older than \
+                 TSval {max} the first appliance sent"
+            ));
         }
     }
 
@@ -774,8 +944,12 @@ impl World {
 
     fn exposed(&mut self) -> bool {
         let (liar, reconnect, ts_differ) = (self.sc.liar, self.sc.reconnect, self.ts_differ());
+        let took_over = self.took_over_at.is_some() && self.rsts_sent > 0;
         let c = self.t.rig.engine.counters();
-        self.unprotected
+        // After a takeover a RST is a right end: the record was stale or missing (the
+        // client's stream is checked never mixed).
+        took_over
+            || self.unprotected
             || c.standbys_unverifiable + c.takeovers_refused + c.catch_ups_failed > 0
             // A replay to the liar whose answer differs from what the client has: a RST
             // is the right answer.
@@ -1044,7 +1218,10 @@ impl World {
             // The replicas are deterministic here: a divergence is a false alarm.
             bad.push(format!("standbys_diverged = {}", c.standbys_diverged));
         }
-        if !self.exposed() {
+        if !self.exposed() && self.took_over_at.is_some() && !self.capp.complete() {
+            bad.push("client stream incomplete".to_string());
+        }
+        if !self.exposed() && self.took_over_at.is_none() {
             if !self.capp.complete() {
                 bad.push("client stream incomplete".to_string());
             }
@@ -1141,6 +1318,8 @@ impl World {
             if self.now >= self.engine_next {
                 self.poll_engine();
             }
+            self.maybe_sync();
+            self.maybe_take_over();
             self.step_hosts();
             self.maybe_kill();
             self.check_step();
@@ -1168,6 +1347,14 @@ impl World {
                 .filter(|_| self.victim.is_some_and(|v| !self.down[v]))
             {
                 next = next.min(t);
+            }
+            if self.took_over_at.is_none() {
+                if let Some(Trigger::At(t)) = self.sc.takeover.as_ref().map(|p| p.trigger) {
+                    next = next.min(t);
+                }
+                if self.sc.takeover.is_some() {
+                    next = next.min(self.sync_next);
+                }
             }
             if let (Trigger::At(t), None) = (self.sc.trigger, self.kill_at) {
                 if self.sc.kill != Kill::None {
@@ -1203,6 +1390,10 @@ impl World {
                 signals: self.t.signals.len(),
                 replayed: self.t.rig.engine.counters().replayed_segments,
                 acks_to_client: self.t.rig.engine.counters().acks_to_client,
+                takeover: self.sc.takeover.as_ref().map(|p| {
+                    let reset = self.took_over_at.is_some() && self.rsts_sent > 0;
+                    (self.installed, p.fresh, reset)
+                }),
                 reconnect: self.sc.reconnect.then(|| {
                     // The other replica without the timestamps the client agreed to
                     // counts as not like the first, as a liar does: refused.
