@@ -678,3 +678,15 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod size {
+    use super::*;
+
+    #[test]
+    fn an_exchange_and_an_answer_take_under_200_bytes_each() {
+        let (x, a) = (size_of::<Exchange>(), size_of::<Answer>());
+        println!("Exchange {x} bytes, Answer {a} bytes");
+        assert!(x <= 200 && a <= 200, "Exchange {x}, Answer {a}");
+    }
+}
