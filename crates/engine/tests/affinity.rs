@@ -48,7 +48,11 @@ impl Appliance {
             ordered: true,
             ..mirror(&[p, b])
         };
-        let cfg = engine_config(vec![service], FLOWS as usize);
+        let mut cfg = engine_config(vec![service], FLOWS as usize);
+        // A fixed key: with a random one (as at every start), the RSS table spread these
+        // 1500 structured endpoints unfairly now and then (214 of 1500 on one worker in a
+        // full test run), which is chance, not the property under test.
+        cfg.hash_key = tandem_engine::HashKey::fixed(0x7461_6e64_656d_2d31, 0x6166_6669_6e69_7479);
         Appliance {
             workers: (0..WORKERS)
                 .map(|_| Rig::new(cfg.clone(), replicas.clone()))
