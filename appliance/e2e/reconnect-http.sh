@@ -40,7 +40,8 @@ for name in primary backup; do
     done
     seed=1
     [ "$name" = backup ] && seed=2
-    random_file "$www/differ" 8 "$seed"
+    # Larger than what the killed server's socket buffers hold: the replay is needed.
+    random_file "$www/differ" 32 "$seed"
     chmod 644 "$www"/*
     touch -d @1700000000 "$www"/*
 done

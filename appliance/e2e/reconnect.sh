@@ -24,7 +24,7 @@
 #                  between responses: every file right, one connection each.
 #         3. slow  a GET in flight on a slow endpoint (nothing answered yet): answered.
 #         5. post  a POST in flight: a RST (curl exit 56), counted unsafe.
-#         6. differ  a file that differs on the backup (same name, size, mtime): a RST,
+#         6. differ  a 32 MiB file that differs on the backup (same name, size, mtime): a RST,
 #                  every client holding a prefix of the primary's file, counted mismatch.
 #         7. upload  a 2 MiB POST with a 1 MiB log limit (no kill): answered, its flow
 #                  unprotected and counted (the log ended).
