@@ -297,6 +297,7 @@ impl<B: PacketBuf> Engine<B> {
         self.counters.flows = self.flows.len() as u64;
         self.counters.held_bytes = self.hold.bytes();
         self.counters.held_segments = self.hold.segments() as u64;
+        self.counters.hold_slots_free = (self.hold.capacity() - self.hold.segments()) as u64;
         self.counters.replay_log_bytes = self.logs.used_bytes();
         &self.counters
     }

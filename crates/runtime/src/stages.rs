@@ -172,6 +172,38 @@ fn start_port(
     })
 }
 
+/// DPDK's packet capture, for `dpdk-dumpcap` (README, "Capturing"): the capture server
+/// registered; `false` when it could not be (the appliance runs without). Says in the log
+/// whether a capturer can attach: not to a primary without hugepages, nor without a
+/// multi-process channel.
+pub(crate) fn capture(profile: &Profile) -> bool {
+    if let Err(e) = tandem_dpdk::pdump::init() {
+        tracing::warn!(error = %e, "packet capture: no capture server; dpdk-dumpcap cannot attach");
+        return false;
+    }
+    let args = &profile.eal.args;
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    if has("--no-huge") || has("--in-memory") || has("--no-shconf") {
+        tracing::info!(
+            "packet capture: the EAL runs without shared hugepage memory (--no-huge, \
+             --in-memory or --no-shconf): dpdk-dumpcap cannot attach to this appliance"
+        );
+    } else {
+        let prefix = args
+            .iter()
+            .position(|a| a == "--file-prefix")
+            .and_then(|i| args.get(i + 1))
+            .map(|p| p.as_str())
+            .or_else(|| args.iter().find_map(|a| a.strip_prefix("--file-prefix=")))
+            .unwrap_or("rte");
+        tracing::info!(
+            file_prefix = prefix,
+            "packet capture: dpdk-dumpcap --file-prefix={prefix} -i DEVICE can attach"
+        );
+    }
+    true
+}
+
 /// Checks that the EAL started the lcores the profile names.
 pub(crate) fn check_lcores(profile: &Profile) -> Result<(), RuntimeError> {
     let main = lcore::main_lcore();
@@ -523,6 +555,7 @@ pub(crate) fn control(
         replica_failovers: std::sync::Mutex::new(Vec::new()),
         replica_diverged: std::sync::Mutex::new(Vec::new()),
         listeners,
+        device: std::sync::Mutex::new(Default::default()),
     });
     for (cmd, help) in [
         (
@@ -609,6 +642,12 @@ pub(crate) fn control(
         reloading: None,
         mailboxes,
         service: tandem_control::notify::ServiceManager::from_env(),
+        device: crate::device::DeviceReader::new(
+            vec![pool],
+            ports
+                .iter()
+                .map(|p| (p.role.as_str(), p.device.clone(), p.port.stats_reader())),
+        ),
     };
 
     Ok(Serving {
