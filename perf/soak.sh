@@ -34,9 +34,9 @@
 #   TANDEM_E2E_NO_BUILD=1 skips the cargo build
 #
 # Needs root; the lab is shared: run it under `flock /tmp/tandem-lab.lock`. Bounded in
-# time: cycles start while their churn ends within DURATION (the last quiet period may
-# run past it, 20 s at most); everything it started is stopped and the lab taken down on
-# any exit.
+# time: cycles start until DURATION has passed, so the last one ends past it by a cycle
+# at most (its churn, waits and quiet period are each bounded); everything it started is
+# stopped and the lab taken down on any exit.
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
@@ -132,7 +132,7 @@ event() {
 
 end=$((SECONDS + secs))
 cycles=0 conns=0 lost=0 leaks=0 worst_gap=0 slowest=0 quiet_worst=0
-while [ $((SECONDS + cycle)) -le "$end" ] || [ "$cycles" = 0 ]; do
+while [ "$SECONDS" -lt "$end" ]; do
     k=$cycles
     kind=${events[$((k % ${#events[@]}))]}
     name=${LAB_REPLICAS[$((k % ${#LAB_REPLICAS[@]}))]}
