@@ -31,6 +31,7 @@
 # leak. Each cycle is a line in perf/out/soak-<stamp>.txt.
 #
 #   perf/soak.sh [DURATION]      # 30m by default; 2m in CI (appliance/test.sh); 90s, 1h...
+#   TANDEM_SOAK_EVENTS=silence,kill  only these events, in turn
 #   TANDEM_E2E_NO_BUILD=1 skips the cargo build
 #
 # Needs root; the lab is shared: run it under `flock /tmp/tandem-lab.lock`. Bounded in
@@ -90,8 +91,15 @@ mkdir -p perf/out
 raw="perf/out/soak-$(date -u +%Y%m%dT%H%M%SZ).txt"
 echo "# perf/soak.sh $duration (cycle ${cycle}s, $long long connections, $threads churn threads), on $(nproc) CPUs, $(uname -r), $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" >"$raw"
 
-# The cycle's replica event: kind and replica, in turn.
-events=(kill drain remove silence fail)
+# The cycle's replica event: kind and replica, in turn (TANDEM_SOAK_EVENTS, comma-separated,
+# takes some of them only).
+IFS=, read -r -a events <<<"${TANDEM_SOAK_EVENTS:-kill,drain,remove,silence,fail}"
+for kind in "${events[@]}"; do
+    case $kind in
+        kill | drain | remove | silence | fail) ;;
+        *) echo "perf/soak.sh: TANDEM_SOAK_EVENTS: '$kind' is not kill, drain, remove, silence or fail" >&2; exit 2 ;;
+    esac
+done
 # restart NAME: the killed server again (its pid file is rewritten by start_server).
 restart() { start_server "$1" $((secs + 600)); }
 event() {
@@ -195,7 +203,12 @@ while [ "$SECONDS" -lt "$end" ]; do
         jq -r '.errors[]' <<<"$churn" | head -n 5
     fi
     [ "$all_up" = 1 ] || { bad "cycle $cycles ($kind $name): not every replica came back: ${health% }"; exit 1; }
-    [ "$back" = 1 ] || bad "cycle $cycles ($kind $name): not back at the baseline within ${quiet_max}s: flows $f, held bytes $h, hold slots $s, mbufs in use $m (baseline $mbuf_base)"
+    if [ "$back" != 1 ]; then
+        bad "cycle $cycles ($kind $name): not back at the baseline within ${quiet_max}s: flows $f, held bytes $h, hold slots $s, mbufs in use $m (baseline $mbuf_base)"
+        # What is left, for the report.
+        ctl flows --limit 20 | tee -a "$raw" || true
+        ctl flows --json --limit 20 >>"$raw" 2>&1 || true
+    fi
 done
 
 status=$(ctl status --json)

@@ -3322,6 +3322,9 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         }
         self.ack_client_if_moved(f);
         self.fin_if_agreed(f);
+        // The leg may have been the last not to ack the client's FIN: with no segment to
+        // come from either side, only here can the flow see that it is closed.
+        self.check_closed(f);
         Fate::Keep
     }
 
