@@ -2159,7 +2159,20 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             self.c.drop(DropReason::BadState);
             return Fate::Keep;
         }
-        if !f.legs[i].answered || f.phase == FlowPhase::SynSent {
+        if !f.legs[i].answered {
+            // RFC 9293 §3.10.7.3, SYN-SENT: an ACK that does not ack the SYN comes from a
+            // connection the replica still holds on this client's address and port (a
+            // leg dropped while its replica lived: a network blip, `tandem fail`); a RST
+            // at its ack ends that one, and the repeated SYN (`SYN_RETRIES`) gets its
+            // SYN-ACK. Else the flow would go on without this replica.
+            if m.flags.contains(TcpFlags::ACK) && m.ack != f.client_isn.wrapping_add(1) {
+                self.synth_rst_to_leg(f, i, m.ack);
+                self.c.stale_replica_resets += 1;
+            }
+            self.c.drop(DropReason::BadState);
+            return Fate::Keep;
+        }
+        if f.phase == FlowPhase::SynSent {
             self.c.drop(DropReason::BadState);
             return Fate::Keep;
         }

@@ -336,6 +336,10 @@ crate::counters! {
         /// reset`, rate-limited with the stray RSTs; every such SYN is also a
         /// `no_replica` drop).
         no_replica_resets: counter "tandem_no_replica_resets_total",
+        /// Replicas that answered a new flow's SYN with an ACK of an older connection on
+        /// the same client address and port (one they kept after their leg was dropped
+        /// while they lived), reset at that ACK so that the repeated SYN is answered.
+        stale_replica_resets: counter "tandem_stale_replica_resets_total",
         /// ICMP "fragmentation needed" about a flow's segment, translated and delivered
         /// to each of its replicas (path-MTU discovery through the appliance).
         icmp_frag_needed: counter "tandem_icmp_frag_needed_total",

@@ -160,6 +160,65 @@ fn a_lost_syn_to_the_backup_is_repeated_and_the_flow_stays_protected() {
     assert_eq!(lab.engine.counters().legs_lost, 0);
 }
 
+/// perf/soak.sh found it: a replica that kept a connection after its leg was dropped (its
+/// link down for a second) answered a later connection's SYN on the same client port with
+/// an ACK of the old one; the flow went on without it, unprotected, and was lost when its
+/// other replica failed.
+#[test]
+fn a_replica_holding_an_older_connection_on_the_port_is_reset_and_answers_the_repeated_syn() {
+    let mut lab = Lab::new();
+    lab.send(Seg {
+        seq: 7,
+        opts: Opts::syn(1460, 7, 1),
+        ..Seg::CLIENT_SYN
+    });
+    lab.send(Seg {
+        seq: 300,
+        ack: 8,
+        opts: Opts::syn(1460, 7, 9),
+        ..Seg::PRIMARY_SYNACK
+    });
+    // The backup's old connection on this address and port: its ACK (RFC 5961's
+    // challenge ACK to a SYN in an established connection).
+    let out = lab.send(Seg {
+        seq: 70_000,
+        ack: 123_456,
+        flags: A,
+        ..Seg::BACKUP
+    });
+    let rst = one(&out, BACKUP);
+    assert_eq!((rst.flags, rst.seq), (RST, 123_456), "RFC 9293 §3.10.7.3");
+    assert!(to(&out, CLIENT).is_empty());
+    assert_eq!(lab.engine.counters().stale_replica_resets, 1);
+    lab.advance(3 * MS);
+    let out = lab.poll();
+    assert_eq!(one(&out, BACKUP).flags, S, "the SYN again");
+    let out = lab.send(Seg {
+        seq: 9000,
+        ack: 8,
+        opts: Opts::syn(1460, 7, 50),
+        ..Seg::BACKUP_SYNACK
+    });
+    assert_eq!(one(&out, CLIENT).seq, 300);
+    let c = lab.engine.counters();
+    assert_eq!((c.legs_lost, c.flows_unprotected), (0, 0), "protected");
+    // An ACK of the SYN itself (a SYN-ACK's ACK half, out of order) is no stale one.
+    let mut lab = Lab::new();
+    lab.send(Seg {
+        seq: 7,
+        opts: Opts::syn(1460, 7, 1),
+        ..Seg::CLIENT_SYN
+    });
+    let out = lab.send(Seg {
+        seq: 9001,
+        ack: 8,
+        flags: A,
+        ..Seg::BACKUP
+    });
+    assert!(to(&out, BACKUP).is_empty());
+    assert_eq!(lab.engine.counters().stale_replica_resets, 0);
+}
+
 #[test]
 fn primary_answering_late_still_wins_within_the_wait() {
     let mut lab = Lab::new();
@@ -1016,20 +1075,21 @@ fn bad_input_is_counted_never_forwarded() {
         })
         .is_empty());
     assert_eq!(lab.engine.counters().dropped(DropReason::NotServed), 1);
-    // Data from a replica before its SYN-ACK.
+    // Data from a replica before its SYN-ACK: never forwarded; its ACK does not ack the
+    // SYN, so the replica gets a RST at it, as a TCP in SYN-SENT answers (RFC 9293).
     lab.send(Seg {
         seq: 1000,
         ..Seg::CLIENT_SYN
     });
-    assert!(lab
-        .send(Seg {
-            seq: 1,
-            ack: 1,
-            window: 1,
-            payload: b"x",
-            ..Seg::PRIMARY
-        })
-        .is_empty());
+    let out = lab.send(Seg {
+        seq: 1,
+        ack: 1,
+        window: 1,
+        payload: b"x",
+        ..Seg::PRIMARY
+    });
+    assert!(to(&out, CLIENT).is_empty());
+    assert_eq!((one(&out, PRIMARY).flags, one(&out, PRIMARY).seq), (RST, 1));
     assert_eq!(lab.engine.counters().dropped(DropReason::BadState), 1);
     // The table is full of established flows: none is evicted for a new SYN.
     lab.handshake(&Hs::default());
