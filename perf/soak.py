@@ -4,6 +4,7 @@
 by THREADS threads for SECS seconds, every byte checked.
 
   soak.py VIP THREADS SECS
+  soak.py report RAW        perf/soak.sh's cycles (its perf/out/soak-*.txt) by event kind
 
 Each connection sends one request of stream.py's protocol (a line "<conn> <i> <n> <m>",
 then m bytes) and ends in one of four ways, in turn:
@@ -125,5 +126,38 @@ def main() -> int:
     return 0 if lost == 0 and alive == 0 else 1
 
 
+def report(raw: str) -> int:
+    """The cycles of a perf/soak.sh raw file by event kind, one line each: cycles, the
+    median and worst of the long connections' longest gap, short connections, those lost
+    (short and long), quiet periods not back at the baseline, the longest quiet period."""
+    kinds = {}
+    for line in open(raw):
+        if not line.startswith("cycle="):
+            continue
+        kv = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        k = kinds.setdefault(
+            kv["event"].split(":")[0],
+            {"gaps": [], "churn": 0, "lost": 0, "leaks": 0, "quiet": []},
+        )
+        try:
+            k["gaps"].append(float(kv["max_gap_ms"]))
+        except ValueError:  # "?": the long connections printed no summary
+            pass
+        k["churn"] += int(kv["churn"])
+        k["lost"] += int(kv["churn_lost"]) + int(kv["long"]) - int(kv["long_ok"])
+        k["leaks"] += kv["back"] != "1"
+        k["quiet"].append(float(kv["quiet_s"]))
+    for kind, k in kinds.items():
+        g = sorted(k["gaps"]) or [float("nan")]
+        print(
+            f"by event: {kind} cycles={len(k['quiet'])} gap_ms_median={g[len(g) // 2]:.1f} "
+            f"gap_ms_max={g[-1]:.1f} churn={k['churn']} lost={k['lost']} leaks={k['leaks']} "
+            f"quiet_s_max={max(k['quiet']):.2f}"
+        )
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["report"]:
+        sys.exit(report(sys.argv[2]))
     sys.exit(main())

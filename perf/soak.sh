@@ -27,8 +27,9 @@
 # At the end: cycles, connections, connections lost (any client error: must be 0, and so
 # must Tandem's own flows_lost), the worst stall (the longest gap between received bytes
 # on a long connection) and the slowest short connection, the quiet periods' longest
-# wait, and each port's DPDK missed/error/no-mbuf counts. Exits non-zero on a loss or a
-# leak. Each cycle is a line in perf/out/soak-<stamp>.txt.
+# wait, and each port's DPDK missed/error/no-mbuf counts, then the cycles by event kind
+# (`perf/soak.py report`). Exits non-zero on a loss or a leak. Each cycle is a line in
+# perf/out/soak-<stamp>.txt.
 #
 #   perf/soak.sh [DURATION]      # 30m by default; 2m in CI (appliance/test.sh); 90s, 1h...
 #   TANDEM_SOAK_EVENTS=silence,kill  only these events, in turn
@@ -220,6 +221,7 @@ e2e_stop_tandem
 flows_lost=$(counter flows_lost)
 result="result: duration=$duration cycles=$cycles connections=$conns lost=$lost flows_lost=${flows_lost:-?} leaks=$leaks failovers=$failovers worst_stall_ms=$worst_gap slowest_short_ms=$slowest quiet_max_s=$quiet_worst mbufs_base=$mbuf_base $xstats"
 echo "$result" | tee -a "$raw"
+python3 perf/soak.py report "$raw" | tee -a "$raw"
 echo "e2e $E2E_NAME: raw results in $raw"
 if [ "$lost" = 0 ] && [ "${flows_lost:-x}" = 0 ]; then
     ok "$cycles cycles, $conns connections, none lost (Tandem's flows_lost 0); worst stall $worst_gap ms"
