@@ -11,8 +11,9 @@
 //!   (the `methods` and `exclude_headers`, which the framer keeps in fixed tables: the
 //!   profile's validation holds them to its limits, and a name the framer still cannot
 //!   take is [`ProfileError::Http1Rules`]). `limits.replay_bytes_total`
-//!   is shared out among the workers, as the hold budgets are. In mirror mode `replay`
-//!   (new standbys for running flows) is not used yet.
+//!   is shared out among the workers, as the hold budgets are.
+//! - `replay` in mirror mode (new standbys for running flows, on unless `limit: 0`): the
+//!   engine's `Service::reprotect` (its `limit`, `connect_timeout` and `parallel`).
 //! - `mode: forward` (benchmarks): the engine's `Service::forward`; `copies` is 1 and
 //!   `health.probe_ports: []` leaves its replicas unprobed (up until failed by hand).
 //! - `selection`: `ordered` takes the first live replicas in list order, `spread`
@@ -127,6 +128,16 @@ pub fn map_profile(
             }),
             Mode::Mirror | Mode::Forward => None,
         };
+        // Mirror mode: new standbys for running flows, unless `replay.limit: 0`.
+        let reprotect = match s.mode {
+            Mode::Mirror if s.replay.limit > 0 => Some(tandem_engine::ReplayConfig {
+                limit: u32::try_from(s.replay.limit).unwrap_or(u32::MAX),
+                connect_timeout_ns: ns(s.replay.connect_timeout),
+                parallel: s.replay.parallel as usize,
+                fin_hold_ns: 0,
+            }),
+            _ => None,
+        };
         let mut ids = Vec::with_capacity(s.replicas.len());
         for r in &s.replicas {
             let id = match replica_list.iter().find(|i| i.address == r.address) {
@@ -156,6 +167,7 @@ pub fn map_profile(
             output_lag_ns: Some(s.health.output_lag.map_or(0, ns)),
             verify: s.verify,
             replay,
+            reprotect,
             http1,
             no_replica: match s.no_replica {
                 NoReplica::Reset => OnNoReplica::Reset,

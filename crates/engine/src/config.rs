@@ -78,6 +78,12 @@ pub struct Service {
     /// answer is checked against what the client has before it goes on. `None`: no
     /// replay. `copies` is 1.
     pub replay: Option<ReplayConfig>,
+    /// Mirror mode's new standbys for running flows (DESIGN §5, reintegration): the
+    /// flow's client bytes since the SYN are logged up to `limit`, and a flow that lost a
+    /// standby gets a new one by replay when a replica of the pool is up and not in the
+    /// flow (`connect_timeout_ns` and `parallel` as in reconnect mode; `fin_hold_ns` is not
+    /// used). `None`: a flow that loses a standby runs unprotected until it ends.
+    pub reprotect: Option<ReplayConfig>,
     /// Reconnect mode with `replay: http1` ([`crate::exchange`]): the replay starts at
     /// the oldest request not fully answered, only idempotent requests are replayed, and
     /// the check leaves the excluded header lines out. `None`: the whole stream
@@ -119,6 +125,13 @@ impl Service {
             self.ack_lag_ns.unwrap_or(cfg.ack_lag_ns),
             self.output_lag_ns.unwrap_or(cfg.output_lag_ns),
         )
+    }
+
+    /// How this service's flows log their client bytes: reconnect mode's replay, or
+    /// mirror mode's new standbys. `None`: no log.
+    #[inline]
+    pub fn log_config(&self) -> Option<ReplayConfig> {
+        self.replay.or(self.reprotect)
     }
 }
 

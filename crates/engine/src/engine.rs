@@ -258,7 +258,7 @@ impl<B: PacketBuf> Engine<B> {
             stray_rst_period: (0, 0),
             cookies_until: 0,
             cookie_syn_queue: VecDeque::with_capacity(cfg.max_flows.min(1 << 16)),
-            logs: LogArena::new(if cfg.services.iter().any(|s| s.replay.is_some()) {
+            logs: LogArena::new(if cfg.services.iter().any(|s| s.log_config().is_some()) {
                 cfg.replay_bytes_total
             } else {
                 0
@@ -277,7 +277,7 @@ impl<B: PacketBuf> Engine<B> {
             replaying: Vec::with_capacity(
                 cfg.services
                     .iter()
-                    .filter_map(|s| s.replay.map(|r| r.parallel))
+                    .filter_map(|s| s.log_config().map(|r| r.parallel))
                     .max()
                     .unwrap_or(0),
             ),
@@ -448,7 +448,8 @@ impl<B: PacketBuf> Engine<B> {
     /// Adds a service on a VIP and port no other service takes (`tandem reload`); it
     /// is service number `services.len()` from now on. Returns false, changing nothing,
     /// when it overlaps one, or when the engine could not take its replay settings
-    /// (a reconnect service where no service replayed at the start has no log arena).
+    /// (a service that logs its clients' bytes, reconnect mode or mirror mode's new
+    /// standbys, where none did at the start: there is no log arena).
     pub fn add_service(&mut self, mut s: crate::config::Service) -> bool {
         // Two port selectors overlap when either takes the other's first or last port.
         let bounds = |p: crate::ServicePort| match p {
@@ -461,12 +462,12 @@ impl<B: PacketBuf> Engine<B> {
             let (a, b) = bounds(x.port);
             x.vip == s.vip && a <= last && first <= b
         });
-        if overlaps || (s.replay.is_some() && self.logs.capacity_bytes() == 0) {
+        if overlaps || (s.log_config().is_some() && self.logs.capacity_bytes() == 0) {
             return false;
         }
         s.replicas
             .reserve(MAX_POOL.saturating_sub(s.replicas.len()));
-        if let Some(r) = s.replay {
+        if let Some(r) = s.log_config() {
             self.replaying
                 .reserve(r.parallel.saturating_sub(self.replaying.capacity()));
         }
@@ -2158,6 +2159,13 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             self.c.drop(DropReason::BadState);
             return Fate::Keep;
         }
+        if !f.legs[i].answered
+            && f.replay.is_some_and(|r| usize::from(r.leg) == i)
+            && flags.0 & (TcpFlags::ACK.0 | TcpFlags::FIN.0) == TcpFlags::ACK.0
+            && m.payload_len == 0
+        {
+            return self.replay_challenged(f, i, m);
+        }
         if !f.legs[i].answered || f.phase == FlowPhase::SynSent {
             self.c.drop(DropReason::BadState);
             return Fate::Keep;
@@ -2386,9 +2394,14 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
                 f.catch_up = None;
                 // What it held through the catch-up goes first, in order.
                 self.replay_held(f);
-                if f.replay.is_some() {
-                    let skipped = until.bytes_after(f.visible_isn.wrapping_add(1));
-                    self.replay_checked(f, u64::from(skipped));
+                match f.replay {
+                    // A new standby took over while it was given the log (mirror mode).
+                    Some(r) if r.reprotect => self.replay_done(f),
+                    Some(_) => {
+                        let skipped = until.bytes_after(f.visible_isn.wrapping_add(1));
+                        self.replay_checked(f, u64::from(skipped));
+                    }
+                    None => {}
                 }
             }
         }
@@ -2404,7 +2417,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
                     continue;
                 }
                 self.c.catch_ups_failed += 1;
-                if f.replay.is_some() {
+                if f.replay.is_some_and(|r| !r.reprotect) {
                     self.c.reconnects_mismatch += 1;
                 }
                 return self.reset_all(f);
@@ -2540,8 +2553,14 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         // closes the socket of a killed process): held `fin_hold`, while health decides.
         // If the replica is declared down, the flow is replayed instead.
         let hold = self.replay_config(f).map_or(0, |r| r.fin_hold_ns);
+        let joining = f.joining();
         let mut at = None;
-        for l in f.legs().iter().filter(|l| l.alive && l.answered) {
+        for (_, l) in f
+            .legs()
+            .iter()
+            .enumerate()
+            .filter(|&(k, l)| l.alive && l.answered && joining != Some(k))
+        {
             let v = l.fin?.wrapping_sub(l.delta);
             if hold > 0 && self.now.saturating_sub(l.fin_since) < hold {
                 return None;
@@ -2851,9 +2870,14 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             return;
         }
         let n = f.n_legs as usize;
+        let joining = f.joining();
         // The furthest ack and output among the live legs, in one pass.
         let mut furthest = None;
-        for l in f.legs[..n].iter().filter(|l| l.alive && l.answered) {
+        for (_, l) in f.legs[..n]
+            .iter()
+            .enumerate()
+            .filter(|&(k, l)| l.alive && l.answered && joining != Some(k))
+        {
             let (ack, out) = (l.ack, l.visible_snd_nxt());
             furthest = Some(match furthest {
                 None => (ack, out),
@@ -2866,7 +2890,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         let now = self.now;
         for i in 0..n {
             let leg = &mut f.legs[i];
-            if !leg.alive || !leg.answered {
+            if !leg.alive || !leg.answered || joining == Some(i) {
                 continue;
             }
             let mut kind = None;
@@ -3288,6 +3312,11 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
     /// Takes leg `i` out of the flow; switches the active leg if it was it; resets the
     /// client when no leg is left.
     fn kill_leg(&mut self, f: &mut Flow, i: usize) -> Fate {
+        if f.joining() == Some(i) {
+            // A new standby that died before it had the whole log.
+            f.replay = None;
+            self.c.reprotects_failed += 1;
+        }
         let leg = &mut f.legs[i];
         leg.alive = false;
         self.hold.clear(&mut leg.hold);
@@ -3325,11 +3354,18 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
     }
 
     /// Counts the flow in `flows_unprotected` once it has lost a replica (DESIGN §5; it
-    /// stays counted until it is removed: a replica that comes back serves new flows only).
+    /// stays counted until it ends, or gets a new standby by replay: `reprotect`).
     fn note_protection(&mut self, f: &mut Flow) {
         if !f.unprotected && f.live_legs() < f.n_legs as usize {
             f.unprotected = true;
             self.c.flows_unprotected += 1;
+            if self.log_config(f).is_some()
+                && self.replay_config(f).is_none()
+                && !f.log.usable()
+                && f.log.state != LogState::Off
+            {
+                self.c.reprotect_beyond_limit += 1;
+            }
         }
     }
 
@@ -3549,8 +3585,106 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             }
             // Reconnect mode: a FIN held while health decided goes now, if it is due.
             self.fin_if_agreed(f);
+            // Mirror mode: a flow that lost a standby may get a new one.
+            self.reprotect(f);
         }
         Fate::Keep
+    }
+
+    // ---- mirror mode: new standbys for running flows (DESIGN §5, reintegration) -------
+
+    /// Sweep step: a mirror flow that lost a standby (or began with too few replicas up)
+    /// gets a new one by replay, when a replica of its pool is up and not in the flow,
+    /// and its log still holds every client byte since the SYN. The new leg is a
+    /// connection of Tandem's own with the client's address, port and ISN (`replay_syn`);
+    /// it is given the log (`replay_send`) while the active goes on serving the client,
+    /// and its output, behind the active's, is digested, checked at the active's marks
+    /// (§3.12) and acked as the client has it, never sent anywhere. Once it has the whole
+    /// log it takes the client's segments like any standby (`replay_done`).
+    fn reprotect(&mut self, f: &mut Flow) {
+        let cfg: &'a EngineConfig = self.cfg;
+        let Some(svc) = cfg.services.get(usize::from(f.service)) else {
+            return;
+        };
+        let Some(rc) = svc.reprotect else {
+            return;
+        };
+        if !f.unprotected || f.replay.is_some() || f.catch_up.is_some() || f.proxied {
+            return;
+        }
+        // A closing flow: a new standby could not be brought to where the others are.
+        if f.client_fin.is_some()
+            || f.fin_sent.is_some()
+            || f.legs().iter().any(|l| l.fin.is_some())
+        {
+            return;
+        }
+        if f.live_legs() >= svc.copies.min(MAX_COPIES) {
+            return;
+        }
+        match f.log.state {
+            LogState::Open => {}
+            // No client byte yet: an empty log.
+            LogState::Off if f.client_snd_nxt == f.client_isn.wrapping_add(1) => {
+                self.logs.open(&mut f.log, f.client_isn.wrapping_add(1));
+            }
+            _ => return,
+        }
+        let active = f.active as usize;
+        // Nothing to check a new standby against.
+        if self.verifies(f) && !f.checks[active].usable() {
+            return;
+        }
+        if self.c.reconnects_in_progress >= rc.parallel as u64 {
+            return;
+        }
+        let in_flow = |r: ReplicaId| f.legs().iter().any(|l| l.alive && l.replica == r);
+        let Some(replica) = svc
+            .replicas
+            .iter()
+            .copied()
+            .find(|&r| self.replicas.health(r) == Health::Up && !in_flow(r))
+        else {
+            return;
+        };
+        // A slot: a dead leg's, or a new one.
+        let n = f.n_legs as usize;
+        let Some(slot) = (0..n)
+            .find(|&k| k != active && !f.legs[k].alive)
+            .or_else(|| {
+                (n < MAX_COPIES).then(|| {
+                    f.n_legs += 1;
+                    n
+                })
+            })
+        else {
+            return;
+        };
+        f.legs[slot] = Leg {
+            replica,
+            epoch: self.replicas.epoch(replica),
+            addr: u32::from(self.replicas.addr(replica)),
+            alive: true,
+            answer_rank: MAX_COPIES as u8,
+            ..Leg::default()
+        };
+        f.checks[slot] = Check::start(f.visible_isn.wrapping_add(1));
+        f.replay = Some(Replaying {
+            leg: slot as u8,
+            next: f.log.start,
+            high: f.log.start,
+            acked: f.log.start,
+            dup_acks: 0,
+            since: self.now,
+            heard_at: self.now,
+            progress_at: self.now,
+            queued: false,
+            answering: false,
+            reprotect: true,
+        });
+        self.c.reprotects += 1;
+        self.c.reconnects_in_progress += 1;
+        self.replay_syn(f, slot);
     }
 
     // ---- reconnect mode: replay (DESIGN §2) -------------------------------------------
@@ -3563,29 +3697,56 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             .and_then(|s| s.replay)
     }
 
-    /// Reconnect mode: an accepted client segment's bytes go to the flow's log (opened
-    /// at the byte after the SYN by the first). A log that ends (limit, gap, full arena)
-    /// leaves the flow unprotected.
+    /// Reconnect mode, and mirror mode's new standbys: an accepted client segment's
+    /// bytes go to the flow's log (opened at the byte after the SYN by the first). A log
+    /// that ends (limit, gap, full arena) leaves a reconnect flow unprotected, and a
+    /// mirror flow without new standbys.
     fn log_client(&mut self, f: &mut Flow, buf: &B, m: &Meta) -> Fate {
         if m.payload_len == 0 {
             return Fate::Keep;
         }
-        let Some(rc) = self.replay_config(f) else {
+        let Some(rc) = self.log_config(f) else {
             return Fate::Keep;
         };
+        let reconnect = self.replay_config(f).is_some();
         if f.log.state == LogState::Off {
+            if !reconnect && m.seq != f.client_isn.wrapping_add(1) {
+                // Mirror mode, the first bytes not at hand (out of order, or a flow
+                // installed by the appliance pair's sync): no new standby could be
+                // given every byte since the SYN.
+                self.logs.end(&mut f.log, LogState::Gap);
+                self.log_ended(f);
+                return Fate::Keep;
+            }
             self.logs.open(&mut f.log, f.client_isn.wrapping_add(1));
+        }
+        if !reconnect && f.log.usable() && m.seq > f.log.end() {
+            // Mirror mode: a segment past a gap ends the log rather than hold back the
+            // client's ack until the gap is sent again (reconnect mode's way, `sync_ack`):
+            // the flow keeps its standbys, and only loses the chance of new ones.
+            self.logs.end(&mut f.log, LogState::Gap);
+            self.log_ended(f);
+            if f.replay.is_some() {
+                return self.replay_failed(f, Why::Unsafe);
+            }
+            return Fate::Keep;
         }
         let payload = buf.bytes().get(m.payload()).unwrap_or(&[]);
         match self.logs.append(&mut f.log, m.seq, payload, rc.limit) {
             Appended::Ended(_) => {
-                self.c.replay_logs_ended += 1;
+                if reconnect {
+                    self.c.replay_logs_ended += 1;
+                } else {
+                    self.log_ended(f);
+                }
                 if f.replay.is_some() {
                     // The new replica gets the client's bytes only from the log: it
                     // cannot be given these.
                     return self.replay_failed(f, Why::Overflow);
                 }
-                self.mark_unprotected(f);
+                if reconnect {
+                    self.mark_unprotected(f);
+                }
             }
             Appended::Logged(n) => {
                 if let Some(rules) = self.http1_rules(f) {
@@ -3596,6 +3757,24 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             Appended::Nothing => {}
         }
         Fate::Keep
+    }
+
+    /// Mirror mode: the flow's log ended; a flow that has lost a standby already stays
+    /// unprotected for good.
+    fn log_ended(&mut self, f: &mut Flow) {
+        self.c.replay_logs_ended += 1;
+        if f.unprotected {
+            self.c.reprotect_beyond_limit += 1;
+        }
+    }
+
+    /// The flow's service's log settings, if its flows log their client bytes
+    /// (reconnect mode, or mirror mode's new standbys).
+    fn log_config(&self, f: &Flow) -> Option<ReplayConfig> {
+        self.cfg
+            .services
+            .get(usize::from(f.service))
+            .and_then(|s| s.log_config())
     }
 
     /// The flow runs with fewer replicas than it should (counted while it lasts).
@@ -3683,6 +3862,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             progress_at: self.now,
             queued: false,
             answering: self.http1_rules(f).is_some(),
+            reprotect: false,
         });
         self.c.reconnects += 1;
         self.c.reconnects_in_progress += 1;
@@ -3723,7 +3903,22 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
     }
 
     /// A replay that cannot go on: RST to the client (and the new replica), counted.
+    /// A new standby's (mirror mode) takes only the new leg out: the flow goes on,
+    /// unprotected.
     fn replay_failed(&mut self, f: &mut Flow, why: Why) -> Fate {
+        if let Some(i) = f.joining() {
+            f.replay = None;
+            self.c.reprotects_failed += 1;
+            self.c.reconnects_in_progress = self.c.reconnects_in_progress.saturating_sub(1);
+            if f.legs[i].alive && f.legs[i].answered {
+                let seq = f.legs[i].ack;
+                self.synth_rst_to_leg(f, i, seq);
+            }
+            let leg = &mut f.legs[i];
+            leg.alive = false;
+            self.hold.clear(&mut leg.hold);
+            return Fate::Keep;
+        }
         match why {
             Why::Refused => self.c.reconnects_refused += 1,
             Why::Unsafe => self.c.reconnects_unsafe += 1,
@@ -3740,6 +3935,18 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         self.c.flows_lost += 1;
         self.reset_client(f);
         Fate::Remove
+    }
+
+    /// A pure ACK where the SYN-ACK of a replay was due: the replica still has an old
+    /// connection of the client's address and port (a replica that came back to a flow
+    /// it served before, its sockets alive), and answers the SYN with a challenge ACK
+    /// (RFC 5961 §4) whose ack is the sequence that connection expects. A RST exactly
+    /// there ends it (Tandem is the client to this replica); the SYN goes again.
+    fn replay_challenged(&mut self, f: &mut Flow, i: usize, m: &Meta) -> Fate {
+        self.c.drop(DropReason::BadState);
+        self.synth_rst_to_leg(f, i, m.ack);
+        self.replay_syn(f, i);
+        Fate::Keep
     }
 
     /// The new replica's SYN-ACK: its sequence space and options are recorded, it takes
@@ -3790,6 +3997,15 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         drop(buf);
         if self.synth_to_leg(f, i, TcpFlags::ACK, m.seq.wrapping_add(1)) {
             self.c.acks_to_replica += 1;
+        }
+        if f.joining() == Some(i) {
+            // A new standby: the active goes on; the log goes to it.
+            if let Some(r) = f.replay.as_mut() {
+                r.progress_at = self.now;
+                r.heard_at = self.now;
+            }
+            self.replay_send(f);
+            return Fate::Keep;
         }
         if let Some(rules) = self.http1_rules(f) {
             return self.http1_synack(f, i, rules);
@@ -3992,15 +4208,35 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             .is_some_and(|x| self.exchanges.answer_fed(x).is_some());
         if f.catch_up.is_none() && !answering && leg.answered && r.next == end && leg.ack >= r.next
         {
+            let joined = f.joining().is_some();
             f.replay = None;
             self.c.reconnects_in_progress = self.c.reconnects_in_progress.saturating_sub(1);
+            if joined {
+                self.reprotected(f);
+            }
+        }
+    }
+
+    /// A new standby has the whole log: it takes the client's segments from now on, and
+    /// the flow counts as protected again once it has as many live legs as its service
+    /// asks for.
+    fn reprotected(&mut self, f: &mut Flow) {
+        self.c.reprotected += 1;
+        let copies = self
+            .cfg
+            .services
+            .get(usize::from(f.service))
+            .map_or(MAX_COPIES, |s| s.copies.min(MAX_COPIES));
+        if f.unprotected && f.live_legs() >= copies {
+            f.unprotected = false;
+            self.c.flows_unprotected = self.c.flows_unprotected.saturating_sub(1);
         }
     }
 
     /// Each poll, for a replay in progress: the connect timeout, and the log sent again
     /// from the new replica's ack when it took nothing for a while (a lost segment).
     fn time_replay(&mut self, f: &mut Flow) -> Fate {
-        let Some(rc) = self.replay_config(f) else {
+        let Some(rc) = self.log_config(f) else {
             return Fate::Keep;
         };
         let Some(mut r) = f.replay else {
@@ -4788,7 +5024,13 @@ fn ipv4_mut<'f>(frame: &'f mut [u8], m: &Meta) -> Ipv4Packet<&'f mut [u8; 20]> {
 /// legs that have answered. `None` when no such leg is left.
 #[inline]
 fn sync_ack(f: &Flow) -> Option<(Seq, Seq)> {
-    let mut it = f.legs().iter().filter(|l| l.alive && l.answered);
+    let joining = f.joining();
+    let mut it = f
+        .legs()
+        .iter()
+        .enumerate()
+        .filter(|&(k, l)| l.alive && l.answered && joining != Some(k))
+        .map(|(_, l)| l);
     let first = it.next()?;
     let (mut ack, mut edge) = (first.ack, first.wnd_edge);
     for l in it {

@@ -266,6 +266,10 @@ pub struct Replaying {
     /// `replay: http1`: its answer is being checked up to the splice point
     /// ([`crate::exchange::Answer`]); what it sends meanwhile goes to Tandem, not the client.
     pub answering: bool,
+    /// Mirror mode: the new leg is a new standby for a flow that lost one (DESIGN §5,
+    /// reintegration), not a replacement for the active. Its output is checked like any
+    /// standby's, behind the active; a failure takes only the new leg out.
+    pub reprotect: bool,
 }
 
 impl Flow {
@@ -306,6 +310,16 @@ impl Flow {
     #[inline]
     pub fn live_legs(&self) -> usize {
         self.legs().iter().filter(|l| l.alive).count()
+    }
+
+    /// Mirror mode: the new standby still being given the flow's log (DESIGN §5,
+    /// reintegration). Until it has all of it, it is behind by design: its acks, window,
+    /// FIN and lags say nothing about the flow.
+    #[inline]
+    pub fn joining(&self) -> Option<usize> {
+        self.replay
+            .filter(|r| r.reprotect && r.leg != self.active)
+            .map(|r| usize::from(r.leg))
     }
 }
 

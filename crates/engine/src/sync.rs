@@ -943,10 +943,13 @@ impl SyncRecord {
     /// The record of flow `f` (its legs' replicas named by their cached addresses).
     pub fn of(f: &Flow, event: SyncEvent) -> SyncRecord {
         let mut legs = [SyncLeg::default(); MAX_COPIES];
-        for ((slot, l), check) in legs.iter_mut().zip(f.legs()).zip(&f.checks) {
+        // A new standby still being given the log (mirror mode) has nothing the peer
+        // could carry on: the log is not synced.
+        let joining = f.joining();
+        for (k, ((slot, l), check)) in legs.iter_mut().zip(f.legs()).zip(&f.checks).enumerate() {
             *slot = SyncLeg {
                 addr: Ipv4Addr::from(l.addr),
-                alive: l.alive,
+                alive: l.alive && joining != Some(k),
                 answered: l.answered,
                 answer_rank: l.answer_rank,
                 isn: l.isn,
