@@ -75,6 +75,9 @@ use crate::verify::{self, Check, Links, TakeOver};
 pub const BURST: usize = 32;
 /// Table slots a sweep batch may scan per flow of its budget (one bitmap word).
 const SWEEP_SLOTS_PER_FLOW: usize = 64;
+/// Mirror mode: the largest gap in a client's bytes that its log keeps a hole for
+/// (`LogArena::append_past_gap`); past it the log ends.
+const MAX_LOG_HOLE: u32 = 64 * 1024;
 /// Slots ahead of the one it visits that the sweep asks the CPU to fetch: a visit is short,
 /// so a flow's fetch from memory (a large table is not in cache) needs a few visits' lead.
 const SWEEP_PREFETCH_AHEAD: FlowIdx = 8;
@@ -198,6 +201,11 @@ pub struct Engine<B: PacketBuf> {
     /// When the last background sweep step ran (0: none yet).
     last_sweep_at: u64,
     failover_sweep_left: usize,
+    /// Mirror mode's new standbys (DESIGN §5): the replica table's up generation last
+    /// seen, and the reprotects count when the current pass over the table began (a pass
+    /// that began some may have left others for `parallel`: another follows).
+    seen_ups: u32,
+    reprotect_pass: Option<u64>,
     /// Start of the current period of stray RSTs, and the RSTs sent in it.
     stray_rst_period: (u64, u32),
     /// Until when an ACK of no flow may carry a SYN cookie (0: none ever sent).
@@ -255,6 +263,8 @@ impl<B: PacketBuf> Engine<B> {
             sweep_round_flows: 0,
             last_sweep_at: 0,
             failover_sweep_left: 0,
+            seen_ups: replicas.up_generation(),
+            reprotect_pass: None,
             stray_rst_period: (0, 0),
             cookies_until: 0,
             cookie_syn_queue: VecDeque::with_capacity(cfg.max_flows.min(1 << 16)),
@@ -485,6 +495,42 @@ impl<B: PacketBuf> Engine<B> {
     /// down switch and send their held data even if no packet of theirs arrives.
     pub fn request_failover_sweep(&mut self) {
         self.failover_sweep_left = self.flows.capacity();
+    }
+
+    /// Mirror mode: when a replica comes up, a pass over the table gives the flows that
+    /// lost a standby a new one there (`Ctx::reprotect`, at most `parallel` replays at a
+    /// time per worker); while passes begin new standbys, another follows once one of
+    /// those is done. The background sweep reaches the rest too, more slowly.
+    fn reprotect_passes(&mut self) {
+        let ups = self.replicas.up_generation();
+        if ups != self.seen_ups {
+            self.seen_ups = ups;
+            if self.cfg.services.iter().any(|s| s.reprotect.is_some()) {
+                self.reprotect_pass = Some(self.counters.reprotects);
+                self.request_failover_sweep();
+            }
+            return;
+        }
+        let Some(began_at) = self.reprotect_pass else {
+            return;
+        };
+        if self.failover_sweep_left > 0 {
+            return;
+        }
+        let parallel = self
+            .cfg
+            .services
+            .iter()
+            .filter_map(|s| s.reprotect.map(|r| r.parallel as u64))
+            .max()
+            .unwrap_or(0);
+        if self.counters.reprotects == began_at || self.counters.flows_unprotected == 0 {
+            // The last pass found nothing to begin: done.
+            self.reprotect_pass = None;
+        } else if self.counters.reconnects_in_progress < parallel {
+            self.reprotect_pass = Some(self.counters.reprotects);
+            self.request_failover_sweep();
+        }
     }
 
     /// Whether a requested failover sweep is still running.
@@ -1175,6 +1221,7 @@ impl<B: PacketBuf> Engine<B> {
                 self.remove_flow(idx);
             }
         }
+        self.reprotect_passes();
         self.sweep(now, pool, out);
         if self.kick_left > 0 {
             self.kick_installed(now, pool, out);
@@ -3454,10 +3501,9 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             // there. Otherwise it would wait, unacked, for its own timer, and the
             // catch-up time would run out.
             Some((_, until, _)) => {
+                let upto = f.checks[next].at.earlier(until);
                 leg.hold_gap = false;
-                let ack = f.checks[next]
-                    .at
-                    .earlier(until)
+                let ack = upto
                     .wrapping_add(leg.delta)
                     .later(leg.acked_to)
                     .earlier(leg.snd_nxt);
@@ -3720,19 +3766,18 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             }
             self.logs.open(&mut f.log, f.client_isn.wrapping_add(1));
         }
-        if !reconnect && f.log.usable() && m.seq > f.log.end() {
-            // Mirror mode: a segment past a gap ends the log rather than hold back the
-            // client's ack until the gap is sent again (reconnect mode's way, `sync_ack`):
-            // the flow keeps its standbys, and only loses the chance of new ones.
-            self.logs.end(&mut f.log, LogState::Gap);
-            self.log_ended(f);
-            if f.replay.is_some() {
-                return self.replay_failed(f, Why::Unsafe);
-            }
-            return Fate::Keep;
-        }
         let payload = buf.bytes().get(m.payload()).unwrap_or(&[]);
-        match self.logs.append(&mut f.log, m.seq, payload, rc.limit) {
+        let appended = if reconnect {
+            self.logs.append(&mut f.log, m.seq, payload, rc.limit)
+        } else {
+            // Mirror mode: a segment past a gap is logged behind a hole that the client's
+            // retransmission fills (the replicas lack the gap too, and hold the client's
+            // ack back until then); a second gap ends the log: the flow keeps its
+            // standbys, and only loses the chance of new ones.
+            self.logs
+                .append_past_gap(&mut f.log, m.seq, payload, rc.limit, MAX_LOG_HOLE)
+        };
+        match appended {
             Appended::Ended(_) => {
                 if reconnect {
                     self.c.replay_logs_ended += 1;
@@ -4074,7 +4119,8 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         if let Some(fed) = f.exchange.and_then(|x| self.exchanges.answer_fed(x)) {
             ack = leg.isn.wrapping_add(1).wrapping_add(fed as u32);
         }
-        let end = f.log.end();
+        // (Mirror mode: not past a hole in the log, until the client fills it.)
+        let end = f.log.contiguous_end();
         let edge = leg.wnd_edge;
         let window = replay_window(f, i, &leg);
         let mut opts = OptionWriter::new();
