@@ -2600,14 +2600,12 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         // closes the socket of a killed process): held `fin_hold`, while health decides.
         // If the replica is declared down, the flow is replayed instead.
         let hold = self.replay_config(f).map_or(0, |r| r.fin_hold_ns);
-        let joining = f.joining();
+        let joining = f.joining().unwrap_or(MAX_COPIES);
         let mut at = None;
-        for (_, l) in f
-            .legs()
-            .iter()
-            .enumerate()
-            .filter(|&(k, l)| l.alive && l.answered && joining != Some(k))
-        {
+        for (k, l) in f.legs().iter().enumerate() {
+            if !l.alive || !l.answered || k == joining {
+                continue;
+            }
             let v = l.fin?.wrapping_sub(l.delta);
             if hold > 0 && self.now.saturating_sub(l.fin_since) < hold {
                 return None;
@@ -2917,14 +2915,13 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             return;
         }
         let n = f.n_legs as usize;
-        let joining = f.joining();
+        let joining = f.joining().unwrap_or(MAX_COPIES);
         // The furthest ack and output among the live legs, in one pass.
         let mut furthest = None;
-        for (_, l) in f.legs[..n]
-            .iter()
-            .enumerate()
-            .filter(|&(k, l)| l.alive && l.answered && joining != Some(k))
-        {
+        for (k, l) in f.legs[..n].iter().enumerate() {
+            if !l.alive || !l.answered || k == joining {
+                continue;
+            }
             let (ack, out) = (l.ack, l.visible_snd_nxt());
             furthest = Some(match furthest {
                 None => (ack, out),
@@ -2937,7 +2934,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         let now = self.now;
         for i in 0..n {
             let leg = &mut f.legs[i];
-            if !leg.alive || !leg.answered || joining == Some(i) {
+            if !leg.alive || !leg.answered || i == joining {
                 continue;
             }
             let mut kind = None;
@@ -5070,19 +5067,20 @@ fn ipv4_mut<'f>(frame: &'f mut [u8], m: &Meta) -> Ipv4Packet<&'f mut [u8; 20]> {
 /// legs that have answered. `None` when no such leg is left.
 #[inline]
 fn sync_ack(f: &Flow) -> Option<(Seq, Seq)> {
-    let joining = f.joining();
-    let mut it = f
-        .legs()
-        .iter()
-        .enumerate()
-        .filter(|&(k, l)| l.alive && l.answered && joining != Some(k))
-        .map(|(_, l)| l);
-    let first = it.next()?;
-    let (mut ack, mut edge) = (first.ack, first.wnd_edge);
-    for l in it {
-        ack = ack.earlier(l.ack);
-        edge = edge.earlier(l.wnd_edge);
+    // A new standby being given the log is left out (`Flow::joining`): a slot index no
+    // leg has when there is none.
+    let joining = f.joining().unwrap_or(MAX_COPIES);
+    let mut sync: Option<(Seq, Seq)> = None;
+    for (k, l) in f.legs().iter().enumerate() {
+        if !l.alive || !l.answered || k == joining {
+            continue;
+        }
+        sync = Some(match sync {
+            None => (l.ack, l.wnd_edge),
+            Some((a, e)) => (a.earlier(l.ack), e.earlier(l.wnd_edge)),
+        });
     }
+    let (mut ack, edge) = sync?;
     // Reconnect mode: a client byte is acked to the client only once it is in the log,
     // so that one that came out of order (not logged) is sent again by the client.
     if f.log.usable() {
