@@ -3656,9 +3656,10 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             return;
         }
         // A closing flow: a new standby could not be brought to where the others are.
+        // (A dead leg's FIN does not count: a killed server's kernel closes its socket.)
         if f.client_fin.is_some()
             || f.fin_sent.is_some()
-            || f.legs().iter().any(|l| l.fin.is_some())
+            || f.legs().iter().any(|l| l.alive && l.fin.is_some())
         {
             return;
         }
