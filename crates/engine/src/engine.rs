@@ -3357,8 +3357,10 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
     /// client when no leg is left.
     fn kill_leg(&mut self, f: &mut Flow, i: usize) -> Fate {
         if f.joining() == Some(i) {
+            eprintln!("DBG reprotect leg killed port {} now_ms {}", f.key.client_port, self.now / 1_000_000);
             // A new standby that died before it had the whole log.
             f.replay = None;
+            f.reprotect_failed_at = self.replicas.up_generation().wrapping_add(1);
             self.c.reprotects_failed += 1;
         }
         let leg = &mut f.legs[i];
@@ -3653,6 +3655,10 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             return;
         };
         if !f.unprotected || f.replay.is_some() || f.catch_up.is_some() || f.proxied {
+            return;
+        }
+        // A new standby failed, and no replica came up since: not again for now.
+        if f.reprotect_failed_at == self.replicas.up_generation().wrapping_add(1) {
             return;
         }
         // A closing flow: a new standby could not be brought to where the others are.
@@ -3950,6 +3956,8 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
     /// unprotected.
     fn replay_failed(&mut self, f: &mut Flow, why: Why) -> Fate {
         if let Some(i) = f.joining() {
+            f.reprotect_failed_at = self.replicas.up_generation().wrapping_add(1);
+            eprintln!("DBG reprotect failed {why:?} answered {} leg {} addr {} port {} now_ms {} client_fin {:?} fin_sent {:?} phase {:?}", f.legs[i].answered, i, std::net::Ipv4Addr::from(f.legs[i].addr), f.key.client_port, self.now / 1_000_000, f.client_fin, f.fin_sent, f.phase);
             f.replay = None;
             self.c.reprotects_failed += 1;
             self.c.reconnects_in_progress = self.c.reconnects_in_progress.saturating_sub(1);
@@ -4697,6 +4705,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
 
     /// §3.9: the flow lost its last replica: the client gets a RST.
     fn reset_client(&mut self, f: &mut Flow) {
+        eprintln!("DBG reset_client port {} now_ms {} replay {:?} legs {:?}", f.key.client_port, self.now / 1_000_000, f.replay, f.legs().iter().map(|l| (std::net::Ipv4Addr::from(l.addr), l.alive, l.answered)).collect::<Vec<_>>());
         let (seq, flags) = if f.phase == FlowPhase::SynSent && !f.proxied {
             (Seq(0), TcpFlags::RST | TcpFlags::ACK)
         } else {

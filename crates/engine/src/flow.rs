@@ -223,8 +223,12 @@ pub struct Flow {
     pub catch_up: Option<(u8, Seq, u64)>,
     /// Reconnect mode: the client's bytes since its SYN ([`crate::replay`]).
     pub log: ClientLog,
-    /// Reconnect mode: the replay in progress, after the flow's replica died.
+    /// Reconnect mode: the replay in progress, after the flow's replica died. Mirror
+    /// mode: a new standby being given the log ([`Replaying::reprotect`]).
     pub replay: Option<Replaying>,
+    /// Mirror mode: the replica table's up generation, plus one, when a new standby last
+    /// failed (0: never): the flow tries again only once a replica has come up since.
+    pub reprotect_failed_at: u32,
     /// Reconnect mode, `replay: http1`: its slot in the worker's exchanges
     /// ([`crate::exchange`]), taken at its first byte.
     pub exchange: Option<u32>,
