@@ -773,6 +773,11 @@ pub enum BatchKind {
     /// The sender's bulk sync for a joining peer ends with batch `seq` (no records): the
     /// peer may say `ready` once it has every batch up to it.
     BulkDone = 2,
+    /// A full resync starts here (no records): the receiver takes it at any sequence
+    /// number past what it has, forgets any gap before it, and is not `ready` until the
+    /// [`BatchKind::BulkDone`] that ends it. Sent when a peer joins, and when the sender
+    /// lost records (its buffer was full).
+    BulkStart = 3,
 }
 
 /// A batch read from the link: its header checked, its records decoded one by one.
@@ -810,6 +815,7 @@ impl<'a> Batch<'a> {
             0 => BatchKind::Records,
             1 => BatchKind::Ack,
             2 => BatchKind::BulkDone,
+            3 => BatchKind::BulkStart,
             k => return Err(SyncError::BatchKind(k)),
         };
         let count = r.u16(field::batch::COUNT);
@@ -1432,6 +1438,13 @@ mod tests {
         assert_eq!(w.finish(), BATCH_HEADER_LEN);
         let b = Batch::parse(&ack).expect("ack");
         assert_eq!((b.kind, b.seq, b.len()), (BatchKind::Ack, 41, 0));
+        // So do the bulk markers.
+        for kind in [BatchKind::BulkStart, BatchKind::BulkDone] {
+            let w = BatchWriter::new(&mut ack, kind, 42).expect("room");
+            assert_eq!(w.finish(), BATCH_HEADER_LEN);
+            let b = Batch::parse(&ack).expect("marker");
+            assert_eq!((b.kind, b.seq, b.len()), (kind, 42, 0));
+        }
         // A full buffer refuses the next record.
         let mut one = [0u8; BATCH_HEADER_LEN + RECORD_LEN];
         let mut w = BatchWriter::new(&mut one, BatchKind::Records, 1).expect("room");
