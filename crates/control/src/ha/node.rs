@@ -667,11 +667,11 @@ impl Node {
         if self.role == Role::Active {
             if now >= self.next_announce && self.owns_addresses() {
                 self.actions.push_back(Action::Announce);
-                self.next_announce = now + self.cfg.interval_ns;
+                self.next_announce = now.saturating_add(self.cfg.interval_ns);
             }
             if self.garps_left > 0 && now >= self.next_garp {
                 self.garps_left -= 1;
-                self.next_garp = now + self.cfg.interval_ns;
+                self.next_garp = now.saturating_add(self.cfg.interval_ns);
                 self.actions.push_back(Action::GratuitousArp);
             }
         }
@@ -705,7 +705,7 @@ impl Node {
         if self.heartbeat_due {
             let out = buf.get_mut(..HEARTBEAT_LEN)?;
             self.heartbeat_due = false;
-            self.next_heartbeat = now + self.cfg.interval_ns;
+            self.next_heartbeat = now.saturating_add(self.cfg.interval_ns);
             self.counter = self.counter.wrapping_add(1);
             out.copy_from_slice(&self.heartbeat().encode());
             self.counters.heartbeats_sent += 1;
@@ -744,7 +744,8 @@ impl Node {
 
     fn become_active(&mut self, now: u64, takeover: bool) {
         let peer_epoch = self.peer.map_or(0, |p| p.last.epoch);
-        self.epoch = self.epoch.max(peer_epoch) + 1;
+        // Saturating: a peer that claims the last epoch is not out-bid, ties decide.
+        self.epoch = self.epoch.max(peer_epoch).saturating_add(1);
         self.role = Role::Active;
         self.want_active = None;
         self.handover = Handover::None;
@@ -757,7 +758,7 @@ impl Node {
         });
         self.actions.push_back(Action::GratuitousArp);
         self.garps_left = GARP_REPEATS - 1;
-        self.next_garp = now + self.cfg.interval_ns;
+        self.next_garp = now.saturating_add(self.cfg.interval_ns);
         self.next_announce = now;
         self.heartbeat_due = true;
         self.sender.stop();

@@ -786,3 +786,21 @@ fn garbage_from_the_peer_is_counted_and_never_a_panic() {
     }
     assert!(node.counters(T0).malformed > 30_000);
 }
+
+#[test]
+fn a_peer_claiming_the_last_epoch_overflows_nothing() {
+    // Found by the ha_decode fuzz target: a standby that adopted u64::MAX took over.
+    let mut node = Node::new(settings(1, false, T0), T0);
+    let last = Heartbeat {
+        role: Role::Active,
+        node: 2,
+        incarnation: T0,
+        epoch: u64::MAX,
+        ..Heartbeat::default()
+    };
+    node.on_heartbeat(T0 + MS, last, Channel::HaLink);
+    assert_eq!((node.role(), node.epoch()), (Role::Standby, u64::MAX));
+    node.poll(T0 + MS + DEAD);
+    assert_eq!((node.role(), node.epoch()), (Role::Active, u64::MAX));
+    node.poll(u64::MAX);
+}
