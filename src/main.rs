@@ -505,6 +505,25 @@ fn describe(p: &Profile) -> String {
         l.control_rate,
         l.control_burst
     );
+    if let Some(ha) = &p.ha {
+        let floating: Vec<String> = ha.floating.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            s,
+            "ha: {} local {} peer {}{}; heartbeat {} dead time {}; sync {} records/datagram \
+             within {}, window {}; floating: VIPs{}{}",
+            ha.interface,
+            ha.local,
+            ha.peer,
+            if ha.preferred { " (preferred)" } else { "" },
+            format_duration(ha.heartbeat),
+            format_duration(ha.dead_time),
+            ha.sync_batch,
+            format_duration(ha.sync_interval),
+            ha.sync_window,
+            if floating.is_empty() { "" } else { ", " },
+            floating.join(", ")
+        );
+    }
     let _ = writeln!(s, "eal: {}", p.eal.args.join(" "));
     s
 }

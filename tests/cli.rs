@@ -367,6 +367,36 @@ fn check_takes_a_port_range_and_run_would_too() {
 }
 
 #[test]
+fn check_summarises_an_ha_section_and_says_run_does_not_take_it_yet() {
+    let lab = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/lab.yaml"))
+        .expect("lab profile");
+    let dir = std::env::temp_dir().join(format!("tandem-cli-ha-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("ha.yaml");
+    let text = format!(
+        "{lab}\nha:\n  interface: ha0\n  local: 198.18.255.1:7788\n  \
+         peer: 198.18.255.2:7788\n  preferred: true\n"
+    );
+    std::fs::write(&path, text).expect("write");
+    let path = path.to_string_lossy().into_owned();
+    let (ok, out, err) = tandem(&["check", "--profile", &path]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(
+            "ha: ha0 local 198.18.255.1:7788 peer 198.18.255.2:7788 (preferred); \
+             heartbeat 10ms dead time 30ms; sync 5 records/datagram within 1ms, window 1024; \
+             floating: VIPs"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("refuses it: ha: the appliance pair is not wired into the runtime yet"),
+        "{out}"
+    );
+}
+
+#[test]
 fn host_check_passes_the_lab_profile_here_with_nothing_to_bind() {
     let (ok, out, err) = tandem(&["host", "check", "--profile", "configs/lab.yaml"]);
     assert!(ok, "{out}{err}");

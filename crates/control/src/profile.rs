@@ -45,6 +45,37 @@ pub enum ProfileError {
     /// More replicas than the replica table holds.
     #[error("too many replicas: the replica table holds {0}")]
     TooManyReplicas(usize),
+    /// An `ha` section: the pair's protocol exists ([`crate::ha`]) but the runtime does
+    /// not drive it yet (no HA link socket, no ARP gating, no sync rings: issue #17).
+    #[error(
+        "ha: the appliance pair is not wired into the runtime yet (issue #17): \
+         run each appliance without the `ha` section"
+    )]
+    HaNotRunnable,
+}
+
+/// The pair's settings from the profile's `ha` section, for a node started at
+/// `incarnation` (wall-clock ns: it numbers the sync batches across restarts).
+pub fn ha_settings(ha: &tandem_config::Ha, incarnation: u64) -> crate::ha::Settings {
+    let dead_ns = ns(ha.dead_time);
+    let heartbeat_ns = ns(ha.heartbeat);
+    crate::ha::Settings {
+        node: u32::from(*ha.local.ip()),
+        preferred: ha.preferred,
+        incarnation,
+        interval_ns: heartbeat_ns,
+        dead_ns,
+        // Long enough for the final records of a full table over a busy link; short
+        // enough that an operator sees a failed switch at once.
+        handover_timeout_ns: dead_ns.saturating_mul(20).max(1_000_000_000),
+        sync: crate::ha::SyncSettings {
+            batch_records: usize::from(ha.sync_batch),
+            batch_interval_ns: ns(ha.sync_interval),
+            window: ha.sync_window as usize,
+            // Two heartbeats: the peer acks within one (acks also ride on heartbeats).
+            resend_ns: heartbeat_ns.saturating_mul(2),
+        },
+    }
 }
 
 /// Slots of the shared replica table: every replica of the profile plus room for the
@@ -89,6 +120,9 @@ pub fn map_profile(
     outside_mac: MacAddr,
     inside_mac: MacAddr,
 ) -> Result<Mapped, ProfileError> {
+    if profile.ha.is_some() {
+        return Err(ProfileError::HaNotRunnable);
+    }
     let table = Arc::new(ReplicaTable::new(REPLICA_SLOTS));
     let mut replica_list: Vec<ReplicaInfo> = Vec::new();
     let mut services = Vec::new();
