@@ -248,6 +248,37 @@ mod tests {
     pub use crate::testing::lab;
 
     #[test]
+    fn an_ha_section_maps_to_the_pair_settings_and_is_not_run_yet() {
+        let lab = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../configs/lab.yaml"
+        ))
+        .expect("lab profile");
+        let text = format!(
+            "{lab}\nha: {{ interface: ha0, local: 198.18.255.1:7788, peer: 198.18.255.2:7788, \
+             heartbeat: 5ms, dead_time: 20ms, sync_batch: 3, preferred: true }}\n"
+        );
+        let p = tandem_config::parse("ha.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+        let ha = p.ha.as_ref().expect("ha section");
+        let s = ha_settings(ha, 42);
+        assert_eq!(s.node, u32::from(Ipv4Addr::new(198, 18, 255, 1)));
+        assert!(s.preferred);
+        assert_eq!(
+            (s.incarnation, s.interval_ns, s.dead_ns),
+            (42, 5_000_000, 20_000_000)
+        );
+        assert_eq!((s.sync.batch_records, s.sync.window), (3, 1024));
+        assert_eq!(
+            (s.sync.batch_interval_ns, s.sync.resend_ns),
+            (1_000_000, 10_000_000)
+        );
+        assert!(matches!(
+            map_profile(&p, MacAddr::ZERO, MacAddr::ZERO),
+            Err(ProfileError::HaNotRunnable)
+        ));
+    }
+
+    #[test]
     fn lab_profile_maps_to_the_engine() {
         let p = lab();
         let out_mac = MacAddr([2, 0x74, 0x64, 0x12, 0, 1]);

@@ -63,7 +63,13 @@
 //! (counted) instead of blocking a worker, and a bulk resync replaces them. A peer that
 //! joins as standby (first heard, restarted, back after a dead time, or stepped down)
 //! gets a bulk sync; it is `ready` once the bulk's end marker is in.
+//!
+//! ## The socket
+//!
+//! [`HaLink`] drives a node on a non-blocking UDP socket bound to the local address of
+//! the HA link, from the control core's loop, a bounded number of datagrams per pass.
 
+pub mod link;
 mod node;
 pub mod transport;
 pub mod wire;
@@ -71,6 +77,7 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
+pub use link::HaLink;
 pub use node::{Accepted, Action, Channel, Command, CommandError, Node, PeerView, Settings};
 pub use transport::{Delivery, SyncSettings};
 pub use wire::{Heartbeat, Role};
