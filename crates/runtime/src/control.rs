@@ -766,6 +766,11 @@ impl Control {
                 Request::Reload { dry_run, profile } => self
                     .reload(profile.as_deref(), *dry_run, now)
                     .map_or_else(Response::error, Response::Reload),
+                // `tandem run` refuses a profile with an `ha` section until the runtime
+                // drives the pair (issue #17), so a running appliance is never one.
+                Request::Ha(_) => Response::error(
+                    "this appliance is not one of a pair (its profile has no `ha` section)",
+                ),
                 request => self.answer(request, now),
             };
             p.reply(&answer);
@@ -779,7 +784,8 @@ impl Control {
             Request::Flows(_)
             | Request::Add { .. }
             | Request::Remove(_)
-            | Request::Reload { .. } => return Response::error("not answered here"),
+            | Request::Reload { .. }
+            | Request::Ha(_) => return Response::error("not answered here"),
         };
         let (full, id) = match crate::mgmt::resolve(name, &self.names) {
             Ok((full, id)) => (full.to_owned(), id),

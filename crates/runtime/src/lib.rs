@@ -57,7 +57,7 @@ pub mod worker;
 
 // The decisions without DPDK live in tandem-control; their paths here stay as they were.
 pub use tandem_control::{
-    access, answer, health, listing, mgmt, neighbour, profile, reload, serve,
+    access, answer, ha, health, listing, mgmt, neighbour, profile, reload, serve,
 };
 
 use std::sync::atomic::AtomicBool;

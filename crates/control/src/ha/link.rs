@@ -7,7 +7,8 @@ use std::io;
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 
 use super::transport::Delivery;
-use super::Node;
+use super::{Accepted, Command, Node};
+use crate::answer::{HaPeerStatus, HaStatus};
 
 /// Datagrams read per [`HaLink::poll`] at most.
 pub const MAX_RX_PER_POLL: usize = 256;
@@ -114,6 +115,61 @@ impl HaLink {
         }
         self.node.poll(now);
         self.flush(now);
+    }
+
+    /// `tandem ha status` at `now`.
+    pub fn status(&self, now: u64) -> HaStatus {
+        let n = &self.node;
+        let local = self
+            .socket
+            .local_addr()
+            .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+        let peer = n.peer();
+        let ago = |t: u64| (t > 0).then(|| now.saturating_sub(t) / 1_000_000);
+        HaStatus {
+            role: n.role(),
+            epoch: n.epoch(),
+            ready: n.ready(),
+            preferred: n.preferred(),
+            local,
+            peer: HaPeerStatus {
+                address: self.peer.to_string(),
+                alive: peer.is_some_and(|p| p.alive),
+                role: peer.map(|p| p.last.role),
+                epoch: peer.map_or(0, |p| p.last.epoch),
+                ready: peer.is_some_and(|p| p.last.flags.has(super::wire::Flags::READY)),
+                ha_heard_ms_ago: peer.and_then(|p| ago(p.ha_heard)),
+                data_heard_ms_ago: peer.and_then(|p| ago(p.data_heard)),
+            },
+            outcome: None,
+            counters: n.counters(now),
+        }
+    }
+
+    /// `tandem ha active|standby` at `now`: the status with what the command did, or why
+    /// it was refused.
+    ///
+    /// # Errors
+    ///
+    /// The refusal, for the operator.
+    pub fn command(&mut self, now: u64, cmd: Command) -> Result<HaStatus, String> {
+        let accepted = self.node.command(now, cmd).map_err(|e| e.to_string())?;
+        self.flush(now);
+        let word = match cmd {
+            Command::Active => "active",
+            Command::Standby => "standby",
+        };
+        let outcome = match accepted {
+            Accepted::Already => format!("already {word}"),
+            Accepted::Done => "the peer is dead: this appliance took over".to_owned(),
+            Accepted::Started => format!(
+                "handover started: this appliance becomes {word} once the active's final \
+                 records are acked (`tandem ha status` shows it)"
+            ),
+        };
+        let mut status = self.status(now);
+        status.outcome = Some(outcome);
+        Ok(status)
     }
 
     /// Sends what the node has for the peer now (after a command or an offer).

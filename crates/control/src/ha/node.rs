@@ -223,6 +223,11 @@ impl Node {
         self.role
     }
 
+    /// Whether it is the preferred node.
+    pub fn preferred(&self) -> bool {
+        self.cfg.preferred
+    }
+
     /// The epoch it knows.
     pub fn epoch(&self) -> u64 {
         self.epoch
