@@ -946,6 +946,16 @@ pub enum InstallError {
 }
 
 impl SyncRecord {
+    /// The record that tells the peer flow `key` is gone: only the key and the event
+    /// mean anything.
+    pub fn removed(key: FlowKey) -> SyncRecord {
+        SyncRecord {
+            event: SyncEvent::Removed,
+            key,
+            ..SyncRecord::default()
+        }
+    }
+
     /// The record of flow `f` (its legs' replicas named by their cached addresses).
     pub fn of(f: &Flow, event: SyncEvent) -> SyncRecord {
         let mut legs = [SyncLeg::default(); MAX_COPIES];
