@@ -51,6 +51,7 @@ pub mod control;
 pub mod gate;
 pub mod metrics;
 pub mod msg;
+pub mod pair;
 mod stages;
 pub mod stats;
 pub mod worker;
