@@ -208,6 +208,13 @@ impl RssModel {
         }
     }
 
+    /// A port with `key` and the redirection table `reta` (entry `i` → queue), as read
+    /// back from a started port; an empty table is one entry, queue 0.
+    pub fn from_parts(key: Vec<u8>, reta: Vec<u16>) -> RssModel {
+        let reta = if reta.is_empty() { vec![0] } else { reta };
+        RssModel { key, reta }
+    }
+
     /// The receive queue `frame` lands in, arriving on `side`; `None` for a frame whose
     /// fields the hash does not cover (the port's own default queue, 0, in practice).
     pub fn queue(&self, frame: &[u8], side: Side) -> Option<u16> {

@@ -290,3 +290,17 @@ fn refreshes_come_from_the_sweep_only_for_flows_that_moved_and_are_bounded_per_p
     assert_eq!(keys.len(), 5, "every moved flow refreshed");
     assert_eq!(all.len(), 5, "once each");
 }
+
+#[test]
+fn the_peers_announcement_on_a_data_port_goes_to_the_control_core() {
+    let mut lab = paired(64, 16);
+    // A broadcast of the pair's EtherType, the peer's heartbeat as payload.
+    let mut frame = vec![0u8; 66];
+    frame[..6].copy_from_slice(&[0xff; 6]);
+    frame[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0x42]);
+    frame[12..14].copy_from_slice(&tandem_engine::parse::PAIR_ANNOUNCE.to_be_bytes());
+    for side in [tandem_engine::Side::Outside, tandem_engine::Side::Inside] {
+        assert!(lab.feed(side, frame.clone()).is_empty());
+    }
+    assert_eq!(lab.engine.counters().to_control, 2);
+}

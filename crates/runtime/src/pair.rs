@@ -26,6 +26,7 @@
 //! The rings are bounded `std::sync::mpsc::sync_channel`s: preallocated slots, no lock
 //! on the way, `try_send`/`try_recv` only (neither side ever blocks).
 
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 use tandem_control::ha::{Action, Delivery, HaLink};
 use tandem_engine::affinity::{owner, ClientEnd, RssModel};
 use tandem_engine::{HashKey, SyncRecord};
+use tandem_wire::{build, ArpPacket, MacAddr};
 
 /// Messages in each ring between a worker and the control core, each way.
 pub const SYNC_RING: usize = 8192;
@@ -358,5 +360,98 @@ impl Pair {
                 Err(TrySendError::Disconnected(_)) => end.takeover_due = false,
             }
         }
+    }
+}
+
+/// Whether the control core answers an ARP request or an echo request for `target` on a
+/// port whose floating addresses are `floating`: one that floats is answered only by the
+/// appliance that owns them (the active; `owns`), every other one always.
+pub fn answers_for(target: Ipv4Addr, floating: &[Ipv4Addr], owns: bool) -> bool {
+    owns || !floating.contains(&target)
+}
+
+/// A gratuitous ARP for `ip` at `mac` into `buf`: a broadcast request whose sender and
+/// target are both `ip` (an ARP announcement, RFC 5227 §2.3), which makes every host and
+/// switch of the segment send `ip`'s traffic to `mac`. Returns its length.
+///
+/// # Errors
+///
+/// `buf` is shorter than a minimum frame.
+pub fn gratuitous_arp(buf: &mut [u8], mac: MacAddr, ip: Ipv4Addr) -> tandem_wire::Result<usize> {
+    build::arp(
+        buf,
+        ArpPacket::<&[u8]>::REQUEST,
+        MacAddr::BROADCAST,
+        mac,
+        ip,
+        MacAddr::ZERO,
+        ip,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::ArpSeen;
+
+    const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+    const GATEWAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const OWN: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    #[test]
+    fn only_the_owner_answers_for_a_floating_address_and_anyone_for_its_own() {
+        let floating = [VIP, GATEWAY];
+        for ip in floating {
+            assert!(answers_for(ip, &floating, true));
+            assert!(!answers_for(ip, &floating, false), "{ip}");
+        }
+        assert!(answers_for(OWN, &floating, false));
+        assert!(answers_for(OWN, &floating, true));
+    }
+
+    #[test]
+    fn a_gratuitous_arp_is_a_broadcast_request_from_and_for_the_address() {
+        let mac = MacAddr([2, 0, 0, 0, 0, 9]);
+        let mut buf = [0u8; 64];
+        let n = gratuitous_arp(&mut buf, mac, VIP).expect("room");
+        assert_eq!(&buf[..6], &[0xff; 6], "broadcast");
+        let seen = ArpSeen::parse(&buf[..n]).expect("an ARP frame");
+        assert_eq!(seen.op, ArpPacket::<&[u8]>::REQUEST);
+        assert_eq!((seen.sender_ip, seen.target_ip), (VIP, VIP));
+        assert_eq!(seen.sender_mac, mac);
+        assert!(gratuitous_arp(&mut [0u8; 20], mac, VIP).is_err());
+    }
+
+    #[test]
+    fn the_route_of_a_record_is_this_appliances_own_owner_of_the_client() {
+        let key = HashKey::fixed(3, 4);
+        let route = Route::HandOff { workers: 3, key };
+        let mut seen = [0usize; 3];
+        for port in 1000..1300u16 {
+            let w = route.owner(0xc612_0002, port);
+            assert_eq!(
+                w,
+                owner(
+                    ClientEnd {
+                        ip: 0xc612_0002,
+                        port
+                    },
+                    3,
+                    &key
+                )
+            );
+            seen[w] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
+        assert_eq!(Route::Single.owner(1, 2), 0);
+        let rss = Route::Rss {
+            model: RssModel::new(tandem_engine::affinity::RSS_DEFAULT_KEY.to_vec(), 128, 2),
+            worker_of_queue: vec![1, 0],
+        };
+        let mut seen = [0usize; 2];
+        for port in 1000..1300u16 {
+            seen[rss.owner(0xc612_0002, port)] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
     }
 }

@@ -35,6 +35,8 @@ pub const HEARTBEAT_MAGIC: [u8; 4] = *b"THBT";
 /// The EtherType of the active's announcement on the data ports (IEEE 802 local
 /// experimental EtherType 1: never forwarded as anything else by a standard device).
 pub const ANNOUNCE_ETHERTYPE: u16 = 0x88b5;
+// The workers' parse hands frames of this type to the control core.
+const _: () = assert!(ANNOUNCE_ETHERTYPE == tandem_engine::parse::PAIR_ANNOUNCE);
 
 /// A node's role in the pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

@@ -130,6 +130,8 @@ pub struct WorkerIo {
     pub pool: Mempool,
     /// Hand-off rings, when flows are not steered to their owner by the ports.
     pub handoff: Option<HandOff>,
+    /// Its end of the appliance pair, when the profile has an `ha` section.
+    pub sync: Option<WorkerSync>,
 }
 
 /// How a worker finds the owner of a frame on the hand-off path.
@@ -732,6 +734,9 @@ pub fn run(
         mailbox: io.mailbox,
     };
     let mut worker = Worker::new(cfg, replicas, ports, clock, io.gate, shared, steering);
+    if let Some(sync) = io.sync {
+        worker.set_sync(sync);
+    }
     worker.run(&running);
     0
 }
