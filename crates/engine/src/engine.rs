@@ -5118,6 +5118,35 @@ impl<B: PacketBuf> Engine<B> {
         self.kick_left = self.flows.capacity();
     }
 
+    /// This engine's appliance became (again) the standby of its pair: it no longer
+    /// carries flows of its own, so records replace the flows of their keys again (see
+    /// [`Engine::install_flow`]) and no kick or grace of an earlier takeover goes on.
+    pub fn stand_by(&mut self) {
+        self.takeover_at = None;
+        self.sync_grace_until = 0;
+        self.kick_left = 0;
+    }
+
+    /// The end of a bulk sync from the peer (a standby's table after a resync): removes
+    /// the flows in `slots` table slots from `from` on whose last record came before
+    /// `since` (the bulk's start; installed flows carry their install time): the peer no
+    /// longer has them. Returns the slot to go on from, or `None` once past the table's
+    /// end. A step of a walk, between bursts.
+    pub fn prune_unsynced(&mut self, since: u64, from: usize, slots: usize) -> Option<usize> {
+        let cap = self.flows.capacity();
+        let end = cap.min(from.saturating_add(slots));
+        for slot in from..end {
+            let Ok(idx) = FlowIdx::try_from(slot) else {
+                return None;
+            };
+            if self.flows.is_used(idx) && self.flows.get(idx).sync_at < since {
+                self.remove_flow(idx);
+                self.counters.sync_flows_pruned += 1;
+            }
+        }
+        (end < cap).then_some(end)
+    }
+
     /// Whether a takeover's kicks are still to be sent.
     pub fn takeover_pending(&self) -> bool {
         self.kick_left > 0

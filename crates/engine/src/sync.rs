@@ -59,7 +59,8 @@
 //! absent optional fields and reserved bits are zero, so an encoding is canonical: a
 //! decoded record encodes to the same bytes. A batch is a 16-byte header (magic `TSYN`,
 //! version, kind, record count, sequence number) and its records back to back; five
-//! records fit a 1500-byte datagram.
+//! records fit a 1500-byte datagram. A `Removed` record may have no leg (`n_legs` 0,
+//! every leg slot zero): only its key matters.
 
 use std::net::Ipv4Addr;
 
@@ -206,7 +207,7 @@ pub struct SyncRecord {
     pub forward: bool,
     /// MAC to send to the client with.
     pub client_mac: MacAddr,
-    /// Legs in `legs` (1 to [`MAX_COPIES`]).
+    /// Legs in `legs` (1 to [`MAX_COPIES`]; 0 only in a `Removed` record).
     pub n_legs: u8,
     /// Index into `legs` of the active leg.
     pub active: u8,
@@ -625,11 +626,13 @@ impl SyncRecord {
             v => return Err(out_of_range("phase", v)),
         };
         let n_legs = r.u8(field::N_LEGS);
-        if n_legs == 0 || usize::from(n_legs) > MAX_COPIES {
+        // A `Removed` record may name no leg (only its key means anything).
+        let legless = n_legs == 0 && event == SyncEvent::Removed;
+        if (n_legs == 0 && !legless) || usize::from(n_legs) > MAX_COPIES {
             return Err(SyncError::LegCount(n_legs));
         }
         let active = r.u8(field::ACTIVE);
-        if active >= n_legs {
+        if active >= n_legs.max(1) {
             return Err(out_of_range("active", active));
         }
         let client_wscale = match (flags & F_CLIENT_WSCALE != 0, r.u8(field::CLIENT_WSCALE)) {
@@ -946,12 +949,13 @@ pub enum InstallError {
 }
 
 impl SyncRecord {
-    /// The record that tells the peer flow `key` is gone: only the key and the event
-    /// mean anything.
+    /// The record that tells the peer flow `key` is gone: the key and the event, no leg
+    /// (the one kind of record that may have none).
     pub fn removed(key: FlowKey) -> SyncRecord {
         SyncRecord {
             event: SyncEvent::Removed,
             key,
+            n_legs: 0,
             ..SyncRecord::default()
         }
     }

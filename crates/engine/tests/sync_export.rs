@@ -304,3 +304,68 @@ fn the_peers_announcement_on_a_data_port_goes_to_the_control_core() {
     }
     assert_eq!(lab.engine.counters().to_control, 2);
 }
+
+#[test]
+fn the_end_of_a_bulk_removes_the_flows_it_did_not_refresh() {
+    let mut lab = paired(64, 16);
+    for i in 0..3 {
+        handshake(&mut lab, i);
+    }
+    let recs = drain(&mut lab);
+    assert_eq!(recs.len(), 3);
+    let mut peer = paired(64, 16);
+    let t0 = peer.now;
+    for r in &recs {
+        peer.engine.install_flow(r, t0).expect("installs");
+    }
+    // A bulk starts later and brings flow 1 alone: 0 and 2 went meanwhile.
+    let since = t0 + 10 * MS;
+    peer.engine
+        .install_flow(&recs[1], since + MS)
+        .expect("replaces");
+    let mut from = Some(0);
+    let mut steps = 0;
+    while let Some(f) = from {
+        from = peer.engine.prune_unsynced(since, f, 16);
+        steps += 1;
+    }
+    assert_eq!(steps, 4, "64 slots, 16 a step");
+    assert_eq!(peer.engine.flows().len(), 1);
+    assert!(peer
+        .engine
+        .export_flow(&recs[1].key, SyncEvent::Refresh)
+        .is_some());
+    assert_eq!(peer.engine.counters().sync_flows_pruned, 2);
+}
+
+#[test]
+fn after_a_takeover_records_never_replace_a_flow_until_the_engine_stands_by_again() {
+    let mut lab = paired(64, 16);
+    handshake(&mut lab, 0);
+    let rec = drain(&mut lab)[0];
+    let mut peer = paired(64, 16);
+    let now = peer.now;
+    peer.engine.install_flow(&rec, now).expect("installs");
+    peer.engine.takeover(now, 0);
+    assert_eq!(
+        peer.engine.install_flow(&rec, now),
+        Err(tandem_engine::InstallError::Exists)
+    );
+    peer.engine.stand_by();
+    assert!(peer.engine.install_flow(&rec, now).is_ok());
+    assert!(!peer.engine.takeover_pending());
+}
+
+#[test]
+fn a_removed_record_survives_its_encoding() {
+    let key = tandem_engine::FlowKey {
+        client_ip: 0xc612_0002,
+        client_port: 40100,
+        vip: 0xc612_0064,
+        vip_port: 7000,
+    };
+    let rec = SyncRecord::removed(key);
+    let mut buf = [0u8; tandem_engine::sync::RECORD_LEN];
+    rec.encode(&mut buf).expect("encodes");
+    assert_eq!(SyncRecord::decode(&buf), Ok(rec));
+}

@@ -71,6 +71,14 @@ pub enum ToWorker {
         /// The bulk's stream.
         stream: u64,
     },
+    /// The peer's bulk sync starts: the records that follow, up to [`ToWorker::BulkEnd`],
+    /// are its whole table.
+    BulkStart,
+    /// The peer's bulk sync is complete: a flow it did not refresh since
+    /// [`ToWorker::BulkStart`] is no longer the peer's, and goes.
+    BulkEnd,
+    /// This appliance is the standby now (`Engine::stand_by`): records replace flows.
+    StandBy,
 }
 
 /// A worker's end of the pair.
@@ -232,8 +240,8 @@ impl Pair {
     pub fn pass(&mut self, now: u64, actions: &mut Vec<Action>) {
         self.take_from_workers(now);
         let (ends, route, counters) = (&self.ends, &self.route, &mut self.counters);
-        self.link.poll(now, |d| {
-            if let Delivery::Record(r) = d {
+        self.link.poll(now, |d| match d {
+            Delivery::Record(r) => {
                 let w = route.owner(r.key.client_ip, r.key.client_port);
                 let Some(end) = ends.get(w) else {
                     return;
@@ -241,6 +249,20 @@ impl Pair {
                 match end.to_worker.try_send(ToWorker::Install(*r)) {
                     Ok(()) => counters.records_routed += 1,
                     Err(_) => counters.install_ring_full += 1,
+                }
+            }
+            // To every worker, in order with the records: each marks its table at the
+            // start and removes at the end what the bulk did not refresh. A mark lost to
+            // a full ring leaves stale flows until the next bulk; an end lost, the same.
+            Delivery::BulkStart | Delivery::BulkDone => {
+                let msg = match d {
+                    Delivery::BulkStart => ToWorker::BulkStart,
+                    _ => ToWorker::BulkEnd,
+                };
+                for end in ends {
+                    if end.to_worker.try_send(msg).is_err() {
+                        counters.install_ring_full += 1;
+                    }
                 }
             }
         });
@@ -331,6 +353,12 @@ impl Pair {
                 self.carrying.store(false, Ordering::Relaxed);
                 self.walk = None;
                 self.quiesce_due = false;
+                for end in &mut self.ends {
+                    end.takeover_due = false;
+                    if end.to_worker.try_send(ToWorker::StandBy).is_err() {
+                        self.counters.install_ring_full += 1;
+                    }
+                }
                 actions.push(a);
             }
             Action::StartBulk { stream } => self.start_walk(stream),

@@ -767,6 +767,36 @@ fn a_peer_that_joins_later_gets_every_flow_by_a_bulk_sync_before_it_is_ready() {
         handshake_through(&mut a, w, p, link_now(start));
     }
     assert_eq!(a.flows().iter().sum::<usize>(), 6);
+    // A seventh flow ends while B is away: its records wait for B, and cancel out.
+    let gone = 40100;
+    let wg = a.owner(gone);
+    handshake_through(&mut a, wg, gone, link_now(start));
+    let key = tandem_engine::FlowKey {
+        client_ip: u32::from(CLIENT),
+        client_port: gone,
+        vip: u32::from(tandem_testkit::VIP),
+        vip_port: tandem_testkit::PORT,
+    };
+    // B will hold a copy of a flow A never had (as if its Removed record had been lost
+    // before B restarted), which the bulk must take away.
+    let ghost = 40200;
+    let mut stale = a.workers[wg]
+        .worker
+        .engine_mut()
+        .export_flow(&key, tandem_engine::SyncEvent::Refresh)
+        .expect("the flow's record");
+    stale.key.client_port = ghost;
+    a.workers[wg].worker.ports.rx[0].push_back(
+        Seg {
+            sport: gone,
+            seq: 1001,
+            flags: tandem_wire::TcpFlags::RST,
+            ..Seg::CLIENT
+        }
+        .frame(),
+    );
+    a.pass(link_now(start));
+    assert_eq!(a.flows().iter().sum::<usize>(), 6);
 
     // B starts (preferred, yet A keeps the role) and is ready once the bulk is in. Its
     // socket was bound all along: what A sent it meanwhile would have found no socket.
@@ -782,6 +812,13 @@ fn a_peer_that_joins_later_gets_every_flow_by_a_bulk_sync_before_it_is_ready() {
         HashKey::fixed(7, 9),
         link_now(start),
     );
+    let t = b.workers[0].clock.now_ns();
+    let ws = b.owner(ghost);
+    b.workers[ws]
+        .worker
+        .engine_mut()
+        .install_flow(&stale, t)
+        .expect("the stale copy installs");
     settle(start, &mut [&mut a, &mut b], "B ready", |x| {
         x[1].pair.link().node().ready()
     });
@@ -791,7 +828,16 @@ fn a_peer_that_joins_later_gets_every_flow_by_a_bulk_sync_before_it_is_ready() {
     for &p in &ports {
         want[b.owner(p)] += 1;
     }
-    assert_eq!(b.flows(), want, "each flow in its owner's table on B");
+    // The bulk's end is acted on within a pass or two.
+    b.pass(link_now(start));
+    b.pass(link_now(start));
+    assert_eq!(
+        b.flows(),
+        want,
+        "each flow in its owner's table on B, the ghost gone"
+    );
+    b.workers[ws].worker.finish();
+    assert_eq!(b.workers[ws].stats.read().0.sync_flows_pruned, 1);
     assert!(
         a.pair
             .link()

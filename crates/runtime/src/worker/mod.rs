@@ -191,6 +191,10 @@ pub struct Worker<P: Ports, C: Now> {
     sync: Option<WorkerSync>,
     /// A whole-table walk in progress: its stream and the next slot.
     walk: Option<(u64, usize)>,
+    /// When the peer's bulk sync in progress started (this worker's clock).
+    bulk_since: Option<u64>,
+    /// The removal of what a finished bulk did not refresh: since when, the next slot.
+    prune: Option<(u64, usize)>,
 }
 
 impl<P: Ports, C: Now> Worker<P, C> {
@@ -233,6 +237,8 @@ impl<P: Ports, C: Now> Worker<P, C> {
             reconfig_pending: false,
             sync: None,
             walk: None,
+            bulk_since: None,
+            prune: None,
         }
     }
 
@@ -351,7 +357,21 @@ impl<P: Ports, C: Now> Worker<P, C> {
                 }
                 ToWorker::Takeover { grace_ns } => self.engine.takeover(now, grace_ns),
                 ToWorker::Bulk { stream } => self.walk = Some((stream, 0)),
+                ToWorker::BulkStart => {
+                    self.bulk_since = Some(now);
+                    self.prune = None;
+                }
+                ToWorker::BulkEnd => {
+                    self.prune = self.bulk_since.take().map(|since| (since, 0));
+                }
+                ToWorker::StandBy => self.engine.stand_by(),
             }
+        }
+        if let Some((since, from)) = self.prune {
+            self.prune = self
+                .engine
+                .prune_unsynced(since, from, SYNC_WALK_SLOTS_PER_PASS)
+                .map(|next| (since, next));
         }
         let to_pair = &sync.to_pair;
         self.engine.drain_sync(SYNC_OUT_PER_PASS, |r| {
