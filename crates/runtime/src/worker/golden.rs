@@ -847,3 +847,87 @@ fn a_peer_that_joins_later_gets_every_flow_by_a_bulk_sync_before_it_is_ready() {
             >= 1
     );
 }
+
+#[test]
+fn a_handover_moves_every_flow_with_its_final_record_and_the_old_active_becomes_a_ready_standby() {
+    use tandem_control::ha::{Command as HaCommand, Role};
+    use tandem_testkit::Opts;
+
+    let start = std::time::Instant::now();
+    let [(a_ip, sa, a_addr), (b_ip, sb, b_addr)] = link_sockets();
+    let t0 = link_now(start);
+    let mut a = Appliance::new(a_ip, sa, b_addr, true, 2, HashKey::fixed(1, 2), t0);
+    let mut b = Appliance::new(b_ip, sb, a_addr, false, 3, HashKey::fixed(7, 9), t0);
+    settle(start, &mut [&mut a, &mut b], "A active, B ready", |x| {
+        x[0].pair.link().node().role() == Role::Active && x[1].pair.link().node().ready()
+    });
+    let port = (40000..42000)
+        .find(|&p| a.owner(p) == 1 && b.owner(p) == 2)
+        .expect("a port");
+    let (wa, wb) = (1, 2);
+    let (s1, tsecr) = handshake_through(&mut a, wa, port, link_now(start));
+    settle(start, &mut [&mut a, &mut b], "the record installed", |x| {
+        x[1].flows() == [0, 0, 1]
+    });
+    // Bytes that make no event, so no record: B's copy does not know them yet.
+    let key = tandem_engine::FlowKey {
+        client_ip: u32::from(CLIENT),
+        client_port: port,
+        vip: u32::from(tandem_testkit::VIP),
+        vip_port: tandem_testkit::PORT,
+    };
+    a.workers[wa].worker.ports.rx[0].push_back(
+        Seg {
+            sport: port,
+            seq: 1001,
+            ack: s1,
+            opts: Opts::ts(102, tsecr),
+            payload: b"hello",
+            ..Seg::CLIENT
+        }
+        .frame(),
+    );
+    a.pass(link_now(start));
+    let copy = |b: &mut Appliance| {
+        b.workers[wb]
+            .worker
+            .engine_mut()
+            .export_flow(&key, tandem_engine::SyncEvent::Refresh)
+            .map(|r| r.bytes_from_client)
+    };
+    assert_eq!(copy(&mut b), Some(0));
+
+    // The operator makes B active: A stops, sends its final records, releases.
+    b.pair
+        .link_mut()
+        .command(link_now(start), HaCommand::Active)
+        .expect("a ready standby accepts");
+    settle(start, &mut [&mut a, &mut b], "B active, A standby", |x| {
+        x[0].pair.link().node().role() == Role::Standby
+            && x[1].pair.link().node().role() == Role::Active
+    });
+    assert!(b.pair.carrying() && !a.pair.carrying());
+    assert_eq!(
+        copy(&mut b),
+        Some(5),
+        "the final record carried the client's bytes"
+    );
+    b.pass(link_now(start));
+    let to_client = sent(&mut b, wb, Side::Outside);
+    assert_eq!(to_client.len(), 3, "duplicate ACKs to the client");
+    // At what the replicas acked (they have not acked "hello"): the client resends it.
+    assert!(to_client.iter().all(|s| s.ack == 1001), "{to_client:?}");
+    // A, now the standby, is resynced by B and ready again, its one flow B's copy.
+    settle(start, &mut [&mut a, &mut b], "A ready", |x| {
+        x[0].pair.link().node().ready()
+    });
+    assert_eq!(a.flows(), [0, 1]);
+    assert_eq!(
+        a.workers[wa]
+            .worker
+            .engine_mut()
+            .export_flow(&key, tandem_engine::SyncEvent::Refresh)
+            .map(|r| r.bytes_from_client),
+        Some(5)
+    );
+}
