@@ -429,7 +429,7 @@ fn check_takes_a_port_range_and_run_would_too() {
 }
 
 #[test]
-fn check_summarises_an_ha_section_and_says_run_does_not_take_it_yet() {
+fn check_summarises_an_ha_section_and_passes_it() {
     let lab = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/lab.yaml"))
         .expect("lab profile");
     let dir = std::env::temp_dir().join(format!("tandem-cli-ha-{}", std::process::id()));
@@ -452,10 +452,8 @@ fn check_summarises_an_ha_section_and_says_run_does_not_take_it_yet() {
         ),
         "{out}"
     );
-    assert!(
-        out.contains("refuses it: ha: the appliance pair is not wired into the runtime yet"),
-        "{out}"
-    );
+    assert!(out.contains("ha.yaml: ok"), "{out}");
+    assert!(!out.contains("refuses it"), "{out}");
 }
 
 #[test]

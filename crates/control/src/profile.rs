@@ -45,13 +45,6 @@ pub enum ProfileError {
     /// More replicas than the replica table holds.
     #[error("too many replicas: the replica table holds {0}")]
     TooManyReplicas(usize),
-    /// An `ha` section: the pair's protocol exists ([`crate::ha`]) but the runtime does
-    /// not drive it yet (no HA link socket, no ARP gating, no sync rings: issue #17).
-    #[error(
-        "ha: the appliance pair is not wired into the runtime yet (issue #17): \
-         run each appliance without the `ha` section"
-    )]
-    HaNotRunnable,
 }
 
 /// The pair's settings from the profile's `ha` section, for a node started at
@@ -120,9 +113,6 @@ pub fn map_profile(
     outside_mac: MacAddr,
     inside_mac: MacAddr,
 ) -> Result<Mapped, ProfileError> {
-    if profile.ha.is_some() {
-        return Err(ProfileError::HaNotRunnable);
-    }
     let table = Arc::new(ReplicaTable::new(REPLICA_SLOTS));
     let mut replica_list: Vec<ReplicaInfo> = Vec::new();
     let mut services = Vec::new();
@@ -248,7 +238,7 @@ mod tests {
     pub use crate::testing::lab;
 
     #[test]
-    fn an_ha_section_maps_to_the_pair_settings_and_is_not_run_yet() {
+    fn an_ha_section_maps_to_the_pair_settings_and_runs() {
         let lab = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../configs/lab.yaml"
@@ -272,10 +262,7 @@ mod tests {
             (s.sync.batch_interval_ns, s.sync.resend_ns),
             (1_000_000, 10_000_000)
         );
-        assert!(matches!(
-            map_profile(&p, MacAddr::ZERO, MacAddr::ZERO),
-            Err(ProfileError::HaNotRunnable)
-        ));
+        assert!(map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).is_ok());
     }
 
     #[test]
