@@ -309,7 +309,7 @@ impl Control {
                 }
                 if let Some(p) = &self.pair {
                     if let Ok(mut h) = sh.ha.try_lock() {
-                        *h = Some(p.link().node().counters(now));
+                        *h = Some((p.link().node().counters(now), p.counters()));
                     }
                 }
             }
@@ -503,8 +503,7 @@ impl Control {
                 return Verdict::Drop;
             }
         }
-        if let Some(dst) = frame.get(30..34) {
-            let dst = Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3]);
+        if let Some(dst) = ipv4_dst(frame) {
             if !crate::pair::answers_for(dst, &self.ports[i].floating, self.owns()) {
                 self.counters.not_owner += 1;
                 return Verdict::Drop;
@@ -1733,6 +1732,13 @@ pub enum Echo {
     Malformed,
 }
 
+/// The IPv4 destination of `frame` (tagged or not), if it is IPv4.
+fn ipv4_dst(frame: &[u8]) -> Option<Ipv4Addr> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let ip = Ipv4Packet::new_checked(frame.get(eth.header_len()..)?).ok()?;
+    Some(ip.dst())
+}
+
 /// Turns an ICMP echo request (RFC 792) to one of `answers` into its reply, in place:
 /// MACs and IP addresses swapped (the source MAC becomes `port_mac`), type 0, checksum
 /// updated incrementally (RFC 1624). The IPv4 header checksum is unchanged by the swap.
@@ -1828,6 +1834,12 @@ mod tests {
         let icmp = Icmpv4Packet::new_checked(&f[34..]).ok();
         assert_eq!(icmp.as_ref().map(|i| i.msg_type()), Some(0));
         assert!(icmp.is_some_and(|i| i.verify_checksum() && i.ident() == 0xbeef));
+    }
+
+    #[test]
+    fn the_destination_of_an_echo_request_is_read_for_the_pairs_gate() {
+        assert_eq!(ipv4_dst(&echo_request(VIP)), Some(VIP));
+        assert_eq!(ipv4_dst(&echo_request(VIP)[..20]), None);
     }
 
     #[test]

@@ -75,9 +75,9 @@ pub struct Shared {
     pub workers: Vec<(u32, Arc<WorkerStats>)>,
     /// The control core's counters, as of its last pass.
     pub control: Mutex<ControlCounters>,
-    /// The appliance pair's counters, as of the control core's last pass (none: not one
-    /// of a pair).
-    pub ha: Mutex<Option<tandem_control::ha::HaCounters>>,
+    /// The appliance pair's counters (the node's, the runtime's), as of the control
+    /// core's last pass (none: not one of a pair).
+    pub ha: Mutex<Option<(tandem_control::ha::HaCounters, crate::pair::PairCounters)>>,
     /// Health and addresses.
     pub replicas: Arc<ReplicaTable>,
     /// `service/replica` names (the control core updates them on `tandem add`/`remove`).
@@ -206,7 +206,7 @@ impl Shared {
         render(
             &workers,
             &control,
-            ha.as_ref(),
+            ha.as_ref().map(|(n, p)| (n, p)),
             &replicas,
             &self.listeners.read(),
             &self.derived(),
@@ -474,7 +474,7 @@ fn write_buckets(s: &mut String, name: &str, help: &str, b: &LatencyBuckets) {
 pub fn render(
     workers: &[(u32, Counters, IoCounters)],
     control: &ControlCounters,
-    ha: Option<&tandem_control::ha::HaCounters>,
+    ha: Option<(&tandem_control::ha::HaCounters, &crate::pair::PairCounters)>,
     replicas: &[(String, Ipv4Addr, Health, u64, u64)],
     listeners: &[(&str, [u64; 4])],
     derived: &Derived,
@@ -503,8 +503,9 @@ pub fn render(
         workers.iter().map(|(lc, _, io)| (lcore(lc), io)).collect();
     write_set(&mut s, &ios);
     write_set(&mut s, &[(String::new(), control)]);
-    if let Some(ha) = ha {
-        write_set(&mut s, &[(String::new(), ha)]);
+    if let Some((node, pair)) = ha {
+        write_set(&mut s, &[(String::new(), node)]);
+        write_set(&mut s, &[(String::new(), pair)]);
     }
     let _ = writeln!(
         s,
@@ -1279,19 +1280,27 @@ mod tests {
     fn a_pairs_counters_are_in_the_exposition_and_a_single_appliance_has_none() {
         let sh = shared(Vec::new());
         assert!(!sh.render().contains("tandem_ha_"));
-        *lock(&sh.ha) = Some(tandem_control::ha::HaCounters {
-            role: 2,
-            takeovers: 1,
-            sync_records_sent: 40,
-            sync_lag_ns: 1_500,
-            ..Default::default()
-        });
+        *lock(&sh.ha) = Some((
+            tandem_control::ha::HaCounters {
+                role: 2,
+                takeovers: 1,
+                sync_records_sent: 40,
+                sync_lag_ns: 1_500,
+                ..Default::default()
+            },
+            crate::pair::PairCounters {
+                records_routed: 7,
+                ..Default::default()
+            },
+        ));
         let text = sh.render();
         for line in [
             "tandem_ha_role 2",
             "tandem_ha_takeovers_total 1",
             "tandem_ha_sync_records_sent_total 40",
             "tandem_ha_sync_lag_nanoseconds 1500",
+            "tandem_ha_records_routed_total 7",
+            "tandem_ha_install_ring_full_total 0",
             "# TYPE tandem_ha_role gauge",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");

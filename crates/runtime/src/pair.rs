@@ -138,20 +138,23 @@ impl Route {
     }
 }
 
-/// Counters of the runtime's part of the pair (the node's own are `HaCounters`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PairCounters {
-    /// Records from the peer handed to their owning worker.
-    pub records_routed: u64,
-    /// Records from the peer dropped because their worker's ring was full.
-    pub install_ring_full: u64,
-    /// Records from workers not offered: this appliance was not active.
-    pub records_not_active: u64,
-    /// Records from workers the node did not take (lost to a full window; the node
-    /// counts them too and resyncs).
-    pub records_refused: u64,
-    /// Takeovers handed to the workers.
-    pub takeovers: u64,
+tandem_engine::counters! {
+    /// Counters of the runtime's part of the pair (the node's own are `HaCounters`).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct PairCounters {
+        /// Records from the peer handed to the worker that owns their flow here.
+        records_routed: counter "tandem_ha_records_routed_total",
+        /// Records and bulk marks from the peer dropped because a worker's ring was full.
+        install_ring_full: counter "tandem_ha_install_ring_full_total",
+        /// Records from the workers not offered: this appliance was not active, or had
+        /// no standby peer to sync (a peer that joins gets a bulk sync instead).
+        records_unsent: counter "tandem_ha_records_unsent_total",
+        /// Records from the workers the node did not take (lost to a full window; the
+        /// node counts them too and resyncs).
+        records_refused: counter "tandem_ha_records_refused_total",
+        /// Takeovers handed to the workers (one per worker and takeover).
+        worker_takeovers: counter "tandem_ha_worker_takeovers_total",
+    }
 }
 
 /// A walk of every worker's table: which have finished.
@@ -280,7 +283,14 @@ impl Pair {
     /// What the workers sent: offered to the node while its window has room (the rest
     /// waits in the rings); a finished walk of every worker tells the node.
     fn take_from_workers(&mut self, now: u64) {
-        let active = self.link.node().role() == tandem_control::ha::Role::Active;
+        use tandem_control::ha::Role;
+        let node = self.link.node();
+        let standby_peer = node
+            .peer()
+            .is_some_and(|p| p.alive && p.last.role == Role::Standby);
+        // Offered only to a standby peer; otherwise taken and dropped, so that the rings
+        // and the engines' outboxes do not fill while there is nobody to sync.
+        let active = node.role() == Role::Active && standby_peer;
         for w in 0..self.ends.len() {
             for _ in 0..FROM_WORKER_PER_PASS {
                 if active && self.link.node().sync_room() == 0 {
@@ -291,7 +301,7 @@ impl Pair {
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 };
                 match msg {
-                    ToPair::Record(_) if !active => self.counters.records_not_active += 1,
+                    ToPair::Record(_) if !active => self.counters.records_unsent += 1,
                     ToPair::Record(r) => {
                         if !self.link.node_mut().offer(now, &r) {
                             self.counters.records_refused += 1;
@@ -382,7 +392,7 @@ impl Pair {
             match end.to_worker.try_send(ToWorker::Takeover { grace_ns }) {
                 Ok(()) => {
                     end.takeover_due = false;
-                    self.counters.takeovers += 1;
+                    self.counters.worker_takeovers += 1;
                 }
                 Err(TrySendError::Full(_)) => {}
                 Err(TrySendError::Disconnected(_)) => end.takeover_due = false,
