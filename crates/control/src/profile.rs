@@ -48,6 +48,30 @@ pub enum ProfileError {
     TooManyReplicas(usize),
 }
 
+/// The pair's settings from the profile's `ha` section, for a node started at
+/// `incarnation` (wall-clock ns: it numbers the sync batches across restarts).
+pub fn ha_settings(ha: &tandem_config::Ha, incarnation: u64) -> crate::ha::Settings {
+    let dead_ns = ns(ha.dead_time);
+    let heartbeat_ns = ns(ha.heartbeat);
+    crate::ha::Settings {
+        node: u32::from(*ha.local.ip()),
+        preferred: ha.preferred,
+        incarnation,
+        interval_ns: heartbeat_ns,
+        dead_ns,
+        // Long enough for the final records of a full table over a busy link; short
+        // enough that an operator sees a failed switch at once.
+        handover_timeout_ns: dead_ns.saturating_mul(20).max(1_000_000_000),
+        sync: crate::ha::SyncSettings {
+            batch_records: usize::from(ha.sync_batch),
+            batch_interval_ns: ns(ha.sync_interval),
+            window: ha.sync_window as usize,
+            // Two heartbeats: the peer acks within one (acks also ride on heartbeats).
+            resend_ns: heartbeat_ns.saturating_mul(2),
+        },
+    }
+}
+
 /// Slots of the shared replica table: every replica of the profile plus room for the
 /// pool changes of later issues.
 pub const REPLICA_SLOTS: usize = 1024;
@@ -224,6 +248,34 @@ mod tests {
     use super::*;
 
     pub use crate::testing::lab;
+
+    #[test]
+    fn an_ha_section_maps_to_the_pair_settings_and_runs() {
+        let lab = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../configs/lab.yaml"
+        ))
+        .expect("lab profile");
+        let text = format!(
+            "{lab}\nha: {{ interface: ha0, local: 198.18.255.1:7788, peer: 198.18.255.2:7788, \
+             heartbeat: 5ms, dead_time: 20ms, sync_batch: 3, preferred: true }}\n"
+        );
+        let p = tandem_config::parse("ha.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+        let ha = p.ha.as_ref().expect("ha section");
+        let s = ha_settings(ha, 42);
+        assert_eq!(s.node, u32::from(Ipv4Addr::new(198, 18, 255, 1)));
+        assert!(s.preferred);
+        assert_eq!(
+            (s.incarnation, s.interval_ns, s.dead_ns),
+            (42, 5_000_000, 20_000_000)
+        );
+        assert_eq!((s.sync.batch_records, s.sync.window), (3, 1024));
+        assert_eq!(
+            (s.sync.batch_interval_ns, s.sync.resend_ns),
+            (1_000_000, 10_000_000)
+        );
+        assert!(map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).is_ok());
+    }
 
     #[test]
     fn lab_profile_maps_to_the_engine() {

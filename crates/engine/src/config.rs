@@ -208,6 +208,33 @@ pub struct EngineConfig {
     /// The MSS a SYN cookie's SYN-ACK announces to the client for the replicas: the
     /// inside port's MTU less 40.
     pub syn_cookie_mss: u16,
+    /// Flow-state export to the appliance peer ([`crate::sync`]): `None` for an appliance
+    /// that is not one of a pair, whose engine then makes no records at all.
+    pub sync: Option<SyncExport>,
+}
+
+/// How an engine of a pair exports its flows' state ([`crate::Engine::drain_sync`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SyncExport {
+    /// Records waiting for the worker to take them (allocated at start). A record due
+    /// when it is full is dropped and counted (`sync_outbox_drops`): the pair's bulk
+    /// resync covers it.
+    pub outbox: usize,
+    /// Least time between two periodic refreshes of one flow (a flow that saw no segment
+    /// since its last record gets none).
+    pub refresh_ns: u64,
+    /// Most refreshes queued per `poll`.
+    pub refresh_per_poll: usize,
+}
+
+impl Default for SyncExport {
+    fn default() -> SyncExport {
+        SyncExport {
+            outbox: 4096,
+            refresh_ns: 1_000_000_000,
+            refresh_per_poll: 16,
+        }
+    }
 }
 
 impl EngineConfig {
@@ -273,6 +300,7 @@ impl Default for EngineConfig {
             syn_backlog: 1024,
             syn_cookie_mss: 1460,
             replay_bytes_total: 256 << 20,
+            sync: None,
         }
     }
 }

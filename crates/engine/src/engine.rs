@@ -55,7 +55,7 @@ use tandem_wire::tcp::option_kind;
 use tandem_wire::{EthernetFrame, Icmpv4Packet, Ipv4Packet, MacAddr, TcpFlags, TcpSegment};
 
 use crate::buffer::{BufferPool, PacketBuf};
-use crate::config::{EngineConfig, FlowTimeouts, OnNoReplica, ReplayConfig, MAX_POOL};
+use crate::config::{EngineConfig, FlowTimeouts, OnNoReplica, ReplayConfig, SyncExport, MAX_POOL};
 use crate::cookie::{self, SynOptions};
 use crate::exchange::{self, Exchanges, Fed, Http1Rules, Step};
 use crate::flow::Replaying;
@@ -232,6 +232,9 @@ pub struct Engine<B: PacketBuf> {
     /// Where the takeover's kicks go on from, and the slots left to visit.
     kick_cursor: FlowIdx,
     kick_left: usize,
+    /// Flow-state export to the appliance peer: `None` unless this engine is one of a
+    /// pair ([`EngineConfig::sync`]).
+    sync_out: Option<SyncOutbox>,
 }
 
 impl<B: PacketBuf> Engine<B> {
@@ -297,6 +300,7 @@ impl<B: PacketBuf> Engine<B> {
             sync_grace_until: 0,
             kick_cursor: 0,
             kick_left: 0,
+            sync_out: cfg.sync.map(SyncOutbox::new),
             cfg,
             replicas,
         }
@@ -710,6 +714,9 @@ impl<B: PacketBuf> Engine<B> {
             return;
         }
         self.queue_replay(idx);
+        if self.sync_out.is_some() {
+            self.note_sync(idx, now);
+        }
         let flow = self.flows.get_mut(idx);
         if flow.phase == FlowPhase::SynSent && flow.first_synack_at != 0 && !flow.handshake_queued {
             flow.handshake_queued = true;
@@ -733,6 +740,8 @@ impl<B: PacketBuf> Engine<B> {
         let f = self.flows.get_mut(idx);
         if ctx.complete_handshake(f) == Fate::Remove {
             self.remove_flow(idx);
+        } else if self.sync_out.is_some() {
+            self.note_sync(idx, now);
         }
     }
 
@@ -1219,6 +1228,8 @@ impl<B: PacketBuf> Engine<B> {
             let f = self.flows.get_mut(idx);
             if ctx.complete_handshake(f) == Fate::Remove {
                 self.remove_flow(idx);
+            } else if self.sync_out.is_some() {
+                self.note_sync(idx, now);
             }
         }
         self.reprotect_passes();
@@ -1265,6 +1276,9 @@ impl<B: PacketBuf> Engine<B> {
         }
         let failover = self.failover_sweep_left > 0;
         let cursor_at_start = self.sweep_cursor;
+        if let Some(sync) = self.sync_out.as_mut() {
+            sync.refresh_left = sync.cfg.refresh_per_poll;
+        }
         // Slots a batch may look at: a few bitmap words per flow of the full batch (not
         // of a step's smaller budget, so a sparse table is still crossed quickly), and
         // never the same slot twice. A sparse table (one flow in a million slots) costs
@@ -1304,6 +1318,10 @@ impl<B: PacketBuf> Engine<B> {
                 self.remove_flow(idx);
             } else {
                 self.queue_replay(idx);
+                if self.sync_out.is_some() {
+                    self.note_sync(idx, now);
+                    self.refresh_sync(idx, now);
+                }
             }
         }
         // Past the end of the table: a new round, sized by the flows there are now.
@@ -1347,6 +1365,9 @@ impl<B: PacketBuf> Engine<B> {
                 self.remove_flow(idx);
                 self.replaying.swap_remove(k);
                 continue;
+            }
+            if self.sync_out.is_some() {
+                self.note_sync(idx, now);
             }
             if self.flows.get(idx).replay.is_none() {
                 self.replaying.swap_remove(k);
@@ -1655,6 +1676,12 @@ impl<B: PacketBuf> Engine<B> {
         }
         if let Some(n) = self.timeouts_used.get_mut(usize::from(f.timeouts)) {
             *n = n.saturating_sub(1);
+        }
+        // The peer has this flow (a record of it was queued): it removes it too.
+        if f.sync_mark != 0 {
+            if let Some(sync) = self.sync_out.as_mut() {
+                sync.push(&mut self.counters, idx, f.key, SyncEvent::Removed);
+            }
         }
         f.phase = FlowPhase::Free;
         self.flows.remove(idx);
@@ -5109,6 +5136,159 @@ fn is_syn(m: &Meta) -> bool {
     m.flags.contains(TcpFlags::SYN) && !m.flags.contains(TcpFlags::ACK)
 }
 
+/// A flow whose record is due, as the engine's outbox keeps it: its record is made when
+/// the worker drains the outbox (the flow's state then, not a copy taken at the event:
+/// a slot and a key, no 256-byte copy on the packet path).
+#[derive(Clone, Copy, Debug)]
+struct SyncNotice {
+    idx: FlowIdx,
+    key: FlowKey,
+    event: SyncEvent,
+}
+
+/// The producer side of flow-state sync: a bounded queue, allocated at start.
+struct SyncOutbox {
+    cfg: SyncExport,
+    notices: VecDeque<SyncNotice>,
+    /// Refreshes the current sweep step may still queue.
+    refresh_left: usize,
+}
+
+impl SyncOutbox {
+    fn new(cfg: SyncExport) -> SyncOutbox {
+        let cap = cfg.outbox.max(1);
+        SyncOutbox {
+            cfg: SyncExport { outbox: cap, ..cfg },
+            notices: VecDeque::with_capacity(cap),
+            refresh_left: 0,
+        }
+    }
+
+    /// Queues a notice, or counts it dropped when the outbox is full (never grows).
+    fn push(&mut self, c: &mut Counters, idx: FlowIdx, key: FlowKey, event: SyncEvent) -> bool {
+        if self.notices.len() >= self.cfg.outbox {
+            c.sync_outbox_drops += 1;
+            return false;
+        }
+        self.notices.push_back(SyncNotice { idx, key, event });
+        true
+    }
+}
+
+/// What of flow `f` makes a sync event when it changes: carried (established or
+/// closing, not forward mode: bit 0), its phase (bit 1: closed), the active leg (bits
+/// 2-3), each leg alive (bits 4-6) and its FIN (bits 7-9), the client's FIN (bit 10)
+/// and the FIN sent to the client (bit 11). 0 for a flow no record is made of.
+fn sync_marks(f: &Flow) -> u16 {
+    let carried = matches!(f.phase, FlowPhase::Established | FlowPhase::Closed);
+    if !carried || f.forward {
+        return 0;
+    }
+    let mut m = 1 | u16::from(f.phase == FlowPhase::Closed) << 1 | u16::from(f.active & 3) << 2;
+    for (i, l) in f.legs().iter().enumerate() {
+        m |= u16::from(l.alive) << (4 + i) | u16::from(l.fin.is_some()) << (7 + i);
+    }
+    m | u16::from(f.client_fin.is_some()) << 10 | u16::from(f.fin_sent.is_some()) << 11
+}
+
+/// The event that a change of `sync_marks` from `old` to `new` (both non-zero, or `old`
+/// zero for a flow never synced) stands for.
+fn sync_event_of(old: u16, new: u16) -> SyncEvent {
+    const ACTIVE: u16 = 3 << 2;
+    const ALIVE: u16 = 7 << 4;
+    if old == 0 {
+        SyncEvent::Handshake
+    } else if (old ^ new) & ACTIVE != 0 {
+        SyncEvent::Switch
+    } else if old & ALIVE & !new != 0 {
+        SyncEvent::LegDeath
+    } else {
+        SyncEvent::Fin
+    }
+}
+
+impl<B: PacketBuf> Engine<B> {
+    /// Queues flow `idx`'s record if one of its events happened since the last one
+    /// (handshake completion, a switch of the active leg, a leg's death, a FIN either
+    /// way, closing). Only for an engine of a pair.
+    #[inline]
+    fn note_sync(&mut self, idx: FlowIdx, now: u64) {
+        let Some(sync) = self.sync_out.as_mut() else {
+            return;
+        };
+        let f = self.flows.get_mut(idx);
+        let marks = sync_marks(f);
+        if marks == f.sync_mark || marks == 0 {
+            return;
+        }
+        let event = sync_event_of(f.sync_mark, marks);
+        // Marked even when dropped: the bulk resync that a loss brings covers it, and a
+        // flow is not re-queued on each of its segments meanwhile.
+        f.sync_mark = marks;
+        f.sync_at = now;
+        sync.push(&mut self.counters, idx, f.key, event);
+    }
+
+    /// The sweep's periodic refresh of flow `idx`: the fields that move (acks, next
+    /// sequences, timestamps), for a synced flow that saw a segment since its last record,
+    /// at most every `refresh_ns`, `refresh_per_poll` per sweep step, and only while the
+    /// outbox is less than half full (room is kept for events).
+    fn refresh_sync(&mut self, idx: FlowIdx, now: u64) {
+        let Some(sync) = self.sync_out.as_mut() else {
+            return;
+        };
+        let f = self.flows.get_mut(idx);
+        let due = f.sync_mark != 0
+            && f.last_seen > f.sync_at
+            && now.saturating_sub(f.sync_at) >= sync.cfg.refresh_ns;
+        if !due || sync.refresh_left == 0 || sync.notices.len() >= sync.cfg.outbox / 2 {
+            return;
+        }
+        sync.refresh_left -= 1;
+        f.sync_at = now;
+        sync.push(&mut self.counters, idx, f.key, SyncEvent::Refresh);
+    }
+
+    /// Records waiting in the outbox.
+    pub fn sync_pending(&self) -> usize {
+        self.sync_out.as_ref().map_or(0, |s| s.notices.len())
+    }
+
+    /// Hands the due sync records, oldest first, to `send` while it takes them (returns
+    /// true), at most `max`; returns how many it took. Each record shows its flow as it
+    /// is now; a flow removed since its notice gets none (its `Removed` record follows).
+    /// Call it between bursts. Nothing is due unless the engine is one of a pair.
+    pub fn drain_sync(&mut self, max: usize, mut send: impl FnMut(&SyncRecord) -> bool) -> usize {
+        let mut taken = 0;
+        while taken < max {
+            let Some(sync) = self.sync_out.as_mut() else {
+                break;
+            };
+            let Some(&n) = sync.notices.front() else {
+                break;
+            };
+            let rec = if n.event == SyncEvent::Removed {
+                Some(SyncRecord::removed(n.key))
+            } else if self.flows.is_used(n.idx) && self.flows.get(n.idx).key == n.key {
+                self.export_slot(n.idx, n.event)
+            } else {
+                None
+            };
+            if let Some(rec) = rec {
+                if !send(&rec) {
+                    break;
+                }
+                taken += 1;
+                self.counters.sync_records_made += 1;
+            }
+            if let Some(sync) = self.sync_out.as_mut() {
+                sync.notices.pop_front();
+            }
+        }
+        taken
+    }
+}
+
 impl<B: PacketBuf> Engine<B> {
     /// The sync record of the flow of `key`, if there is one this engine would carry on
     /// elsewhere (established or closing, not forward mode).
@@ -5207,6 +5387,9 @@ impl<B: PacketBuf> Engine<B> {
         if flow.unprotected {
             self.counters.flows_unprotected += 1;
         }
+        // What the record shows is what the peer has: no record of it goes back.
+        flow.sync_mark = sync_marks(&flow);
+        flow.sync_at = now;
         *self.flows.get_mut(idx) = flow;
         Ok(idx)
     }
@@ -5229,6 +5412,35 @@ impl<B: PacketBuf> Engine<B> {
         self.sync_grace_until = now.saturating_add(grace_ns);
         self.kick_cursor = 0;
         self.kick_left = self.flows.capacity();
+    }
+
+    /// This engine's appliance became (again) the standby of its pair: it no longer
+    /// carries flows of its own, so records replace the flows of their keys again (see
+    /// [`Engine::install_flow`]) and no kick or grace of an earlier takeover goes on.
+    pub fn stand_by(&mut self) {
+        self.takeover_at = None;
+        self.sync_grace_until = 0;
+        self.kick_left = 0;
+    }
+
+    /// The end of a bulk sync from the peer (a standby's table after a resync): removes
+    /// the flows in `slots` table slots from `from` on whose last record came before
+    /// `since` (the bulk's start; installed flows carry their install time): the peer no
+    /// longer has them. Returns the slot to go on from, or `None` once past the table's
+    /// end. A step of a walk, between bursts.
+    pub fn prune_unsynced(&mut self, since: u64, from: usize, slots: usize) -> Option<usize> {
+        let cap = self.flows.capacity();
+        let end = cap.min(from.saturating_add(slots));
+        for slot in from..end {
+            let Ok(idx) = FlowIdx::try_from(slot) else {
+                return None;
+            };
+            if self.flows.is_used(idx) && self.flows.get(idx).sync_at < since {
+                self.remove_flow(idx);
+                self.counters.sync_flows_pruned += 1;
+            }
+        }
+        (end < cap).then_some(end)
     }
 
     /// Whether a takeover's kicks are still to be sent.

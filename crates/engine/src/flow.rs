@@ -239,6 +239,11 @@ pub struct Flow {
     /// Installed from a sync record and not yet sent the duplicate ACKs that restart
     /// both ends at a takeover ([`crate::Engine::takeover`]).
     pub needs_kick: bool,
+    /// Flow-state export ([`crate::Engine::drain_sync`]): what the last record queued
+    /// showed of the events that make one (`sync_marks`; 0: none queued yet), and when.
+    pub sync_mark: u16,
+    /// When the flow's last record was queued.
+    pub sync_at: u64,
 }
 
 /// A replay in progress (DESIGN §2, reconnect mode): Tandem opened a connection to a live

@@ -374,6 +374,14 @@ crate::counters! {
         /// Segments of no flow dropped, not answered, during the grace time after a
         /// takeover (their record may still come).
         sync_unknown_flow_drops: counter "tandem_sync_unknown_flow_drops_total",
+        /// Flows a bulk sync from the peer did not refresh (the peer no longer has them),
+        /// removed at its end.
+        sync_flows_pruned: counter "tandem_sync_flows_pruned_total",
+        /// Sync records this engine made for the appliance peer (events and refreshes).
+        sync_records_made: counter "tandem_sync_records_made_total",
+        /// Sync records dropped because the engine's outbox was full (the pair's bulk
+        /// resync covers them).
+        sync_outbox_drops: counter "tandem_sync_outbox_drops_total",
     }
     and {
         /// Drops, indexed by `DropReason as usize`: not in the table, as [`DropReason`]

@@ -102,6 +102,11 @@ pub enum Class {
     Drop(DropReason),
 }
 
+/// The EtherType of the active appliance's announcement on the data ports (the pair's
+/// heartbeat, DESIGN §6b; IEEE local experimental): for the control core, which hears
+/// its peer by it.
+pub const PAIR_ANNOUNCE: u16 = 0x88b5;
+
 /// Parses one frame. `own` lists the appliance's addresses, `vips` the services'
 /// addresses (as `u32`): ICMP to a VIP goes to the control core, which answers echo
 /// requests for it as for its own addresses.
@@ -131,7 +136,7 @@ pub fn classify(frame: &[u8], own: &[u32], vips: &[u32]) -> Class {
     };
     match ethertype {
         EtherType::IPV4 => {}
-        EtherType::ARP => return Class::Control,
+        EtherType::ARP | PAIR_ANNOUNCE => return Class::Control,
         _ => return Class::Drop(DropReason::NotIpv4),
     }
     // `l3` ≤ `frame.len()`: the Ethernet header was there.
@@ -269,7 +274,7 @@ mod tests {
         let l3 = eth.header_len();
         match eth.ethertype() {
             EtherType::IPV4 => {}
-            EtherType::ARP => return Class::Control,
+            EtherType::ARP | PAIR_ANNOUNCE => return Class::Control,
             _ => return Class::Drop(DropReason::NotIpv4),
         }
         let Ok(ip) = Ipv4Packet::new_checked(&frame[l3..]) else {
