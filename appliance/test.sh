@@ -5,7 +5,7 @@
 #   TANDEM_FUZZ_SECONDS=60 appliance/test.sh    longer fuzz smoke runs (default 20 s each; 0 skips)
 #
 # The end-to-end steps (appliance/e2e/basic.sh, appliance/e2e/ports.sh, appliance/e2e/notify.sh, appliance/e2e/failover.sh for each
-# failure kind, appliance/e2e/diverged.sh, appliance/e2e/reconnect.sh, appliance/e2e/pool.sh, appliance/e2e/reload.sh, appliance/e2e/workers.sh, appliance/e2e/hostile.sh) need root; without it, they say "skipped".
+# failure kind, appliance/e2e/diverged.sh, appliance/e2e/reconnect.sh, appliance/e2e/pool.sh, appliance/e2e/reprotect.sh, appliance/e2e/reload.sh, appliance/e2e/workers.sh, appliance/e2e/hostile.sh) need root; without it, they say "skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$(pwd)
@@ -115,6 +115,13 @@ if [ "$(id -u)" = 0 ]; then
     TANDEM_E2E_NO_BUILD=1 appliance/e2e/pool.sh
 else
     echo "e2e pool: skipped: needs root (run appliance/e2e/pool.sh as root)"
+fi
+
+step "end-to-end: new standbys for running flows (appliance/e2e/reprotect.sh)"
+if [ "$(id -u)" = 0 ]; then
+    TANDEM_E2E_NO_BUILD=1 appliance/e2e/reprotect.sh
+else
+    echo "e2e reprotect: skipped: needs root (run appliance/e2e/reprotect.sh as root)"
 fi
 
 step "end-to-end: live reload under stream connections (appliance/e2e/reload.sh)"
