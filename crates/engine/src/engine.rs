@@ -75,6 +75,9 @@ use crate::verify::{self, Check, Links, TakeOver};
 pub const BURST: usize = 32;
 /// Table slots a sweep batch may scan per flow of its budget (one bitmap word).
 const SWEEP_SLOTS_PER_FLOW: usize = 64;
+/// Mirror mode: how many times a new standby's SYN goes again after its replica reset it
+/// (before it answered; `Replaying::dup_acks` counts them).
+const REPROTECT_SYN_TRIES: u8 = 3;
 /// Mirror mode: the largest gap in a client's bytes that its log keeps a hole for
 /// (`LogArena::append_past_gap`); past it the log ends.
 const MAX_LOG_HOLE: u32 = 64 * 1024;
@@ -3308,6 +3311,21 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             self.c.drop(DropReason::DeadLeg);
             return self.kill_leg(f, i);
         }
+        if f.joining() == Some(i) && !f.legs[i].answered {
+            if let Some(r) = f
+                .replay
+                .as_mut()
+                .filter(|r| r.dup_acks < REPROTECT_SYN_TRIES)
+            {
+                // A replica that came back may still hold the flow's old connection (in
+                // TIME-WAIT, say), and reset a SYN that reuses its client's ISN, ending
+                // that state: the SYN goes again, a few times.
+                r.dup_acks += 1;
+                self.c.drop(DropReason::BadState);
+                self.replay_syn(f, i);
+                return Fate::Keep;
+            }
+        }
         if f.replay.is_some_and(|r| usize::from(r.leg) == i) && !f.legs[i].answered {
             // The new replica refused the replay's SYN: the client gets a RST at its
             // sequence, counted.
@@ -3384,7 +3402,6 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
     /// client when no leg is left.
     fn kill_leg(&mut self, f: &mut Flow, i: usize) -> Fate {
         if f.joining() == Some(i) {
-            eprintln!("DBG reprotect leg killed port {} now_ms {}", f.key.client_port, self.now / 1_000_000);
             // A new standby that died before it had the whole log.
             f.replay = None;
             f.reprotect_failed_at = self.replicas.up_generation().wrapping_add(1);
@@ -3984,7 +4001,6 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
     fn replay_failed(&mut self, f: &mut Flow, why: Why) -> Fate {
         if let Some(i) = f.joining() {
             f.reprotect_failed_at = self.replicas.up_generation().wrapping_add(1);
-            eprintln!("DBG reprotect failed {why:?} answered {} leg {} addr {} port {} now_ms {} client_fin {:?} fin_sent {:?} phase {:?}", f.legs[i].answered, i, std::net::Ipv4Addr::from(f.legs[i].addr), f.key.client_port, self.now / 1_000_000, f.client_fin, f.fin_sent, f.phase);
             f.replay = None;
             self.c.reprotects_failed += 1;
             self.c.reconnects_in_progress = self.c.reconnects_in_progress.saturating_sub(1);
@@ -4732,7 +4748,6 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
 
     /// §3.9: the flow lost its last replica: the client gets a RST.
     fn reset_client(&mut self, f: &mut Flow) {
-        eprintln!("DBG reset_client port {} now_ms {} replay {:?} legs {:?}", f.key.client_port, self.now / 1_000_000, f.replay, f.legs().iter().map(|l| (std::net::Ipv4Addr::from(l.addr), l.alive, l.answered)).collect::<Vec<_>>());
         let (seq, flags) = if f.phase == FlowPhase::SynSent && !f.proxied {
             (Seq(0), TcpFlags::RST | TcpFlags::ACK)
         } else {

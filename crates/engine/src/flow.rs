@@ -261,7 +261,8 @@ pub struct Replaying {
     pub high: Seq,
     /// The most of the log it acked so far.
     pub acked: Seq,
-    /// Its acks since `acked` last moved, while some of the log was unacked.
+    /// Its acks since `acked` last moved, while some of the log was unacked (before it
+    /// answered, for a new standby: the RSTs its SYN got).
     pub dup_acks: u8,
     /// When the replay began (its SYN went out).
     pub since: u64,

@@ -140,3 +140,45 @@ fn a_replica_holding_the_old_connection_is_reset_at_the_sequence_its_challenge_a
         "the SYN again: {out:#?}"
     );
 }
+
+#[test]
+fn a_replay_syn_reset_by_a_replica_that_came_back_is_sent_again_a_few_times() {
+    let mut lab = lab(1 << 16);
+    request_then_backup_dies(&mut lab);
+    let hs = Hs::default();
+    backup_comes_back(&mut lab);
+    // Its kernel still holds the old connection's state and resets the SYN (RST+ACK of
+    // the SYN): Tandem asks again, three times, then gives up on this standby.
+    let reset = |lab: &mut Lab| {
+        lab.send(Seg {
+            seq: 0,
+            ack: hs.cisn + 1,
+            flags: TcpFlags::RST | TcpFlags::ACK,
+            ..Seg::BACKUP
+        })
+    };
+    for k in 0..3 {
+        let out = reset(&mut lab);
+        assert!(
+            to(&out, BACKUP)
+                .iter()
+                .any(|s| s.is_syn() && s.seq == hs.cisn),
+            "SYN again after RST {k}: {out:#?}"
+        );
+    }
+    let out = reset(&mut lab);
+    assert!(to(&out, BACKUP).is_empty(), "given up: {out:#?}");
+    assert!(
+        to(&out, CLIENT).is_empty(),
+        "the client sees nothing: {out:#?}"
+    );
+    let c = lab.engine.counters();
+    assert_eq!(
+        (c.reprotects_failed, c.flows_lost, c.flows_unprotected),
+        (1, 0, 1)
+    );
+    // Not again until a replica comes up.
+    lab.advance(MS);
+    lab.engine.request_failover_sweep();
+    assert!(to(&lab.poll(), BACKUP).is_empty());
+}
