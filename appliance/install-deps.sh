@@ -7,8 +7,9 @@ set -euo pipefail
 
 # build: DPDK 22.11 + bindgen + C shim
 PKGS_BUILD=(libdpdk-dev dpdk pkg-config libclang-dev clang gcc make)
-# lab: namespaces, veths, bridges, offload settings, capture
-PKGS_LAB=(iproute2 ethtool nftables iputils-ping procps psmisc tcpdump)
+# lab: namespaces, veths, bridges, offload settings, capture (tcpdump, and DPDK's
+# dpdk-dumpcap from dpdk-dev for appliance/e2e/capture.sh)
+PKGS_LAB=(iproute2 ethtool nftables iputils-ping procps psmisc tcpdump dpdk-dev)
 # servers and clients for the end-to-end tests; scapy and hping3 for the hostile-traffic
 # test (appliance/e2e/hostile.sh), which sends only into the lab's own addresses
 PKGS_E2E=(nginx-light curl socat python3 python3-scapy hping3 jq)

@@ -5,7 +5,9 @@
 #   TANDEM_FUZZ_SECONDS=60 appliance/test.sh    longer fuzz smoke runs (default 20 s each; 0 skips)
 #
 # The end-to-end steps (appliance/e2e/basic.sh, appliance/e2e/ports.sh, appliance/e2e/notify.sh, appliance/e2e/failover.sh for each
-# failure kind, appliance/e2e/diverged.sh, appliance/e2e/reconnect.sh, appliance/e2e/pool.sh, appliance/e2e/reprotect.sh, appliance/e2e/reload.sh, appliance/e2e/workers.sh, appliance/e2e/hostile.sh) need root; without it, they say "skipped".
+# failure kind, appliance/e2e/diverged.sh, appliance/e2e/reconnect.sh, appliance/e2e/pool.sh, appliance/e2e/reprotect.sh, appliance/e2e/reload.sh, appliance/e2e/workers.sh, appliance/e2e/hostile.sh,
+# appliance/e2e/capture.sh) and the two-minute soak (perf/soak.sh 2m) need root; without it, they say "skipped"
+# (capture.sh also where no hugepages can be reserved, and says why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$(pwd)
@@ -145,6 +147,20 @@ if [ "$(id -u)" = 0 ]; then
     TANDEM_E2E_NO_BUILD=1 appliance/e2e/hostile.sh
 else
     echo "e2e hostile: skipped: needs root (run appliance/e2e/hostile.sh as root)"
+fi
+
+step "end-to-end: packet capture with dpdk-dumpcap, on hugepages (appliance/e2e/capture.sh)"
+if [ "$(id -u)" = 0 ]; then
+    TANDEM_E2E_NO_BUILD=1 appliance/e2e/capture.sh
+else
+    echo "e2e capture: skipped: needs root (run appliance/e2e/capture.sh as root)"
+fi
+
+step "soak: two minutes of churn while replicas fail, come back, drain and move (perf/soak.sh 2m)"
+if [ "$(id -u)" = 0 ]; then
+    TANDEM_E2E_NO_BUILD=1 perf/soak.sh 2m
+else
+    echo "e2e soak: skipped: needs root (run perf/soak.sh 2m as root)"
 fi
 
 fuzz_seconds=${TANDEM_FUZZ_SECONDS:-20}

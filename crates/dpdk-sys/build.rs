@@ -151,6 +151,8 @@ fn generate_bindings(header: &std::path::Path, cflags: &[String], dest: &std::pa
             .allowlist_function("rte_flow_.*")
             .allowlist_function("rte_ether_.*")
             .allowlist_function("rte_strerror")
+            .allowlist_function("rte_pdump_init")
+            .allowlist_function("rte_pdump_uninit")
             .allowlist_function("rte_get_tsc_hz")
             .allowlist_function("rte_get_main_lcore")
             .allowlist_function("rte_get_next_lcore")

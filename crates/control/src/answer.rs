@@ -124,7 +124,42 @@ pub struct Status {
     /// The pair: role, peer, sync lag (an appliance with an `ha` section).
     #[serde(default)]
     pub ha: Option<HaStatus>,
+    /// The packet buffer pools now.
+    pub mbufs: Vec<MbufPool>,
+    /// Each port's DPDK extended statistics now.
+    pub ports: Vec<PortXstats>,
 }
+
+/// A packet buffer pool (a DPDK mempool) now.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MbufPool {
+    /// The pool's name.
+    pub name: String,
+    /// Buffers out of the pool: in receive rings, in flight, held for standbys.
+    pub in_use: u64,
+    /// Buffers in the pool and the lcores' caches.
+    pub free: u64,
+}
+
+/// One port's DPDK extended statistics (`rte_eth_xstats_get`), by DPDK's names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortXstats {
+    /// `outside` or `inside`.
+    pub port: String,
+    /// The DPDK device (`net_af_packet0`, a PCI address).
+    pub device: String,
+    /// Every extended counter the driver has, in its order.
+    pub xstats: Vec<Count>,
+}
+
+/// The extended statistics `tandem status` shows of each port (every driver has them:
+/// ethdev derives them from its basic counters); the JSON and the metrics have all.
+pub const WATCHED_XSTATS: [&str; 4] = [
+    "rx_missed_errors",
+    "rx_errors",
+    "tx_errors",
+    "rx_mbuf_allocation_errors",
+];
 
 /// A service as the profile has it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,6 +254,12 @@ pub struct DataPath {
     pub protected: u64,
     /// Of them, with fewer.
     pub unprotected: u64,
+    /// Standby output held now, bytes.
+    pub held_bytes: u64,
+    /// Hold slots in use now (one per held segment).
+    pub hold_slots_in_use: u64,
+    /// Hold slots free now.
+    pub hold_slots_free: u64,
     /// Each worker.
     pub workers: Vec<WorkerStatus>,
     /// Frames dropped, by reason (every reason, in declaration order).
@@ -268,6 +309,12 @@ pub struct WorkerStatus {
     pub rx: u64,
     /// Frames sent.
     pub tx: u64,
+    /// Standby output it holds now, bytes.
+    pub held_bytes: u64,
+    /// Its hold slots in use now.
+    pub hold_slots_in_use: u64,
+    /// Its hold slots free now.
+    pub hold_slots_free: u64,
 }
 
 /// The defences' counts (DESIGN §3.11), all workers.
@@ -344,12 +391,18 @@ impl DataPath {
                 failovers: e.flow_failovers,
                 rx: e.rx,
                 tx: e.tx,
+                held_bytes: e.held_bytes,
+                hold_slots_in_use: e.held_segments,
+                hold_slots_free: e.hold_slots_free,
             });
         }
         DataPath {
             flows: total.flows,
             protected: total.flows.saturating_sub(total.flows_unprotected),
             unprotected: total.flows_unprotected,
+            held_bytes: total.held_bytes,
+            hold_slots_in_use: total.held_segments,
+            hold_slots_free: total.hold_slots_free,
             workers: each,
             drops: DropReason::ALL
                 .iter()
@@ -395,10 +448,24 @@ impl fmt::Display for DataPath {
         for w in &self.workers {
             writeln!(
                 f,
-                "  worker lcore {}: flows {}, unprotected {}, failovers {}, rx {}, tx {}",
-                w.lcore, w.flows, w.unprotected, w.failovers, w.rx, w.tx
+                "  worker lcore {}: flows {}, unprotected {}, failovers {}, rx {}, tx {}, \
+                 held {} bytes in {} slots ({} free)",
+                w.lcore,
+                w.flows,
+                w.unprotected,
+                w.failovers,
+                w.rx,
+                w.tx,
+                w.held_bytes,
+                w.hold_slots_in_use,
+                w.hold_slots_free
             )?;
         }
+        writeln!(
+            f,
+            "held for standbys: {} bytes in {} hold slots ({} free)",
+            self.held_bytes, self.hold_slots_in_use, self.hold_slots_free
+        )?;
         let drops = counts(
             self.drops
                 .iter()
@@ -506,6 +573,22 @@ impl fmt::Display for Status {
             w.control_ring_full,
             w.answer_ring_full
         )?;
+        for p in &self.mbufs {
+            writeln!(
+                f,
+                "packet buffers {}: in use {}, free {}",
+                p.name, p.in_use, p.free
+            )?;
+        }
+        for p in &self.ports {
+            let watched = WATCHED_XSTATS.iter().filter_map(|name| {
+                p.xstats
+                    .iter()
+                    .find(|c| c.name == *name)
+                    .map(|c| (name, c.count))
+            });
+            writeln!(f, "port {} ({}): {}", p.port, p.device, counts(watched))?;
+        }
         if let Some(n) = self.new_flows_per_second {
             writeln!(f, "new flows: {n} per second")?;
         }
@@ -888,6 +971,9 @@ mod tests {
             rx: 10,
             tx: 9,
             half_open_evicted: 7,
+            held_bytes: 2_896,
+            held_segments: 2,
+            hold_slots_free: 8_190,
             ..Counters::default()
         };
         a.drop(DropReason::RstOutOfWindow);
@@ -895,6 +981,7 @@ mod tests {
         let mut b = Counters {
             stray_resets: 3,
             syn_cookies_sent: 5,
+            hold_slots_free: 8_192,
             ..Counters::default()
         };
         b.drop(DropReason::RstOutOfWindow);
@@ -931,6 +1018,28 @@ mod tests {
                     count: 2,
                 }],
             }],
+            mbufs: vec![MbufPool {
+                name: "tandem_mbufs".into(),
+                in_use: 300,
+                free: 32_467,
+            }],
+            ports: vec![PortXstats {
+                port: "outside".into(),
+                device: "net_af_packet0".into(),
+                xstats: [
+                    ("rx_good_packets", 10),
+                    ("rx_missed_errors", 1),
+                    ("rx_errors", 2),
+                    ("tx_errors", 0),
+                    ("rx_mbuf_allocation_errors", 4),
+                ]
+                .iter()
+                .map(|(n, c)| Count {
+                    name: (*n).into(),
+                    count: *c,
+                })
+                .collect(),
+            }],
             ..Status::default()
         }
     }
@@ -941,7 +1050,10 @@ mod tests {
         for line in [
             "  lab: 198.18.0.100 port 7000, mirror, copies 2, hash selection\n",
             "  lab/spare                198.19.0.13     draining (operator: drain), mac unresolved, failovers 2, diverged flows 12 (OUT OF SYNC)\n",
-            "flows: 3 (protected 2, unprotected 1)\n  worker lcore 4: flows 3, unprotected 1, failovers 0, rx 10, tx 9\n",
+            "flows: 3 (protected 2, unprotected 1)\n  worker lcore 4: flows 3, unprotected 1, failovers 0, rx 10, tx 9, held 2896 bytes in 2 slots (8190 free)\n",
+            "held for standbys: 2896 bytes in 2 hold slots (16382 free)\n",
+            "packet buffers tandem_mbufs: in use 300, free 32467\n",
+            "port outside (net_af_packet0): rx_missed_errors 1, rx_errors 2, tx_errors 0, rx_mbuf_allocation_errors 4\n",
             "data path drops: rst_out_of_window 3, paws 1\n",
             "defences: half-open evicted 7, half-open expired 0, idle resets 0, stray resets 3, \
              icmp frag-needed translated 0, syn cookies sent 5, syn cookies accepted 0, \
@@ -1027,6 +1139,11 @@ mod tests {
         assert_eq!(v["data_path"]["unprotected"], 1);
         assert_eq!(v["data_path"]["defences"]["syn_cookies_sent"], 5);
         assert_eq!(v["control"]["probes"], 11);
+        assert_eq!(v["data_path"]["held_bytes"], 2_896);
+        assert_eq!(v["data_path"]["hold_slots_in_use"], 2);
+        assert_eq!(v["data_path"]["workers"][1]["hold_slots_free"], 8_192);
+        assert_eq!(v["mbufs"][0]["in_use"], 300);
+        assert_eq!(v["ports"][0]["xstats"][0]["name"], "rx_good_packets");
         assert_eq!(
             v["data_path"]["drops"][0]["name"],
             DropReason::ALL[0].label()

@@ -22,6 +22,7 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_pdump.h>
 #include <rte_prefetch.h>
 #include <rte_ring.h>
 #include <rte_telemetry.h>

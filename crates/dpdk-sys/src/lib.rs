@@ -2,9 +2,9 @@
 //!
 //! This crate is generated at build time: `build.rs` asks `pkg-config` for `libdpdk`
 //! (at least 22.11), runs bindgen over the DPDK headers with an allowlist (EAL, ethdev,
-//! mbuf, mempool, ring, lcore, flow), compiles `csrc/shim.c` and links dynamically to the
-//! DPDK shared libraries. The safe layer is `tandem-dpdk`; nothing else in Tandem should
-//! use this crate.
+//! mbuf, mempool, ring, lcore, flow, pdump), compiles `csrc/shim.c` and links
+//! dynamically to the DPDK shared libraries. The safe layer is `tandem-dpdk`; nothing
+//! else in Tandem should use this crate.
 //!
 //! # Why Tandem binds DPDK itself
 //!

@@ -8,6 +8,7 @@
 //! - [`ring`]: typed rings between lcores ([`ring::spsc`], [`ring::mpsc`]).
 //! - [`lcore`]: launching closures on worker lcores, the TSC clock.
 //! - [`log`]: DPDK's log lines handed to the appliance's logger.
+//! - [`pdump`]: DPDK's packet capture, for `dpdk-dumpcap` attached to the running process.
 //!
 //! Every DPDK error comes back as a [`DpdkError`] naming the call, the errno and DPDK's
 //! text for it. `unsafe` stays inside this crate and `tandem-dpdk-sys`; each block says
@@ -32,6 +33,7 @@ pub mod lcore;
 pub mod log;
 mod mbuf;
 mod mempool;
+pub mod pdump;
 mod port;
 pub mod ring;
 pub mod telemetry;
@@ -42,7 +44,8 @@ pub use error::{rte_errno, DpdkError, Result};
 pub use mbuf::{tx_offload, Mbuf};
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM, HEADROOM};
 pub use port::{
-    offload, rss, DevInfo, Link, Port, PortConfig, PortSetup, PortStats, RxQueue, TxQueue,
+    offload, rss, DevInfo, Link, Port, PortConfig, PortSetup, PortStats, RxQueue, StatsReader,
+    TxQueue,
 };
 pub use ring::RingItem;
 

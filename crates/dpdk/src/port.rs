@@ -655,32 +655,71 @@ impl Port {
 
     /// All extended counters, by name (allocates; for the control core).
     pub fn xstats(&self) -> Result<Vec<(String, u64)>> {
-        // SAFETY: a NULL array with size 0 asks for the count.
-        let n = unsafe { sys::rte_eth_xstats_get_names(self.id, std::ptr::null_mut(), 0) }
-            .check("rte_eth_xstats_get_names")?;
-        let n = n as usize;
-        let mut names = vec![sys::rte_eth_xstat_name::default(); n];
-        // SAFETY: names has room for n entries.
-        let got = unsafe { sys::rte_eth_xstats_get_names(self.id, names.as_mut_ptr(), n as u32) }
-            .check("rte_eth_xstats_get_names")? as usize;
-        let mut values = vec![sys::rte_eth_xstat::default(); n];
-        // SAFETY: values has room for n entries.
-        let got_values = unsafe { sys::rte_eth_xstats_get(self.id, values.as_mut_ptr(), n as u32) }
-            .check("rte_eth_xstats_get")? as usize;
-        Ok(values
-            .iter()
-            .take(got_values.min(n))
-            .filter_map(|v| {
-                let name = names
-                    .get(usize::try_from(v.id).ok()?)
-                    .filter(|_| got <= n)?;
-                // SAFETY: DPDK NUL-terminates the names it writes; the array is zeroed
-                // otherwise, so it is NUL-terminated either way.
-                let name = unsafe { CStr::from_ptr(name.name.as_ptr()) };
-                Some((name.to_string_lossy().into_owned(), v.value))
-            })
-            .collect())
+        xstats_of(self.id)
     }
+
+    /// A handle that reads this port's counters from another thread (the control core),
+    /// while the port itself stays with whoever starts, stops and closes it.
+    pub fn stats_reader(&self) -> StatsReader {
+        StatsReader {
+            id: self.id,
+            _not_sync: PhantomData,
+        }
+    }
+}
+
+/// Reads one port's counters ([`Port::stats_reader`]): `Send`, not `Sync` and not
+/// `Clone`, so that one thread at a time reads them (DPDK's statistics calls are not
+/// thread-safe against each other on one port; against the bursts of the workers they
+/// are: a value read is at worst one burst old).
+///
+/// After its port is closed, reads fail (`ENODEV`); DPDK's table of ports is static, so a
+/// read never touches freed memory.
+#[derive(Debug)]
+pub struct StatsReader {
+    id: u16,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl StatsReader {
+    /// The port id.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// All extended counters, by DPDK's names (allocates).
+    pub fn xstats(&self) -> Result<Vec<(String, u64)>> {
+        xstats_of(self.id)
+    }
+}
+
+/// All extended counters of port `id`, by name.
+fn xstats_of(id: u16) -> Result<Vec<(String, u64)>> {
+    // SAFETY: a NULL array with size 0 asks for the count.
+    let n = unsafe { sys::rte_eth_xstats_get_names(id, std::ptr::null_mut(), 0) }
+        .check("rte_eth_xstats_get_names")?;
+    let n = n as usize;
+    let mut names = vec![sys::rte_eth_xstat_name::default(); n];
+    // SAFETY: names has room for n entries.
+    let got = unsafe { sys::rte_eth_xstats_get_names(id, names.as_mut_ptr(), n as u32) }
+        .check("rte_eth_xstats_get_names")? as usize;
+    let mut values = vec![sys::rte_eth_xstat::default(); n];
+    // SAFETY: values has room for n entries.
+    let got_values = unsafe { sys::rte_eth_xstats_get(id, values.as_mut_ptr(), n as u32) }
+        .check("rte_eth_xstats_get")? as usize;
+    Ok(values
+        .iter()
+        .take(got_values.min(n))
+        .filter_map(|v| {
+            let name = names
+                .get(usize::try_from(v.id).ok()?)
+                .filter(|_| got <= n)?;
+            // SAFETY: DPDK NUL-terminates the names it writes; the array is zeroed
+            // otherwise, so it is NUL-terminated either way.
+            let name = unsafe { CStr::from_ptr(name.name.as_ptr()) };
+            Some((name.to_string_lossy().into_owned(), v.value))
+        })
+        .collect())
 }
 
 /// The receive side of one queue of one port, owned by the worker that polls it.

@@ -100,6 +100,9 @@ fn dpdk_end_to_end() {
     assert_eq!(again.errno(), libc::EALREADY);
 
     check_lcores();
+    // The capture server registers (and unregisters) on a primary without hugepages
+    // too; only a capturer could not attach there.
+    tandem_dpdk::pdump::init().expect("rte_pdump_init");
     let pool =
         Mempool::new_pktmbuf("test_pool", 2047, 32, DEFAULT_DATA_ROOM, None).expect("mempool");
     assert_eq!(pool.in_use(), 0);
@@ -114,6 +117,7 @@ fn dpdk_end_to_end() {
     check_launch_rules();
 
     assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
+    tandem_dpdk::pdump::uninit().expect("rte_pdump_uninit");
     let runtime_dir = eal.runtime_dir();
     assert!(runtime_dir.ends_with(format!("tandem-test-{}", std::process::id())));
     // SAFETY: every handle (mbufs, bursts, ring ends, ports, queues) has been dropped
@@ -256,11 +260,29 @@ fn check_ring_port(pool: &Mempool) {
     if let Some((name, value)) = xstats.iter().find(|(n, _)| n == "rx_good_packets") {
         assert_eq!(port.xstat(name).expect("xstat by name"), *value);
     }
+    // What the control core reads from its own thread: the same counters, ethdev's
+    // generic ones among them.
+    let reader = port.stats_reader();
+    let from_thread = std::thread::spawn(move || reader.xstats().expect("xstats by a reader"))
+        .join()
+        .expect("reader thread");
+    assert_eq!(from_thread, xstats);
+    for name in [
+        "rx_good_packets",
+        "rx_missed_errors",
+        "rx_errors",
+        "tx_errors",
+        "rx_mbuf_allocation_errors",
+    ] {
+        assert!(xstats.iter().any(|(n, _)| n == name), "no {name}");
+    }
+    let reader = port.stats_reader();
     port.reset_stats().expect("reset");
     assert_eq!(port.stats().expect("stats").ipackets, 0);
     port.close().expect("close");
-    // Bursts on a closed port return nothing.
+    // Bursts on a closed port return nothing; its counters cannot be read any more.
     assert_eq!(rxq.rx_burst(&mut again), 0);
+    assert_eq!(reader.xstats().expect_err("closed").errno(), libc::ENODEV);
 }
 
 fn check_null_port(pool: &Mempool) {

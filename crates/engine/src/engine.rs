@@ -314,6 +314,7 @@ impl<B: PacketBuf> Engine<B> {
         self.counters.flows = self.flows.len() as u64;
         self.counters.held_bytes = self.hold.bytes();
         self.counters.held_segments = self.hold.segments() as u64;
+        self.counters.hold_slots_free = (self.hold.capacity() - self.hold.segments()) as u64;
         self.counters.replay_log_bytes = self.logs.used_bytes();
         &self.counters
     }
@@ -3440,6 +3441,9 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         }
         self.ack_client_if_moved(f);
         self.fin_if_agreed(f);
+        // The leg may have been the last not to ack the client's FIN: with no segment to
+        // come from either side, only here can the flow see that it is closed.
+        self.check_closed(f);
         Fate::Keep
     }
 

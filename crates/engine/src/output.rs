@@ -242,8 +242,11 @@ crate::counters! {
         signals: counter "tandem_signals_total",
         /// Signals lost because the signal queue was full.
         signals_lost: counter "tandem_signals_lost_total",
-        /// Segments held now.
+        /// Segments held now, one hold slot each: the hold slots in use.
         held_segments: gauge "tandem_held_segments",
+        /// Hold slots free now (`limits.hold_segments_total` over the workers, less
+        /// those in use): none left, a standby's output can no longer be held.
+        hold_slots_free: gauge "tandem_hold_slots_free",
         /// Bytes held now.
         held_bytes: gauge "tandem_held_bytes",
         /// Flows in the table now.

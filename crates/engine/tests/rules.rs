@@ -716,6 +716,63 @@ fn fin_is_forwarded_only_when_every_replica_sent_it_at_the_same_place() {
     assert_eq!(lab.engine.flows().len(), 0);
 }
 
+/// perf/soak.sh found it: a standby that goes silent after both sides sent their FIN,
+/// before it acked the client's, held the flow open (established, idle, until the idle
+/// timeout) once it was found down: the close was checked on segments only.
+#[test]
+fn a_standby_lost_after_both_sides_closed_lets_the_flow_close() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    // Both replicas close first: the FIN reaches the client.
+    lab.send(Seg {
+        seq: p1,
+        ack: c1,
+        flags: A | F,
+        opts: Opts::ts(5001, 101),
+        ..Seg::PRIMARY
+    });
+    let out = lab.send(Seg {
+        seq: b1,
+        ack: c1,
+        flags: A | F,
+        opts: Opts::ts(80_001, 101),
+        ..Seg::BACKUP
+    });
+    assert!(one(&out, CLIENT).flags.contains(F));
+    // The client acks it and closes its side; the primary acks the client's FIN, the
+    // backup never does: it went silent.
+    lab.send(Seg {
+        seq: c1,
+        ack: p1 + 1,
+        flags: A | F,
+        opts: Opts::ts(102, 5001),
+        ..Seg::CLIENT
+    });
+    lab.send(Seg {
+        seq: p1 + 1,
+        ack: c1 + 1,
+        opts: Opts::ts(5002, 102),
+        ..Seg::PRIMARY
+    });
+    assert_eq!(lab.phase(), tandem_engine::FlowPhase::Established);
+    // Found down: every live replica has acked the client's FIN, so the flow is closed,
+    // lingers, and goes.
+    lab.kill(R::B);
+    let out = lab.poll();
+    let ack = one(&out, CLIENT);
+    assert_eq!(ack.ack, c1 + 1, "the client's FIN is acked now");
+    assert_eq!(lab.phase(), tandem_engine::FlowPhase::Closed);
+    lab.advance(3_000 * MS);
+    for _ in 0..10 {
+        lab.poll();
+    }
+    assert_eq!(lab.engine.flows().len(), 0);
+    let c = lab.engine.counters();
+    assert_eq!((c.flows_lost, c.idle_resets), (0, 0));
+}
+
 #[test]
 fn a_fin_overtaken_by_the_other_replicas_data_is_divergence() {
     let mut lab = Lab::new();

@@ -59,6 +59,8 @@ pub const HURRY_NS: u64 = 100_000_000;
 pub const WORKER_SILENCE_NS: u64 = 5_000_000_000;
 /// How often the count of unprotected flows is read (and logged when it changed).
 const REPORT_NS: u64 = 1_000_000_000;
+/// How often the pools and the ports' extended statistics are read for the metrics.
+const DEVICE_STATS_NS: u64 = 1_000_000_000;
 /// Bursts taken from each worker's ring per pass of the control loop.
 const DRAIN_BURSTS: usize = 64;
 /// Sleep of the control loop when a pass found nothing to do.
@@ -196,6 +198,8 @@ pub struct Control {
     pub pair: Option<crate::pair::Pair>,
     /// The pair's actions of one pass (kept: no allocation per pass).
     pub pair_actions: Vec<tandem_control::ha::Action>,
+    /// The packet buffer pools and the ports' extended statistics.
+    pub device: crate::device::DeviceReader,
 }
 
 /// What to do with a frame that reached the control core.
@@ -217,13 +221,23 @@ impl Control {
         let mut out: [Burst<Mbuf>; 2] = [Burst::new(), Burst::new()];
         // (publishes seen, when they last moved) per worker.
         let mut alive: Vec<(u64, u64)> = vec![(0, clock.now_ns()); self.workers.len()];
-        let (mut unprotected, mut next_report) = (0u64, 0u64);
+        let (mut unprotected, mut next_report, mut next_device) = (0u64, 0u64, 0u64);
         while !stop.load(Ordering::Relaxed) {
             let now = clock.now_ns();
             self.service.tick(now);
             if now >= next_report {
                 next_report = now + REPORT_NS;
                 unprotected = self.report_unprotected(unprotected);
+            }
+            if now >= next_device {
+                next_device = now + DEVICE_STATS_NS;
+                if let Some(sh) = &self.shared {
+                    let read = self.device.read();
+                    // Never waits on the metrics thread: a busy lock skips one second.
+                    if let Ok(mut d) = sh.device.try_lock() {
+                        *d = read;
+                    }
+                }
             }
             for ((lcore, stats), seen) in self.workers.iter().zip(alive.iter_mut()) {
                 let p = stats.publishes();
@@ -1576,6 +1590,9 @@ impl Control {
             to_control_dropped: to_control_dropped(workers.iter().map(|(_, _, io)| io)),
             ..answer::Status::default()
         };
+        let device = self.device.read();
+        status.mbufs = device.mbufs;
+        status.ports = device.ports;
         if let Some(sh) = &self.shared {
             let percentiles = |l: crate::stats::LatencySummary| Percentiles {
                 count: l.count,

@@ -16,6 +16,8 @@
 //! - [`stats`]: counters published by the workers, and the exit summary.
 //! - [`clock`]: the TSC as nanoseconds.
 //! - [`metrics`]: the Prometheus listener and the DPDK telemetry dictionary.
+//! - [`device`]: the packet buffer pools and the ports' extended statistics, read by the
+//!   control core.
 //! - From `tandem-control` (no DPDK; re-exported under their old paths): [`profile`]
 //!   (profile → engine settings and the shared replica table), [`health`] (probes,
 //!   suspects, the failover decision), [`neighbour`] (ARP resolution and confirmed MAC
@@ -48,6 +50,7 @@ pub mod affinity;
 pub mod buf;
 pub mod clock;
 pub mod control;
+pub mod device;
 pub mod gate;
 pub mod metrics;
 pub mod msg;
@@ -175,6 +178,7 @@ pub fn run(
     }
     let eal = Eal::init(&profile.eal.args).ctx(|| "EAL initialisation (eal.args)".to_owned())?;
     tracing::info!(version = %tandem_dpdk::version(), "EAL up");
+    let capture = stages::capture(profile);
     stages::check_lcores(profile)?;
     // One random key per start for every client-endpoint hash: the flow tables, the
     // owner of a flow, the ports' RSS (tandem_engine::hash).
@@ -227,6 +231,11 @@ pub fn run(
     }
     let (summary, worker_error) =
         stages::teardown(&running, &launched, started, &wiring.stats, serving, dp);
+    if capture {
+        if let Err(e) = tandem_dpdk::pdump::uninit() {
+            tracing::warn!(error = %e, "packet capture: stopping the capture server");
+        }
+    }
     let runtime_dir = eal.runtime_dir();
     // SAFETY: every worker has returned (waited in the teardown, and cleanup waits again);
     // the workers' queues, rings and mbufs were dropped when their closures ended; the

@@ -47,6 +47,14 @@
 //! `metrics`; `reason`: see [`ListenerCounters`]) counts the connections either listener
 //! refused or cut short.
 //!
+//! The DPDK side (issue #18), as the control core last read it, once a second
+//! ([`crate::device`]): `tandem_mbufs_in_use` and `tandem_mbufs_free` (gauges, per
+//! `pool`), and `tandem_port_xstat{port,device,name}`, every extended statistic of each
+//! port by DPDK's name (`rx_missed_errors`, `rx_errors`, `tx_errors`,
+//! `rx_mbuf_allocation_errors` on every driver; most count since start, a few drivers add
+//! gauges, so the family is `untyped`). The hold slots are the engine's gauges
+//! `tandem_held_segments` (in use) and `tandem_hold_slots_free`, per `lcore`.
+//!
 //! The same figures answer the DPDK telemetry commands `/tandem/stats` and
 //! `/tandem/status` ([`Shared::stats_dict`], [`Shared::status_dict`]).
 
@@ -63,6 +71,7 @@ use tandem_engine::{
     CounterKind, CounterSet, Counters, DropReason, Health, ReplicaId, ReplicaTable,
 };
 
+use crate::device::DeviceStats;
 use crate::serve::{Conns, Limits, Line, ListenerCounters, Reply};
 use crate::stats::{
     histogram, lock, merge, ControlCounters, IoCounters, LatencyBuckets, LatencySummary,
@@ -96,6 +105,9 @@ pub struct Shared {
     pub replica_diverged: Mutex<Vec<(ReplicaId, u64)>>,
     /// Connections the management socket and this listener refused or cut short.
     pub listeners: Listeners,
+    /// The packet buffer pools and the ports' extended statistics, as the control core
+    /// last read them.
+    pub device: Mutex<DeviceStats>,
 }
 
 /// The counters of the two listeners (each served by its own thread).
@@ -203,6 +215,7 @@ impl Shared {
                 )
             })
             .collect();
+        let device = self.device.lock().map(|d| d.clone()).unwrap_or_default();
         render(
             &workers,
             &control,
@@ -210,6 +223,7 @@ impl Shared {
             &replicas,
             &self.listeners.read(),
             &self.derived(),
+            &device,
         )
     }
 
@@ -340,6 +354,18 @@ impl Shared {
                 out.push((format!("listener/{listener}/{reason}"), Value::U64(n)));
             }
         }
+        let device = self.device.lock().map(|d| d.clone()).unwrap_or_default();
+        for p in &device.mbufs {
+            let pool = telemetry_key(&p.name);
+            out.push((format!("mbufs/{pool}/in_use"), Value::U64(p.in_use)));
+            out.push((format!("mbufs/{pool}/free"), Value::U64(p.free)));
+        }
+        for p in &device.ports {
+            for x in &p.xstats {
+                let key = format!("port/{}/{}", p.port, telemetry_key(&x.name));
+                out.push((key, Value::U64(x.count)));
+            }
+        }
         out
     }
 
@@ -378,6 +404,67 @@ fn dict_set<S: CounterSet>(out: &mut Vec<(String, Value)>, prefix: &str, set: &S
         set.counters()
             .map(|(c, v)| (format!("{prefix}{}", c.name), Value::U64(v))),
     );
+}
+
+/// `name` with every character a telemetry key does not take (letters, digits, `_`)
+/// as `_`.
+fn telemetry_key(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// A label value as the exposition format writes it: `\`, `"` and newlines escaped.
+fn label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The pools' gauges and the ports' extended statistics.
+fn write_device(s: &mut String, device: &DeviceStats) {
+    let pool = |p: &crate::answer::MbufPool| format!("pool=\"{}\"", label_value(&p.name));
+    write_header(
+        s,
+        "tandem_mbufs_in_use",
+        CounterKind::Gauge,
+        "Packet buffers out of the pool now: in receive rings, in flight, held for standbys",
+    );
+    for p in &device.mbufs {
+        write_sample(s, "tandem_mbufs_in_use", &pool(p), p.in_use);
+    }
+    write_header(
+        s,
+        "tandem_mbufs_free",
+        CounterKind::Gauge,
+        "Packet buffers in the pool and the lcores' caches now",
+    );
+    for p in &device.mbufs {
+        write_sample(s, "tandem_mbufs_free", &pool(p), p.free);
+    }
+    let _ = writeln!(
+        s,
+        "# HELP tandem_port_xstat Each port's DPDK extended statistics by DPDK's name, read once a second (most count since start)"
+    );
+    let _ = writeln!(s, "# TYPE tandem_port_xstat untyped");
+    for p in &device.ports {
+        for x in &p.xstats {
+            let labels = format!(
+                "port=\"{}\",device=\"{}\",name=\"{}\"",
+                label_value(&p.port),
+                label_value(&p.device),
+                label_value(&x.name)
+            );
+            write_sample(s, "tandem_port_xstat", &labels, x.count);
+        }
+    }
 }
 
 /// A metric's `# HELP` and `# TYPE` lines.
@@ -478,6 +565,7 @@ pub fn render(
     replicas: &[(String, Ipv4Addr, Health, u64, u64)],
     listeners: &[(&str, [u64; 4])],
     derived: &Derived,
+    device: &DeviceStats,
 ) -> String {
     let mut s = String::new();
     let lcore = |lc: &u32| format!("lcore=\"{lc}\"");
@@ -597,6 +685,7 @@ pub fn render(
         "tandem_new_flows_per_second {}",
         derived.new_flows_per_second
     );
+    write_device(&mut s, device);
     s
 }
 
@@ -757,6 +846,28 @@ mod tests {
             )],
             &[("management", [1, 2, 3, 4]), ("metrics", [0; 4])],
             derived,
+            &DeviceStats {
+                mbufs: vec![crate::answer::MbufPool {
+                    name: "tandem_mbufs".into(),
+                    in_use: 300,
+                    free: 32_467,
+                }],
+                ports: vec![crate::answer::PortXstats {
+                    port: "outside".into(),
+                    device: "net_af_packet0".into(),
+                    xstats: vec![
+                        crate::answer::Count {
+                            name: "rx_missed_errors".into(),
+                            count: 5,
+                        },
+                        // Not a name any driver has: escaped all the same.
+                        crate::answer::Count {
+                            name: "odd\"name\\".into(),
+                            count: 1,
+                        },
+                    ],
+                }],
+            },
         )
     }
 
@@ -803,6 +914,11 @@ mod tests {
             "tandem_listener_drops_total{listener=\"management\",reason=\"peer_refused\"} 1",
             "tandem_listener_drops_total{listener=\"management\",reason=\"too_long\"} 4",
             "tandem_listener_drops_total{listener=\"metrics\",reason=\"deadline\"} 0",
+            "# TYPE tandem_mbufs_in_use gauge\ntandem_mbufs_in_use{pool=\"tandem_mbufs\"} 300\n",
+            "# TYPE tandem_mbufs_free gauge\ntandem_mbufs_free{pool=\"tandem_mbufs\"} 32467\n",
+            "# TYPE tandem_port_xstat untyped",
+            "tandem_port_xstat{port=\"outside\",device=\"net_af_packet0\",name=\"rx_missed_errors\"} 5\n",
+            "tandem_port_xstat{port=\"outside\",device=\"net_af_packet0\",name=\"odd\\\"name\\\\\"} 1\n",
         ] {
             assert!(text.contains(want), "missing `{want}` in:\n{text}");
         }
@@ -969,6 +1085,7 @@ mod tests {
             replica_failovers: Mutex::new(Vec::new()),
             replica_diverged: Mutex::new(Vec::new()),
             listeners: Listeners::default(),
+            device: Mutex::new(DeviceStats::default()),
         }
     }
 
@@ -1141,6 +1258,21 @@ mod tests {
         let r = sh.recovery_summary().expect("recorded");
         assert_eq!(r.count, 2);
         assert!(r.p50 >= 3_000_000 && r.p50 < 3_010_000, "{r:?}");
+        *lock(&sh.device) = DeviceStats {
+            mbufs: vec![crate::answer::MbufPool {
+                name: "tandem_mbufs".into(),
+                in_use: 7,
+                free: 8,
+            }],
+            ports: vec![crate::answer::PortXstats {
+                port: "inside".into(),
+                device: "0000:3b:00.1".into(),
+                xstats: vec![crate::answer::Count {
+                    name: "rx_q0-packets".into(),
+                    count: 9,
+                }],
+            }],
+        };
         let dict = sh.stats_dict();
         let entry = |k: &str| {
             dict.iter()
@@ -1161,6 +1293,9 @@ mod tests {
         }
         assert!(matches!(entry("latency/count"), Value::U64(100)));
         assert!(matches!(entry("recovery/count"), Value::U64(2)));
+        assert!(matches!(entry("mbufs/tandem_mbufs/in_use"), Value::U64(7)));
+        assert!(matches!(entry("mbufs/tandem_mbufs/free"), Value::U64(8)));
+        assert!(matches!(entry("port/inside/rx_q0_packets"), Value::U64(9)));
         for (n, _) in &dict {
             assert!(
                 n.chars()

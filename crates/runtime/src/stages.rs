@@ -172,6 +172,46 @@ fn start_port(
     })
 }
 
+/// DPDK's packet capture, for `dpdk-dumpcap` (README, "Capturing"): the capture server
+/// registered; `false` when it could not be (the appliance runs without). Says in the log
+/// whether a capturer can attach ([`dumpcap_prefix`]).
+pub(crate) fn capture(profile: &Profile) -> bool {
+    if let Err(e) = tandem_dpdk::pdump::init() {
+        tracing::warn!(error = %e, "packet capture: no capture server; dpdk-dumpcap cannot attach");
+        return false;
+    }
+    match dumpcap_prefix(&profile.eal.args) {
+        Some(prefix) => tracing::info!(
+            file_prefix = prefix,
+            "packet capture: dpdk-dumpcap --file-prefix={prefix} -i DEVICE can attach"
+        ),
+        None => tracing::info!(
+            "packet capture: the EAL runs without shared hugepage memory (--no-huge, \
+             --in-memory or --no-shconf): dpdk-dumpcap cannot attach to this appliance"
+        ),
+    }
+    true
+}
+
+/// The `--file-prefix` a DPDK secondary process (`dpdk-dumpcap`) must be given to attach
+/// to a primary started with the EAL arguments `args` (DPDK's default, `rte`, when they
+/// name none); `None` when it cannot attach: the primary's memory is not shared hugepage
+/// memory (`--no-huge`, `--in-memory`), or it has no multi-process channel
+/// (`--no-shconf`).
+fn dumpcap_prefix(args: &[String]) -> Option<&str> {
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    if has("--no-huge") || has("--in-memory") || has("--no-shconf") {
+        return None;
+    }
+    let prefix = args
+        .iter()
+        .position(|a| a == "--file-prefix")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+        .or_else(|| args.iter().find_map(|a| a.strip_prefix("--file-prefix=")));
+    Some(prefix.unwrap_or("rte"))
+}
+
 /// Checks that the EAL started the lcores the profile names.
 pub(crate) fn check_lcores(profile: &Profile) -> Result<(), RuntimeError> {
     let main = lcore::main_lcore();
@@ -547,6 +587,7 @@ pub(crate) fn control(
         replica_failovers: std::sync::Mutex::new(Vec::new()),
         replica_diverged: std::sync::Mutex::new(Vec::new()),
         listeners,
+        device: std::sync::Mutex::new(Default::default()),
     });
     for (cmd, help) in [
         (
@@ -635,6 +676,12 @@ pub(crate) fn control(
         service: tandem_control::notify::ServiceManager::from_env(),
         pair,
         pair_actions: Vec::with_capacity(16),
+        device: crate::device::DeviceReader::new(
+            vec![pool],
+            ports
+                .iter()
+                .map(|p| (p.role.as_str(), p.device.clone(), p.port.stats_reader())),
+        ),
     };
 
     Ok(Serving {
@@ -779,4 +826,30 @@ pub(crate) fn pair_route(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dumpcap_prefix;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn dumpcap_attaches_with_the_file_prefix_only_to_shared_hugepage_memory() {
+        assert_eq!(
+            dumpcap_prefix(&args("-l 0-1 -m 256 --file-prefix tandem-lab")),
+            Some("tandem-lab")
+        );
+        assert_eq!(
+            dumpcap_prefix(&args("-l 0-1 --file-prefix=lab2")),
+            Some("lab2")
+        );
+        assert_eq!(dumpcap_prefix(&args("-l 0-1 -a 0000:3b:00.0")), Some("rte"));
+        for without in ["--no-huge", "--in-memory", "--no-shconf"] {
+            let a = args(&format!("-l 0-1 {without} --file-prefix tandem-lab"));
+            assert_eq!(dumpcap_prefix(&a), None, "{without}");
+        }
+    }
 }

@@ -101,6 +101,10 @@ struct FromArgs {
     /// Replaces the EAL's lcore option (`-l`, `-c` or `--lcores`) with `--lcores MAP`.
     #[arg(long)]
     eal_lcores: Option<String>,
+    /// Runs the EAL on MB megabytes of hugepages: drops `--no-huge` and sets `-m MB`, so
+    /// that a DPDK secondary process (`dpdk-dumpcap`) can attach (appliance/e2e/capture.sh).
+    #[arg(long, value_name = "MB")]
+    hugepages: Option<u32>,
     /// Only these replicas, in this order (names).
     #[arg(long, value_delimiter = ',')]
     replicas: Vec<String>,
@@ -318,6 +322,9 @@ fn from(args: &FromArgs) -> Result<Profile> {
     if let Some(map) = &args.eal_lcores {
         set_eal_lcores(&mut p.eal.args, map);
     }
+    if let Some(mb) = args.hugepages {
+        set_hugepages(&mut p.eal.args, mb);
+    }
     if let Some(n) = args.queues {
         p.ports.outside.queues = n;
         p.ports.inside.queues = n;
@@ -435,6 +442,30 @@ fn set_eal_lcores(args: &mut Vec<String>, map: &str) {
     drop(it);
     let at = at.unwrap_or(0);
     out.splice(at..at, ["--lcores".to_owned(), map.to_owned()]);
+    *args = out;
+}
+
+/// Drops `--no-huge` and the memory options (`-m`, `--socket-mem`, joined or not), then
+/// puts `-m MB` where the first of them was (first when there was none).
+fn set_hugepages(args: &mut Vec<String>, mb: u32) {
+    let mut out: Vec<String> = Vec::with_capacity(args.len() + 2);
+    let mut at = None;
+    let mut it = args.drain(..);
+    while let Some(a) = it.next() {
+        let separate = matches!(a.as_str(), "-m" | "--socket-mem");
+        let joined = a.starts_with("--socket-mem=") || (a.starts_with("-m") && a.len() > 2);
+        if separate || joined || a == "--no-huge" {
+            if separate {
+                it.next();
+            }
+            at.get_or_insert(out.len());
+        } else {
+            out.push(a);
+        }
+    }
+    drop(it);
+    let at = at.unwrap_or(0);
+    out.splice(at..at, ["-m".to_owned(), mb.to_string()]);
     *args = out;
 }
 
@@ -753,6 +784,30 @@ mod tests {
             "forward",
         ];
         assert!(crate::Cli::try_parse_from(bad).is_err());
+    }
+
+    /// appliance/e2e/capture.sh: the lab on 256 MB of hugepages, so that dpdk-dumpcap
+    /// can attach.
+    #[test]
+    fn lab_on_hugepages() {
+        let path = lab_path();
+        let p = made(&["from", path.to_str().unwrap(), "--hugepages", "256"]);
+        let mut want = lab();
+        let at = want.eal.args.iter().position(|a| a == "--no-huge").unwrap();
+        // `--no-huge -m 512` becomes `-m 256`, in place; the rest stays.
+        want.eal
+            .args
+            .splice(at..at + 3, ["-m".to_owned(), "256".to_owned()]);
+        assert_eq!(p, want);
+        assert!(!p.eal.args.iter().any(|a| a == "--no-huge"));
+        let mut joined = vec![
+            "-l".to_owned(),
+            "0-1".to_owned(),
+            "-m512".to_owned(),
+            "--socket-mem=64".to_owned(),
+        ];
+        set_hugepages(&mut joined, 128);
+        assert_eq!(joined, ["-l", "0-1", "-m", "128"]);
     }
 
     /// appliance/e2e/pool.sh: a pool of two (the spare is added while it runs), spread,
