@@ -6,7 +6,7 @@
 #
 # The end-to-end steps (appliance/e2e/basic.sh, appliance/e2e/ports.sh, appliance/e2e/notify.sh, appliance/e2e/failover.sh for each
 # failure kind, appliance/e2e/diverged.sh, appliance/e2e/reconnect.sh, appliance/e2e/pool.sh, appliance/e2e/reprotect.sh, appliance/e2e/reload.sh, appliance/e2e/workers.sh, appliance/e2e/hostile.sh,
-# appliance/e2e/capture.sh) and the two-minute soak (perf/soak.sh 2m) need root; without it, they say "skipped"
+# appliance/e2e/capture.sh, appliance/e2e/ha-smoke.sh) and the two-minute soak (perf/soak.sh 2m) need root; without it, they say "skipped"
 # (capture.sh also where no hugepages can be reserved, and says why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -154,6 +154,13 @@ if [ "$(id -u)" = 0 ]; then
     TANDEM_E2E_NO_BUILD=1 appliance/e2e/capture.sh
 else
     echo "e2e capture: skipped: needs root (run appliance/e2e/capture.sh as root)"
+fi
+
+step "the appliance pair through tandem run, on net_null ports (appliance/e2e/ha-smoke.sh)"
+if [ "$(id -u)" = 0 ]; then
+    TANDEM_E2E_NO_BUILD=1 appliance/e2e/ha-smoke.sh
+else
+    echo "e2e ha-smoke: skipped: needs root (run appliance/e2e/ha-smoke.sh as root)"
 fi
 
 step "soak: two minutes of churn while replicas fail, come back, drain and move (perf/soak.sh 2m)"
