@@ -632,6 +632,13 @@ impl<B: PacketBuf> Engine<B> {
         let m = match class {
             Class::Tcp(m) => m,
             Class::Control => {
+                // The pair's announcement is only for an appliance of a pair: elsewhere it
+                // is a protocol Tandem does not speak, dropped here as such (a flood of it
+                // must not reach the control core).
+                if self.cfg.sync.is_none() && crate::parse::is_pair_announce(buf.bytes()) {
+                    self.counters.drop(DropReason::NotIpv4);
+                    return;
+                }
                 match out.push_control(buf) {
                     Ok(()) => self.counters.to_control += 1,
                     Err(_) => self.counters.drop(DropReason::ControlFull),

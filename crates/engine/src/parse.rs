@@ -107,6 +107,15 @@ pub enum Class {
 /// its peer by it.
 pub const PAIR_ANNOUNCE: u16 = 0x88b5;
 
+/// Whether `frame` is the pair's announcement ([`PAIR_ANNOUNCE`], tagged or not).
+pub fn is_pair_announce(frame: &[u8]) -> bool {
+    match frame.get(12..14) {
+        Some(&[0x81, 0x00]) => frame.get(16..18) == Some(&PAIR_ANNOUNCE.to_be_bytes()[..]),
+        Some(t) => t == PAIR_ANNOUNCE.to_be_bytes(),
+        None => false,
+    }
+}
+
 /// Parses one frame. `own` lists the appliance's addresses, `vips` the services'
 /// addresses (as `u32`): ICMP to a VIP goes to the control core, which answers echo
 /// requests for it as for its own addresses.

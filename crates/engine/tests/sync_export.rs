@@ -369,3 +369,18 @@ fn a_removed_record_survives_its_encoding() {
     rec.encode(&mut buf).expect("encodes");
     assert_eq!(SyncRecord::decode(&buf), Ok(rec));
 }
+
+#[test]
+fn the_pairs_ethertype_on_a_single_appliance_is_dropped_as_not_ipv4_not_passed_on() {
+    let mut lab = Lab::new();
+    let mut frame = vec![0u8; 66];
+    frame[..6].copy_from_slice(&[0xff; 6]);
+    frame[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0x42]);
+    frame[12..14].copy_from_slice(&tandem_engine::parse::PAIR_ANNOUNCE.to_be_bytes());
+    for side in [tandem_engine::Side::Outside, tandem_engine::Side::Inside] {
+        assert!(lab.feed(side, frame.clone()).is_empty());
+    }
+    let c = lab.engine.counters();
+    assert_eq!(c.to_control, 0);
+    assert_eq!(c.dropped(tandem_engine::DropReason::NotIpv4), 2);
+}
