@@ -3460,10 +3460,10 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         if !f.unprotected && f.live_legs() < f.n_legs as usize {
             f.unprotected = true;
             self.c.flows_unprotected += 1;
+            // (A log with a hole is still open: the client fills it.)
             if self.log_config(f).is_some()
                 && self.replay_config(f).is_none()
-                && !f.log.usable()
-                && f.log.state != LogState::Off
+                && !matches!(f.log.state, LogState::Open | LogState::Off)
             {
                 self.c.reprotect_beyond_limit += 1;
             }
