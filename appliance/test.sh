@@ -5,8 +5,8 @@
 #   TANDEM_FUZZ_SECONDS=60 appliance/test.sh    longer fuzz smoke runs (default 20 s each; 0 skips)
 #
 # The end-to-end steps (appliance/e2e/basic.sh, appliance/e2e/ports.sh, appliance/e2e/notify.sh, appliance/e2e/failover.sh for each
-# failure kind, appliance/e2e/diverged.sh, appliance/e2e/reconnect.sh, appliance/e2e/pool.sh, appliance/e2e/reload.sh, appliance/e2e/workers.sh, appliance/e2e/hostile.sh,
-# appliance/e2e/capture.sh) and the two-minute soak (perf/soak.sh 2m) need root; without it, they say "skipped"
+# failure kind, appliance/e2e/diverged.sh, appliance/e2e/reconnect.sh, appliance/e2e/pool.sh, appliance/e2e/reprotect.sh, appliance/e2e/reload.sh, appliance/e2e/workers.sh, appliance/e2e/hostile.sh,
+# appliance/e2e/capture.sh, appliance/e2e/ha-smoke.sh) and the two-minute soak (perf/soak.sh 2m) need root; without it, they say "skipped"
 # (capture.sh also where no hugepages can be reserved, and says why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -119,6 +119,13 @@ else
     echo "e2e pool: skipped: needs root (run appliance/e2e/pool.sh as root)"
 fi
 
+step "end-to-end: new standbys for running flows (appliance/e2e/reprotect.sh)"
+if [ "$(id -u)" = 0 ]; then
+    TANDEM_E2E_NO_BUILD=1 appliance/e2e/reprotect.sh
+else
+    echo "e2e reprotect: skipped: needs root (run appliance/e2e/reprotect.sh as root)"
+fi
+
 step "end-to-end: live reload under stream connections (appliance/e2e/reload.sh)"
 if [ "$(id -u)" = 0 ]; then
     TANDEM_E2E_NO_BUILD=1 appliance/e2e/reload.sh
@@ -147,6 +154,13 @@ if [ "$(id -u)" = 0 ]; then
     TANDEM_E2E_NO_BUILD=1 appliance/e2e/capture.sh
 else
     echo "e2e capture: skipped: needs root (run appliance/e2e/capture.sh as root)"
+fi
+
+step "the appliance pair through tandem run, on net_null ports (appliance/e2e/ha-smoke.sh)"
+if [ "$(id -u)" = 0 ]; then
+    TANDEM_E2E_NO_BUILD=1 appliance/e2e/ha-smoke.sh
+else
+    echo "e2e ha-smoke: skipped: needs root (run appliance/e2e/ha-smoke.sh as root)"
 fi
 
 step "soak: two minutes of churn while replicas fail, come back, drain and move (perf/soak.sh 2m)"

@@ -4,15 +4,18 @@
 # poll), at two burst counts; the difference divided by the packets between them
 # excludes setup.
 #
-#   perf/callgrind.sh [FLOWS] [MODE]     (default 10000 mirror; MODE: mirror or forward)
+#   perf/callgrind.sh [FLOWS] [MODE]     (default 10000 mirror; MODE: mirror, mirror-log
+#                                          or forward)
 #
+# mirror-log: mirrored flows whose client bytes are logged for new standbys (mirror mode's
+# `replay`, a profile's default; `mirror` is `replay: { limit: 0 }`).
 # forward: forward-mode flows (mode: forward), adopted mid-stream, client data and the
 # replica's answer alternately, NAT only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flows=${1:-10000}
 mode=${2:-mirror}
-case $mode in mirror | forward) ;; *) echo "MODE is mirror or forward" >&2; exit 2 ;; esac
+case $mode in mirror | mirror-log | forward) ;; *) echo "MODE is mirror, mirror-log or forward" >&2; exit 2 ;; esac
 cargo build -q --release -p tandem-engine --example fastpath_count
 bin=${CARGO_TARGET_DIR:-target}/release/examples/fastpath_count
 count() {

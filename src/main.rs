@@ -168,12 +168,39 @@ enum Cmd {
         #[command(flatten)]
         at: Manage,
     },
+    /// The appliance pair: this appliance's role, its peer and the sync (`status`), or a
+    /// switch of roles without a reset (`active` on the standby, `standby` on the
+    /// active: a handover once the peer holds every flow).
+    Ha {
+        #[command(subcommand)]
+        command: HaCmd,
+    },
     /// Writes the man pages and shell completions under OUT (for packaging).
     #[command(hide = true)]
     GenerateDocs {
         /// The directory to write `man/` and `completions/` into.
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum HaCmd {
+    /// Role, epoch, readiness, the peer as last heard, sync lag and counters.
+    Status {
+        #[command(flatten)]
+        at: Manage,
+    },
+    /// Become the active appliance: refused until this standby has completed its sync;
+    /// the active hands over once its final records are acked.
+    Active {
+        #[command(flatten)]
+        at: Manage,
+    },
+    /// Hand the active role to the peer: refused unless the peer is a ready standby.
+    Standby {
+        #[command(flatten)]
+        at: Manage,
     },
 }
 
@@ -505,6 +532,25 @@ fn describe(p: &Profile) -> String {
         l.control_rate,
         l.control_burst
     );
+    if let Some(ha) = &p.ha {
+        let floating: Vec<String> = ha.floating.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            s,
+            "ha: {} local {} peer {}{}; heartbeat {} dead time {}; sync {} records/datagram \
+             within {}, window {}; floating: VIPs{}{}",
+            ha.interface,
+            ha.local,
+            ha.peer,
+            if ha.preferred { " (preferred)" } else { "" },
+            format_duration(ha.heartbeat),
+            format_duration(ha.dead_time),
+            ha.sync_batch,
+            format_duration(ha.sync_interval),
+            ha.sync_window,
+            if floating.is_empty() { "" } else { ", " },
+            floating.join(", ")
+        );
+    }
     let _ = writeln!(s, "eal: {}", p.eal.args.join(" "));
     s
 }
@@ -615,6 +661,15 @@ fn main() -> ExitCode {
         } => run(profile, *log_format, log_level.clone()),
         Cmd::Status { at } => manage(at, Request::Status),
         Cmd::Drain { replica, at } => manage(at, Request::Drain(replica.clone())),
+        Cmd::Ha { command } => match command {
+            HaCmd::Status { at } => manage(at, Request::Ha(None)),
+            HaCmd::Active { at } => {
+                manage(at, Request::Ha(Some(tandem_runtime::ha::Command::Active)))
+            }
+            HaCmd::Standby { at } => {
+                manage(at, Request::Ha(Some(tandem_runtime::ha::Command::Standby)))
+            }
+        },
         Cmd::Fail { replica, at } => manage(at, Request::Fail(replica.clone())),
         Cmd::Up { replica, at } => manage(at, Request::Up(replica.clone())),
         Cmd::Flows {

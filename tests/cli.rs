@@ -287,6 +287,68 @@ fn management_commands_print_the_answer_as_text_or_with_json_as_json() {
 }
 
 #[test]
+fn ha_commands_send_their_request_and_print_the_pair() {
+    use tandem_runtime::answer::{HaPeerStatus, HaStatus, Response};
+    use tandem_runtime::ha::Role;
+    let dir = std::env::temp_dir().join(format!("tandem-cli-ha-answer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let sock = dir.join("t.sock");
+    let s = sock.to_string_lossy().into_owned();
+    let status = HaStatus {
+        role: Role::Standby,
+        epoch: 3,
+        ready: true,
+        preferred: true,
+        local: "198.18.255.1:7788".into(),
+        peer: HaPeerStatus {
+            address: "198.18.255.2:7788".into(),
+            alive: true,
+            role: Some(Role::Active),
+            epoch: 3,
+            ready: false,
+            ha_heard_ms_ago: Some(4),
+            data_heard_ms_ago: Some(2),
+        },
+        outcome: None,
+        counters: Default::default(),
+    };
+    for (args, line) in [
+        (vec!["ha", "status", "--socket", &s], "ha status\n"),
+        (vec!["ha", "active", "--socket", &s], "ha active\n"),
+        (
+            vec!["ha", "standby", "--socket", &s, "--json"],
+            "ha standby\n",
+        ),
+    ] {
+        let _ = std::fs::remove_file(&sock);
+        let appliance = answer_once(&sock, &Response::Ha(Box::new(status.clone())));
+        let (ok, out, err) = tandem(&args);
+        assert_eq!(appliance.join().expect("appliance"), line);
+        assert!(ok, "{err}");
+        if args.contains(&"--json") {
+            let v: serde_json::Value = serde_json::from_str(&out).expect("JSON on stdout");
+            assert_eq!(v["role"], "standby");
+            assert_eq!(v["peer"]["role"], "active");
+        } else {
+            assert!(
+                out.starts_with(
+                    "ha: standby (epoch 3, ready, preferred), local 198.18.255.1:7788\n"
+                ),
+                "{out}"
+            );
+            assert!(
+                out.contains("peer 198.18.255.2:7788: alive active, epoch 3;"),
+                "{out}"
+            );
+        }
+    }
+    let (ok, _, err) = tandem(&["ha", "become", "--socket", &s]);
+    assert!(!ok && err.contains("unrecognized subcommand"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn reload_sends_the_profiles_absolute_path_and_prints_the_differences() {
     use tandem_runtime::answer::{Reloaded, Response};
     use tandem_runtime::reload::Difference;
@@ -364,6 +426,34 @@ fn check_takes_a_port_range_and_run_would_too() {
     assert!(out.contains("no_replica reset"), "{out}");
     assert!(out.contains(&format!("{path}: ok\n")), "{out}");
     assert!(!out.contains("refuses"), "{out}");
+}
+
+#[test]
+fn check_summarises_an_ha_section_and_passes_it() {
+    let lab = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/lab.yaml"))
+        .expect("lab profile");
+    let dir = std::env::temp_dir().join(format!("tandem-cli-ha-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("ha.yaml");
+    let text = format!(
+        "{lab}\nha:\n  interface: ha0\n  local: 198.18.255.1:7788\n  \
+         peer: 198.18.255.2:7788\n  preferred: true\n"
+    );
+    std::fs::write(&path, text).expect("write");
+    let path = path.to_string_lossy().into_owned();
+    let (ok, out, err) = tandem(&["check", "--profile", &path]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(
+            "ha: ha0 local 198.18.255.1:7788 peer 198.18.255.2:7788 (preferred); \
+             heartbeat 10ms dead time 30ms; sync 5 records/datagram within 1ms, window 1024; \
+             floating: VIPs"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("ha.yaml: ok"), "{out}");
+    assert!(!out.contains("refuses it"), "{out}");
 }
 
 #[test]

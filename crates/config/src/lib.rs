@@ -59,6 +59,18 @@
 //! management: { socket: /run/tandem/tandem.sock, metrics: 127.0.0.1:9450,  # or off
 //!               group: tandem }                 # optional: may use the socket besides root
 //! logging: { format: human, level: info }
+//! ha:                                   # optional: one appliance of a pair (DESIGN §6b)
+//!   interface: ha0                      # the HA link's kernel interface
+//!   local: 198.18.255.1:7788            # this appliance on it (its node id)
+//!   peer: 198.18.255.2:7788             # the other appliance
+//!   floating: [198.18.0.254, 198.19.0.254]   # move with the role, besides the VIPs
+//!   heartbeat: 10ms                     # also the active's announcement on the data ports
+//!   dead_time: 30ms                     # a peer silent this long on both is dead
+//!   sync_batch: 5                       # records per datagram (1..=5)
+//!   sync_interval: 1ms                  # longest wait for a datagram to fill
+//!   sync_window: 1024                   # datagrams unacked; beyond, records are lost
+//!                                       # (counted) and a bulk resync follows
+//!   preferred: false                    # wins the election when both start
 //! ```
 //!
 //! Durations take a unit (`10ms`; `0` alone where zero means off). Sizes in bytes are a
@@ -111,6 +123,13 @@
 //!   below 4GiB); the mbuf pool holds every ring, every cache and the hold queue;
 //!   `control_rate` 1..=1000000 and `control_burst` 1..=4096; `syn_backlog` at most
 //!   `flows_per_worker` (0: a cookie for every SYN).
+//! - `ha`: the interface a Linux interface name (1 to 15 characters, no `/`, `:` or
+//!   whitespace); `local` and `peer` unicast address:port (port not 0), different
+//!   addresses, on neither data subnet; each floating address unicast, on the outside or
+//!   the inside subnet, not a port's own address, not a VIP (VIPs always float), listed
+//!   once; `heartbeat` greater than zero, `dead_time` at least two heartbeats,
+//!   `sync_interval` greater than zero and at most the heartbeat, `sync_batch` 1..=5
+//!   (one 1500-byte datagram), `sync_window` 1..=65536.
 //! - `management`: an absolute socket path; metrics `off` or an address:port; the group,
 //!   when given, a portable group name (whether it exists is checked by `tandem run`, on
 //!   the host it runs on).
@@ -143,7 +162,7 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Diagnostic};
 pub use net::{Device, Ipv4Cidr, PciAddress, ServicePort};
 pub use profile::{
-    Affinity, Eal, Health, Lcores, Limits, LogFormat, LogLevel, Logging, Management, Mode,
+    Affinity, Eal, Ha, Health, Lcores, Limits, LogFormat, LogLevel, Logging, Management, Mode,
     NoReplica, Port, PortRole, Ports, Profile, Replay, ReplayScope, Replica, Selection, Service,
     Timeouts, WorkerAssignment, WorkerPlan,
 };

@@ -2,7 +2,7 @@
 //! accepted a file. Every value here has been checked (the rules are in the crate
 //! documentation); defaults are filled in.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,6 +34,8 @@ pub struct Profile {
     pub management: Management,
     /// Log output.
     pub logging: Logging,
+    /// The appliance pair (DESIGN §6b); `None`: a lone appliance.
+    pub ha: Option<Ha>,
 }
 
 /// Arguments for `rte_eal_init`.
@@ -588,6 +590,46 @@ pub struct Management {
     /// A group whose members may use the socket besides root (resolved when the appliance
     /// starts, on its host); `None`: root only.
     pub group: Option<String>,
+}
+
+/// The appliance pair: the HA link and the election's and the sync's timing (DESIGN
+/// §6b; `tandem_control::ha`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ha {
+    /// The kernel interface of the HA link (the data ports belong to DPDK).
+    pub interface: String,
+    /// This appliance's address and UDP port on the HA link; the address is its node id.
+    pub local: SocketAddrV4,
+    /// The peer appliance's address and UDP port on the HA link.
+    pub peer: SocketAddrV4,
+    /// Addresses that move with the active role besides the VIPs (which always do): the
+    /// clients' next hop on the outside subnet, the replicas' gateway on the inside one.
+    pub floating: Vec<Ipv4Addr>,
+    /// Heartbeats (and the active's announcements on the data ports) this often.
+    pub heartbeat: Duration,
+    /// A peer not heard this long, on the HA link or the data ports, is dead.
+    pub dead_time: Duration,
+    /// Sync records per datagram (256 bytes each).
+    pub sync_batch: u16,
+    /// The longest a sync record waits for its datagram to fill.
+    pub sync_interval: Duration,
+    /// Sync datagrams that may be unacked at once (the sender's buffer).
+    pub sync_window: u32,
+    /// This node wins the election when both start, and ties; it does not take the
+    /// role back by itself when it rejoins.
+    pub preferred: bool,
+}
+
+impl Ha {
+    /// The port a floating address is on: the one whose subnet holds it.
+    pub fn floating_on(&self, ports: &Ports, role: PortRole) -> Vec<Ipv4Addr> {
+        let subnet = ports.get(role).address;
+        self.floating
+            .iter()
+            .copied()
+            .filter(|&a| subnet.contains(a))
+            .collect()
+    }
 }
 
 /// Log output format.

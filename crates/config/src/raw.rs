@@ -29,6 +29,8 @@ pub(crate) struct RawProfile {
     pub management: Option<RawManagement>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<RawLogging>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha: Option<RawHa>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Default)]
@@ -212,4 +214,26 @@ pub(crate) struct RawLogging {
     pub format: Option<LogFormat>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<LogLevel>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHa {
+    pub interface: String,
+    pub local: String,
+    pub peer: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floating: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_batch: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_window: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred: Option<bool>,
 }

@@ -98,6 +98,20 @@ pub(crate) const MAX_CONTROL_BURST: u32 = 4_096;
 
 /// Default `limits.replay_bytes_total`.
 pub(crate) const REPLAY_BYTES_TOTAL: u64 = 256 << 20;
+/// Default `ha.heartbeat`.
+pub(crate) const HA_HEARTBEAT: Duration = Duration::from_millis(10);
+/// Default `ha.dead_time`: three heartbeats.
+pub(crate) const HA_DEAD_TIME: Duration = Duration::from_millis(30);
+/// Default `ha.sync_batch`: five 256-byte records fill a 1500-byte datagram.
+pub(crate) const HA_SYNC_BATCH: u16 = 5;
+/// Largest `ha.sync_batch` (what one 1500-byte datagram holds: no IP fragments).
+pub(crate) const HA_MAX_SYNC_BATCH: u16 = 5;
+/// Default `ha.sync_interval`.
+pub(crate) const HA_SYNC_INTERVAL: Duration = Duration::from_millis(1);
+/// Default `ha.sync_window` (about 1.3 MB of datagrams).
+pub(crate) const HA_SYNC_WINDOW: u32 = 1024;
+/// Largest `ha.sync_window`.
+pub(crate) const HA_MAX_SYNC_WINDOW: u32 = 65_536;
 
 /// Default `replay.limit`.
 pub(crate) const REPLAY_LIMIT: u64 = 1 << 20;
@@ -196,7 +210,7 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
     let in_port = pattern.starts_with("ports.outside.") || pattern.starts_with("ports.inside.");
     let in_health = pattern.starts_with("services[].health.");
     Some(match pattern {
-        "" => "a mapping with eal, lcores, ports, workers, services, timeouts, limits, management, logging",
+        "" => "a mapping with eal, lcores, ports, workers, services, timeouts, limits, management, logging, ha",
         "eal" => "a mapping with `args`",
         "eal.args" => "a list of strings, passed to rte_eal_init after argv[0]",
         "eal.args[]" => "a string",
@@ -302,6 +316,28 @@ pub(crate) fn allowed(pattern: &str) -> Option<&'static str> {
         "logging" => "a mapping with `format` and `level`",
         "logging.format" => "human, json, journald",
         "logging.level" => "error, warn, info, debug, trace",
+        "ha" => {
+            "a mapping with interface, local, peer, floating, heartbeat, dead_time, sync_batch, \
+             sync_interval, sync_window, preferred"
+        }
+        "ha.interface" => {
+            "the HA link's kernel interface: 1 to 15 characters, no `/`, `:` or whitespace, like ha0"
+        }
+        "ha.local" | "ha.peer" => {
+            "a unicast IPv4 address and UDP port on the HA link, like 198.18.255.1:7788, on \
+             neither data subnet; local and peer differ"
+        }
+        "ha.floating" => {
+            "a list of the shared addresses besides the VIPs (the clients' next hop, the \
+             replicas' gateway), each on the outside or the inside subnet, not a port's own"
+        }
+        "ha.floating[]" => "a unicast IPv4 address on the outside or the inside subnet",
+        "ha.heartbeat" => "a duration greater than zero, like 10ms (the default)",
+        "ha.dead_time" => "a duration of at least two heartbeats, like 30ms (the default)",
+        "ha.sync_batch" => "records per datagram, 1..=5 (default 5: 1296 bytes)",
+        "ha.sync_interval" => "a duration greater than zero and at most the heartbeat, like 1ms (the default)",
+        "ha.sync_window" => "datagrams unacked at once, 1..=65536 (default 1024)",
+        "ha.preferred" => "true or false (the default)",
         _ if in_port => match leaf {
             "device" => {
                 "a PCI address like 0000:3b:00.0, or a virtual device name given to --vdev like net_af_packet0"
@@ -341,6 +377,8 @@ mod tests {
             "timeouts.syn",
             "services[].replicas[].name",
             "workers[].queue",
+            "ha.floating[]",
+            "ha.sync_window",
         ] {
             assert!(allowed(p).is_some(), "{p}");
         }

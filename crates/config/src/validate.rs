@@ -5,7 +5,7 @@
 //! The rules are listed in the crate documentation.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,12 +14,12 @@ use crate::eal::EalFacts;
 use crate::locate::FieldPath;
 use crate::net::{Device, Ipv4Cidr, ServicePort};
 use crate::profile::{
-    Eal, Health, Lcores, Limits, Logging, Management, Mode, Port, PortRole, Ports, Profile, Replay,
-    ReplayScope, Replica, Service, Timeouts, WorkerAssignment,
+    Eal, Ha, Health, Lcores, Limits, Logging, Management, Mode, Port, PortRole, Ports, Profile,
+    Replay, ReplayScope, Replica, Service, Timeouts, WorkerAssignment,
 };
 use crate::raw::{
-    RawHealth, RawLcores, RawLimits, RawManagement, RawPort, RawPorts, RawProfile, RawReplay,
-    RawService, RawTimeouts, RawWorker,
+    RawHa, RawHealth, RawLcores, RawLimits, RawManagement, RawPort, RawPorts, RawProfile,
+    RawReplay, RawService, RawTimeouts, RawWorker,
 };
 use crate::schema::{self, allowed_at};
 use crate::size::{format_size, RawSize, SIZE_FORMS};
@@ -178,6 +178,9 @@ pub(crate) fn validate(raw: RawProfile) -> Result<Profile, Vec<Problem>> {
         &root.key("management"),
         raw.management.unwrap_or_default(),
     );
+    let ha = raw
+        .ha
+        .map(|h| check_ha(&mut c, &root.key("ha"), h, &ports, &services));
     let logging = raw.logging.unwrap_or_default();
     let logging = Logging {
         format: logging.format.unwrap_or_default(),
@@ -197,6 +200,7 @@ pub(crate) fn validate(raw: RawProfile) -> Result<Profile, Vec<Problem>> {
         limits,
         management,
         logging,
+        ha,
     })
 }
 
@@ -1437,4 +1441,159 @@ fn is_group_name(g: &str) -> bool {
         && !g.starts_with('-')
         && g.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The `ha` section: the HA link's interface and addresses, the floating addresses, and
+/// the election's and the sync's timing.
+fn check_ha(c: &mut Checker, p: &FieldPath, raw: RawHa, ports: &Ports, services: &[Service]) -> Ha {
+    let ip = p.key("interface");
+    if !is_interface_name(&raw.interface) {
+        c.bad(&ip, format!("`{}` is not an interface name", raw.interface));
+    }
+    let port_addrs = [ports.outside.address.address, ports.inside.address.address];
+    let on_data =
+        |a: Ipv4Addr| ports.outside.address.contains(a) || ports.inside.address.contains(a);
+    let link = |c: &mut Checker, field: &str, text: &str| -> Option<SocketAddrV4> {
+        let fp = p.key(field);
+        let Ok(sa) = text.trim().parse::<SocketAddrV4>() else {
+            c.bad(&fp, format!("`{text}` is not an IPv4 address:port"));
+            return None;
+        };
+        if sa.port() == 0 {
+            c.bad(&fp, "port 0 is not a listening port");
+            return None;
+        }
+        if let Some(why) = not_unicast(*sa.ip()) {
+            c.bad(&fp, format!("{} is {why}", sa.ip()));
+            return None;
+        }
+        if on_data(*sa.ip()) {
+            c.bad(
+                &fp,
+                format!(
+                    "{} is on a data port's subnet: the HA link is a kernel interface of its own",
+                    sa.ip()
+                ),
+            );
+            return None;
+        }
+        Some(sa)
+    };
+    let local = link(c, "local", &raw.local);
+    let peer = link(c, "peer", &raw.peer);
+    if let (Some(l), Some(r)) = (local, peer) {
+        if l.ip() == r.ip() {
+            c.bad(
+                &p.key("peer"),
+                format!(
+                    "{} is also `local`: the two appliances need their own addresses",
+                    r.ip()
+                ),
+            );
+        }
+    }
+
+    let mut floating = Vec::new();
+    for (i, text) in raw.floating.unwrap_or_default().iter().enumerate() {
+        let fp = p.key("floating").index(i);
+        let Some(a) = c.unicast(&fp, text) else {
+            continue;
+        };
+        if !on_data(a) {
+            c.bad(
+                &fp,
+                format!("{a} is on neither the outside nor the inside subnet"),
+            );
+        } else if port_addrs.contains(&a) {
+            c.bad(
+                &fp,
+                format!("{a} is a port's own address: each appliance keeps its own, only shared addresses float"),
+            );
+        } else if services.iter().any(|s| s.vip == a) {
+            c.bad(&fp, format!("{a} is a VIP: every VIP floats already"));
+        } else if floating.contains(&a) {
+            c.bad(&fp, format!("{a} is listed twice"));
+        } else {
+            floating.push(a);
+        }
+    }
+
+    let heartbeat = c.duration(
+        &p.key("heartbeat"),
+        raw.heartbeat.as_deref(),
+        schema::HA_HEARTBEAT,
+        false,
+    );
+    let dead_time = c.duration(
+        &p.key("dead_time"),
+        raw.dead_time.as_deref(),
+        schema::HA_DEAD_TIME,
+        false,
+    );
+    if dead_time < heartbeat * 2 {
+        c.bad(
+            &p.key("dead_time"),
+            format!(
+                "{} is less than two heartbeats ({}): one late heartbeat would fail the peer over",
+                format_duration(dead_time),
+                format_duration(heartbeat * 2)
+            ),
+        );
+    }
+    let sync_batch = match raw.sync_batch {
+        None => schema::HA_SYNC_BATCH,
+        Some(n) if (1..=schema::HA_MAX_SYNC_BATCH).contains(&n) => n,
+        Some(n) => {
+            c.bad(&p.key("sync_batch"), format!("{n} records per datagram"));
+            schema::HA_SYNC_BATCH
+        }
+    };
+    let sync_interval = c.duration(
+        &p.key("sync_interval"),
+        raw.sync_interval.as_deref(),
+        schema::HA_SYNC_INTERVAL,
+        false,
+    );
+    if sync_interval > heartbeat {
+        c.bad(
+            &p.key("sync_interval"),
+            format!(
+                "{} is longer than a heartbeat ({})",
+                format_duration(sync_interval),
+                format_duration(heartbeat)
+            ),
+        );
+    }
+    let sync_window = match raw.sync_window {
+        None => schema::HA_SYNC_WINDOW,
+        Some(n) if (1..=schema::HA_MAX_SYNC_WINDOW).contains(&n) => n,
+        Some(n) => {
+            c.bad(&p.key("sync_window"), format!("{n} datagrams"));
+            schema::HA_SYNC_WINDOW
+        }
+    };
+    let unset: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+    Ha {
+        interface: raw.interface,
+        local: local.unwrap_or(unset),
+        peer: peer.unwrap_or(unset),
+        floating,
+        heartbeat,
+        dead_time,
+        sync_batch,
+        sync_interval,
+        sync_window,
+        preferred: raw.preferred.unwrap_or(false),
+    }
+}
+
+/// A Linux interface name: 1 to 15 bytes (`IFNAMSIZ` less its NUL), no `/`, no
+/// whitespace, no `:` (an alias), not `.` or `..`.
+fn is_interface_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 15
+        && n != "."
+        && n != ".."
+        && n.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::duration::{format_duration, parse_duration};
 use crate::profile::{Mode, Profile, Replay, ReplayScope, WorkerAssignment};
 use crate::raw::{
-    RawEal, RawHealth, RawLcores, RawLimits, RawLogging, RawManagement, RawPort, RawPorts,
+    RawEal, RawHa, RawHealth, RawLcores, RawLimits, RawLogging, RawManagement, RawPort, RawPorts,
     RawProfile, RawReplay, RawReplica, RawService, RawTimeouts, RawWorker,
 };
 use crate::size::RawSize;
@@ -207,6 +207,18 @@ fn raw_profile(p: &Profile) -> Result<RawProfile, WriteError> {
         logging: Some(RawLogging {
             format: Some(p.logging.format),
             level: Some(p.logging.level),
+        }),
+        ha: p.ha.as_ref().map(|h| RawHa {
+            interface: h.interface.clone(),
+            local: h.local.to_string(),
+            peer: h.peer.to_string(),
+            floating: Some(h.floating.iter().map(|a| a.to_string()).collect()),
+            heartbeat: Some(duration(h.heartbeat)),
+            dead_time: Some(duration(h.dead_time)),
+            sync_batch: Some(h.sync_batch),
+            sync_interval: Some(duration(h.sync_interval)),
+            sync_window: Some(h.sync_window),
+            preferred: Some(h.preferred),
         }),
     })
 }

@@ -1372,3 +1372,125 @@ fn an_unknown_no_replica_action_is_refused() {
         "unknown value `ignore` (allowed: reset, drop)",
     );
 }
+
+// ---- the appliance pair ------------------------------------------------------------
+
+/// `BASE` with an `ha` section (lines 34 to 41) whose `field: value` lines are `lines`.
+fn with_ha(lines: &str) -> String {
+    format!("{BASE}ha:\n{lines}")
+}
+
+const HA: &str = "  interface: ha0
+  local: 198.18.255.1:7788
+  peer: 198.18.255.2:7788
+  floating: [198.18.0.254, 198.19.0.254]
+  heartbeat: 5ms
+  dead_time: 20ms
+  preferred: true
+";
+// 35   interface: ha0
+// 36   local: 198.18.255.1:7788
+// 37   peer: 198.18.255.2:7788
+// 38   floating: [198.18.0.254, 198.19.0.254]
+// 39   heartbeat: 5ms
+// 40   dead_time: 20ms
+
+#[test]
+fn an_ha_section_is_read_with_its_defaults() {
+    let p = parse("ha.yaml", &with_ha(HA)).unwrap_or_else(|e| panic!("{e}"));
+    let ha = p.ha.expect("an ha section");
+    assert_eq!(ha.interface, "ha0");
+    assert_eq!(ha.local.to_string(), "198.18.255.1:7788");
+    assert_eq!(ha.peer.to_string(), "198.18.255.2:7788");
+    assert_eq!(ha.heartbeat, Duration::from_millis(5));
+    assert_eq!(ha.dead_time, Duration::from_millis(20));
+    assert_eq!((ha.sync_batch, ha.sync_window), (5, 1024));
+    assert_eq!(ha.sync_interval, Duration::from_millis(1));
+    assert!(ha.preferred);
+    assert_eq!(
+        ha.floating_on(&p.ports, tandem_config::PortRole::Inside),
+        vec!["198.19.0.254"
+            .parse::<std::net::Ipv4Addr>()
+            .expect("address")]
+    );
+    // Written back and read again, the same.
+    let yaml = parse("ha.yaml", &with_ha(HA))
+        .expect("valid")
+        .to_yaml()
+        .expect("writes");
+    let again = parse("again.yaml", &yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    assert_eq!(again.ha, parse("ha.yaml", &with_ha(HA)).expect("valid").ha);
+    // Without the section, a lone appliance.
+    assert_eq!(parse("base.yaml", BASE).expect("valid").ha, None);
+}
+
+#[test]
+fn ha_link_addresses_on_a_data_subnet_are_refused() {
+    rejects(
+        &with_ha(&HA.replace("198.18.255.2:7788", "198.19.0.2:7788")),
+        "configs/bad.yaml:37:9: ha.peer: ",
+        "198.19.0.2 is on a data port's subnet",
+    );
+    rejects(
+        &with_ha(&HA.replace("198.18.255.2:7788", "198.18.255.1:7789")),
+        "configs/bad.yaml:37:9: ha.peer: ",
+        "is also `local`",
+    );
+    rejects(
+        &with_ha(&HA.replace("198.18.255.1:7788", "198.18.255.1")),
+        "configs/bad.yaml:36:10: ha.local: ",
+        "is not an IPv4 address:port",
+    );
+}
+
+#[test]
+fn floating_addresses_must_be_shared_addresses_on_a_data_subnet() {
+    rejects(
+        &with_ha(&HA.replace("198.18.0.254,", "198.18.0.100,")),
+        "configs/bad.yaml:38:14: ha.floating[0]: ",
+        "is a VIP: every VIP floats already",
+    );
+    rejects(
+        &with_ha(&HA.replace("198.18.0.254,", "198.18.0.1,")),
+        "configs/bad.yaml:38:14: ha.floating[0]: ",
+        "is a port's own address",
+    );
+    rejects(
+        &with_ha(&HA.replace("198.18.0.254,", "10.0.0.1,")),
+        "configs/bad.yaml:38:14: ha.floating[0]: ",
+        "on neither the outside nor the inside subnet",
+    );
+}
+
+#[test]
+fn a_dead_time_under_two_heartbeats_is_refused() {
+    rejects(
+        &with_ha(&HA.replace("dead_time: 20ms", "dead_time: 8ms")),
+        "configs/bad.yaml:40:14: ha.dead_time: ",
+        "less than two heartbeats (10ms)",
+    );
+}
+
+#[test]
+fn ha_interface_and_sync_limits_are_checked() {
+    rejects(
+        &with_ha(&HA.replace("interface: ha0", "interface: eth0:1")),
+        "configs/bad.yaml:35:14: ha.interface: ",
+        "`eth0:1` is not an interface name",
+    );
+    rejects(
+        &with_ha(&format!("{HA}  sync_batch: 6\n")),
+        "configs/bad.yaml:42:15: ha.sync_batch: ",
+        "6 records per datagram (allowed: records per datagram, 1..=5",
+    );
+    rejects(
+        &with_ha(&format!("{HA}  sync_interval: 6ms\n")),
+        "configs/bad.yaml:42:18: ha.sync_interval: ",
+        "longer than a heartbeat",
+    );
+    rejects(
+        &with_ha(&format!("{HA}  preempt: true\n")),
+        "configs/bad.yaml:42:",
+        "preempt",
+    );
+}

@@ -32,6 +32,8 @@ pub enum Response {
     Replica(ReplicaChange),
     /// `reload`: the differences applied (or, in a dry run, found).
     Reload(Reloaded),
+    /// `ha status|active|standby`: the pair as this appliance sees it.
+    Ha(Box<HaStatus>),
     /// A refusal: nothing was changed, except where the message says so.
     Error(String),
 }
@@ -74,6 +76,7 @@ impl Response {
             Response::Flows(f) => serde_json::to_string_pretty(f),
             Response::Replica(r) => serde_json::to_string_pretty(r),
             Response::Reload(r) => serde_json::to_string_pretty(r),
+            Response::Ha(h) => serde_json::to_string_pretty(h),
             Response::Error(e) => serde_json::to_string_pretty(&serde_json::json!({ "error": e })),
         };
         inner.unwrap_or_else(|e| format!("{{\"error\": \"cannot encode the answer: {e}\"}}"))
@@ -87,6 +90,7 @@ impl fmt::Display for Response {
             Response::Flows(l) => l.fmt(f),
             Response::Replica(c) => c.fmt(f),
             Response::Reload(r) => r.fmt(f),
+            Response::Ha(h) => h.fmt(f),
             Response::Error(e) => writeln!(f, "error: {e}"),
         }
     }
@@ -117,6 +121,9 @@ pub struct Status {
     pub recovery_ns: Option<Percentiles>,
     /// The listeners' refused and cut connections (with the metrics).
     pub listeners: Vec<ListenerDrops>,
+    /// The pair: role, peer, sync lag (an appliance with an `ha` section).
+    #[serde(default)]
+    pub ha: Option<HaStatus>,
     /// The packet buffer pools now.
     pub mbufs: Vec<MbufPool>,
     /// Each port's DPDK extended statistics now.
@@ -528,6 +535,9 @@ impl fmt::Display for Status {
                 r.diverged_flows,
                 if r.out_of_sync { " (OUT OF SYNC)" } else { "" }
             )?;
+        }
+        if let Some(ha) = &self.ha {
+            ha.fmt(f)?;
         }
         self.data_path.fmt(f)?;
         let c = &self.control;
@@ -1142,5 +1152,105 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&e).expect("json");
         assert_eq!(v["error"], "no replica `x`");
         assert_eq!(Response::error("x").to_string(), "error: x\n");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// the pair
+
+/// The peer as this appliance last heard it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaPeerStatus {
+    /// Its address and port on the HA link.
+    pub address: String,
+    /// Heard within the dead time, on the HA link or the data ports.
+    pub alive: bool,
+    /// Its role, if it was ever heard.
+    pub role: Option<crate::ha::Role>,
+    /// The epoch it announced.
+    pub epoch: u64,
+    /// It holds a complete copy of this appliance's flows.
+    pub ready: bool,
+    /// Milliseconds since it was last heard on the HA link (never: `None`).
+    pub ha_heard_ms_ago: Option<u64>,
+    /// Milliseconds since its announcement was last seen on a data port (never: `None`).
+    pub data_heard_ms_ago: Option<u64>,
+}
+
+/// `tandem ha status` (and the outcome of `tandem ha active|standby`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaStatus {
+    /// This appliance's role.
+    pub role: crate::ha::Role,
+    /// The epoch it knows.
+    pub epoch: u64,
+    /// It holds a complete copy of the active's flows (a standby's readiness).
+    pub ready: bool,
+    /// It is the preferred node.
+    pub preferred: bool,
+    /// Its address and port on the HA link.
+    pub local: String,
+    /// The peer.
+    pub peer: HaPeerStatus,
+    /// What a command did (`None` for `ha status`).
+    pub outcome: Option<String>,
+    /// Counters and gauges (sync lag among them).
+    pub counters: crate::ha::HaCounters,
+}
+
+impl fmt::Display for HaStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(o) = &self.outcome {
+            writeln!(f, "{o}")?;
+        }
+        let c = &self.counters;
+        writeln!(
+            f,
+            "ha: {} (epoch {}{}{}), local {}",
+            self.role.name(),
+            self.epoch,
+            if self.ready { ", ready" } else { "" },
+            if self.preferred { ", preferred" } else { "" },
+            self.local
+        )?;
+        let p = &self.peer;
+        let ago =
+            |t: Option<u64>| t.map_or_else(|| "never".to_owned(), |ms| format!("{ms} ms ago"));
+        writeln!(
+            f,
+            "  peer {}: {}{}, epoch {}{}; heard on the HA link {}, on the data ports {}",
+            p.address,
+            if p.alive { "alive" } else { "dead" },
+            p.role
+                .map_or_else(String::new, |r| format!(" {}", r.name())),
+            p.epoch,
+            if p.ready { ", ready" } else { "" },
+            ago(p.ha_heard_ms_ago),
+            ago(p.data_heard_ms_ago)
+        )?;
+        writeln!(
+            f,
+            "  sync: lag {} us, {} batches unacked, {} behind; records sent {} resent {} lost {} \
+             received {}; bulk syncs {} sent {} received",
+            c.sync_lag_ns / 1_000,
+            c.sync_unacked,
+            c.sync_behind,
+            c.sync_records_sent,
+            c.sync_records_resent,
+            c.sync_records_lost,
+            c.sync_records_received,
+            c.sync_bulk_syncs,
+            c.sync_bulks_received
+        )?;
+        writeln!(
+            f,
+            "  takeovers {} (last detection {} ms), handovers {} (failed {}), step-downs {}, stalls {}",
+            c.takeovers,
+            c.last_detection_ns / 1_000_000,
+            c.handovers,
+            c.handovers_failed,
+            c.step_downs,
+            c.stalls
+        )
     }
 }

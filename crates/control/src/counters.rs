@@ -22,6 +22,13 @@ tandem_engine::counters! {
         arp_learned: counter "tandem_control_arp_learned_total",
         /// ARP frames not for the appliance (ignored).
         arp_ignored: counter "tandem_control_arp_ignored_total",
+        /// ARP requests and echo requests for a floating address not answered because
+        /// this appliance of a pair is not the active one (DESIGN §6b).
+        not_owner: counter "tandem_control_not_owner_total",
+        /// Gratuitous ARPs sent for the floating addresses on becoming active.
+        gratuitous_arps: counter "tandem_control_gratuitous_arps_total",
+        /// Announcements of the active sent on the data ports.
+        announcements: counter "tandem_control_announcements_total",
         /// ICMP echo requests answered.
         echo_replies: counter "tandem_control_echo_replies_total",
         /// Frames to the appliance's addresses that nothing serves (dropped).

@@ -13,6 +13,8 @@
 //! - [`counters`]: the control core's counters.
 //! - [`divergence`]: replicas whose output differs from the active's, and the alarm
 //!   when one is out of sync.
+//! - [`ha`]: the appliance pair: election, heartbeats, handover and the sync transport
+//!   (DESIGN §6b).
 //! - [`listing`]: `tandem flows`, collected from the workers in steps.
 //! - [`profile`]: a profile mapped to the engine's and the runtime's settings.
 //! - [`reload`]: what a new profile changes against the running appliance, and whether
@@ -23,6 +25,7 @@ pub mod access;
 pub mod answer;
 pub mod counters;
 pub mod divergence;
+pub mod ha;
 pub mod health;
 pub mod listing;
 pub mod mgmt;

@@ -65,6 +65,8 @@ pub enum Request {
         /// The profile file (absolute); `None`: the one the appliance runs.
         profile: Option<PathBuf>,
     },
+    /// The pair (`ha status`), or a switch of roles (`ha active`, `ha standby`).
+    Ha(Option<crate::ha::Command>),
 }
 
 /// Most flows one `flows` answer lists.
@@ -235,11 +237,21 @@ impl Request {
                 }
                 Ok(Request::Reload { dry_run, profile })
             }
+            "ha" => match (name, extra) {
+                (Some("status"), None) => Ok(Request::Ha(None)),
+                (Some("active"), None) => Ok(Request::Ha(Some(crate::ha::Command::Active))),
+                (Some("standby"), None) => Ok(Request::Ha(Some(crate::ha::Command::Standby))),
+                (_, Some(x)) => Err(format!(
+                    "unexpected `{x}` after `ha {}`",
+                    name.unwrap_or("")
+                )),
+                _ => Err("`ha` takes status, active or standby".to_owned()),
+            },
             "" => Err("empty request".to_owned()),
             other => Err(format!(
                 "unknown request `{other}` (allowed: status, flows [FILTER=VALUE ...], \
                  drain NAME, fail NAME, up NAME, add SERVICE NAME ADDRESS, remove NAME, \
-                 reload [--dry-run] [PATH])"
+                 reload [--dry-run] [PATH], ha status|active|standby)"
             )),
         }
     }
@@ -258,6 +270,9 @@ impl Request {
                 name,
                 address,
             } => format!("add {service} {name} {address}"),
+            Request::Ha(None) => "ha status".to_owned(),
+            Request::Ha(Some(crate::ha::Command::Active)) => "ha active".to_owned(),
+            Request::Ha(Some(crate::ha::Command::Standby)) => "ha standby".to_owned(),
             Request::Reload { dry_run, profile } => {
                 let mut s = "reload".to_owned();
                 if *dry_run {
@@ -694,9 +709,15 @@ mod tests {
                 dry_run: false,
                 profile: Some("/etc/tandem/p.yaml".into()),
             },
+            Request::Ha(None),
+            Request::Ha(Some(crate::ha::Command::Active)),
+            Request::Ha(Some(crate::ha::Command::Standby)),
         ] {
             assert_eq!(Request::parse(&r.line()), Ok(r));
         }
+        assert!(Request::parse("ha").is_err_and(|e| e.contains("status, active or standby")));
+        assert!(Request::parse("ha become").is_err_and(|e| e.contains("status, active or standby")));
+        assert!(Request::parse("ha active now").is_err_and(|e| e.contains("unexpected `now`")));
         assert!(Request::parse("").is_err());
         assert!(Request::parse("drain").is_err_and(|e| e.contains("needs a replica")));
         assert!(Request::parse("fail a b").is_err_and(|e| e.contains("unexpected `b`")));

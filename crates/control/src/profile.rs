@@ -11,8 +11,9 @@
 //!   (the `methods` and `exclude_headers`, which the framer keeps in fixed tables: the
 //!   profile's validation holds them to its limits, and a name the framer still cannot
 //!   take is [`ProfileError::Http1Rules`]). `limits.replay_bytes_total`
-//!   is shared out among the workers, as the hold budgets are. In mirror mode `replay`
-//!   (new standbys for running flows) is not used yet.
+//!   is shared out among the workers, as the hold budgets are.
+//! - `replay` in mirror mode (new standbys for running flows, on unless `limit: 0`): the
+//!   engine's `Service::reprotect` (its `limit`, `connect_timeout` and `parallel`).
 //! - `mode: forward` (benchmarks): the engine's `Service::forward`; `copies` is 1 and
 //!   `health.probe_ports: []` leaves its replicas unprobed (up until failed by hand).
 //! - `selection`: `ordered` takes the first live replicas in list order, `spread`
@@ -45,6 +46,30 @@ pub enum ProfileError {
     /// More replicas than the replica table holds.
     #[error("too many replicas: the replica table holds {0}")]
     TooManyReplicas(usize),
+}
+
+/// The pair's settings from the profile's `ha` section, for a node started at
+/// `incarnation` (wall-clock ns: it numbers the sync batches across restarts).
+pub fn ha_settings(ha: &tandem_config::Ha, incarnation: u64) -> crate::ha::Settings {
+    let dead_ns = ns(ha.dead_time);
+    let heartbeat_ns = ns(ha.heartbeat);
+    crate::ha::Settings {
+        node: u32::from(*ha.local.ip()),
+        preferred: ha.preferred,
+        incarnation,
+        interval_ns: heartbeat_ns,
+        dead_ns,
+        // Long enough for the final records of a full table over a busy link; short
+        // enough that an operator sees a failed switch at once.
+        handover_timeout_ns: dead_ns.saturating_mul(20).max(1_000_000_000),
+        sync: crate::ha::SyncSettings {
+            batch_records: usize::from(ha.sync_batch),
+            batch_interval_ns: ns(ha.sync_interval),
+            window: ha.sync_window as usize,
+            // Two heartbeats: the peer acks within one (acks also ride on heartbeats).
+            resend_ns: heartbeat_ns.saturating_mul(2),
+        },
+    }
 }
 
 /// Slots of the shared replica table: every replica of the profile plus room for the
@@ -127,6 +152,16 @@ pub fn map_profile(
             }),
             Mode::Mirror | Mode::Forward => None,
         };
+        // Mirror mode: new standbys for running flows, unless `replay.limit: 0`.
+        let reprotect = match s.mode {
+            Mode::Mirror if s.replay.limit > 0 => Some(tandem_engine::ReplayConfig {
+                limit: u32::try_from(s.replay.limit).unwrap_or(u32::MAX),
+                connect_timeout_ns: ns(s.replay.connect_timeout),
+                parallel: s.replay.parallel as usize,
+                fin_hold_ns: 0,
+            }),
+            _ => None,
+        };
         let mut ids = Vec::with_capacity(s.replicas.len());
         for r in &s.replicas {
             let id = match replica_list.iter().find(|i| i.address == r.address) {
@@ -156,6 +191,7 @@ pub fn map_profile(
             output_lag_ns: Some(s.health.output_lag.map_or(0, ns)),
             verify: s.verify,
             replay,
+            reprotect,
             http1,
             no_replica: match s.no_replica {
                 NoReplica::Reset => OnNoReplica::Reset,
@@ -212,6 +248,34 @@ mod tests {
     use super::*;
 
     pub use crate::testing::lab;
+
+    #[test]
+    fn an_ha_section_maps_to_the_pair_settings_and_runs() {
+        let lab = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../configs/lab.yaml"
+        ))
+        .expect("lab profile");
+        let text = format!(
+            "{lab}\nha: {{ interface: ha0, local: 198.18.255.1:7788, peer: 198.18.255.2:7788, \
+             heartbeat: 5ms, dead_time: 20ms, sync_batch: 3, preferred: true }}\n"
+        );
+        let p = tandem_config::parse("ha.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+        let ha = p.ha.as_ref().expect("ha section");
+        let s = ha_settings(ha, 42);
+        assert_eq!(s.node, u32::from(Ipv4Addr::new(198, 18, 255, 1)));
+        assert!(s.preferred);
+        assert_eq!(
+            (s.incarnation, s.interval_ns, s.dead_ns),
+            (42, 5_000_000, 20_000_000)
+        );
+        assert_eq!((s.sync.batch_records, s.sync.window), (3, 1024));
+        assert_eq!(
+            (s.sync.batch_interval_ns, s.sync.resend_ns),
+            (1_000_000, 10_000_000)
+        );
+        assert!(map_profile(&p, MacAddr::ZERO, MacAddr::ZERO).is_ok());
+    }
 
     #[test]
     fn lab_profile_maps_to_the_engine() {

@@ -352,6 +352,9 @@ pub fn diff(running: Running<'_>, new: &Profile) -> Plan {
     c.fixed("management.metrics", &a.metrics, &b.metrics);
     c.fixed("management.group", &a.group, &b.group);
     c.fixed("logging.format", &old.logging.format, &new.logging.format);
+    // The pair's link, addresses and timing are read once at start (a restart moves the
+    // role to the peer and back, without losing flows).
+    c.fixed("ha", &old.ha, &new.ha);
 
     for s in &old.services {
         if !new.services.iter().any(|n| n.name == s.name) {

@@ -6,7 +6,8 @@
 //! ```
 //!
 //! A third argument `forward` runs forward-mode flows (adopted mid-stream, NAT only)
-//! instead of mirrored ones.
+//! instead of mirrored ones; `mirror-log`, mirrored flows whose client bytes are logged
+//! for new standbys (mirror mode's `replay`, on in a profile by default).
 //!
 //! Run it with two burst counts; the difference in instructions divided by the difference
 //! in packets is the per-packet cost, setup excluded (perf/callgrind.sh does this).
@@ -18,18 +19,21 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let flows: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let bursts: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
-    let forward = args.next().as_deref() == Some("forward");
-    let mut bench = if forward {
-        fastpath_common::Bench::new_forward(flows, 0x7a5d)
-    } else {
-        fastpath_common::Bench::new(flows, 0x7a5d)
+    let kind = args.next().unwrap_or_default();
+    let mut bench = match kind.as_str() {
+        "forward" => fastpath_common::Bench::new_forward(flows, 0x7a5d),
+        "mirror-log" => fastpath_common::Bench::new_logging(flows, 0x7a5d),
+        _ => fastpath_common::Bench::new(flows, 0x7a5d),
     };
     for _ in 0..bursts {
         bench.prepare_burst();
         bench.run_burst();
         bench.recycle();
     }
-    let mode = if forward { "forward" } else { "mirror" };
+    let mode = match kind.as_str() {
+        "forward" | "mirror-log" => kind.as_str(),
+        _ => "mirror",
+    };
     let unit = bench.rig.engine.hash_unit();
     let table_bytes = bench.table_bytes();
     let c = bench.rig.engine.counters();

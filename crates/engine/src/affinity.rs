@@ -208,10 +208,21 @@ impl RssModel {
         }
     }
 
+    /// A port with `key` and the redirection table `reta` (entry `i` → queue), as read
+    /// back from a started port; an empty table is one entry, queue 0.
+    pub fn from_parts(key: Vec<u8>, reta: Vec<u16>) -> RssModel {
+        let reta = if reta.is_empty() { vec![0] } else { reta };
+        RssModel { key, reta }
+    }
+
     /// The receive queue `frame` lands in, arriving on `side`; `None` for a frame whose
     /// fields the hash does not cover (the port's own default queue, 0, in practice).
     pub fn queue(&self, frame: &[u8], side: Side) -> Option<u16> {
-        let c = client_end(frame, side, [0, 0])?;
+        self.queue_of(client_end(frame, side, [0, 0])?)
+    }
+
+    /// The receive queue of the frames of client end `c` (see [`RssModel::queue`]).
+    pub fn queue_of(&self, c: ClientEnd) -> Option<u16> {
         let mut input = [0u8; 6];
         input[..4].copy_from_slice(&c.ip.to_be_bytes());
         input[4..].copy_from_slice(&c.port.to_be_bytes());

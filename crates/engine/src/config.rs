@@ -78,6 +78,12 @@ pub struct Service {
     /// answer is checked against what the client has before it goes on. `None`: no
     /// replay. `copies` is 1.
     pub replay: Option<ReplayConfig>,
+    /// Mirror mode's new standbys for running flows (DESIGN §5, reintegration): the
+    /// flow's client bytes since the SYN are logged up to `limit`, and a flow that lost a
+    /// standby gets a new one by replay when a replica of the pool is up and not in the
+    /// flow (`connect_timeout_ns` and `parallel` as in reconnect mode; `fin_hold_ns` is not
+    /// used). `None`: a flow that loses a standby runs unprotected until it ends.
+    pub reprotect: Option<ReplayConfig>,
     /// Reconnect mode with `replay: http1` ([`crate::exchange`]): the replay starts at
     /// the oldest request not fully answered, only idempotent requests are replayed, and
     /// the check leaves the excluded header lines out. `None`: the whole stream
@@ -119,6 +125,13 @@ impl Service {
             self.ack_lag_ns.unwrap_or(cfg.ack_lag_ns),
             self.output_lag_ns.unwrap_or(cfg.output_lag_ns),
         )
+    }
+
+    /// How this service's flows log their client bytes: reconnect mode's replay, or
+    /// mirror mode's new standbys. `None`: no log.
+    #[inline]
+    pub fn log_config(&self) -> Option<ReplayConfig> {
+        self.replay.or(self.reprotect)
     }
 }
 
@@ -195,6 +208,33 @@ pub struct EngineConfig {
     /// The MSS a SYN cookie's SYN-ACK announces to the client for the replicas: the
     /// inside port's MTU less 40.
     pub syn_cookie_mss: u16,
+    /// Flow-state export to the appliance peer ([`crate::sync`]): `None` for an appliance
+    /// that is not one of a pair, whose engine then makes no records at all.
+    pub sync: Option<SyncExport>,
+}
+
+/// How an engine of a pair exports its flows' state ([`crate::Engine::drain_sync`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SyncExport {
+    /// Records waiting for the worker to take them (allocated at start). A record due
+    /// when it is full is dropped and counted (`sync_outbox_drops`): the pair's bulk
+    /// resync covers it.
+    pub outbox: usize,
+    /// Least time between two periodic refreshes of one flow (a flow that saw no segment
+    /// since its last record gets none).
+    pub refresh_ns: u64,
+    /// Most refreshes queued per `poll`.
+    pub refresh_per_poll: usize,
+}
+
+impl Default for SyncExport {
+    fn default() -> SyncExport {
+        SyncExport {
+            outbox: 4096,
+            refresh_ns: 1_000_000_000,
+            refresh_per_poll: 16,
+        }
+    }
 }
 
 impl EngineConfig {
@@ -260,6 +300,7 @@ impl Default for EngineConfig {
             syn_backlog: 1024,
             syn_cookie_mss: 1460,
             replay_bytes_total: 256 << 20,
+            sync: None,
         }
     }
 }

@@ -55,7 +55,7 @@ use tandem_wire::tcp::option_kind;
 use tandem_wire::{EthernetFrame, Icmpv4Packet, Ipv4Packet, MacAddr, TcpFlags, TcpSegment};
 
 use crate::buffer::{BufferPool, PacketBuf};
-use crate::config::{EngineConfig, FlowTimeouts, OnNoReplica, ReplayConfig, MAX_POOL};
+use crate::config::{EngineConfig, FlowTimeouts, OnNoReplica, ReplayConfig, SyncExport, MAX_POOL};
 use crate::cookie::{self, SynOptions};
 use crate::exchange::{self, Exchanges, Fed, Http1Rules, Step};
 use crate::flow::Replaying;
@@ -75,6 +75,12 @@ use crate::verify::{self, Check, Links, TakeOver};
 pub const BURST: usize = 32;
 /// Table slots a sweep batch may scan per flow of its budget (one bitmap word).
 const SWEEP_SLOTS_PER_FLOW: usize = 64;
+/// Mirror mode: how many times a new standby's SYN goes again after its replica reset it
+/// (before it answered; `Replaying::dup_acks` counts them).
+const REPROTECT_SYN_TRIES: u8 = 3;
+/// Mirror mode: the largest gap in a client's bytes that its log keeps a hole for
+/// (`LogArena::append_past_gap`); past it the log ends.
+const MAX_LOG_HOLE: u32 = 64 * 1024;
 /// Slots ahead of the one it visits that the sweep asks the CPU to fetch: a visit is short,
 /// so a flow's fetch from memory (a large table is not in cache) needs a few visits' lead.
 const SWEEP_PREFETCH_AHEAD: FlowIdx = 8;
@@ -198,6 +204,11 @@ pub struct Engine<B: PacketBuf> {
     /// When the last background sweep step ran (0: none yet).
     last_sweep_at: u64,
     failover_sweep_left: usize,
+    /// Mirror mode's new standbys (DESIGN §5): the replica table's up generation last
+    /// seen, and the reprotects count when the current pass over the table began (a pass
+    /// that began some may have left others for `parallel`: another follows).
+    seen_ups: u32,
+    reprotect_pass: Option<u64>,
     /// Start of the current period of stray RSTs, and the RSTs sent in it.
     stray_rst_period: (u64, u32),
     /// Until when an ACK of no flow may carry a SYN cookie (0: none ever sent).
@@ -224,6 +235,9 @@ pub struct Engine<B: PacketBuf> {
     /// Where the takeover's kicks go on from, and the slots left to visit.
     kick_cursor: FlowIdx,
     kick_left: usize,
+    /// Flow-state export to the appliance peer: `None` unless this engine is one of a
+    /// pair ([`EngineConfig::sync`]).
+    sync_out: Option<SyncOutbox>,
 }
 
 impl<B: PacketBuf> Engine<B> {
@@ -255,10 +269,12 @@ impl<B: PacketBuf> Engine<B> {
             sweep_round_flows: 0,
             last_sweep_at: 0,
             failover_sweep_left: 0,
+            seen_ups: replicas.up_generation(),
+            reprotect_pass: None,
             stray_rst_period: (0, 0),
             cookies_until: 0,
             cookie_syn_queue: VecDeque::with_capacity(cfg.max_flows.min(1 << 16)),
-            logs: LogArena::new(if cfg.services.iter().any(|s| s.replay.is_some()) {
+            logs: LogArena::new(if cfg.services.iter().any(|s| s.log_config().is_some()) {
                 cfg.replay_bytes_total
             } else {
                 0
@@ -277,7 +293,7 @@ impl<B: PacketBuf> Engine<B> {
             replaying: Vec::with_capacity(
                 cfg.services
                     .iter()
-                    .filter_map(|s| s.replay.map(|r| r.parallel))
+                    .filter_map(|s| s.log_config().map(|r| r.parallel))
                     .max()
                     .unwrap_or(0),
             ),
@@ -287,6 +303,7 @@ impl<B: PacketBuf> Engine<B> {
             sync_grace_until: 0,
             kick_cursor: 0,
             kick_left: 0,
+            sync_out: cfg.sync.map(SyncOutbox::new),
             cfg,
             replicas,
         }
@@ -449,7 +466,8 @@ impl<B: PacketBuf> Engine<B> {
     /// Adds a service on a VIP and port no other service takes (`tandem reload`); it
     /// is service number `services.len()` from now on. Returns false, changing nothing,
     /// when it overlaps one, or when the engine could not take its replay settings
-    /// (a reconnect service where no service replayed at the start has no log arena).
+    /// (a service that logs its clients' bytes, reconnect mode or mirror mode's new
+    /// standbys, where none did at the start: there is no log arena).
     pub fn add_service(&mut self, mut s: crate::config::Service) -> bool {
         // Two port selectors overlap when either takes the other's first or last port.
         let bounds = |p: crate::ServicePort| match p {
@@ -462,12 +480,12 @@ impl<B: PacketBuf> Engine<B> {
             let (a, b) = bounds(x.port);
             x.vip == s.vip && a <= last && first <= b
         });
-        if overlaps || (s.replay.is_some() && self.logs.capacity_bytes() == 0) {
+        if overlaps || (s.log_config().is_some() && self.logs.capacity_bytes() == 0) {
             return false;
         }
         s.replicas
             .reserve(MAX_POOL.saturating_sub(s.replicas.len()));
-        if let Some(r) = s.replay {
+        if let Some(r) = s.log_config() {
             self.replaying
                 .reserve(r.parallel.saturating_sub(self.replaying.capacity()));
         }
@@ -485,6 +503,42 @@ impl<B: PacketBuf> Engine<B> {
     /// down switch and send their held data even if no packet of theirs arrives.
     pub fn request_failover_sweep(&mut self) {
         self.failover_sweep_left = self.flows.capacity();
+    }
+
+    /// Mirror mode: when a replica comes up, a pass over the table gives the flows that
+    /// lost a standby a new one there (`Ctx::reprotect`, at most `parallel` replays at a
+    /// time per worker); while passes begin new standbys, another follows once one of
+    /// those is done. The background sweep reaches the rest too, more slowly.
+    fn reprotect_passes(&mut self) {
+        let ups = self.replicas.up_generation();
+        if ups != self.seen_ups {
+            self.seen_ups = ups;
+            if self.cfg.services.iter().any(|s| s.reprotect.is_some()) {
+                self.reprotect_pass = Some(self.counters.reprotects);
+                self.request_failover_sweep();
+            }
+            return;
+        }
+        let Some(began_at) = self.reprotect_pass else {
+            return;
+        };
+        if self.failover_sweep_left > 0 {
+            return;
+        }
+        let parallel = self
+            .cfg
+            .services
+            .iter()
+            .filter_map(|s| s.reprotect.map(|r| r.parallel as u64))
+            .max()
+            .unwrap_or(0);
+        if self.counters.reprotects == began_at || self.counters.flows_unprotected == 0 {
+            // The last pass found nothing to begin: done.
+            self.reprotect_pass = None;
+        } else if self.counters.reconnects_in_progress < parallel {
+            self.reprotect_pass = Some(self.counters.reprotects);
+            self.request_failover_sweep();
+        }
     }
 
     /// Whether a requested failover sweep is still running.
@@ -578,6 +632,13 @@ impl<B: PacketBuf> Engine<B> {
         let m = match class {
             Class::Tcp(m) => m,
             Class::Control => {
+                // The pair's announcement is only for an appliance of a pair: elsewhere it
+                // is a protocol Tandem does not speak, dropped here as such (a flood of it
+                // must not reach the control core).
+                if self.cfg.sync.is_none() && crate::parse::is_pair_announce(buf.bytes()) {
+                    self.counters.drop(DropReason::NotIpv4);
+                    return;
+                }
                 match out.push_control(buf) {
                     Ok(()) => self.counters.to_control += 1,
                     Err(_) => self.counters.drop(DropReason::ControlFull),
@@ -664,6 +725,9 @@ impl<B: PacketBuf> Engine<B> {
             return;
         }
         self.queue_replay(idx);
+        if self.sync_out.is_some() {
+            self.note_sync(idx, now);
+        }
         let flow = self.flows.get_mut(idx);
         if flow.phase == FlowPhase::SynSent && flow.first_synack_at != 0 && !flow.handshake_queued {
             flow.handshake_queued = true;
@@ -687,6 +751,8 @@ impl<B: PacketBuf> Engine<B> {
         let f = self.flows.get_mut(idx);
         if ctx.complete_handshake(f) == Fate::Remove {
             self.remove_flow(idx);
+        } else if self.sync_out.is_some() {
+            self.note_sync(idx, now);
         }
     }
 
@@ -1173,8 +1239,11 @@ impl<B: PacketBuf> Engine<B> {
             let f = self.flows.get_mut(idx);
             if ctx.complete_handshake(f) == Fate::Remove {
                 self.remove_flow(idx);
+            } else if self.sync_out.is_some() {
+                self.note_sync(idx, now);
             }
         }
+        self.reprotect_passes();
         self.sweep(now, pool, out);
         if self.kick_left > 0 {
             self.kick_installed(now, pool, out);
@@ -1218,6 +1287,9 @@ impl<B: PacketBuf> Engine<B> {
         }
         let failover = self.failover_sweep_left > 0;
         let cursor_at_start = self.sweep_cursor;
+        if let Some(sync) = self.sync_out.as_mut() {
+            sync.refresh_left = sync.cfg.refresh_per_poll;
+        }
         // Slots a batch may look at: a few bitmap words per flow of the full batch (not
         // of a step's smaller budget, so a sparse table is still crossed quickly), and
         // never the same slot twice. A sparse table (one flow in a million slots) costs
@@ -1257,6 +1329,10 @@ impl<B: PacketBuf> Engine<B> {
                 self.remove_flow(idx);
             } else {
                 self.queue_replay(idx);
+                if self.sync_out.is_some() {
+                    self.note_sync(idx, now);
+                    self.refresh_sync(idx, now);
+                }
             }
         }
         // Past the end of the table: a new round, sized by the flows there are now.
@@ -1300,6 +1376,9 @@ impl<B: PacketBuf> Engine<B> {
                 self.remove_flow(idx);
                 self.replaying.swap_remove(k);
                 continue;
+            }
+            if self.sync_out.is_some() {
+                self.note_sync(idx, now);
             }
             if self.flows.get(idx).replay.is_none() {
                 self.replaying.swap_remove(k);
@@ -1608,6 +1687,12 @@ impl<B: PacketBuf> Engine<B> {
         }
         if let Some(n) = self.timeouts_used.get_mut(usize::from(f.timeouts)) {
             *n = n.saturating_sub(1);
+        }
+        // The peer has this flow (a record of it was queued): it removes it too.
+        if f.sync_mark != 0 {
+            if let Some(sync) = self.sync_out.as_mut() {
+                sync.push(&mut self.counters, idx, f.key, SyncEvent::Removed);
+            }
         }
         f.phase = FlowPhase::Free;
         self.flows.remove(idx);
@@ -2159,12 +2244,20 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             self.c.drop(DropReason::BadState);
             return Fate::Keep;
         }
+        if !f.legs[i].answered
+            && f.replay.is_some_and(|r| usize::from(r.leg) == i)
+            && flags.0 & (TcpFlags::ACK.0 | TcpFlags::FIN.0) == TcpFlags::ACK.0
+            && m.payload_len == 0
+        {
+            return self.replay_challenged(f, i, m);
+        }
         if !f.legs[i].answered {
-            // RFC 9293 §3.10.7.3, SYN-SENT: an ACK that does not ack the SYN comes from a
-            // connection the replica still holds on this client's address and port (a
-            // leg dropped while its replica lived: a network blip, `tandem fail`); a RST
-            // at its ack ends that one, and the repeated SYN (`SYN_RETRIES`) gets its
-            // SYN-ACK. Else the flow would go on without this replica.
+            // RFC 9293 §3.10.7.3, SYN-SENT: an ACK that does not ack the client's SYN
+            // comes from a connection the replica still holds on this client's address
+            // and port (a leg dropped while its replica lived: a network blip, `tandem
+            // fail`); a RST at its ack ends that one, and the repeated SYN
+            // (`SYN_RETRIES`) gets its SYN-ACK. Else the flow would go on without this
+            // replica. (A replay's SYN is answered the same way, above.)
             if m.flags.contains(TcpFlags::ACK) && m.ack != f.client_isn.wrapping_add(1) {
                 self.synth_rst_to_leg(f, i, m.ack);
                 self.c.stale_replica_resets += 1;
@@ -2400,9 +2493,14 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
                 f.catch_up = None;
                 // What it held through the catch-up goes first, in order.
                 self.replay_held(f);
-                if f.replay.is_some() {
-                    let skipped = until.bytes_after(f.visible_isn.wrapping_add(1));
-                    self.replay_checked(f, u64::from(skipped));
+                match f.replay {
+                    // A new standby took over while it was given the log (mirror mode).
+                    Some(r) if r.reprotect => self.replay_done(f),
+                    Some(_) => {
+                        let skipped = until.bytes_after(f.visible_isn.wrapping_add(1));
+                        self.replay_checked(f, u64::from(skipped));
+                    }
+                    None => {}
                 }
             }
         }
@@ -2418,7 +2516,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
                     continue;
                 }
                 self.c.catch_ups_failed += 1;
-                if f.replay.is_some() {
+                if f.replay.is_some_and(|r| !r.reprotect) {
                     self.c.reconnects_mismatch += 1;
                 }
                 return self.reset_all(f);
@@ -2554,8 +2652,12 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         // closes the socket of a killed process): held `fin_hold`, while health decides.
         // If the replica is declared down, the flow is replayed instead.
         let hold = self.replay_config(f).map_or(0, |r| r.fin_hold_ns);
+        let joining = f.joining().unwrap_or(MAX_COPIES);
         let mut at = None;
-        for l in f.legs().iter().filter(|l| l.alive && l.answered) {
+        for (k, l) in f.legs().iter().enumerate() {
+            if !l.alive || !l.answered || k == joining {
+                continue;
+            }
             let v = l.fin?.wrapping_sub(l.delta);
             if hold > 0 && self.now.saturating_sub(l.fin_since) < hold {
                 return None;
@@ -2865,9 +2967,13 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             return;
         }
         let n = f.n_legs as usize;
+        let joining = f.joining().unwrap_or(MAX_COPIES);
         // The furthest ack and output among the live legs, in one pass.
         let mut furthest = None;
-        for l in f.legs[..n].iter().filter(|l| l.alive && l.answered) {
+        for (k, l) in f.legs[..n].iter().enumerate() {
+            if !l.alive || !l.answered || k == joining {
+                continue;
+            }
             let (ack, out) = (l.ack, l.visible_snd_nxt());
             furthest = Some(match furthest {
                 None => (ack, out),
@@ -2880,7 +2986,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         let now = self.now;
         for i in 0..n {
             let leg = &mut f.legs[i];
-            if !leg.alive || !leg.answered {
+            if !leg.alive || !leg.answered || i == joining {
                 continue;
             }
             let mut kind = None;
@@ -3227,6 +3333,21 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             self.c.drop(DropReason::DeadLeg);
             return self.kill_leg(f, i);
         }
+        if f.joining() == Some(i) && !f.legs[i].answered {
+            if let Some(r) = f
+                .replay
+                .as_mut()
+                .filter(|r| r.dup_acks < REPROTECT_SYN_TRIES)
+            {
+                // A replica that came back may still hold the flow's old connection (in
+                // TIME-WAIT, say), and reset a SYN that reuses its client's ISN, ending
+                // that state: the SYN goes again, a few times.
+                r.dup_acks += 1;
+                self.c.drop(DropReason::BadState);
+                self.replay_syn(f, i);
+                return Fate::Keep;
+            }
+        }
         if f.replay.is_some_and(|r| usize::from(r.leg) == i) && !f.legs[i].answered {
             // The new replica refused the replay's SYN: the client gets a RST at its
             // sequence, counted.
@@ -3302,6 +3423,12 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
     /// Takes leg `i` out of the flow; switches the active leg if it was it; resets the
     /// client when no leg is left.
     fn kill_leg(&mut self, f: &mut Flow, i: usize) -> Fate {
+        if f.joining() == Some(i) {
+            // A new standby that died before it had the whole log.
+            f.replay = None;
+            f.reprotect_failed_at = self.replicas.up_generation().wrapping_add(1);
+            self.c.reprotects_failed += 1;
+        }
         let leg = &mut f.legs[i];
         leg.alive = false;
         self.hold.clear(&mut leg.hold);
@@ -3342,11 +3469,18 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
     }
 
     /// Counts the flow in `flows_unprotected` once it has lost a replica (DESIGN §5; it
-    /// stays counted until it is removed: a replica that comes back serves new flows only).
+    /// stays counted until it ends, or gets a new standby by replay: `reprotect`).
     fn note_protection(&mut self, f: &mut Flow) {
         if !f.unprotected && f.live_legs() < f.n_legs as usize {
             f.unprotected = true;
             self.c.flows_unprotected += 1;
+            // (A log with a hole is still open: the client fills it.)
+            if self.log_config(f).is_some()
+                && self.replay_config(f).is_none()
+                && !matches!(f.log.state, LogState::Open | LogState::Off)
+            {
+                self.c.reprotect_beyond_limit += 1;
+            }
         }
     }
 
@@ -3435,10 +3569,9 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             // there. Otherwise it would wait, unacked, for its own timer, and the
             // catch-up time would run out.
             Some((_, until, _)) => {
+                let upto = f.checks[next].at.earlier(until);
                 leg.hold_gap = false;
-                let ack = f.checks[next]
-                    .at
-                    .earlier(until)
+                let ack = upto
                     .wrapping_add(leg.delta)
                     .later(leg.acked_to)
                     .earlier(leg.snd_nxt);
@@ -3566,8 +3699,111 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             }
             // Reconnect mode: a FIN held while health decided goes now, if it is due.
             self.fin_if_agreed(f);
+            // Mirror mode: a flow that lost a standby may get a new one.
+            self.reprotect(f);
         }
         Fate::Keep
+    }
+
+    // ---- mirror mode: new standbys for running flows (DESIGN §5, reintegration) -------
+
+    /// Sweep step: a mirror flow that lost a standby (or began with too few replicas up)
+    /// gets a new one by replay, when a replica of its pool is up and not in the flow,
+    /// and its log still holds every client byte since the SYN. The new leg is a
+    /// connection of Tandem's own with the client's address, port and ISN (`replay_syn`);
+    /// it is given the log (`replay_send`) while the active goes on serving the client,
+    /// and its output, behind the active's, is digested, checked at the active's marks
+    /// (§3.12) and acked as the client has it, never sent anywhere. Once it has the whole
+    /// log it takes the client's segments like any standby (`replay_done`).
+    fn reprotect(&mut self, f: &mut Flow) {
+        let cfg: &'a EngineConfig = self.cfg;
+        let Some(svc) = cfg.services.get(usize::from(f.service)) else {
+            return;
+        };
+        let Some(rc) = svc.reprotect else {
+            return;
+        };
+        if !f.unprotected || f.replay.is_some() || f.catch_up.is_some() || f.proxied {
+            return;
+        }
+        // A new standby failed, and no replica came up since: not again for now.
+        if f.reprotect_failed_at == self.replicas.up_generation().wrapping_add(1) {
+            return;
+        }
+        // A closing flow: a new standby could not be brought to where the others are.
+        // (A dead leg's FIN does not count: a killed server's kernel closes its socket.)
+        if f.client_fin.is_some()
+            || f.fin_sent.is_some()
+            || f.legs().iter().any(|l| l.alive && l.fin.is_some())
+        {
+            return;
+        }
+        if f.live_legs() >= svc.copies.min(MAX_COPIES) {
+            return;
+        }
+        match f.log.state {
+            LogState::Open => {}
+            // No client byte yet: an empty log.
+            LogState::Off if f.client_snd_nxt == f.client_isn.wrapping_add(1) => {
+                self.logs.open(&mut f.log, f.client_isn.wrapping_add(1));
+            }
+            _ => return,
+        }
+        let active = f.active as usize;
+        // Nothing to check a new standby against.
+        if self.verifies(f) && !f.checks[active].usable() {
+            return;
+        }
+        if self.c.reconnects_in_progress >= rc.parallel as u64 {
+            return;
+        }
+        let in_flow = |r: ReplicaId| f.legs().iter().any(|l| l.alive && l.replica == r);
+        let Some(replica) = svc
+            .replicas
+            .iter()
+            .copied()
+            .find(|&r| self.replicas.health(r) == Health::Up && !in_flow(r))
+        else {
+            return;
+        };
+        // A slot: a dead leg's, or a new one.
+        let n = f.n_legs as usize;
+        let Some(slot) = (0..n)
+            .find(|&k| k != active && !f.legs[k].alive)
+            .or_else(|| {
+                (n < MAX_COPIES).then(|| {
+                    f.n_legs += 1;
+                    n
+                })
+            })
+        else {
+            return;
+        };
+        f.legs[slot] = Leg {
+            replica,
+            epoch: self.replicas.epoch(replica),
+            addr: u32::from(self.replicas.addr(replica)),
+            alive: true,
+            answer_rank: MAX_COPIES as u8,
+            ..Leg::default()
+        };
+        f.checks[slot] = Check::start(f.visible_isn.wrapping_add(1));
+        f.replay = Some(Replaying {
+            leg: slot as u8,
+            next: f.log.start,
+            high: f.log.start,
+            acked: f.log.start,
+            dup_acks: 0,
+            since: self.now,
+            heard_at: self.now,
+            progress_at: self.now,
+            queued: false,
+            answering: false,
+            reprotect: true,
+        });
+        self.c.reprotects += 1;
+        self.c.reconnects_in_progress += 1;
+        self.replay_syn(f, slot);
     }
 
     // ---- reconnect mode: replay (DESIGN §2) -------------------------------------------
@@ -3580,29 +3816,55 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             .and_then(|s| s.replay)
     }
 
-    /// Reconnect mode: an accepted client segment's bytes go to the flow's log (opened
-    /// at the byte after the SYN by the first). A log that ends (limit, gap, full arena)
-    /// leaves the flow unprotected.
+    /// Reconnect mode, and mirror mode's new standbys: an accepted client segment's
+    /// bytes go to the flow's log (opened at the byte after the SYN by the first). A log
+    /// that ends (limit, gap, full arena) leaves a reconnect flow unprotected, and a
+    /// mirror flow without new standbys.
     fn log_client(&mut self, f: &mut Flow, buf: &B, m: &Meta) -> Fate {
         if m.payload_len == 0 {
             return Fate::Keep;
         }
-        let Some(rc) = self.replay_config(f) else {
+        let Some(rc) = self.log_config(f) else {
             return Fate::Keep;
         };
+        let reconnect = self.replay_config(f).is_some();
         if f.log.state == LogState::Off {
+            if !reconnect && m.seq != f.client_isn.wrapping_add(1) {
+                // Mirror mode, the first bytes not at hand (out of order, or a flow
+                // installed by the appliance pair's sync): no new standby could be
+                // given every byte since the SYN.
+                self.logs.end(&mut f.log, LogState::Gap);
+                self.log_ended(f);
+                return Fate::Keep;
+            }
             self.logs.open(&mut f.log, f.client_isn.wrapping_add(1));
         }
         let payload = buf.bytes().get(m.payload()).unwrap_or(&[]);
-        match self.logs.append(&mut f.log, m.seq, payload, rc.limit) {
+        let appended = if reconnect {
+            self.logs.append(&mut f.log, m.seq, payload, rc.limit)
+        } else {
+            // Mirror mode: a segment past a gap is logged behind a hole that the client's
+            // retransmission fills (the replicas lack the gap too, and hold the client's
+            // ack back until then); a second gap ends the log: the flow keeps its
+            // standbys, and only loses the chance of new ones.
+            self.logs
+                .append_past_gap(&mut f.log, m.seq, payload, rc.limit, MAX_LOG_HOLE)
+        };
+        match appended {
             Appended::Ended(_) => {
-                self.c.replay_logs_ended += 1;
+                if reconnect {
+                    self.c.replay_logs_ended += 1;
+                } else {
+                    self.log_ended(f);
+                }
                 if f.replay.is_some() {
                     // The new replica gets the client's bytes only from the log: it
                     // cannot be given these.
                     return self.replay_failed(f, Why::Overflow);
                 }
-                self.mark_unprotected(f);
+                if reconnect {
+                    self.mark_unprotected(f);
+                }
             }
             Appended::Logged(n) => {
                 if let Some(rules) = self.http1_rules(f) {
@@ -3613,6 +3875,24 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             Appended::Nothing => {}
         }
         Fate::Keep
+    }
+
+    /// Mirror mode: the flow's log ended; a flow that has lost a standby already stays
+    /// unprotected for good.
+    fn log_ended(&mut self, f: &mut Flow) {
+        self.c.replay_logs_ended += 1;
+        if f.unprotected {
+            self.c.reprotect_beyond_limit += 1;
+        }
+    }
+
+    /// The flow's service's log settings, if its flows log their client bytes
+    /// (reconnect mode, or mirror mode's new standbys).
+    fn log_config(&self, f: &Flow) -> Option<ReplayConfig> {
+        self.cfg
+            .services
+            .get(usize::from(f.service))
+            .and_then(|s| s.log_config())
     }
 
     /// The flow runs with fewer replicas than it should (counted while it lasts).
@@ -3700,6 +3980,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             progress_at: self.now,
             queued: false,
             answering: self.http1_rules(f).is_some(),
+            reprotect: false,
         });
         self.c.reconnects += 1;
         self.c.reconnects_in_progress += 1;
@@ -3740,7 +4021,23 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
     }
 
     /// A replay that cannot go on: RST to the client (and the new replica), counted.
+    /// A new standby's (mirror mode) takes only the new leg out: the flow goes on,
+    /// unprotected.
     fn replay_failed(&mut self, f: &mut Flow, why: Why) -> Fate {
+        if let Some(i) = f.joining() {
+            f.reprotect_failed_at = self.replicas.up_generation().wrapping_add(1);
+            f.replay = None;
+            self.c.reprotects_failed += 1;
+            self.c.reconnects_in_progress = self.c.reconnects_in_progress.saturating_sub(1);
+            if f.legs[i].alive && f.legs[i].answered {
+                let seq = f.legs[i].ack;
+                self.synth_rst_to_leg(f, i, seq);
+            }
+            let leg = &mut f.legs[i];
+            leg.alive = false;
+            self.hold.clear(&mut leg.hold);
+            return Fate::Keep;
+        }
         match why {
             Why::Refused => self.c.reconnects_refused += 1,
             Why::Unsafe => self.c.reconnects_unsafe += 1,
@@ -3757,6 +4054,18 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         self.c.flows_lost += 1;
         self.reset_client(f);
         Fate::Remove
+    }
+
+    /// A pure ACK where the SYN-ACK of a replay was due: the replica still has an old
+    /// connection of the client's address and port (a replica that came back to a flow
+    /// it served before, its sockets alive), and answers the SYN with a challenge ACK
+    /// (RFC 5961 §4) whose ack is the sequence that connection expects. A RST exactly
+    /// there ends it (Tandem is the client to this replica); the SYN goes again.
+    fn replay_challenged(&mut self, f: &mut Flow, i: usize, m: &Meta) -> Fate {
+        self.c.drop(DropReason::BadState);
+        self.synth_rst_to_leg(f, i, m.ack);
+        self.replay_syn(f, i);
+        Fate::Keep
     }
 
     /// The new replica's SYN-ACK: its sequence space and options are recorded, it takes
@@ -3807,6 +4116,15 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         drop(buf);
         if self.synth_to_leg(f, i, TcpFlags::ACK, m.seq.wrapping_add(1)) {
             self.c.acks_to_replica += 1;
+        }
+        if f.joining() == Some(i) {
+            // A new standby: the active goes on; the log goes to it.
+            if let Some(r) = f.replay.as_mut() {
+                r.progress_at = self.now;
+                r.heard_at = self.now;
+            }
+            self.replay_send(f);
+            return Fate::Keep;
         }
         if let Some(rules) = self.http1_rules(f) {
             return self.http1_synack(f, i, rules);
@@ -3875,7 +4193,8 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         if let Some(fed) = f.exchange.and_then(|x| self.exchanges.answer_fed(x)) {
             ack = leg.isn.wrapping_add(1).wrapping_add(fed as u32);
         }
-        let end = f.log.end();
+        // (Mirror mode: not past a hole in the log, until the client fills it.)
+        let end = f.log.contiguous_end();
         let edge = leg.wnd_edge;
         let window = replay_window(f, i, &leg);
         let mut opts = OptionWriter::new();
@@ -4009,15 +4328,35 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             .is_some_and(|x| self.exchanges.answer_fed(x).is_some());
         if f.catch_up.is_none() && !answering && leg.answered && r.next == end && leg.ack >= r.next
         {
+            let joined = f.joining().is_some();
             f.replay = None;
             self.c.reconnects_in_progress = self.c.reconnects_in_progress.saturating_sub(1);
+            if joined {
+                self.reprotected(f);
+            }
+        }
+    }
+
+    /// A new standby has the whole log: it takes the client's segments from now on, and
+    /// the flow counts as protected again once it has as many live legs as its service
+    /// asks for.
+    fn reprotected(&mut self, f: &mut Flow) {
+        self.c.reprotected += 1;
+        let copies = self
+            .cfg
+            .services
+            .get(usize::from(f.service))
+            .map_or(MAX_COPIES, |s| s.copies.min(MAX_COPIES));
+        if f.unprotected && f.live_legs() >= copies {
+            f.unprotected = false;
+            self.c.flows_unprotected = self.c.flows_unprotected.saturating_sub(1);
         }
     }
 
     /// Each poll, for a replay in progress: the connect timeout, and the log sent again
     /// from the new replica's ack when it took nothing for a while (a lost segment).
     fn time_replay(&mut self, f: &mut Flow) -> Fate {
-        let Some(rc) = self.replay_config(f) else {
+        let Some(rc) = self.log_config(f) else {
             return Fate::Keep;
         };
         let Some(mut r) = f.replay else {
@@ -4805,13 +5144,20 @@ fn ipv4_mut<'f>(frame: &'f mut [u8], m: &Meta) -> Ipv4Packet<&'f mut [u8; 20]> {
 /// legs that have answered. `None` when no such leg is left.
 #[inline]
 fn sync_ack(f: &Flow) -> Option<(Seq, Seq)> {
-    let mut it = f.legs().iter().filter(|l| l.alive && l.answered);
-    let first = it.next()?;
-    let (mut ack, mut edge) = (first.ack, first.wnd_edge);
-    for l in it {
-        ack = ack.earlier(l.ack);
-        edge = edge.earlier(l.wnd_edge);
+    // A new standby being given the log is left out (`Flow::joining`): a slot index no
+    // leg has when there is none.
+    let joining = f.joining().unwrap_or(MAX_COPIES);
+    let mut sync: Option<(Seq, Seq)> = None;
+    for (k, l) in f.legs().iter().enumerate() {
+        if !l.alive || !l.answered || k == joining {
+            continue;
+        }
+        sync = Some(match sync {
+            None => (l.ack, l.wnd_edge),
+            Some((a, e)) => (a.earlier(l.ack), e.earlier(l.wnd_edge)),
+        });
     }
+    let (mut ack, edge) = sync?;
     // Reconnect mode: a client byte is acked to the client only once it is in the log,
     // so that one that came out of order (not logged) is sent again by the client.
     if f.log.usable() {
@@ -4828,6 +5174,159 @@ fn sync_ack(f: &Flow) -> Option<(Seq, Seq)> {
 /// A SYN without ACK: a new connection, never held up by a takeover's grace time.
 fn is_syn(m: &Meta) -> bool {
     m.flags.contains(TcpFlags::SYN) && !m.flags.contains(TcpFlags::ACK)
+}
+
+/// A flow whose record is due, as the engine's outbox keeps it: its record is made when
+/// the worker drains the outbox (the flow's state then, not a copy taken at the event:
+/// a slot and a key, no 256-byte copy on the packet path).
+#[derive(Clone, Copy, Debug)]
+struct SyncNotice {
+    idx: FlowIdx,
+    key: FlowKey,
+    event: SyncEvent,
+}
+
+/// The producer side of flow-state sync: a bounded queue, allocated at start.
+struct SyncOutbox {
+    cfg: SyncExport,
+    notices: VecDeque<SyncNotice>,
+    /// Refreshes the current sweep step may still queue.
+    refresh_left: usize,
+}
+
+impl SyncOutbox {
+    fn new(cfg: SyncExport) -> SyncOutbox {
+        let cap = cfg.outbox.max(1);
+        SyncOutbox {
+            cfg: SyncExport { outbox: cap, ..cfg },
+            notices: VecDeque::with_capacity(cap),
+            refresh_left: 0,
+        }
+    }
+
+    /// Queues a notice, or counts it dropped when the outbox is full (never grows).
+    fn push(&mut self, c: &mut Counters, idx: FlowIdx, key: FlowKey, event: SyncEvent) -> bool {
+        if self.notices.len() >= self.cfg.outbox {
+            c.sync_outbox_drops += 1;
+            return false;
+        }
+        self.notices.push_back(SyncNotice { idx, key, event });
+        true
+    }
+}
+
+/// What of flow `f` makes a sync event when it changes: carried (established or
+/// closing, not forward mode: bit 0), its phase (bit 1: closed), the active leg (bits
+/// 2-3), each leg alive (bits 4-6) and its FIN (bits 7-9), the client's FIN (bit 10)
+/// and the FIN sent to the client (bit 11). 0 for a flow no record is made of.
+fn sync_marks(f: &Flow) -> u16 {
+    let carried = matches!(f.phase, FlowPhase::Established | FlowPhase::Closed);
+    if !carried || f.forward {
+        return 0;
+    }
+    let mut m = 1 | u16::from(f.phase == FlowPhase::Closed) << 1 | u16::from(f.active & 3) << 2;
+    for (i, l) in f.legs().iter().enumerate() {
+        m |= u16::from(l.alive) << (4 + i) | u16::from(l.fin.is_some()) << (7 + i);
+    }
+    m | u16::from(f.client_fin.is_some()) << 10 | u16::from(f.fin_sent.is_some()) << 11
+}
+
+/// The event that a change of `sync_marks` from `old` to `new` (both non-zero, or `old`
+/// zero for a flow never synced) stands for.
+fn sync_event_of(old: u16, new: u16) -> SyncEvent {
+    const ACTIVE: u16 = 3 << 2;
+    const ALIVE: u16 = 7 << 4;
+    if old == 0 {
+        SyncEvent::Handshake
+    } else if (old ^ new) & ACTIVE != 0 {
+        SyncEvent::Switch
+    } else if old & ALIVE & !new != 0 {
+        SyncEvent::LegDeath
+    } else {
+        SyncEvent::Fin
+    }
+}
+
+impl<B: PacketBuf> Engine<B> {
+    /// Queues flow `idx`'s record if one of its events happened since the last one
+    /// (handshake completion, a switch of the active leg, a leg's death, a FIN either
+    /// way, closing). Only for an engine of a pair.
+    #[inline]
+    fn note_sync(&mut self, idx: FlowIdx, now: u64) {
+        let Some(sync) = self.sync_out.as_mut() else {
+            return;
+        };
+        let f = self.flows.get_mut(idx);
+        let marks = sync_marks(f);
+        if marks == f.sync_mark || marks == 0 {
+            return;
+        }
+        let event = sync_event_of(f.sync_mark, marks);
+        // Marked even when dropped: the bulk resync that a loss brings covers it, and a
+        // flow is not re-queued on each of its segments meanwhile.
+        f.sync_mark = marks;
+        f.sync_at = now;
+        sync.push(&mut self.counters, idx, f.key, event);
+    }
+
+    /// The sweep's periodic refresh of flow `idx`: the fields that move (acks, next
+    /// sequences, timestamps), for a synced flow that saw a segment since its last record,
+    /// at most every `refresh_ns`, `refresh_per_poll` per sweep step, and only while the
+    /// outbox is less than half full (room is kept for events).
+    fn refresh_sync(&mut self, idx: FlowIdx, now: u64) {
+        let Some(sync) = self.sync_out.as_mut() else {
+            return;
+        };
+        let f = self.flows.get_mut(idx);
+        let due = f.sync_mark != 0
+            && f.last_seen > f.sync_at
+            && now.saturating_sub(f.sync_at) >= sync.cfg.refresh_ns;
+        if !due || sync.refresh_left == 0 || sync.notices.len() >= sync.cfg.outbox / 2 {
+            return;
+        }
+        sync.refresh_left -= 1;
+        f.sync_at = now;
+        sync.push(&mut self.counters, idx, f.key, SyncEvent::Refresh);
+    }
+
+    /// Records waiting in the outbox.
+    pub fn sync_pending(&self) -> usize {
+        self.sync_out.as_ref().map_or(0, |s| s.notices.len())
+    }
+
+    /// Hands the due sync records, oldest first, to `send` while it takes them (returns
+    /// true), at most `max`; returns how many it took. Each record shows its flow as it
+    /// is now; a flow removed since its notice gets none (its `Removed` record follows).
+    /// Call it between bursts. Nothing is due unless the engine is one of a pair.
+    pub fn drain_sync(&mut self, max: usize, mut send: impl FnMut(&SyncRecord) -> bool) -> usize {
+        let mut taken = 0;
+        while taken < max {
+            let Some(sync) = self.sync_out.as_mut() else {
+                break;
+            };
+            let Some(&n) = sync.notices.front() else {
+                break;
+            };
+            let rec = if n.event == SyncEvent::Removed {
+                Some(SyncRecord::removed(n.key))
+            } else if self.flows.is_used(n.idx) && self.flows.get(n.idx).key == n.key {
+                self.export_slot(n.idx, n.event)
+            } else {
+                None
+            };
+            if let Some(rec) = rec {
+                if !send(&rec) {
+                    break;
+                }
+                taken += 1;
+                self.counters.sync_records_made += 1;
+            }
+            if let Some(sync) = self.sync_out.as_mut() {
+                sync.notices.pop_front();
+            }
+        }
+        taken
+    }
 }
 
 impl<B: PacketBuf> Engine<B> {
@@ -4928,6 +5427,9 @@ impl<B: PacketBuf> Engine<B> {
         if flow.unprotected {
             self.counters.flows_unprotected += 1;
         }
+        // What the record shows is what the peer has: no record of it goes back.
+        flow.sync_mark = sync_marks(&flow);
+        flow.sync_at = now;
         *self.flows.get_mut(idx) = flow;
         Ok(idx)
     }
@@ -4950,6 +5452,35 @@ impl<B: PacketBuf> Engine<B> {
         self.sync_grace_until = now.saturating_add(grace_ns);
         self.kick_cursor = 0;
         self.kick_left = self.flows.capacity();
+    }
+
+    /// This engine's appliance became (again) the standby of its pair: it no longer
+    /// carries flows of its own, so records replace the flows of their keys again (see
+    /// [`Engine::install_flow`]) and no kick or grace of an earlier takeover goes on.
+    pub fn stand_by(&mut self) {
+        self.takeover_at = None;
+        self.sync_grace_until = 0;
+        self.kick_left = 0;
+    }
+
+    /// The end of a bulk sync from the peer (a standby's table after a resync): removes
+    /// the flows in `slots` table slots from `from` on whose last record came before
+    /// `since` (the bulk's start; installed flows carry their install time): the peer no
+    /// longer has them. Returns the slot to go on from, or `None` once past the table's
+    /// end. A step of a walk, between bursts.
+    pub fn prune_unsynced(&mut self, since: u64, from: usize, slots: usize) -> Option<usize> {
+        let cap = self.flows.capacity();
+        let end = cap.min(from.saturating_add(slots));
+        for slot in from..end {
+            let Ok(idx) = FlowIdx::try_from(slot) else {
+                return None;
+            };
+            if self.flows.is_used(idx) && self.flows.get(idx).sync_at < since {
+                self.remove_flow(idx);
+                self.counters.sync_flows_pruned += 1;
+            }
+        }
+        (end < cap).then_some(end)
     }
 
     /// Whether a takeover's kicks are still to be sent.

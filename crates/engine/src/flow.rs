@@ -223,8 +223,12 @@ pub struct Flow {
     pub catch_up: Option<(u8, Seq, u64)>,
     /// Reconnect mode: the client's bytes since its SYN ([`crate::replay`]).
     pub log: ClientLog,
-    /// Reconnect mode: the replay in progress, after the flow's replica died.
+    /// Reconnect mode: the replay in progress, after the flow's replica died. Mirror
+    /// mode: a new standby being given the log ([`Replaying::reprotect`]).
     pub replay: Option<Replaying>,
+    /// Mirror mode: the replica table's up generation, plus one, when a new standby last
+    /// failed (0: never): the flow tries again only once a replica has come up since.
+    pub reprotect_failed_at: u32,
     /// Reconnect mode, `replay: http1`: its slot in the worker's exchanges
     /// ([`crate::exchange`]), taken at its first byte.
     pub exchange: Option<u32>,
@@ -235,6 +239,11 @@ pub struct Flow {
     /// Installed from a sync record and not yet sent the duplicate ACKs that restart
     /// both ends at a takeover ([`crate::Engine::takeover`]).
     pub needs_kick: bool,
+    /// Flow-state export ([`crate::Engine::drain_sync`]): what the last record queued
+    /// showed of the events that make one (`sync_marks`; 0: none queued yet), and when.
+    pub sync_mark: u16,
+    /// When the flow's last record was queued.
+    pub sync_at: u64,
 }
 
 /// A replay in progress (DESIGN §2, reconnect mode): Tandem opened a connection to a live
@@ -252,7 +261,8 @@ pub struct Replaying {
     pub high: Seq,
     /// The most of the log it acked so far.
     pub acked: Seq,
-    /// Its acks since `acked` last moved, while some of the log was unacked.
+    /// Its acks since `acked` last moved, while some of the log was unacked (before it
+    /// answered, for a new standby: the RSTs its SYN got).
     pub dup_acks: u8,
     /// When the replay began (its SYN went out).
     pub since: u64,
@@ -266,6 +276,10 @@ pub struct Replaying {
     /// `replay: http1`: its answer is being checked up to the splice point
     /// ([`crate::exchange::Answer`]); what it sends meanwhile goes to Tandem, not the client.
     pub answering: bool,
+    /// Mirror mode: the new leg is a new standby for a flow that lost one (DESIGN §5,
+    /// reintegration), not a replacement for the active. Its output is checked like any
+    /// standby's, behind the active; a failure takes only the new leg out.
+    pub reprotect: bool,
 }
 
 impl Flow {
@@ -306,6 +320,16 @@ impl Flow {
     #[inline]
     pub fn live_legs(&self) -> usize {
         self.legs().iter().filter(|l| l.alive).count()
+    }
+
+    /// Mirror mode: the new standby still being given the flow's log (DESIGN §5,
+    /// reintegration). Until it has all of it, it is behind by design: its acks, window,
+    /// FIN and lags say nothing about the flow.
+    #[inline]
+    pub fn joining(&self) -> Option<usize> {
+        self.replay
+            .filter(|r| r.reprotect && r.leg != self.active)
+            .map(|r| usize::from(r.leg))
     }
 }
 

@@ -54,7 +54,8 @@ pub mod verify;
 
 pub use buffer::{BufferPool, PacketBuf, VecPool};
 pub use config::{
-    EngineConfig, FlowTimeouts, OnNoReplica, ReplayConfig, Service, ServicePort, MAX_POOL,
+    EngineConfig, FlowTimeouts, OnNoReplica, ReplayConfig, Service, ServicePort, SyncExport,
+    MAX_POOL,
 };
 pub use counters::{Accumulate, CounterFamily, CounterKind, CounterSet, CounterSpec};
 pub use engine::{Engine, BURST, CHALLENGE_GAP_NS};

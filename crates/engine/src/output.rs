@@ -309,6 +309,20 @@ crate::counters! {
         /// Flows whose log ended (limit, gap, arena full): they can no longer be
         /// replayed and run unprotected.
         replay_logs_ended: counter "tandem_replay_logs_ended_total",
+        /// Mirror mode: new standbys begun by replay for running flows that lost one
+        /// (DESIGN §5, reintegration).
+        reprotects: counter "tandem_reprotects_total",
+        /// New standbys that took the flow's whole log: the flow is protected again
+        /// (their output behind the active is checked against its as it comes).
+        reprotected: counter "tandem_reprotected_total",
+        /// New standbys that failed before they had the whole log (no answer in
+        /// `connect_timeout`, the log's limit passed meanwhile, their replica died, or an
+        /// answer the flow cannot use): the flow runs on unprotected.
+        reprotects_failed: counter "tandem_reprotects_failed_total",
+        /// Flows that lost a standby when their log no longer held every client byte since
+        /// the SYN (past the limit, a client segment out of order, the arena full): they
+        /// stay unprotected until they end (counted once each).
+        reprotect_beyond_limit: counter "tandem_reprotect_beyond_limit_total",
         /// `replay: http1`: requests that made their flow unreplayable while outstanding
         /// (a method not in `methods`, a tunnel, a stream the framer cannot follow),
         /// counted once each time a flow becomes so; a replica's death meanwhile is a
@@ -319,7 +333,7 @@ crate::counters! {
         http1_exchanges_full: counter "tandem_http1_exchanges_full_total",
         /// Bytes of client-log chunks in use now.
         replay_log_bytes: gauge "tandem_replay_log_bytes",
-        /// Replays in progress now.
+        /// Replays in progress now (reconnects, and mirror mode's new standbys).
         reconnects_in_progress: gauge "tandem_reconnects_in_progress",
         /// Half-open flows evicted, when the table was full, for a new SYN (as
         /// conntrack's early drop; also in `flows_removed`).
@@ -367,6 +381,14 @@ crate::counters! {
         /// Segments of no flow dropped, not answered, during the grace time after a
         /// takeover (their record may still come).
         sync_unknown_flow_drops: counter "tandem_sync_unknown_flow_drops_total",
+        /// Flows a bulk sync from the peer did not refresh (the peer no longer has them),
+        /// removed at its end.
+        sync_flows_pruned: counter "tandem_sync_flows_pruned_total",
+        /// Sync records this engine made for the appliance peer (events and refreshes).
+        sync_records_made: counter "tandem_sync_records_made_total",
+        /// Sync records dropped because the engine's outbox was full (the pair's bulk
+        /// resync covers them).
+        sync_outbox_drops: counter "tandem_sync_outbox_drops_total",
     }
     and {
         /// Drops, indexed by `DropReason as usize`: not in the table, as [`DropReason`]

@@ -102,6 +102,20 @@ pub enum Class {
     Drop(DropReason),
 }
 
+/// The EtherType of the active appliance's announcement on the data ports (the pair's
+/// heartbeat, DESIGN §6b; IEEE local experimental): for the control core, which hears
+/// its peer by it.
+pub const PAIR_ANNOUNCE: u16 = 0x88b5;
+
+/// Whether `frame` is the pair's announcement ([`PAIR_ANNOUNCE`], tagged or not).
+pub fn is_pair_announce(frame: &[u8]) -> bool {
+    match frame.get(12..14) {
+        Some(&[0x81, 0x00]) => frame.get(16..18) == Some(&PAIR_ANNOUNCE.to_be_bytes()[..]),
+        Some(t) => t == PAIR_ANNOUNCE.to_be_bytes(),
+        None => false,
+    }
+}
+
 /// Parses one frame. `own` lists the appliance's addresses, `vips` the services'
 /// addresses (as `u32`): ICMP to a VIP goes to the control core, which answers echo
 /// requests for it as for its own addresses.
@@ -131,7 +145,7 @@ pub fn classify(frame: &[u8], own: &[u32], vips: &[u32]) -> Class {
     };
     match ethertype {
         EtherType::IPV4 => {}
-        EtherType::ARP => return Class::Control,
+        EtherType::ARP | PAIR_ANNOUNCE => return Class::Control,
         _ => return Class::Drop(DropReason::NotIpv4),
     }
     // `l3` ≤ `frame.len()`: the Ethernet header was there.
@@ -269,7 +283,7 @@ mod tests {
         let l3 = eth.header_len();
         match eth.ethertype() {
             EtherType::IPV4 => {}
-            EtherType::ARP => return Class::Control,
+            EtherType::ARP | PAIR_ANNOUNCE => return Class::Control,
             _ => return Class::Drop(DropReason::NotIpv4),
         }
         let Ok(ip) = Ipv4Packet::new_checked(&frame[l3..]) else {

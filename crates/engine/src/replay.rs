@@ -14,8 +14,15 @@
 //! - `len` never exceeds the flow's limit: the append that would pass it ends the log
 //!   instead ([`LogState::Overflow`]), as does an exhausted arena ([`LogState::Full`]). An
 //!   ended log holds no chunk; the flow is unprotected, and the caller counts why.
-//! - A segment past a gap is not logged. The engine never acks a client byte past the
-//!   log's end to the client, so the client sends it again once the gap is filled.
+//! - A segment past a gap is not logged ([`LogArena::append`]). The engine never acks a
+//!   client byte past the log's end to the client, so the client sends it again once the
+//!   gap is filled (reconnect mode).
+//! - Or, where the log's owner asks ([`LogArena::append_past_gap`], mirror mode, whose
+//!   replicas lack the missing bytes as Tandem does, and hold the client's ack back until
+//!   the client sends them again), it is logged after a *hole* of the gap's size: one
+//!   hole at most, filled in place by the retransmission. A log with a hole is not
+//!   [`ClientLog::usable`]; bytes are replayed only up to the hole
+//!   ([`ClientLog::contiguous_end`]).
 
 use crate::seq::Seq;
 
@@ -56,6 +63,9 @@ pub struct ClientLog {
     head_off: u32,
     /// Bytes used in the tail chunk.
     tail_len: u32,
+    /// The bytes `[hole_start, hole_start + hole_len)` are not here yet (0: no hole).
+    hole_start: Seq,
+    hole_len: u32,
 }
 
 impl Default for ClientLog {
@@ -68,6 +78,8 @@ impl Default for ClientLog {
             tail: NIL,
             head_off: 0,
             tail_len: 0,
+            hole_start: Seq(0),
+            hole_len: 0,
         }
     }
 }
@@ -82,7 +94,17 @@ impl ClientLog {
     /// Whether it holds every client byte since `start`: a replay may use it.
     #[inline]
     pub fn usable(&self) -> bool {
-        self.state == LogState::Open
+        self.state == LogState::Open && self.hole_len == 0
+    }
+
+    /// The end of the bytes it holds without a gap: its end, or the start of its hole.
+    #[inline]
+    pub fn contiguous_end(&self) -> Seq {
+        if self.hole_len == 0 {
+            self.end()
+        } else {
+            self.hole_start
+        }
     }
 }
 
@@ -174,6 +196,9 @@ impl LogArena {
             // (the engine's ack sync), so the client sends it again after the gap.
             return Appended::Nothing;
         }
+        if log.hole_len > 0 && !self.fill_hole(log, seq, bytes) {
+            return Appended::Ended(LogState::Gap);
+        }
         // A retransmission: only what follows the log's end is new.
         let skip = end.bytes_after(seq) as usize;
         let Some(new) = bytes.get(skip..).filter(|b| !b.is_empty()) else {
@@ -211,6 +236,95 @@ impl LogArena {
             rest = &rest[k..];
         }
         Appended::Logged(n)
+    }
+
+    /// Logs a segment that came past a gap (`seq` after the log's end) behind a hole of
+    /// the gap's size, at most `max_hole` bytes, to be filled in place when the client
+    /// sends the gap again ([`LogArena::append`]). A second gap while the log has a hole,
+    /// or a larger one, ends the log (`Gap`); the limit and the arena as in `append`.
+    pub fn append_past_gap(
+        &mut self,
+        log: &mut ClientLog,
+        seq: Seq,
+        bytes: &[u8],
+        limit: u32,
+        max_hole: u32,
+    ) -> Appended {
+        if log.state != LogState::Open || bytes.is_empty() {
+            return Appended::Nothing;
+        }
+        let end = log.end();
+        if seq <= end {
+            return self.append(log, seq, bytes, limit);
+        }
+        let gap = seq.bytes_after(end);
+        if log.hole_len > 0 || gap > max_hole {
+            self.end(log, LogState::Gap);
+            return Appended::Ended(LogState::Gap);
+        }
+        // The hole's bytes are zeros until filled.
+        const ZEROS: [u8; 256] = [0; 256];
+        let mut left = gap;
+        while left > 0 {
+            let n = left.min(ZEROS.len() as u32);
+            let at = log.end();
+            if let Appended::Ended(why) = self.append(log, at, &ZEROS[..n as usize], limit) {
+                return Appended::Ended(why);
+            }
+            left -= n;
+        }
+        log.hole_start = end;
+        log.hole_len = gap;
+        match self.append(log, seq, bytes, limit) {
+            Appended::Logged(n) => Appended::Logged(n + gap),
+            other => other,
+        }
+    }
+
+    /// Writes what `bytes` at `seq` has of the log's hole into it; the hole shrinks from
+    /// either end (false: the segment falls inside it, leaving two holes; not kept).
+    fn fill_hole(&mut self, log: &mut ClientLog, seq: Seq, bytes: &[u8]) -> bool {
+        let (hs, he) = (log.hole_start, log.hole_start.wrapping_add(log.hole_len));
+        let se = seq.wrapping_add(bytes.len() as u32);
+        let from = seq.later(hs);
+        let to = se.earlier(he);
+        if from >= to {
+            return true; // nothing of the hole
+        }
+        if from != hs && to != he {
+            return false;
+        }
+        let part = &bytes[from.bytes_after(seq) as usize..to.bytes_after(seq) as usize];
+        self.write_at(log, from, part);
+        if from == hs && to == he {
+            log.hole_len = 0;
+        } else if from == hs {
+            log.hole_start = to;
+            log.hole_len = he.bytes_after(to);
+        } else {
+            log.hole_len = from.bytes_after(hs);
+        }
+        true
+    }
+
+    /// Overwrites the logged bytes at `from` (within the log) with `bytes`.
+    fn write_at(&mut self, log: &ClientLog, from: Seq, bytes: &[u8]) {
+        let mut off = (log.head_off + from.bytes_after(log.start)) as usize;
+        let mut c = log.head;
+        let mut rest = bytes;
+        while c != NIL && !rest.is_empty() {
+            if off >= CHUNK {
+                off -= CHUNK;
+                c = self.next[c as usize];
+                continue;
+            }
+            let k = rest.len().min(CHUNK - off);
+            let at = c as usize * CHUNK + off;
+            self.bytes[at..at + k].copy_from_slice(&rest[..k]);
+            rest = &rest[k..];
+            off = 0;
+            c = self.next[c as usize];
+        }
     }
 
     /// Drops the bytes before `to` (the client bytes no replay needs any more); whole
@@ -446,5 +560,61 @@ mod tests {
             a.free(&mut log);
             proptest::prop_assert_eq!(a.used_bytes(), 0);
         }
+    }
+
+    #[test]
+    fn a_segment_past_a_gap_is_kept_behind_a_hole_that_the_retransmission_fills() {
+        let mut a = LogArena::new(8 * CHUNK as u64);
+        let mut log = ClientLog::default();
+        a.open(&mut log, Seq(u32::MAX - 2));
+        let data: Vec<u8> = (0..3000u32).map(|i| (i * 13) as u8).collect();
+        let at = |k: usize| Seq(u32::MAX - 2).wrapping_add(k as u32);
+        assert_eq!(
+            a.append_past_gap(&mut log, at(0), &data[..1000], LIMIT, 4096),
+            Appended::Logged(1000)
+        );
+        // 1000..2000 lost on the way: 2000..3000 waits behind a hole.
+        assert_eq!(
+            a.append_past_gap(&mut log, at(2000), &data[2000..], LIMIT, 4096),
+            Appended::Logged(2000)
+        );
+        assert!(!log.usable());
+        assert_eq!(log.contiguous_end(), at(1000));
+        // Filled from its front in two pieces (a retransmission cut differently).
+        a.append_past_gap(&mut log, at(1000), &data[1000..1400], LIMIT, 4096);
+        assert_eq!(log.contiguous_end(), at(1400));
+        a.append_past_gap(&mut log, at(900), &data[900..2100], LIMIT, 4096);
+        assert!(log.usable());
+        assert_eq!(log.end(), at(3000));
+        assert_eq!(read_all(&a, &log), data);
+    }
+
+    #[test]
+    fn a_second_gap_or_a_piece_inside_the_hole_ends_the_log() {
+        let mut a = LogArena::new(8 * CHUNK as u64);
+        let mut log = ClientLog::default();
+        a.open(&mut log, Seq(0));
+        a.append_past_gap(&mut log, Seq(0), &[1; 100], LIMIT, 4096);
+        a.append_past_gap(&mut log, Seq(200), &[2; 100], LIMIT, 4096);
+        assert_eq!(
+            a.append_past_gap(&mut log, Seq(400), &[3; 100], LIMIT, 4096),
+            Appended::Ended(LogState::Gap)
+        );
+        assert_eq!(log.state, LogState::Gap);
+        assert_eq!(a.used_bytes(), 0);
+
+        a.open(&mut log, Seq(0));
+        a.append_past_gap(&mut log, Seq(0), &[1; 100], LIMIT, 4096);
+        a.append_past_gap(&mut log, Seq(300), &[2; 100], LIMIT, 4096);
+        assert_eq!(
+            a.append_past_gap(&mut log, Seq(150), &[3; 50], LIMIT, 4096),
+            Appended::Ended(LogState::Gap)
+        );
+        // And a gap larger than the hole allowed.
+        a.open(&mut log, Seq(0));
+        assert_eq!(
+            a.append_past_gap(&mut log, Seq(5000), &[1; 10], LIMIT, 4096),
+            Appended::Ended(LogState::Gap)
+        );
     }
 }

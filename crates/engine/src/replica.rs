@@ -65,6 +65,9 @@ pub struct ReplicaTable {
     /// Bumped whenever any replica goes down: a flow that saw the same value on its
     /// previous packet need not check its legs one by one.
     downs: AtomicU32,
+    /// Bumped whenever a replica comes up (back, or new): flows that lost a standby may
+    /// get a new one there (mirror mode's reintegration, DESIGN §5).
+    ups: AtomicU32,
 }
 
 impl ReplicaTable {
@@ -83,6 +86,7 @@ impl ReplicaTable {
         ReplicaTable {
             slots,
             downs: AtomicU32::new(0),
+            ups: AtomicU32::new(0),
         }
     }
 
@@ -104,6 +108,7 @@ impl ReplicaTable {
         slot.heard.store(0, Ordering::Relaxed);
         slot.epoch.fetch_add(1, Ordering::Relaxed);
         slot.health.store(Health::Up as u8, Ordering::Release);
+        self.ups.fetch_add(1, Ordering::Release);
         Some(ReplicaId(i as u16))
     }
 
@@ -116,9 +121,12 @@ impl ReplicaTable {
         if matches!(health, Health::Down | Health::Unused) {
             slot.epoch.fetch_add(1, Ordering::Release);
         }
-        slot.health.store(health as u8, Ordering::Release);
+        let was = slot.health.swap(health as u8, Ordering::AcqRel);
         if matches!(health, Health::Down | Health::Unused) {
             self.downs.fetch_add(1, Ordering::Release);
+        }
+        if health == Health::Up && was != Health::Up as u8 {
+            self.ups.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -141,6 +149,12 @@ impl ReplicaTable {
     #[inline]
     pub fn down_generation(&self) -> u32 {
         self.downs.load(Ordering::Acquire)
+    }
+
+    /// Changes whenever a replica comes up (back from down or draining, or added).
+    #[inline]
+    pub fn up_generation(&self) -> u32 {
+        self.ups.load(Ordering::Acquire)
     }
 
     /// Current epoch: changes whenever the replica goes down.

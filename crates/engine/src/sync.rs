@@ -59,7 +59,8 @@
 //! absent optional fields and reserved bits are zero, so an encoding is canonical: a
 //! decoded record encodes to the same bytes. A batch is a 16-byte header (magic `TSYN`,
 //! version, kind, record count, sequence number) and its records back to back; five
-//! records fit a 1500-byte datagram.
+//! records fit a 1500-byte datagram. A `Removed` record may have no leg (`n_legs` 0,
+//! every leg slot zero): only its key matters.
 
 use std::net::Ipv4Addr;
 
@@ -206,7 +207,7 @@ pub struct SyncRecord {
     pub forward: bool,
     /// MAC to send to the client with.
     pub client_mac: MacAddr,
-    /// Legs in `legs` (1 to [`MAX_COPIES`]).
+    /// Legs in `legs` (1 to [`MAX_COPIES`]; 0 only in a `Removed` record).
     pub n_legs: u8,
     /// Index into `legs` of the active leg.
     pub active: u8,
@@ -625,11 +626,13 @@ impl SyncRecord {
             v => return Err(out_of_range("phase", v)),
         };
         let n_legs = r.u8(field::N_LEGS);
-        if n_legs == 0 || usize::from(n_legs) > MAX_COPIES {
+        // A `Removed` record may name no leg (only its key means anything).
+        let legless = n_legs == 0 && event == SyncEvent::Removed;
+        if (n_legs == 0 && !legless) || usize::from(n_legs) > MAX_COPIES {
             return Err(SyncError::LegCount(n_legs));
         }
         let active = r.u8(field::ACTIVE);
-        if active >= n_legs {
+        if active >= n_legs.max(1) {
             return Err(out_of_range("active", active));
         }
         let client_wscale = match (flags & F_CLIENT_WSCALE != 0, r.u8(field::CLIENT_WSCALE)) {
@@ -773,6 +776,11 @@ pub enum BatchKind {
     /// The sender's bulk sync for a joining peer ends with batch `seq` (no records): the
     /// peer may say `ready` once it has every batch up to it.
     BulkDone = 2,
+    /// A full resync starts here (no records): the receiver takes it at any sequence
+    /// number past what it has, forgets any gap before it, and is not `ready` until the
+    /// [`BatchKind::BulkDone`] that ends it. Sent when a peer joins, and when the sender
+    /// lost records (its buffer was full).
+    BulkStart = 3,
 }
 
 /// A batch read from the link: its header checked, its records decoded one by one.
@@ -810,6 +818,7 @@ impl<'a> Batch<'a> {
             0 => BatchKind::Records,
             1 => BatchKind::Ack,
             2 => BatchKind::BulkDone,
+            3 => BatchKind::BulkStart,
             k => return Err(SyncError::BatchKind(k)),
         };
         let count = r.u16(field::batch::COUNT);
@@ -940,13 +949,27 @@ pub enum InstallError {
 }
 
 impl SyncRecord {
+    /// The record that tells the peer flow `key` is gone: the key and the event, no leg
+    /// (the one kind of record that may have none).
+    pub fn removed(key: FlowKey) -> SyncRecord {
+        SyncRecord {
+            event: SyncEvent::Removed,
+            key,
+            n_legs: 0,
+            ..SyncRecord::default()
+        }
+    }
+
     /// The record of flow `f` (its legs' replicas named by their cached addresses).
     pub fn of(f: &Flow, event: SyncEvent) -> SyncRecord {
         let mut legs = [SyncLeg::default(); MAX_COPIES];
-        for ((slot, l), check) in legs.iter_mut().zip(f.legs()).zip(&f.checks) {
+        // A new standby still being given the log (mirror mode) has nothing the peer
+        // could carry on: the log is not synced.
+        let joining = f.joining();
+        for (k, ((slot, l), check)) in legs.iter_mut().zip(f.legs()).zip(&f.checks).enumerate() {
             *slot = SyncLeg {
                 addr: Ipv4Addr::from(l.addr),
-                alive: l.alive,
+                alive: l.alive && joining != Some(k),
                 answered: l.answered,
                 answer_rank: l.answer_rank,
                 isn: l.isn,
@@ -1432,6 +1455,13 @@ mod tests {
         assert_eq!(w.finish(), BATCH_HEADER_LEN);
         let b = Batch::parse(&ack).expect("ack");
         assert_eq!((b.kind, b.seq, b.len()), (BatchKind::Ack, 41, 0));
+        // So do the bulk markers.
+        for kind in [BatchKind::BulkStart, BatchKind::BulkDone] {
+            let w = BatchWriter::new(&mut ack, kind, 42).expect("room");
+            assert_eq!(w.finish(), BATCH_HEADER_LEN);
+            let b = Batch::parse(&ack).expect("marker");
+            assert_eq!((b.kind, b.seq, b.len()), (kind, 42, 0));
+        }
         // A full buffer refuses the next record.
         let mut one = [0u8; BATCH_HEADER_LEN + RECORD_LEN];
         let mut w = BatchWriter::new(&mut one, BatchKind::Records, 1).expect("room");

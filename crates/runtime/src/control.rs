@@ -84,8 +84,13 @@ pub struct ControlPort {
     pub mac: MacAddr,
     /// The appliance's address on it.
     pub address: Ipv4Addr,
-    /// Addresses answered for in ARP and ICMP echo (the address, and the VIPs outside).
+    /// Addresses answered for in ARP and ICMP echo (the address, and the VIPs outside;
+    /// with a pair, its floating addresses on this port's subnet).
     pub answers: Vec<Ipv4Addr>,
+    /// Of `answers`, those that move with the active role of a pair (the VIPs and the
+    /// `ha.floating` addresses on this port): answered only while this appliance owns
+    /// them, announced by gratuitous ARPs when it takes them. Empty without a pair.
+    pub floating: Vec<Ipv4Addr>,
     /// How to send.
     pub tx: ControlTx,
 }
@@ -189,6 +194,10 @@ pub struct Control {
     /// systemd (`Type=notify`): readiness on the first pass, the watchdog fed by every
     /// pass, so a control core that hangs gets the appliance restarted.
     pub service: tandem_control::notify::ServiceManager,
+    /// The appliance pair, when the profile has an `ha` section ([`crate::pair`]).
+    pub pair: Option<crate::pair::Pair>,
+    /// The pair's actions of one pass (kept: no allocation per pass).
+    pub pair_actions: Vec<tandem_control::ha::Action>,
     /// The packet buffer pools and the ports' extended statistics.
     pub device: crate::device::DeviceReader,
 }
@@ -296,8 +305,14 @@ impl Control {
                     }
                 }
             }
-            self.resolve(now, &mut out);
-            self.probe(now, horizon, clock);
+            self.run_pair(now, &mut out);
+            // A pair's appliance that does not carry traffic sends nothing on the data
+            // ports of its own: no ARP request, no probe (DESIGN §6b). It learns its
+            // neighbours from what it hears, and its replicas keep the health they had.
+            if self.pair.as_ref().is_none_or(crate::pair::Pair::carrying) {
+                self.resolve(now, &mut out);
+                self.probe(now, horizon, clock);
+            }
             self.finish_listing(now);
             self.serve_mgmt(now);
             self.hangup(now);
@@ -305,6 +320,11 @@ impl Control {
                 // Never waits on the metrics thread: a busy lock skips one pass.
                 if let Ok(mut c) = sh.control.try_lock() {
                     *c = self.counters;
+                }
+                if let Some(p) = &self.pair {
+                    if let Ok(mut h) = sh.ha.try_lock() {
+                        *h = Some((p.link().node().counters(now), p.counters()));
+                    }
                 }
             }
             for (i, b) in out.iter_mut().enumerate() {
@@ -377,6 +397,13 @@ impl Control {
         };
         let verdict = match EthernetFrame::new_checked(m.data()).map(|e| e.ethertype()) {
             Ok(EtherType::ARP) => self.arp(i, &m, now, out),
+            Ok(tandem_engine::parse::PAIR_ANNOUNCE) => {
+                match self.pair.as_mut() {
+                    Some(p) => p.link_mut().node_mut().on_announcement(now, m.data()),
+                    None => self.counters.not_served += 1,
+                }
+                Verdict::Drop
+            }
             Ok(EtherType::IPV4) => match m.data_mut() {
                 Some(frame) => self.ipv4(i, frame, now, out),
                 None => Verdict::Drop,
@@ -405,6 +432,10 @@ impl Control {
         let side = self.ports[i].side;
         self.learn(side, a.sender_ip, a.sender_mac, now);
         if a.is_request_for(&self.ports[i].answers) {
+            if !crate::pair::answers_for(a.target_ip, &self.ports[i].floating, self.owns()) {
+                self.counters.not_owner += 1;
+                return Verdict::Drop;
+            }
             let port_mac = self.ports[i].mac;
             if let Some(reply) = self.frame(|buf| a.write_reply(buf, port_mac)) {
                 self.counters.arp_replies += 1;
@@ -486,6 +517,12 @@ impl Control {
                 return Verdict::Drop;
             }
         }
+        if let Some(dst) = ipv4_dst(frame) {
+            if !crate::pair::answers_for(dst, &self.ports[i].floating, self.owns()) {
+                self.counters.not_owner += 1;
+                return Verdict::Drop;
+            }
+        }
         match echo_reply_in_place(frame, &self.ports[i].answers, self.ports[i].mac) {
             Echo::Replied => {
                 self.counters.echo_replies += 1;
@@ -504,18 +541,98 @@ impl Control {
 
     /// A new frame of up to 60 bytes written by `write` (which returns its length).
     fn frame<E>(&mut self, write: impl FnOnce(&mut [u8]) -> Result<usize, E>) -> Option<Mbuf> {
+        self.frame_of(build::MIN_FRAME_LEN, write)
+    }
+
+    /// A new frame of up to `room` bytes written by `write` (which returns its length).
+    fn frame_of<E>(
+        &mut self,
+        room: usize,
+        write: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Option<Mbuf> {
         let Some(mut m) = self.pool.alloc() else {
             self.counters.no_buffer += 1;
             return None;
         };
+        let room16 = u16::try_from(room).ok()?;
         let len = {
-            let buf = m.append(build::MIN_FRAME_LEN as u16)?;
+            let buf = m.append(room16)?;
             write(buf).ok()?
         };
-        if len < build::MIN_FRAME_LEN {
-            m.trim((build::MIN_FRAME_LEN - len) as u16);
+        if len < room {
+            m.trim(u16::try_from(room - len).ok()?);
         }
         Some(m)
+    }
+
+    /// Whether this appliance owns the floating addresses: always without a pair.
+    fn owns(&self) -> bool {
+        self.pair
+            .as_ref()
+            .is_none_or(|p| p.link().node().owns_addresses())
+    }
+
+    /// The pair's pass ([`crate::pair::Pair::pass`]) and what it asks of the ports.
+    fn run_pair(&mut self, now: u64, out: &mut [Burst<Mbuf>; 2]) {
+        let Some(pair) = self.pair.as_mut() else {
+            return;
+        };
+        let mut actions = std::mem::take(&mut self.pair_actions);
+        pair.pass(now, &mut actions);
+        for a in actions.drain(..) {
+            self.pair_action(a, out);
+        }
+        self.pair_actions = actions;
+    }
+
+    fn pair_action(&mut self, a: tandem_control::ha::Action, out: &mut [Burst<Mbuf>; 2]) {
+        use tandem_control::ha::Action;
+        match a {
+            Action::BecomeActive { epoch, takeover } => {
+                tracing::warn!(
+                    event = "ha_active",
+                    epoch,
+                    takeover,
+                    "this appliance is the active one of its pair"
+                );
+            }
+            Action::BecomeStandby { epoch } => {
+                tracing::warn!(
+                    event = "ha_standby",
+                    epoch,
+                    "this appliance is the standby of its pair"
+                );
+            }
+            Action::GratuitousArp => {
+                for i in 0..self.ports.len() {
+                    let (mac, floating) = (self.ports[i].mac, self.ports[i].floating.clone());
+                    for ip in floating {
+                        if let Some(m) = self.frame(|buf| crate::pair::gratuitous_arp(buf, mac, ip))
+                        {
+                            self.counters.gratuitous_arps += 1;
+                            self.emit(out, i, m);
+                        }
+                    }
+                }
+            }
+            Action::Announce => {
+                let Some(hb) = self.pair.as_ref().map(|p| p.link().node().announcement()) else {
+                    return;
+                };
+                for i in 0..self.ports.len() {
+                    let mac = self.ports[i].mac;
+                    let frame = self.frame_of(128, |buf| {
+                        tandem_control::ha::wire::announce_frame(mac.0, &hb, buf).ok_or(())
+                    });
+                    if let Some(m) = frame {
+                        self.counters.announcements += 1;
+                        self.emit(out, i, m);
+                    }
+                }
+            }
+            // The pair does these itself (the workers' data path, their walks).
+            Action::StartBulk { .. } | Action::Quiesce | Action::Suspend | Action::Resume => {}
+        }
     }
 
     /// A worker could not send to `replica` for want of its MAC: ask for its next hop
@@ -780,6 +897,16 @@ impl Control {
                 Request::Reload { dry_run, profile } => self
                     .reload(profile.as_deref(), *dry_run, now)
                     .map_or_else(Response::error, Response::Reload),
+                Request::Ha(cmd) => match (self.pair.as_mut(), cmd) {
+                    (None, _) => Response::error(
+                        "this appliance is not one of a pair (its profile has no `ha` section)",
+                    ),
+                    (Some(p), None) => Response::Ha(Box::new(p.link().status(now))),
+                    (Some(p), Some(c)) => p
+                        .link_mut()
+                        .command(now, *c)
+                        .map_or_else(Response::error, |s| Response::Ha(Box::new(s))),
+                },
                 request => self.answer(request, now),
             };
             p.reply(&answer);
@@ -793,7 +920,8 @@ impl Control {
             Request::Flows(_)
             | Request::Add { .. }
             | Request::Remove(_)
-            | Request::Reload { .. } => return Response::error("not answered here"),
+            | Request::Reload { .. }
+            | Request::Ha(_) => return Response::error("not answered here"),
         };
         let (full, id) = match crate::mgmt::resolve(name, &self.names) {
             Ok((full, id)) => (full.to_owned(), id),
@@ -1478,6 +1606,7 @@ impl Control {
             status.recovery_ns = sh.recovery_summary().map(percentiles);
             status.listeners = listener_drops(&sh.listeners.read());
         }
+        status.ha = self.pair.as_ref().map(|p| p.link().status(now));
         status
     }
 
@@ -1620,6 +1749,13 @@ pub enum Echo {
     Malformed,
 }
 
+/// The IPv4 destination of `frame` (tagged or not), if it is IPv4.
+fn ipv4_dst(frame: &[u8]) -> Option<Ipv4Addr> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let ip = Ipv4Packet::new_checked(frame.get(eth.header_len()..)?).ok()?;
+    Some(ip.dst())
+}
+
 /// Turns an ICMP echo request (RFC 792) to one of `answers` into its reply, in place:
 /// MACs and IP addresses swapped (the source MAC becomes `port_mac`), type 0, checksum
 /// updated incrementally (RFC 1624). The IPv4 header checksum is unchanged by the swap.
@@ -1715,6 +1851,12 @@ mod tests {
         let icmp = Icmpv4Packet::new_checked(&f[34..]).ok();
         assert_eq!(icmp.as_ref().map(|i| i.msg_type()), Some(0));
         assert!(icmp.is_some_and(|i| i.verify_checksum() && i.ident() == 0xbeef));
+    }
+
+    #[test]
+    fn the_destination_of_an_echo_request_is_read_for_the_pairs_gate() {
+        assert_eq!(ipv4_dst(&echo_request(VIP)), Some(VIP));
+        assert_eq!(ipv4_dst(&echo_request(VIP)[..20]), None);
     }
 
     #[test]

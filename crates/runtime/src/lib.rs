@@ -54,13 +54,14 @@ pub mod device;
 pub mod gate;
 pub mod metrics;
 pub mod msg;
+pub mod pair;
 mod stages;
 pub mod stats;
 pub mod worker;
 
 // The decisions without DPDK live in tandem-control; their paths here stay as they were.
 pub use tandem_control::{
-    access, answer, health, listing, mgmt, neighbour, profile, reload, serve,
+    access, answer, ha, health, listing, mgmt, neighbour, profile, reload, serve,
 };
 
 use std::sync::atomic::AtomicBool;
@@ -106,6 +107,9 @@ pub enum RuntimeError {
     /// The control core stopped the appliance: a worker stopped publishing its counters.
     #[error("a worker stopped (no counters for 5 s); the appliance stopped")]
     Stalled,
+    /// The HA link's socket could not be set up.
+    #[error("ha: {0}")]
+    Ha(String),
 }
 
 trait Context<T> {
@@ -180,16 +184,36 @@ pub fn run(
     // owner of a flow, the ports' RSS (tandem_engine::hash).
     let hash_key = tandem_engine::HashKey::random().map_err(RuntimeError::Random)?;
     let mut dp = stages::ports(profile, hash_key)?;
-    let wiring = stages::workers(profile, &mut dp, hash_key)?;
+    let mut wiring = stages::workers(profile, &mut dp, hash_key)?;
     let mut mapped = map_profile(profile, dp.ports[0].mac, dp.ports[1].mac)?;
     mapped.engine.hash_key = hash_key;
     for w in &mapped.warnings {
         tracing::warn!("{w}");
     }
-    let mut serving = stages::control(profile, &dp, &mapped, wiring.ends, &wiring.stats, access)?;
+    let clock = clock::Clock::new();
+    let pair = match &profile.ha {
+        Some(ha) => {
+            let route = stages::pair_route(&dp, hash_key)?;
+            let (pair, ends) = start_pair(ha, wiring.ios.len(), route, &clock)?;
+            for (io, end) in wiring.ios.iter_mut().zip(ends) {
+                io.sync = Some(end);
+            }
+            mapped.engine.sync = Some(tandem_engine::SyncExport::default());
+            Some(pair)
+        }
+        None => None,
+    };
+    let mut serving = stages::control(
+        profile,
+        &dp,
+        &mapped,
+        wiring.ends,
+        &wiring.stats,
+        access,
+        pair,
+    )?;
     serving.control.reloading = reloading;
     let running = Arc::new(AtomicBool::new(true));
-    let clock = clock::Clock::new();
     let (launched, launch_error) = stages::launch(wiring.ios, &mapped, &running, clock);
     let started = Instant::now();
     if launch_error.is_none() {
@@ -232,6 +256,35 @@ pub fn run(
         return Err(e);
     }
     Ok(summary)
+}
+
+/// The pair of `ha`: its node on the HA link's socket, and each of `workers` workers'
+/// end ([`pair`]).
+fn start_pair(
+    ha: &tandem_config::Ha,
+    workers: usize,
+    route: pair::Route,
+    clock: &clock::Clock,
+) -> Result<(pair::Pair, Vec<pair::WorkerSync>), RuntimeError> {
+    // Wall-clock nanoseconds: it numbers the sync batches across restarts.
+    let incarnation = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let now = clock.now_ns();
+    let node = ha::Node::new(tandem_control::profile::ha_settings(ha, incarnation), now);
+    let link = ha::HaLink::bind(ha.local, ha.peer, node).map_err(|e| {
+        RuntimeError::Ha(format!(
+            "binding {} on the HA link ({}): {e}",
+            ha.local, ha.interface
+        ))
+    })?;
+    // Segments of no flow are dropped, not reset, this long after a takeover: records
+    // the peer sent just before may still be on the way.
+    let grace_ns =
+        u64::try_from((ha.sync_interval * 2 + ha.heartbeat).as_nanos()).unwrap_or(u64::MAX);
+    tracing::info!(local = %ha.local, peer = %ha.peer, interface = %ha.interface,
+        preferred = ha.preferred, "the pair's HA link is up; electing");
+    Ok(pair::Pair::new(link, workers, route, grace_ns))
 }
 
 #[cfg(test)]

@@ -84,6 +84,9 @@ pub struct Shared {
     pub workers: Vec<(u32, Arc<WorkerStats>)>,
     /// The control core's counters, as of its last pass.
     pub control: Mutex<ControlCounters>,
+    /// The appliance pair's counters (the node's, the runtime's), as of the control
+    /// core's last pass (none: not one of a pair).
+    pub ha: Mutex<Option<(tandem_control::ha::HaCounters, crate::pair::PairCounters)>>,
     /// Health and addresses.
     pub replicas: Arc<ReplicaTable>,
     /// `service/replica` names (the control core updates them on `tandem add`/`remove`).
@@ -198,6 +201,7 @@ impl Shared {
     fn render(&self) -> String {
         let workers = self.snapshots();
         let control = self.control.lock().map(|c| *c).unwrap_or_default();
+        let ha = self.ha.lock().map(|h| *h).unwrap_or_default();
         let names = self.names();
         let replicas: Vec<(String, Ipv4Addr, Health, u64, u64)> = names
             .iter()
@@ -215,6 +219,7 @@ impl Shared {
         render(
             &workers,
             &control,
+            ha.as_ref().map(|(n, p)| (n, p)),
             &replicas,
             &self.listeners.read(),
             &self.derived(),
@@ -556,6 +561,7 @@ fn write_buckets(s: &mut String, name: &str, help: &str, b: &LatencyBuckets) {
 pub fn render(
     workers: &[(u32, Counters, IoCounters)],
     control: &ControlCounters,
+    ha: Option<(&tandem_control::ha::HaCounters, &crate::pair::PairCounters)>,
     replicas: &[(String, Ipv4Addr, Health, u64, u64)],
     listeners: &[(&str, [u64; 4])],
     derived: &Derived,
@@ -585,6 +591,10 @@ pub fn render(
         workers.iter().map(|(lc, _, io)| (lcore(lc), io)).collect();
     write_set(&mut s, &ios);
     write_set(&mut s, &[(String::new(), control)]);
+    if let Some((node, pair)) = ha {
+        write_set(&mut s, &[(String::new(), node)]);
+        write_set(&mut s, &[(String::new(), pair)]);
+    }
     let _ = writeln!(
         s,
         "# HELP tandem_replica_up 1: takes new flows; 0: draining or down (see tandem_replica_state)"
@@ -826,6 +836,7 @@ mod tests {
         render(
             &[(1, e, IoCounters::default())],
             &c,
+            None,
             &[(
                 "lab/primary".into(),
                 Ipv4Addr::new(198, 19, 0, 11),
@@ -1066,6 +1077,7 @@ mod tests {
         Shared {
             workers,
             control: Mutex::new(ControlCounters::default()),
+            ha: Mutex::new(None),
             replicas: Arc::new(ReplicaTable::new(4)),
             names: Mutex::new(Vec::new()),
             recovery: Mutex::new(histogram(crate::stats::RECOVERY_MAX_NS)),
@@ -1397,5 +1409,36 @@ mod tests {
         // The table held MAX_CONNS: each one past it closed the oldest silent one.
         assert_eq!(shared.listeners.metrics.read(), [0, 0, 9, 0]);
         drop(flood);
+    }
+
+    #[test]
+    fn a_pairs_counters_are_in_the_exposition_and_a_single_appliance_has_none() {
+        let sh = shared(Vec::new());
+        assert!(!sh.render().contains("tandem_ha_"));
+        *lock(&sh.ha) = Some((
+            tandem_control::ha::HaCounters {
+                role: 2,
+                takeovers: 1,
+                sync_records_sent: 40,
+                sync_lag_ns: 1_500,
+                ..Default::default()
+            },
+            crate::pair::PairCounters {
+                records_routed: 7,
+                ..Default::default()
+            },
+        ));
+        let text = sh.render();
+        for line in [
+            "tandem_ha_role 2",
+            "tandem_ha_takeovers_total 1",
+            "tandem_ha_sync_records_sent_total 40",
+            "tandem_ha_sync_lag_nanoseconds 1500",
+            "tandem_ha_records_routed_total 7",
+            "tandem_ha_install_ring_full_total 0",
+            "# TYPE tandem_ha_role gauge",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
     }
 }

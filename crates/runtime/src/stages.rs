@@ -410,6 +410,7 @@ pub(crate) fn workers(
             stats: slot,
             pool,
             handoff: handoffs.get_mut(w.id).and_then(Option::take),
+            sync: None,
         });
     }
 
@@ -441,6 +442,7 @@ pub(crate) fn control(
     ends: ControlEnds,
     stats: &[(u32, Arc<WorkerStats>)],
     access: access::Access,
+    pair: Option<crate::pair::Pair>,
 ) -> Result<Serving, RuntimeError> {
     let ports = &dp.ports;
     let pool = dp.pool;
@@ -456,9 +458,28 @@ pub(crate) fn control(
         mailboxes,
     } = ends;
     let stats = stats.to_vec();
-    // The control core's state.
+    // The control core's state. With a pair, the VIPs and the `ha.floating` addresses
+    // move with the active role (DESIGN §6b).
     let mut answers_out = vec![profile.ports.outside.address.address];
     answers_out.extend(vips.iter().copied());
+    let mut answers_in = vec![profile.ports.inside.address.address];
+    let (mut floating_out, mut floating_in) = (Vec::new(), Vec::new());
+    if let Some(ha) = &profile.ha {
+        floating_out.extend(vips.iter().copied());
+        for (answers, floating, role) in [
+            (&mut answers_out, &mut floating_out, PortRole::Outside),
+            (&mut answers_in, &mut floating_in, PortRole::Inside),
+        ] {
+            for ip in ha.floating_on(&profile.ports, role) {
+                if !answers.contains(&ip) {
+                    answers.push(ip);
+                }
+                if !floating.contains(&ip) {
+                    floating.push(ip);
+                }
+            }
+        }
+    }
     let cports = [
         ControlPort {
             side: Side::Outside,
@@ -466,6 +487,7 @@ pub(crate) fn control(
             mac: macs.0,
             address: profile.ports.outside.address.address,
             answers: answers_out,
+            floating: floating_out,
             tx: out_tx,
         },
         ControlPort {
@@ -473,7 +495,8 @@ pub(crate) fn control(
             port_id: ports[1].port.id(),
             mac: macs.1,
             address: profile.ports.inside.address.address,
-            answers: vec![profile.ports.inside.address.address],
+            answers: answers_in,
+            floating: floating_in,
             tx: in_tx,
         },
     ];
@@ -556,6 +579,7 @@ pub(crate) fn control(
     let shared = Arc::new(metrics::Shared {
         workers: stats.clone(),
         control: std::sync::Mutex::new(Default::default()),
+        ha: std::sync::Mutex::new(None),
         replicas: mapped.replicas.clone(),
         names: std::sync::Mutex::new(names.clone()),
         recovery: std::sync::Mutex::new(stats::histogram(stats::RECOVERY_MAX_NS)),
@@ -650,6 +674,8 @@ pub(crate) fn control(
         reloading: None,
         mailboxes,
         service: tandem_control::notify::ServiceManager::from_env(),
+        pair,
+        pair_actions: Vec::with_capacity(16),
         device: crate::device::DeviceReader::new(
             vec![pool],
             ports
@@ -759,6 +785,47 @@ pub(crate) fn teardown(
         }
     }
     (summary, worker_error)
+}
+
+/// How this appliance's pair routes a record from its peer to the worker that owns the
+/// flow here: as its own ports and workers do (`crate::affinity`).
+pub(crate) fn pair_route(
+    dp: &DataPath,
+    hash_key: HashKey,
+) -> Result<crate::pair::Route, RuntimeError> {
+    Ok(match dp.path {
+        affinity::Affinity::Single => crate::pair::Route::Single,
+        affinity::Affinity::HandOff => crate::pair::Route::HandOff {
+            workers: dp.plan.len(),
+            key: hash_key,
+        },
+        affinity::Affinity::Rss => {
+            // What the outside port hashes with (the inside one agrees: settled at start).
+            let port = &dp.ports[0].port;
+            let (_, key) = port
+                .rss_conf()
+                .ctx(|| "ports.outside: reading the RSS settings for the pair".to_owned())?;
+            let reta = port
+                .reta()
+                .ctx(|| "ports.outside: reading the redirection table for the pair".to_owned())?;
+            let mut worker_of_queue = Vec::new();
+            for w in &dp.plan {
+                for &(role, q) in &w.rx {
+                    if role == PortRole::Outside {
+                        let q = usize::from(q);
+                        if worker_of_queue.len() <= q {
+                            worker_of_queue.resize(q + 1, 0);
+                        }
+                        worker_of_queue[q] = w.id;
+                    }
+                }
+            }
+            crate::pair::Route::Rss {
+                model: tandem_engine::affinity::RssModel::from_parts(key, reta),
+                worker_of_queue,
+            }
+        }
+    })
 }
 
 #[cfg(test)]

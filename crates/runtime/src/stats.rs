@@ -228,6 +228,14 @@ tandem_engine::counters! {
         arp_replies_rate_limited: counter,
         /// Probe answers and ARP replies lost because the answer ring was full.
         answer_ring_full: counter,
+        /// Frames received and dropped because this appliance is not the active one of
+        /// its pair (standby, quiesced for a handover, or suspended after a stall).
+        pair_inactive_drops: counter,
+        /// Records from the appliance peer handed to the engine to install.
+        sync_installs: counter,
+        /// Records of whole-table walks (bulk syncs, a handover's final records) sent to
+        /// the control core.
+        sync_walked: counter,
     }
     family "tandem_worker_io_total" by "event",
         "The workers' own events (besides the engine's counters), by event";

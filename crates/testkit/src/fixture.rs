@@ -48,8 +48,20 @@ pub fn mirror(replicas: &[ReplicaId]) -> Service {
         output_lag_ns: None,
         verify: true,
         replay: None,
+        reprotect: None,
         http1: None,
         no_replica: tandem_engine::OnNoReplica::Reset,
+    }
+}
+
+/// The lab's mirror service whose flows get a new standby by replay when they lose one
+/// (`replay` in mirror mode): their client bytes since the SYN are logged.
+pub fn mirror_reprotect(replicas: &[ReplicaId], copies: usize) -> Service {
+    Service {
+        copies,
+        ordered: true,
+        reprotect: Some(tandem_engine::ReplayConfig::default()),
+        ..mirror(replicas)
     }
 }
 

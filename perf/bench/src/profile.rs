@@ -302,6 +302,7 @@ fn memif_profile(m: &MemifArgs, service: Service, limits: Limits) -> Profile {
             group: None,
         },
         logging: Logging::default(),
+        ha: None,
     }
 }
 

@@ -51,19 +51,31 @@ pub struct Bench {
 impl Bench {
     /// `n` established flows (handshakes run through the engine).
     pub fn new(n: usize, seed: u64) -> Bench {
-        Bench::build(n, seed, false)
+        Bench::build(n, seed, false, false)
+    }
+
+    /// As [`Bench::new`], the service giving its flows new standbys (mirror mode's
+    /// `replay`, the profile's default): every client byte is logged.
+    #[allow(dead_code)] // examples/fastpath_count.rs only
+    pub fn new_logging(n: usize, seed: u64) -> Bench {
+        Bench::build(n, seed, false, true)
     }
 
     /// `n` forward-mode flows (one copy each, spread over primary and backup), each
     /// adopted by a client data segment: no handshake, as from a stateless generator.
     pub fn new_forward(n: usize, seed: u64) -> Bench {
-        Bench::build(n, seed, true)
+        Bench::build(n, seed, true, false)
     }
 
-    fn build(n: usize, seed: u64, forward: bool) -> Bench {
+    fn build(n: usize, seed: u64, forward: bool, logging: bool) -> Bench {
         let (replicas, p, b) = lab_replicas();
         let service = if forward {
             tandem_testkit::forward(&[p, b])
+        } else if logging {
+            tandem_engine::Service {
+                reprotect: Some(tandem_engine::ReplayConfig::default()),
+                ..mirror(&[p, b])
+            }
         } else {
             mirror(&[p, b])
         };

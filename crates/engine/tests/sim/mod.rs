@@ -86,6 +86,19 @@ pub struct Takeover {
     pub peer_flows: usize,
 }
 
+/// Mirror mode's new standbys (`tests/reprotect.rs`, DESIGN §5 reintegration): the
+/// standby is killed at the scenario's trigger, comes back (a restarted server: no old
+/// socket) `revive_ns` after the control core found it down, the flow gets it back as a
+/// new standby by replay, and then the active is killed: `active_ns` after the new
+/// standby has the whole log, or, with `mid_replay`, as soon as it answered, while it is
+/// still being given the log.
+#[derive(Clone, Debug)]
+pub struct Reprotect {
+    pub revive_ns: u64,
+    pub active_ns: u64,
+    pub mid_replay: bool,
+}
+
 /// Grace time after a takeover for segments of flows the peer does not know.
 pub const TAKEOVER_GRACE_NS: u64 = 50 * MS;
 
@@ -116,6 +129,9 @@ pub struct Scenario {
     pub liar: bool,
     /// The appliance is taken over by its peer (no replica is killed then).
     pub takeover: Option<Takeover>,
+    /// Mirror mode with new standbys: the standby dies and comes back, then the active
+    /// dies.
+    pub reprotect: Option<Reprotect>,
 }
 
 impl Scenario {
@@ -218,10 +234,38 @@ impl Scenario {
             reconnect: false,
             liar: false,
             takeover: None,
+            reprotect: None,
         };
         // Drawn last, so that every other draw of a seed is what it was before.
         sc.reconnect = rng.random_bool(0.3);
         sc.liar = sc.reconnect && rng.random_bool(0.4);
+        sc
+    }
+
+    /// The world of `seed` in mirror mode with new standbys: the standby killed early in
+    /// the stream and brought back, then the active killed ([`Reprotect`]). The stream
+    /// is long enough (at least 256 KiB from the servers) for both to happen mid-stream.
+    #[allow(dead_code)] // tests/reprotect.rs only (each test crate builds `sim`)
+    pub fn generate_reprotect(seed: u64) -> Scenario {
+        let mut sc = Scenario::generate(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4e70_407e_c700_0001);
+        sc.reconnect = false;
+        sc.liar = false;
+        sc.kill = Kill::Standby;
+        while sc.requests.iter().map(|r| r.len).sum::<usize>() < 256 * 1024 {
+            let len = rng.random_range(2_000..60_000);
+            let fill = (0..rng.random_range(0..256))
+                .map(|_| rng.random())
+                .collect();
+            sc.requests.push(Request { len, fill });
+        }
+        let total_out: usize = sc.requests.iter().map(|r| r.len).sum();
+        sc.trigger = Trigger::ClientReceived(rng.random_range(1..=total_out / 8));
+        sc.reprotect = Some(Reprotect {
+            revive_ns: rng.random_range(500 * US..10 * MS),
+            active_ns: rng.random_range(0..5 * MS),
+            mid_replay: rng.random_bool(0.2),
+        });
         sc
     }
 
@@ -276,6 +320,11 @@ pub struct Outcome {
     /// and whether the client's connection ended in a RST.
     #[allow(dead_code)] // tests/sync_takeover.rs only (each test crate builds `sim`)
     pub takeover: Option<(bool, bool, bool)>,
+    /// New standbys: (the standby came back, the flow got it back by replay, the active
+    /// was then killed, the client's connection ended in a RST, the flow's log had ended
+    /// (a client segment out of order), a new standby failed).
+    #[allow(dead_code)] // tests/reprotect.rs only (each test crate builds `sim`)
+    pub reprotect: Option<(bool, bool, bool, bool, bool, bool)>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -421,6 +470,7 @@ struct World {
     detect_at: Option<u64>,
     /// A replica the engine dropped during the handshake.
     handshake_dropped: Option<usize>,
+    handshake_seen: bool,
     unprotected: bool,
     client_rsts: u64,
     /// RSTs the engine sent towards the client.
@@ -448,11 +498,27 @@ struct World {
     max_tsval_before: Option<u32>,
     /// The peer installed the record.
     installed: bool,
+    /// New standbys: when the killed standby is to come back, when it came back, the
+    /// active's kill armed (and whether the new standby was still being given the log).
+    revive_at: Option<u64>,
+    revived_at: Option<u64>,
+    active_armed: bool,
+    killed_mid_replay: bool,
+    /// Both kills' victims' legs (for the legs-lost count).
+    earlier_victims: u64,
 }
 
 /// Runs one seed. `Err` carries a full dump.
 pub fn run(seed: u64) -> Result<Outcome, String> {
     let sc = Scenario::generate(seed);
+    let mut w = World::new(sc);
+    w.run()
+}
+
+/// Runs one seed's new-standby world ([`Scenario::generate_reprotect`]).
+#[allow(dead_code)] // tests/reprotect.rs only (each test crate builds `sim`)
+pub fn run_reprotect(seed: u64) -> Result<Outcome, String> {
+    let sc = Scenario::generate_reprotect(seed);
     let mut w = World::new(sc);
     w.run()
 }
@@ -485,6 +551,11 @@ fn appliance(sc: &Scenario, order: [usize; 2], max_flows: usize) -> Appliance {
         port,
         ..if sc.reconnect {
             tandem_testkit::fixture::reconnect(&ids)
+        } else if sc.reprotect.is_some() {
+            tandem_engine::Service {
+                reprotect: Some(tandem_engine::ReplayConfig::default()),
+                ..mirror(&ids)
+            }
         } else {
             mirror(&ids)
         }
@@ -576,6 +647,7 @@ impl World {
             kill_at: None,
             detect_at: None,
             handshake_dropped: None,
+            handshake_seen: false,
             unprotected: false,
             client_rsts: 0,
             rsts_sent: 0,
@@ -595,6 +667,11 @@ impl World {
             took_over_at: None,
             max_tsval_before: None,
             installed: false,
+            revive_at: None,
+            revived_at: None,
+            active_armed: false,
+            killed_mid_replay: false,
+            earlier_victims: 0,
             sc,
         }
     }
@@ -950,6 +1027,9 @@ impl World {
         // client's stream is checked never mixed).
         took_over
             || self.unprotected
+            // The active died while the new standby was still being given the log: it
+            // takes over only if its output is checked equal to what the client has.
+            || self.killed_mid_replay
             || c.standbys_unverifiable + c.takeovers_refused + c.catch_ups_failed > 0
             // A replay to the liar whose answer differs from what the client has: a RST
             // is the right answer.
@@ -1062,6 +1142,71 @@ impl World {
         self.poll_engine();
     }
 
+    /// New standbys: the killed standby comes back once it was found down; once the
+    /// flow has it back (or, with `mid_replay`, as soon as it answered the replay's SYN),
+    /// the active's kill is armed.
+    fn maybe_reprotect(&mut self) {
+        let Some(plan) = self.sc.reprotect.clone() else {
+            return;
+        };
+        if self.revived_at.is_none() {
+            let Some(v) = self.victim.filter(|&v| self.down[v]) else {
+                return;
+            };
+            let at = *self.revive_at.get_or_insert(self.now + plan.revive_ns);
+            if self.now >= at {
+                self.revive(v);
+            }
+            return;
+        }
+        if self.active_armed {
+            return;
+        }
+        let (reprotected, joining_answered) = {
+            let reprotected = self.t.rig.engine.counters().reprotected > 0;
+            let joining = self.flow().and_then(|f| {
+                f.replay
+                    .filter(|r| r.reprotect)
+                    .map(|r| f.legs[usize::from(r.leg)].answered)
+            });
+            (reprotected, joining == Some(true))
+        };
+        let mid = plan.mid_replay && joining_answered && !reprotected;
+        if !(reprotected || mid) {
+            return;
+        }
+        self.active_armed = true;
+        self.killed_mid_replay = mid;
+        self.sc.kill = Kill::Active;
+        self.sc.trigger = Trigger::At(self.now + if mid { 0 } else { plan.active_ns });
+        self.earlier_victims += 1;
+        self.kill_at = None;
+        self.victim = None;
+        self.detect_at = None;
+    }
+
+    /// Replica `r` restarted: a new server, listening, with no socket of the old flow;
+    /// the control core finds it up.
+    fn revive(&mut self, r: usize) {
+        let mut h = Host::new(
+            REPLICA_MACS[r],
+            REPLICA_IPS[r],
+            INSIDE_IP,
+            &self.sc.replicas[r],
+            self.now,
+        );
+        h.sock().listen(self.sc.port).expect("listen");
+        self.servers[r] = h;
+        self.sapps[r] = ServerApp::default();
+        self.killed[r] = false;
+        self.down[r] = false;
+        self.joined[r] = false;
+        self.detect_at = None;
+        self.t.table.set_health(self.t.ids[r], Health::Up);
+        self.revived_at = Some(self.now);
+        self.poll_engine();
+    }
+
     fn poll_engine(&mut self) {
         self.t.rig.poll(self.now);
         self.drain_engine();
@@ -1137,17 +1282,21 @@ impl World {
             let v = v.clone();
             self.fail(v);
         }
-        // The flow's handshake dropped a replica.
-        if self.handshake_dropped.is_none() {
-            if let Some(f) = self.flow() {
-                if f.phase != FlowPhase::SynSent {
-                    let dropped = f
-                        .legs()
+        // The flow's handshake dropped a replica (looked at once, when it completes: a
+        // new standby joining later is not answered for a while either).
+        if !self.handshake_seen {
+            let seen = self
+                .flow()
+                .filter(|f| f.phase != FlowPhase::SynSent)
+                .map(|f| {
+                    f.legs()
                         .iter()
                         .find(|l| !l.answered)
-                        .and_then(|l| REPLICA_IPS.iter().position(|a| u32::from(*a) == l.addr));
-                    self.handshake_dropped = dropped;
-                }
+                        .and_then(|l| REPLICA_IPS.iter().position(|a| u32::from(*a) == l.addr))
+                });
+            if let Some(dropped) = seen {
+                self.handshake_seen = true;
+                self.handshake_dropped = dropped;
             }
         }
         // §3.5: what the client saw acknowledged has reached every replica still in the
@@ -1229,7 +1378,9 @@ impl World {
                 bad.push(format!("flows_lost = {}", c.flows_lost));
             }
             let expect_failovers = match self.sc.kill {
-                Kill::Active => 1,
+                // New standbys: the active's kill is armed late, and the stream may end
+                // first.
+                Kill::Active => u64::from(self.kill_at.is_some()),
                 Kill::None | Kill::Standby => 0,
                 Kill::Handshake => c.flow_failovers.min(1),
             };
@@ -1246,6 +1397,12 @@ impl World {
             let handshake_redo = self.sc.kill == Kill::Handshake && c.flows_created == 2;
             let max_legs_lost = if handshake_redo {
                 2
+            } else if self.sc.reprotect.is_some() {
+                // A replica dropped at the handshake comes back as a new standby: each
+                // kill may cost a leg besides.
+                u64::from(self.victim.is_some())
+                    + u64::from(self.handshake_dropped.is_some())
+                    + self.earlier_victims
             } else {
                 u64::from(self.victim.is_some() || self.handshake_dropped.is_some())
             };
@@ -1314,6 +1471,7 @@ impl World {
             set_clock(self.now);
             self.maybe_kill();
             self.maybe_detect();
+            self.maybe_reprotect();
             self.deliver();
             if self.now >= self.engine_next {
                 self.poll_engine();
@@ -1346,6 +1504,9 @@ impl World {
                 .detect_at
                 .filter(|_| self.victim.is_some_and(|v| !self.down[v]))
             {
+                next = next.min(t);
+            }
+            if let Some(t) = self.revive_at.filter(|_| self.revived_at.is_none()) {
                 next = next.min(t);
             }
             if self.took_over_at.is_none() {
@@ -1390,6 +1551,17 @@ impl World {
                 signals: self.t.signals.len(),
                 replayed: self.t.rig.engine.counters().replayed_segments,
                 acks_to_client: self.t.rig.engine.counters().acks_to_client,
+                reprotect: self.sc.reprotect.as_ref().map(|_| {
+                    let c = self.t.rig.engine.counters();
+                    (
+                        self.revived_at.is_some(),
+                        c.reprotected > 0,
+                        self.active_armed && self.kill_at.is_some(),
+                        self.rsts_sent > 0,
+                        c.replay_logs_ended > 0,
+                        c.reprotects_failed > 0,
+                    )
+                }),
                 takeover: self.sc.takeover.as_ref().map(|p| {
                     let reset = self.took_over_at.is_some() && self.rsts_sent > 0;
                     (self.installed, p.fresh, reset)

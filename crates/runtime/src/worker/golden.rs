@@ -446,3 +446,488 @@ fn a_service_added_by_a_reload_takes_its_first_flow_once_its_pool_follows() {
     assert_eq!(to.len(), 2, "{to:?}");
     assert!(to.contains(&PRIMARY) && to.contains(&BACKUP), "{to:?}");
 }
+
+// ---- the appliance pair (crate::pair): two appliances' workers and control cores ----
+
+/// A worker of one of a pair's appliances: `me` of `workers` on the hand-off path with
+/// flow hash `key`, its engine exporting records.
+fn pair_worker(key: HashKey, me: usize, workers: usize) -> Bench {
+    let (replicas, primary, backup) = fixture::lab_replicas();
+    let cfg = EngineConfig {
+        outside_mac: OUT_MAC,
+        inside_mac: IN_MAC,
+        hash_key: key,
+        sync: Some(tandem_engine::SyncExport::default()),
+        ..fixture::engine_config(vec![fixture::mirror(&[primary, backup])], 64)
+    };
+    let clock = TestClock::default();
+    clock.advance(1_000 * MS);
+    let stats = Arc::new(WorkerStats::default());
+    let shared = Shared {
+        stats: stats.clone(),
+        flow_list: Arc::new(FlowList::default()),
+        mailbox: Arc::default(),
+    };
+    let steering = Steering {
+        me,
+        workers,
+        own: [u32::from(OUTSIDE), u32::from(INSIDE)],
+        key,
+    };
+    let worker = Worker::new(
+        cfg,
+        replicas,
+        MemPorts::new(),
+        clock.clone(),
+        Gate::new(4000, 256),
+        shared,
+        Some(steering),
+    );
+    Bench {
+        worker,
+        clock,
+        stats,
+    }
+}
+
+/// One appliance of a pair: its control core's pair and its workers.
+struct Appliance {
+    pair: crate::pair::Pair,
+    workers: Vec<Bench>,
+    key: HashKey,
+}
+
+impl Appliance {
+    fn new(
+        ip: Ipv4Addr,
+        socket: std::net::UdpSocket,
+        peer: std::net::SocketAddrV4,
+        preferred: bool,
+        workers: usize,
+        key: HashKey,
+        now: u64,
+    ) -> Appliance {
+        use tandem_control::ha::{HaLink, Node, Settings, SyncSettings};
+        let settings = Settings {
+            node: u32::from(ip),
+            preferred,
+            incarnation: now + u64::from(preferred),
+            interval_ns: 5 * MS,
+            // Generous: this host's two cores are shared with builds.
+            dead_ns: 200 * MS,
+            handover_timeout_ns: 2_000 * MS,
+            sync: SyncSettings::default(),
+        };
+        let link = HaLink::new(socket, peer, Node::new(settings, now)).expect("link");
+        let route = crate::pair::Route::HandOff { workers, key };
+        let (pair, ends) = crate::pair::Pair::new(link, workers, route, 50 * MS);
+        let workers = ends
+            .into_iter()
+            .enumerate()
+            .map(|(me, end)| {
+                let mut b = pair_worker(key, me, workers);
+                b.worker.set_sync(end);
+                b
+            })
+            .collect();
+        Appliance { pair, workers, key }
+    }
+
+    /// A pass of the control core, then of every worker (their clocks move by 1 ms).
+    fn pass(&mut self, now: u64) -> Vec<tandem_control::ha::Action> {
+        let mut actions = Vec::new();
+        self.pair.pass(now, &mut actions);
+        for w in &mut self.workers {
+            w.clock.advance(MS);
+            w.worker.pass();
+        }
+        actions
+    }
+
+    fn owner(&self, port: u16) -> usize {
+        tandem_engine::affinity::owner(
+            tandem_engine::affinity::ClientEnd {
+                ip: u32::from(CLIENT),
+                port,
+            },
+            self.workers.len(),
+            &self.key,
+        )
+    }
+
+    fn flows(&mut self) -> Vec<usize> {
+        self.workers
+            .iter_mut()
+            .map(|w| w.worker.engine_mut().flows().len())
+            .collect()
+    }
+}
+
+/// Worker `w`'s frames sent on `side`, parsed, taken.
+fn sent(a: &mut Appliance, w: usize, side: Side) -> Vec<tandem_testkit::Seen> {
+    a.workers[w].worker.ports.tx[side_index(side)]
+        .drain(..)
+        .map(|f| tandem_testkit::Seen::parse(side, &f))
+        .collect()
+}
+
+/// The test's clock for the HA links: real time (the sockets are real), from 1 s.
+fn link_now(start: std::time::Instant) -> u64 {
+    start.elapsed().as_nanos() as u64 + 1_000 * MS
+}
+
+/// Two loopback sockets for A (127.0.0.1) and B (127.0.0.2) and their addresses.
+fn link_sockets() -> [(Ipv4Addr, std::net::UdpSocket, std::net::SocketAddrV4); 2] {
+    use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+    [Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(127, 0, 0, 2)].map(|ip| {
+        let s = UdpSocket::bind(SocketAddrV4::new(ip, 0)).expect("a loopback socket");
+        let a = match s.local_addr().expect("bound") {
+            SocketAddr::V4(a) => a,
+            SocketAddr::V6(_) => unreachable!("bound to IPv4"),
+        };
+        (ip, s, a)
+    })
+}
+
+/// Passes `apps` until `done` holds (20 s at most).
+fn settle(
+    start: std::time::Instant,
+    apps: &mut [&mut Appliance],
+    what: &str,
+    mut done: impl FnMut(&mut [&mut Appliance]) -> bool,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done(apps) {
+        assert!(std::time::Instant::now() < deadline, "{what}: not in 20 s");
+        for a in apps.iter_mut() {
+            a.pass(link_now(start));
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
+/// The client's handshake from `port` through worker `w` of `a`; returns the visible
+/// next sequence the client acks and the TSval it echoes.
+fn handshake_through(a: &mut Appliance, w: usize, port: u16, now: u64) -> (u32, u32) {
+    use tandem_testkit::Opts;
+    let client = |seg: Seg<'static>| Seg { sport: port, ..seg };
+    let rx = |a: &mut Appliance, side: Side, frame: Vec<u8>| {
+        a.workers[w].worker.ports.rx[side_index(side)].push_back(frame);
+        a.pass(now);
+    };
+    rx(
+        a,
+        Side::Outside,
+        client(Seg {
+            seq: 1000,
+            ..Seg::CLIENT_SYN
+        })
+        .frame(),
+    );
+    let p_synack = Seg {
+        dport: port,
+        seq: 50_000,
+        ack: 1001,
+        ..Seg::PRIMARY_SYNACK
+    };
+    rx(a, Side::Inside, p_synack.frame());
+    rx(
+        a,
+        Side::Inside,
+        Seg {
+            src_mac: tandem_testkit::BACKUP_MAC,
+            src: BACKUP,
+            seq: 900_000,
+            opts: Seg::BACKUP_SYNACK.opts,
+            ..p_synack
+        }
+        .frame(),
+    );
+    let synack = sent(a, w, Side::Outside)
+        .into_iter()
+        .find(|s| s.is_syn())
+        .expect("the SYN-ACK to the client");
+    let s1 = synack.seq.wrapping_add(1);
+    let tsecr = synack.ts.map_or(0, |t| t.0);
+    rx(
+        a,
+        Side::Outside,
+        client(Seg {
+            seq: 1001,
+            ack: s1,
+            opts: Opts::ts(101, tsecr),
+            ..Seg::CLIENT
+        })
+        .frame(),
+    );
+    (s1, tsecr)
+}
+
+#[test]
+fn a_pair_syncs_a_flow_into_the_owning_worker_of_a_peer_with_more_workers_which_carries_it_on_after_a_takeover(
+) {
+    use tandem_control::ha::{Action, Role};
+    use tandem_testkit::Opts;
+
+    let start = std::time::Instant::now();
+    let [(a_ip, sa, a_addr), (b_ip, sb, b_addr)] = link_sockets();
+    let t0 = link_now(start);
+    // Two workers on A, three on B, each appliance with its own flow hash key.
+    let mut a = Appliance::new(a_ip, sa, b_addr, true, 2, HashKey::fixed(1, 2), t0);
+    let mut b = Appliance::new(b_ip, sb, a_addr, false, 3, HashKey::fixed(7, 9), t0);
+    settle(start, &mut [&mut a, &mut b], "A active, B ready", |x| {
+        x[0].pair.link().node().role() == Role::Active && x[1].pair.link().node().ready()
+    });
+    assert!(a.pair.carrying() && !b.pair.carrying());
+
+    // A client port whose owners differ: worker 1 of A's two, worker 2 of B's three.
+    let port = (40000..42000)
+        .find(|&p| a.owner(p) == 1 && b.owner(p) == 2)
+        .expect("a port");
+    let (wa, wb) = (1, 2);
+    let (s1, tsecr) = handshake_through(&mut a, wa, port, link_now(start));
+    assert_eq!(a.flows(), [0, 1]);
+
+    // Its record reaches B's worker 2 alone.
+    settle(start, &mut [&mut a, &mut b], "the record installed", |x| {
+        x[1].flows() == [0, 0, 1]
+    });
+    assert_eq!(b.pair.counters().records_routed, 1);
+    // The standby drops what reaches its data ports, and sends nothing there.
+    b.workers[0].worker.ports.rx[0].push_back(syn(port + 1));
+    b.pass(link_now(start));
+    for w in 0..3 {
+        assert!(sent(&mut b, w, Side::Outside).is_empty());
+        assert!(sent(&mut b, w, Side::Inside).is_empty());
+    }
+    b.workers[0].worker.finish();
+    assert_eq!(b.workers[0].stats.read().1.pair_inactive_drops, 1);
+    assert_eq!(b.flows(), [0, 0, 1]);
+
+    // A is gone: B takes over, and its worker 2 restarts both ends of the flow.
+    drop(a);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut took_over = false;
+    while !took_over {
+        assert!(std::time::Instant::now() < deadline, "no takeover in 20 s");
+        took_over = b
+            .pass(link_now(start))
+            .iter()
+            .any(|x| matches!(x, Action::BecomeActive { takeover: true, .. }));
+        std::thread::sleep(std::time::Duration::from_micros(500));
+    }
+    assert!(b.pair.carrying());
+    b.pass(link_now(start));
+    let to_client = sent(&mut b, wb, Side::Outside);
+    assert_eq!(to_client.len(), 3, "duplicate ACKs to the client");
+    assert!(to_client.iter().all(|s| s.ack == 1001 && s.dport == port));
+    let to_replicas = sent(&mut b, wb, Side::Inside);
+    assert_eq!(to_replicas.len(), 6, "duplicate ACKs to each replica");
+    // The client's next bytes go on to both replicas.
+    b.workers[wb].worker.ports.rx[0].push_back(
+        Seg {
+            sport: port,
+            seq: 1001,
+            ack: s1,
+            opts: Opts::ts(102, tsecr),
+            payload: b"after the takeover",
+            ..Seg::CLIENT
+        }
+        .frame(),
+    );
+    b.pass(link_now(start));
+    let on = sent(&mut b, wb, Side::Inside);
+    assert_eq!(on.len(), 2, "{on:?}");
+    assert!(on.iter().all(|s| s.payload == b"after the takeover"));
+    assert_eq!(b.flows(), [0, 0, 1]);
+}
+
+#[test]
+fn a_peer_that_joins_later_gets_every_flow_by_a_bulk_sync_before_it_is_ready() {
+    use tandem_control::ha::Role;
+
+    let start = std::time::Instant::now();
+    let [(a_ip, sa, a_addr), (b_ip, sb, b_addr)] = link_sockets();
+    let mut a = Appliance::new(
+        a_ip,
+        sa,
+        b_addr,
+        false,
+        2,
+        HashKey::fixed(1, 2),
+        link_now(start),
+    );
+    // Alone for a dead time, A becomes active and carries 6 flows.
+    settle(start, &mut [&mut a], "A active alone", |x| {
+        x[0].pair.link().node().role() == Role::Active
+    });
+    let ports: Vec<u16> = (40000..40006).collect();
+    for &p in &ports {
+        let w = a.owner(p);
+        handshake_through(&mut a, w, p, link_now(start));
+    }
+    assert_eq!(a.flows().iter().sum::<usize>(), 6);
+    // A seventh flow ends while B is away: its records wait for B, and cancel out.
+    let gone = 40100;
+    let wg = a.owner(gone);
+    handshake_through(&mut a, wg, gone, link_now(start));
+    let key = tandem_engine::FlowKey {
+        client_ip: u32::from(CLIENT),
+        client_port: gone,
+        vip: u32::from(tandem_testkit::VIP),
+        vip_port: tandem_testkit::PORT,
+    };
+    // B will hold a copy of a flow A never had (as if its Removed record had been lost
+    // before B restarted), which the bulk must take away.
+    let ghost = 40200;
+    let mut stale = a.workers[wg]
+        .worker
+        .engine_mut()
+        .export_flow(&key, tandem_engine::SyncEvent::Refresh)
+        .expect("the flow's record");
+    stale.key.client_port = ghost;
+    a.workers[wg].worker.ports.rx[0].push_back(
+        Seg {
+            sport: gone,
+            seq: 1001,
+            flags: tandem_wire::TcpFlags::RST,
+            ..Seg::CLIENT
+        }
+        .frame(),
+    );
+    a.pass(link_now(start));
+    assert_eq!(a.flows().iter().sum::<usize>(), 6);
+
+    // B starts (preferred, yet A keeps the role) and is ready once the bulk is in. Its
+    // socket was bound all along: what A sent it meanwhile would have found no socket.
+    sb.set_nonblocking(true).expect("non-blocking");
+    let mut scratch = [0u8; 2048];
+    while sb.recv(&mut scratch).is_ok() {}
+    let mut b = Appliance::new(
+        b_ip,
+        sb,
+        a_addr,
+        true,
+        3,
+        HashKey::fixed(7, 9),
+        link_now(start),
+    );
+    let t = b.workers[0].clock.now_ns();
+    let ws = b.owner(ghost);
+    b.workers[ws]
+        .worker
+        .engine_mut()
+        .install_flow(&stale, t)
+        .expect("the stale copy installs");
+    settle(start, &mut [&mut a, &mut b], "B ready", |x| {
+        x[1].pair.link().node().ready()
+    });
+    assert_eq!(a.pair.link().node().role(), Role::Active);
+    assert_eq!(b.pair.link().node().role(), Role::Standby);
+    let mut want = [0usize; 3];
+    for &p in &ports {
+        want[b.owner(p)] += 1;
+    }
+    // The bulk's end is acted on within a pass or two.
+    b.pass(link_now(start));
+    b.pass(link_now(start));
+    assert_eq!(
+        b.flows(),
+        want,
+        "each flow in its owner's table on B, the ghost gone"
+    );
+    b.workers[ws].worker.finish();
+    assert_eq!(b.workers[ws].stats.read().0.sync_flows_pruned, 1);
+    assert!(
+        a.pair
+            .link()
+            .node()
+            .counters(link_now(start))
+            .sync_bulk_syncs
+            >= 1
+    );
+}
+
+#[test]
+fn a_handover_moves_every_flow_with_its_final_record_and_the_old_active_becomes_a_ready_standby() {
+    use tandem_control::ha::{Command as HaCommand, Role};
+    use tandem_testkit::Opts;
+
+    let start = std::time::Instant::now();
+    let [(a_ip, sa, a_addr), (b_ip, sb, b_addr)] = link_sockets();
+    let t0 = link_now(start);
+    let mut a = Appliance::new(a_ip, sa, b_addr, true, 2, HashKey::fixed(1, 2), t0);
+    let mut b = Appliance::new(b_ip, sb, a_addr, false, 3, HashKey::fixed(7, 9), t0);
+    settle(start, &mut [&mut a, &mut b], "A active, B ready", |x| {
+        x[0].pair.link().node().role() == Role::Active && x[1].pair.link().node().ready()
+    });
+    let port = (40000..42000)
+        .find(|&p| a.owner(p) == 1 && b.owner(p) == 2)
+        .expect("a port");
+    let (wa, wb) = (1, 2);
+    let (s1, tsecr) = handshake_through(&mut a, wa, port, link_now(start));
+    settle(start, &mut [&mut a, &mut b], "the record installed", |x| {
+        x[1].flows() == [0, 0, 1]
+    });
+    // Bytes that make no event, so no record: B's copy does not know them yet.
+    let key = tandem_engine::FlowKey {
+        client_ip: u32::from(CLIENT),
+        client_port: port,
+        vip: u32::from(tandem_testkit::VIP),
+        vip_port: tandem_testkit::PORT,
+    };
+    a.workers[wa].worker.ports.rx[0].push_back(
+        Seg {
+            sport: port,
+            seq: 1001,
+            ack: s1,
+            opts: Opts::ts(102, tsecr),
+            payload: b"hello",
+            ..Seg::CLIENT
+        }
+        .frame(),
+    );
+    a.pass(link_now(start));
+    let copy = |b: &mut Appliance| {
+        b.workers[wb]
+            .worker
+            .engine_mut()
+            .export_flow(&key, tandem_engine::SyncEvent::Refresh)
+            .map(|r| r.bytes_from_client)
+    };
+    assert_eq!(copy(&mut b), Some(0));
+
+    // The operator makes B active: A stops, sends its final records, releases.
+    b.pair
+        .link_mut()
+        .command(link_now(start), HaCommand::Active)
+        .expect("a ready standby accepts");
+    settle(start, &mut [&mut a, &mut b], "B active, A standby", |x| {
+        x[0].pair.link().node().role() == Role::Standby
+            && x[1].pair.link().node().role() == Role::Active
+    });
+    assert!(b.pair.carrying() && !a.pair.carrying());
+    assert_eq!(
+        copy(&mut b),
+        Some(5),
+        "the final record carried the client's bytes"
+    );
+    b.pass(link_now(start));
+    let to_client = sent(&mut b, wb, Side::Outside);
+    assert_eq!(to_client.len(), 3, "duplicate ACKs to the client");
+    // At what the replicas acked (they have not acked "hello"): the client resends it.
+    assert!(to_client.iter().all(|s| s.ack == 1001), "{to_client:?}");
+    // A, now the standby, is resynced by B and ready again, its one flow B's copy.
+    settle(start, &mut [&mut a, &mut b], "A ready", |x| {
+        x[0].pair.link().node().ready()
+    });
+    assert_eq!(a.flows(), [0, 1]);
+    assert_eq!(
+        a.workers[wa]
+            .worker
+            .engine_mut()
+            .export_flow(&key, tandem_engine::SyncEvent::Refresh)
+            .map(|r| r.bytes_from_client),
+        Some(5)
+    );
+}

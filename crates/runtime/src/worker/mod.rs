@@ -48,6 +48,7 @@ use crate::clock::Clock;
 use crate::gate::{Admit, Gate, Lane};
 use crate::listing::{FlowList, LIST_SLOTS_PER_PASS};
 use crate::msg::{Command, EngineChange, Mailbox, SignalMsg};
+use crate::pair::{ToPair, ToWorker, WorkerSync};
 use crate::stats::{
     histogram, IoCounters, WorkerStats, LATENCY_FOLD_INTERVAL_NS, LATENCY_MAX_NS,
     PUBLISH_INTERVAL_NS,
@@ -71,6 +72,12 @@ pub const MAX_RX_BACKLOG_NS: u64 = 100_000_000;
 pub const HANDOFF_RING_SIZE: u32 = tandem_config::HANDOFF_RING_FRAMES;
 /// Bursts an owner takes from one hand-off ring per pass, at most.
 const HANDOFF_BURSTS_PER_PASS: usize = 4;
+/// Pair sync: records from the peer installed per pass, at most (a few microseconds).
+const SYNC_INSTALLS_PER_PASS: usize = 64;
+/// Pair sync: records of the engine's outbox sent per pass, at most.
+const SYNC_OUT_PER_PASS: usize = 256;
+/// Pair sync: table slots a whole-table walk looks at per pass, at most.
+const SYNC_WALK_SLOTS_PER_PASS: usize = 1024;
 
 /// A worker's ends of the hand-off rings (DESIGN §4, flow affinity without RSS).
 pub struct HandOff {
@@ -123,6 +130,8 @@ pub struct WorkerIo {
     pub pool: Mempool,
     /// Hand-off rings, when flows are not steered to their owner by the ports.
     pub handoff: Option<HandOff>,
+    /// Its end of the appliance pair, when the profile has an `ha` section.
+    pub sync: Option<WorkerSync>,
 }
 
 /// How a worker finds the owner of a frame on the hand-off path.
@@ -178,6 +187,14 @@ pub struct Worker<P: Ports, C: Now> {
     list_pending: bool,
     /// A [`Command::Reconfigure`] whose mailbox was busy.
     reconfig_pending: bool,
+    /// Its end of the appliance pair, if it is one of a pair ([`crate::pair`]).
+    sync: Option<WorkerSync>,
+    /// A whole-table walk in progress: its stream and the next slot.
+    walk: Option<(u64, usize)>,
+    /// When the peer's bulk sync in progress started (this worker's clock).
+    bulk_since: Option<u64>,
+    /// The removal of what a finished bulk did not refresh: since when, the next slot.
+    prune: Option<(u64, usize)>,
 }
 
 impl<P: Ports, C: Now> Worker<P, C> {
@@ -218,7 +235,24 @@ impl<P: Ports, C: Now> Worker<P, C> {
             seen_until: 0,
             list_pending: false,
             reconfig_pending: false,
+            sync: None,
+            walk: None,
+            bulk_since: None,
+            prune: None,
         }
+    }
+
+    /// Makes this worker one of a pair's: its engine's records go out through `sync`,
+    /// the peer's come in, and it carries traffic only while `sync` says so. The engine
+    /// must have been configured to export (`EngineConfig::sync`).
+    pub fn set_sync(&mut self, sync: WorkerSync) {
+        self.sync = Some(sync);
+    }
+
+    /// The engine (tests).
+    #[cfg(test)]
+    pub(crate) fn engine_mut(&mut self) -> &mut Engine<<P::Frame as Frame>::Buf> {
+        &mut self.engine
     }
 
     /// Passes until `running` turns false, then sends what is buffered and publishes.
@@ -232,6 +266,14 @@ impl<P: Ports, C: Now> Worker<P, C> {
     /// One pass of the loop.
     pub fn pass(&mut self) {
         let now = self.clock.now_ns();
+        if self
+            .sync
+            .as_ref()
+            .is_some_and(|s| !s.carrying.load(Ordering::Relaxed))
+        {
+            self.inactive_pass(now);
+            return;
+        }
         // Receive, steer and handle each queue's burst; out before the next queue is read.
         let mut drained = true;
         for q in 0..self.ports.rx_sides().len() {
@@ -259,7 +301,112 @@ impl<P: Ports, C: Now> Worker<P, C> {
             .flush_all(&mut self.ports, &self.clock, &mut self.io);
         self.horizon(now, drained);
         self.commands(now);
+        self.sync_pass(now);
         self.publish(now);
+    }
+
+    /// A pass of a worker of a pair's appliance that is not carrying traffic: what
+    /// arrives is dropped (the active peer carries it; a handover's endpoints resend
+    /// it), no engine timer runs, so nothing leaves by the engine; the control core's
+    /// frames still go out (it decides what a standby sends), and records come in.
+    fn inactive_pass(&mut self, now: u64) {
+        for q in 0..self.ports.rx_sides().len() {
+            let n = self.ports.rx_burst(q, &mut self.rx);
+            self.io.pair_inactive_drops += n as u64;
+            // Dropping the frames frees them.
+            self.rx.clear();
+        }
+        for i in 0..self.ports.handoff_inputs() {
+            let (_, n) = self.ports.handed_in(i, &mut self.rx);
+            self.io.pair_inactive_drops += n as u64;
+            self.rx.clear();
+        }
+        for side in [Side::Outside, Side::Inside] {
+            if self.ports.control_frames(side, &mut self.rx) > 0 {
+                for f in self.rx.drain() {
+                    self.tx
+                        .push(&mut self.ports, &self.clock, side, f, 0, &mut self.io);
+                }
+            }
+        }
+        self.tx
+            .flush_all(&mut self.ports, &self.clock, &mut self.io);
+        // Nothing waits unseen: the horizon moves on.
+        self.horizon(now, true);
+        self.commands(now);
+        self.sync_pass(now);
+        self.publish(now);
+    }
+
+    /// The pair's sync between bursts: the peer's records and the control core's
+    /// orders in (bounded per pass), the engine's records out while the ring has room
+    /// (the rest waits in the engine's outbox), and a step of a whole-table walk.
+    fn sync_pass(&mut self, now: u64) {
+        let Some(sync) = self.sync.as_ref() else {
+            return;
+        };
+        for _ in 0..SYNC_INSTALLS_PER_PASS {
+            let Ok(msg) = sync.from_pair.try_recv() else {
+                break;
+            };
+            match msg {
+                ToWorker::Install(rec) => {
+                    self.io.sync_installs += 1;
+                    // A refusal is counted by the engine (`sync_installs_refused`).
+                    let _ = self.engine.install_flow(&rec, now);
+                }
+                ToWorker::Takeover { grace_ns } => self.engine.takeover(now, grace_ns),
+                ToWorker::Bulk { stream } => self.walk = Some((stream, 0)),
+                ToWorker::BulkStart => {
+                    self.bulk_since = Some(now);
+                    self.prune = None;
+                }
+                ToWorker::BulkEnd => {
+                    self.prune = self.bulk_since.take().map(|since| (since, 0));
+                }
+                ToWorker::StandBy => self.engine.stand_by(),
+            }
+        }
+        if let Some((since, from)) = self.prune {
+            self.prune = self
+                .engine
+                .prune_unsynced(since, from, SYNC_WALK_SLOTS_PER_PASS)
+                .map(|next| (since, next));
+        }
+        let to_pair = &sync.to_pair;
+        self.engine.drain_sync(SYNC_OUT_PER_PASS, |r| {
+            to_pair.try_send(ToPair::Record(*r)).is_ok()
+        });
+        let Some((stream, mut slot)) = self.walk else {
+            return;
+        };
+        let capacity = self.engine.flows().capacity();
+        let end = capacity.min(slot.saturating_add(SYNC_WALK_SLOTS_PER_PASS));
+        while slot < end {
+            let Ok(idx) = u32::try_from(slot) else {
+                slot = capacity;
+                break;
+            };
+            if let Some(rec) = self
+                .engine
+                .export_slot(idx, tandem_engine::SyncEvent::Refresh)
+            {
+                if to_pair.try_send(ToPair::Record(rec)).is_err() {
+                    // The ring is full: this slot again next pass.
+                    self.walk = Some((stream, slot));
+                    return;
+                }
+                self.io.sync_walked += 1;
+            }
+            slot += 1;
+        }
+        if slot < capacity {
+            self.walk = Some((stream, slot));
+        } else if to_pair.try_send(ToPair::BulkDone(stream)).is_ok() {
+            self.walk = None;
+        } else {
+            self.walk = Some((stream, capacity));
+        }
     }
 
     /// At the end: what is buffered goes out, the counters and latencies are published.
@@ -607,6 +754,9 @@ pub fn run(
         mailbox: io.mailbox,
     };
     let mut worker = Worker::new(cfg, replicas, ports, clock, io.gate, shared, steering);
+    if let Some(sync) = io.sync {
+        worker.set_sync(sync);
+    }
     worker.run(&running);
     0
 }
