@@ -3779,31 +3779,8 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         else {
             return;
         };
-        f.legs[slot] = Leg {
-            replica,
-            epoch: self.replicas.epoch(replica),
-            addr: u32::from(self.replicas.addr(replica)),
-            alive: true,
-            answer_rank: MAX_COPIES as u8,
-            ..Leg::default()
-        };
-        f.checks[slot] = Check::start(f.visible_isn.wrapping_add(1));
-        f.replay = Some(Replaying {
-            leg: slot as u8,
-            next: f.log.start,
-            high: f.log.start,
-            acked: f.log.start,
-            dup_acks: 0,
-            since: self.now,
-            heard_at: self.now,
-            progress_at: self.now,
-            queued: false,
-            answering: false,
-            reprotect: true,
-        });
+        self.begin_replay(f, slot, replica, false, true);
         self.c.reprotects += 1;
-        self.c.reconnects_in_progress += 1;
-        self.replay_syn(f, slot);
     }
 
     // ---- reconnect mode: replay (DESIGN §2) -------------------------------------------
@@ -3961,11 +3938,29 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
                 None => return self.replay_failed(f, Why::Refused),
             }
         };
+        let answering = self.http1_rules(f).is_some();
+        self.begin_replay(f, slot, replica, answering, false);
+        self.c.reconnects += 1;
+        Fate::Keep
+    }
+
+    /// A replay's new leg in slot `slot` on `replica`: its check from the stream's first
+    /// byte, the log from its start, counted in progress, and its SYN. `reprotect`: a new
+    /// standby (mirror mode) rather than the flow's replacement (reconnect mode).
+    fn begin_replay(
+        &mut self,
+        f: &mut Flow,
+        slot: usize,
+        replica: ReplicaId,
+        answering: bool,
+        reprotect: bool,
+    ) {
         f.legs[slot] = Leg {
             replica,
             epoch: self.replicas.epoch(replica),
             addr: u32::from(self.replicas.addr(replica)),
             alive: true,
+            answer_rank: if reprotect { MAX_COPIES as u8 } else { 0 },
             ..Leg::default()
         };
         f.checks[slot] = Check::start(f.visible_isn.wrapping_add(1));
@@ -3979,13 +3974,11 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             heard_at: self.now,
             progress_at: self.now,
             queued: false,
-            answering: self.http1_rules(f).is_some(),
-            reprotect: false,
+            answering,
+            reprotect,
         });
-        self.c.reconnects += 1;
         self.c.reconnects_in_progress += 1;
         self.replay_syn(f, slot);
-        Fate::Keep
     }
 
     /// The SYN of a replay: the client's ISN, and the options the client agreed to with
