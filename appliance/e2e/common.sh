@@ -122,6 +122,11 @@ e2e_stop_tandem() {
 
 e2e_finish() {
     echo "e2e $E2E_NAME: $pass passed, $fail failed"
+    if [ "$fail" != 0 ] && [ -s "$tmp/tandem.out" ]; then
+        # What the data path counted, for a failure seen only in CI's log.
+        echo "e2e $E2E_NAME: tandem's summary (counters that are not 0):"
+        grep -vE '[[:space:]]0$' "$tmp/tandem.out" | head -80
+    fi
     [ "$fail" = 0 ]
 }
 

@@ -1850,6 +1850,12 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
                 return Fate::Keep;
             }
         };
+        if !in_window {
+            // RFC 7323 §4.3: a retransmission below what was acked sets TS.Recent, at the
+            // replicas it goes to as at any endpoint; Tandem's own segments to them must
+            // not carry an older TSval, or their PAWS check drops them.
+            note_client_tsval(f, &buf, m);
+        }
         if in_window && flags.contains(TcpFlags::FIN) && !checksum_ok(buf.bytes(), m) {
             self.c.drop(DropReason::BadChecksum);
             return Fate::Keep;
@@ -2005,11 +2011,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         f.client_max_wnd = f
             .client_max_wnd
             .max(u32::from(f.client_window) << f.client_shift);
-        if let Some((tsval, _)) = m.timestamps(frame) {
-            if Seq(tsval) > Seq(f.client_tsval) {
-                f.client_tsval = tsval;
-            }
-        }
+        note_client_tsval(f, buf, m);
         let end = m.seq.wrapping_add(m.seq_len());
         if end > f.client_snd_nxt {
             f.client_snd_nxt = end;
@@ -4782,6 +4784,17 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             Side::Inside => self.cfg.inside_mac,
         };
         emit_with(self.pool, self.out, self.c, mac, side, spec)
+    }
+}
+
+/// The client's latest TSval (TS.Recent, and the TSval of Tandem's own segments to the
+/// replicas), from a segment that passed the PAWS check.
+#[inline]
+fn note_client_tsval<B: PacketBuf>(f: &mut Flow, buf: &B, m: &Meta) {
+    if let Some((tsval, _)) = m.timestamps(buf.bytes()) {
+        if Seq(tsval) > Seq(f.client_tsval) {
+            f.client_tsval = tsval;
+        }
     }
 }
 

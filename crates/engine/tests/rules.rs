@@ -486,6 +486,75 @@ fn failover_rebases_timestamps_so_the_client_never_sees_them_go_back() {
     assert_eq!(one(&out, BACKUP).ts, Some((121, 80_020)));
 }
 
+#[test]
+fn a_client_retransmission_with_a_newer_timestamp_raises_the_tsval_of_tandems_own_acks() {
+    // RFC 7323 §4.3: a replica takes the TSval of a retransmission at or below what it
+    // acked as its TS.Recent. Tandem's own acks to it must not carry an older TSval, or
+    // its PAWS check drops them (the lab's catch-up stalls, found with tcpdump).
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    lab.send(Seg {
+        seq: p1,
+        ack: c1,
+        opts: Opts::ts(5001, 101),
+        payload: &data(200, 3),
+        ..Seg::PRIMARY
+    });
+    lab.send(Seg {
+        seq: b1,
+        ack: c1,
+        opts: Opts::ts(80_001, 101),
+        payload: &data(100, 3),
+        ..Seg::BACKUP
+    });
+    let x = Seg {
+        seq: c1,
+        ack: p1 + 200,
+        opts: Opts::ts(102, 5001),
+        payload: b"x",
+        ..Seg::CLIENT
+    };
+    lab.send(x);
+    for (seq, ack, ts, from) in [
+        (p1 + 200, c1 + 1, 5002, Seg::PRIMARY),
+        (b1 + 100, c1 + 1, 80_002, Seg::BACKUP),
+    ] {
+        lab.send(Seg {
+            seq,
+            ack,
+            opts: Opts::ts(ts, 102),
+            ..from
+        });
+    }
+    // The client did not get the ack in time and sends "x" again, its clock moved on.
+    let out = lab.send(Seg {
+        opts: Opts::ts(130, 5002),
+        ..x
+    });
+    assert_eq!(
+        one(&out, BACKUP).ts.map(|t| t.0),
+        Some(130),
+        "passed on as it is"
+    );
+    // The backup catches up: Tandem acks it on the client's behalf.
+    let out = lab.send(Seg {
+        seq: b1 + 100,
+        ack: c1 + 1,
+        opts: Opts::ts(80_003, 130),
+        payload: &data(100, 103),
+        ..Seg::BACKUP
+    });
+    let ack = one(&out, BACKUP);
+    assert_eq!(ack.ack, b1 + 200);
+    let tsval = ack.ts.expect("ts").0;
+    assert!(
+        tsval >= 130,
+        "TSval {tsval} is older than the replica's TS.Recent (130)"
+    );
+}
+
 // ---- §3.4 window scale ------------------------------------------------------------------
 
 #[test]
