@@ -854,6 +854,7 @@ impl<B: PacketBuf> Engine<B> {
         if let Some((tsval, _)) = tcp.timestamps() {
             f.client_ts_ok = true;
             f.client_tsval = tsval;
+            f.tsval_to_legs = tsval;
         }
         f.service = u16::try_from(si).unwrap_or(u16::MAX);
         f.client_window = tcp.window();
@@ -1022,6 +1023,7 @@ impl<B: PacketBuf> Engine<B> {
         if let (true, Some((tsval, tsecr))) = (o.ts, tcp.timestamps()) {
             f.client_ts_ok = true;
             f.client_tsval = tsval;
+            f.tsval_to_legs = tsval;
             // The TSval of the cookie's SYN-ACK, echoed: the client's view of the clock.
             f.max_tsval_sent = tsecr;
         }
@@ -1850,11 +1852,11 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
                 return Fate::Keep;
             }
         };
-        if !in_window {
-            // RFC 7323 §4.3: a retransmission below what was acked sets TS.Recent, at the
-            // replicas it goes to as at any endpoint; Tandem's own segments to them must
-            // not carry an older TSval, or their PAWS check drops them.
-            note_client_tsval(f, &buf, m);
+        // Passed on to the replicas whether in the window or below it (`tsval_to_legs`).
+        if let Some((tsval, _)) = m.timestamps(buf.bytes()) {
+            if Seq(tsval) > Seq(f.tsval_to_legs) {
+                f.tsval_to_legs = tsval;
+            }
         }
         if in_window && flags.contains(TcpFlags::FIN) && !checksum_ok(buf.bytes(), m) {
             self.c.drop(DropReason::BadChecksum);
@@ -2011,7 +2013,11 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         f.client_max_wnd = f
             .client_max_wnd
             .max(u32::from(f.client_window) << f.client_shift);
-        note_client_tsval(f, buf, m);
+        if let Some((tsval, _)) = m.timestamps(frame) {
+            if Seq(tsval) > Seq(f.client_tsval) {
+                f.client_tsval = tsval;
+            }
+        }
         let end = m.seq.wrapping_add(m.seq_len());
         if end > f.client_snd_nxt {
             f.client_snd_nxt = end;
@@ -3997,7 +4003,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             opts.sack_permitted();
         }
         if f.ts_on {
-            opts.timestamps(f.client_tsval, 0);
+            opts.timestamps(f.tsval_to_legs, 0);
         }
         // Scaling was agreed when the client's windows are shifted, or Tandem's.
         if let Some(ws) = f
@@ -4194,7 +4200,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         let window = replay_window(f, i, &leg);
         let mut opts = OptionWriter::new();
         if f.ts_on && leg.ts_ok {
-            opts.timestamps(f.client_tsval, leg.last_tsval);
+            opts.timestamps(f.tsval_to_legs, leg.last_tsval);
         }
         // The MSS it announced counts no options (RFC 9293 §3.7.1): a segment's own
         // come off it.
@@ -4709,7 +4715,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         };
         let mut opts = OptionWriter::new();
         if f.ts_on && leg.ts_ok {
-            opts.timestamps(f.client_tsval, leg.last_tsval);
+            opts.timestamps(f.tsval_to_legs, leg.last_tsval);
         }
         // A leg being replayed to has had the log up to `next` only.
         let seq = match f.replay {
@@ -4734,7 +4740,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             opts.sack_permitted();
         }
         if f.client_ts_ok {
-            opts.timestamps(f.client_tsval, 0);
+            opts.timestamps(f.tsval_to_legs, 0);
         }
         if let Some(ws) = f.client_wscale {
             opts.window_scale(ws);
@@ -4784,17 +4790,6 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             Side::Inside => self.cfg.inside_mac,
         };
         emit_with(self.pool, self.out, self.c, mac, side, spec)
-    }
-}
-
-/// The client's latest TSval (TS.Recent, and the TSval of Tandem's own segments to the
-/// replicas), from a segment that passed the PAWS check.
-#[inline]
-fn note_client_tsval<B: PacketBuf>(f: &mut Flow, buf: &B, m: &Meta) {
-    if let Some((tsval, _)) = m.timestamps(buf.bytes()) {
-        if Seq(tsval) > Seq(f.client_tsval) {
-            f.client_tsval = tsval;
-        }
     }
 }
 

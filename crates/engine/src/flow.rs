@@ -187,8 +187,14 @@ pub struct Flow {
     /// most one per [`crate::engine::CHALLENGE_GAP_NS`], so a flood of in-window RSTs is
     /// not reflected at the client or a replica one for one.
     pub last_challenge_at: u64,
-    /// Client's latest TSval (TS.Recent).
+    /// Client's latest TSval (TS.Recent): from segments in its window only (RFC 7323
+    /// §4.3), checked by PAWS and echoed to the client.
     pub client_tsval: u32,
+    /// The TSval of Tandem's own segments to the replicas: the highest the client sent
+    /// them in any segment Tandem accepted and passed on, also one wholly below the
+    /// window (a retransmission), which a replica may take as its TS.Recent (Linux does
+    /// when it ends at its last ack). Older, Tandem's acks would fail their PAWS check.
+    pub tsval_to_legs: u32,
     /// Highest client sequence seen, plus length.
     pub client_snd_nxt: Seq,
     /// The client sent a FIN at this sequence.

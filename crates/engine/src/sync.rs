@@ -1112,6 +1112,11 @@ impl SyncRecord {
         f.client_window = self.client_window;
         f.client_max_wnd = self.client_max_wnd;
         f.client_tsval = self.client_tsval;
+        // Not synced: the client's TS.Recent is the best this appliance knows (a record
+        // that refreshes a flow never lowers what this appliance passed on itself).
+        if f.tsval_to_legs == 0 || Seq(self.client_tsval) > Seq(f.tsval_to_legs) {
+            f.tsval_to_legs = self.client_tsval;
+        }
         f.client_snd_nxt = self.client_snd_nxt;
         f.client_fin = self.client_fin;
         f.to_client_nxt = self.to_client_nxt;
