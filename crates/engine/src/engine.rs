@@ -61,7 +61,7 @@ use crate::exchange::{self, Exchanges, Fed, Http1Rules, Step};
 use crate::flow::Replaying;
 use crate::flow::{Flow, FlowKey, FlowPhase, FlowRecord, Leg, MAX_COPIES};
 use crate::hash::{LaneHasher, Unit, LANES};
-use crate::hold::HoldPool;
+use crate::hold::{HeldRef, HoldPool};
 use crate::output::{Counters, DropReason, Output, Side, Signal, SignalKind};
 use crate::parse::{classify, client_word_of, Class, Meta};
 use crate::replay::{Appended, LogArena, LogState};
@@ -92,6 +92,10 @@ pub const SYN_RETRIES: u8 = 3;
 /// Longest a leg that took over behind the dead active may take to be checked equal up
 /// to what the client has (§3.12) before the flow ends with a RST.
 pub const CATCH_UP_NS: u64 = 2_000_000_000;
+/// How long held copies sent to the client after a failover may go unacked before the
+/// first of them goes again (a retransmission timer's floor, RFC 6298's 200 ms as Linux
+/// uses it).
+pub const HELD_RESEND_NS: u64 = 200_000_000;
 
 /// Least time a replay waits for the new replica to take the log before it sends it again
 /// from the replica's ack (a segment lost on the inside link).
@@ -1863,6 +1867,13 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             return Fate::Keep;
         }
         f.last_seen = self.now;
+        // RFC 5681's duplicate ack: pure, at the ack it sent before, with bytes beyond it
+        // sent (counted here, acted on below, once the segment is recorded).
+        let dup_ack = in_window
+            && f.client_acked
+            && m.seq_len() == 0
+            && m.ack == f.client_ack
+            && m.ack < f.to_client_nxt;
         if in_window {
             // First what the client says, so that a failover below replays only what
             // the client still lacks.
@@ -1890,6 +1901,13 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             }
         }
         self.release_acked(f);
+        if dup_ack {
+            f.client_dup_acks += 1;
+            if f.client_dup_acks == 3 {
+                f.client_dup_acks = 0;
+                self.resend_held_to_client(f);
+            }
+        }
         self.copy_to_legs(f, buf, m);
         if f.replay.is_some() {
             // Its bytes go to the new replica from the log, in order.
@@ -2008,6 +2026,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         if m.flags.contains(TcpFlags::ACK) && (!f.client_acked || m.ack > f.client_ack) {
             f.client_ack = m.ack;
             f.client_acked = true;
+            f.client_dup_acks = 0;
         }
         f.client_window = m.tcp(frame).window();
         f.client_max_wnd = f
@@ -2037,6 +2056,19 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         let verify = self.verifies(f);
         for (i, leg) in f.legs[..f.n_legs as usize].iter_mut().enumerate() {
             if i == active {
+                // Its copies sent to the client (`replay_held`), once acked; and while it
+                // catches up, what it held that the client acked, once digested (the rest
+                // is digested from the hold, `feed_held_in_order`).
+                let keep_from = match verify {
+                    true => f.client_ack.earlier(f.checks[i].at),
+                    false => f.client_ack,
+                };
+                while let Some((seq, len)) = self.hold.front(&leg.hold) {
+                    if seq.wrapping_sub(leg.delta).wrapping_add(len) > keep_from {
+                        break;
+                    }
+                    self.hold.pop_front(&mut leg.hold);
+                }
                 continue;
             }
             // §3.12: what was not checked yet stays, to be checked when the active's
@@ -2326,6 +2358,26 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             if catching_up && self.feed_held_in_order(f, i) == Fate::Remove {
                 return Fate::Remove;
             }
+            if catching_up && self.unchecked_for_client(f, i, m) {
+                // §3.12: digested, not checked yet, and perhaps lacked by the client:
+                // held (a copy goes once checked, `replay_held`), so that the replica may
+                // be acked for it now and Tandem has it if the client's copy is lost.
+                let vend = m
+                    .seq
+                    .wrapping_sub(f.legs[i].delta)
+                    .wrapping_add(m.seq_len());
+                if vend > self.held_run_end(f, i, client_from(f)) {
+                    self.catch_up_out_of_order(f, i, buf, m);
+                } else {
+                    self.c.drop(DropReason::Suppressed); // held already: a retransmission
+                }
+                let ack = self.catch_up_ack(f, i);
+                if ack > f.legs[i].acked_to && self.synth_to_leg(f, i, TcpFlags::ACK, ack) {
+                    self.c.acks_to_replica += 1;
+                }
+                self.after_leg_segment(f, i, m);
+                return Fate::Keep;
+            }
         }
         if !f.legs[i].alive {
             // Its own FIN was overtaken, or its output differs: it diverged, and the
@@ -2345,6 +2397,12 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         } else {
             self.c.drop(DropReason::Suppressed);
         }
+        self.after_leg_segment(f, i, m);
+        Fate::Keep
+    }
+
+    /// What follows every accepted segment of leg `i`, whatever became of it.
+    fn after_leg_segment(&mut self, f: &mut Flow, i: usize, m: &Meta) {
         // §3.5: a standby's ack, or a dead leg, may have raised the synchronised ack.
         self.ack_client_if_moved(f);
         // §3.7: bytes the client already acked are acked to the replica by Tandem.
@@ -2353,7 +2411,30 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         self.fin_if_agreed(f);
         self.check_lag(f);
         self.check_closed(f);
-        Fate::Keep
+    }
+
+    /// §3.12: whether segment `m` of leg `i`, catching up, carries bytes the client may
+    /// lack that are not checked yet (so not to be sent now).
+    fn unchecked_for_client(&self, f: &Flow, i: usize, m: &Meta) -> bool {
+        let Some((_, until, _)) = f.catch_up else {
+            return false;
+        };
+        let vend = m
+            .seq
+            .wrapping_sub(f.legs[i].delta)
+            .wrapping_add(m.seq_len());
+        vend > client_from(f) && vend.earlier(until) > f.checks[i].verified
+    }
+
+    /// §3.12: how far leg `i`, catching up, may be acked (its own space): what it
+    /// digested, but past the client's ack only where Tandem holds a copy of every byte
+    /// (`held_run_end`): the replica forgets what it is acked for, and the client may
+    /// still need it.
+    fn catch_up_ack(&self, f: &Flow, i: usize) -> Seq {
+        let upto = f.checks[i]
+            .at
+            .earlier(self.held_run_end(f, i, client_from(f)));
+        upto.wrapping_add(f.legs[i].delta).later(f.legs[i].acked_to)
     }
 
     /// An accepted segment of leg `i`: the flow is not idle, and the replica is alive
@@ -2477,7 +2558,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             // Catching up, past a gap: not digested here (see `Check::drop_pieces`; the
             // caller holds it, `catch_up_out_of_order`). A duplicate ack, as its peer
             // would send, makes the replica send the gap again.
-            let ack = f.checks[i].at.wrapping_add(f.legs[i].delta);
+            let ack = self.catch_up_ack(f, i);
             if self.synth_to_leg(f, i, TcpFlags::ACK, ack) {
                 self.c.acks_to_replica += 1;
             }
@@ -2552,9 +2633,11 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
     /// once the gap is filled (`feed_held_in_order`), so that the replica resends only
     /// the gap, not all it sent after it. Without room it is dropped: resent later.
     fn catch_up_out_of_order(&mut self, f: &mut Flow, i: usize, buf: B, m: &Meta) {
+        // What the client has not acked stays: the replica may have been acked for it.
+        let keep_from = client_from(f);
         let leg = &mut f.legs[i];
         let len = m.seq_len();
-        if !self.make_room(leg, len, None) {
+        if !self.make_room(leg, len, Some(keep_from)) {
             self.c.drop(DropReason::HoldBudget);
             return;
         }
@@ -3562,6 +3645,9 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         }
         f.active = next as u8;
         self.c.flow_failovers += 1;
+        // Where Tandem holds every byte of the new active's output from the client's
+        // ack on (below, the most it may be acked for).
+        let held_to = self.held_run_end(f, next, client_from(f));
         let max_ts = f.max_tsval_sent;
         let leg = &mut f.legs[next];
         if f.ts_on {
@@ -3576,8 +3662,11 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             // reach the client before the replica forgets it), then duplicate acks
             // there. Otherwise it would wait, unacked, for its own timer, and the
             // catch-up time would run out.
+            // Acked for what the client may still lack only where Tandem holds a copy
+            // (`resend_held_to_client`): past a copy released over the hold budget, the
+            // replica keeps its own.
             Some((_, until, _)) => {
-                let upto = f.checks[next].at.earlier(until);
+                let upto = f.checks[next].at.earlier(until).earlier(held_to);
                 leg.hold_gap = false;
                 let ack = upto
                     .wrapping_add(leg.delta)
@@ -3603,32 +3692,82 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         Fate::Keep
     }
 
-    /// Sends the active leg's held segments that the client has not acked.
+    /// Sends the active leg's held segments that the client has not acked: a copy of
+    /// each, once; the originals stay until the client acks them (`release_acked`). The
+    /// replica may have been acked for them on the client's behalf (a catch-up, §3.12):
+    /// lost on the way to the client, they come again only from here
+    /// (`resend_held_to_client`).
     fn replay_held(&mut self, f: &mut Flow) {
+        self.release_acked(f);
         let active = f.active as usize;
         while self.out.tx_room() > 1 {
-            let leg = &mut f.legs[active];
+            let leg = &f.legs[active];
+            let Some((at, seq, len)) = self.hold.find(&leg.hold, |_, _, sent| !sent) else {
+                break;
+            };
             if let Some((_, until, _)) = f.catch_up {
                 // §3.12: what is not checked yet stays held until the catch-up checks
                 // it (the replica was acked for it: it will not come again).
-                let Some((seq, len)) = self.hold.front(&leg.hold) else {
-                    break;
-                };
                 let vend = seq.wrapping_sub(leg.delta).wrapping_add(len);
                 if vend.earlier(until) > f.checks[active].verified {
                     break;
                 }
             }
-            let Some(h) = self.hold.pop_front(&mut leg.hold) else {
-                break;
-            };
-            let Class::Tcp(m) = classify(h.buf.bytes(), &[], &[]) else {
-                continue;
-            };
-            let before = self.c.tx;
-            self.forward_from_active(f, h.buf, &m);
-            if self.c.tx > before {
+            self.hold.mark_sent(at);
+            if self.send_held_copy(f, at) {
                 self.c.replayed_segments += 1;
+            }
+        }
+    }
+
+    /// The visible end of leg `i`'s held output that runs from `from` without a gap
+    /// (`from` itself when nothing held starts at or before it).
+    fn held_run_end(&self, f: &Flow, i: usize, from: Seq) -> Seq {
+        let delta = f.legs[i].delta;
+        let mut end = from;
+        self.hold.each(&f.legs[i].hold, |_, seq, (_, len)| {
+            let start = seq.wrapping_sub(delta);
+            if start > end {
+                return false;
+            }
+            end = end.later(start.wrapping_add(len));
+            true
+        });
+        end
+    }
+
+    /// Sends a copy of the active leg's held segment `at` to the client; whether it went
+    /// (not when the client has acked all of it).
+    fn send_held_copy(&mut self, f: &mut Flow, at: HeldRef) -> bool {
+        let pool = &mut *self.pool;
+        let Some(copy) = self.hold.frame(at).and_then(|b| pool.copy(b)) else {
+            self.c.drop(DropReason::NoBuffer);
+            return false;
+        };
+        let Class::Tcp(m) = classify(copy.bytes(), &[], &[]) else {
+            return false;
+        };
+        f.held_sent_at = self.now.max(1);
+        let before = self.c.tx;
+        self.forward_from_active(f, copy, &m);
+        self.c.tx > before
+    }
+
+    /// §3.12: the held copy of what the client lacks at its ack goes again (its third
+    /// duplicate ack, or the resend timer): the replica may have been acked for it, so
+    /// nobody else has it.
+    fn resend_held_to_client(&mut self, f: &mut Flow) {
+        if !f.client_acked {
+            return;
+        }
+        let leg = &f.legs[f.active as usize];
+        let (delta, ack) = (leg.delta, f.client_ack);
+        let found = self.hold.find(&leg.hold, |seq, len, sent| {
+            sent && seq.wrapping_sub(delta).wrapping_add(len) > ack
+        });
+        if let Some((at, _, _)) = found {
+            if self.send_held_copy(f, at) {
+                self.c.held_resent += 1;
             }
         }
     }
@@ -3693,6 +3832,14 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         }
         if f.phase == FlowPhase::Established {
             let active = f.active as usize;
+            if f.held_sent_at != 0
+                && !f.legs[active].hold.is_empty()
+                && self.now.saturating_sub(f.held_sent_at) > HELD_RESEND_NS
+            {
+                // The last held copy may have been lost with nothing after it to draw a
+                // duplicate ack: what a sender's retransmission timer does.
+                self.resend_held_to_client(f);
+            }
             for (i, leg) in f.legs[..f.n_legs as usize].iter_mut().enumerate() {
                 if i != active {
                     self.trim_to_fair_share(leg);
@@ -4181,10 +4328,20 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             return;
         };
         // Its output is acked as it is checked, and during a catch-up no further than
-        // what the client has (the rest must reach the client before it is acked).
+        // what the client has (the rest must reach the client before it is acked); past
+        // the client's ack, as a new active (reconnect mode) only where Tandem holds a
+        // copy (`catch_up_ack`), as a new standby (mirror mode) not at all: its output is
+        // not held, and the client may lack those bytes when it takes over.
         let mut ack = self.ack_limit(f, i);
         match f.catch_up {
-            Some((_, until, _)) => ack = ack.earlier(until.wrapping_add(leg.delta)),
+            Some((_, until, _)) if i == f.active as usize => {
+                ack = ack
+                    .earlier(until.wrapping_add(leg.delta))
+                    .earlier(self.catch_up_ack(f, i))
+            }
+            Some(_) => {
+                ack = ack.earlier(client_from(f).wrapping_add(leg.delta).later(leg.acked_to))
+            }
             None if f.client_acked => {
                 ack = ack.earlier(f.client_ack.wrapping_add(leg.delta).later(leg.acked_to))
             }
@@ -4790,6 +4947,15 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             Side::Inside => self.cfg.inside_mac,
         };
         emit_with(self.pool, self.out, self.c, mac, side, spec)
+    }
+}
+
+/// The first byte the client has not acked (visible space).
+#[inline]
+fn client_from(f: &Flow) -> Seq {
+    match f.client_acked {
+        true => f.client_ack,
+        false => f.visible_isn.wrapping_add(1),
     }
 }
 

@@ -201,6 +201,12 @@ pub struct Flow {
     pub client_fin: Option<Seq>,
     /// Highest visible sequence forwarded to the client, plus length.
     pub to_client_nxt: Seq,
+    /// The client's duplicate acks in a row (pure, at [`Flow::client_ack`], below
+    /// [`Flow::to_client_nxt`]), modulo 3: each third resends the held copy there
+    /// (DESIGN §3.12).
+    pub client_dup_acks: u8,
+    /// When held copies last went to the client (0: never), for their resend timer.
+    pub held_sent_at: u64,
     /// Last ack sent to the client.
     pub ack_sent: Seq,
     /// Last right window edge sent to the client.

@@ -15,8 +15,15 @@ struct Slot<B> {
     /// Where its payload is in the frame: start and length (for verification, which
     /// reads a standby's held output; see [`crate::verify`]).
     data: (u32, u32),
+    /// A copy went to the client (the active's held output after a failover): it stays
+    /// until the client acks it.
+    sent: bool,
     next: u32,
 }
+
+/// A held segment's place in its pool, valid until the segment leaves the hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldRef(u32);
 
 /// A leg's FIFO of held segments (indices into the [`HoldPool`]).
 #[derive(Clone, Copy, Debug)]
@@ -78,6 +85,7 @@ impl<B> HoldPool<B> {
                     seq: Seq(0),
                     len: 0,
                     data: (0, 0),
+                    sent: false,
                     next: NIL,
                 })
                 .collect(),
@@ -136,6 +144,7 @@ impl<B> HoldPool<B> {
         s.seq = seq;
         s.len = len;
         s.data = data;
+        s.sent = false;
         s.next = NIL;
         if list.tail == NIL {
             self.holders += 1;
@@ -171,6 +180,36 @@ impl<B> HoldPool<B> {
                 }
             }
             i = s.next;
+        }
+    }
+
+    /// The oldest segment of `list` for which `pred(seq, len, sent)` holds: where it is,
+    /// its sequence number and length.
+    pub fn find(
+        &self,
+        list: &HoldList,
+        mut pred: impl FnMut(Seq, u32, bool) -> bool,
+    ) -> Option<(HeldRef, Seq, u32)> {
+        let mut i = list.head;
+        while i != NIL {
+            let s = &self.slots[i as usize];
+            if s.buf.is_some() && pred(s.seq, s.len, s.sent) {
+                return Some((HeldRef(i), s.seq, s.len));
+            }
+            i = s.next;
+        }
+        None
+    }
+
+    /// The frame of a held segment.
+    pub fn frame(&self, at: HeldRef) -> Option<&B> {
+        self.slots.get(at.0 as usize).and_then(|s| s.buf.as_ref())
+    }
+
+    /// Marks a held segment as sent to the client (a copy of it).
+    pub fn mark_sent(&mut self, at: HeldRef) {
+        if let Some(s) = self.slots.get_mut(at.0 as usize) {
+            s.sent = true;
         }
     }
 

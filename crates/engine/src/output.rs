@@ -238,6 +238,9 @@ crate::counters! {
         acks_to_replica: counter "tandem_acks_to_replica_total",
         /// Held segments replayed to the client after a failover.
         replayed_segments: counter "tandem_replayed_segments_total",
+        /// Held copies sent to the client again after a failover: its duplicate acks or
+        /// the resend timer said the first copy was lost (§3.12).
+        held_resent: counter "tandem_held_resent_total",
         /// Signals raised.
         signals: counter "tandem_signals_total",
         /// Signals lost because the signal queue was full.

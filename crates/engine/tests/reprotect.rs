@@ -14,11 +14,11 @@
 //!    no RST;
 //! 3. most flows whose standby came back mid-stream get it back.
 //!
-//! Known open defect, not of the new standbys: seeds 73, 175 and 234 of the first 400
-//! stall after the active's death. The standby caught up past the client's ack is acked
-//! that far at the failover (`switch_active`, so that it resends at once what was not
-//! checked), and the copy Tandem held of what the client lacks is sent once; lost on the
-//! way, nobody has it (perf/RESULTS.md, "new standbys").
+//! Seeds 73, 175 and 234 of the first 400 once stalled after the active's death: the
+//! standby, caught up past the client's ack, was acked that far, and the copy Tandem held
+//! of what the client lacked went once; lost on the way, nobody had it. Now the copies
+//! stay until the client acks them and go again on its duplicate acks or a timer, and a
+//! catching-up replica is acked past the client's ack only where Tandem holds a copy.
 //!
 //! `TANDEM_REPROTECT_SEEDS` (default 64) sets the number of seeds; `TANDEM_SIM_SEED=n`
 //! runs seed `n` alone; `TANDEM_SIM_DUMP=1` prints each run's trace.

@@ -716,6 +716,68 @@ fn held_standby_output_is_replayed_translated_on_failover() {
 }
 
 #[test]
+fn a_replayed_copy_lost_on_the_way_to_the_client_goes_again_on_its_third_duplicate_ack() {
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    lab.send(Seg {
+        seq: p1,
+        ack: c1,
+        opts: Opts::ts(5001, 101),
+        payload: &data(100, 0),
+        ..Seg::PRIMARY
+    });
+    for k in 0..3u32 {
+        lab.send(Seg {
+            seq: b1 + 100 * k,
+            ack: c1,
+            opts: Opts::ts(80_001, 101),
+            payload: &data(100, (100 * k) as u8),
+            ..Seg::BACKUP
+        });
+    }
+    lab.send(Seg {
+        seq: c1,
+        ack: p1 + 100,
+        opts: Opts::ts(102, 5001),
+        ..Seg::CLIENT
+    });
+    lab.kill(R::P);
+    lab.engine.request_failover_sweep();
+    let out = lab.poll();
+    assert_eq!(to(&out, CLIENT).len(), 2, "the held copies went once");
+    // The first copy was lost: the client's acks stay where they were.
+    let dup = |lab: &mut Lab, ts: u32| {
+        lab.send(Seg {
+            seq: c1,
+            ack: p1 + 100,
+            opts: Opts::ts(ts, 5001),
+            ..Seg::CLIENT
+        })
+    };
+    assert!(to(&dup(&mut lab, 103), CLIENT).is_empty());
+    assert!(to(&dup(&mut lab, 104), CLIENT).is_empty());
+    let out = dup(&mut lab, 105);
+    let again = one(&out, CLIENT);
+    assert_eq!(again.seq, p1 + 100);
+    assert_eq!(
+        again.payload,
+        data(100, 100),
+        "Tandem's held copy, sent again"
+    );
+    assert_eq!(lab.engine.counters().held_resent, 1);
+    // Once the client acks them, the copies are released.
+    lab.send(Seg {
+        seq: c1,
+        ack: p1 + 300,
+        opts: Opts::ts(106, 5001),
+        ..Seg::CLIENT
+    });
+    assert_eq!(lab.engine.counters().held_bytes, 0);
+}
+
+#[test]
 fn failover_on_the_flows_next_packet_without_a_sweep() {
     let mut lab = Lab::new();
     let hs = Hs::default();
