@@ -2353,6 +2353,12 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
             }
             if catching_up && past_gap {
                 self.catch_up_out_of_order(f, i, buf, m);
+                // A duplicate ack, as its peer would send (with what is held past the
+                // gap), makes the replica send the gap again.
+                let ack = self.catch_up_ack(f, i);
+                if self.dupack_to_leg(f, i, ack) {
+                    self.c.acks_to_replica += 1;
+                }
                 return Fate::Keep;
             }
             if catching_up && self.feed_held_in_order(f, i) == Fate::Remove {
@@ -2556,12 +2562,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         let seq = rseq.wrapping_sub(f.legs[i].delta);
         if i == active && f.catch_up.is_some() && seq > f.checks[i].at {
             // Catching up, past a gap: not digested here (see `Check::drop_pieces`; the
-            // caller holds it, `catch_up_out_of_order`). A duplicate ack, as its peer
-            // would send, makes the replica send the gap again.
-            let ack = self.catch_up_ack(f, i);
-            if self.synth_to_leg(f, i, TcpFlags::ACK, ack) {
-                self.c.acks_to_replica += 1;
-            }
+            // caller holds it, `catch_up_out_of_order`, and asks for the gap).
             return Fate::Keep;
         }
         let held = HeldView {
@@ -3673,7 +3674,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
                     .later(leg.acked_to)
                     .earlier(leg.snd_nxt);
                 for _ in 0..4 {
-                    self.synth_to_leg(f, next, TcpFlags::ACK, ack);
+                    self.dupack_to_leg(f, next, ack);
                 }
             }
             // Held data released over budget, or refused, must come from the replica
@@ -3683,7 +3684,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
                 leg.hold_gap = false;
                 let ack = f.client_ack.wrapping_add(leg.delta).earlier(leg.snd_nxt);
                 for _ in 0..3 {
-                    self.synth_to_leg(f, next, TcpFlags::ACK, ack);
+                    self.dupack_to_leg(f, next, ack);
                 }
             }
             None => {}
@@ -4865,6 +4866,46 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
 
     /// Builds a segment from the client to leg `i`.
     fn synth_to_leg(&mut self, f: &mut Flow, i: usize, flags: TcpFlags, ack: Seq) -> bool {
+        self.synth_to_leg_with(f, i, flags, ack, None)
+    }
+
+    /// A duplicate ack to leg `i` at `ack` (its space) that says, as a receiver's would
+    /// (RFC 2018), which of its later bytes Tandem holds: Linux repairs a hole from SACK
+    /// blocks (RACK), not from duplicate acks alone, and would otherwise wait for its
+    /// retransmission timer (backed off, after a standby's refused segments).
+    fn dupack_to_leg(&mut self, f: &mut Flow, i: usize, ack: Seq) -> bool {
+        let block = match f.legs[i].sack_ok {
+            true => self.held_after(f, i, ack),
+            false => None,
+        };
+        self.synth_to_leg_with(f, i, TcpFlags::ACK, ack, block)
+    }
+
+    /// The first run of leg `i`'s held output wholly after `after` (its space), as a
+    /// SACK block.
+    fn held_after(&self, f: &Flow, i: usize, after: Seq) -> Option<(Seq, Seq)> {
+        let mut run: Option<(Seq, Seq)> = None;
+        self.hold.each(&f.legs[i].hold, |_, seq, (_, len)| {
+            let end = seq.wrapping_add(len);
+            match run {
+                None if seq > after && len > 0 => run = Some((seq, end)),
+                None => {}
+                Some((start, to)) if seq <= to => run = Some((start, to.later(end))),
+                Some(_) => return false,
+            }
+            true
+        });
+        run
+    }
+
+    fn synth_to_leg_with(
+        &mut self,
+        f: &mut Flow,
+        i: usize,
+        flags: TcpFlags,
+        ack: Seq,
+        sack: Option<(Seq, Seq)>,
+    ) -> bool {
         let leg = f.legs[i];
         let Some(mac) = self.replicas.mac(leg.replica) else {
             self.c.drop(DropReason::NoNeighbour);
@@ -4873,6 +4914,9 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         let mut opts = OptionWriter::new();
         if f.ts_on && leg.ts_ok {
             opts.timestamps(f.tsval_to_legs, leg.last_tsval);
+        }
+        if let Some((left, right)) = sack {
+            opts.sack(&[(left.0, right.0)]);
         }
         // A leg being replayed to has had the log up to `next` only.
         let seq = match f.replay {

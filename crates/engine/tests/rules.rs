@@ -844,6 +844,61 @@ fn over_budget_standby_output_is_refused_or_released_and_failover_asks_for_retra
     assert!(dupacks.len() >= 3, "three duplicate acks, got {dupacks:#?}");
 }
 
+#[test]
+fn a_catching_up_replica_past_a_gap_is_told_by_a_sack_block_what_tandem_holds() {
+    // Linux repairs a hole from SACK blocks, not from duplicate acks alone: without the
+    // block it waits for its retransmission timer, and the catch-up with it.
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    let out = lab.send(Seg {
+        seq: p1,
+        ack: c1,
+        opts: Opts::ts(5001, 101),
+        payload: &data(300, 0),
+        ..Seg::PRIMARY
+    });
+    assert_eq!(one(&out, CLIENT).payload, data(300, 0));
+    lab.send(Seg {
+        seq: b1,
+        ack: c1,
+        opts: Opts::ts(80_001, 101),
+        payload: &data(100, 0),
+        ..Seg::BACKUP
+    });
+    lab.kill(R::P);
+    lab.engine.request_failover_sweep();
+    lab.poll();
+    assert_eq!(
+        lab.engine.counters().catch_ups,
+        1,
+        "the backup catches up to 300"
+    );
+    // Its bytes 100..200 are lost on the way; 200..300 arrive.
+    let out = lab.send(Seg {
+        seq: b1 + 200,
+        ack: c1,
+        opts: Opts::ts(80_002, 101),
+        payload: &data(100, 200),
+        ..Seg::BACKUP
+    });
+    assert!(to(&out, CLIENT).is_empty(), "not checked yet");
+    let dupack = one(&out, BACKUP);
+    assert_eq!(dupack.ack, b1 + 100);
+    assert_eq!(dupack.sack, vec![(b1 + 200, b1 + 300)]);
+    // The gap comes: checked at the primary's end, the client lacks nothing new.
+    lab.send(Seg {
+        seq: b1 + 100,
+        ack: c1,
+        opts: Opts::ts(80_003, 101),
+        payload: &data(100, 100),
+        ..Seg::BACKUP
+    });
+    assert_eq!(lab.engine.counters().catch_ups_failed, 0);
+    assert_eq!(lab.engine.counters().flows_lost, 0);
+}
+
 // ---- §3.8 FIN and RST -------------------------------------------------------------------
 
 #[test]
