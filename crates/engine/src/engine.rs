@@ -1856,10 +1856,13 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
                 return Fate::Keep;
             }
         };
-        // Passed on to the replicas whether in the window or below it (`tsval_to_legs`).
-        if let Some((tsval, _)) = m.timestamps(buf.bytes()) {
-            if Seq(tsval) > Seq(f.tsval_to_legs) {
-                f.tsval_to_legs = tsval;
+        if !in_window {
+            // Passed on to the replicas all the same (`tsval_to_legs`; in the window,
+            // `record_client`).
+            if let Some((tsval, _)) = m.timestamps(buf.bytes()) {
+                if Seq(tsval) > Seq(f.tsval_to_legs) {
+                    f.tsval_to_legs = tsval;
+                }
             }
         }
         if in_window && flags.contains(TcpFlags::FIN) && !checksum_ok(buf.bytes(), m) {
@@ -2035,6 +2038,9 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         if let Some((tsval, _)) = m.timestamps(frame) {
             if Seq(tsval) > Seq(f.client_tsval) {
                 f.client_tsval = tsval;
+            }
+            if Seq(tsval) > Seq(f.tsval_to_legs) {
+                f.tsval_to_legs = tsval;
             }
         }
         let end = m.seq.wrapping_add(m.seq_len());
