@@ -778,6 +778,43 @@ fn a_replayed_copy_lost_on_the_way_to_the_client_goes_again_on_its_third_duplica
 }
 
 #[test]
+fn a_replayed_copy_the_client_never_acks_goes_again_after_200_ms() {
+    // The last copy lost draws no duplicate ack: a retransmission timer's work.
+    let mut lab = Lab::new();
+    let hs = Hs::default();
+    lab.handshake(&hs);
+    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    lab.send(Seg {
+        seq: b1,
+        ack: c1,
+        opts: Opts::ts(80_001, 101),
+        payload: &data(100, 0),
+        ..Seg::BACKUP
+    });
+    lab.kill(R::P);
+    lab.engine.request_failover_sweep();
+    let out = lab.poll();
+    assert_eq!(
+        one(&out, CLIENT).payload,
+        data(100, 0),
+        "the held copy went"
+    );
+    lab.advance(150 * MS);
+    assert!(to(&lab.poll(), CLIENT).is_empty(), "not before 200 ms");
+    let mut again = Vec::new();
+    for _ in 0..20 {
+        lab.advance(10 * MS);
+        again.extend(to(&lab.poll(), CLIENT));
+        if !again.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(again.len(), 1, "sent again once the timer ran out");
+    assert_eq!(again[0].seq, p1);
+    assert_eq!(again[0].payload, data(100, 0));
+}
+
+#[test]
 fn failover_on_the_flows_next_packet_without_a_sweep() {
     let mut lab = Lab::new();
     let hs = Hs::default();
