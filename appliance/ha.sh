@@ -3,10 +3,11 @@
 # The appliance pair in the namespace lab (issue #17; README "The appliance pair"):
 #
 #   appliance/ha.sh start    the lab with the pair (`lab.sh up --ha`, if it is not up so),
-#                            A (configs/lab-ha-a.yaml) in tandem-appliance and B
-#                            (configs/lab-ha-b.yaml) in tandem-appliance-b, started
-#                            together; returns once A is the active one and B a ready
-#                            standby (60 s at most), or fails with their logs
+#                            A (configs/lab-ha-a.yaml) in tandem-appliance, then once it
+#                            is active B (configs/lab-ha-b.yaml) in tandem-appliance-b;
+#                            returns once B is a ready standby (60 s at most), or fails
+#                            with their logs. (Started together, the one whose EAL is up
+#                            first may win before it hears the other.)
 #   appliance/ha.sh stop     stops both (SIGTERM, then SIGKILL after 10 s); the lab stays
 #   appliance/ha.sh status   both roles (`tandem ha status` of each)
 #
@@ -53,31 +54,38 @@ cmd_start() {
     "$tandem" check --profile "$profile_b" >/dev/null
     "$HERE/lab.sh" up --ha
     mkdir -p "$dir"
-    local n ns profile
-    for n in a b; do
-        if [ "$n" = a ]; then ns=$LAB_APPLIANCE_NS profile=$profile_a; else ns=$LAB_APPLIANCE_B_NS profile=$profile_b; fi
-        # Its own session: a Ctrl-C at this shell later does not reach it.
-        setsid ip netns exec "$ns" "$tandem" run --profile "$profile" \
-            >"$dir/$n.out" 2>"$dir/$n.log" </dev/null &
-        echo $! >"$dir/$n.pid"
-        lab_log "ha: started $n in $ns (pid $!, log $dir/$n.log)"
-    done
-    local la lb
-    for _ in $(seq 1 600); do
+    local la="" lb="" until=$((SECONDS + 60))
+    start_one a "$LAB_APPLIANCE_NS" "$profile_a"
+    while [ "$SECONDS" -le "$until" ] && [ -n "$(pid_of a)" ]; do
         la=$(ha_line "$profile_a")
-        lb=$(ha_line "$profile_b")
-        if [[ $la == "ha: active "* && $lb == "ha: standby "*", ready"* ]]; then
-            lab_log "ha: A: ${la#ha: }"
-            lab_log "ha: B: ${lb#ha: }"
-            return 0
-        fi
-        if [ -z "$(pid_of a)" ] || [ -z "$(pid_of b)" ]; then break; fi
+        [[ $la == "ha: active "* ]] && break
         sleep 0.1
     done
+    if [[ $la == "ha: active "* ]]; then
+        start_one b "$LAB_APPLIANCE_B_NS" "$profile_b"
+        while [ "$SECONDS" -le "$until" ] && [ -n "$(pid_of b)" ]; do
+            lb=$(ha_line "$profile_b")
+            if [[ $lb == "ha: standby "*", ready"* ]]; then
+                lab_log "ha: A: $(ha_line "$profile_a" | sed 's/^ha: //')"
+                lab_log "ha: B: ${lb#ha: }"
+                return 0
+            fi
+            sleep 0.1
+        done
+    fi
     lab_warn "ha: the pair did not settle: A '${la:-no answer}', B '${lb:-no answer}'"
     tail -n 15 "$dir/a.log" "$dir/b.log" >&2 || true
     cmd_stop
     exit 1
+}
+
+# start_one a|b NS PROFILE : runs it in NS, in its own session (a Ctrl-C at this shell
+# later does not reach it), its pid in its file.
+start_one() {
+    setsid ip netns exec "$2" "$tandem" run --profile "$3" \
+        >"$dir/$1.out" 2>"$dir/$1.log" </dev/null &
+    echo $! >"$dir/$1.pid"
+    lab_log "ha: started $1 in $2 (pid $!, log $dir/$1.log)"
 }
 
 cmd_stop() {
