@@ -3,7 +3,7 @@
 # Tandem lab: network namespaces on one machine, fixed names and addresses.
 # See appliance/README.md for the diagram; names and addresses are in lib.sh.
 #
-#   lab.sh up [--clients N]   create the lab (idempotent)
+#   lab.sh up [--clients N] [--ha]   create the lab (idempotent); --ha: the appliance pair
 #   lab.sh down               kill lab processes, delete everything (idempotent)
 #   lab.sh status             show namespaces, links, addresses, routes, neighbours, processes
 #   lab.sh selftest           check the plumbing with a plain Linux router in place of the appliance
@@ -17,18 +17,24 @@ PROG=$(basename "$0")
 
 usage() {
     cat <<EOF
-usage: $PROG up [--clients N] | down | status | selftest
+usage: $PROG up [--clients N] [--ha] | down | status | selftest
 
-  up [--clients N]  create the lab: namespaces $LAB_SWITCH_NS, $LAB_APPLIANCE_NS,
+  up [--clients N] [--ha]
+                    create the lab: namespaces $LAB_SWITCH_NS, $LAB_APPLIANCE_NS,
                     $LAB_CLIENT_NS (…${LAB_CLIENT_NS}N), $LAB_PRIMARY_NS, $LAB_BACKUP_NS, $LAB_SPARE_NS.
                     N clients (default 1, at most $LAB_MAX_CLIENTS) at 198.18.0.2, .3, …
-                    A second 'up' with the same N reports it is up (and re-applies the
-                    offload/MTU/IPv6 settings); with another N, or over a partial lab,
+                    --ha adds the appliance pair's second appliance, $LAB_APPLIANCE_B_NS
+                    ($LAB_APPLIANCE_OUT_IF and $LAB_APPLIANCE_IN_IF of its own on the same two bridges,
+                    MACs $LAB_B_OUT_MAC, $LAB_B_IN_MAC), and the HA link: $LAB_HA_IF in both
+                    appliance namespaces, $LAB_HA_A_IP/$LAB_HA_PREFIXLEN (A) and $LAB_HA_B_IP/$LAB_HA_PREFIXLEN (B).
+                    A second 'up' with the same N and --ha or not reports it is up (and
+                    re-applies the offload/MTU/IPv6 settings); with another N, --ha
+                    where there is none or none where there is, or over a partial lab,
                     it recreates the lab.
   down              kill the processes in the lab namespaces, delete them (and with
                     them every lab link and bridge). Never fails when already down.
   status            namespaces, links, addresses, routes, neighbours, processes.
-                    Exit 0 when up, 1 when partial, 3 when down.
+                    Exit 0 when up (with or without the pair), 1 when partial, 3 when down.
   selftest          put a plain Linux router in $LAB_APPLIANCE_NS ($LAB_OUT_IP on $LAB_APPLIANCE_OUT_IF,
                     $LAB_IN_IP on $LAB_APPLIANCE_IN_IF), ping and move TCP data through it, then
                     restore the lab as 'up' left it. Needs the lab up and no appliance running.
@@ -72,13 +78,22 @@ tune_settings() {
     ns_sysctl "$ns" "net.ipv6.conf.$dev.disable_ipv6=1"
 }
 
-# veth_ends N : every veth end of a lab with N clients, as NS:IF lines.
+# veth_ends N [HA] : every veth end of a lab with N clients (HA 1: with the pair), as
+# NS:IF lines.
 veth_ends() {
     local i r
     echo "$LAB_APPLIANCE_NS:$LAB_APPLIANCE_OUT_IF"
     echo "$LAB_APPLIANCE_NS:$LAB_APPLIANCE_IN_IF"
     echo "$LAB_SWITCH_NS:out-app"
     echo "$LAB_SWITCH_NS:in-app"
+    if [[ ${2:-0} == 1 ]]; then
+        echo "$LAB_APPLIANCE_B_NS:$LAB_APPLIANCE_OUT_IF"
+        echo "$LAB_APPLIANCE_B_NS:$LAB_APPLIANCE_IN_IF"
+        echo "$LAB_SWITCH_NS:out-app-b"
+        echo "$LAB_SWITCH_NS:in-app-b"
+        echo "$LAB_APPLIANCE_NS:$LAB_HA_IF"
+        echo "$LAB_APPLIANCE_B_NS:$LAB_HA_IF"
+    fi
     for ((i = 1; i <= $1; i++)); do
         echo "$(lab_client_ns "$i"):$LAB_HOST_IF"
         echo "$LAB_SWITCH_NS:$(client_port "$i")"
@@ -111,26 +126,40 @@ veth_to_switch() {
 client_port() { echo "out-c$1"; }
 replica_port() { echo "in-$1"; }
 
-# expected_namespaces N : every namespace of a lab with N clients.
+# expected_namespaces N [HA] : every namespace of a lab with N clients (HA 1: the pair).
 expected_namespaces() {
     local i
     echo "$LAB_SWITCH_NS"
     echo "$LAB_APPLIANCE_NS"
+    if [[ ${2:-0} == 1 ]]; then echo "$LAB_APPLIANCE_B_NS"; fi
     for ((i = 1; i <= $1; i++)); do lab_client_ns "$i"; done
     for r in "${LAB_REPLICAS[@]}"; do lab_replica_ns "$r"; done
 }
 
 has_link() { ip -n "$1" link show dev "$2" >/dev/null 2>&1; }
 
-# lab_complete N : true when a lab with exactly N clients is fully there.
+# lab_ha : 1 when the pair's second appliance namespace exists, else 0.
+lab_ha() { if lab_ns_exists "$LAB_APPLIANCE_B_NS"; then echo 1; else echo 0; fi; }
+
+# lab_complete N [HA] : true when a lab with exactly N clients is fully there, with the
+# pair when HA is 1 and without it otherwise.
 lab_complete() {
-    local n=$1 ns i r
-    while read -r ns; do lab_ns_exists "$ns" || return 1; done < <(expected_namespaces "$n")
+    local n=$1 ha=${2:-0} ns i r
+    while read -r ns; do lab_ns_exists "$ns" || return 1; done < <(expected_namespaces "$n" "$ha")
     lab_ns_exists "$(lab_client_ns $((n + 1)))" && return 1
+    [[ $(lab_ha) == "$ha" ]] || return 1
     has_link "$LAB_SWITCH_NS" "$LAB_OUT_BRIDGE" || return 1
     has_link "$LAB_SWITCH_NS" "$LAB_IN_BRIDGE" || return 1
     has_link "$LAB_APPLIANCE_NS" "$LAB_APPLIANCE_OUT_IF" || return 1
     has_link "$LAB_APPLIANCE_NS" "$LAB_APPLIANCE_IN_IF" || return 1
+    if [[ $ha == 1 ]]; then
+        has_link "$LAB_APPLIANCE_B_NS" "$LAB_APPLIANCE_OUT_IF" || return 1
+        has_link "$LAB_APPLIANCE_B_NS" "$LAB_APPLIANCE_IN_IF" || return 1
+        ip -n "$LAB_APPLIANCE_NS" -4 addr show dev "$LAB_HA_IF" 2>/dev/null |
+            grep -q "inet $LAB_HA_A_IP/" || return 1
+        ip -n "$LAB_APPLIANCE_B_NS" -4 addr show dev "$LAB_HA_IF" 2>/dev/null |
+            grep -q "inet $LAB_HA_B_IP/" || return 1
+    fi
     for ((i = 1; i <= n; i++)); do
         ns=$(lab_client_ns "$i")
         ip -n "$ns" -4 addr show dev "$LAB_HOST_IF" 2>/dev/null |
@@ -198,9 +227,13 @@ cmd_down() {
 # --- up ----------------------------------------------------------------------------
 
 cmd_up() {
-    local n=1
+    local n=1 ha=0
     while [[ $# -gt 0 ]]; do
         case $1 in
+            --ha)
+                ha=1
+                shift
+                ;;
             --clients)
                 [[ $# -ge 2 ]] || { usage >&2; exit 2; }
                 n=$2
@@ -218,14 +251,16 @@ cmd_up() {
     fi
     require_tools up
 
+    local what="$n client(s)"
+    [[ $ha == 1 ]] && what+=", the appliance pair"
     if [[ -n $(lab_namespaces) ]]; then
-        if lab_complete "$n"; then
+        if lab_complete "$n" "$ha"; then
             local v
-            while read -r v; do tune_settings "${v%%:*}" "${v#*:}"; done < <(veth_ends "$n")
-            lab_log "up: already up ($n client(s)); offload/MTU/IPv6 settings re-applied ('lab.sh down' first to recreate)"
+            while read -r v; do tune_settings "${v%%:*}" "${v#*:}"; done < <(veth_ends "$n" "$ha")
+            lab_log "up: already up ($what); offload/MTU/IPv6 settings re-applied ('lab.sh down' first to recreate)"
             return 0
         fi
-        lab_log "up: partial lab or another client count found: recreating"
+        lab_log "up: partial lab, another client count, or the pair where none is asked for (or none where it is): recreating"
         do_down
     fi
 
@@ -238,7 +273,7 @@ cmd_up() {
 
     local i ns r
     lab_log "up: namespaces"
-    while read -r ns; do new_ns "$ns"; done < <(expected_namespaces "$n")
+    while read -r ns; do new_ns "$ns"; done < <(expected_namespaces "$n" "$ha")
 
     lab_log "up: bridges $LAB_OUT_BRIDGE, $LAB_IN_BRIDGE in $LAB_SWITCH_NS (no addresses, no STP)"
     for br in "$LAB_OUT_BRIDGE" "$LAB_IN_BRIDGE"; do
@@ -253,6 +288,21 @@ cmd_up() {
     veth_to_switch "$LAB_APPLIANCE_NS" "$LAB_APPLIANCE_IN_IF" "$LAB_IN_BRIDGE" in-app "$LAB_IN_MAC"
     # The kernel here must stay out of the way: no forwarding, no ARP answers.
     ns_sysctl "$LAB_APPLIANCE_NS" net.ipv4.ip_forward=0
+
+    if [[ $ha == 1 ]]; then
+        # B's ports on the same two bridges as A's: the floating addresses move between
+        # them by gratuitous ARP, the bridges learn the new MACs from them.
+        lab_log "up: appliance B ports $LAB_APPLIANCE_OUT_IF ($LAB_B_OUT_MAC), $LAB_APPLIANCE_IN_IF ($LAB_B_IN_MAC) in $LAB_APPLIANCE_B_NS, no Linux addresses"
+        veth_to_switch "$LAB_APPLIANCE_B_NS" "$LAB_APPLIANCE_OUT_IF" "$LAB_OUT_BRIDGE" out-app-b "$LAB_B_OUT_MAC"
+        veth_to_switch "$LAB_APPLIANCE_B_NS" "$LAB_APPLIANCE_IN_IF" "$LAB_IN_BRIDGE" in-app-b "$LAB_B_IN_MAC"
+        ns_sysctl "$LAB_APPLIANCE_B_NS" net.ipv4.ip_forward=0
+        lab_log "up: HA link $LAB_HA_IF: $LAB_HA_A_IP/$LAB_HA_PREFIXLEN in $LAB_APPLIANCE_NS, $LAB_HA_B_IP/$LAB_HA_PREFIXLEN in $LAB_APPLIANCE_B_NS"
+        ip -n "$LAB_APPLIANCE_NS" link add "$LAB_HA_IF" type veth peer name "$LAB_HA_IF" netns "$LAB_APPLIANCE_B_NS"
+        tune_if "$LAB_APPLIANCE_NS" "$LAB_HA_IF"
+        tune_if "$LAB_APPLIANCE_B_NS" "$LAB_HA_IF"
+        ip -n "$LAB_APPLIANCE_NS" addr add "$LAB_HA_A_IP/$LAB_HA_PREFIXLEN" dev "$LAB_HA_IF"
+        ip -n "$LAB_APPLIANCE_B_NS" addr add "$LAB_HA_B_IP/$LAB_HA_PREFIXLEN" dev "$LAB_HA_IF"
+    fi
 
     for ((i = 1; i <= n; i++)); do
         ns=$(lab_client_ns "$i")
@@ -273,8 +323,8 @@ cmd_up() {
     trap - EXIT ERR
     set +o errtrace
 
-    lab_complete "$n" || lab_die "up: lab incomplete after creation (see 'lab.sh status')"
-    lab_log "up: lab is up ($n client(s)); VIP $LAB_VIP is answered by the appliance on $LAB_APPLIANCE_OUT_IF"
+    lab_complete "$n" "$ha" || lab_die "up: lab incomplete after creation (see 'lab.sh status')"
+    lab_log "up: lab is up ($what); VIP $LAB_VIP is answered by the appliance on $LAB_APPLIANCE_OUT_IF"
 }
 
 # --- status --------------------------------------------------------------------------
@@ -282,13 +332,14 @@ cmd_up() {
 cmd_status() {
     [[ $# -eq 0 ]] || { usage >&2; exit 2; }
     require_tools status
-    local nss ns pids n br
+    local nss ns pids n br ha
     mapfile -t nss < <(lab_namespaces)
     if [[ ${#nss[@]} -eq 0 ]]; then
         lab_log "status: down (no lab namespaces)"
         return 3
     fi
     n=$(lab_client_count)
+    ha=$(lab_ha)
     for ns in "${nss[@]}"; do
         echo "=== $ns"
         echo "--- links"
@@ -315,8 +366,12 @@ cmd_status() {
         fi
     done
     echo "==="
-    if [[ $n -ge 1 ]] && lab_complete "$n"; then
-        lab_log "status: up ($n client(s))"
+    if [[ $n -ge 1 ]] && lab_complete "$n" "$ha"; then
+        if [[ $ha == 1 ]]; then
+            lab_log "status: up ($n client(s), the appliance pair: $LAB_APPLIANCE_B_NS, HA link $LAB_HA_IF)"
+        else
+            lab_log "status: up ($n client(s))"
+        fi
         return 0
     fi
     lab_log "status: PARTIAL lab (run 'lab.sh down' then 'lab.sh up')"
@@ -442,10 +497,11 @@ st_resolves() {
     st_neigh "$@"
 }
 
-# st_veths_ok N : every veth end of a lab with N clients passes st_offloads.
+# st_veths_ok N HA : every veth end of a lab with N clients (HA 1: the pair) passes
+# st_offloads.
 st_veths_ok() {
     local v rc=0 vifs
-    mapfile -t vifs < <(veth_ends "$1")
+    mapfile -t vifs < <(veth_ends "$1" "$2")
     for v in "${vifs[@]}"; do
         st_offloads "${v%%:*}" "${v#*:}" || rc=1
     done
@@ -500,9 +556,10 @@ cmd_selftest() {
     for t in ping curl socat python3 ss tcpdump timeout cmp; do
         command -v "$t" >/dev/null 2>&1 || lab_die "'$t' not found: run appliance/install-deps.sh"
     done
-    local n i r ns ip
+    local n i r ns ip ha
     n=$(lab_client_count)
-    if [[ $n -lt 1 ]] || ! lab_complete "$n"; then
+    ha=$(lab_ha)
+    if [[ $n -lt 1 ]] || ! lab_complete "$n" "$ha"; then
         lab_die "selftest: the lab is not up: run 'lab.sh up' first"
     fi
     if [[ -n $(ip -n "$LAB_APPLIANCE_NS" -4 addr show dev "$LAB_APPLIANCE_OUT_IF") ||
@@ -519,7 +576,7 @@ cmd_selftest() {
     st_check "$LAB_APPLIANCE_NS: no Linux addresses on $LAB_APPLIANCE_OUT_IF/$LAB_APPLIANCE_IN_IF, ip_forward off" \
         st_appliance_bare
     st_check "every veth end: tx/rx checksum, sg, tso, gso, gro offload off; IPv6 off; MTU $LAB_MTU" \
-        st_veths_ok "$n"
+        st_veths_ok "$n" "$ha"
     st_check "isolation: client cannot reach $LAB_PRIMARY_IP with no appliance" \
         st_no_ping "$LAB_CLIENT_NS" "$LAB_PRIMARY_IP"
 
@@ -595,7 +652,7 @@ cmd_selftest() {
     st_check "restored: client cannot reach $LAB_PRIMARY_IP again" \
         st_no_ping "$LAB_CLIENT_NS" "$LAB_PRIMARY_IP"
     ip -n "$LAB_CLIENT_NS" neigh flush all 2>/dev/null || true
-    st_check "lab complete as 'up' left it ($n client(s))" lab_complete "$n"
+    st_check "lab complete as 'up' left it ($n client(s))" lab_complete "$n" "$ha"
 
     echo "selftest: $ST_PASS passed, $ST_FAIL failed"
     [[ $ST_FAIL -eq 0 ]]

@@ -15,6 +15,7 @@ LAB_PRIMARY_NS=tandem-primary
 LAB_BACKUP_NS=tandem-backup
 LAB_SPARE_NS=tandem-spare
 LAB_REPLICAS=(primary backup spare)          # replica short names, in order
+LAB_APPLIANCE_B_NS=tandem-appliance-b # `lab.sh up --ha` only: the pair's second appliance
 
 # --- interfaces --------------------------------------------------------------
 LAB_OUT_BRIDGE=tandem-out-br       # in tandem-switch: clients + appliance outside
@@ -23,6 +24,8 @@ LAB_APPLIANCE_OUT_IF=out0          # in tandem-appliance, no Linux address
 LAB_APPLIANCE_IN_IF=in0            # in tandem-appliance, no Linux address
 LAB_HOST_IF=eth0                   # the one interface of every client/replica
 LAB_MTU=1500
+LAB_HA_IF=ha0                      # `--ha`: the HA link, a veth pair between the two
+                                   # appliance namespaces (kernel interfaces, not DPDK)
 
 # --- addresses ---------------------------------------------------------------
 LAB_PREFIXLEN=24
@@ -37,6 +40,17 @@ LAB_BACKUP_IP=198.19.0.12
 LAB_SPARE_IP=198.19.0.13
 LAB_MAX_CLIENTS=90                 # .2 … .91; .100 is the VIP
 
+# The pair (`lab.sh up --ha`, configs/lab-ha-a.yaml and lab-ha-b.yaml). The clients' next
+# hop ($LAB_OUT_IP) and the replicas' gateway ($LAB_IN_IP) float with the active role;
+# each appliance's ports have an address of their own, and B's veths their own MACs.
+LAB_HA_A_OUT_IP=198.18.0.251
+LAB_HA_A_IN_IP=198.19.0.251
+LAB_HA_B_OUT_IP=198.18.0.252
+LAB_HA_B_IN_IP=198.19.0.252
+LAB_HA_A_IP=198.18.255.1           # on $LAB_HA_IF in $LAB_APPLIANCE_NS
+LAB_HA_B_IP=198.18.255.2           # on $LAB_HA_IF in $LAB_APPLIANCE_B_NS
+LAB_HA_PREFIXLEN=30
+
 # Fixed, locally administered MACs: 02:74:64 ("td"), then 12/13 for the
 # 198.18/198.19 side, then the last address octet. DPDK's net_af_packet uses the
 # interface's MAC, so the appliance's port MACs (and the VIP's) are these too.
@@ -46,6 +60,8 @@ LAB_CLIENT_MAC=02:74:64:12:00:02
 LAB_PRIMARY_MAC=02:74:64:13:00:0b
 LAB_BACKUP_MAC=02:74:64:13:00:0c
 LAB_SPARE_MAC=02:74:64:13:00:0d
+LAB_B_OUT_MAC=02:74:64:12:00:fc    # B's out0 and in0 (its own addresses end in .252)
+LAB_B_IN_MAC=02:74:64:13:00:fc
 
 # DPDK devices for the appliance, for EAL's --vdev (run inside tandem-appliance).
 LAB_DPDK_VDEV_OUT="net_af_packet0,iface=out0,framecnt=4096"
@@ -108,7 +124,7 @@ lab_ns_exists() {
 }
 
 # lab_namespaces : existing lab namespaces, one per line, in a fixed order:
-# switch, appliance, clients (by number), primary, backup, spare.
+# switch, appliance, appliance-b (with --ha), clients (by number), primary, backup, spare.
 lab_namespaces() {
     local n have=() clients=()
     while read -r n _; do have+=("$n"); done < <(ip netns list 2>/dev/null)
@@ -119,7 +135,7 @@ lab_namespaces() {
             clients+=("${n#"$LAB_CLIENT_NS"}")
         fi
     done
-    for n in "$LAB_SWITCH_NS" "$LAB_APPLIANCE_NS"; do
+    for n in "$LAB_SWITCH_NS" "$LAB_APPLIANCE_NS" "$LAB_APPLIANCE_B_NS"; do
         [[ " ${have[*]} " == *" $n "* ]] && echo "$n"
     done
     if [[ ${#clients[@]} -gt 0 ]]; then

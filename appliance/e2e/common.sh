@@ -10,6 +10,11 @@
 #   e2e_stop_tandem      # SIGTERM, then checks it stopped cleanly
 #   e2e_finish           # "N passed, M failed" and the exit status
 #
+# The appliance pair (appliance/e2e/ha.sh): `e2e_run_pair PROFILE_A PROFILE_B` brings the
+# lab up with `--ha` and runs A in tandem-appliance, B in tandem-appliance-b; `ctl_b`,
+# `role_of a|b`, `wait_role a|b ROLE [ready] [SECONDS]`, `scrape_b`, `metric_sum KEY TEXT`
+# are their checks; the cleanup stops B too.
+#
 # And for the checks: `ctl CMD...` (the management commands against the profile that
 # runs), `health_of NAME` / `wait_health NAME STATE` (from `tandem status --json`),
 # `start_server NAME [SECONDS]` / `kill_server NAME` (the stream server on a replica),
@@ -25,7 +30,9 @@
 repo=$(pwd)
 tmp=""
 tandem_pid=""
+tandem_b_pid=""
 e2e_profile=""
+e2e_profile_b=""
 pass=0
 fail=0
 ok() { pass=$((pass + 1)); printf 'e2e %s: ok: %s\n' "$E2E_NAME" "$*"; }
@@ -34,11 +41,15 @@ bad() { fail=$((fail + 1)); printf 'e2e %s: FAILED: %s\n' "$E2E_NAME" "$*"; }
 e2e_cleanup() {
     local rc=$?
     set +e
-    if [ -n "$tandem_pid" ] && kill -0 "$tandem_pid" 2>/dev/null; then
-        kill -TERM "$tandem_pid" 2>/dev/null
-        for _ in $(seq 1 50); do kill -0 "$tandem_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$tandem_pid" 2>/dev/null
-    fi
+    local p
+    for p in $tandem_pid $tandem_b_pid; do
+        kill -0 "$p" 2>/dev/null || continue
+        # CONT first: a stopped appliance (appliance/e2e/ha.sh stop) does not act on TERM.
+        kill -CONT "$p" 2>/dev/null
+        kill -TERM "$p" 2>/dev/null
+        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null
+    done
     if [ -n "$tmp" ]; then
         for f in "$tmp"/*.pid; do
             # CONT first: a stopped process does not act on TERM.
@@ -105,6 +116,70 @@ e2e_run_tandem() {
     fi
     ok "ping $LAB_VIP answered by the appliance"
 }
+
+# Usage: e2e_run_pair PROFILE_A PROFILE_B   the lab with the pair (`lab.sh up --ha`), A
+# (tandem-appliance) started, then once it is active B (tandem-appliance-b); returns once
+# B is a ready standby (its bulk sync done) and the VIP answers ping. (Started together,
+# the one whose EAL is up first may win before it hears the other: A, preferred, wins
+# only a tie.)
+e2e_run_pair() {
+    e2e_profile=$1
+    e2e_profile_b=$2
+    appliance/lab.sh up --ha >/dev/null
+    ip netns exec "$LAB_APPLIANCE_NS" "$tandem" run --profile "$1" \
+        >"$tmp/tandem.out" 2>"$tmp/tandem.log" &
+    tandem_pid=$!
+    local settled=0
+    if wait_role a active "" 30; then
+        ip netns exec "$LAB_APPLIANCE_B_NS" "$tandem" run --profile "$2" \
+            >"$tmp/tandem-b.out" 2>"$tmp/tandem-b.log" &
+        tandem_b_pid=$!
+        wait_role b standby ready 30 && settled=1
+    fi
+    if [ "$settled" != 1 ]; then
+        bad "the pair did not settle: A '$(role_line a)', B '$(role_line b)' (logs follow)"
+        tail -n 20 "$tmp/tandem.log" "$tmp/tandem-b.log"
+        exit 1
+    fi
+    ok "the pair settled: A $(role_line a | sed 's/^ha: //'); B $(role_line b | sed 's/^ha: //')"
+    local up=0
+    for _ in $(seq 1 30); do
+        if lab_exec "$LAB_CLIENT_NS" ping -c1 -W1 "$LAB_VIP" >/dev/null 2>&1; then up=1; break; fi
+        sleep 0.5
+    done
+    if [ "$up" != 1 ]; then
+        bad "the VIP $LAB_VIP does not answer ping (A's log follows)"
+        tail -n 20 "$tmp/tandem.log"
+        exit 1
+    fi
+    ok "ping $LAB_VIP answered by the active appliance"
+}
+
+# The management commands against B; the first line of `tandem ha status` of A or B.
+ctl_b() { "$tandem" "$@" --profile "$e2e_profile_b"; }
+role_line() {
+    if [ "$1" = a ]; then ctl ha status 2>/dev/null | grep -m1 '^ha: ' || true
+    else ctl_b ha status 2>/dev/null | grep -m1 '^ha: ' || true; fi
+}
+# role_of a|b: active, standby, ... (empty when it does not answer).
+role_of() { role_line "$1" | awk '{ print $2 }'; }
+# Usage: wait_role a|b ROLE [ready] [SECONDS]   (10 s by default; polled every 50 ms)
+wait_role() {
+    local until=$((SECONDS + ${4:-10})) line
+    while [ "$SECONDS" -le "$until" ]; do
+        line=$(role_line "$1")
+        if [ "$(awk '{ print $2 }' <<<"$line")" = "$2" ] &&
+            { [ -z "${3:-}" ] || grep -q ', ready' <<<"$line"; }; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+# B's metrics (its listener in its own namespace, configs/lab-ha-b.yaml).
+scrape_b() { lab_exec "$LAB_APPLIANCE_B_NS" curl -sS --max-time 5 http://127.0.0.1:9451/metrics || true; }
+# Usage: metric_sum KEY TEXT   the sum of KEY's samples over all their labels (per worker).
+metric_sum() { awk -v k="$1" '{ n = $1; sub(/\{.*/, "", n) } n == k { s += $2; f = 1 } END { if (f) print s + 0 }' <<<"$2"; }
 
 # Stops tandem with SIGTERM (10 s at most) and checks that it exited cleanly.
 e2e_stop_tandem() {

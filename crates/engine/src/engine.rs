@@ -698,7 +698,7 @@ impl<B: PacketBuf> Engine<B> {
         }
         let mut ctx = ctx!(self, pool, out, now);
         let flow = self.flows.get_mut(idx);
-        if flow.synced != 0 && ctx.stale_record(flow, side, m) {
+        if flow.synced != 0 && ctx.stale_record(flow, side, &buf, m) {
             self.remove_flow(idx);
             return;
         }
@@ -5734,9 +5734,12 @@ impl<B: PacketBuf> Engine<B> {
 
 impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
     /// The staleness rule of [`crate::sync`]: a segment that shows its sender ahead of
-    /// the installed record ends the flow with RSTs (the client's stream is a prefix,
-    /// then the RST: never mixed). True when the flow is to be removed.
-    fn stale_record(&mut self, f: &mut Flow, side: Side, m: &Meta) -> bool {
+    /// the installed record brings the record's positions up to it
+    /// ([`crate::sync::catch_up_to`]); the segment then goes through the usual rules.
+    /// A segment of a flow in a replay (whose new leg's delta the record may not have)
+    /// ends the flow with RSTs instead (the client's stream is a prefix, then the RST:
+    /// never mixed). True when the flow is to be removed.
+    fn stale_record(&mut self, f: &mut Flow, side: Side, buf: &B, m: &Meta) -> bool {
         let leg = match side {
             Side::Outside => None,
             Side::Inside => match f.leg_of(m.src) {
@@ -5747,9 +5750,69 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
         if !crate::sync::ahead_of_record(f, leg, m) {
             return false;
         }
+        if f.replay.is_none() {
+            crate::sync::catch_up_to(f, leg, m);
+            self.c.sync_catch_ups += 1;
+            self.kick_caught_up(f, leg, buf, m);
+            return false;
+        }
         self.c.sync_stale_resets += 1;
         self.reset_all(f);
         true
+    }
+
+    /// The takeover's kick again after a catch-up, now at the positions the segment
+    /// showed (the first kick's ACKs were at the stale record's: older than what the
+    /// endpoints had acked, they restart nothing). The client caught up: three duplicate
+    /// ACKs to each live replica at the client's ack (never past what the replica is
+    /// known to have sent), so that the active one resends at once what the dead
+    /// appliance never passed on; their sequence is the client's next, so that the
+    /// replica accepts them. A replica caught up: its ack and window are taken now, and
+    /// the client gets three duplicate ACKs at the synchronised ack, so that it resends
+    /// what the replicas lack.
+    fn kick_caught_up(&mut self, f: &mut Flow, leg: Option<usize>, buf: &B, m: &Meta) {
+        if f.phase != FlowPhase::Established || !m.flags.contains(TcpFlags::ACK) {
+            return;
+        }
+        match leg {
+            None => {
+                f.client_snd_nxt = f.client_snd_nxt.later(m.seq.wrapping_add(m.seq_len()));
+                for i in 0..usize::from(f.n_legs) {
+                    let l = f.legs[i];
+                    if !(l.alive && l.answered) {
+                        continue;
+                    }
+                    let ack = m.ack.wrapping_add(l.delta).earlier(l.snd_nxt);
+                    for _ in 0..3 {
+                        if self.synth_to_leg(f, i, TcpFlags::ACK, ack) {
+                            self.c.acks_to_replica += 1;
+                        }
+                    }
+                }
+            }
+            Some(i) => {
+                let window = u32::from(m.tcp(buf.bytes()).window());
+                let l = &mut f.legs[i];
+                if m.ack >= l.ack {
+                    l.ack = m.ack;
+                    l.wnd_edge = m.ack.wrapping_add(window << l.wscale);
+                }
+                // Not while another replica's record still holds the window down: a
+                // zero or shrunk window would stop the client.
+                let Some((ack, edge)) = sync_ack(f) else {
+                    return;
+                };
+                if ack < f.ack_sent || edge < f.edge_sent || edge.bytes_after(ack) == 0 {
+                    return;
+                }
+                let seq = f.to_client_nxt;
+                for _ in 0..3 {
+                    if self.synth_to_client(f, TcpFlags::ACK, seq) {
+                        self.c.acks_to_client += 1;
+                    }
+                }
+            }
+        }
     }
 
     /// A takeover's kick of flow `f` (see [`Engine::takeover`]).

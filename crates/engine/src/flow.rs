@@ -244,9 +244,10 @@ pub struct Flow {
     /// Reconnect mode, `replay: http1`: its slot in the worker's exchanges
     /// ([`crate::exchange`]), taken at its first byte.
     pub exchange: Option<u32>,
-    /// Installed from a sync record ([`crate::sync`]): the endpoints that have not yet
-    /// sent a segment the record accounts for (bit 0 the client, bit `1 + i` leg `i`).
-    /// Until each has, a segment showing it ahead of the record ends the flow.
+    /// Installed from a sync record ([`crate::sync`]): the endpoints the record was made
+    /// for (bit 0 the client, bit `1 + i` leg `i`, each live at the install). A segment
+    /// of one of them that shows it ahead of what the flow holds brings the flow's
+    /// positions up to it (`crate::sync`, "Staleness").
     pub synced: u8,
     /// Installed from a sync record and not yet sent the duplicate ACKs that restart
     /// both ends at a takeover ([`crate::Engine::takeover`]).

@@ -379,8 +379,11 @@ crate::counters! {
         /// Legs of synced flows on replica addresses this engine does not know: dead.
         sync_unknown_replicas: counter "tandem_sync_unknown_replicas_total",
         /// Installed flows ended with RSTs because a segment showed their record stale
-        /// (an endpoint ahead of it; also in `flows_lost`).
+        /// while a replay was in progress (an endpoint ahead of it; also in `flows_lost`).
         sync_stale_resets: counter "tandem_sync_stale_resets_total",
+        /// Segments of installed flows that showed an endpoint ahead of the record: the
+        /// flow's positions were brought up to them (crate::sync, "Staleness").
+        sync_catch_ups: counter "tandem_sync_catch_ups_total",
         /// Segments of no flow dropped, not answered, during the grace time after a
         /// takeover (their record may still come).
         sync_unknown_flow_drops: counter "tandem_sync_unknown_flow_drops_total",

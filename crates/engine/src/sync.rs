@@ -43,14 +43,23 @@
 //! - **Timestamps**: the installed flow's visible clock leaps [`TSVAL_LEAP`] ticks past
 //!   the highest TSval in the record, and every leg's offset is re-based to continue from
 //!   there, so the client never sees a TSval go backwards (PAWS) however stale the record.
-//! - **Positions**: until each endpoint (the client, each leg) has sent one segment that
-//!   the record accounts for, a segment that shows it *ahead* of the record (the client
+//! - **Positions**: a segment of an installed flow that shows its sender *ahead* of the
+//!   record (the client
 //!   acking bytes the record never sent it, or sending past the window the record gave
 //!   it; a replica acking client bytes the record never saw, or sending past the window
-//!   it was given) proves the record stale: the flow ends with RSTs to the client and to
-//!   its replicas (counted `sync_stale_resets`). The client's stream is then a prefix of
-//!   the right one followed by a RST, never a mixed stream. A segment behind or within
-//!   the record is handled by the usual rules, and a fresh record carries the flow on.
+//!   it was given) brings the record's positions up to what it shows
+//!   ([`catch_up_to`], counted `sync_catch_ups`): the dead appliance passed those bytes
+//!   on by the same deltas, so they are where the record's translation puts them, and
+//!   the flow carries on. A record is refreshed only every second or so, and at a kill
+//!   every flow that moved data since is ahead: ending them all (the first rule) lost
+//!   every busy connection at a takeover (found by `appliance/e2e/ha.sh kill`). What the
+//!   catch-up never does is place a byte: the client only ever gets a leg's output at
+//!   its fixed delta, so its stream is never mixed (checked by the takeover simulation,
+//!   `tests/sync_takeover.rs`). Only a switch of the active leg, or a leg's death, lost
+//!   with the dead appliance's last batch leaves the new active with another active leg
+//!   than the client's bytes came from; with deterministic replicas those bytes are the
+//!   same (§3.12), and where verification cannot tell, the flow ends with a RST.
+//!   A segment behind or within the record is handled by the usual rules.
 //!
 //! ## Layout (version [`VERSION`])
 //!
@@ -1153,40 +1162,117 @@ impl SyncRecord {
 }
 
 /// The staleness rule (module docs): whether segment `m` of an installed flow, from the
-/// client (`leg` None) or from leg `leg`, shows its sender ahead of what the record
-/// says, before that sender sent anything the record accounts for. Clears the sender's
-/// unconfirmed bit when it does not.
-pub(crate) fn ahead_of_record(f: &mut Flow, leg: Option<usize>, m: &Meta) -> bool {
+/// client (`leg` None) or from leg `leg`, shows its sender ahead of what the flow
+/// holds. Asked for every segment of the flow's life, not only the first of each
+/// sender: one delayed from before the takeover may come first and show nothing, and
+/// the next, ahead, must still catch up (found by the takeover simulation, seed 38).
+/// Once the flow holds what its endpoints do, nothing legitimate is ahead of it.
+pub(crate) fn ahead_of_record(f: &Flow, leg: Option<usize>, m: &Meta) -> bool {
     let bit = leg.map_or(1, |i| 1u8 << (1 + i));
     if f.synced & bit == 0 || m.flags.contains(TcpFlags::RST) || m.flags.contains(TcpFlags::SYN) {
         return false;
     }
-    let end = m.seq.wrapping_add(m.seq_len());
-    let acks = m.flags.contains(TcpFlags::ACK);
-    let ahead = match leg {
+    match leg {
+        None => client_ahead(f, m).is_some(),
+        Some(i) => leg_ahead(f, i, m).is_some(),
+    }
+}
+
+/// How far segment `m` reaches in its sender's sequence space: its end, or for a
+/// segment without payload its sequence number (a pure ACK's is the sender's next).
+fn reach(m: &Meta) -> Seq {
+    m.seq.wrapping_add(m.seq_len())
+}
+
+/// Whether the client's segment `m` is ahead of the record: `(acks past, sends past)`,
+/// each `None` when not (it acks bytes the record never sent it; it sends past the window
+/// the record gave it, a pure ACK at a sequence past it included). `None` when neither.
+fn client_ahead(f: &Flow, m: &Meta) -> Option<(Option<Seq>, Option<Seq>)> {
+    let acks = (m.flags.contains(TcpFlags::ACK) && m.ack > f.to_client_nxt).then_some(m.ack);
+    let right = f.edge_sent.later(f.ack_sent).wrapping_add(1);
+    let end = reach(m);
+    let past = if m.seq_len() > 0 {
+        end > right
+    } else {
+        m.seq >= right
+    };
+    let sends = past.then_some(end);
+    (acks.is_some() || sends.is_some()).then_some((acks, sends))
+}
+
+/// Whether leg `i`'s segment `m` is ahead of the record: `(acks past, sends past)` as
+/// [`client_ahead`] (it acks client bytes the record never saw; it sends past the window
+/// it was given, a pure ACK at a sequence past it included).
+fn leg_ahead(f: &Flow, i: usize, m: &Meta) -> Option<(Option<Seq>, Option<Seq>)> {
+    let l = f.legs.get(i)?;
+    let acks = (m.flags.contains(TcpFlags::ACK) && m.ack > f.client_snd_nxt).then_some(m.ack);
+    let right = l
+        .acked_to
+        .wrapping_add(f.client_max_wnd.max(1))
+        .wrapping_add(1);
+    let end = reach(m);
+    let past = if m.seq_len() > 0 {
+        end > right
+    } else {
+        m.seq >= right
+    };
+    let sends = past.then_some(end);
+    (acks.is_some() || sends.is_some()).then_some((acks, sends))
+}
+
+/// Brings an installed flow's positions up to segment `m`, which [`ahead_of_record`]
+/// found ahead of its record (module docs, "Staleness"): only ever forward, and never
+/// past what the segment proves its sender has.
+///
+/// - The client acks bytes the record never sent it: the dead appliance sent them, from
+///   the active leg at its delta. What was sent to the client (`to_client_nxt`) moves up
+///   to the ack, and so does what the active leg is known to have sent, in its own space
+///   (so that the client's acks reach the replica, rather than stop at the record's
+///   point: a replica drops a segment whose ack is older than its largest window, and
+///   would drop the client's next bytes with it).
+/// - The client sends past the window the record gave it: it was given more; the edge
+///   sent to it moves up to what it sent.
+/// - A leg acks client bytes the record never saw: the client sent them
+///   (`client_snd_nxt`).
+/// - A leg sends past the window the record gave it: it was acked more. What it is
+///   known to have sent moves up to its segment's reach, and what was acked to it up to
+///   one client window before that (it sends only inside the window it was given, so
+///   it was acked at least that far).
+pub(crate) fn catch_up_to(f: &mut Flow, leg: Option<usize>, m: &Meta) {
+    match leg {
         None => {
-            // It acks bytes the record never sent it, or sends past the window the
-            // record gave it.
-            let right = f.edge_sent.later(f.ack_sent).wrapping_add(1);
-            (acks && m.ack > f.to_client_nxt) || (m.seq_len() > 0 && end > right)
+            let Some((acks, sends)) = client_ahead(f, m) else {
+                return;
+            };
+            if let Some(ack) = acks {
+                f.to_client_nxt = ack;
+                let a = usize::from(f.active);
+                if a < usize::from(f.n_legs) {
+                    if let Some(l) = f.legs.get_mut(a) {
+                        l.snd_nxt = l.snd_nxt.later(ack.wrapping_add(l.delta));
+                    }
+                }
+            }
+            if let Some(end) = sends {
+                f.edge_sent = f.edge_sent.later(end);
+            }
         }
         Some(i) => {
-            let Some(l) = f.legs.get(i) else {
-                return false;
+            let Some((acks, sends)) = leg_ahead(f, i, m) else {
+                return;
             };
-            // It acks client bytes the record never saw, or sends past the window the
-            // record gave it.
-            let right = l
-                .acked_to
-                .wrapping_add(f.client_max_wnd.max(1))
-                .wrapping_add(1);
-            (acks && m.ack > f.client_snd_nxt) || (m.seq_len() > 0 && end > right)
+            if let Some(ack) = acks {
+                f.client_snd_nxt = ack;
+            }
+            if let Some(end) = sends {
+                let wnd = f.client_max_wnd.max(1);
+                if let Some(l) = f.legs.get_mut(i) {
+                    l.snd_nxt = l.snd_nxt.later(end);
+                    l.acked_to = l.acked_to.later(end.wrapping_sub(wnd));
+                }
+            }
         }
-    };
-    if !ahead {
-        f.synced &= !bit;
     }
-    ahead
 }
 
 #[cfg(test)]

@@ -931,3 +931,36 @@ fn a_handover_moves_every_flow_with_its_final_record_and_the_old_active_becomes_
         Some(5)
     );
 }
+
+#[test]
+fn a_standby_worker_passes_arp_and_the_pairs_announcements_to_the_control_core_and_drops_the_rest()
+{
+    // Without its peer's announcements on the data ports, a standby counts only the HA
+    // link: with that link down it would take over from a live active (split brain).
+    let mut b = pair_worker(HashKey::fixed(1, 2), 0, 1);
+    let (to_pair, _from_worker) = std::sync::mpsc::sync_channel(16);
+    let (_to_worker, from_pair) = std::sync::mpsc::sync_channel(16);
+    b.worker.set_sync(crate::pair::WorkerSync {
+        to_pair,
+        from_pair,
+        carrying: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    });
+    let mut announcement = vec![0u8; 60];
+    announcement[..6].fill(0xff);
+    announcement[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0x55]);
+    announcement[12..14].copy_from_slice(&tandem_engine::parse::PAIR_ANNOUNCE.to_be_bytes());
+    b.worker.ports.rx[0].push_back(announcement.clone());
+    b.worker.ports.rx[0].push_back(syn(40000));
+    b.worker.ports.rx[1].push_back(announcement);
+    b.worker.ports.rx[1].push_back(arp(ArpPacket::<&[u8]>::REQUEST, PRIMARY, INSIDE, IN_MAC));
+    b.worker.pass();
+    b.worker.finish();
+    let p = &b.worker.ports;
+    assert_eq!(p.control.len(), 3, "two announcements and the ARP request");
+    assert!(
+        p.tx.iter().all(Vec::is_empty),
+        "a standby sends nothing of its own"
+    );
+    assert_eq!(b.stats.read().1.pair_inactive_drops, 1, "the SYN");
+    assert_eq!(b.worker.engine_mut().flows().len(), 0);
+}

@@ -307,14 +307,31 @@ impl<P: Ports, C: Now> Worker<P, C> {
 
     /// A pass of a worker of a pair's appliance that is not carrying traffic: what
     /// arrives is dropped (the active peer carries it; a handover's endpoints resend
-    /// it), no engine timer runs, so nothing leaves by the engine; the control core's
-    /// frames still go out (it decides what a standby sends), and records come in.
+    /// it), but for ARP and the active's announcements, which go to the control core
+    /// through the gate as on the active (by the announcements it hears its peer on the
+    /// data ports, which the dead time counts besides the HA link; by ARP it learns its
+    /// neighbours and answers for its own port addresses). No engine timer runs, so
+    /// nothing leaves by the engine; the control core's frames still go out (it decides
+    /// what a standby sends), and records come in.
     fn inactive_pass(&mut self, now: u64) {
         for q in 0..self.ports.rx_sides().len() {
-            let n = self.ports.rx_burst(q, &mut self.rx);
-            self.io.pair_inactive_drops += n as u64;
-            // Dropping the frames frees them.
-            self.rx.clear();
+            let side = self.ports.rx_sides()[q];
+            if self.ports.rx_burst(q, &mut self.rx) == 0 {
+                continue;
+            }
+            for f in self.rx.drain() {
+                let room = self.out.to_control.len() < self.out.to_control.capacity();
+                if !(room && for_control_core(f.bytes())) {
+                    // Dropping the frame frees it.
+                    self.io.pair_inactive_drops += 1;
+                    continue;
+                }
+                match f.into_buf() {
+                    Ok(b) => self.out.to_control.push(b),
+                    Err(_) => self.io.nonlinear += 1,
+                }
+            }
+            self.gate_to_control(side, now);
         }
         for i in 0..self.ports.handoff_inputs() {
             let (_, n) = self.ports.handed_in(i, &mut self.rx);
@@ -713,6 +730,17 @@ fn to_ring<P: Ports>(
         ControlRing::Control => &mut io.control_ring_full,
     } += burst.len() as u64;
     burst.clear();
+}
+
+/// Whether a frame a standby receives goes to its control core: ARP, or the pair's
+/// announcement (tagged or not); the rest is the active peer's to carry.
+fn for_control_core(frame: &[u8]) -> bool {
+    const ARP: [u8; 2] = [0x08, 0x06];
+    let ethertype = match frame.get(12..14) {
+        Some(&[0x81, 0x00]) => frame.get(16..18),
+        t => t,
+    };
+    ethertype == Some(&ARP[..]) || tandem_engine::parse::is_pair_announce(frame)
 }
 
 /// Runs the worker on its lcore until `running` turns false; returns 0.
