@@ -92,6 +92,10 @@ pub const SYN_RETRIES: u8 = 3;
 /// Longest a leg that took over behind the dead active may take to be checked equal up
 /// to what the client has (§3.12) before the flow ends with a RST.
 pub const CATCH_UP_NS: u64 = 2_000_000_000;
+/// How long after a takeover an installed flow's positions may be brought up to what its
+/// endpoints show (`sync::catch_up_to`): the records are refreshed about once a second,
+/// and every endpoint of a busy flow has spoken well within this.
+pub const SYNC_CATCH_UP_NS: u64 = 3_000_000_000;
 /// How long held copies sent to the client after a failover may go unacked before the
 /// first of them goes again (a retransmission timer's floor, RFC 6298's 200 ms as Linux
 /// uses it).
@@ -696,8 +700,18 @@ impl<B: PacketBuf> Engine<B> {
             self.forward_existing(side, idx, now, buf, m, pool, out);
             return;
         }
+        // A record's staleness is that of the takeover: past `SYNC_CATCH_UP_NS` after it,
+        // an installed flow follows the ordinary rules, and a segment ahead of it is
+        // outside its windows (dropped, as an endpoint drops it), so that a blind
+        // attacker who knows the addresses and ports cannot move it on.
+        let catch_up_over = self
+            .takeover_at
+            .is_some_and(|t| now.saturating_sub(t) > SYNC_CATCH_UP_NS);
         let mut ctx = ctx!(self, pool, out, now);
         let flow = self.flows.get_mut(idx);
+        if flow.synced != 0 && catch_up_over {
+            flow.synced = 0;
+        }
         if flow.synced != 0 && ctx.stale_record(flow, side, &buf, m) {
             self.remove_flow(idx);
             return;

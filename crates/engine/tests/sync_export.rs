@@ -384,3 +384,31 @@ fn the_pairs_ethertype_on_a_single_appliance_is_dropped_as_not_ipv4_not_passed_o
     assert_eq!(c.to_control, 0);
     assert_eq!(c.dropped(tandem_engine::DropReason::NotIpv4), 2);
 }
+
+#[test]
+fn a_segment_ahead_of_its_record_moves_an_installed_flow_only_in_the_seconds_after_the_takeover() {
+    // The catch-up trusts what a segment shows; past the takeover's few seconds a blind
+    // attacker who knows the addresses and ports could move the flow on with it.
+    let ahead = |after_takeover_ns: u64| {
+        let mut lab = paired(64, 16);
+        let (c_next, s1) = handshake(&mut lab, 0);
+        let rec = drain(&mut lab)[0];
+        let mut peer = paired(64, 16);
+        let now = peer.now;
+        peer.engine.install_flow(&rec, now).expect("installs");
+        peer.engine.takeover(now, 0);
+        peer.advance(after_takeover_ns);
+        // Acks 64 KiB the record never sent the client.
+        client_sends(
+            &mut peer,
+            0,
+            c_next,
+            s1.wrapping_add(65_536),
+            TcpFlags::ACK,
+            b"",
+        );
+        peer.engine.counters().sync_catch_ups
+    };
+    assert_eq!(ahead(100 * MS), 1, "caught up in the takeover's seconds");
+    assert_eq!(ahead(4_000 * MS), 0, "ordinary rules after them");
+}
