@@ -2372,7 +2372,7 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
                 return Fate::Remove;
             }
             if catching_up && past_gap {
-                self.catch_up_out_of_order(f, i, buf, m);
+                let _ = self.catch_up_out_of_order(f, i, buf, m);
                 // A duplicate ack, as its peer would send (with what is held past the
                 // gap), makes the replica send the gap again.
                 let ack = self.catch_up_ack(f, i);
@@ -2392,12 +2392,26 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
                     .seq
                     .wrapping_sub(f.legs[i].delta)
                     .wrapping_add(m.seq_len());
-                if vend > self.held_run_end(f, i, client_from(f)) {
-                    self.catch_up_out_of_order(f, i, buf, m);
+                let held = if vend > self.held_run_end(f, i, client_from(f)) {
+                    self.catch_up_out_of_order(f, i, buf, m)
                 } else {
                     self.c.drop(DropReason::Suppressed); // held already: a retransmission
-                }
-                let ack = self.catch_up_ack(f, i);
+                    true
+                };
+                let replaying = f.replay.is_some_and(|r| usize::from(r.leg) == i);
+                let ack = match held || !replaying {
+                    true => self.catch_up_ack(f, i),
+                    // A replay's leg past the hold budget: acked as digested all the same.
+                    // Its window is kept small while it is checked (`replay_window`), so
+                    // unacked it could never reach its check point; a copy lost on the way
+                    // to the client then has no second source. (Any other leg catching up
+                    // has the client's window, which reaches the check point: the dead
+                    // active sent no further.)
+                    false => {
+                        let leg = &f.legs[i];
+                        f.checks[i].at.wrapping_add(leg.delta).later(leg.acked_to)
+                    }
+                };
                 if ack > f.legs[i].acked_to && self.synth_to_leg(f, i, TcpFlags::ACK, ack) {
                     self.c.acks_to_replica += 1;
                 }
@@ -2653,19 +2667,26 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
     /// check must pass the point it is compared at byte by byte), to be digested in order
     /// once the gap is filled (`feed_held_in_order`), so that the replica resends only
     /// the gap, not all it sent after it. Without room it is dropped: resent later.
-    fn catch_up_out_of_order(&mut self, f: &mut Flow, i: usize, buf: B, m: &Meta) {
+    /// Whether it was held.
+    fn catch_up_out_of_order(&mut self, f: &mut Flow, i: usize, buf: B, m: &Meta) -> bool {
         // What the client has not acked stays: the replica may have been acked for it.
         let keep_from = client_from(f);
         let leg = &mut f.legs[i];
         let len = m.seq_len();
         if !self.make_room(leg, len, Some(keep_from)) {
             self.c.drop(DropReason::HoldBudget);
-            return;
+            return false;
         }
         let data = (m.payload().start as u32, m.payload_len);
         match self.hold.push(&mut leg.hold, buf, m.seq, len, data) {
-            Ok(()) => self.c.drop(DropReason::Suppressed),
-            Err(_) => self.c.drop(DropReason::HoldBudget),
+            Ok(()) => {
+                self.c.drop(DropReason::Suppressed);
+                true
+            }
+            Err(_) => {
+                self.c.drop(DropReason::HoldBudget);
+                false
+            }
         }
     }
 
