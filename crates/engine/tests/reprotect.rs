@@ -19,6 +19,8 @@
 //! of what the client lacked went once; lost on the way, nobody had it. Now the copies
 //! stay until the client acks them and go again on its duplicate acks or a timer, and a
 //! catching-up replica is acked past the client's ack only where Tandem holds a copy.
+//! Seed 72 still stalls so: a replay's leg past its hold budget is acked as digested (its
+//! small window could not reach the check point otherwise), and the copy is lost.
 //!
 //! `TANDEM_REPROTECT_SEEDS` (default 64) sets the number of seeds; `TANDEM_SIM_SEED=n`
 //! runs seed `n` alone; `TANDEM_SIM_DUMP=1` prints each run's trace.
