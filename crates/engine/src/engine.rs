@@ -1870,9 +1870,12 @@ impl<'a, B: PacketBuf, P: BufferPool<B>> Ctx<'a, B, P> {
                 return Fate::Keep;
             }
         };
-        if !in_window {
-            // Passed on to the replicas all the same (`tsval_to_legs`; in the window,
-            // `record_client`).
+        if !in_window && m.seq.wrapping_add(m.seq_len()) == f.ack_sent {
+            // A retransmission that ends at the ack: a replica whose ack that is takes its
+            // TSval (Linux accepts it), so Tandem's own segments carry it too
+            // (`tsval_to_legs`; in the window, `record_client`). One ending before it no
+            // replica takes: neither does Tandem, or a forged one could move the TSval
+            // the replicas get from it.
             if let Some((tsval, _)) = m.timestamps(buf.bytes()) {
                 if Seq(tsval) > Seq(f.tsval_to_legs) {
                     f.tsval_to_legs = tsval;

@@ -486,15 +486,15 @@ fn failover_rebases_timestamps_so_the_client_never_sees_them_go_back() {
     assert_eq!(one(&out, BACKUP).ts, Some((121, 80_020)));
 }
 
-#[test]
-fn a_client_retransmission_with_a_newer_timestamp_raises_the_tsval_of_tandems_own_acks() {
-    // RFC 7323 §4.3: a replica takes the TSval of a retransmission at or below what it
-    // acked as its TS.Recent. Tandem's own acks to it must not carry an older TSval, or
-    // its PAWS check drops them (the lab's catch-up stalls, found with tcpdump).
+/// The client sends `sent`, which both replicas ack, then `again` at the same sequence
+/// number with its clock moved on (TSval 130); the backup, behind, catches up and Tandem
+/// acks it on the client's behalf. Returns that ack's TSval.
+fn tsval_of_tandems_ack_after_a_retransmission(sent: &[u8], again: &[u8]) -> u32 {
     let mut lab = Lab::new();
     let hs = Hs::default();
     lab.handshake(&hs);
     let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
+    let n = sent.len() as u32;
     lab.send(Seg {
         seq: p1,
         ack: c1,
@@ -513,24 +513,24 @@ fn a_client_retransmission_with_a_newer_timestamp_raises_the_tsval_of_tandems_ow
         seq: c1,
         ack: p1 + 200,
         opts: Opts::ts(102, 5001),
-        payload: b"x",
+        payload: sent,
         ..Seg::CLIENT
     };
     lab.send(x);
-    for (seq, ack, ts, from) in [
-        (p1 + 200, c1 + 1, 5002, Seg::PRIMARY),
-        (b1 + 100, c1 + 1, 80_002, Seg::BACKUP),
+    for (seq, ts, from) in [
+        (p1 + 200, 5002, Seg::PRIMARY),
+        (b1 + 100, 80_002, Seg::BACKUP),
     ] {
         lab.send(Seg {
             seq,
-            ack,
+            ack: c1 + n,
             opts: Opts::ts(ts, 102),
             ..from
         });
     }
-    // The client did not get the ack in time and sends "x" again, its clock moved on.
     let out = lab.send(Seg {
         opts: Opts::ts(130, 5002),
+        payload: again,
         ..x
     });
     assert_eq!(
@@ -538,21 +538,37 @@ fn a_client_retransmission_with_a_newer_timestamp_raises_the_tsval_of_tandems_ow
         Some(130),
         "passed on as it is"
     );
-    // The backup catches up: Tandem acks it on the client's behalf.
     let out = lab.send(Seg {
         seq: b1 + 100,
-        ack: c1 + 1,
+        ack: c1 + n,
         opts: Opts::ts(80_003, 130),
         payload: &data(100, 103),
         ..Seg::BACKUP
     });
     let ack = one(&out, BACKUP);
     assert_eq!(ack.ack, b1 + 200);
-    let tsval = ack.ts.expect("ts").0;
+    ack.ts.expect("ts").0
+}
+
+#[test]
+fn a_client_retransmission_with_a_newer_timestamp_raises_the_tsval_of_tandems_own_acks() {
+    // RFC 7323 §4.3, as Linux applies it: a replica takes the TSval of a retransmission
+    // that ends at what it acked as its TS.Recent. Tandem's own acks to it must not carry
+    // an older TSval, or its PAWS check drops them (the lab's catch-up stalled so, found
+    // with tcpdump).
+    let tsval = tsval_of_tandems_ack_after_a_retransmission(b"x", b"x");
     assert!(
         tsval >= 130,
         "TSval {tsval} is older than the replica's TS.Recent (130)"
     );
+}
+
+#[test]
+fn a_retransmission_ending_before_the_ack_leaves_the_tsval_of_tandems_own_acks() {
+    // No replica takes that one's TSval; nor does Tandem, or a forged segment a window
+    // back could set the TSval the replicas get from Tandem.
+    let tsval = tsval_of_tandems_ack_after_a_retransmission(b"xy", b"x");
+    assert_eq!(tsval, 102);
 }
 
 // ---- §3.4 window scale ------------------------------------------------------------------
@@ -673,8 +689,10 @@ fn client_is_told_the_minimum_ack_and_a_standby_ack_raising_it_makes_a_pure_ack(
 
 // ---- §3.6 hold queue and failover replay ------------------------------------------------
 
-#[test]
-fn held_standby_output_is_replayed_translated_on_failover() {
+/// The primary sent 100 bytes, the backup 300 (200 held past what the client acked),
+/// the client acked the primary's 100; then the primary dies. Returns the lab and the
+/// client's, primary's and backup's first sequence numbers.
+fn backup_ahead_then_the_primary_dies() -> (Lab, u32, u32, u32) {
     let mut lab = Lab::new();
     let hs = Hs::default();
     lab.handshake(&hs);
@@ -702,6 +720,12 @@ fn held_standby_output_is_replayed_translated_on_failover() {
         ..Seg::CLIENT
     });
     lab.kill(R::P);
+    (lab, c1, p1, b1)
+}
+
+#[test]
+fn held_standby_output_is_replayed_translated_on_failover() {
+    let (mut lab, _c1, p1, _b1) = backup_ahead_then_the_primary_dies();
     // Idle flow: the control core asks for a sweep; the held bytes go out at once.
     lab.engine.request_failover_sweep();
     let out = lab.poll();
@@ -717,33 +741,7 @@ fn held_standby_output_is_replayed_translated_on_failover() {
 
 #[test]
 fn a_replayed_copy_lost_on_the_way_to_the_client_goes_again_on_its_third_duplicate_ack() {
-    let mut lab = Lab::new();
-    let hs = Hs::default();
-    lab.handshake(&hs);
-    let (c1, p1, b1) = (hs.cisn + 1, hs.pisn + 1, hs.bisn + 1);
-    lab.send(Seg {
-        seq: p1,
-        ack: c1,
-        opts: Opts::ts(5001, 101),
-        payload: &data(100, 0),
-        ..Seg::PRIMARY
-    });
-    for k in 0..3u32 {
-        lab.send(Seg {
-            seq: b1 + 100 * k,
-            ack: c1,
-            opts: Opts::ts(80_001, 101),
-            payload: &data(100, (100 * k) as u8),
-            ..Seg::BACKUP
-        });
-    }
-    lab.send(Seg {
-        seq: c1,
-        ack: p1 + 100,
-        opts: Opts::ts(102, 5001),
-        ..Seg::CLIENT
-    });
-    lab.kill(R::P);
+    let (mut lab, c1, p1, _b1) = backup_ahead_then_the_primary_dies();
     lab.engine.request_failover_sweep();
     let out = lab.poll();
     assert_eq!(to(&out, CLIENT).len(), 2, "the held copies went once");
